@@ -1,0 +1,481 @@
+//! The ptrace platform: application threads run in stub processes, stopped at every
+//! system call with `PTRACE_SYSEMU`.
+//!
+//! Each address space is one stub process. Each Sentry thread that runs or changes an
+//! address space has its own stub thread there, which it traces (seized with
+//! `PTRACE_O_EXITKILL`). Mappings are changed by injecting `mmap`/`munmap`/`mprotect`
+//! into the calling thread's own stub thread. Tracer and stub thread are pinned to the
+//! same CPU: on these VMs a cross-CPU wake-up costs several times a same-CPU switch.
+
+use crate::stub::{self, Ctl};
+use crate::{Access, AddressSpace, Context, Error, Event, FpState, Interrupter, Platform, Prot, Regs, Result, SigInfo};
+use parking_lot::Mutex;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, OnceLock};
+
+pub struct Ptrace {
+    memfd: Arc<OwnedFd>,
+}
+
+impl Ptrace {
+    /// `memfd` is the memory file every address space maps from.
+    pub fn new(memfd: BorrowedFd<'_>) -> Result<Ptrace> {
+        let fd = memfd.try_clone_to_owned().map_err(|err| Error::Os { what: "dup memfd", err })?;
+        Ok(Ptrace { memfd: Arc::new(fd) })
+    }
+}
+
+impl Platform for Ptrace {
+    fn name(&self) -> &'static str {
+        "ptrace"
+    }
+
+    fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>> {
+        let (tx, rx) = channel();
+        factory().lock().send(FactoryReq::Create { memfd: self.memfd.clone(), reply: tx }).ok();
+        let (pid, ctl) = rx.recv().map_err(|_| Error::Other("stub factory is gone".into()))??;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(Arc::new(StubProcess {
+            pid,
+            ctl,
+            spawn: Mutex::new(()),
+            id,
+            memfd: self.memfd.as_raw_fd(),
+            _memfd: self.memfd.clone(),
+            alive: Arc::new(AtomicBool::new(true)),
+        }))
+    }
+
+    fn new_context(&self) -> Result<Box<dyn Context>> {
+        Ok(Box::new(PtraceContext { current: Arc::new(Current(AtomicU64::new(0))) }))
+    }
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// One stub process: an application address space.
+pub struct StubProcess {
+    pid: i32,
+    ctl: usize,
+    spawn: Mutex<()>,
+    id: u64,
+    memfd: i32,
+    _memfd: Arc<OwnedFd>,
+    alive: Arc<AtomicBool>,
+}
+
+impl StubProcess {
+    fn ctl(&self) -> &Ctl {
+        // SAFETY: the control page is a shared mapping that lives as long as self.
+        unsafe { &*(self.ctl as *const Ctl) }
+    }
+
+    /// Ask the stub for one more thread and seize it from the calling thread.
+    fn new_thread(&self) -> Result<i32> {
+        let _g = self.spawn.lock();
+        let ctl = self.ctl();
+        ctl.tid.store(0, Ordering::Release);
+        ctl.req.store(1, Ordering::Release);
+        stub::futex_wake(&ctl.req);
+        let tid = stub::wait_nonzero(&ctl.tid, 5000).ok_or_else(|| Error::StubDied("no thread from the stub".into()))? as i32;
+        if tid < 0 {
+            return Err(Error::errno("stub clone", -tid));
+        }
+        let opts = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL;
+        ptrace(libc::PTRACE_SEIZE, tid, 0, opts as usize).map_err(|e| Error::errno("PTRACE_SEIZE", e))?;
+        ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0).map_err(|e| Error::errno("PTRACE_INTERRUPT", e))?;
+        match wait(tid)? {
+            Stop::Event(_) | Stop::Signal(_) => {}
+            other => return Err(Error::StubDied(format!("new stub thread: {other:?}"))),
+        }
+        pin_stub(tid);
+        Ok(tid)
+    }
+
+    /// Run one system call in the calling thread's stub thread.
+    fn inject(&self, nr: i64, args: [u64; 6]) -> Result<u64> {
+        let aspace_id = self.id;
+        let tid = thread_for(self)?;
+        let mut regs = crate::initial_regs();
+        regs.rip = stub::syscall_addr();
+        regs.rax = nr as u64;
+        regs.orig_rax = u64::MAX;
+        regs.rdi = args[0];
+        regs.rsi = args[1];
+        regs.rdx = args[2];
+        regs.r10 = args[3];
+        regs.r8 = args[4];
+        regs.r9 = args[5];
+        set_regs(tid, &regs)?;
+        loop {
+            ptrace(libc::PTRACE_CONT, tid, 0, 0).map_err(|e| Error::errno("PTRACE_CONT", e))?;
+            match wait(tid)? {
+                Stop::Signal(libc::SIGTRAP) => break,
+                Stop::Signal(libc::SIGSTOP) | Stop::Event(_) => {
+                    // An interrupt meant for the application: keep it for the next switch.
+                    THREADS.with(|t| {
+                        if let Some(e) = t.borrow_mut().get_mut(&aspace_id) {
+                            e.pending_interrupt = true;
+                        }
+                    });
+                }
+                other => return Err(Error::StubDied(format!("injected syscall {nr}: {other:?}"))),
+            }
+        }
+        let r = get_regs(tid)?;
+        let ret = r.rax as i64;
+        if (-4095..0).contains(&ret) {
+            return Err(Error::errno("injected syscall", -ret as i32));
+        }
+        Ok(r.rax)
+    }
+}
+
+fn prot_bits(p: Prot) -> u64 {
+    let mut b = 0;
+    if p.contains(Prot::READ) {
+        b |= libc::PROT_READ;
+    }
+    if p.contains(Prot::WRITE) {
+        b |= libc::PROT_WRITE;
+    }
+    if p.contains(Prot::EXEC) {
+        b |= libc::PROT_EXEC;
+    }
+    b as u64
+}
+
+impl AddressSpace for StubProcess {
+    fn map(&self, addr: u64, len: u64, file_offset: u64, prot: Prot) -> Result<()> {
+        let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
+        self.inject(libc::SYS_mmap, [addr, len, prot_bits(prot), flags, self.memfd as u64, file_offset]).map(|_| ())
+    }
+    fn unmap(&self, addr: u64, len: u64) -> Result<()> {
+        self.inject(libc::SYS_munmap, [addr, len, 0, 0, 0, 0]).map(|_| ())
+    }
+    fn protect(&self, addr: u64, len: u64, prot: Prot) -> Result<()> {
+        self.inject(libc::SYS_mprotect, [addr, len, prot_bits(prot), 0, 0, 0]).map(|_| ())
+    }
+    fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl Drop for StubProcess {
+    fn drop(&mut self) {
+        self.alive.store(false, Ordering::Release);
+        // SAFETY: killing our own stub process; the pid is ours until reaped.
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        factory().lock().send(FactoryReq::Reap(self.pid)).ok();
+        // SAFETY: unmapping the Sentry's view of the control page, no longer used.
+        unsafe { libc::munmap(self.ctl as *mut libc::c_void, 4096) };
+    }
+}
+
+/// A stub thread traced by the current OS thread.
+struct ThreadEntry {
+    tid: i32,
+    /// Cleared when the stub process is killed, so the entry can be reaped.
+    alive: Arc<AtomicBool>,
+    pending_interrupt: bool,
+}
+
+thread_local! {
+    /// This OS thread's stub threads, by address-space id.
+    static THREADS: RefCell<HashMap<u64, ThreadEntry>> = RefCell::new(HashMap::new());
+    static CPU: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// The calling thread's stub thread in `sp`, created on first use.
+fn thread_for(sp: &StubProcess) -> Result<i32> {
+    if let Some(tid) = THREADS.with(|t| t.borrow().get(&sp.id).map(|e| e.tid)) {
+        return Ok(tid);
+    }
+    pin_self();
+    reap_dead_entries();
+    let tid = sp.new_thread()?;
+    THREADS.with(|t| t.borrow_mut().insert(sp.id, ThreadEntry { tid, alive: sp.alive.clone(), pending_interrupt: false }));
+    Ok(tid)
+}
+
+fn reap_dead_entries() {
+    THREADS.with(|t| {
+        t.borrow_mut().retain(|_, e| {
+            if e.alive.load(Ordering::Acquire) {
+                return true;
+            }
+            let mut status = 0;
+            // SAFETY: reaping a traced thread of ours that was killed with its process.
+            unsafe { libc::waitpid(e.tid, &mut status, libc::WNOHANG | libc::__WALL) };
+            false
+        })
+    });
+}
+
+/// Pin the calling thread to one CPU (round robin over the allowed ones).
+fn pin_self() -> usize {
+    if let Some(c) = CPU.with(|c| c.get()) {
+        return c;
+    }
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let cpus = allowed_cpus();
+    let cpu = cpus[NEXT.fetch_add(1, Ordering::Relaxed) % cpus.len()];
+    set_affinity(0, cpu);
+    CPU.with(|c| c.set(Some(cpu)));
+    cpu
+}
+
+fn pin_stub(tid: i32) {
+    set_affinity(tid, pin_self());
+}
+
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is a plain bit array; sched_getaffinity fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is valid for writes of its own size.
+    let ok = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } == 0;
+    let v: Vec<usize> = if ok {
+        // SAFETY: CPU_ISSET only reads the set.
+        (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
+    } else {
+        vec![]
+    };
+    if v.is_empty() {
+        vec![0]
+    } else {
+        v
+    }
+}
+
+fn set_affinity(tid: i32, cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET sets one bit of it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: set is a valid cpu_set_t for the kernel to read.
+    unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+}
+
+/// A context: the per-task-thread handle. Its stub threads live in the thread-local
+/// registry, since ptrace ties a tracee to the one OS thread that traces it.
+struct PtraceContext {
+    current: Arc<Current>,
+}
+
+/// The stub thread a context last ran (pid << 32 | tid), for interrupts.
+struct Current(AtomicU64);
+
+impl Interrupter for Current {
+    fn interrupt(&self) {
+        let v = self.0.load(Ordering::Acquire);
+        if v != 0 {
+            // SAFETY: signalling a stub thread of ours; a stale tid is at worst ESRCH.
+            unsafe { libc::syscall(libc::SYS_tgkill, (v >> 32) as i32, v as u32 as i32, libc::SIGSTOP) };
+        }
+    }
+}
+
+fn downcast(aspace: &Arc<dyn AddressSpace>) -> Result<&StubProcess> {
+    let any: &dyn std::any::Any = aspace.as_ref();
+    any.downcast_ref::<StubProcess>().ok_or_else(|| Error::Other("not a ptrace address space".into()))
+}
+
+impl Context for PtraceContext {
+    fn switch(&mut self, aspace: &Arc<dyn AddressSpace>, regs: &mut Regs) -> Result<Event> {
+        let sp = downcast(aspace)?;
+        let tid = thread_for(sp)?;
+        self.current.0.store(((sp.pid as u64) << 32) | tid as u32 as u64, Ordering::Release);
+        let pending = THREADS.with(|t| t.borrow_mut().get_mut(&sp.id).map(|e| std::mem::take(&mut e.pending_interrupt)));
+        if pending == Some(true) {
+            return Ok(Event::Interrupted);
+        }
+        let mut r = *regs;
+        r.orig_rax = u64::MAX;
+        set_regs(tid, &r)?;
+        ptrace(libc::PTRACE_SYSEMU, tid, 0, 0).map_err(|e| Error::errno("PTRACE_SYSEMU", e))?;
+        let stop = wait(tid)?;
+        *regs = get_regs(tid)?;
+        match stop {
+            Stop::Syscall => Ok(Event::Syscall),
+            Stop::Event(_) | Stop::Signal(libc::SIGSTOP) => Ok(Event::Interrupted),
+            Stop::Signal(sig) => {
+                let info = get_siginfo(tid)?;
+                if sig == libc::SIGSEGV && (info.code() == 1 || info.code() == 2) {
+                    let addr = info.addr();
+                    let access = if addr & !0xfff == regs.rip & !0xfff && addr == regs.rip { Access::Exec } else { Access::Unknown };
+                    Ok(Event::Fault { addr, access, info })
+                } else {
+                    Ok(Event::Signal(info))
+                }
+            }
+            Stop::Exited(s) => Err(Error::StubDied(format!("stub thread exited: {s:#x}"))),
+        }
+    }
+
+    fn interrupter(&self) -> Arc<dyn Interrupter> {
+        self.current.clone()
+    }
+
+    fn fp_state(&mut self, aspace: &Arc<dyn AddressSpace>) -> Result<FpState> {
+        let tid = thread_for(downcast(aspace)?)?;
+        let mut fp = crate::initial_fp_state();
+        // SAFETY: PTRACE_GETFPREGS writes one user_fpregs_struct to the pointer.
+        let r = unsafe { libc::ptrace(libc::PTRACE_GETFPREGS, tid, 0, &mut fp as *mut FpState) };
+        if r < 0 {
+            return Err(Error::os("PTRACE_GETFPREGS"));
+        }
+        Ok(fp)
+    }
+
+    fn set_fp_state(&mut self, aspace: &Arc<dyn AddressSpace>, fp: &FpState) -> Result<()> {
+        let tid = thread_for(downcast(aspace)?)?;
+        // SAFETY: PTRACE_SETFPREGS reads one user_fpregs_struct from the pointer.
+        let r = unsafe { libc::ptrace(libc::PTRACE_SETFPREGS, tid, 0, fp as *const FpState) };
+        if r < 0 {
+            return Err(Error::os("PTRACE_SETFPREGS"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+enum Stop {
+    Syscall,
+    Signal(i32),
+    Event(i32),
+    Exited(i32),
+}
+
+fn wait(tid: i32) -> Result<Stop> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waitpid writes the status to a valid int.
+        let r = unsafe { libc::waitpid(tid, &mut status, libc::__WALL) };
+        if r == tid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINTR) {
+            return Err(Error::Os { what: "waitpid(stub)", err: e });
+        }
+    }
+    Ok(if libc::WIFSTOPPED(status) {
+        let sig = libc::WSTOPSIG(status);
+        if sig == libc::SIGTRAP | 0x80 {
+            Stop::Syscall
+        } else if status >> 16 != 0 {
+            Stop::Event(status >> 16)
+        } else {
+            Stop::Signal(sig)
+        }
+    } else {
+        Stop::Exited(status)
+    })
+}
+
+fn ptrace(req: libc::c_uint, tid: i32, addr: usize, data: usize) -> std::result::Result<i64, i32> {
+    // SAFETY: requests used here take integer arguments or pointers we own.
+    let r = unsafe { libc::ptrace(req, tid, addr, data) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    } else {
+        Ok(r)
+    }
+}
+
+fn get_regs(tid: i32) -> Result<Regs> {
+    let mut r = crate::initial_regs();
+    // SAFETY: PTRACE_GETREGS writes one user_regs_struct to the pointer.
+    if unsafe { libc::ptrace(libc::PTRACE_GETREGS, tid, 0, &mut r as *mut Regs) } < 0 {
+        return Err(Error::os("PTRACE_GETREGS"));
+    }
+    Ok(r)
+}
+
+fn set_regs(tid: i32, r: &Regs) -> Result<()> {
+    // SAFETY: PTRACE_SETREGS reads one user_regs_struct from the pointer.
+    if unsafe { libc::ptrace(libc::PTRACE_SETREGS, tid, 0, r as *const Regs) } < 0 {
+        return Err(Error::os("PTRACE_SETREGS"));
+    }
+    Ok(())
+}
+
+fn get_siginfo(tid: i32) -> Result<SigInfo> {
+    // SAFETY: siginfo_t is plain data; PTRACE_GETSIGINFO fills it.
+    let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above, the pointer is valid for one siginfo_t.
+    if unsafe { libc::ptrace(libc::PTRACE_GETSIGINFO, tid, 0, &mut si as *mut libc::siginfo_t) } < 0 {
+        return Err(Error::os("PTRACE_GETSIGINFO"));
+    }
+    Ok(SigInfo(si))
+}
+
+// ---- The stub factory: one thread that forks stub processes and reaps them. ----
+
+enum FactoryReq {
+    Create { memfd: Arc<OwnedFd>, reply: Sender<Result<(i32, usize)>> },
+    Reap(i32),
+}
+
+fn factory() -> &'static Mutex<Sender<FactoryReq>> {
+    static F: OnceLock<Mutex<Sender<FactoryReq>>> = OnceLock::new();
+    F.get_or_init(|| {
+        let (tx, rx) = channel();
+        std::thread::Builder::new().name("stub-factory".into()).spawn(move || factory_loop(rx)).expect("spawn stub factory");
+        Mutex::new(tx)
+    })
+}
+
+fn factory_loop(rx: Receiver<FactoryReq>) {
+    let mut zombies: Vec<i32> = Vec::new();
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(FactoryReq::Create { memfd, reply }) => {
+                reply.send(fork_stub(memfd.as_raw_fd())).ok();
+            }
+            Ok(FactoryReq::Reap(pid)) => zombies.push(pid),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => return,
+        }
+        zombies.retain(|&pid| {
+            let mut st = 0;
+            // SAFETY: reaping our own child.
+            unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG | libc::__WALL) == 0 }
+        });
+    }
+}
+
+fn fork_stub(memfd: i32) -> Result<(i32, usize)> {
+    // SAFETY: a fresh shared anonymous page; checked below.
+    let ctl = unsafe {
+        libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0)
+    };
+    if ctl == libc::MAP_FAILED {
+        return Err(Error::os("mmap stub control page"));
+    }
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the child runs only child_main, which makes raw system calls and never
+    // returns into Rust code that could take a lock held by another thread.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Error::os("fork stub"));
+    }
+    if pid == 0 {
+        // SAFETY: we are the freshly forked child.
+        unsafe { stub::child_main(ctl as *mut Ctl, memfd, parent) };
+    }
+    // SAFETY: ctl points to the control page mapped above.
+    let c = unsafe { &*(ctl as *const Ctl) };
+    if stub::wait_nonzero(&c.ready, 5000).is_none() {
+        // SAFETY: our child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        return Err(Error::StubDied("stub did not start".into()));
+    }
+    Ok((pid, ctl as usize))
+}
+

@@ -1,0 +1,228 @@
+//! The ptrace stub: a tiny process that owns one application address space.
+//!
+//! The Sentry forks a child, which copies a page of position-independent code to
+//! [`STUB_ADDR`], jumps there and unmaps everything else. The stub's first thread then
+//! waits on a futex in a control page shared with the Sentry; each request makes it clone
+//! one more thread, which reports its tid and sleeps in `pause()` until a Sentry thread
+//! seizes it with ptrace. Application code only ever runs in those seized threads.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Where the stub's code page lives in every stub process.
+pub const STUB_ADDR: u64 = 0x7fff_0000_0000;
+/// The control page shared with the Sentry (mapped right after the code).
+pub const STUB_CTL: u64 = STUB_ADDR + 0x1000;
+pub const STUB_END: u64 = STUB_ADDR + 0x2000;
+/// The end of the user half of the address space (TASK_SIZE with 4-level paging).
+pub const TASK_TOP: u64 = 0x7fff_ffff_f000;
+
+/// Control page layout (u32 words): request flag, the new thread's tid, ready flag.
+#[repr(C)]
+pub struct Ctl {
+    pub req: AtomicU32,
+    pub tid: AtomicU32,
+    pub ready: AtomicU32,
+}
+
+std::arch::global_asm!(
+    ".pushsection .text.rvisor_stub, \"ax\"",
+    ".p2align 12",
+    ".globl rvisor_stub_start",
+    "rvisor_stub_start:",
+    // Move the shared control page (its old address is in rdi) to STUB_CTL.
+    "mov r12, rdi",
+    "mov eax, 25",
+    "mov rdi, r12",
+    "mov esi, 4096",
+    "mov edx, 4096",
+    "mov r10d, 3",
+    "movabs r8, {ctl}",
+    "syscall",
+    // Unmap everything but the stub's two pages.
+    "mov eax, 11",
+    "xor edi, edi",
+    "movabs rsi, {stub}",
+    "syscall",
+    "mov eax, 11",
+    "movabs rdi, {end}",
+    "movabs rsi, {rest}",
+    "syscall",
+    // ready = 1; futex_wake(&ready)
+    "movabs r12, {ctl}",
+    "mov dword ptr [r12 + 8], 1",
+    "mov eax, 202",
+    "lea rdi, [r12 + 8]",
+    "mov esi, 1",
+    "mov edx, 1",
+    "syscall",
+    // Spawner loop: futex_wait(&req, 0); on req != 0 clone a thread.
+    "2:",
+    "mov eax, 202",
+    "mov rdi, r12",
+    "xor esi, esi",
+    "xor edx, edx",
+    "xor r10d, r10d",
+    "syscall",
+    "mov eax, dword ptr [r12]",
+    "test eax, eax",
+    "jz 2b",
+    "mov dword ptr [r12], 0",
+    // clone(CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM, same stack): no stack is used.
+    "mov eax, 56",
+    "mov edi, 0x50f00",
+    "xor esi, esi",
+    "xor edx, edx",
+    "xor r10d, r10d",
+    "xor r8d, r8d",
+    "syscall",
+    "test rax, rax",
+    "jz 3f",
+    "jns 2b",
+    // clone failed: report -errno as the tid.
+    "mov dword ptr [r12 + 4], eax",
+    "mov eax, 202",
+    "lea rdi, [r12 + 4]",
+    "mov esi, 1",
+    "mov edx, 1",
+    "syscall",
+    "jmp 2b",
+    // New thread: tid = gettid(); futex_wake(&tid); then sleep until seized.
+    "3:",
+    "mov eax, 186",
+    "syscall",
+    "mov dword ptr [r12 + 4], eax",
+    "mov eax, 202",
+    "lea rdi, [r12 + 4]",
+    "mov esi, 1",
+    "mov edx, 1",
+    "syscall",
+    "4:",
+    "mov eax, 34",
+    "syscall",
+    "jmp 4b",
+    // Injected system calls run here and stop at the int3.
+    ".globl rvisor_stub_syscall",
+    "rvisor_stub_syscall:",
+    "syscall",
+    "int3",
+    ".globl rvisor_stub_end",
+    "rvisor_stub_end:",
+    ".popsection",
+    ctl = const STUB_CTL,
+    stub = const STUB_ADDR,
+    end = const STUB_END,
+    rest = const TASK_TOP - STUB_END,
+);
+
+extern "C" {
+    /// glibc's rseq registration of the current thread (glibc >= 2.35).
+    static __rseq_offset: isize;
+    static __rseq_size: u32;
+    static rvisor_stub_start: u8;
+    static rvisor_stub_end: u8;
+    static rvisor_stub_syscall: u8;
+}
+
+fn code() -> (usize, usize) {
+    let start = std::ptr::addr_of!(rvisor_stub_start) as usize;
+    let end = std::ptr::addr_of!(rvisor_stub_end) as usize;
+    (start, end - start)
+}
+
+/// The address, in a stub process, of the `syscall; int3` used to inject system calls.
+pub fn syscall_addr() -> u64 {
+    let (start, _) = code();
+    STUB_ADDR + (std::ptr::addr_of!(rvisor_stub_syscall) as usize - start) as u64
+}
+
+/// Runs in the freshly forked child: only raw system calls, no allocation.
+///
+/// # Safety
+/// Must be called only in a child just forked from the Sentry, with `ctl` the address of
+/// the shared control page and `memfd` the memory file.
+pub unsafe fn child_main(ctl: *mut Ctl, memfd: i32, parent: i32) -> ! {
+    let die = || -> ! {
+        // SAFETY: exit_group ends this child; it touches no memory.
+        unsafe { libc::syscall(libc::SYS_exit_group, 111) };
+        unreachable!()
+    };
+    // SAFETY: plain system calls on this process only.
+    unsafe {
+        if libc::syscall(libc::SYS_prctl, libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0
+            || libc::syscall(libc::SYS_getppid) as i32 != parent
+        {
+            die();
+        }
+        // Default dispositions (the Sentry's handlers are not mapped here), all blocked.
+        let dfl: [u64; 4] = [0; 4];
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::syscall(libc::SYS_rt_sigaction, sig, dfl.as_ptr(), 0usize, 8usize);
+            }
+        }
+        let all: u64 = !0;
+        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &all as *const u64, 0usize, 8usize);
+        // glibc registered this thread's rseq area, which is about to be unmapped: a
+        // registered but unmapped area makes the kernel kill us on the next return.
+        if __rseq_size > 0 {
+            let tp: u64;
+            std::arch::asm!("mov {}, fs:0", out(reg) tp);
+            let area = tp.wrapping_add(__rseq_offset as u64);
+            for len in [32u32, __rseq_size] {
+                if libc::syscall(libc::SYS_rseq, area, len, 1u32, 0x5305_3053u32) == 0 {
+                    break;
+                }
+            }
+        }
+        // Keep only the memory file.
+        if memfd > 0 {
+            libc::syscall(libc::SYS_close_range, 0u32, (memfd - 1) as u32, 0u32);
+        }
+        libc::syscall(libc::SYS_close_range, (memfd + 1) as u32, u32::MAX, 0u32);
+        let (start, len) = code();
+        let p = libc::syscall(
+            libc::SYS_mmap,
+            STUB_ADDR,
+            0x1000usize,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1i64,
+            0i64,
+        );
+        if p as u64 != STUB_ADDR || len > 0x1000 {
+            die();
+        }
+        std::ptr::copy_nonoverlapping(start as *const u8, STUB_ADDR as *mut u8, len);
+        if libc::syscall(libc::SYS_mprotect, STUB_ADDR, 0x1000usize, libc::PROT_READ | libc::PROT_EXEC) != 0 {
+            die();
+        }
+        std::arch::asm!("jmp {entry}", entry = in(reg) STUB_ADDR, in("rdi") ctl, options(noreturn));
+    }
+}
+
+/// futex(FUTEX_WAIT) on a shared word with a timeout in milliseconds.
+pub fn futex_wait(word: &AtomicU32, val: u32, ms: u64) {
+    let ts = libc::timespec { tv_sec: (ms / 1000) as i64, tv_nsec: ((ms % 1000) * 1_000_000) as i64 };
+    // SAFETY: the word is valid shared memory; the kernel only reads it.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, val, &ts as *const libc::timespec) };
+}
+
+pub fn futex_wake(word: &AtomicU32) {
+    // SAFETY: as above; FUTEX_WAKE only uses the address as a key.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1) };
+}
+
+/// Wait until `word` is non-zero, for at most `ms` milliseconds.
+pub fn wait_nonzero(word: &AtomicU32, ms: u64) -> Option<u32> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+    loop {
+        let v = word.load(Ordering::Acquire);
+        if v != 0 {
+            return Some(v);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        futex_wait(word, 0, 50);
+    }
+}

@@ -1,0 +1,155 @@
+//! The ptrace platform alone: hand-made code pages that make system calls and fault.
+
+use platform::ptrace::Ptrace;
+use platform::{AddressSpace, Event, Platform, Prot};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+
+const CODE: u64 = 0x40_0000;
+const STACK: u64 = 0x50_0000;
+const DATA: u64 = 0x60_0000;
+
+fn memfd(code: &[u8]) -> OwnedFd {
+    // SAFETY: memfd_create with a static name; the fd is checked and owned below.
+    let fd = unsafe { libc::memfd_create(c"test-mem".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0);
+    // SAFETY: fd is a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let f = std::fs::File::from(fd.try_clone().unwrap());
+    f.set_len(1 << 20).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(code, 0).unwrap();
+    fd
+}
+
+fn setup(code: &[u8]) -> (OwnedFd, Ptrace, Arc<dyn AddressSpace>, Box<dyn platform::Context>, platform::Regs) {
+    let fd = memfd(code);
+    let p = Ptrace::new(fd.as_fd()).unwrap();
+    let as_ = p.new_address_space().unwrap();
+    as_.map(CODE, 0x1000, 0, Prot::READ | Prot::EXEC).unwrap();
+    as_.map(STACK, 0x1000, 0x1000, Prot::READ | Prot::WRITE).unwrap();
+    let ctx = p.new_context().unwrap();
+    let mut regs = platform::initial_regs();
+    regs.rip = CODE;
+    regs.rsp = STACK + 0x1000;
+    (fd, p, as_, ctx, regs)
+}
+
+#[test]
+fn syscalls_faults_and_signals() {
+    let code = [
+        0xb8, 0x27, 0, 0, 0, // mov eax, 39
+        0x0f, 0x05, // syscall
+        0xbb, 0, 0, 0x60, 0, // mov ebx, 0x600000
+        0x88, 0x03, // mov [rbx], al
+        0x0f, 0x0b, // ud2
+    ];
+    let (fd, _p, as_, mut ctx, mut regs) = setup(&code);
+    let ev = ctx.switch(&as_, &mut regs).unwrap();
+    assert!(matches!(ev, Event::Syscall), "{ev:?}");
+    assert_eq!(regs.orig_rax, 39);
+    assert_eq!(regs.rip, CODE + 7);
+    regs.rax = 0x2a; // the emulated result
+    let ev = ctx.switch(&as_, &mut regs).unwrap();
+    match ev {
+        Event::Fault { addr, .. } => assert_eq!(addr, DATA),
+        e => panic!("expected a fault, got {e:?}"),
+    }
+    assert_eq!(regs.rip, CODE + 12, "the faulting instruction is retried");
+    as_.map(DATA, 0x1000, 0x2000, Prot::READ | Prot::WRITE).unwrap();
+    let ev = ctx.switch(&as_, &mut regs).unwrap();
+    match ev {
+        Event::Signal(si) => {
+            assert_eq!(si.signo(), libc::SIGILL);
+            assert_eq!(si.addr(), CODE + 14);
+        }
+        e => panic!("expected SIGILL, got {e:?}"),
+    }
+    let mut b = [0u8; 1];
+    use std::os::unix::fs::FileExt;
+    std::fs::File::from(fd).read_exact_at(&mut b, 0x2000).unwrap();
+    assert_eq!(b[0], 0x2a, "the store went to the memory file");
+}
+
+#[test]
+fn protect_and_unmap() {
+    let code = [
+        0xbb, 0, 0, 0x60, 0, // mov ebx, 0x600000
+        0xc6, 0x03, 0x01, // mov byte [rbx], 1
+        0xeb, 0xf9, // jmp back to the store
+    ];
+    let (_fd, _p, as_, mut ctx, mut regs) = setup(&code);
+    as_.map(DATA, 0x1000, 0x2000, Prot::READ).unwrap();
+    match ctx.switch(&as_, &mut regs).unwrap() {
+        Event::Fault { addr, info, .. } => {
+            assert_eq!(addr, DATA);
+            assert_eq!(info.code(), 2, "SEGV_ACCERR on a read-only page");
+        }
+        e => panic!("{e:?}"),
+    }
+    as_.unmap(DATA, 0x1000).unwrap();
+    match ctx.switch(&as_, &mut regs).unwrap() {
+        Event::Fault { info, .. } => assert_eq!(info.code(), 1, "SEGV_MAPERR once unmapped"),
+        e => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn interrupt_a_spinning_thread() {
+    let code = [0xeb, 0xfe]; // jmp .
+    let (_fd, _p, as_, mut ctx, mut regs) = setup(&code);
+    let intr = ctx.interrupter();
+    // First switch creates the stub thread; interrupt it from another thread.
+    let t = std::thread::spawn(move || {
+        for _ in 0..50 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            intr.interrupt();
+        }
+    });
+    let ev = ctx.switch(&as_, &mut regs).unwrap();
+    assert!(matches!(ev, Event::Interrupted), "{ev:?}");
+    assert_eq!(regs.rip, CODE);
+    t.join().unwrap();
+}
+
+#[test]
+fn tls_and_fp_state_survive() {
+    let code = [
+        0x64, 0x48, 0x8b, 0x04, 0x25, 0, 0, 0, 0, // mov rax, fs:[0]
+        0x66, 0x48, 0x0f, 0x6e, 0xc0, // movq xmm0, rax
+        0x48, 0x89, 0xc7, // mov rdi, rax
+        0x0f, 0x05, // syscall
+        0x66, 0x48, 0x0f, 0x7e, 0xc7, // movq rdi, xmm0
+        0x0f, 0x05, // syscall
+    ];
+    let (fd, _p, as_, mut ctx, mut regs) = setup(&code);
+    use std::os::unix::fs::FileExt;
+    std::fs::File::from(fd.try_clone().unwrap()).write_all_at(&0x1122334455667788u64.to_le_bytes(), 0x1800).unwrap();
+    regs.fs_base = STACK + 0x800;
+    assert!(matches!(ctx.switch(&as_, &mut regs).unwrap(), Event::Syscall));
+    assert_eq!(regs.rdi, 0x1122334455667788);
+    let fp = ctx.fp_state(&as_).unwrap();
+    assert_eq!(fp.xmm_space[0], 0x55667788);
+    // A mapping change in between (an injected syscall) must not disturb the thread.
+    as_.map(DATA, 0x1000, 0x2000, Prot::READ).unwrap();
+    regs.rdi = 0;
+    assert!(matches!(ctx.switch(&as_, &mut regs).unwrap(), Event::Syscall));
+    assert_eq!(regs.rdi, 0x1122334455667788);
+}
+
+#[test]
+fn two_address_spaces_one_thread() {
+    let code = [0x0f, 0x05, 0xeb, 0xfc]; // syscall; jmp back
+    let (fd, p, a, mut ctx, mut regs) = setup(&code);
+    let b = p.new_address_space().unwrap();
+    b.map(CODE, 0x1000, 0, Prot::READ | Prot::EXEC).unwrap();
+    let _ = fd;
+    for i in 0..100 {
+        let sp = if i % 2 == 0 { &a } else { &b };
+        regs.rax = i;
+        assert!(matches!(ctx.switch(sp, &mut regs).unwrap(), Event::Syscall));
+        regs.rip = CODE;
+    }
+    drop(b);
+    assert!(matches!(ctx.switch(&a, &mut regs).unwrap(), Event::Syscall));
+}
