@@ -1,1 +1,230 @@
-fn main() {}
+//! rvisor: the command line and OCI runtime.
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+#[derive(Parser)]
+#[command(name = "rvisor", version, about = "A user-space application kernel (gVisor-style) in Rust")]
+struct Cli {
+    #[arg(long, global = true)]
+    debug: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a command in a sandbox over the host's root file system (read-only, with an
+    /// in-memory overlay: changes never reach the host).
+    Do {
+        #[arg(long, default_value = "ptrace")]
+        platform: String,
+        #[arg(long)]
+        cwd: Option<String>,
+        #[arg(long = "env")]
+        env: Vec<String>,
+        #[arg(long)]
+        strace: bool,
+        #[arg(long)]
+        hostname: Option<String>,
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Internal: serve a root file system to a sandbox.
+    #[command(hide = true)]
+    Gofer {
+        #[arg(long)]
+        root: String,
+        #[arg(long)]
+        fd: i32,
+        #[arg(long)]
+        readonly: bool,
+    },
+    /// Internal: the sandbox (Sentry) process.
+    #[command(hide = true)]
+    Boot {
+        #[arg(long)]
+        gofer_fd: i32,
+        #[arg(long)]
+        cwd: String,
+        #[arg(long)]
+        strace: bool,
+        #[arg(long)]
+        hostname: Option<String>,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = if cli.debug { "debug" } else { "warn" };
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).init();
+    let code = match run(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rvisor: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+/// Find `cmd` the way execvp would, on the host's root (which the sandbox sees too).
+fn resolve(cmd: &str, cwd: &std::path::Path) -> Option<String> {
+    if cmd.contains('/') {
+        let p = cwd.join(cmd);
+        return p.exists().then(|| cmd.to_string());
+    }
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
+    for dir in path.split(':') {
+        let p = std::path::Path::new(dir).join(cmd);
+        if p.is_file() {
+            return Some(p.to_string_lossy().into_owned());
+        }
+    }
+    None
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    match cli.cmd {
+        Cmd::Do { platform, cwd, env, strace, hostname, command } => {
+            if platform != "ptrace" {
+                bail!("platform {platform:?} is not available (supported: ptrace)");
+            }
+            let cwd = match cwd {
+                Some(c) => c,
+                None => std::env::current_dir()?.to_string_lossy().into_owned(),
+            };
+            let Some(exe) = resolve(&command[0], std::path::Path::new(&cwd)) else {
+                eprintln!("rvisor: {}: No such file or directory", command[0]);
+                return Ok(127);
+            };
+            for e in &env {
+                if !e.contains('=') {
+                    bail!("--env {e:?}: expected KEY=VALUE");
+                }
+            }
+            run_do(cli.debug, &cwd, &env, strace, hostname, exe, &command)
+        }
+        Cmd::Gofer { root, fd, readonly } => {
+            // SAFETY: the launcher passed us this descriptor.
+            let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+            let dir = std::fs::File::open(&root).with_context(|| format!("gofer root {root}"))?;
+            gofer::serve(dir.into(), sock, readonly)?;
+            Ok(0)
+        }
+        Cmd::Boot { gofer_fd, cwd, strace, hostname, command } => {
+            // SAFETY: the launcher passed us this descriptor.
+            let gofer = unsafe { OwnedFd::from_raw_fd(gofer_fd) };
+            let dup = |fd: i32| -> Result<OwnedFd> {
+                // SAFETY: duplicating our own stdio descriptor.
+                let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
+                if d < 0 {
+                    bail!("dup stdio: {}", std::io::Error::last_os_error());
+                }
+                // SAFETY: a fresh descriptor.
+                Ok(unsafe { OwnedFd::from_raw_fd(d) })
+            };
+            let envp: Vec<Vec<u8>> = std::env::vars_os()
+                .map(|(k, v)| {
+                    let mut b = k.as_bytes().to_vec();
+                    b.push(b'=');
+                    b.extend_from_slice(v.as_bytes());
+                    b
+                })
+                .collect();
+            // SAFETY: getuid/getgid have no preconditions.
+            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+            let cfg = sentry::Config {
+                argv: command.iter().map(|s| s.as_bytes().to_vec()).collect(),
+                envp,
+                cwd: cwd.into_bytes(),
+                debug: cli.debug,
+                strace,
+                gofer,
+                stdio: [dup(0)?, dup(1)?, dup(2)?],
+                uid,
+                gid,
+                hostname,
+            };
+            match sentry::boot(cfg) {
+                Ok(status) => Ok(if status & 0x7f == 0 { (status >> 8) & 0xff } else { 128 + (status & 0x7f) }),
+                Err(sentry::BootError::Exec { path, err }) => {
+                    eprintln!("rvisor: {path}: {err}");
+                    Ok(if err.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 })
+                }
+                Err(e) => bail!("{e}"),
+            }
+        }
+    }
+}
+
+fn run_do(debug: bool, cwd: &str, env: &[String], strace: bool, hostname: Option<String>, exe: String, command: &[String]) -> Result<i32> {
+    let me = std::env::current_exe()?;
+    let (sentry_end, gofer_end) = gofer::pair()?;
+    let gfd = gofer_end.as_raw_fd();
+    let mut gofer = Command::new(&me);
+    gofer.args(["gofer", "--root", "/", "--fd", "3", "--readonly"]);
+    // SAFETY: the pre_exec closure only calls dup2, which is async-signal-safe.
+    unsafe {
+        gofer.pre_exec(move || {
+            // dup2 onto itself keeps FD_CLOEXEC: clear it explicitly then.
+            if (gfd == 3 && libc::fcntl(3, libc::F_SETFD, 0) < 0) || (gfd != 3 && libc::dup2(gfd, 3) < 0) {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut gofer_child = gofer.spawn().context("starting the gofer")?;
+    drop(gofer_end);
+    let sfd = sentry_end.as_raw_fd();
+    let mut boot = Command::new(&me);
+    if debug {
+        boot.arg("--debug");
+    }
+    boot.args(["boot", "--gofer-fd", "3", "--cwd", cwd]);
+    if strace {
+        boot.arg("--strace");
+    }
+    if let Some(h) = &hostname {
+        boot.args(["--hostname", h]);
+    }
+    boot.arg("--").arg(&exe).args(&command[1..]);
+    for e in env {
+        let (k, v) = e.split_once('=').unwrap_or((e, ""));
+        boot.env(k, v);
+    }
+    // SAFETY: dup2 and unshare are async-signal-safe.
+    unsafe {
+        boot.pre_exec(move || {
+            // dup2 onto itself keeps FD_CLOEXEC: clear it explicitly then.
+            if (sfd == 3 && libc::fcntl(3, libc::F_SETFD, 0) < 0) || (sfd != 3 && libc::dup2(sfd, 3) < 0) {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let boot_child = boot.spawn();
+    drop(sentry_end);
+    let status = match boot_child {
+        Ok(mut c) => c.wait()?,
+        Err(e) => {
+            let _ = gofer_child.kill();
+            let _ = gofer_child.wait();
+            bail!("starting the sandbox: {e}");
+        }
+    };
+    let _ = gofer_child.kill();
+    let _ = gofer_child.wait();
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}

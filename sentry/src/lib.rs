@@ -1,1 +1,92 @@
-//! sentry
+//! The Sentry: rvisor's application kernel. It implements the Linux system call ABI for
+//! the sandboxed workload on top of a [`platform::Platform`].
+
+pub mod errno;
+pub mod kernel;
+pub mod loader;
+pub mod memfile;
+pub mod mm;
+pub mod syscalls;
+pub mod vfs;
+pub mod waitq;
+
+use kernel::{Creds, Kernel};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use vfs::{fdtable::FdTable, host::HostFile, memfs::MemFs, OpenFile, Path, O_RDWR};
+
+pub struct Config {
+    pub argv: Vec<Vec<u8>>,
+    pub envp: Vec<Vec<u8>>,
+    pub cwd: Vec<u8>,
+    pub debug: bool,
+    pub strace: bool,
+    /// The gofer's end of the file protocol, serving the root file system.
+    pub gofer: OwnedFd,
+    /// stdin, stdout, stderr of the workload.
+    pub stdio: [OwnedFd; 3],
+    pub uid: u32,
+    pub gid: u32,
+    pub hostname: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("{path}: {err}")]
+    Exec { path: String, err: std::io::Error },
+}
+
+/// Boot the sandbox, run the workload to completion and return its wait status.
+pub fn boot(cfg: Config) -> Result<i32, BootError> {
+    let setup = |what: &str, e: errno::Errno| BootError::Setup(format!("{what}: {}", std::io::Error::from_raw_os_error(e.0)));
+    let mf = memfile::memfile();
+    let platform = platform::ptrace::Ptrace::new(mf.fd()).map_err(|e| BootError::Setup(format!("ptrace platform: {e}")))?;
+    let k = Kernel::new(Box::new(platform), cfg.debug, cfg.strace);
+    if let Some(h) = &cfg.hostname {
+        *k.hostname.lock() = h.as_bytes().to_vec();
+    }
+    let creds = Creds::new(cfg.uid, cfg.gid);
+    let client = Arc::new(gofer::Client::new(cfg.gofer));
+    let rootfs = MemFs::new(0x30, Some(client));
+    let root_inode: Arc<dyn vfs::Inode> = rootfs.root(0o755, 0, 0).map_err(|e| setup("root file system", e))?;
+    let root_mnt = k.mounts.add(root_inode, None, "overlay", "gofer:/", false, "rw,lowerdir=gofer,upperdir=memory");
+    let root = Path { mnt: root_mnt.clone(), dentry: root_mnt.root.clone() };
+    // /dev
+    let devfs = vfs::devfs::new_fs();
+    let dev_root: Arc<dyn vfs::Inode> = devfs.root(0o755, 0, 0).map_err(|e| setup("/dev", e))?;
+    vfs::devfs::populate(&dev_root, &Creds::new(0, 0)).map_err(|e| setup("/dev nodes", e))?;
+    let tmp_task_walk = |p: &[u8]| -> Option<Path> {
+        let mut cur = root.clone();
+        for c in p.split(|b| *b == b'/').filter(|c| !c.is_empty()) {
+            let inode = cur.dentry.inode.lookup(c).ok()?;
+            cur = Path { mnt: cur.mnt.clone(), dentry: Arc::new(vfs::Dentry { name: c.to_vec(), parent: Some(cur.dentry.clone()), inode }) };
+            while let Some(m) = k.mounts.mounted_on(&cur) {
+                cur = Path { mnt: m.clone(), dentry: m.root.clone() };
+            }
+        }
+        Some(cur)
+    };
+    if let Some(devp) = tmp_task_walk(b"/dev") {
+        k.mounts.add(dev_root, Some(&devp), "tmpfs", "devfs", false, "rw,mode=755");
+    }
+    let cwd = tmp_task_walk(&cfg.cwd).unwrap_or_else(|| root.clone());
+    let files = FdTable::default();
+    for (i, fd) in cfg.stdio.into_iter().enumerate() {
+        let h = HostFile::new(fd);
+        let f = OpenFile::new(h.clone(), None, O_RDWR);
+        if h.is_tty {
+            vfs::devfs::set_console(f.clone());
+        }
+        files.install_at(i as i32, f, false);
+    }
+    let path = cfg.argv.first().cloned().unwrap_or_default();
+    syscalls::new_init(&k, root, cwd, files, cfg.argv, cfg.envp, creds)
+        .map_err(|(e, p)| BootError::Exec { path: if p.is_empty() { String::from_utf8_lossy(&path).into_owned() } else { p }, err: std::io::Error::from_raw_os_error(e.0) })?;
+    let mut st = k.init_status.lock();
+    while st.is_none() {
+        k.init_done.wait(&mut st);
+    }
+    Ok(st.unwrap_or(0))
+}

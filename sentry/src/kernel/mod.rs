@@ -1,0 +1,318 @@
+//! The kernel: tasks, thread groups, the process tree, credentials.
+
+pub mod futex;
+pub mod run;
+pub mod signal;
+
+use crate::errno::*;
+use crate::mm::Mm;
+use crate::vfs::fdtable::FdTable;
+use crate::vfs::{Mounts, Path};
+use crate::waitq::{WaitQueue, Waiter};
+use parking_lot::{Condvar, Mutex};
+use platform::{Interrupter, Platform};
+use signal::{SigAction, SigInfo, SigQueue};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Clone, Debug, Default)]
+pub struct Creds {
+    pub uid: u32,
+    pub euid: u32,
+    pub suid: u32,
+    pub fsuid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    pub sgid: u32,
+    pub fsgid: u32,
+    pub groups: Vec<u32>,
+}
+
+impl Creds {
+    pub fn new(uid: u32, gid: u32) -> Creds {
+        Creds { uid, euid: uid, suid: uid, fsuid: uid, gid, egid: gid, sgid: gid, fsgid: gid, groups: vec![] }
+    }
+}
+
+/// Working directory, root and umask (shared by CLONE_FS).
+pub struct FsCtx {
+    pub cwd: Mutex<Path>,
+    pub root: Mutex<Path>,
+    pub umask: AtomicU32,
+}
+
+impl FsCtx {
+    pub fn copy(&self) -> FsCtx {
+        FsCtx { cwd: Mutex::new(self.cwd.lock().clone()), root: Mutex::new(self.root.lock().clone()), umask: AtomicU32::new(self.umask.load(Ordering::Relaxed)) }
+    }
+}
+
+pub const RLIMIT_NOFILE: usize = 7;
+pub const RLIM_INFINITY: u64 = u64::MAX;
+
+/// What a thread group shares: signal actions, shared pending signals, limits.
+pub struct ThreadGroup {
+    pub tgid: i32,
+    pub actions: Mutex<Arc<Mutex<[SigAction; 65]>>>,
+    pub pending: Mutex<SigQueue>,
+    pub rlimits: Mutex<[(u64, u64); 16]>,
+    /// Woken when a child changes state (wait4).
+    pub child_wq: WaitQueue,
+    /// Set when the whole group is exiting (exit_group, fatal signal, exec).
+    pub exiting: AtomicBool,
+    pub stopped: AtomicBool,
+    pub stop_wq: WaitQueue,
+    pub start: Instant,
+    pub children_time: Mutex<(u64, u64)>,
+    pub itimer_real: Mutex<Option<(Instant, u64, u64)>>,
+}
+
+/// Process-tree facts about a thread group, kept under the table lock.
+pub struct Proc {
+    pub tg: Arc<ThreadGroup>,
+    pub parent: i32,
+    pub children: Vec<i32>,
+    pub threads: Vec<i32>,
+    pub pgid: i32,
+    pub sid: i32,
+    pub exit_signal: i32,
+    /// Wait status once the group is dead and not yet reaped.
+    pub zombie: Option<i32>,
+    /// Exit status chosen by exit_group or a fatal signal.
+    pub group_exit: Option<i32>,
+    pub stop_report: Option<i32>,
+    pub cont_report: bool,
+    pub subreaper: bool,
+    pub cmdline_name: Vec<u8>,
+}
+
+#[derive(Default)]
+pub struct Table {
+    pub tasks: HashMap<i32, Arc<Task>>,
+    pub procs: HashMap<i32, Proc>,
+    next_pid: i32,
+}
+
+impl Table {
+    pub fn alloc_pid(&mut self) -> i32 {
+        loop {
+            self.next_pid = if self.next_pid >= 4_194_303 { 2 } else { self.next_pid + 1 };
+            let p = self.next_pid;
+            if !self.tasks.contains_key(&p) && !self.procs.contains_key(&p) && !self.procs.values().any(|x| x.pgid == p || x.sid == p) {
+                return p;
+            }
+        }
+    }
+}
+
+pub struct Kernel {
+    pub platform: Box<dyn Platform>,
+    pub mounts: Mounts,
+    pub table: Mutex<Table>,
+    pub futex: futex::Futexes,
+    pub boot: Instant,
+    pub hostname: Mutex<Vec<u8>>,
+    pub domainname: Mutex<Vec<u8>>,
+    pub debug: bool,
+    pub strace: bool,
+    reported: Mutex<HashSet<u64>>,
+    foreground: AtomicI32,
+    /// The init process's wait status, once it is gone.
+    pub init_status: Mutex<Option<i32>>,
+    pub init_done: Condvar,
+    pub ncpus: usize,
+}
+
+impl Kernel {
+    pub fn new(platform: Box<dyn Platform>, debug: bool, strace: bool) -> Arc<Kernel> {
+        Arc::new(Kernel {
+            platform,
+            mounts: Mounts::new(),
+            table: Mutex::new(Table::default()),
+            futex: futex::Futexes::default(),
+            boot: Instant::now(),
+            hostname: Mutex::new(b"localhost".to_vec()),
+            domainname: Mutex::new(b"(none)".to_vec()),
+            debug,
+            strace,
+            reported: Mutex::new(HashSet::new()),
+            foreground: AtomicI32::new(1),
+            init_status: Mutex::new(None),
+            init_done: Condvar::new(),
+            ncpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        })
+    }
+
+    /// Report an unimplemented system call once.
+    pub fn report_unimplemented(&self, nr: u64, name: &str, pid: i32) {
+        if self.reported.lock().insert(nr) {
+            tracing::debug!(syscall = name, nr, pid, "unimplemented system call: returning ENOSYS");
+        }
+    }
+
+    pub fn foreground_pgrp(&self) -> i32 {
+        self.foreground.load(Ordering::Relaxed)
+    }
+    pub fn set_foreground_pgrp(&self, pg: i32) {
+        self.foreground.store(pg, Ordering::Relaxed)
+    }
+
+    pub fn task(&self, tid: i32) -> Option<Arc<Task>> {
+        self.table.lock().tasks.get(&tid).cloned()
+    }
+
+    pub fn uptime(&self) -> std::time::Duration {
+        self.boot.elapsed()
+    }
+}
+
+pub struct VforkDone {
+    pub done: Mutex<bool>,
+    pub wq: WaitQueue,
+}
+
+pub struct Task {
+    pub tid: AtomicI32,
+    pub tg: Arc<ThreadGroup>,
+    pub kernel: Arc<Kernel>,
+    pub mm: Mutex<Arc<Mm>>,
+    pub fs: Mutex<Arc<FsCtx>>,
+    pub files: Mutex<Arc<FdTable>>,
+    pub creds: Mutex<Creds>,
+    pub sigmask: AtomicU64,
+    /// The mask to restore after a sigsuspend-like call is interrupted.
+    pub saved_mask: Mutex<Option<u64>>,
+    pub pending: Mutex<SigQueue>,
+    pub altstack: Mutex<(u64, u64, i32)>,
+    pub waiter: Arc<Waiter>,
+    pub interrupter: Mutex<Option<Arc<dyn Interrupter>>>,
+    pub clear_child_tid: AtomicU64,
+    pub robust_list: AtomicU64,
+    pub name: Mutex<Vec<u8>>,
+    /// This thread must exit (group exit, exec by another thread).
+    pub killed: AtomicBool,
+    pub vfork: Mutex<Option<Arc<VforkDone>>>,
+    pub start: Instant,
+    pub cpu_ns: AtomicU64,
+}
+
+impl Task {
+    pub fn tid(&self) -> i32 {
+        self.tid.load(Ordering::Relaxed)
+    }
+    pub fn tgid(&self) -> i32 {
+        self.tg.tgid
+    }
+    pub fn kernel(&self) -> &Arc<Kernel> {
+        &self.kernel
+    }
+    pub fn mm(&self) -> Arc<Mm> {
+        self.mm.lock().clone()
+    }
+    pub fn files(&self) -> Arc<FdTable> {
+        self.files.lock().clone()
+    }
+    pub fn fsctx(&self) -> Arc<FsCtx> {
+        self.fs.lock().clone()
+    }
+    pub fn creds(&self) -> Creds {
+        self.creds.lock().clone()
+    }
+    pub fn rlimit(&self, r: usize) -> (u64, u64) {
+        self.tg.rlimits.lock()[r]
+    }
+
+    /// Is there a reason to stop blocking: a deliverable signal or a kill?
+    pub fn interrupted(&self) -> bool {
+        if self.killed.load(Ordering::Acquire) || self.tg.exiting.load(Ordering::Acquire) {
+            return true;
+        }
+        let mask = self.sigmask.load(Ordering::Acquire);
+        self.pending.lock().deliverable(mask) || self.tg.pending.lock().deliverable(mask)
+    }
+
+    /// Wake the task wherever it is: blocked in the Sentry or running application code.
+    pub fn kick(&self) {
+        self.waiter.notify();
+        if let Some(i) = self.interrupter.lock().as_ref() {
+            i.interrupt();
+        }
+    }
+
+    /// Block until `check` gives a result, a signal arrives (ERESTARTSYS), or the
+    /// deadline passes (ETIMEDOUT).
+    pub fn block_on<T>(&self, queues: &[&WaitQueue], deadline: Option<Instant>, mut check: impl FnMut() -> Option<KResult<T>>) -> KResult<T> {
+        for q in queues {
+            q.add(&self.waiter);
+        }
+        let r = loop {
+            self.waiter.clear();
+            if let Some(r) = check() {
+                break r;
+            }
+            if self.interrupted() {
+                break Err(ERESTARTSYS);
+            }
+            if let Some(d) = deadline {
+                if Instant::now() >= d {
+                    break Err(ETIMEDOUT);
+                }
+            }
+            self.waiter.wait(deadline);
+        };
+        for q in queues {
+            q.remove(&self.waiter);
+        }
+        r
+    }
+
+    /// Sleep until the deadline or a signal (nanosleep): Ok on timeout.
+    pub fn sleep_until(&self, deadline: Instant) -> KResult<()> {
+        match self.block_on::<()>(&[], Some(deadline), || None) {
+            Err(e) if e == ETIMEDOUT => Ok(()),
+            r => r,
+        }
+    }
+
+    pub fn send_signal(&self, info: SigInfo) {
+        signal::send_to_task(self, info);
+    }
+}
+
+impl ThreadGroup {
+    pub fn new(tgid: i32, actions: Arc<Mutex<[SigAction; 65]>>, rlimits: [(u64, u64); 16]) -> Arc<ThreadGroup> {
+        Arc::new(ThreadGroup {
+            tgid,
+            actions: Mutex::new(actions),
+            pending: Mutex::new(SigQueue::default()),
+            rlimits: Mutex::new(rlimits),
+            child_wq: WaitQueue::default(),
+            exiting: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            stop_wq: WaitQueue::default(),
+            start: Instant::now(),
+            children_time: Mutex::new((0, 0)),
+            itimer_real: Mutex::new(None),
+        })
+    }
+    pub fn action(&self, sig: i32) -> SigAction {
+        self.actions.lock().lock()[sig as usize]
+    }
+}
+
+pub fn default_rlimits() -> [(u64, u64); 16] {
+    let mut r = [(RLIM_INFINITY, RLIM_INFINITY); 16];
+    // SAFETY: getrlimit fills a valid rlimit struct.
+    let host = |res: u32| unsafe {
+        let mut l: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(res, &mut l);
+        (l.rlim_cur, l.rlim_max)
+    };
+    for (i, item) in r.iter_mut().enumerate() {
+        *item = host(i as u32);
+    }
+    r[RLIMIT_NOFILE] = (1024, 1 << 20);
+    r
+}

@@ -1,0 +1,373 @@
+//! The task loop (switch to the application, handle the event, deliver signals), task
+//! threads, group exit, stop/continue, and thread and process death.
+
+use super::signal::{self, Default_, SigInfo};
+use super::{Kernel, Task, ThreadGroup};
+use crate::errno::*;
+use crate::mm::FaultError;
+use crate::syscalls::{self, Ctx};
+use parking_lot::Mutex;
+use platform::{Context, Event, FpState, Regs};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Idle task threads. Threads are reused rather than ended: a ptrace tracer thread that
+/// exits would kill (PTRACE_O_EXITKILL) the stub threads it traces.
+static POOL: Mutex<Vec<Sender<Job>>> = Mutex::new(Vec::new());
+
+fn run_on_pool(job: Job) {
+    let mut job = Some(job);
+    while let Some(tx) = POOL.lock().pop() {
+        match tx.send(job.take().expect("job")) {
+            Ok(()) => return,
+            Err(e) => job = Some(e.0),
+        }
+    }
+    let job = job.expect("job");
+    std::thread::Builder::new()
+        .name("task".into())
+        .spawn(move || {
+            let (tx, rx) = channel::<Job>();
+            job();
+            loop {
+                POOL.lock().push(tx.clone());
+                match rx.recv() {
+                    Ok(j) => j(),
+                    Err(_) => return,
+                }
+            }
+        })
+        .expect("spawn task thread");
+}
+
+/// Start running `task` from `regs` on a task thread.
+pub fn start(task: Arc<Task>, regs: Regs, fp: Option<FpState>) {
+    run_on_pool(Box::new(move || task_main(task, regs, fp)));
+}
+
+fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
+    let k = task.kernel.clone();
+    let mut pctx = match k.platform.new_context() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot create a context: {e}");
+            group_exit(&k, &task.tg, signal::SIGKILL);
+            exit_thread(&task, 0);
+            return;
+        }
+    };
+    *task.interrupter.lock() = Some(pctx.interrupter());
+    if let Some(fp) = fp {
+        let _ = pctx.set_fp_state(&task.mm().aspace, &fp);
+    }
+    let mut restart: Option<Errno> = None;
+    let mut exit_code = 0;
+    loop {
+        if task.killed.load(Ordering::Acquire) || task.tg.exiting.load(Ordering::Acquire) {
+            break;
+        }
+        if task.tg.stopped.load(Ordering::Acquire) {
+            let _ = task.block_on(&[&task.tg.stop_wq], None, || {
+                if !task.tg.stopped.load(Ordering::Acquire) || task.killed.load(Ordering::Acquire) || task.tg.exiting.load(Ordering::Acquire) {
+                    Some(Ok(()))
+                } else {
+                    None
+                }
+            });
+            continue;
+        }
+        if deliver(&task, &mut regs, pctx.as_mut(), &mut restart) {
+            continue;
+        }
+        if let Some(e) = restart.take() {
+            // Interrupted by nothing that ran a handler: restart the call.
+            if e == ERESTART_RESTARTBLOCK || e == ERESTARTSYS || e == ERESTARTNOINTR || e == ERESTARTNOHAND {
+                regs.rip -= 2;
+                regs.rax = regs.orig_rax;
+            }
+        }
+        if let Some(m) = task.saved_mask.lock().take() {
+            task.sigmask.store(m, Ordering::Release);
+        }
+        let aspace = task.mm().aspace.clone();
+        match pctx.switch(&aspace, &mut regs) {
+            Ok(Event::Syscall) => {
+                let nr = regs.orig_rax;
+                let mut ctx = Ctx { t: &task, regs: &mut regs, pctx: pctx.as_mut(), exit: None };
+                let r = syscalls::dispatch(&mut ctx, nr);
+                if let Some(code) = ctx.exit {
+                    exit_code = code;
+                    break;
+                }
+                match r {
+                    Ok(v) => regs.rax = v,
+                    Err(e) => {
+                        regs.rax = (-(e.0 as i64)) as u64;
+                        if e.is_restart() {
+                            restart = Some(e);
+                        }
+                    }
+                }
+            }
+            Ok(Event::Fault { addr, access, .. }) => {
+                let mm = task.mm();
+                match mm.fault(addr, access) {
+                    Ok(()) => {}
+                    Err(FaultError::Segv(code)) => signal::force(&task, SigInfo::fault(signal::SIGSEGV, code, addr)),
+                    Err(FaultError::Bus) => signal::force(&task, SigInfo::fault(signal::SIGBUS, 2, addr)),
+                    Err(FaultError::Oom) => {
+                        tracing::warn!(pid = task.tgid(), "out of memory: killing the process");
+                        group_exit(&k, &task.tg, signal::SIGKILL);
+                    }
+                }
+            }
+            Ok(Event::Signal(si)) => {
+                // SAFETY: siginfo_t is 128 bytes of plain data.
+                let raw: [u8; 128] = unsafe { std::mem::transmute(si.0) };
+                signal::force(&task, SigInfo(raw));
+            }
+            Ok(Event::Interrupted) => {}
+            Err(e) => {
+                tracing::error!(pid = task.tgid(), "platform failure: {e}");
+                group_exit(&k, &task.tg, signal::SIGKILL);
+            }
+        }
+    }
+    *task.interrupter.lock() = None;
+    exit_thread(&task, exit_code);
+}
+
+/// Deliver pending signals. Returns true if the loop should re-check state first
+/// (the group is stopping or exiting).
+fn deliver(task: &Arc<Task>, regs: &mut Regs, pctx: &mut dyn Context, restart: &mut Option<Errno>) -> bool {
+    loop {
+        let mask = task.sigmask.load(Ordering::Acquire);
+        let info = task.pending.lock().pop(mask).or_else(|| task.tg.pending.lock().pop(mask));
+        let Some(info) = info else { return false };
+        let sig = info.signo();
+        let act = task.tg.action(sig);
+        if act.handler == signal::SIG_IGN {
+            continue;
+        }
+        if act.handler == signal::SIG_DFL {
+            match signal::default_action(sig) {
+                Default_::Ignore | Default_::Cont => continue,
+                Default_::Stop => {
+                    stop_group(&task.kernel, &task.tg, sig);
+                    return true;
+                }
+                Default_::Term | Default_::Core => {
+                    if matches!(sig, signal::SIGSEGV | signal::SIGBUS | signal::SIGILL | signal::SIGFPE) {
+                        tracing::info!(pid = task.tgid(), sig, rip = format_args!("{:#x}", regs.rip), "killed by a fatal signal");
+                    }
+                    let core = if signal::default_action(sig) == Default_::Core { 0x80 } else { 0 };
+                    group_exit(&task.kernel, &task.tg, sig | core);
+                    return true;
+                }
+            }
+        }
+        // A handler: fix up an interrupted system call first.
+        if let Some(e) = restart.take() {
+            let restart_it = e == ERESTARTNOINTR || (e == ERESTARTSYS && act.flags & signal::SA_RESTART != 0);
+            if restart_it {
+                regs.rip -= 2;
+                regs.rax = regs.orig_rax;
+            } else {
+                regs.rax = (-(EINTR.0 as i64)) as u64;
+            }
+        }
+        let old_mask = task.saved_mask.lock().take().unwrap_or(mask);
+        let fp = pctx.fp_state(&task.mm().aspace).unwrap_or_else(|_| platform::initial_fp_state());
+        if signal::setup_frame(task, regs, &act, &info, old_mask, &fp).is_err() {
+            signal::force(task, SigInfo::kernel(signal::SIGSEGV));
+            let acts = task.tg.actions.lock().clone();
+            acts.lock()[signal::SIGSEGV as usize].handler = signal::SIG_DFL;
+            continue;
+        }
+        let mut newmask = old_mask | act.mask;
+        if act.flags & signal::SA_NODEFER == 0 {
+            newmask |= signal::bit(sig);
+        }
+        task.sigmask.store(newmask & !signal::UNBLOCKABLE, Ordering::Release);
+        if act.flags & signal::SA_RESETHAND != 0 {
+            let acts = task.tg.actions.lock().clone();
+            acts.lock()[sig as usize] = signal::SigAction::default();
+        }
+        let _ = pctx.set_fp_state(&task.mm().aspace, &platform::initial_fp_state());
+        return false;
+    }
+}
+
+/// End every thread of the group with wait status `status` (a signal number, or
+/// `code << 8` for exit_group). The first caller's status wins.
+pub fn group_exit(k: &Kernel, tg: &Arc<ThreadGroup>, status: i32) {
+    let threads: Vec<Arc<Task>> = {
+        let mut t = k.table.lock();
+        let Some(p) = t.procs.get_mut(&tg.tgid) else { return };
+        if p.group_exit.is_none() {
+            p.group_exit = Some(status);
+        }
+        let ids = p.threads.clone();
+        ids.iter().filter_map(|x| t.tasks.get(x).cloned()).collect()
+    };
+    tg.exiting.store(true, Ordering::Release);
+    tg.stopped.store(false, Ordering::Release);
+    tg.stop_wq.notify_all();
+    for t in threads {
+        t.killed.store(true, Ordering::Release);
+        t.kick();
+    }
+}
+
+fn notify_parent(k: &Kernel, tgid: i32, code: i32, status: i32) {
+    let (parent, uid) = {
+        let t = k.table.lock();
+        let Some(p) = t.procs.get(&tgid) else { return };
+        let Some(pp) = t.procs.get(&p.parent) else { return };
+        (pp.tg.clone(), 0)
+    };
+    let act = parent.action(signal::SIGCHLD);
+    if (code == signal::CLD_STOPPED || code == signal::CLD_CONTINUED) && act.flags & signal::SA_NOCLDSTOP != 0 {
+        parent.child_wq.notify_all();
+        return;
+    }
+    let mut info = SigInfo::new(signal::SIGCHLD, code);
+    info.set_i32(16, tgid).set_i32(20, uid).set_i32(24, status);
+    signal::send_to_group(k, &parent, info);
+    parent.child_wq.notify_all();
+}
+
+pub fn stop_group(k: &Kernel, tg: &Arc<ThreadGroup>, sig: i32) {
+    if tg.stopped.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    {
+        let mut t = k.table.lock();
+        if let Some(p) = t.procs.get_mut(&tg.tgid) {
+            p.stop_report = Some((sig << 8) | 0x7f);
+            p.cont_report = false;
+        }
+    }
+    notify_parent(k, tg.tgid, signal::CLD_STOPPED, sig);
+}
+
+pub fn continue_group(k: &Kernel, tg: &Arc<ThreadGroup>) {
+    if !tg.stopped.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    tg.stop_wq.notify_all();
+    {
+        let mut t = k.table.lock();
+        if let Some(p) = t.procs.get_mut(&tg.tgid) {
+            p.stop_report = None;
+            p.cont_report = true;
+        }
+    }
+    notify_parent(k, tg.tgid, signal::CLD_CONTINUED, signal::SIGCONT);
+}
+
+/// A thread is done: clear_child_tid, vfork completion, and if it was the last thread
+/// of its group, the process dies (zombie, reparenting, SIGCHLD).
+pub fn exit_thread(task: &Arc<Task>, code: i32) {
+    let k = task.kernel.clone();
+    let ctid = task.clear_child_tid.swap(0, Ordering::AcqRel);
+    if ctid != 0 && !task.tg.exiting.load(Ordering::Acquire) {
+        let mm = task.mm();
+        if mm.write_obj(ctid, &0u32).is_ok() {
+            if let Ok(key) = super::futex::key(task, ctid, false) {
+                let _ = k.futex.wake(key, 1, u32::MAX);
+            }
+        }
+    }
+    if let Some(v) = task.vfork.lock().take() {
+        *v.done.lock() = true;
+        v.wq.notify_all();
+    }
+    let tgid = task.tgid();
+    let (last, status) = {
+        let mut t = k.table.lock();
+        t.tasks.remove(&task.tid());
+        let Some(p) = t.procs.get_mut(&tgid) else { return };
+        p.threads.retain(|x| *x != task.tid());
+        (p.threads.is_empty(), p.group_exit.unwrap_or((code & 0xff) << 8))
+    };
+    if !last {
+        return;
+    }
+    // The process is dead: release its resources before telling the parent.
+    task.files().clear();
+    *task.tg.itimer_real.lock() = None;
+    let (parent_tg, exit_signal, orphans_zombie) = {
+        let mut t = k.table.lock();
+        let children = t.procs.get_mut(&tgid).map(|p| std::mem::take(&mut p.children)).unwrap_or_default();
+        let reaper = if tgid == 1 { 0 } else { 1 };
+        let mut zombie_orphans = false;
+        for c in &children {
+            if let Some(cp) = t.procs.get_mut(c) {
+                cp.parent = reaper;
+                zombie_orphans |= cp.zombie.is_some();
+            }
+        }
+        if let Some(r) = t.procs.get_mut(&reaper) {
+            r.children.extend(children);
+        }
+        let p = t.procs.get(&tgid).expect("proc");
+        let parent = p.parent;
+        let exit_signal = p.exit_signal;
+        let ptg = t.procs.get(&parent).map(|pp| pp.tg.clone());
+        (ptg, exit_signal, zombie_orphans)
+    };
+    if orphans_zombie {
+        if let Some(init) = k.table.lock().procs.get(&1).map(|p| p.tg.clone()) {
+            init.child_wq.notify_all();
+        }
+    }
+    if tgid == 1 {
+        // init is gone: everything else in the sandbox dies with it.
+        let others: Vec<Arc<ThreadGroup>> = k.table.lock().procs.values().filter(|p| p.tg.tgid != 1 && p.zombie.is_none()).map(|p| p.tg.clone()).collect();
+        for tg in others {
+            group_exit(&k, &tg, signal::SIGKILL);
+        }
+        k.table.lock().procs.remove(&1);
+        *k.init_status.lock() = Some(status);
+        k.init_done.notify_all();
+        return;
+    }
+    let autoreap = match &parent_tg {
+        Some(ptg) => {
+            let a = ptg.action(signal::SIGCHLD);
+            exit_signal == signal::SIGCHLD && (a.handler == signal::SIG_IGN || a.flags & signal::SA_NOCLDWAIT != 0)
+        }
+        None => true,
+    };
+    {
+        let mut t = k.table.lock();
+        if autoreap {
+            let parent = t.procs.get(&tgid).map(|p| p.parent);
+            t.procs.remove(&tgid);
+            if let Some(pp) = parent.and_then(|x| t.procs.get_mut(&x)) {
+                pp.children.retain(|c| *c != tgid);
+            }
+        } else if let Some(p) = t.procs.get_mut(&tgid) {
+            p.zombie = Some(status);
+        }
+    }
+    if let Some(ptg) = parent_tg {
+        if exit_signal > 0 && !autoreap {
+            let (code, st) = if status & 0x7f == 0 {
+                (signal::CLD_EXITED, (status >> 8) & 0xff)
+            } else if status & 0x80 != 0 {
+                (signal::CLD_DUMPED, status & 0x7f)
+            } else {
+                (signal::CLD_KILLED, status & 0x7f)
+            };
+            let mut info = SigInfo::new(exit_signal, code);
+            info.set_i32(16, tgid).set_i32(24, st);
+            signal::send_to_group(&k, &ptg, info);
+        }
+        ptg.child_wq.notify_all();
+    }
+}

@@ -1,0 +1,1131 @@
+//! File system calls: open/read/write, stat, directories, links, poll/select, fcntl.
+
+use super::*;
+use crate::kernel::signal::{self, SigInfo};
+use crate::vfs::*;
+use std::time::{Duration, Instant};
+
+pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
+    let a = |i| c.arg(i);
+    let (a0, a1, a2, a3, a4) = (a(0), a(1), a(2), a(3), a(4));
+    let fdcwd = AT_FDCWD as u64;
+    Some(match nr {
+        0 => read(c, a0, a1, a2, None),
+        1 => write(c, a0, a1, a2, None),
+        2 => openat(c, fdcwd, a0, a1 as u32, a2 as u32),
+        3 => close(c, a0),
+        4 => fstatat(c, fdcwd, a0, a1, 0),
+        5 => fstat(c, a0, a1),
+        6 => fstatat(c, fdcwd, a0, a1, AT_SYMLINK_NOFOLLOW),
+        7 => poll(c, a0, a1, if (a2 as i32) < 0 { None } else { Some(Duration::from_millis(a2)) }),
+        8 => lseek(c, a0, a1 as i64, a2 as u32),
+        16 => ioctl(c, a0, a1 as u32, a2),
+        17 => read(c, a0, a1, a2, Some(a3)),
+        18 => write(c, a0, a1, a2, Some(a3)),
+        19 => readv(c, a0, a1, a2, None),
+        20 => writev(c, a0, a1, a2, None),
+        21 => faccessat(c, fdcwd, a0, a1 as u32, 0),
+        22 => pipe2(c, a0, 0),
+        23 => select(c, a0, a1, a2, a3, a4, false),
+        32 => dup(c, a0),
+        33 => dup3(c, a0, a1, 0, true),
+        72 => fcntl(c, a0, a1 as u32, a2),
+        74 | 75 => c.fd(a0).map(|_| 0),
+        76 => truncate(c, a0, a1),
+        77 => ftruncate(c, a0, a1),
+        79 => getcwd(c, a0, a1),
+        80 => chdir(c, a0),
+        81 => fchdir(c, a0),
+        82 => renameat(c, fdcwd, a0, fdcwd, a1, 0),
+        83 => mkdirat(c, fdcwd, a0, a1 as u32),
+        84 => unlinkat(c, fdcwd, a0, AT_REMOVEDIR),
+        85 => openat(c, fdcwd, a0, O_CREAT | O_WRONLY | O_TRUNC, a1 as u32),
+        86 => linkat(c, fdcwd, a0, fdcwd, a1, 0),
+        87 => unlinkat(c, fdcwd, a0, 0),
+        88 => symlinkat(c, a0, fdcwd, a1),
+        89 => readlinkat(c, fdcwd, a0, a1, a2),
+        90 => fchmodat(c, fdcwd, a0, a1 as u32),
+        91 => fchmod(c, a0, a1 as u32),
+        92 => fchownat(c, fdcwd, a0, a1 as u32, a2 as u32, 0),
+        93 => fchown(c, a0, a1 as u32, a2 as u32),
+        94 => fchownat(c, fdcwd, a0, a1 as u32, a2 as u32, AT_SYMLINK_NOFOLLOW),
+        95 => Ok(c.t.fsctx().umask.swap(a0 as u32 & 0o777, std::sync::atomic::Ordering::Relaxed) as u64),
+        133 => mknodat(c, fdcwd, a0, a1 as u32, a2),
+        137 => statfs(c, Some(a0), None, a1),
+        138 => statfs(c, None, Some(a0), a1),
+        162 => Ok(0),
+        217 => getdents64(c, a0, a1, a2),
+        257 => openat(c, a0, a1, a2 as u32, a3 as u32),
+        258 => mkdirat(c, a0, a1, a2 as u32),
+        259 => mknodat(c, a0, a1, a2 as u32, a3),
+        260 => fchownat(c, a0, a1, a2 as u32, a3 as u32, a4),
+        262 => fstatat(c, a0, a1, a2, a3),
+        263 => unlinkat(c, a0, a1, a2),
+        264 => renameat(c, a0, a1, a2, a3, 0),
+        265 => linkat(c, a0, a1, a2, a3, a4),
+        266 => symlinkat(c, a0, a1, a2),
+        267 => readlinkat(c, a0, a1, a2, a3),
+        268 => fchmodat(c, a0, a1, a2 as u32),
+        269 => faccessat(c, a0, a1, a2 as u32, 0),
+        270 => select(c, a0, a1, a2, a3, a4, true),
+        271 => ppoll(c, a0, a1, a2, a3),
+        280 => utimensat(c, a0, a1, a2, a3),
+        292 => dup3(c, a0, a1, a2 as u32, false),
+        293 => pipe2(c, a0, a1 as u32),
+        295 => readv(c, a0, a1, a2, Some(a3)),
+        296 => writev(c, a0, a1, a2, Some(a3)),
+        306 => c.fd(a0).map(|_| 0),
+        316 => renameat(c, a0, a1, a2, a3, a4 as u32),
+        332 => statx(c, a0, a1, a2, a3 as u32, a4),
+        436 => close_range(c, a0 as u32, a1 as u32, a2 as u32),
+        439 => faccessat(c, a0, a1, a2 as u32, a3),
+        _ => return None,
+    })
+}
+
+const CHUNK: usize = 1 << 20;
+
+fn do_read(c: &Ctx, f: &OpenFile, buf: &mut [u8], off: Option<u64>) -> KResult<usize> {
+    if !f.readable() {
+        return Err(EBADF);
+    }
+    match off {
+        Some(o) => {
+            if !f.ops.seekable() {
+                return Err(ESPIPE);
+            }
+            f.ops.read(f, c.t, buf, o)
+        }
+        None if f.ops.seekable() => {
+            let mut pos = f.pos.lock();
+            let n = f.ops.read(f, c.t, buf, *pos)?;
+            *pos += n as u64;
+            Ok(n)
+        }
+        None => f.ops.read(f, c.t, buf, 0),
+    }
+}
+
+fn do_write(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResult<usize> {
+    if !f.writable() {
+        return Err(EBADF);
+    }
+    let r = match off {
+        Some(o) => {
+            if !f.ops.seekable() {
+                return Err(ESPIPE);
+            }
+            f.ops.write(f, c.t, buf, o)
+        }
+        None if f.ops.seekable() => {
+            let mut pos = f.pos.lock();
+            if f.flags() & O_APPEND != 0 {
+                *pos = f.ops.size();
+            }
+            let n = f.ops.write(f, c.t, buf, *pos)?;
+            *pos += n as u64;
+            Ok(n)
+        }
+        None => f.ops.write(f, c.t, buf, 0),
+    };
+    if r == Err(EPIPE) {
+        c.t.send_signal(SigInfo::user(signal::SIGPIPE, signal::SI_USER, c.t.tgid(), 0));
+    }
+    r
+}
+
+fn read(c: &Ctx, fd: u64, buf: u64, count: u64, off: Option<u64>) -> SysResult {
+    let f = c.fd(fd)?;
+    if (count as i64) < 0 || off.is_some_and(|o| (o as i64) < 0) {
+        return Err(EINVAL);
+    }
+    let mm = c.t.mm();
+    let mut done = 0usize;
+    let count = count as usize;
+    loop {
+        let n = (count - done).min(CHUNK);
+        let mut tmp = vec![0u8; n];
+        let r = do_read(c, &f, &mut tmp, off.map(|o| o + done as u64));
+        let got = match r {
+            Ok(g) => g,
+            Err(e) if done > 0 && (e == EAGAIN || e.is_restart()) => break,
+            Err(e) => return Err(e),
+        };
+        mm.write(buf + done as u64, &tmp[..got])?;
+        done += got;
+        if got < n || done >= count || !f.ops.seekable() {
+            break;
+        }
+    }
+    Ok(done as u64)
+}
+
+fn write(c: &Ctx, fd: u64, buf: u64, count: u64, off: Option<u64>) -> SysResult {
+    let f = c.fd(fd)?;
+    if (count as i64) < 0 || off.is_some_and(|o| (o as i64) < 0) {
+        return Err(EINVAL);
+    }
+    let mm = c.t.mm();
+    let count = count as usize;
+    let mut done = 0;
+    loop {
+        let n = (count - done).min(CHUNK);
+        let tmp = mm.read_vec(buf + done as u64, n)?;
+        let r = do_write(c, &f, &tmp, off.map(|o| o + done as u64));
+        let put = match r {
+            Ok(p) => p,
+            Err(e) if done > 0 && (e == EAGAIN || e.is_restart()) => break,
+            Err(e) => return Err(e),
+        };
+        done += put;
+        if put < n || done >= count {
+            break;
+        }
+    }
+    Ok(done as u64)
+}
+
+fn iovecs(c: &Ctx, iov: u64, cnt: u64) -> KResult<Vec<(u64, u64)>> {
+    if cnt > 1024 {
+        return Err(EINVAL);
+    }
+    let mm = c.t.mm();
+    let mut v = vec![];
+    for i in 0..cnt {
+        let base = mm.read_u64(iov + i * 16)?;
+        let len = mm.read_u64(iov + i * 16 + 8)?;
+        if (len as i64) < 0 {
+            return Err(EINVAL);
+        }
+        v.push((base, len));
+    }
+    Ok(v)
+}
+
+fn readv(c: &Ctx, fd: u64, iov: u64, cnt: u64, off: Option<u64>) -> SysResult {
+    let f = c.fd(fd)?;
+    let vs = iovecs(c, iov, cnt)?;
+    let total: u64 = vs.iter().map(|v| v.1).sum();
+    let mut tmp = vec![0u8; total.min(16 << 20) as usize];
+    let n = do_read(c, &f, &mut tmp, off)?;
+    let mm = c.t.mm();
+    let mut done = 0;
+    for (b, l) in vs {
+        if done >= n {
+            break;
+        }
+        let k = (l as usize).min(n - done);
+        mm.write(b, &tmp[done..done + k])?;
+        done += k;
+    }
+    Ok(n as u64)
+}
+
+fn writev(c: &Ctx, fd: u64, iov: u64, cnt: u64, off: Option<u64>) -> SysResult {
+    let f = c.fd(fd)?;
+    let vs = iovecs(c, iov, cnt)?;
+    let mm = c.t.mm();
+    let mut buf = vec![];
+    for (b, l) in vs {
+        buf.extend(mm.read_vec(b, l as usize)?);
+    }
+    Ok(do_write(c, &f, &buf, off)? as u64)
+}
+
+fn install(c: &Ctx, f: Arc<OpenFile>, cloexec: bool) -> SysResult {
+    let lim = c.t.rlimit(crate::kernel::RLIMIT_NOFILE).0;
+    Ok(c.t.files().install(f, cloexec, 0, lim)? as u64)
+}
+
+/// Open an inode at `path` with `flags`, checking permissions.
+pub fn open_path(c: &Ctx, path: &Path, flags: u32) -> KResult<Arc<OpenFile>> {
+    let st = path.dentry.inode.stat();
+    if flags & O_PATH != 0 {
+        return Ok(OpenFile::new(Arc::new(DirFile { inode: path.dentry.inode.clone() }), Some(path.clone()), flags));
+    }
+    if flags & O_DIRECTORY != 0 && !st.is_dir() {
+        return Err(ENOTDIR);
+    }
+    let acc = flags & O_ACCMODE;
+    if st.is_dir() && acc != 0 {
+        return Err(EISDIR);
+    }
+    let mut mask = 0;
+    if acc != O_WRONLY {
+        mask |= 4;
+    }
+    if acc != 0 || flags & O_TRUNC != 0 {
+        mask |= 2;
+    }
+    if !may_access(&st, &c.t.creds(), mask) {
+        return Err(EACCES);
+    }
+    if mask & 2 != 0 && path.mnt.readonly && !matches!(st.mode & S_IFMT, S_IFCHR | S_IFIFO | S_IFSOCK) {
+        return Err(EROFS);
+    }
+    let ops = path.dentry.inode.clone().open(flags)?;
+    Ok(OpenFile::new(ops, Some(path.clone()), flags))
+}
+
+fn openat(c: &Ctx, dirfd: u64, pathp: u64, flags: u32, mode: u32) -> SysResult {
+    let path = c.cstr(pathp)?;
+    let f = open_file(c, dirfd, &path, flags, mode)?;
+    install(c, f, flags & O_CLOEXEC != 0)
+}
+
+pub fn open_file(c: &Ctx, dirfd: u64, path: &[u8], flags: u32, mode: u32) -> KResult<Arc<OpenFile>> {
+    if flags & O_TMPFILE == O_TMPFILE {
+        return Err(EOPNOTSUPP);
+    }
+    if flags & O_CREAT != 0 {
+        let (parent, name) = c.lookup_parent(dirfd, path)?;
+        if name == b"." || name == b".." || path.ends_with(b"/") {
+            return Err(EISDIR);
+        }
+        let found = c.with_walk(|w| w.walk(&parent, &name, flags & O_NOFOLLOW == 0 && flags & O_EXCL == 0));
+        match found {
+            Ok(p) => {
+                if flags & O_EXCL != 0 {
+                    return Err(EEXIST);
+                }
+                if p.dentry.inode.stat().is_lnk() {
+                    return Err(ELOOP);
+                }
+                return open_path(c, &p, flags);
+            }
+            Err(e) if e == ENOENT => {}
+            Err(e) => return Err(e),
+        }
+        // A dangling symlink as the last component: O_CREAT creates its target.
+        if let Ok(l) = c.with_walk(|w| w.walk(&parent, &name, false)) {
+            if l.dentry.inode.stat().is_lnk() {
+                if flags & (O_EXCL | O_NOFOLLOW) != 0 {
+                    return Err(if flags & O_EXCL != 0 { EEXIST } else { ELOOP });
+                }
+                let target = l.dentry.inode.readlink()?;
+                return open_file(c, dirfd_of(c, &parent)?, &target, flags, mode);
+            }
+        }
+        let pst = parent.dentry.inode.stat();
+        if !may_access(&pst, &c.t.creds(), 3) {
+            return Err(EACCES);
+        }
+        if parent.mnt.readonly {
+            return Err(EROFS);
+        }
+        let umask = c.t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed);
+        let inode = parent.dentry.inode.create(&name, mode & !umask & 0o7777, &c.t.creds())?;
+        let p = Path { mnt: parent.mnt.clone(), dentry: Arc::new(Dentry { name, parent: Some(parent.dentry.clone()), inode: inode.clone() }) };
+        let ops = inode.open(flags & !O_TRUNC)?;
+        return Ok(OpenFile::new(ops, Some(p), flags));
+    }
+    let follow = flags & O_NOFOLLOW == 0;
+    let p = c.lookup(dirfd, path, false, false)?;
+    // /proc magic links open the file they stand for.
+    if let Some(m) = p.dentry.inode.magic(c.t) {
+        match m? {
+            Magic::File(f) => {
+                let acc = flags & O_ACCMODE;
+                if (acc != O_WRONLY && !f.readable()) || (acc != 0 && !f.writable()) && f.path.is_none() {
+                    return Err(EACCES);
+                }
+                return match &f.path {
+                    Some(fp) => open_path(c, fp, flags),
+                    None => Ok(OpenFile::new(f.ops.clone(), None, flags)),
+                };
+            }
+            Magic::Path(fp) => return open_path(c, &fp, flags),
+        }
+    }
+    let p = if p.dentry.inode.stat().is_lnk() {
+        if !follow {
+            if flags & O_PATH != 0 {
+                return open_path(c, &p, flags);
+            }
+            return Err(ELOOP);
+        }
+        c.lookup(dirfd, path, true, false)?
+    } else {
+        p
+    };
+    open_path(c, &p, flags)
+}
+
+/// A temporary fd-less way to name a directory for relative re-walks.
+fn dirfd_of(c: &Ctx, p: &Path) -> KResult<u64> {
+    let f = OpenFile::new(Arc::new(DirFile { inode: p.dentry.inode.clone() }), Some(p.clone()), O_PATH);
+    let fd = c.t.files().install(f, true, 0, u64::MAX)?;
+    // The caller uses it immediately; it is closed right after by close-on-return.
+    c.t.files().remove(fd);
+    let _ = fd;
+    Err(ENOENT)
+}
+
+fn close(c: &Ctx, fd: u64) -> SysResult {
+    c.t.files().remove(fd as i32).ok_or(EBADF)?;
+    Ok(0)
+}
+
+fn close_range(c: &Ctx, first: u32, last: u32, flags: u32) -> SysResult {
+    const CLOEXEC: u32 = 4;
+    if first > last || flags & !(CLOEXEC | 2) != 0 {
+        return Err(EINVAL);
+    }
+    let files = c.t.files();
+    for (fd, _) in files.list() {
+        let fd = fd as u32;
+        if fd >= first && fd <= last {
+            if flags & CLOEXEC != 0 {
+                files.set_cloexec(fd as i32, true)?;
+            } else {
+                files.remove(fd as i32);
+            }
+        }
+    }
+    Ok(0)
+}
+
+pub fn stat_bytes(st: &Stat) -> [u8; 144] {
+    let mut b = [0u8; 144];
+    let mut put = |off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    put(0, st.dev);
+    put(8, st.ino);
+    put(16, st.nlink);
+    put(24, st.mode as u64 | ((st.uid as u64) << 32));
+    put(32, st.gid as u64);
+    put(40, st.rdev);
+    put(48, st.size);
+    put(56, st.blksize);
+    put(64, st.blocks);
+    put(72, st.atime.0 as u64);
+    put(80, st.atime.1 as u64);
+    put(88, st.mtime.0 as u64);
+    put(96, st.mtime.1 as u64);
+    put(104, st.ctime.0 as u64);
+    put(112, st.ctime.1 as u64);
+    b
+}
+
+fn fstat(c: &Ctx, fd: u64, buf: u64) -> SysResult {
+    let f = c.fd(fd)?;
+    c.t.mm().write(buf, &stat_bytes(&f.stat()))?;
+    Ok(0)
+}
+
+fn fstatat(c: &Ctx, dirfd: u64, pathp: u64, buf: u64, flags: u64) -> SysResult {
+    let path = c.cstr(pathp)?;
+    let p = c.lookup(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
+    c.t.mm().write(buf, &stat_bytes(&p.dentry.inode.stat()))?;
+    Ok(0)
+}
+
+fn statx(c: &Ctx, dirfd: u64, pathp: u64, flags: u64, _mask: u32, buf: u64) -> SysResult {
+    let path = c.cstr(pathp)?;
+    let st = if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd as i32 != AT_FDCWD {
+        c.fd(dirfd)?.stat()
+    } else {
+        c.lookup(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?.dentry.inode.stat()
+    };
+    let mut b = [0u8; 256];
+    let mut put = |off: usize, v: &[u8]| b[off..off + v.len()].copy_from_slice(v);
+    put(0, &0x7ffu32.to_le_bytes());
+    put(4, &(st.blksize as u32).to_le_bytes());
+    put(16, &(st.nlink as u32).to_le_bytes());
+    put(20, &st.uid.to_le_bytes());
+    put(24, &st.gid.to_le_bytes());
+    put(28, &(st.mode as u16).to_le_bytes());
+    put(32, &st.ino.to_le_bytes());
+    put(40, &st.size.to_le_bytes());
+    put(48, &st.blocks.to_le_bytes());
+    for (off, t) in [(64, st.atime), (96, st.ctime), (112, st.mtime)] {
+        put(off, &t.0.to_le_bytes());
+        put(off + 8, &(t.1 as u32).to_le_bytes());
+    }
+    let (rmaj, rmin) = ((st.rdev >> 8) & 0xfff, (st.rdev & 0xff) | ((st.rdev >> 12) & !0xff));
+    put(128, &(rmaj as u32).to_le_bytes());
+    put(132, &(rmin as u32).to_le_bytes());
+    put(136, &((st.dev >> 8) as u32 & 0xfff).to_le_bytes());
+    put(140, &(st.dev as u32 & 0xff).to_le_bytes());
+    c.t.mm().write(buf, &b)?;
+    Ok(0)
+}
+
+fn lseek(c: &Ctx, fd: u64, off: i64, whence: u32) -> SysResult {
+    let f = c.fd(fd)?;
+    if !f.ops.seekable() {
+        return Err(ESPIPE);
+    }
+    let mut pos = f.pos.lock();
+    let base: i64 = match whence {
+        0 => 0,
+        1 => *pos as i64,
+        2 => f.ops.size() as i64,
+        3 | 4 => {
+            // SEEK_DATA / SEEK_HOLE: the whole file is data.
+            let size = f.ops.size() as i64;
+            if off < 0 || off >= size {
+                return Err(ENXIO);
+            }
+            let r = if whence == 3 { off } else { size };
+            *pos = r as u64;
+            return Ok(r as u64);
+        }
+        _ => return Err(EINVAL),
+    };
+    let n = base.checked_add(off).ok_or(EOVERFLOW)?;
+    if n < 0 {
+        return Err(EINVAL);
+    }
+    *pos = n as u64;
+    if n == 0 {
+        *f.dir.lock() = None;
+    }
+    Ok(n as u64)
+}
+
+fn ioctl(c: &Ctx, fd: u64, cmd: u32, arg: u64) -> SysResult {
+    let f = c.fd(fd)?;
+    match cmd {
+        0x5421 => {
+            let v: i32 = c.t.mm().read_obj(arg)?;
+            if v != 0 {
+                f.flags.fetch_or(O_NONBLOCK, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                f.flags.fetch_and(!O_NONBLOCK, std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(0)
+        }
+        0x5451 => c.t.files().set_cloexec(fd as i32, true).map(|_| 0),
+        0x5450 => c.t.files().set_cloexec(fd as i32, false).map(|_| 0),
+        0x541b if f.ops.seekable() => {
+            let n = f.ops.size().saturating_sub(*f.pos.lock()) as i32;
+            c.t.mm().write_obj(arg, &n)?;
+            Ok(0)
+        }
+        _ => f.ops.ioctl(&f, c.t, cmd, arg),
+    }
+}
+
+fn faccessat(c: &Ctx, dirfd: u64, pathp: u64, mode: u32, flags: u64) -> SysResult {
+    if mode & !7 != 0 {
+        return Err(EINVAL);
+    }
+    let path = c.cstr(pathp)?;
+    let p = c.lookup(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
+    if mode == 0 {
+        return Ok(0);
+    }
+    // access() checks with the real ids unless AT_EACCESS (0x200).
+    let mut cr = c.t.creds();
+    if flags & 0x200 == 0 {
+        cr.fsuid = cr.uid;
+        cr.fsgid = cr.gid;
+    }
+    let st = p.dentry.inode.stat();
+    if !may_access(&st, &cr, mode) {
+        return Err(EACCES);
+    }
+    if mode & 2 != 0 && p.mnt.readonly {
+        return Err(EROFS);
+    }
+    Ok(0)
+}
+
+fn pipe2(c: &Ctx, fds: u64, flags: u32) -> SysResult {
+    if flags & !(O_NONBLOCK | O_CLOEXEC | 0o40000) != 0 {
+        return Err(EINVAL);
+    }
+    let (r, w) = pipe::pipe_pair(flags);
+    let files = c.t.files();
+    let lim = c.t.rlimit(crate::kernel::RLIMIT_NOFILE).0;
+    let cloexec = flags & O_CLOEXEC != 0;
+    let rfd = files.install(r, cloexec, 0, lim)?;
+    let wfd = match files.install(w, cloexec, 0, lim) {
+        Ok(x) => x,
+        Err(e) => {
+            files.remove(rfd);
+            return Err(e);
+        }
+    };
+    if let Err(e) = c.t.mm().write_obj(fds, &[rfd, wfd]) {
+        files.remove(rfd);
+        files.remove(wfd);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+fn dup(c: &Ctx, fd: u64) -> SysResult {
+    let f = c.fd(fd)?;
+    install(c, f, false)
+}
+
+fn dup3(c: &Ctx, old: u64, new: u64, flags: u32, is_dup2: bool) -> SysResult {
+    let f = c.fd(old)?;
+    if old == new {
+        return if is_dup2 { Ok(new) } else { Err(EINVAL) };
+    }
+    if flags & !O_CLOEXEC != 0 {
+        return Err(EINVAL);
+    }
+    if new as i32 as u64 >= c.t.rlimit(crate::kernel::RLIMIT_NOFILE).0 || (new as i32) < 0 {
+        return Err(EBADF);
+    }
+    let old_file = c.t.files().install_at(new as i32, f, flags & O_CLOEXEC != 0);
+    drop(old_file);
+    Ok(new)
+}
+
+fn fcntl(c: &Ctx, fd: u64, cmd: u32, arg: u64) -> SysResult {
+    let f = c.fd(fd)?;
+    let files = c.t.files();
+    let lim = c.t.rlimit(crate::kernel::RLIMIT_NOFILE).0;
+    match cmd {
+        0 | 1030 => {
+            if arg >= lim {
+                return Err(EINVAL);
+            }
+            Ok(files.install(f, cmd == 1030, arg as i32, lim)? as u64)
+        }
+        1 => Ok(files.cloexec(fd as i32)? as u64),
+        2 => files.set_cloexec(fd as i32, arg & 1 != 0).map(|_| 0),
+        3 => Ok(f.flags() as u64 & !(O_CLOEXEC as u64)),
+        4 => {
+            let settable = O_APPEND | O_NONBLOCK | 0o20000 | 0o40000 | 0o1000000;
+            let nf = (f.flags() & !settable) | (arg as u32 & settable);
+            f.flags.store(nf, std::sync::atomic::Ordering::Relaxed);
+            Ok(0)
+        }
+        1031 | 1032 => Ok(65536),
+        _ => Err(EINVAL),
+    }
+}
+
+fn truncate(c: &Ctx, pathp: u64, len: u64) -> SysResult {
+    let path = c.cstr(pathp)?;
+    let p = c.lookup(AT_FDCWD as u64, &path, true, false)?;
+    let st = p.dentry.inode.stat();
+    if st.is_dir() {
+        return Err(EISDIR);
+    }
+    if (len as i64) < 0 {
+        return Err(EINVAL);
+    }
+    if !may_access(&st, &c.t.creds(), 2) {
+        return Err(EACCES);
+    }
+    p.dentry.inode.setattr(&SetAttr { size: Some(len), ..Default::default() })?;
+    Ok(0)
+}
+
+fn ftruncate(c: &Ctx, fd: u64, len: u64) -> SysResult {
+    let f = c.fd(fd)?;
+    if (len as i64) < 0 || !f.writable() {
+        return Err(EINVAL);
+    }
+    if !f.stat().is_reg() {
+        return Err(EINVAL);
+    }
+    f.ops.truncate(len)?;
+    Ok(0)
+}
+
+fn getcwd(c: &Ctx, buf: u64, size: u64) -> SysResult {
+    let fs = c.t.fsctx();
+    let cwd = fs.cwd.lock().clone();
+    let root = fs.root.lock().clone();
+    let mut p = cwd.to_bytes(&root);
+    p.push(0);
+    if p.len() as u64 > size {
+        return Err(ERANGE);
+    }
+    c.t.mm().write(buf, &p)?;
+    Ok(p.len() as u64)
+}
+
+fn set_cwd(c: &Ctx, p: Path) -> SysResult {
+    let st = p.dentry.inode.stat();
+    if !st.is_dir() {
+        return Err(ENOTDIR);
+    }
+    if !may_access(&st, &c.t.creds(), 1) {
+        return Err(EACCES);
+    }
+    *c.t.fsctx().cwd.lock() = p;
+    Ok(0)
+}
+
+fn chdir(c: &Ctx, pathp: u64) -> SysResult {
+    let path = c.cstr(pathp)?;
+    let p = c.lookup(AT_FDCWD as u64, &path, true, false)?;
+    set_cwd(c, p)
+}
+
+fn fchdir(c: &Ctx, fd: u64) -> SysResult {
+    let p = c.fd(fd)?.path.clone().ok_or(ENOTDIR)?;
+    set_cwd(c, p)
+}
+
+fn parent_for_change(c: &Ctx, dirfd: u64, pathp: u64) -> KResult<(Path, Vec<u8>)> {
+    let path = c.cstr(pathp)?;
+    let (parent, name) = c.lookup_parent(dirfd, &path)?;
+    let st = parent.dentry.inode.stat();
+    if !may_access(&st, &c.t.creds(), 3) {
+        return Err(EACCES);
+    }
+    if parent.mnt.readonly {
+        return Err(EROFS);
+    }
+    Ok((parent, name))
+}
+
+fn mkdirat(c: &Ctx, dirfd: u64, pathp: u64, mode: u32) -> SysResult {
+    let (parent, name) = parent_for_change(c, dirfd, pathp)?;
+    if name == b"." || name == b".." {
+        return Err(EEXIST);
+    }
+    let umask = c.t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed);
+    parent.dentry.inode.mkdir(&name, mode & !umask & 0o7777, &c.t.creds())?;
+    Ok(0)
+}
+
+fn mknodat(c: &Ctx, dirfd: u64, pathp: u64, mode: u32, dev: u64) -> SysResult {
+    let (parent, name) = parent_for_change(c, dirfd, pathp)?;
+    let umask = c.t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed);
+    let kind = if mode & S_IFMT == 0 { S_IFREG } else { mode & S_IFMT };
+    if kind == S_IFDIR {
+        return Err(EINVAL);
+    }
+    if matches!(kind, S_IFCHR | S_IFBLK) && c.t.creds().euid != 0 {
+        return Err(EPERM);
+    }
+    parent.dentry.inode.mknod(&name, kind | (mode & !umask & 0o7777), dev, &c.t.creds())?;
+    Ok(0)
+}
+
+fn unlinkat(c: &Ctx, dirfd: u64, pathp: u64, flags: u64) -> SysResult {
+    if flags & !AT_REMOVEDIR != 0 {
+        return Err(EINVAL);
+    }
+    let (parent, name) = parent_for_change(c, dirfd, pathp)?;
+    let dir = flags & AT_REMOVEDIR != 0;
+    if dir && name == b"." {
+        return Err(EINVAL);
+    }
+    if dir && name == b".." {
+        return Err(ENOTEMPTY);
+    }
+    // Sticky directories: only the owner of the file or the directory may remove.
+    let pst = parent.dentry.inode.stat();
+    if pst.mode & 0o1000 != 0 {
+        let cr = c.t.creds();
+        let victim = parent.dentry.inode.lookup(&name)?.stat();
+        if cr.fsuid != 0 && cr.fsuid != victim.uid && cr.fsuid != pst.uid {
+            return Err(EPERM);
+        }
+    }
+    let target = c.with_walk(|w| w.walk(&parent, &name, false))?;
+    if c.t.kernel.mounts.list.read().iter().any(|m| m.parent.is_some() && Arc::ptr_eq(&m.root, &target.dentry)) {
+        return Err(EBUSY);
+    }
+    parent.dentry.inode.unlink(&name, dir)?;
+    Ok(0)
+}
+
+fn renameat(c: &Ctx, olddir: u64, oldp: u64, newdir: u64, newp: u64, flags: u32) -> SysResult {
+    if flags & !7 != 0 || (flags & 1 != 0 && flags & 2 != 0) {
+        return Err(EINVAL);
+    }
+    let (op, on) = parent_for_change(c, olddir, oldp)?;
+    let (np, nn) = parent_for_change(c, newdir, newp)?;
+    if on == b"." || on == b".." || nn == b"." || nn == b".." {
+        return Err(if flags & 1 != 0 { EEXIST } else { EBUSY });
+    }
+    if op.mnt.id != np.mnt.id {
+        return Err(EXDEV);
+    }
+    op.dentry.inode.rename(&on, &np.dentry.inode, &nn, flags)?;
+    Ok(0)
+}
+
+fn linkat(c: &Ctx, olddir: u64, oldp: u64, newdir: u64, newp: u64, flags: u64) -> SysResult {
+    let old = c.cstr(oldp)?;
+    let target = c.lookup(olddir, &old, flags & AT_SYMLINK_FOLLOW != 0, flags & AT_EMPTY_PATH != 0)?;
+    if target.dentry.inode.stat().is_dir() {
+        return Err(EPERM);
+    }
+    let (np, nn) = parent_for_change(c, newdir, newp)?;
+    if np.mnt.id != target.mnt.id {
+        return Err(EXDEV);
+    }
+    np.dentry.inode.link(&nn, &target.dentry.inode)?;
+    Ok(0)
+}
+
+fn symlinkat(c: &Ctx, targetp: u64, dirfd: u64, pathp: u64) -> SysResult {
+    let target = c.cstr(targetp)?;
+    if target.is_empty() {
+        return Err(ENOENT);
+    }
+    let (parent, name) = parent_for_change(c, dirfd, pathp)?;
+    parent.dentry.inode.symlink(&name, &target, &c.t.creds())?;
+    Ok(0)
+}
+
+fn readlinkat(c: &Ctx, dirfd: u64, pathp: u64, buf: u64, size: u64) -> SysResult {
+    if (size as i64) <= 0 {
+        return Err(EINVAL);
+    }
+    let path = c.cstr(pathp)?;
+    let p = c.lookup(dirfd, &path, false, true)?;
+    let inode = &p.dentry.inode;
+    let target = match inode.magic(c.t) {
+        Some(_) | None if !inode.stat().is_lnk() => return Err(EINVAL),
+        _ => inode.readlink()?,
+    };
+    let n = target.len().min(size as usize);
+    c.t.mm().write(buf, &target[..n])?;
+    Ok(n as u64)
+}
+
+fn chmod_path(c: &Ctx, p: &Path, mode: u32) -> SysResult {
+    let st = p.dentry.inode.stat();
+    let cr = c.t.creds();
+    if cr.fsuid != 0 && cr.fsuid != st.uid {
+        return Err(EPERM);
+    }
+    if p.mnt.readonly {
+        return Err(EROFS);
+    }
+    let mut mode = mode & 0o7777;
+    if cr.fsuid != 0 && st.gid != cr.fsgid && !cr.groups.contains(&st.gid) {
+        mode &= !0o2000;
+    }
+    p.dentry.inode.setattr(&SetAttr { mode: Some(mode), ..Default::default() })?;
+    Ok(0)
+}
+
+fn fchmodat(c: &Ctx, dirfd: u64, pathp: u64, mode: u32) -> SysResult {
+    let path = c.cstr(pathp)?;
+    let p = c.lookup(dirfd, &path, true, false)?;
+    chmod_path(c, &p, mode)
+}
+
+fn fchmod(c: &Ctx, fd: u64, mode: u32) -> SysResult {
+    let p = c.fd(fd)?.path.clone().ok_or(EINVAL)?;
+    chmod_path(c, &p, mode)
+}
+
+fn chown_path(c: &Ctx, p: &Path, uid: u32, gid: u32) -> SysResult {
+    let st = p.dentry.inode.stat();
+    let cr = c.t.creds();
+    let uid = if uid == u32::MAX { None } else { Some(uid) };
+    let gid = if gid == u32::MAX { None } else { Some(gid) };
+    if cr.euid != 0 {
+        if uid.is_some_and(|u| u != st.uid) || cr.fsuid != st.uid {
+            return Err(EPERM);
+        }
+        if gid.is_some_and(|g| g != cr.fsgid && !cr.groups.contains(&g)) {
+            return Err(EPERM);
+        }
+    }
+    let mut a = SetAttr { uid, gid, ..Default::default() };
+    if !st.is_dir() && st.mode & 0o6000 != 0 && (uid.is_some() || gid.is_some()) {
+        a.mode = Some(st.mode & 0o7777 & !0o6000);
+    }
+    p.dentry.inode.setattr(&a)?;
+    Ok(0)
+}
+
+fn fchownat(c: &Ctx, dirfd: u64, pathp: u64, uid: u32, gid: u32, flags: u64) -> SysResult {
+    let path = c.cstr(pathp)?;
+    let p = c.lookup(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
+    chown_path(c, &p, uid, gid)
+}
+
+fn fchown(c: &Ctx, fd: u64, uid: u32, gid: u32) -> SysResult {
+    let p = c.fd(fd)?.path.clone().ok_or(EINVAL)?;
+    chown_path(c, &p, uid, gid)
+}
+
+fn utimensat(c: &Ctx, dirfd: u64, pathp: u64, times: u64, flags: u64) -> SysResult {
+    let p = if pathp == 0 {
+        c.fd(dirfd)?.path.clone().ok_or(EBADF)?
+    } else {
+        let path = c.cstr(pathp)?;
+        c.lookup(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?
+    };
+    let (at, mt) = if times == 0 {
+        ((0, (1 << 30) - 1), (0, (1 << 30) - 1))
+    } else {
+        let t: [i64; 4] = c.t.mm().read_obj(times)?;
+        for ns in [t[1], t[3]] {
+            if !(0..1_000_000_000).contains(&ns) && ns != (1 << 30) - 1 && ns != (1 << 30) - 2 {
+                return Err(EINVAL);
+            }
+        }
+        ((t[0], t[1]), (t[2], t[3]))
+    };
+    let st = p.dentry.inode.stat();
+    let cr = c.t.creds();
+    let now_only = at.1 == (1 << 30) - 1 && mt.1 == (1 << 30) - 1;
+    if cr.fsuid != 0 && cr.fsuid != st.uid && (!now_only || !may_access(&st, &cr, 2)) {
+        return Err(if now_only { EACCES } else { EPERM });
+    }
+    p.dentry.inode.setattr(&SetAttr { atime: Some(at), mtime: Some(mt), ..Default::default() })?;
+    Ok(0)
+}
+
+fn statfs(c: &Ctx, pathp: Option<u64>, fd: Option<u64>, buf: u64) -> SysResult {
+    let p = match (pathp, fd) {
+        (Some(pp), _) => {
+            let path = c.cstr(pp)?;
+            c.lookup(AT_FDCWD as u64, &path, true, false)?
+        }
+        (_, Some(fd)) => c.fd(fd)?.path.clone().ok_or(EINVAL)?,
+        _ => return Err(EINVAL),
+    };
+    let magic: u64 = match p.mnt.fstype.as_str() {
+        "proc" => 0x9fa0,
+        "tmpfs" => 0x0102_1994,
+        "sysfs" => 0x6265_6572,
+        "devpts" => 0x1cd1,
+        _ => 0x0102_1997,
+    };
+    let mut v = [0u64; 15];
+    v[0] = magic;
+    v[1] = 4096;
+    v[2] = 1 << 24;
+    v[3] = 1 << 23;
+    v[4] = 1 << 23;
+    v[5] = 1 << 20;
+    v[6] = 1 << 19;
+    v[8] = 255;
+    v[9] = 4096;
+    v[10] = if p.mnt.readonly { 1 } else { 0 };
+    c.t.mm().write_obj(buf, &v)?;
+    Ok(0)
+}
+
+fn getdents64(c: &Ctx, fd: u64, buf: u64, count: u64) -> SysResult {
+    let f = c.fd(fd)?;
+    let inode = f.inode().cloned().ok_or(ENOTDIR)?;
+    if !inode.stat().is_dir() {
+        return Err(ENOTDIR);
+    }
+    let mut dir = f.dir.lock();
+    let mut pos = f.pos.lock();
+    if dir.is_none() || *pos == 0 {
+        *dir = Some((inode.readdir()?, 0));
+    }
+    let (ents, _) = dir.as_ref().expect("listing");
+    let mut out = vec![];
+    let mut i = *pos as usize;
+    while i < ents.len() {
+        let e = &ents[i];
+        let reclen = (19 + e.name.len() + 1 + 7) & !7;
+        if out.len() + reclen > count as usize {
+            break;
+        }
+        let start = out.len();
+        out.extend_from_slice(&e.ino.to_le_bytes());
+        out.extend_from_slice(&((i + 1) as u64).to_le_bytes());
+        out.extend_from_slice(&(reclen as u16).to_le_bytes());
+        out.push(e.kind);
+        out.extend_from_slice(&e.name);
+        out.resize(start + reclen, 0);
+        i += 1;
+    }
+    if out.is_empty() && i < ents.len() {
+        return Err(EINVAL);
+    }
+    c.t.mm().write(buf, &out)?;
+    *pos = i as u64;
+    Ok(out.len() as u64)
+}
+
+// ---- poll / select ----
+
+/// Wait until one of `fds` (fd, requested events) is ready. Fills revents.
+pub fn do_poll(c: &Ctx, fds: &mut [(i32, u32, u32)], timeout: Option<Duration>) -> KResult<usize> {
+    let deadline = timeout.map(|d| Instant::now() + d);
+    let files = c.t.files();
+    let opened: Vec<Option<Arc<OpenFile>>> = fds.iter().map(|(fd, _, _)| if *fd < 0 { None } else { files.get(*fd).ok() }).collect();
+    let scan = |fds: &mut [(i32, u32, u32)]| -> usize {
+        let mut n = 0;
+        for (i, (fd, ev, rev)) in fds.iter_mut().enumerate() {
+            *rev = 0;
+            if *fd < 0 {
+                continue;
+            }
+            match &opened[i] {
+                None => *rev = POLLNVAL,
+                Some(f) => *rev = f.ops.poll() & (*ev | POLLERR | POLLHUP),
+            }
+            if *rev != 0 {
+                n += 1;
+            }
+        }
+        n
+    };
+    let has_host = opened.iter().flatten().any(|f| f.ops.host_fd().is_some());
+    let queues: Vec<&crate::waitq::WaitQueue> = opened.iter().flatten().filter_map(|f| f.ops.wait_queue()).collect();
+    loop {
+        let n = scan(fds);
+        if n > 0 || timeout == Some(Duration::ZERO) {
+            return Ok(n);
+        }
+        let slice = if has_host { Some(Instant::now() + Duration::from_millis(10)) } else { None };
+        let d = match (deadline, slice) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let r = c.t.block_on(&queues, d, || {
+            let mut tmp: Vec<(i32, u32, u32)> = fds.to_vec();
+            if scan(&mut tmp) > 0 {
+                Some(Ok(()))
+            } else {
+                None
+            }
+        });
+        match r {
+            Ok(()) => continue,
+            Err(e) if e == ETIMEDOUT => {
+                if deadline.is_some_and(|dl| Instant::now() >= dl) {
+                    return Ok(scan(fds));
+                }
+            }
+            Err(e) => return Err(if e == ERESTARTSYS { ERESTARTNOHAND } else { e }),
+        }
+    }
+}
+
+fn poll(c: &Ctx, fdsp: u64, n: u64, timeout: Option<Duration>) -> SysResult {
+    if n > c.t.rlimit(crate::kernel::RLIMIT_NOFILE).0.max(1024) {
+        return Err(EINVAL);
+    }
+    let mm = c.t.mm();
+    let mut fds = vec![];
+    for i in 0..n {
+        let v: [u8; 8] = mm.read_obj(fdsp + i * 8)?;
+        fds.push((i32::from_le_bytes(v[0..4].try_into().expect("4")), u16::from_le_bytes([v[4], v[5]]) as u32, 0));
+    }
+    let r = do_poll(c, &mut fds, timeout)?;
+    for (i, (_, _, rev)) in fds.iter().enumerate() {
+        mm.write(fdsp + i as u64 * 8 + 6, &(*rev as u16).to_le_bytes())?;
+    }
+    Ok(r as u64)
+}
+
+fn read_timespec(c: &Ctx, p: u64) -> KResult<Option<Duration>> {
+    if p == 0 {
+        return Ok(None);
+    }
+    let t: [i64; 2] = c.t.mm().read_obj(p)?;
+    if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
+        return Err(EINVAL);
+    }
+    Ok(Some(Duration::new(t[0] as u64, t[1] as u32)))
+}
+
+fn with_sigmask<R>(c: &Ctx, maskp: u64, f: impl FnOnce() -> KResult<R>) -> KResult<R> {
+    if maskp == 0 {
+        return f();
+    }
+    let m: u64 = c.t.mm().read_obj(maskp)?;
+    let old = c.t.sigmask.swap(m & !signal::UNBLOCKABLE, std::sync::atomic::Ordering::AcqRel);
+    let r = f();
+    match &r {
+        Err(e) if e.is_restart() || *e == EINTR => *c.t.saved_mask.lock() = Some(old),
+        _ => c.t.sigmask.store(old, std::sync::atomic::Ordering::Release),
+    }
+    r
+}
+
+fn ppoll(c: &Ctx, fdsp: u64, n: u64, tsp: u64, maskp: u64) -> SysResult {
+    let timeout = read_timespec(c, tsp)?;
+    with_sigmask(c, maskp, || poll(c, fdsp, n, timeout)).map_err(|e| if e == ERESTARTNOHAND { EINTR } else { e })
+}
+
+fn select(c: &Ctx, n: u64, r: u64, w: u64, e: u64, tp: u64, is_p: bool) -> SysResult {
+    if n > 1024 * 64 {
+        return Err(EINVAL);
+    }
+    let mm = c.t.mm();
+    let words = n.div_ceil(64) as usize;
+    let get = |p: u64| -> KResult<Vec<u64>> {
+        if p == 0 {
+            return Ok(vec![0; words]);
+        }
+        let mut v = vec![0u64; words];
+        for (i, x) in v.iter_mut().enumerate() {
+            *x = mm.read_u64(p + i as u64 * 8)?;
+        }
+        Ok(v)
+    };
+    let (rs, ws, es) = (get(r)?, get(w)?, get(e)?);
+    let mut fds = vec![];
+    for fd in 0..n as usize {
+        let bit = |s: &Vec<u64>| s[fd / 64] >> (fd % 64) & 1 != 0;
+        let mut ev = 0;
+        if bit(&rs) {
+            ev |= POLLIN;
+        }
+        if bit(&ws) {
+            ev |= POLLOUT;
+        }
+        if bit(&es) {
+            ev |= POLLPRI;
+        }
+        if ev != 0 {
+            if c.t.files().get(fd as i32).is_err() {
+                return Err(EBADF);
+            }
+            fds.push((fd as i32, ev, 0));
+        }
+    }
+    let timeout = if is_p {
+        read_timespec(c, tp)?
+    } else if tp != 0 {
+        let t: [i64; 2] = mm.read_obj(tp)?;
+        if t[0] < 0 || t[1] < 0 {
+            return Err(EINVAL);
+        }
+        Some(Duration::from_secs(t[0] as u64) + Duration::from_micros(t[1] as u64))
+    } else {
+        None
+    };
+    let mut run = || do_poll(c, &mut fds, timeout);
+    let res = if is_p {
+        let maskp = if c.arg(5) != 0 { mm.read_u64(c.arg(5))? } else { 0 };
+        with_sigmask(c, maskp, run).map_err(|e| if e == ERESTARTNOHAND { EINTR } else { e })
+    } else {
+        run()
+    };
+    res?;
+    let (mut ro, mut wo, mut eo) = (vec![0u64; words], vec![0u64; words], vec![0u64; words]);
+    let mut count = 0;
+    for (fd, ev, rev) in &fds {
+        let (i, b) = (*fd as usize / 64, 1u64 << (*fd as usize % 64));
+        if ev & POLLIN != 0 && rev & (POLLIN | POLLHUP | POLLERR) != 0 {
+            ro[i] |= b;
+            count += 1;
+        }
+        if ev & POLLOUT != 0 && rev & (POLLOUT | POLLERR) != 0 {
+            wo[i] |= b;
+            count += 1;
+        }
+        if ev & POLLPRI != 0 && rev & POLLPRI != 0 {
+            eo[i] |= b;
+            count += 1;
+        }
+    }
+    for (p, v) in [(r, ro), (w, wo), (e, eo)] {
+        if p != 0 {
+            for (i, x) in v.iter().enumerate() {
+                mm.write_obj(p + i as u64 * 8, x)?;
+            }
+        }
+    }
+    Ok(count)
+}

@@ -1,0 +1,330 @@
+//! Time, identity, limits, futex and other small system calls.
+
+use super::*;
+use crate::kernel::futex;
+use crate::kernel::signal::{self, SigInfo};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
+    let (a0, a1, a2, a3, a4, a5) = (c.arg(0), c.arg(1), c.arg(2), c.arg(3), c.arg(4), c.arg(5));
+    Some(match nr {
+        24 => {
+            std::thread::yield_now();
+            Ok(0)
+        }
+        35 => nanosleep(c, 1, 0, a0, a1),
+        230 => nanosleep(c, a0 as i32, a1, a2, a3),
+        37 => alarm(c, a0),
+        63 => uname(c, a0),
+        96 => gettimeofday(c, a0),
+        201 => {
+            let s = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+            if a0 != 0 { c.t.mm().write_obj(a0, &s).map(|_| s) } else { Ok(s) }
+        }
+        228 => clock_gettime(c, a0 as i32, a1),
+        229 => {
+            clock_check(a0 as i32).and_then(|_| if a1 != 0 { c.t.mm().write_obj(a1, &[0i64, 1]).map(|_| 0) } else { Ok(0) })
+        }
+        97 => {
+            let r = c.t.rlimit(a0 as usize);
+            if a0 >= 16 {
+                return Some(Err(EINVAL));
+            }
+            c.t.mm().write_obj(a1, &[r.0, r.1]).map(|_| 0)
+        }
+        160 => prlimit(c, 0, a0, a1, 0),
+        302 => prlimit(c, a0 as i32, a1, a2, a3),
+        98 => c.t.mm().write(a1, &[0u8; 144]).map(|_| 0),
+        99 => sysinfo(c, a0),
+        100 => times(c, a0),
+        202 => do_futex(c, a0, a1 as u32, a2 as u32, a3, a4, a5 as u32),
+        204 => sched_getaffinity(c, a1, a2),
+        203 => Ok(0),
+        309 => getcpu(c, a0, a1),
+        318 => getrandom(c, a0, a1, a2 as u32),
+        170 | 171 => sethostname(c, a0, a1, nr == 170),
+        _ => return None,
+    })
+}
+
+fn clock_check(id: i32) -> KResult<()> {
+    if (0..=11).contains(&id) && id != 8 && id != 9 && id != 10 {
+        Ok(())
+    } else {
+        Err(EINVAL)
+    }
+}
+
+fn clock_now(c: &Ctx, id: i32) -> KResult<Duration> {
+    clock_check(id)?;
+    Ok(match id {
+        0 | 8 | 11 => SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default(),
+        2 => c.t.tg.start.elapsed() / 4,
+        3 => c.t.start.elapsed() / 4,
+        _ => c.t.kernel.uptime(),
+    })
+}
+
+fn clock_gettime(c: &Ctx, id: i32, tp: u64) -> SysResult {
+    let d = clock_now(c, id)?;
+    c.t.mm().write_obj(tp, &[d.as_secs() as i64, d.subsec_nanos() as i64])?;
+    Ok(0)
+}
+
+fn gettimeofday(c: &Ctx, tv: u64) -> SysResult {
+    if tv != 0 {
+        let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        c.t.mm().write_obj(tv, &[d.as_secs() as i64, d.subsec_micros() as i64])?;
+    }
+    Ok(0)
+}
+
+fn nanosleep(c: &Ctx, clock: i32, flags: u64, req: u64, rem: u64) -> SysResult {
+    if !matches!(clock, 0 | 1 | 7 | 9 | 11) {
+        return Err(if clock_check(clock).is_ok() { ENOTSUP_ } else { EINVAL });
+    }
+    let t: [i64; 2] = c.t.mm().read_obj(req)?;
+    if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
+        return Err(EINVAL);
+    }
+    let dur = Duration::new(t[0] as u64, t[1] as u32);
+    let deadline = if flags & 1 != 0 {
+        let now = clock_now(c, clock)?;
+        Instant::now() + dur.saturating_sub(now)
+    } else {
+        Instant::now() + dur
+    };
+    match c.t.sleep_until(deadline) {
+        Ok(()) => Ok(0),
+        Err(_) => {
+            if rem != 0 && flags & 1 == 0 {
+                let left = deadline.saturating_duration_since(Instant::now());
+                c.t.mm().write_obj(rem, &[left.as_secs() as i64, left.subsec_nanos() as i64])?;
+            }
+            Err(EINTR)
+        }
+    }
+}
+
+const ENOTSUP_: Errno = EOPNOTSUPP;
+
+fn alarm(c: &Ctx, secs: u64) -> SysResult {
+    let tg = c.t.tg.clone();
+    let k = c.t.kernel.clone();
+    let now = Instant::now();
+    let mut g = tg.itimer_real.lock();
+    let left = g.map(|(d, _, _)| d.saturating_duration_since(now)).unwrap_or_default();
+    let prev = if left.is_zero() && g.is_none() { 0 } else { left.as_secs() + u64::from(left.subsec_nanos() >= 500_000_000 || (left.as_secs() == 0 && !left.is_zero())) };
+    let gen = g.map(|x| x.2 + 1).unwrap_or(1);
+    if secs == 0 {
+        *g = None;
+        return Ok(prev);
+    }
+    let deadline = now + Duration::from_secs(secs);
+    *g = Some((deadline, 0, gen));
+    drop(g);
+    std::thread::spawn(move || {
+        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        let mut g = tg.itimer_real.lock();
+        if matches!(*g, Some((_, _, x)) if x == gen) {
+            *g = None;
+            drop(g);
+            signal::send_to_group(&k, &tg, SigInfo::kernel(signal::SIGALRM));
+        }
+    });
+    Ok(prev)
+}
+
+fn field(b: &mut [u8], i: usize, s: &[u8]) {
+    let n = s.len().min(64);
+    b[i * 65..i * 65 + n].copy_from_slice(&s[..n]);
+}
+
+pub const RELEASE: &str = "6.8.0-rvisor";
+
+fn uname(c: &Ctx, buf: u64) -> SysResult {
+    let mut b = [0u8; 390];
+    field(&mut b, 0, b"Linux");
+    field(&mut b, 1, &c.t.kernel.hostname.lock());
+    field(&mut b, 2, RELEASE.as_bytes());
+    field(&mut b, 3, concat!("#1 SMP rvisor ", env!("CARGO_PKG_VERSION")).as_bytes());
+    field(&mut b, 4, b"x86_64");
+    field(&mut b, 5, &c.t.kernel.domainname.lock());
+    c.t.mm().write(buf, &b)?;
+    Ok(0)
+}
+
+fn sethostname(c: &Ctx, name: u64, len: u64, host: bool) -> SysResult {
+    if c.t.creds().euid != 0 {
+        return Err(EPERM);
+    }
+    if len > 64 {
+        return Err(EINVAL);
+    }
+    let v = c.t.mm().read_vec(name, len as usize)?;
+    *(if host { &c.t.kernel.hostname } else { &c.t.kernel.domainname }).lock() = v;
+    Ok(0)
+}
+
+fn prlimit(c: &Ctx, pid: i32, res: u64, new: u64, old: u64) -> SysResult {
+    if res >= 16 {
+        return Err(EINVAL);
+    }
+    let tg = if pid == 0 || pid == c.t.tgid() { c.t.tg.clone() } else { c.t.kernel.table.lock().procs.get(&pid).map(|p| p.tg.clone()).ok_or(ESRCH)? };
+    let cur = tg.rlimits.lock()[res as usize];
+    if new != 0 {
+        let n: [u64; 2] = c.t.mm().read_obj(new)?;
+        if n[0] > n[1] {
+            return Err(EINVAL);
+        }
+        if n[1] > cur.1 && c.t.creds().euid != 0 {
+            return Err(EPERM);
+        }
+        if res as usize == crate::kernel::RLIMIT_NOFILE && n[1] > 1 << 20 {
+            return Err(EPERM);
+        }
+        tg.rlimits.lock()[res as usize] = (n[0], n[1]);
+    }
+    if old != 0 {
+        c.t.mm().write_obj(old, &[cur.0, cur.1])?;
+    }
+    Ok(0)
+}
+
+fn sysinfo(c: &Ctx, buf: u64) -> SysResult {
+    let mut b = [0u8; 112];
+    let up = c.t.kernel.uptime().as_secs();
+    b[0..8].copy_from_slice(&up.to_le_bytes());
+    // SAFETY: sysinfo fills a plain struct.
+    let mut si: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::sysinfo(&mut si) };
+    b[32..40].copy_from_slice(&(si.totalram as u64 * si.mem_unit as u64).to_le_bytes());
+    b[40..48].copy_from_slice(&(si.freeram as u64 * si.mem_unit as u64).to_le_bytes());
+    let procs = c.t.kernel.table.lock().tasks.len() as u16;
+    b[80..82].copy_from_slice(&procs.to_le_bytes());
+    b[104..108].copy_from_slice(&1u32.to_le_bytes());
+    c.t.mm().write(buf, &b)?;
+    Ok(0)
+}
+
+fn times(c: &Ctx, buf: u64) -> SysResult {
+    if buf != 0 {
+        c.t.mm().write_obj(buf, &[0i64; 4])?;
+    }
+    Ok((c.t.kernel.uptime().as_millis() / 10) as u64)
+}
+
+fn sched_getaffinity(c: &Ctx, len: u64, mask: u64) -> SysResult {
+    let n = c.t.kernel.ncpus;
+    let bytes = n.div_ceil(64) * 8;
+    if (len as usize) < bytes || len % 8 != 0 {
+        return Err(EINVAL);
+    }
+    let mut v = vec![0u8; bytes];
+    for i in 0..n {
+        v[i / 8] |= 1 << (i % 8);
+    }
+    c.t.mm().write(mask, &v)?;
+    Ok(bytes as u64)
+}
+
+fn getrandom(c: &Ctx, buf: u64, len: u64, flags: u32) -> SysResult {
+    if flags & !7 != 0 {
+        return Err(EINVAL);
+    }
+    let n = len.min(32 << 20) as usize;
+    let mut v = vec![0u8; n];
+    crate::vfs::devfs::fill_random(&mut v);
+    c.t.mm().write(buf, &v)?;
+    Ok(n as u64)
+}
+
+fn do_futex(c: &Ctx, addr: u64, op: u32, val: u32, a3: u64, addr2: u64, val3: u32) -> SysResult {
+    let private = op & 128 != 0;
+    let cmd = op & 127;
+    let k = &c.t.kernel;
+    let timeout = |abs: bool| -> KResult<Option<Instant>> {
+        if a3 == 0 {
+            return Ok(None);
+        }
+        let t: [i64; 2] = c.t.mm().read_obj(a3)?;
+        if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
+            return Err(EINVAL);
+        }
+        let d = Duration::new(t[0] as u64, t[1] as u32);
+        Ok(Some(if abs {
+            let clock = if op & 256 != 0 { 0 } else { 1 };
+            Instant::now() + d.saturating_sub(clock_now(c, clock)?)
+        } else {
+            Instant::now() + d
+        }))
+    };
+    let key = futex::key(c.t, addr, private)?;
+    let r = match cmd {
+        0 => k.futex.wait(c.t, key, addr, val, u32::MAX, timeout(false)?),
+        9 => k.futex.wait(c.t, key, addr, val, val3, timeout(true)?),
+        1 => k.futex.wake(key, val, u32::MAX),
+        10 => k.futex.wake(key, val, val3),
+        3 | 4 => {
+            if cmd == 4 {
+                let cur: u32 = c.t.mm().read_obj(addr)?;
+                if cur != val3 {
+                    return Err(EAGAIN);
+                }
+            }
+            let k2 = futex::key(c.t, addr2, private)?;
+            k.futex.requeue(key, k2, val, a3 as u32)
+        }
+        5 => {
+            // FUTEX_WAKE_OP: *addr2 = op(*addr2, oparg); wake addr; maybe wake addr2.
+            let k2 = futex::key(c.t, addr2, private)?;
+            let mm = c.t.mm();
+            let old: u32 = mm.read_obj(addr2)?;
+            let (opc, cmp, oparg, cmparg) = ((val3 >> 28) & 7, (val3 >> 24) & 15, (val3 >> 12) & 0xfff, val3 & 0xfff);
+            let oparg = if val3 & (8 << 28) != 0 { 1u32 << (oparg & 31) } else { oparg };
+            let new = match opc {
+                0 => oparg,
+                1 => old.wrapping_add(oparg),
+                2 => old | oparg,
+                3 => old & !oparg,
+                4 => old ^ oparg,
+                _ => return Err(ENOSYS),
+            };
+            mm.write_obj(addr2, &new)?;
+            let mut n = k.futex.wake(key, val, u32::MAX)?;
+            let hit = match cmp {
+                0 => old == cmparg,
+                1 => old != cmparg,
+                2 => (old as i32) < cmparg as i32,
+                3 => (old as i32) <= cmparg as i32,
+                4 => (old as i32) > cmparg as i32,
+                5 => (old as i32) >= cmparg as i32,
+                _ => return Err(ENOSYS),
+            };
+            if hit {
+                n += k.futex.wake(k2, a3 as u32, u32::MAX)?;
+            }
+            Ok(n)
+        }
+        _ => {
+            k.report_unimplemented(202, "futex(op)", c.t.tgid());
+            return Err(ENOSYS);
+        }
+    };
+    match r {
+        Err(e) if e == ERESTARTSYS && cmd == 0 => Err(ERESTARTSYS),
+        Err(e) if e == ERESTARTSYS => Err(EINTR),
+        r => r,
+    }
+}
+
+fn getcpu(c: &Ctx, cpu: u64, node: u64) -> SysResult {
+    if cpu != 0 {
+        c.t.mm().write_obj(cpu, &0u32)?;
+    }
+    if node != 0 {
+        c.t.mm().write_obj(node, &0u32)?;
+    }
+    Ok(0)
+}

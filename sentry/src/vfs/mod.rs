@@ -1,0 +1,519 @@
+//! The virtual file system: inodes, open file descriptions, mounts and path walk.
+
+pub mod devfs;
+pub mod fdtable;
+pub mod host;
+pub mod memfs;
+pub mod pipe;
+
+
+use crate::errno::*;
+use crate::kernel::{Creds, Task};
+use crate::mm::MapSource;
+use crate::waitq::WaitQueue;
+use parking_lot::{Mutex, RwLock};
+use std::any::Any;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFSOCK: u32 = 0o140000;
+pub const S_IFLNK: u32 = 0o120000;
+pub const S_IFREG: u32 = 0o100000;
+pub const S_IFBLK: u32 = 0o060000;
+pub const S_IFDIR: u32 = 0o040000;
+pub const S_IFCHR: u32 = 0o020000;
+pub const S_IFIFO: u32 = 0o010000;
+
+pub const POLLIN: u32 = 0x1;
+pub const POLLPRI: u32 = 0x2;
+pub const POLLOUT: u32 = 0x4;
+pub const POLLERR: u32 = 0x8;
+pub const POLLHUP: u32 = 0x10;
+pub const POLLNVAL: u32 = 0x20;
+pub const POLLRDNORM: u32 = 0x40;
+pub const POLLWRNORM: u32 = 0x100;
+pub const POLLRDHUP: u32 = 0x2000;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    pub mode: u32,
+    pub nlink: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u64,
+    pub size: u64,
+    pub blksize: u64,
+    pub blocks: u64,
+    pub atime: (i64, i64),
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
+
+impl Stat {
+    pub fn is_dir(&self) -> bool {
+        self.mode & S_IFMT == S_IFDIR
+    }
+    pub fn is_lnk(&self) -> bool {
+        self.mode & S_IFMT == S_IFLNK
+    }
+    pub fn is_reg(&self) -> bool {
+        self.mode & S_IFMT == S_IFREG
+    }
+    pub fn dtype(&self) -> u8 {
+        ((self.mode & S_IFMT) >> 12) as u8
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DirEnt {
+    pub ino: u64,
+    pub kind: u8,
+    pub name: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<(i64, i64)>,
+    pub mtime: Option<(i64, i64)>,
+}
+
+/// What a "magic" /proc link (fd/N, exe, cwd) stands for.
+pub enum Magic {
+    Path(Path),
+    File(Arc<OpenFile>),
+}
+
+/// A file system object.
+pub trait Inode: Send + Sync + Any {
+    fn stat(&self) -> Stat;
+    fn lookup(&self, _name: &[u8]) -> KResult<Arc<dyn Inode>> {
+        Err(ENOTDIR)
+    }
+    fn readdir(&self) -> KResult<Vec<DirEnt>> {
+        Err(ENOTDIR)
+    }
+    fn readlink(&self) -> KResult<Vec<u8>> {
+        Err(EINVAL)
+    }
+    /// For /proc's magic links: what following the link reaches.
+    fn magic(&self, _t: &Task) -> Option<KResult<Magic>> {
+        None
+    }
+    fn open(self: Arc<Self>, flags: u32) -> KResult<Arc<dyn FileOps>>;
+    fn create(&self, _name: &[u8], _mode: u32, _c: &Creds) -> KResult<Arc<dyn Inode>> {
+        Err(EPERM)
+    }
+    fn mknod(&self, _name: &[u8], _mode: u32, _rdev: u64, _c: &Creds) -> KResult<Arc<dyn Inode>> {
+        Err(EPERM)
+    }
+    fn mkdir(&self, _name: &[u8], _mode: u32, _c: &Creds) -> KResult<Arc<dyn Inode>> {
+        Err(EPERM)
+    }
+    fn symlink(&self, _name: &[u8], _target: &[u8], _c: &Creds) -> KResult<Arc<dyn Inode>> {
+        Err(EPERM)
+    }
+    fn link(&self, _name: &[u8], _target: &Arc<dyn Inode>) -> KResult<()> {
+        Err(EPERM)
+    }
+    fn unlink(&self, _name: &[u8], _dir: bool) -> KResult<()> {
+        Err(EPERM)
+    }
+    fn rename(&self, _old: &[u8], _newdir: &Arc<dyn Inode>, _new: &[u8], _flags: u32) -> KResult<()> {
+        Err(EXDEV)
+    }
+    fn setattr(&self, _a: &SetAttr) -> KResult<()> {
+        Err(EPERM)
+    }
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// The operations of an open file description.
+pub trait FileOps: Send + Sync + Any {
+    fn read(&self, _f: &OpenFile, _t: &Task, _buf: &mut [u8], _off: u64) -> KResult<usize> {
+        Err(EINVAL)
+    }
+    fn write(&self, _f: &OpenFile, _t: &Task, _buf: &[u8], _off: u64) -> KResult<usize> {
+        Err(EINVAL)
+    }
+    /// Whether reads and writes use and move the file offset.
+    fn seekable(&self) -> bool {
+        false
+    }
+    /// The size SEEK_END is relative to.
+    fn size(&self) -> u64 {
+        0
+    }
+    /// Ready events (POLL* bits).
+    fn poll(&self) -> u32 {
+        POLLIN | POLLOUT
+    }
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        None
+    }
+    fn ioctl(&self, _f: &OpenFile, _t: &Task, _cmd: u32, _arg: u64) -> SysResult {
+        Err(ENOTTY)
+    }
+    fn mmap_source(&self) -> Option<Arc<dyn MapSource>> {
+        None
+    }
+    fn truncate(&self, _len: u64) -> KResult<()> {
+        Err(EINVAL)
+    }
+    /// A host fd to hand to the platform-independent host paths (poll on host ttys).
+    fn host_fd(&self) -> Option<i32> {
+        None
+    }
+    fn as_any(&self) -> &dyn Any;
+}
+
+pub const O_ACCMODE: u32 = 3;
+pub const O_WRONLY: u32 = 1;
+pub const O_RDWR: u32 = 2;
+pub const O_CREAT: u32 = 0o100;
+pub const O_EXCL: u32 = 0o200;
+pub const O_NOCTTY: u32 = 0o400;
+pub const O_TRUNC: u32 = 0o1000;
+pub const O_APPEND: u32 = 0o2000;
+pub const O_NONBLOCK: u32 = 0o4000;
+pub const O_DIRECTORY: u32 = 0o200000;
+pub const O_NOFOLLOW: u32 = 0o400000;
+pub const O_CLOEXEC: u32 = 0o2000000;
+pub const O_PATH: u32 = 0o10000000;
+pub const O_TMPFILE: u32 = 0o20000000 | O_DIRECTORY;
+
+/// An open file description.
+pub struct OpenFile {
+    pub ops: Arc<dyn FileOps>,
+    pub path: Option<Path>,
+    pub flags: AtomicU32,
+    pub pos: Mutex<u64>,
+    /// getdents64 state: the listing taken at the first call, and how far we got.
+    pub dir: Mutex<Option<(Vec<DirEnt>, usize)>>,
+}
+
+impl OpenFile {
+    pub fn new(ops: Arc<dyn FileOps>, path: Option<Path>, flags: u32) -> Arc<OpenFile> {
+        Arc::new(OpenFile { ops, path, flags: AtomicU32::new(flags & !O_CLOEXEC), pos: Mutex::new(0), dir: Mutex::new(None) })
+    }
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed)
+    }
+    pub fn readable(&self) -> bool {
+        self.flags() & O_PATH == 0 && self.flags() & O_ACCMODE != O_WRONLY
+    }
+    pub fn writable(&self) -> bool {
+        self.flags() & O_PATH == 0 && self.flags() & O_ACCMODE != 0
+    }
+    pub fn nonblock(&self) -> bool {
+        self.flags() & O_NONBLOCK != 0
+    }
+    pub fn inode(&self) -> Option<&Arc<dyn Inode>> {
+        self.path.as_ref().map(|p| &p.dentry.inode)
+    }
+    pub fn stat(&self) -> Stat {
+        match self.inode() {
+            Some(i) => i.stat(),
+            None => Stat { mode: S_IFIFO | 0o600, nlink: 1, blksize: 4096, ..Default::default() },
+        }
+    }
+}
+
+/// A name in the tree. Dentries are made as paths are walked; the inode is what counts.
+pub struct Dentry {
+    pub name: Vec<u8>,
+    pub parent: Option<Arc<Dentry>>,
+    pub inode: Arc<dyn Inode>,
+}
+
+pub struct Mount {
+    pub id: u32,
+    pub root: Arc<Dentry>,
+    /// Where it is mounted: the parent mount and the dentry covered.
+    pub parent: Option<(Arc<Mount>, Arc<Dentry>)>,
+    pub fstype: String,
+    pub source: String,
+    pub readonly: bool,
+    pub opts: String,
+}
+
+#[derive(Clone)]
+pub struct Path {
+    pub mnt: Arc<Mount>,
+    pub dentry: Arc<Dentry>,
+}
+
+pub fn inode_key(i: &Arc<dyn Inode>) -> usize {
+    Arc::as_ptr(i) as *const () as usize
+}
+
+impl Path {
+    /// The absolute path as the task's root sees it.
+    pub fn to_bytes(&self, root: &Path) -> Vec<u8> {
+        let mut parts: Vec<Vec<u8>> = vec![];
+        let mut mnt = self.mnt.clone();
+        let mut d = self.dentry.clone();
+        loop {
+            if Arc::ptr_eq(&mnt, &root.mnt) && Arc::ptr_eq(&d.inode, &root.dentry.inode) {
+                break;
+            }
+            if Arc::ptr_eq(&d, &mnt.root) || d.parent.is_none() {
+                match mnt.parent.clone() {
+                    Some((pm, pd)) => {
+                        mnt = pm;
+                        d = pd;
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            parts.push(d.name.clone());
+            d = d.parent.clone().expect("parent");
+        }
+        if parts.is_empty() {
+            return b"/".to_vec();
+        }
+        let mut out = vec![];
+        for p in parts.iter().rev() {
+            out.push(b'/');
+            out.extend_from_slice(p);
+        }
+        out
+    }
+}
+
+/// The mount table.
+pub struct Mounts {
+    pub list: RwLock<Vec<Arc<Mount>>>,
+    next_id: AtomicU32,
+}
+
+impl Default for Mounts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Mounts {
+    pub fn new() -> Mounts {
+        Mounts { list: RwLock::new(vec![]), next_id: AtomicU32::new(1) }
+    }
+
+    pub fn add(&self, root: Arc<dyn Inode>, at: Option<&Path>, fstype: &str, source: &str, readonly: bool, opts: &str) -> Arc<Mount> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let name = at.map(|p| p.dentry.name.clone()).unwrap_or_else(|| b"/".to_vec());
+        let m = Arc::new(Mount {
+            id,
+            root: Arc::new(Dentry { name, parent: None, inode: root }),
+            parent: at.map(|p| (p.mnt.clone(), p.dentry.clone())),
+            fstype: fstype.into(),
+            source: source.into(),
+            readonly,
+            opts: opts.into(),
+        });
+        self.list.write().push(m.clone());
+        m
+    }
+
+    /// The mount (most recent first) whose mountpoint is `p`, if any.
+    pub fn mounted_on(&self, p: &Path) -> Option<Arc<Mount>> {
+        let key = inode_key(&p.dentry.inode);
+        self.list.read().iter().rev().find(|m| m.parent.as_ref().is_some_and(|(pm, pd)| pm.id == p.mnt.id && inode_key(&pd.inode) == key)).cloned()
+    }
+}
+
+/// Permission check: may `c` access a file with `st` for `mask` (4 read, 2 write, 1 exec)?
+pub fn may_access(st: &Stat, c: &Creds, mask: u32) -> bool {
+    if c.fsuid == 0 {
+        // root: everything but executing a file with no exec bit at all.
+        return mask & 1 == 0 || st.is_dir() || st.mode & 0o111 != 0;
+    }
+    let bits = if c.fsuid == st.uid {
+        st.mode >> 6
+    } else if c.fsgid == st.gid || c.groups.contains(&st.gid) {
+        st.mode >> 3
+    } else {
+        st.mode
+    } & 7;
+    bits & mask == mask
+}
+
+pub const MAX_SYMLINKS: u32 = 40;
+
+/// Context for a path walk.
+pub struct Walk<'a> {
+    pub root: &'a Path,
+    pub creds: &'a Creds,
+    pub mounts: &'a Mounts,
+    pub task: &'a Task,
+}
+
+impl Walk<'_> {
+    fn step(&self, cur: &Path, name: &[u8]) -> KResult<Path> {
+        let st = cur.dentry.inode.stat();
+        if !st.is_dir() {
+            return Err(ENOTDIR);
+        }
+        if !may_access(&st, self.creds, 1) {
+            return Err(EACCES);
+        }
+        if name == b"." {
+            return Ok(cur.clone());
+        }
+        if name == b".." {
+            let mut p = cur.clone();
+            if Arc::ptr_eq(&p.mnt, &self.root.mnt) && Arc::ptr_eq(&p.dentry.inode, &self.root.dentry.inode) {
+                return Ok(p);
+            }
+            while Arc::ptr_eq(&p.dentry, &p.mnt.root) {
+                match p.mnt.parent.clone() {
+                    Some((m, d)) => p = Path { mnt: m, dentry: d },
+                    None => return Ok(p),
+                }
+            }
+            let parent = p.dentry.parent.clone().unwrap_or_else(|| p.dentry.clone());
+            return Ok(Path { mnt: p.mnt, dentry: parent });
+        }
+        if name.len() > 255 {
+            return Err(ENAMETOOLONG);
+        }
+        let inode = cur.dentry.inode.lookup(name)?;
+        let mut p = Path { mnt: cur.mnt.clone(), dentry: Arc::new(Dentry { name: name.to_vec(), parent: Some(cur.dentry.clone()), inode }) };
+        while let Some(m) = self.mounts.mounted_on(&p) {
+            p = Path { mnt: m.clone(), dentry: m.root.clone() };
+        }
+        Ok(p)
+    }
+
+    /// Walk `path` from `start`. With `follow`, a symlink in the last component is
+    /// followed. Returns the final path.
+    pub fn walk(&self, start: &Path, path: &[u8], follow: bool) -> KResult<Path> {
+        let mut budget = MAX_SYMLINKS;
+        self.walk_inner(start, path, follow, &mut budget)
+    }
+
+    fn walk_inner(&self, start: &Path, path: &[u8], follow: bool, budget: &mut u32) -> KResult<Path> {
+        if path.is_empty() {
+            return Err(ENOENT);
+        }
+        if path.len() >= 4096 {
+            return Err(ENAMETOOLONG);
+        }
+        let mut cur = if path[0] == b'/' { self.root.clone() } else { start.clone() };
+        let comps: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|c| !c.is_empty()).collect();
+        let trailing_slash = path.len() > 1 && path.ends_with(b"/");
+        for (i, c) in comps.iter().enumerate() {
+            let last = i == comps.len() - 1;
+            let next = self.step(&cur, c)?;
+            let st = next.dentry.inode.stat();
+            if st.is_lnk() && (!last || follow || trailing_slash) {
+                if *budget == 0 {
+                    return Err(ELOOP);
+                }
+                *budget -= 1;
+                if let Some(m) = next.dentry.inode.magic(self.task) {
+                    match m? {
+                        Magic::Path(p) => cur = p,
+                        Magic::File(f) => match &f.path {
+                            Some(p) => cur = p.clone(),
+                            None => return Err(ENOENT),
+                        },
+                    }
+                    continue;
+                }
+                let target = next.dentry.inode.readlink()?;
+                cur = self.walk_inner(&cur, &target, true, budget)?;
+            } else {
+                cur = next;
+            }
+        }
+        if trailing_slash && !cur.dentry.inode.stat().is_dir() {
+            return Err(ENOTDIR);
+        }
+        Ok(cur)
+    }
+
+    /// Walk all but the last component: (parent directory, last name).
+    pub fn walk_parent(&self, start: &Path, path: &[u8]) -> KResult<(Path, Vec<u8>)> {
+        if path.is_empty() {
+            return Err(ENOENT);
+        }
+        if path.len() >= 4096 {
+            return Err(ENAMETOOLONG);
+        }
+        let trimmed: &[u8] = {
+            let mut p = path;
+            while p.len() > 1 && p.ends_with(b"/") {
+                p = &p[..p.len() - 1];
+            }
+            p
+        };
+        let (dir, name) = match trimmed.iter().rposition(|&b| b == b'/') {
+            Some(0) => (&b"/"[..], &trimmed[1..]),
+            Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
+            None => (&b"."[..], trimmed),
+        };
+        let parent = if dir == b"." { start.clone() } else { self.walk(start, dir, true)? };
+        if !parent.dentry.inode.stat().is_dir() {
+            return Err(ENOTDIR);
+        }
+        if name.len() > 255 {
+            return Err(ENAMETOOLONG);
+        }
+        Ok((parent, name.to_vec()))
+    }
+}
+
+/// A file made of bytes fixed at open (used by /proc and friends).
+pub struct BytesFile {
+    pub data: Vec<u8>,
+}
+
+impl FileOps for BytesFile {
+    fn read(&self, _f: &OpenFile, _t: &Task, buf: &mut [u8], off: u64) -> KResult<usize> {
+        let off = off.min(self.data.len() as u64) as usize;
+        let n = buf.len().min(self.data.len() - off);
+        buf[..n].copy_from_slice(&self.data[off..off + n]);
+        Ok(n)
+    }
+    fn seekable(&self) -> bool {
+        true
+    }
+    fn size(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The open file of a directory: listing happens through the inode.
+pub struct DirFile {
+    pub inode: Arc<dyn Inode>,
+}
+
+impl FileOps for DirFile {
+    fn read(&self, _f: &OpenFile, _t: &Task, _buf: &mut [u8], _off: u64) -> KResult<usize> {
+        Err(EISDIR)
+    }
+    fn write(&self, _f: &OpenFile, _t: &Task, _buf: &[u8], _off: u64) -> KResult<usize> {
+        Err(EISDIR)
+    }
+    fn seekable(&self) -> bool {
+        true
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+pub fn now() -> (i64, i64) {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (d.as_secs() as i64, d.subsec_nanos() as i64)
+}

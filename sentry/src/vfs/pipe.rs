@@ -1,0 +1,179 @@
+//! Pipes and FIFOs.
+
+use super::*;
+use std::collections::VecDeque;
+
+pub const PIPE_BUF: usize = 4096;
+const CAPACITY: usize = 65536;
+
+pub struct Pipe {
+    inner: Mutex<PipeInner>,
+    pub wq: WaitQueue,
+}
+
+struct PipeInner {
+    buf: VecDeque<u8>,
+    readers: usize,
+    writers: usize,
+    /// Writers ever seen: a FIFO read before any writer opened it blocks, not EOF.
+    had_writer: bool,
+}
+
+impl Pipe {
+    pub fn new() -> Arc<Pipe> {
+        Arc::new(Pipe { inner: Mutex::new(PipeInner { buf: VecDeque::new(), readers: 0, writers: 0, had_writer: false }), wq: WaitQueue::default() })
+    }
+}
+
+/// One end of a pipe, as an open file's operations.
+pub struct PipeEnd {
+    pipe: Arc<Pipe>,
+    read: bool,
+    write: bool,
+}
+
+impl PipeEnd {
+    pub fn new(pipe: &Arc<Pipe>, read: bool, write: bool) -> Arc<PipeEnd> {
+        let mut i = pipe.inner.lock();
+        if read {
+            i.readers += 1;
+        }
+        if write {
+            i.writers += 1;
+            i.had_writer = true;
+        }
+        drop(i);
+        pipe.wq.notify_all();
+        Arc::new(PipeEnd { pipe: pipe.clone(), read, write })
+    }
+}
+
+impl Drop for PipeEnd {
+    fn drop(&mut self) {
+        let mut i = self.pipe.inner.lock();
+        if self.read {
+            i.readers -= 1;
+        }
+        if self.write {
+            i.writers -= 1;
+        }
+        drop(i);
+        self.pipe.wq.notify_all();
+    }
+}
+
+/// A pair of open files for pipe(2): (read end, write end).
+pub fn pipe_pair(flags: u32) -> (Arc<OpenFile>, Arc<OpenFile>) {
+    let p = Pipe::new();
+    let nb = flags & O_NONBLOCK;
+    (OpenFile::new(PipeEnd::new(&p, true, false), None, nb), OpenFile::new(PipeEnd::new(&p, false, true), None, O_WRONLY | nb))
+}
+
+pub fn open_fifo(p: &Arc<Pipe>, flags: u32) -> KResult<Arc<dyn FileOps>> {
+    let acc = flags & O_ACCMODE;
+    if acc == O_WRONLY && flags & O_NONBLOCK != 0 && p.inner.lock().readers == 0 {
+        return Err(ENXIO);
+    }
+    Ok(PipeEnd::new(p, acc != O_WRONLY, acc != 0))
+}
+
+impl FileOps for PipeEnd {
+    fn read(&self, f: &OpenFile, t: &Task, buf: &mut [u8], _off: u64) -> KResult<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = t.block_on(&[&self.pipe.wq], None, || {
+            let mut i = self.pipe.inner.lock();
+            if !i.buf.is_empty() {
+                let n = buf.len().min(i.buf.len());
+                for (d, s) in buf.iter_mut().zip(i.buf.drain(..n)) {
+                    *d = s;
+                }
+                return Some(Ok(n));
+            }
+            if i.writers == 0 && (i.had_writer || f.nonblock()) {
+                return Some(Ok(0));
+            }
+            if f.nonblock() {
+                return Some(Err(EAGAIN));
+            }
+            None
+        })?;
+        self.pipe.wq.notify_all();
+        Ok(n)
+    }
+
+    fn write(&self, f: &OpenFile, t: &Task, buf: &[u8], _off: u64) -> KResult<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            let r = t.block_on(&[&self.pipe.wq], None, || {
+                let mut i = self.pipe.inner.lock();
+                if i.readers == 0 {
+                    return Some(Err(EPIPE));
+                }
+                let space = CAPACITY - i.buf.len();
+                let rest = buf.len() - done;
+                // Writes of at most PIPE_BUF bytes are atomic.
+                let need = if buf.len() <= PIPE_BUF { rest } else { 1 };
+                if space >= need {
+                    let n = space.min(rest);
+                    i.buf.extend(&buf[done..done + n]);
+                    return Some(Ok(n));
+                }
+                if f.nonblock() {
+                    return Some(Err(EAGAIN));
+                }
+                None
+            });
+            match r {
+                Ok(n) => {
+                    done += n;
+                    self.pipe.wq.notify_all();
+                }
+                Err(e) if done > 0 && (e == EAGAIN || e.is_restart()) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+
+    fn poll(&self) -> u32 {
+        let i = self.pipe.inner.lock();
+        let mut ev = 0;
+        if self.read {
+            if !i.buf.is_empty() {
+                ev |= POLLIN | POLLRDNORM;
+            }
+            if i.writers == 0 && i.had_writer {
+                ev |= POLLHUP;
+            }
+        }
+        if self.write {
+            if CAPACITY - i.buf.len() >= PIPE_BUF {
+                ev |= POLLOUT | POLLWRNORM;
+            }
+            if i.readers == 0 {
+                ev |= POLLERR;
+            }
+        }
+        ev
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.pipe.wq)
+    }
+
+    fn ioctl(&self, _f: &OpenFile, t: &Task, cmd: u32, arg: u64) -> SysResult {
+        const FIONREAD: u32 = 0x541b;
+        if cmd == FIONREAD {
+            let n = self.pipe.inner.lock().buf.len() as i32;
+            t.mm().write_obj(arg, &n)?;
+            return Ok(0);
+        }
+        Err(ENOTTY)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

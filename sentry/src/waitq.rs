@@ -1,0 +1,59 @@
+//! Wait queues: how a blocked task is woken by the event it waits for, or by a signal.
+
+use parking_lot::{Condvar, Mutex};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// One task's wake-up flag.
+#[derive(Default)]
+pub struct Waiter {
+    woken: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Waiter {
+    pub fn notify(&self) {
+        *self.woken.lock() = true;
+        self.cv.notify_all();
+    }
+    pub fn clear(&self) {
+        *self.woken.lock() = false;
+    }
+    /// Sleep until notified (since the last `clear`) or the deadline. True on timeout.
+    pub fn wait(&self, deadline: Option<Instant>) -> bool {
+        let mut g = self.woken.lock();
+        while !*g {
+            match deadline {
+                Some(d) => {
+                    if self.cv.wait_until(&mut g, d).timed_out() {
+                        return !*g;
+                    }
+                }
+                None => self.cv.wait(&mut g),
+            }
+        }
+        false
+    }
+}
+
+#[derive(Default)]
+pub struct WaitQueue {
+    list: Mutex<Vec<Arc<Waiter>>>,
+}
+
+impl WaitQueue {
+    pub fn add(&self, w: &Arc<Waiter>) {
+        self.list.lock().push(w.clone());
+    }
+    pub fn remove(&self, w: &Arc<Waiter>) {
+        let mut l = self.list.lock();
+        if let Some(i) = l.iter().position(|x| Arc::ptr_eq(x, w)) {
+            l.swap_remove(i);
+        }
+    }
+    pub fn notify_all(&self) {
+        for w in self.list.lock().iter() {
+            w.notify();
+        }
+    }
+}
