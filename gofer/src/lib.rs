@@ -4,7 +4,10 @@
 //! is one component opened with O_NOFOLLOW relative to its parent, so no request can
 //! leave the root. Opened files are donated to the client with SCM_RIGHTS.
 
-use nix::sys::socket::{recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut};
@@ -58,7 +61,13 @@ const MAX_MSG: usize = 1 << 20;
 
 /// A CLOEXEC SOCK_SEQPACKET pair.
 pub fn pair() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(std::io::Error::from)
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(std::io::Error::from)
 }
 
 fn send(sock: RawFd, data: &[u8], fd: Option<RawFd>) -> std::io::Result<()> {
@@ -80,7 +89,8 @@ fn recv(sock: RawFd) -> std::io::Result<Option<(Vec<u8>, Option<OwnedFd>)>> {
     let mut cbuf = nix::cmsg_space!([RawFd; 1]);
     let (n, fd) = {
         let mut iov = [IoSliceMut::new(&mut buf)];
-        let msg = recvmsg::<()>(sock, &mut iov, Some(&mut cbuf), MsgFlags::MSG_CMSG_CLOEXEC).map_err(std::io::Error::from)?;
+        let msg = recvmsg::<()>(sock, &mut iov, Some(&mut cbuf), MsgFlags::MSG_CMSG_CLOEXEC)
+            .map_err(std::io::Error::from)?;
         let mut fd = None;
         for c in msg.cmsgs().map_err(std::io::Error::from)? {
             if let ControlMessageOwned::ScmRights(v) = c {
@@ -156,14 +166,25 @@ struct Node {
 }
 
 fn errno() -> Errno {
-    Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    Errno(
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
 }
 
 fn fstat(fd: RawFd) -> Result<libc::stat, Errno> {
     // SAFETY: stat is plain data; fstatat fills it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: valid descriptor and buffers; "" with AT_EMPTY_PATH stats the fd itself.
-    let r = unsafe { libc::fstatat(fd, c"".as_ptr(), &mut st, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) };
+    let r = unsafe {
+        libc::fstatat(
+            fd,
+            c"".as_ptr(),
+            &mut st,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
     if r != 0 {
         return Err(errno());
     }
@@ -171,7 +192,8 @@ fn fstat(fd: RawFd) -> Result<libc::stat, Errno> {
 }
 
 fn cname(name: &[u8]) -> Result<std::ffi::CString, Errno> {
-    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.len() > 255 {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.len() > 255
+    {
         return Err(Errno(libc::EINVAL));
     }
     std::ffi::CString::new(name).map_err(|_| Errno(libc::EINVAL))
@@ -214,7 +236,13 @@ impl Server {
                 let name = cname(rest)?;
                 let dir = self.node(fid)?.fd.as_raw_fd();
                 // SAFETY: openat on a directory descriptor we own, one component, no follow.
-                let fd = unsafe { libc::openat(dir, name.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+                let fd = unsafe {
+                    libc::openat(
+                        dir,
+                        name.as_ptr(),
+                        libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    )
+                };
                 if fd < 0 {
                     return Err(errno());
                 }
@@ -227,9 +255,17 @@ impl Server {
             }
             OP_STAT => put_stat(&mut out, &fstat(self.node(fid)?.fd.as_raw_fd())?),
             OP_OPEN => {
-                let flags = i32::from_le_bytes(rest.get(..4).ok_or(Errno(libc::EINVAL))?.try_into().expect("4"));
-                let flags = flags & !(libc::O_CREAT | libc::O_EXCL) | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-                if readonly && (flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0) {
+                let flags = i32::from_le_bytes(
+                    rest.get(..4)
+                        .ok_or(Errno(libc::EINVAL))?
+                        .try_into()
+                        .expect("4"),
+                );
+                let flags =
+                    flags & !(libc::O_CREAT | libc::O_EXCL) | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+                if readonly
+                    && (flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0)
+                {
                     return Err(Errno(libc::EROFS));
                 }
                 let n = self.node(fid)?;
@@ -257,7 +293,13 @@ impl Server {
             OP_READDIR => {
                 let n = self.node(fid)?;
                 // SAFETY: reopen the directory for reading, relative to itself.
-                let fd = unsafe { libc::openat(n.fd.as_raw_fd(), c".".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+                let fd = unsafe {
+                    libc::openat(
+                        n.fd.as_raw_fd(),
+                        c".".as_ptr(),
+                        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                    )
+                };
                 if fd < 0 {
                     return Err(errno());
                 }
@@ -291,7 +333,14 @@ impl Server {
                 let n = self.node(fid)?;
                 let mut buf = vec![0u8; 4096];
                 // SAFETY: readlinkat on an O_PATH symlink descriptor with "" reads its target.
-                let r = unsafe { libc::readlinkat(n.fd.as_raw_fd(), c"".as_ptr(), buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+                let r = unsafe {
+                    libc::readlinkat(
+                        n.fd.as_raw_fd(),
+                        c"".as_ptr(),
+                        buf.as_mut_ptr() as *mut libc::c_char,
+                        buf.len(),
+                    )
+                };
                 if r < 0 {
                     return Err(errno());
                 }
@@ -310,10 +359,22 @@ impl Server {
 
 /// Serve `root` (an opened directory) on `sock` until the peer closes it.
 pub fn serve(root: OwnedFd, sock: OwnedFd, readonly: bool) -> std::io::Result<()> {
-    let mut s = Server { nodes: HashMap::new(), next: 0 };
-    s.nodes.insert(0, Node { fd: root, parent: None, name: vec![] });
+    let mut s = Server {
+        nodes: HashMap::new(),
+        next: 0,
+    };
+    s.nodes.insert(
+        0,
+        Node {
+            fd: root,
+            parent: None,
+            name: vec![],
+        },
+    );
     loop {
-        let Some((req, _)) = recv(sock.as_raw_fd())? else { return Ok(()) };
+        let Some((req, _)) = recv(sock.as_raw_fd())? else {
+            return Ok(());
+        };
         let (mut reply, fd) = match s.handle(&req, readonly) {
             Ok((body, fd)) => {
                 let mut r = 0i32.to_le_bytes().to_vec();
@@ -335,7 +396,9 @@ pub struct Client {
 
 impl Client {
     pub fn new(sock: OwnedFd) -> Client {
-        Client { sock: Mutex::new(sock) }
+        Client {
+            sock: Mutex::new(sock),
+        }
     }
 
     fn call(&self, op: u8, fid: Fid, arg: &[u8]) -> Result<(Vec<u8>, Option<OwnedFd>), Errno> {
@@ -344,7 +407,9 @@ impl Client {
         req.extend_from_slice(arg);
         let s = self.sock.lock();
         send(s.as_raw_fd(), &req, None).map_err(|_| Errno(libc::EIO))?;
-        let (resp, fd) = recv(s.as_raw_fd()).map_err(|_| Errno(libc::EIO))?.ok_or(Errno(libc::EIO))?;
+        let (resp, fd) = recv(s.as_raw_fd())
+            .map_err(|_| Errno(libc::EIO))?
+            .ok_or(Errno(libc::EIO))?;
         if resp.len() < 4 {
             return Err(Errno(libc::EIO));
         }
@@ -359,7 +424,10 @@ impl Client {
         if r.len() < 8 {
             return Err(Errno(libc::EIO));
         }
-        Ok((u64::from_le_bytes(r[..8].try_into().expect("8")), get_stat(&r[8..])?))
+        Ok((
+            u64::from_le_bytes(r[..8].try_into().expect("8")),
+            get_stat(&r[8..])?,
+        ))
     }
 
     pub fn attach(&self) -> Result<(Fid, Stat), Errno> {
@@ -372,7 +440,9 @@ impl Client {
         get_stat(&self.call(OP_STAT, fid, &[])?.0)
     }
     pub fn open(&self, fid: Fid, flags: i32) -> Result<OwnedFd, Errno> {
-        self.call(OP_OPEN, fid, &flags.to_le_bytes())?.1.ok_or(Errno(libc::EIO))
+        self.call(OP_OPEN, fid, &flags.to_le_bytes())?
+            .1
+            .ok_or(Errno(libc::EIO))
     }
     pub fn readdir(&self, dir: Fid) -> Result<Vec<DirEntry>, Errno> {
         let b = self.call(OP_READDIR, dir, &[])?.0;

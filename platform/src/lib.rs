@@ -62,7 +62,13 @@ impl SigInfo {
 
 impl std::fmt::Debug for SigInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SigInfo(signo={}, code={}, addr={:#x})", self.signo(), self.code(), self.addr())
+        write!(
+            f,
+            "SigInfo(signo={}, code={}, addr={:#x})",
+            self.signo(),
+            self.code(),
+            self.addr()
+        )
     }
 }
 
@@ -73,7 +79,11 @@ pub enum Event {
     /// in the registers, and `regs.rip` already points after the `syscall` instruction.
     Syscall,
     /// A page fault at `addr` (SIGSEGV from a #PF).
-    Fault { addr: u64, access: Access, info: SigInfo },
+    Fault {
+        addr: u64,
+        access: Access,
+        info: SigInfo,
+    },
     /// Any other synchronous signal (SIGILL, SIGFPE, SIGTRAP, SIGBUS, SIGSEGV not from a
     /// page fault): the Sentry delivers it to the application.
     Signal(SigInfo),
@@ -85,7 +95,10 @@ pub enum Event {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{what}: {err}")]
-    Os { what: &'static str, err: std::io::Error },
+    Os {
+        what: &'static str,
+        err: std::io::Error,
+    },
     #[error("the stub process died unexpectedly ({0})")]
     StubDied(String),
     #[error("{0}")]
@@ -94,10 +107,16 @@ pub enum Error {
 
 impl Error {
     pub fn os(what: &'static str) -> Error {
-        Error::Os { what, err: std::io::Error::last_os_error() }
+        Error::Os {
+            what,
+            err: std::io::Error::last_os_error(),
+        }
     }
     pub fn errno(what: &'static str, errno: i32) -> Error {
-        Error::Os { what, err: std::io::Error::from_raw_os_error(errno) }
+        Error::Os {
+            what,
+            err: std::io::Error::from_raw_os_error(errno),
+        }
     }
 }
 

@@ -8,7 +8,10 @@
 //! same CPU: on these VMs a cross-CPU wake-up costs several times a same-CPU switch.
 
 use crate::stub::{self, Ctl};
-use crate::{Access, AddressSpace, Context, Error, Event, FpState, Interrupter, Platform, Prot, Regs, Result, SigInfo};
+use crate::{
+    Access, AddressSpace, Context, Error, Event, FpState, Interrupter, Platform, Prot, Regs,
+    Result, SigInfo,
+};
 use parking_lot::Mutex;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -24,8 +27,13 @@ pub struct Ptrace {
 impl Ptrace {
     /// `memfd` is the memory file every address space maps from.
     pub fn new(memfd: BorrowedFd<'_>) -> Result<Ptrace> {
-        let fd = memfd.try_clone_to_owned().map_err(|err| Error::Os { what: "dup memfd", err })?;
-        Ok(Ptrace { memfd: Arc::new(fd) })
+        let fd = memfd.try_clone_to_owned().map_err(|err| Error::Os {
+            what: "dup memfd",
+            err,
+        })?;
+        Ok(Ptrace {
+            memfd: Arc::new(fd),
+        })
     }
 }
 
@@ -36,8 +44,16 @@ impl Platform for Ptrace {
 
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>> {
         let (tx, rx) = channel();
-        factory().lock().send(FactoryReq::Create { memfd: self.memfd.clone(), reply: tx }).ok();
-        let (pid, ctl) = rx.recv().map_err(|_| Error::Other("stub factory is gone".into()))??;
+        factory()
+            .lock()
+            .send(FactoryReq::Create {
+                memfd: self.memfd.clone(),
+                reply: tx,
+            })
+            .ok();
+        let (pid, ctl) = rx
+            .recv()
+            .map_err(|_| Error::Other("stub factory is gone".into()))??;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         Ok(Arc::new(StubProcess {
             pid,
@@ -51,7 +67,9 @@ impl Platform for Ptrace {
     }
 
     fn new_context(&self) -> Result<Box<dyn Context>> {
-        Ok(Box::new(PtraceContext { current: Arc::new(Current(AtomicU64::new(0))) }))
+        Ok(Box::new(PtraceContext {
+            current: Arc::new(Current(AtomicU64::new(0))),
+        }))
     }
 }
 
@@ -81,13 +99,17 @@ impl StubProcess {
         ctl.tid.store(0, Ordering::Release);
         ctl.req.store(1, Ordering::Release);
         stub::futex_wake(&ctl.req);
-        let tid = stub::wait_nonzero(&ctl.tid, 5000).ok_or_else(|| Error::StubDied("no thread from the stub".into()))? as i32;
+        let tid = stub::wait_nonzero(&ctl.tid, 5000)
+            .ok_or_else(|| Error::StubDied("no thread from the stub".into()))?
+            as i32;
         if tid < 0 {
             return Err(Error::errno("stub clone", -tid));
         }
         let opts = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL;
-        ptrace(libc::PTRACE_SEIZE, tid, 0, opts as usize).map_err(|e| Error::errno("PTRACE_SEIZE", e))?;
-        ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0).map_err(|e| Error::errno("PTRACE_INTERRUPT", e))?;
+        ptrace(libc::PTRACE_SEIZE, tid, 0, opts as usize)
+            .map_err(|e| Error::errno("PTRACE_SEIZE", e))?;
+        ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0)
+            .map_err(|e| Error::errno("PTRACE_INTERRUPT", e))?;
         match wait(tid)? {
             Stop::Event(_) | Stop::Signal(_) => {}
             other => return Err(Error::StubDied(format!("new stub thread: {other:?}"))),
@@ -152,13 +174,26 @@ fn prot_bits(p: Prot) -> u64 {
 impl AddressSpace for StubProcess {
     fn map(&self, addr: u64, len: u64, file_offset: u64, prot: Prot) -> Result<()> {
         let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
-        self.inject(libc::SYS_mmap, [addr, len, prot_bits(prot), flags, self.memfd as u64, file_offset]).map(|_| ())
+        self.inject(
+            libc::SYS_mmap,
+            [
+                addr,
+                len,
+                prot_bits(prot),
+                flags,
+                self.memfd as u64,
+                file_offset,
+            ],
+        )
+        .map(|_| ())
     }
     fn unmap(&self, addr: u64, len: u64) -> Result<()> {
-        self.inject(libc::SYS_munmap, [addr, len, 0, 0, 0, 0]).map(|_| ())
+        self.inject(libc::SYS_munmap, [addr, len, 0, 0, 0, 0])
+            .map(|_| ())
     }
     fn protect(&self, addr: u64, len: u64, prot: Prot) -> Result<()> {
-        self.inject(libc::SYS_mprotect, [addr, len, prot_bits(prot), 0, 0, 0]).map(|_| ())
+        self.inject(libc::SYS_mprotect, [addr, len, prot_bits(prot), 0, 0, 0])
+            .map(|_| ())
     }
     fn id(&self) -> u64 {
         self.id
@@ -198,7 +233,16 @@ fn thread_for(sp: &StubProcess) -> Result<i32> {
     pin_self();
     reap_dead_entries();
     let tid = sp.new_thread()?;
-    THREADS.with(|t| t.borrow_mut().insert(sp.id, ThreadEntry { tid, alive: sp.alive.clone(), pending_interrupt: false }));
+    THREADS.with(|t| {
+        t.borrow_mut().insert(
+            sp.id,
+            ThreadEntry {
+                tid,
+                alive: sp.alive.clone(),
+                pending_interrupt: false,
+            },
+        )
+    });
     Ok(tid)
 }
 
@@ -237,10 +281,14 @@ fn allowed_cpus() -> Vec<usize> {
     // SAFETY: cpu_set_t is a plain bit array; sched_getaffinity fills it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: set is valid for writes of its own size.
-    let ok = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } == 0;
+    let ok =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) }
+            == 0;
     let v: Vec<usize> = if ok {
         // SAFETY: CPU_ISSET only reads the set.
-        (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect()
     } else {
         vec![]
     };
@@ -274,22 +322,37 @@ impl Interrupter for Current {
         let v = self.0.load(Ordering::Acquire);
         if v != 0 {
             // SAFETY: signalling a stub thread of ours; a stale tid is at worst ESRCH.
-            unsafe { libc::syscall(libc::SYS_tgkill, (v >> 32) as i32, v as u32 as i32, libc::SIGSTOP) };
+            unsafe {
+                libc::syscall(
+                    libc::SYS_tgkill,
+                    (v >> 32) as i32,
+                    v as u32 as i32,
+                    libc::SIGSTOP,
+                )
+            };
         }
     }
 }
 
 fn downcast(aspace: &Arc<dyn AddressSpace>) -> Result<&StubProcess> {
     let any: &dyn std::any::Any = aspace.as_ref();
-    any.downcast_ref::<StubProcess>().ok_or_else(|| Error::Other("not a ptrace address space".into()))
+    any.downcast_ref::<StubProcess>()
+        .ok_or_else(|| Error::Other("not a ptrace address space".into()))
 }
 
 impl Context for PtraceContext {
     fn switch(&mut self, aspace: &Arc<dyn AddressSpace>, regs: &mut Regs) -> Result<Event> {
         let sp = downcast(aspace)?;
         let tid = thread_for(sp)?;
-        self.current.0.store(((sp.pid as u64) << 32) | tid as u32 as u64, Ordering::Release);
-        let pending = THREADS.with(|t| t.borrow_mut().get_mut(&sp.id).map(|e| std::mem::take(&mut e.pending_interrupt)));
+        self.current.0.store(
+            ((sp.pid as u64) << 32) | tid as u32 as u64,
+            Ordering::Release,
+        );
+        let pending = THREADS.with(|t| {
+            t.borrow_mut()
+                .get_mut(&sp.id)
+                .map(|e| std::mem::take(&mut e.pending_interrupt))
+        });
         if pending == Some(true) {
             return Ok(Event::Interrupted);
         }
@@ -306,7 +369,11 @@ impl Context for PtraceContext {
                 let info = get_siginfo(tid)?;
                 if sig == libc::SIGSEGV && (info.code() == 1 || info.code() == 2) {
                     let addr = info.addr();
-                    let access = if addr & !0xfff == regs.rip & !0xfff && addr == regs.rip { Access::Exec } else { Access::Unknown };
+                    let access = if addr & !0xfff == regs.rip & !0xfff && addr == regs.rip {
+                        Access::Exec
+                    } else {
+                        Access::Unknown
+                    };
                     Ok(Event::Fault { addr, access, info })
                 } else {
                     Ok(Event::Signal(info))
@@ -360,7 +427,10 @@ fn wait(tid: i32) -> Result<Stop> {
         }
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(Error::Os { what: "waitpid(stub)", err: e });
+            return Err(Error::Os {
+                what: "waitpid(stub)",
+                err: e,
+            });
         }
     }
     Ok(if libc::WIFSTOPPED(status) {
@@ -381,7 +451,9 @@ fn ptrace(req: libc::c_uint, tid: i32, addr: usize, data: usize) -> std::result:
     // SAFETY: requests used here take integer arguments or pointers we own.
     let r = unsafe { libc::ptrace(req, tid, addr, data) };
     if r < 0 {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+        Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO))
     } else {
         Ok(r)
     }
@@ -408,7 +480,15 @@ fn get_siginfo(tid: i32) -> Result<SigInfo> {
     // SAFETY: siginfo_t is plain data; PTRACE_GETSIGINFO fills it.
     let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
     // SAFETY: as above, the pointer is valid for one siginfo_t.
-    if unsafe { libc::ptrace(libc::PTRACE_GETSIGINFO, tid, 0, &mut si as *mut libc::siginfo_t) } < 0 {
+    if unsafe {
+        libc::ptrace(
+            libc::PTRACE_GETSIGINFO,
+            tid,
+            0,
+            &mut si as *mut libc::siginfo_t,
+        )
+    } < 0
+    {
         return Err(Error::os("PTRACE_GETSIGINFO"));
     }
     Ok(SigInfo(si))
@@ -417,7 +497,10 @@ fn get_siginfo(tid: i32) -> Result<SigInfo> {
 // ---- The stub factory: one thread that forks stub processes and reaps them. ----
 
 enum FactoryReq {
-    Create { memfd: Arc<OwnedFd>, reply: Sender<Result<(i32, usize)>> },
+    Create {
+        memfd: Arc<OwnedFd>,
+        reply: Sender<Result<(i32, usize)>>,
+    },
     Reap(i32),
 }
 
@@ -425,7 +508,10 @@ fn factory() -> &'static Mutex<Sender<FactoryReq>> {
     static F: OnceLock<Mutex<Sender<FactoryReq>>> = OnceLock::new();
     F.get_or_init(|| {
         let (tx, rx) = channel();
-        std::thread::Builder::new().name("stub-factory".into()).spawn(move || factory_loop(rx)).expect("spawn stub factory");
+        std::thread::Builder::new()
+            .name("stub-factory".into())
+            .spawn(move || factory_loop(rx))
+            .expect("spawn stub factory");
         Mutex::new(tx)
     })
 }
@@ -452,7 +538,14 @@ fn factory_loop(rx: Receiver<FactoryReq>) {
 fn fork_stub(memfd: i32) -> Result<(i32, usize)> {
     // SAFETY: a fresh shared anonymous page; checked below.
     let ctl = unsafe {
-        libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0)
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
     };
     if ctl == libc::MAP_FAILED {
         return Err(Error::os("mmap stub control page"));
@@ -478,4 +571,3 @@ fn fork_stub(memfd: i32) -> Result<(i32, usize)> {
     }
     Ok((pid, ctl as usize))
 }
-

@@ -161,7 +161,13 @@ pub unsafe fn child_main(ctl: *mut Ctl, memfd: i32, parent: i32) -> ! {
             }
         }
         let all: u64 = !0;
-        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &all as *const u64, 0usize, 8usize);
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &all as *const u64,
+            0usize,
+            8usize,
+        );
         // glibc registered this thread's rseq area, which is about to be unmapped: a
         // registered but unmapped area makes the kernel kill us on the next return.
         if __rseq_size > 0 {
@@ -193,7 +199,13 @@ pub unsafe fn child_main(ctl: *mut Ctl, memfd: i32, parent: i32) -> ! {
             die();
         }
         std::ptr::copy_nonoverlapping(start as *const u8, STUB_ADDR as *mut u8, len);
-        if libc::syscall(libc::SYS_mprotect, STUB_ADDR, 0x1000usize, libc::PROT_READ | libc::PROT_EXEC) != 0 {
+        if libc::syscall(
+            libc::SYS_mprotect,
+            STUB_ADDR,
+            0x1000usize,
+            libc::PROT_READ | libc::PROT_EXEC,
+        ) != 0
+        {
             die();
         }
         std::arch::asm!("jmp {entry}", entry = in(reg) STUB_ADDR, in("rdi") ctl, options(noreturn));
@@ -202,9 +214,20 @@ pub unsafe fn child_main(ctl: *mut Ctl, memfd: i32, parent: i32) -> ! {
 
 /// futex(FUTEX_WAIT) on a shared word with a timeout in milliseconds.
 pub fn futex_wait(word: &AtomicU32, val: u32, ms: u64) {
-    let ts = libc::timespec { tv_sec: (ms / 1000) as i64, tv_nsec: ((ms % 1000) * 1_000_000) as i64 };
+    let ts = libc::timespec {
+        tv_sec: (ms / 1000) as i64,
+        tv_nsec: ((ms % 1000) * 1_000_000) as i64,
+    };
     // SAFETY: the word is valid shared memory; the kernel only reads it.
-    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAIT, val, &ts as *const libc::timespec) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            val,
+            &ts as *const libc::timespec,
+        )
+    };
 }
 
 pub fn futex_wake(word: &AtomicU32) {

@@ -22,12 +22,21 @@ fn memfd(code: &[u8]) -> OwnedFd {
     fd
 }
 
-fn setup(code: &[u8]) -> (OwnedFd, Ptrace, Arc<dyn AddressSpace>, Box<dyn platform::Context>, platform::Regs) {
+fn setup(
+    code: &[u8],
+) -> (
+    OwnedFd,
+    Ptrace,
+    Arc<dyn AddressSpace>,
+    Box<dyn platform::Context>,
+    platform::Regs,
+) {
     let fd = memfd(code);
     let p = Ptrace::new(fd.as_fd()).unwrap();
     let as_ = p.new_address_space().unwrap();
     as_.map(CODE, 0x1000, 0, Prot::READ | Prot::EXEC).unwrap();
-    as_.map(STACK, 0x1000, 0x1000, Prot::READ | Prot::WRITE).unwrap();
+    as_.map(STACK, 0x1000, 0x1000, Prot::READ | Prot::WRITE)
+        .unwrap();
     let ctx = p.new_context().unwrap();
     let mut regs = platform::initial_regs();
     regs.rip = CODE;
@@ -56,7 +65,8 @@ fn syscalls_faults_and_signals() {
         e => panic!("expected a fault, got {e:?}"),
     }
     assert_eq!(regs.rip, CODE + 12, "the faulting instruction is retried");
-    as_.map(DATA, 0x1000, 0x2000, Prot::READ | Prot::WRITE).unwrap();
+    as_.map(DATA, 0x1000, 0x2000, Prot::READ | Prot::WRITE)
+        .unwrap();
     let ev = ctx.switch(&as_, &mut regs).unwrap();
     match ev {
         Event::Signal(si) => {
@@ -67,7 +77,9 @@ fn syscalls_faults_and_signals() {
     }
     let mut b = [0u8; 1];
     use std::os::unix::fs::FileExt;
-    std::fs::File::from(fd).read_exact_at(&mut b, 0x2000).unwrap();
+    std::fs::File::from(fd)
+        .read_exact_at(&mut b, 0x2000)
+        .unwrap();
     assert_eq!(b[0], 0x2a, "the store went to the memory file");
 }
 
@@ -124,16 +136,24 @@ fn tls_and_fp_state_survive() {
     ];
     let (fd, _p, as_, mut ctx, mut regs) = setup(&code);
     use std::os::unix::fs::FileExt;
-    std::fs::File::from(fd.try_clone().unwrap()).write_all_at(&0x1122334455667788u64.to_le_bytes(), 0x1800).unwrap();
+    std::fs::File::from(fd.try_clone().unwrap())
+        .write_all_at(&0x1122334455667788u64.to_le_bytes(), 0x1800)
+        .unwrap();
     regs.fs_base = STACK + 0x800;
-    assert!(matches!(ctx.switch(&as_, &mut regs).unwrap(), Event::Syscall));
+    assert!(matches!(
+        ctx.switch(&as_, &mut regs).unwrap(),
+        Event::Syscall
+    ));
     assert_eq!(regs.rdi, 0x1122334455667788);
     let fp = ctx.fp_state(&as_).unwrap();
     assert_eq!(fp.xmm_space[0], 0x55667788);
     // A mapping change in between (an injected syscall) must not disturb the thread.
     as_.map(DATA, 0x1000, 0x2000, Prot::READ).unwrap();
     regs.rdi = 0;
-    assert!(matches!(ctx.switch(&as_, &mut regs).unwrap(), Event::Syscall));
+    assert!(matches!(
+        ctx.switch(&as_, &mut regs).unwrap(),
+        Event::Syscall
+    ));
     assert_eq!(regs.rdi, 0x1122334455667788);
 }
 

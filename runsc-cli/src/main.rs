@@ -8,7 +8,11 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 #[derive(Parser)]
-#[command(name = "rvisor", version, about = "A user-space application kernel (gVisor-style) in Rust")]
+#[command(
+    name = "rvisor",
+    version,
+    about = "A user-space application kernel (gVisor-style) in Rust"
+)]
 struct Cli {
     #[arg(long, global = true)]
     debug: bool,
@@ -63,7 +67,10 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let filter = if cli.debug { "debug" } else { "warn" };
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
     let code = match run(cli) {
         Ok(c) => c,
         Err(e) => {
@@ -92,7 +99,14 @@ fn resolve(cmd: &str, cwd: &std::path::Path) -> Option<String> {
 
 fn run(cli: Cli) -> Result<i32> {
     match cli.cmd {
-        Cmd::Do { platform, cwd, env, strace, hostname, command } => {
+        Cmd::Do {
+            platform,
+            cwd,
+            env,
+            strace,
+            hostname,
+            command,
+        } => {
             if platform != "ptrace" {
                 bail!("platform {platform:?} is not available (supported: ptrace)");
             }
@@ -118,7 +132,13 @@ fn run(cli: Cli) -> Result<i32> {
             gofer::serve(dir.into(), sock, readonly)?;
             Ok(0)
         }
-        Cmd::Boot { gofer_fd, cwd, strace, hostname, command } => {
+        Cmd::Boot {
+            gofer_fd,
+            cwd,
+            strace,
+            hostname,
+            command,
+        } => {
             // SAFETY: the launcher passed us this descriptor.
             let gofer = unsafe { OwnedFd::from_raw_fd(gofer_fd) };
             let dup = |fd: i32| -> Result<OwnedFd> {
@@ -153,10 +173,18 @@ fn run(cli: Cli) -> Result<i32> {
                 hostname,
             };
             match sentry::boot(cfg) {
-                Ok(status) => Ok(if status & 0x7f == 0 { (status >> 8) & 0xff } else { 128 + (status & 0x7f) }),
+                Ok(status) => Ok(if status & 0x7f == 0 {
+                    (status >> 8) & 0xff
+                } else {
+                    128 + (status & 0x7f)
+                }),
                 Err(sentry::BootError::Exec { path, err }) => {
                     eprintln!("rvisor: {path}: {err}");
-                    Ok(if err.raw_os_error() == Some(libc::ENOENT) { 127 } else { 126 })
+                    Ok(if err.raw_os_error() == Some(libc::ENOENT) {
+                        127
+                    } else {
+                        126
+                    })
                 }
                 Err(e) => bail!("{e}"),
             }
@@ -164,7 +192,15 @@ fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-fn run_do(debug: bool, cwd: &str, env: &[String], strace: bool, hostname: Option<String>, exe: String, command: &[String]) -> Result<i32> {
+fn run_do(
+    debug: bool,
+    cwd: &str,
+    env: &[String],
+    strace: bool,
+    hostname: Option<String>,
+    exe: String,
+    command: &[String],
+) -> Result<i32> {
     let me = std::env::current_exe()?;
     let (sentry_end, gofer_end) = gofer::pair()?;
     let gfd = gofer_end.as_raw_fd();
@@ -174,7 +210,9 @@ fn run_do(debug: bool, cwd: &str, env: &[String], strace: bool, hostname: Option
     unsafe {
         gofer.pre_exec(move || {
             // dup2 onto itself keeps FD_CLOEXEC: clear it explicitly then.
-            if (gfd == 3 && libc::fcntl(3, libc::F_SETFD, 0) < 0) || (gfd != 3 && libc::dup2(gfd, 3) < 0) {
+            if (gfd == 3 && libc::fcntl(3, libc::F_SETFD, 0) < 0)
+                || (gfd != 3 && libc::dup2(gfd, 3) < 0)
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -203,10 +241,15 @@ fn run_do(debug: bool, cwd: &str, env: &[String], strace: bool, hostname: Option
     unsafe {
         boot.pre_exec(move || {
             // dup2 onto itself keeps FD_CLOEXEC: clear it explicitly then.
-            if (sfd == 3 && libc::fcntl(3, libc::F_SETFD, 0) < 0) || (sfd != 3 && libc::dup2(sfd, 3) < 0) {
+            if (sfd == 3 && libc::fcntl(3, libc::F_SETFD, 0) < 0)
+                || (sfd != 3 && libc::dup2(sfd, 3) < 0)
+            {
                 return Err(std::io::Error::last_os_error());
             }
-            if libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET) != 0 {
+            if libc::unshare(
+                libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET,
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -226,5 +269,7 @@ fn run_do(debug: bool, cwd: &str, env: &[String], strace: bool, hostname: Option
     let _ = gofer_child.kill();
     let _ = gofer_child.wait();
     use std::os::unix::process::ExitStatusExt;
-    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }

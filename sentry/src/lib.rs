@@ -40,9 +40,15 @@ pub enum BootError {
 
 /// Boot the sandbox, run the workload to completion and return its wait status.
 pub fn boot(cfg: Config) -> Result<i32, BootError> {
-    let setup = |what: &str, e: errno::Errno| BootError::Setup(format!("{what}: {}", std::io::Error::from_raw_os_error(e.0)));
+    let setup = |what: &str, e: errno::Errno| {
+        BootError::Setup(format!(
+            "{what}: {}",
+            std::io::Error::from_raw_os_error(e.0)
+        ))
+    };
     let mf = memfile::memfile();
-    let platform = platform::ptrace::Ptrace::new(mf.fd()).map_err(|e| BootError::Setup(format!("ptrace platform: {e}")))?;
+    let platform = platform::ptrace::Ptrace::new(mf.fd())
+        .map_err(|e| BootError::Setup(format!("ptrace platform: {e}")))?;
     let k = Kernel::new(Box::new(platform), cfg.debug, cfg.strace);
     if let Some(h) = &cfg.hostname {
         *k.hostname.lock() = h.as_bytes().to_vec();
@@ -50,9 +56,21 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
     let creds = Creds::new(cfg.uid, cfg.gid);
     let client = Arc::new(gofer::Client::new(cfg.gofer));
     let rootfs = MemFs::new(0x30, Some(client));
-    let root_inode: Arc<dyn vfs::Inode> = rootfs.root(0o755, 0, 0).map_err(|e| setup("root file system", e))?;
-    let root_mnt = k.mounts.add(root_inode, None, "overlay", "gofer:/", false, "rw,lowerdir=gofer,upperdir=memory");
-    let root = Path { mnt: root_mnt.clone(), dentry: root_mnt.root.clone() };
+    let root_inode: Arc<dyn vfs::Inode> = rootfs
+        .root(0o755, 0, 0)
+        .map_err(|e| setup("root file system", e))?;
+    let root_mnt = k.mounts.add(
+        root_inode,
+        None,
+        "overlay",
+        "gofer:/",
+        false,
+        "rw,lowerdir=gofer,upperdir=memory",
+    );
+    let root = Path {
+        mnt: root_mnt.clone(),
+        dentry: root_mnt.root.clone(),
+    };
     // /dev
     let devfs = vfs::devfs::new_fs();
     let dev_root: Arc<dyn vfs::Inode> = devfs.root(0o755, 0, 0).map_err(|e| setup("/dev", e))?;
@@ -61,15 +79,32 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
         let mut cur = root.clone();
         for c in p.split(|b| *b == b'/').filter(|c| !c.is_empty()) {
             let inode = cur.dentry.inode.lookup(c).ok()?;
-            cur = Path { mnt: cur.mnt.clone(), dentry: Arc::new(vfs::Dentry { name: c.to_vec(), parent: Some(cur.dentry.clone()), inode }) };
+            cur = Path {
+                mnt: cur.mnt.clone(),
+                dentry: Arc::new(vfs::Dentry {
+                    name: c.to_vec(),
+                    parent: Some(cur.dentry.clone()),
+                    inode,
+                }),
+            };
             while let Some(m) = k.mounts.mounted_on(&cur) {
-                cur = Path { mnt: m.clone(), dentry: m.root.clone() };
+                cur = Path {
+                    mnt: m.clone(),
+                    dentry: m.root.clone(),
+                };
             }
         }
         Some(cur)
     };
     if let Some(devp) = tmp_task_walk(b"/dev") {
-        k.mounts.add(dev_root, Some(&devp), "tmpfs", "devfs", false, "rw,mode=755");
+        k.mounts.add(
+            dev_root,
+            Some(&devp),
+            "tmpfs",
+            "devfs",
+            false,
+            "rw,mode=755",
+        );
     }
     let cwd = tmp_task_walk(&cfg.cwd).unwrap_or_else(|| root.clone());
     let files = FdTable::default();
@@ -82,8 +117,16 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
         files.install_at(i as i32, f, false);
     }
     let path = cfg.argv.first().cloned().unwrap_or_default();
-    syscalls::new_init(&k, root, cwd, files, cfg.argv, cfg.envp, creds)
-        .map_err(|(e, p)| BootError::Exec { path: if p.is_empty() { String::from_utf8_lossy(&path).into_owned() } else { p }, err: std::io::Error::from_raw_os_error(e.0) })?;
+    syscalls::new_init(&k, root, cwd, files, cfg.argv, cfg.envp, creds).map_err(|(e, p)| {
+        BootError::Exec {
+            path: if p.is_empty() {
+                String::from_utf8_lossy(&path).into_owned()
+            } else {
+                p
+            },
+            err: std::io::Error::from_raw_os_error(e.0),
+        }
+    })?;
     let mut st = k.init_status.lock();
     while st.is_none() {
         k.init_done.wait(&mut st);

@@ -4,7 +4,9 @@
 use crate::errno::*;
 use crate::kernel::Task;
 use crate::memfile::PAGE;
-use crate::mm::{page_down, page_up, Backing, MapSource, Mm, Vma, PROT_EXEC, PROT_READ, PROT_WRITE};
+use crate::mm::{
+    page_down, page_up, Backing, MapSource, Mm, Vma, PROT_EXEC, PROT_READ, PROT_WRITE,
+};
 use crate::vfs::OpenFile;
 use goblin::container::{Container, Ctx, Endian};
 use goblin::elf::{header, program_header, ProgramHeader};
@@ -63,7 +65,10 @@ pub fn load_elf(t: &Task, mm: &Mm, f: &OpenFile, name: &[u8], main: bool) -> KRe
         return Err(ENOEXEC);
     }
     let h = goblin::elf::Elf::parse_header(&hb).map_err(|_| ENOEXEC)?;
-    if h.e_ident[header::EI_CLASS] != header::ELFCLASS64 || h.e_machine != header::EM_X86_64 || !(h.e_type == header::ET_EXEC || h.e_type == header::ET_DYN) {
+    if h.e_ident[header::EI_CLASS] != header::ELFCLASS64
+        || h.e_machine != header::EM_X86_64
+        || !(h.e_type == header::ET_EXEC || h.e_type == header::ET_DYN)
+    {
         return Err(ENOEXEC);
     }
     if h.e_phnum == 0 || h.e_phnum > 128 || h.e_phentsize as usize != 56 {
@@ -72,18 +77,32 @@ pub fn load_elf(t: &Task, mm: &Mm, f: &OpenFile, name: &[u8], main: bool) -> KRe
     let phb = read_at(t, f, h.e_phoff, h.e_phnum as usize * 56)?;
     let ctx = Ctx::new(Container::Big, Endian::Little);
     let phs = ProgramHeader::parse(&phb, 0, h.e_phnum as usize, ctx).map_err(|_| ENOEXEC)?;
-    let loads: Vec<&ProgramHeader> = phs.iter().filter(|p| p.p_type == program_header::PT_LOAD).collect();
+    let loads: Vec<&ProgramHeader> = phs
+        .iter()
+        .filter(|p| p.p_type == program_header::PT_LOAD)
+        .collect();
     if loads.is_empty() {
         return Err(ENOEXEC);
     }
     let lo = page_down(loads.iter().map(|p| p.p_vaddr).min().unwrap_or(0));
-    let hi = page_up(loads.iter().map(|p| p.p_vaddr + p.p_memsz).max().unwrap_or(0)).ok_or(ENOEXEC)?;
+    let hi = page_up(
+        loads
+            .iter()
+            .map(|p| p.p_vaddr + p.p_memsz)
+            .max()
+            .unwrap_or(0),
+    )
+    .ok_or(ENOEXEC)?;
     let src: Arc<dyn MapSource> = f.ops.mmap_source().ok_or(EACCES)?;
     let st = f.stat();
     let mut inner = mm.inner.lock();
     let bias = if h.e_type == header::ET_DYN {
         let span = hi - lo;
-        let base = if main { PIE_BASE } else { Mm::find_free(&inner, span, 0).ok_or(ENOMEM)? };
+        let base = if main {
+            PIE_BASE
+        } else {
+            Mm::find_free(&inner, span, 0).ok_or(ENOMEM)?
+        };
         base - lo
     } else {
         0
@@ -121,7 +140,10 @@ pub fn load_elf(t: &Task, mm: &Mm, f: &OpenFile, name: &[u8], main: bool) -> KRe
                 prot,
                 shared: false,
                 growsdown: false,
-                backing: Backing::File { src: src.clone(), offset: page_down(p.p_offset) },
+                backing: Backing::File {
+                    src: src.clone(),
+                    offset: page_down(p.p_offset),
+                },
                 name: name.clone(),
                 dev_ino: (st.dev, st.ino),
                 dontfork: false,
@@ -133,7 +155,16 @@ pub fn load_elf(t: &Task, mm: &Mm, f: &OpenFile, name: &[u8], main: bool) -> KRe
         }
         let anon_start = if p.p_filesz > 0 { map_end } else { start };
         if mem_end > anon_start {
-            let vma = Vma { end: mem_end, prot, shared: false, growsdown: false, backing: Backing::Anon, name: String::new(), dev_ino: (0, 0), dontfork: false };
+            let vma = Vma {
+                end: mem_end,
+                prot,
+                shared: false,
+                growsdown: false,
+                backing: Backing::Anon,
+                name: String::new(),
+                dev_ino: (0, 0),
+                dontfork: false,
+            };
             mm.map_fixed(&mut inner, anon_start, mem_end - anon_start, vma);
         }
         brk = brk.max(mem_end);
@@ -149,17 +180,35 @@ pub fn load_elf(t: &Task, mm: &Mm, f: &OpenFile, name: &[u8], main: bool) -> KRe
     drop(inner);
     for (addr, len) in zero_fills {
         // The bss part of the last file page must read as zeros.
-        let writable = Mm::find_vma(&mm.inner.lock(), addr).map(|(_, v)| v.prot & PROT_WRITE != 0).unwrap_or(false);
+        let writable = Mm::find_vma(&mm.inner.lock(), addr)
+            .map(|(_, v)| v.prot & PROT_WRITE != 0)
+            .unwrap_or(false);
         if writable {
             mm.write(addr, &vec![0u8; len as usize])?;
         }
     }
-    Ok(Image { entry: h.e_entry + bias, base: bias, phdr, phnum: h.e_phnum as u64, interp, brk })
+    Ok(Image {
+        entry: h.e_entry + bias,
+        base: bias,
+        phdr,
+        phnum: h.e_phnum as u64,
+        interp,
+        brk,
+    })
 }
 
 /// Build the initial stack and return the stack pointer.
 #[allow(clippy::too_many_arguments)]
-pub fn setup_stack(t: &Task, mm: &Mm, argv: &[Vec<u8>], envp: &[Vec<u8>], execfn: &[u8], main: &Image, interp_base: u64, creds: &crate::kernel::Creds) -> KResult<u64> {
+pub fn setup_stack(
+    t: &Task,
+    mm: &Mm,
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+    execfn: &[u8],
+    main: &Image,
+    interp_base: u64,
+    creds: &crate::kernel::Creds,
+) -> KResult<u64> {
     let top = crate::mm::STACK_TOP;
     {
         let mut inner = mm.inner.lock();
@@ -176,7 +225,13 @@ pub fn setup_stack(t: &Task, mm: &Mm, argv: &[Vec<u8>], envp: &[Vec<u8>], execfn
         mm.map_fixed(&mut inner, top - STACK_INIT, STACK_INIT, vma);
         inner.stack_top = top;
     }
-    let total: usize = argv.iter().chain(envp.iter()).map(|s| s.len() + 1).sum::<usize>() + execfn.len() + 1;
+    let total: usize = argv
+        .iter()
+        .chain(envp.iter())
+        .map(|s| s.len() + 1)
+        .sum::<usize>()
+        + execfn.len()
+        + 1;
     if total > (STACK_INIT as usize) / 2 + (6 << 20) {
         return Err(E2BIG);
     }

@@ -60,7 +60,16 @@ impl MemFile {
         }
         // SAFETY: the mapping above; forked stub processes must not inherit it.
         unsafe { libc::madvise(p, SIZE as usize, libc::MADV_DONTFORK) };
-        Ok(MemFile { fd, base: p as usize, alloc: Mutex::new(Alloc { next: 0, free: vec![], refs: vec![], used: 0 }) })
+        Ok(MemFile {
+            fd,
+            base: p as usize,
+            alloc: Mutex::new(Alloc {
+                next: 0,
+                free: vec![],
+                refs: vec![],
+                used: 0,
+            }),
+        })
     }
 
     pub fn fd(&self) -> BorrowedFd<'_> {

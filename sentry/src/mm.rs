@@ -22,7 +22,10 @@ pub trait MapSource: Send + Sync {
 #[derive(Clone)]
 pub enum Backing {
     Anon,
-    File { src: Arc<dyn MapSource>, offset: u64 },
+    File {
+        src: Arc<dyn MapSource>,
+        offset: u64,
+    },
 }
 
 #[derive(Clone)]
@@ -118,7 +121,12 @@ impl Mm {
 
     /// The VMA containing `addr`, as (start, vma).
     pub fn find_vma(inner: &MmInner, addr: u64) -> Option<(u64, &Vma)> {
-        inner.vmas.range(..=addr).next_back().filter(|(_, v)| addr < v.end).map(|(s, v)| (*s, v))
+        inner
+            .vmas
+            .range(..=addr)
+            .next_back()
+            .filter(|(_, v)| addr < v.end)
+            .map(|(s, v)| (*s, v))
     }
 
     /// Resolve a fault at `addr` and map the page into the platform.
@@ -136,7 +144,13 @@ impl Mm {
 
     /// Make `page` present with at least `want` access; with `map`, also mirror it into
     /// the platform. Returns the frame.
-    fn resolve(&self, inner: &mut MmInner, page: u64, want: u32, map: bool) -> Result<Frame, FaultError> {
+    fn resolve(
+        &self,
+        inner: &mut MmInner,
+        page: u64,
+        want: u32,
+        map: bool,
+    ) -> Result<Frame, FaultError> {
         let (start, vma) = match Self::find_vma(inner, page) {
             Some((s, v)) => (s, v.clone()),
             None => self.grow_stack(inner, page)?,
@@ -165,18 +179,27 @@ impl Mm {
         let writable = vma.prot & PROT_WRITE != 0;
         // A write to a page shared with others (copy-on-write): copy it now. With an
         // unknown access type, a second fault on a present read-only page means a write.
-        let is_write = want & PROT_WRITE != 0 || (want == 0 && !fresh && pte.mapped != 0 && pte.mapped & PROT_WRITE == 0);
+        let is_write = want & PROT_WRITE != 0
+            || (want == 0 && !fresh && pte.mapped != 0 && pte.mapped & PROT_WRITE == 0);
         if writable && is_write && !exclusive {
-            pte.frame = memfile().alloc_copy(&pte.frame).map_err(|_| FaultError::Oom)?;
+            pte.frame = memfile()
+                .alloc_copy(&pte.frame)
+                .map_err(|_| FaultError::Oom)?;
         } else if want == 0 && !fresh && pte.mapped == vma.prot && map {
             // Everything the VMA allows is mapped: the access itself is not allowed.
             return Err(FaultError::Segv(2));
         }
         let exclusive = vma.shared || pte.frame.refs() == 1;
-        let prot = if exclusive { vma.prot } else { vma.prot & !PROT_WRITE };
+        let prot = if exclusive {
+            vma.prot
+        } else {
+            vma.prot & !PROT_WRITE
+        };
         if map || pte.mapped != 0 {
             if pte.mapped != prot || is_write || fresh {
-                self.aspace.map(page, PAGE, pte.frame.offset(), to_prot(prot)).map_err(|_| FaultError::Oom)?;
+                self.aspace
+                    .map(page, PAGE, pte.frame.offset(), to_prot(prot))
+                    .map_err(|_| FaultError::Oom)?;
                 pte.mapped = prot;
             }
         }
@@ -184,7 +207,12 @@ impl Mm {
     }
 
     fn grow_stack(&self, inner: &mut MmInner, page: u64) -> Result<(u64, Vma), FaultError> {
-        let (start, vma) = inner.vmas.range(page..).next().map(|(s, v)| (*s, v.clone())).ok_or(FaultError::Segv(1))?;
+        let (start, vma) = inner
+            .vmas
+            .range(page..)
+            .next()
+            .map(|(s, v)| (*s, v.clone()))
+            .ok_or(FaultError::Segv(1))?;
         if !vma.growsdown || start - page > STACK_MAX {
             return Err(FaultError::Segv(1));
         }
@@ -201,7 +229,13 @@ impl Mm {
 
     // ---- copy-in / copy-out ----
 
-    fn access(&self, addr: u64, len: usize, write: bool, mut f: impl FnMut(&Frame, usize, usize, usize)) -> KResult<()> {
+    fn access(
+        &self,
+        addr: u64,
+        len: usize,
+        write: bool,
+        mut f: impl FnMut(&Frame, usize, usize, usize),
+    ) -> KResult<()> {
         if len == 0 {
             return Ok(());
         }
@@ -217,7 +251,9 @@ impl Mm {
             let off = (a - page) as usize;
             let n = ((PAGE as usize) - off).min((end - a) as usize);
             let want = if write { PROT_WRITE } else { PROT_READ };
-            let frame = self.resolve(&mut inner, page, want, false).map_err(|_| EFAULT)?;
+            let frame = self
+                .resolve(&mut inner, page, want, false)
+                .map_err(|_| EFAULT)?;
             f(&frame, off, done, n);
             a += n as u64;
             done += n;
@@ -226,11 +262,15 @@ impl Mm {
     }
 
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> KResult<()> {
-        self.access(addr, buf.len(), false, |fr, off, done, n| buf[done..done + n].copy_from_slice(&fr.bytes()[off..off + n]))
+        self.access(addr, buf.len(), false, |fr, off, done, n| {
+            buf[done..done + n].copy_from_slice(&fr.bytes()[off..off + n])
+        })
     }
 
     pub fn write(&self, addr: u64, buf: &[u8]) -> KResult<()> {
-        self.access(addr, buf.len(), true, |fr, off, done, n| fr.bytes_mut()[off..off + n].copy_from_slice(&buf[done..done + n]))
+        self.access(addr, buf.len(), true, |fr, off, done, n| {
+            fr.bytes_mut()[off..off + n].copy_from_slice(&buf[done..done + n])
+        })
     }
 
     pub fn read_vec(&self, addr: u64, len: usize) -> KResult<Vec<u8>> {
@@ -242,7 +282,9 @@ impl Mm {
     pub fn read_obj<T: Copy>(&self, addr: u64) -> KResult<T> {
         let mut v = std::mem::MaybeUninit::<T>::uninit();
         // SAFETY: the slice covers exactly the MaybeUninit's bytes.
-        let buf = unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, std::mem::size_of::<T>()) };
+        let buf = unsafe {
+            std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, std::mem::size_of::<T>())
+        };
         self.read(addr, buf)?;
         // SAFETY: callers use this only for plain-data types, for which any bytes are valid.
         Ok(unsafe { v.assume_init() })
@@ -250,7 +292,9 @@ impl Mm {
 
     pub fn write_obj<T: Copy>(&self, addr: u64, v: &T) -> KResult<()> {
         // SAFETY: viewing a plain-data value as its bytes.
-        let buf = unsafe { std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>()) };
+        let buf = unsafe {
+            std::slice::from_raw_parts(v as *const T as *const u8, std::mem::size_of::<T>())
+        };
         self.write(addr, buf)
     }
 
@@ -329,7 +373,13 @@ impl Mm {
     pub fn find_free(inner: &MmInner, len: u64, hint: u64) -> Option<u64> {
         if hint != 0 && hint % PAGE == 0 {
             let end = hint.checked_add(len)?;
-            if end <= platform::MAX_USER_ADDR && inner.vmas.range(..end).next_back().is_none_or(|(_, v)| v.end <= hint) {
+            if end <= platform::MAX_USER_ADDR
+                && inner
+                    .vmas
+                    .range(..end)
+                    .next_back()
+                    .is_none_or(|(_, v)| v.end <= hint)
+            {
                 return Some(hint);
             }
         }
@@ -350,11 +400,21 @@ impl Mm {
     /// Insert a mapping at `addr` (MAP_FIXED semantics: replaces what is there).
     pub fn map_fixed(&self, inner: &mut MmInner, addr: u64, len: u64, vma: Vma) {
         self.unmap_locked(inner, addr, addr + len);
-        inner.vmas.insert(addr, Vma { end: addr + len, ..vma });
+        inner.vmas.insert(
+            addr,
+            Vma {
+                end: addr + len,
+                ..vma
+            },
+        );
     }
 
     pub fn overlaps(inner: &MmInner, start: u64, end: u64) -> bool {
-        inner.vmas.range(..end).next_back().is_some_and(|(_, v)| v.end > start)
+        inner
+            .vmas
+            .range(..end)
+            .next_back()
+            .is_some_and(|(_, v)| v.end > start)
     }
 
     pub fn mprotect(&self, addr: u64, len: u64, prot: u32) -> KResult<()> {
@@ -464,12 +524,24 @@ impl Mm {
                 }
                 if any {
                     let prot = inner.vmas[s].prot & !PROT_WRITE;
-                    self.aspace.protect(*s, e - s, to_prot(prot)).map_err(|_| ENOMEM)?;
+                    self.aspace
+                        .protect(*s, e - s, to_prot(prot))
+                        .map_err(|_| ENOMEM)?;
                 }
             }
             for (k, p) in inner.ptes.iter() {
-                if c.vmas.range(..=*k).next_back().is_some_and(|(_, v)| *k < v.end) {
-                    c.ptes.insert(*k, Pte { frame: p.frame.clone(), mapped: 0 });
+                if c.vmas
+                    .range(..=*k)
+                    .next_back()
+                    .is_some_and(|(_, v)| *k < v.end)
+                {
+                    c.ptes.insert(
+                        *k,
+                        Pte {
+                            frame: p.frame.clone(),
+                            mapped: 0,
+                        },
+                    );
                 }
             }
             c.brk_start = inner.brk_start;
@@ -499,7 +571,9 @@ impl Mm {
     /// The memory-file offset backing `addr` (for shared futex keys).
     pub fn frame_offset(&self, addr: u64) -> KResult<u64> {
         let mut inner = self.inner.lock();
-        let f = self.resolve(&mut inner, page_down(addr), PROT_READ, false).map_err(|_| EFAULT)?;
+        let f = self
+            .resolve(&mut inner, page_down(addr), PROT_READ, false)
+            .map_err(|_| EFAULT)?;
         Ok(f.offset() + (addr % PAGE))
     }
 }

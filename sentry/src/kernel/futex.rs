@@ -39,11 +39,23 @@ pub fn key(t: &Task, addr: u64, private: bool) -> KResult<Key> {
 
 impl Futexes {
     /// FUTEX_WAIT: sleep if the word still holds `val`.
-    pub fn wait(&self, t: &Task, k: Key, addr: u64, val: u32, bitset: u32, deadline: Option<Instant>) -> KResult<u64> {
+    pub fn wait(
+        &self,
+        t: &Task,
+        k: Key,
+        addr: u64,
+        val: u32,
+        bitset: u32,
+        deadline: Option<Instant>,
+    ) -> KResult<u64> {
         if bitset == 0 {
             return Err(EINVAL);
         }
-        let w = Arc::new(FWaiter { waiter: t.waiter.clone(), woken: AtomicBool::new(false), bitset });
+        let w = Arc::new(FWaiter {
+            waiter: t.waiter.clone(),
+            woken: AtomicBool::new(false),
+            bitset,
+        });
         {
             let mut m = self.map.lock();
             let cur: u32 = t.mm().read_obj(addr)?;
@@ -52,7 +64,13 @@ impl Futexes {
             }
             m.entry(k).or_default().push(w.clone());
         }
-        let r = t.block_on(&[], deadline, || if w.woken.load(Ordering::Acquire) { Some(Ok(0)) } else { None });
+        let r = t.block_on(&[], deadline, || {
+            if w.woken.load(Ordering::Acquire) {
+                Some(Ok(0))
+            } else {
+                None
+            }
+        });
         if r.is_err() {
             let mut m = self.map.lock();
             for v in m.values_mut() {

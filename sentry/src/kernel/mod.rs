@@ -32,7 +32,17 @@ pub struct Creds {
 
 impl Creds {
     pub fn new(uid: u32, gid: u32) -> Creds {
-        Creds { uid, euid: uid, suid: uid, fsuid: uid, gid, egid: gid, sgid: gid, fsgid: gid, groups: vec![] }
+        Creds {
+            uid,
+            euid: uid,
+            suid: uid,
+            fsuid: uid,
+            gid,
+            egid: gid,
+            sgid: gid,
+            fsgid: gid,
+            groups: vec![],
+        }
     }
 }
 
@@ -45,7 +55,11 @@ pub struct FsCtx {
 
 impl FsCtx {
     pub fn copy(&self) -> FsCtx {
-        FsCtx { cwd: Mutex::new(self.cwd.lock().clone()), root: Mutex::new(self.root.lock().clone()), umask: AtomicU32::new(self.umask.load(Ordering::Relaxed)) }
+        FsCtx {
+            cwd: Mutex::new(self.cwd.lock().clone()),
+            root: Mutex::new(self.root.lock().clone()),
+            umask: AtomicU32::new(self.umask.load(Ordering::Relaxed)),
+        }
     }
 }
 
@@ -98,9 +112,16 @@ pub struct Table {
 impl Table {
     pub fn alloc_pid(&mut self) -> i32 {
         loop {
-            self.next_pid = if self.next_pid >= 4_194_303 { 2 } else { self.next_pid + 1 };
+            self.next_pid = if self.next_pid >= 4_194_303 {
+                2
+            } else {
+                self.next_pid + 1
+            };
             let p = self.next_pid;
-            if !self.tasks.contains_key(&p) && !self.procs.contains_key(&p) && !self.procs.values().any(|x| x.pgid == p || x.sid == p) {
+            if !self.tasks.contains_key(&p)
+                && !self.procs.contains_key(&p)
+                && !self.procs.values().any(|x| x.pgid == p || x.sid == p)
+            {
                 return p;
             }
         }
@@ -141,14 +162,21 @@ impl Kernel {
             foreground: AtomicI32::new(1),
             init_status: Mutex::new(None),
             init_done: Condvar::new(),
-            ncpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            ncpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
         })
     }
 
     /// Report an unimplemented system call once.
     pub fn report_unimplemented(&self, nr: u64, name: &str, pid: i32) {
         if self.reported.lock().insert(nr) {
-            tracing::debug!(syscall = name, nr, pid, "unimplemented system call: returning ENOSYS");
+            tracing::debug!(
+                syscall = name,
+                nr,
+                pid,
+                "unimplemented system call: returning ENOSYS"
+            );
         }
     }
 
@@ -243,7 +271,12 @@ impl Task {
 
     /// Block until `check` gives a result, a signal arrives (ERESTARTSYS), or the
     /// deadline passes (ETIMEDOUT).
-    pub fn block_on<T>(&self, queues: &[&WaitQueue], deadline: Option<Instant>, mut check: impl FnMut() -> Option<KResult<T>>) -> KResult<T> {
+    pub fn block_on<T>(
+        &self,
+        queues: &[&WaitQueue],
+        deadline: Option<Instant>,
+        mut check: impl FnMut() -> Option<KResult<T>>,
+    ) -> KResult<T> {
         for q in queues {
             q.add(&self.waiter);
         }
@@ -282,7 +315,11 @@ impl Task {
 }
 
 impl ThreadGroup {
-    pub fn new(tgid: i32, actions: Arc<Mutex<[SigAction; 65]>>, rlimits: [(u64, u64); 16]) -> Arc<ThreadGroup> {
+    pub fn new(
+        tgid: i32,
+        actions: Arc<Mutex<[SigAction; 65]>>,
+        rlimits: [(u64, u64); 16],
+    ) -> Arc<ThreadGroup> {
         Arc::new(ThreadGroup {
             tgid,
             actions: Mutex::new(actions),

@@ -71,7 +71,10 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
         }
         if task.tg.stopped.load(Ordering::Acquire) {
             let _ = task.block_on(&[&task.tg.stop_wq], None, || {
-                if !task.tg.stopped.load(Ordering::Acquire) || task.killed.load(Ordering::Acquire) || task.tg.exiting.load(Ordering::Acquire) {
+                if !task.tg.stopped.load(Ordering::Acquire)
+                    || task.killed.load(Ordering::Acquire)
+                    || task.tg.exiting.load(Ordering::Acquire)
+                {
                     Some(Ok(()))
                 } else {
                     None
@@ -84,7 +87,11 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
         }
         if let Some(e) = restart.take() {
             // Interrupted by nothing that ran a handler: restart the call.
-            if e == ERESTART_RESTARTBLOCK || e == ERESTARTSYS || e == ERESTARTNOINTR || e == ERESTARTNOHAND {
+            if e == ERESTART_RESTARTBLOCK
+                || e == ERESTARTSYS
+                || e == ERESTARTNOINTR
+                || e == ERESTARTNOHAND
+            {
                 regs.rip -= 2;
                 regs.rax = regs.orig_rax;
             }
@@ -96,7 +103,12 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
         match pctx.switch(&aspace, &mut regs) {
             Ok(Event::Syscall) => {
                 let nr = regs.orig_rax;
-                let mut ctx = Ctx { t: &task, regs: &mut regs, pctx: pctx.as_mut(), exit: None };
+                let mut ctx = Ctx {
+                    t: &task,
+                    regs: &mut regs,
+                    pctx: pctx.as_mut(),
+                    exit: None,
+                };
                 let r = syscalls::dispatch(&mut ctx, nr);
                 if let Some(code) = ctx.exit {
                     exit_code = code;
@@ -116,8 +128,12 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
                 let mm = task.mm();
                 match mm.fault(addr, access) {
                     Ok(()) => {}
-                    Err(FaultError::Segv(code)) => signal::force(&task, SigInfo::fault(signal::SIGSEGV, code, addr)),
-                    Err(FaultError::Bus) => signal::force(&task, SigInfo::fault(signal::SIGBUS, 2, addr)),
+                    Err(FaultError::Segv(code)) => {
+                        signal::force(&task, SigInfo::fault(signal::SIGSEGV, code, addr))
+                    }
+                    Err(FaultError::Bus) => {
+                        signal::force(&task, SigInfo::fault(signal::SIGBUS, 2, addr))
+                    }
                     Err(FaultError::Oom) => {
                         tracing::warn!(pid = task.tgid(), "out of memory: killing the process");
                         group_exit(&k, &task.tg, signal::SIGKILL);
@@ -142,10 +158,19 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
 
 /// Deliver pending signals. Returns true if the loop should re-check state first
 /// (the group is stopping or exiting).
-fn deliver(task: &Arc<Task>, regs: &mut Regs, pctx: &mut dyn Context, restart: &mut Option<Errno>) -> bool {
+fn deliver(
+    task: &Arc<Task>,
+    regs: &mut Regs,
+    pctx: &mut dyn Context,
+    restart: &mut Option<Errno>,
+) -> bool {
     loop {
         let mask = task.sigmask.load(Ordering::Acquire);
-        let info = task.pending.lock().pop(mask).or_else(|| task.tg.pending.lock().pop(mask));
+        let info = task
+            .pending
+            .lock()
+            .pop(mask)
+            .or_else(|| task.tg.pending.lock().pop(mask));
         let Some(info) = info else { return false };
         let sig = info.signo();
         let act = task.tg.action(sig);
@@ -160,10 +185,22 @@ fn deliver(task: &Arc<Task>, regs: &mut Regs, pctx: &mut dyn Context, restart: &
                     return true;
                 }
                 Default_::Term | Default_::Core => {
-                    if matches!(sig, signal::SIGSEGV | signal::SIGBUS | signal::SIGILL | signal::SIGFPE) {
-                        tracing::info!(pid = task.tgid(), sig, rip = format_args!("{:#x}", regs.rip), "killed by a fatal signal");
+                    if matches!(
+                        sig,
+                        signal::SIGSEGV | signal::SIGBUS | signal::SIGILL | signal::SIGFPE
+                    ) {
+                        tracing::info!(
+                            pid = task.tgid(),
+                            sig,
+                            rip = format_args!("{:#x}", regs.rip),
+                            "killed by a fatal signal"
+                        );
                     }
-                    let core = if signal::default_action(sig) == Default_::Core { 0x80 } else { 0 };
+                    let core = if signal::default_action(sig) == Default_::Core {
+                        0x80
+                    } else {
+                        0
+                    };
                     group_exit(&task.kernel, &task.tg, sig | core);
                     return true;
                 }
@@ -171,7 +208,8 @@ fn deliver(task: &Arc<Task>, regs: &mut Regs, pctx: &mut dyn Context, restart: &
         }
         // A handler: fix up an interrupted system call first.
         if let Some(e) = restart.take() {
-            let restart_it = e == ERESTARTNOINTR || (e == ERESTARTSYS && act.flags & signal::SA_RESTART != 0);
+            let restart_it =
+                e == ERESTARTNOINTR || (e == ERESTARTSYS && act.flags & signal::SA_RESTART != 0);
             if restart_it {
                 regs.rip -= 2;
                 regs.rax = regs.orig_rax;
@@ -180,7 +218,9 @@ fn deliver(task: &Arc<Task>, regs: &mut Regs, pctx: &mut dyn Context, restart: &
             }
         }
         let old_mask = task.saved_mask.lock().take().unwrap_or(mask);
-        let fp = pctx.fp_state(&task.mm().aspace).unwrap_or_else(|_| platform::initial_fp_state());
+        let fp = pctx
+            .fp_state(&task.mm().aspace)
+            .unwrap_or_else(|_| platform::initial_fp_state());
         if signal::setup_frame(task, regs, &act, &info, old_mask, &fp).is_err() {
             signal::force(task, SigInfo::kernel(signal::SIGSEGV));
             let acts = task.tg.actions.lock().clone();
@@ -191,7 +231,8 @@ fn deliver(task: &Arc<Task>, regs: &mut Regs, pctx: &mut dyn Context, restart: &
         if act.flags & signal::SA_NODEFER == 0 {
             newmask |= signal::bit(sig);
         }
-        task.sigmask.store(newmask & !signal::UNBLOCKABLE, Ordering::Release);
+        task.sigmask
+            .store(newmask & !signal::UNBLOCKABLE, Ordering::Release);
         if act.flags & signal::SA_RESETHAND != 0 {
             let acts = task.tg.actions.lock().clone();
             acts.lock()[sig as usize] = signal::SigAction::default();
@@ -206,7 +247,9 @@ fn deliver(task: &Arc<Task>, regs: &mut Regs, pctx: &mut dyn Context, restart: &
 pub fn group_exit(k: &Kernel, tg: &Arc<ThreadGroup>, status: i32) {
     let threads: Vec<Arc<Task>> = {
         let mut t = k.table.lock();
-        let Some(p) = t.procs.get_mut(&tg.tgid) else { return };
+        let Some(p) = t.procs.get_mut(&tg.tgid) else {
+            return;
+        };
         if p.group_exit.is_none() {
             p.group_exit = Some(status);
         }
@@ -226,11 +269,15 @@ fn notify_parent(k: &Kernel, tgid: i32, code: i32, status: i32) {
     let (parent, uid) = {
         let t = k.table.lock();
         let Some(p) = t.procs.get(&tgid) else { return };
-        let Some(pp) = t.procs.get(&p.parent) else { return };
+        let Some(pp) = t.procs.get(&p.parent) else {
+            return;
+        };
         (pp.tg.clone(), 0)
     };
     let act = parent.action(signal::SIGCHLD);
-    if (code == signal::CLD_STOPPED || code == signal::CLD_CONTINUED) && act.flags & signal::SA_NOCLDSTOP != 0 {
+    if (code == signal::CLD_STOPPED || code == signal::CLD_CONTINUED)
+        && act.flags & signal::SA_NOCLDSTOP != 0
+    {
         parent.child_wq.notify_all();
         return;
     }
@@ -290,9 +337,14 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
     let (last, status) = {
         let mut t = k.table.lock();
         t.tasks.remove(&task.tid());
-        let Some(p) = t.procs.get_mut(&tgid) else { return };
+        let Some(p) = t.procs.get_mut(&tgid) else {
+            return;
+        };
         p.threads.retain(|x| *x != task.tid());
-        (p.threads.is_empty(), p.group_exit.unwrap_or((code & 0xff) << 8))
+        (
+            p.threads.is_empty(),
+            p.group_exit.unwrap_or((code & 0xff) << 8),
+        )
     };
     if !last {
         return;
@@ -302,7 +354,11 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
     *task.tg.itimer_real.lock() = None;
     let (parent_tg, exit_signal, orphans_zombie) = {
         let mut t = k.table.lock();
-        let children = t.procs.get_mut(&tgid).map(|p| std::mem::take(&mut p.children)).unwrap_or_default();
+        let children = t
+            .procs
+            .get_mut(&tgid)
+            .map(|p| std::mem::take(&mut p.children))
+            .unwrap_or_default();
         let reaper = if tgid == 1 { 0 } else { 1 };
         let mut zombie_orphans = false;
         for c in &children {
@@ -327,7 +383,14 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
     }
     if tgid == 1 {
         // init is gone: everything else in the sandbox dies with it.
-        let others: Vec<Arc<ThreadGroup>> = k.table.lock().procs.values().filter(|p| p.tg.tgid != 1 && p.zombie.is_none()).map(|p| p.tg.clone()).collect();
+        let others: Vec<Arc<ThreadGroup>> = k
+            .table
+            .lock()
+            .procs
+            .values()
+            .filter(|p| p.tg.tgid != 1 && p.zombie.is_none())
+            .map(|p| p.tg.clone())
+            .collect();
         for tg in others {
             group_exit(&k, &tg, signal::SIGKILL);
         }
@@ -339,7 +402,8 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
     let autoreap = match &parent_tg {
         Some(ptg) => {
             let a = ptg.action(signal::SIGCHLD);
-            exit_signal == signal::SIGCHLD && (a.handler == signal::SIG_IGN || a.flags & signal::SA_NOCLDWAIT != 0)
+            exit_signal == signal::SIGCHLD
+                && (a.handler == signal::SIG_IGN || a.flags & signal::SA_NOCLDWAIT != 0)
         }
         None => true,
     };

@@ -131,7 +131,12 @@ impl SigQueue {
         if ok == 0 {
             return None;
         }
-        const SYNC: u64 = (1 << (SIGSEGV - 1)) | (1 << (SIGBUS - 1)) | (1 << (SIGILL - 1)) | (1 << (SIGTRAP - 1)) | (1 << (SIGFPE - 1)) | (1 << (SIGSYS - 1));
+        const SYNC: u64 = (1 << (SIGSEGV - 1))
+            | (1 << (SIGBUS - 1))
+            | (1 << (SIGILL - 1))
+            | (1 << (SIGTRAP - 1))
+            | (1 << (SIGFPE - 1))
+            | (1 << (SIGSYS - 1));
         let pick = if ok & SYNC != 0 { ok & SYNC } else { ok };
         let sig = pick.trailing_zeros() as i32 + 1;
         self.take(sig)
@@ -171,7 +176,8 @@ pub fn default_action(sig: i32) -> Default_ {
 
 fn ignored(tg: &ThreadGroup, sig: i32) -> bool {
     let a = tg.action(sig);
-    a.handler == SIG_IGN || (a.handler == SIG_DFL && matches!(default_action(sig), Default_::Ignore))
+    a.handler == SIG_IGN
+        || (a.handler == SIG_DFL && matches!(default_action(sig), Default_::Ignore))
 }
 
 /// Effects at generation time that do not wait for delivery (SIGKILL, SIGCONT, stops).
@@ -209,10 +215,20 @@ pub fn send_to_group(k: &Kernel, tg: &Arc<ThreadGroup>, info: SigInfo) {
     tg.pending.lock().push(info);
     let threads: Vec<Arc<Task>> = {
         let t = k.table.lock();
-        t.procs.get(&tg.tgid).map(|p| p.threads.iter().filter_map(|x| t.tasks.get(x).cloned()).collect()).unwrap_or_default()
+        t.procs
+            .get(&tg.tgid)
+            .map(|p| {
+                p.threads
+                    .iter()
+                    .filter_map(|x| t.tasks.get(x).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     // Wake one thread that does not block it (or all, if all block it: cheap and safe).
-    let target = threads.iter().find(|t| t.sigmask.load(Ordering::Acquire) & bit(sig) == 0);
+    let target = threads
+        .iter()
+        .find(|t| t.sigmask.load(Ordering::Acquire) & bit(sig) == 0);
     match target {
         Some(t) => t.kick(),
         None => threads.iter().for_each(|t| t.kick()),
@@ -253,11 +269,22 @@ pub const FRAME_SIZE: u64 = 440;
 
 /// Build a signal frame for `info` on the application stack and point `regs` at the
 /// handler. `fp` is the thread's FXSAVE area at the time of the signal.
-pub fn setup_frame(t: &Task, regs: &mut platform::Regs, act: &SigAction, info: &SigInfo, old_mask: u64, fp: &platform::FpState) -> KResult<()> {
+pub fn setup_frame(
+    t: &Task,
+    regs: &mut platform::Regs,
+    act: &SigAction,
+    info: &SigInfo,
+    old_mask: u64,
+    fp: &platform::FpState,
+) -> KResult<()> {
     let mm = t.mm();
     let (ss_sp, ss_size, ss_flags) = *t.altstack.lock();
     let on_alt = ss_size != 0 && regs.rsp > ss_sp && regs.rsp <= ss_sp + ss_size;
-    let mut sp = if act.flags & SA_ONSTACK != 0 && ss_size != 0 && ss_flags & 2 == 0 && !on_alt { ss_sp + ss_size } else { regs.rsp - 128 };
+    let mut sp = if act.flags & SA_ONSTACK != 0 && ss_size != 0 && ss_flags & 2 == 0 && !on_alt {
+        ss_sp + ss_size
+    } else {
+        regs.rsp - 128
+    };
     sp = (sp - 512) & !63;
     let fpstate = sp;
     // SAFETY: FpState is plain data; viewing it as bytes.
@@ -265,16 +292,27 @@ pub fn setup_frame(t: &Task, regs: &mut platform::Regs, act: &SigAction, info: &
     mm.write(fpstate, fpbytes)?;
     let frame = ((sp - FRAME_SIZE) & !15) - 8;
     let mut b = vec![0u8; FRAME_SIZE as usize];
-    let put = |b: &mut Vec<u8>, off: u64, v: u64| b[off as usize..off as usize + 8].copy_from_slice(&v.to_le_bytes());
+    let put = |b: &mut Vec<u8>, off: u64, v: u64| {
+        b[off as usize..off as usize + 8].copy_from_slice(&v.to_le_bytes())
+    };
     put(&mut b, 0, act.restorer);
     put(&mut b, FRAME_UC, 0);
     put(&mut b, FRAME_UC + 8, 0);
     put(&mut b, FRAME_UC + 16, ss_sp);
-    let alt_flags: u64 = if ss_size == 0 { 2 } else if on_alt { 1 } else { 0 };
+    let alt_flags: u64 = if ss_size == 0 {
+        2
+    } else if on_alt {
+        1
+    } else {
+        0
+    };
     put(&mut b, FRAME_UC + 24, alt_flags);
     put(&mut b, FRAME_UC + 32, ss_size);
     let r = regs;
-    let gprs = [r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp, r.rip, r.eflags];
+    let gprs = [
+        r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rdi, r.rsi, r.rbp, r.rbx, r.rdx,
+        r.rax, r.rcx, r.rsp, r.rip, r.eflags,
+    ];
     for (i, v) in gprs.iter().enumerate() {
         put(&mut b, FRAME_MCTX + 8 * i as u64, *v);
     }
@@ -301,16 +339,24 @@ pub fn setup_frame(t: &Task, regs: &mut platform::Regs, act: &SigAction, info: &
 }
 
 /// rt_sigreturn: restore registers, mask and FP state from the frame at rsp - 8.
-pub fn restore_frame(t: &Task, regs: &mut platform::Regs) -> KResult<(u64, Option<platform::FpState>)> {
+pub fn restore_frame(
+    t: &Task,
+    regs: &mut platform::Regs,
+) -> KResult<(u64, Option<platform::FpState>)> {
     let mm = t.mm();
     let frame = regs.rsp - 8;
     let b = mm.read_vec(frame, FRAME_SIZE as usize)?;
-    let get = |off: u64| u64::from_le_bytes(b[off as usize..off as usize + 8].try_into().expect("8"));
+    let get =
+        |off: u64| u64::from_le_bytes(b[off as usize..off as usize + 8].try_into().expect("8"));
     let g: Vec<u64> = (0..18).map(|i| get(FRAME_MCTX + 8 * i)).collect();
     let r = regs;
-    (r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15) = (g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]);
-    (r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp, r.rip) = (g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15], g[16]);
-    const USER_FLAGS: u64 = 0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x40000 | 0x200000;
+    (r.r8, r.r9, r.r10, r.r11, r.r12, r.r13, r.r14, r.r15) =
+        (g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]);
+    (
+        r.rdi, r.rsi, r.rbp, r.rbx, r.rdx, r.rax, r.rcx, r.rsp, r.rip,
+    ) = (g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15], g[16]);
+    const USER_FLAGS: u64 =
+        0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800 | 0x40000 | 0x200000;
     r.eflags = (r.eflags & !USER_FLAGS) | (g[17] & USER_FLAGS);
     r.orig_rax = u64::MAX;
     let mask = get(FRAME_MASK) & !UNBLOCKABLE;

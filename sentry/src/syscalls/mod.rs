@@ -59,7 +59,12 @@ impl Ctx<'_> {
     pub fn with_walk<R>(&self, f: impl FnOnce(&Walk) -> KResult<R>) -> KResult<R> {
         let root = self.t.fsctx().root.lock().clone();
         let creds = self.t.creds();
-        let w = Walk { root: &root, creds: &creds, mounts: &self.t.kernel.mounts, task: self.t };
+        let w = Walk {
+            root: &root,
+            creds: &creds,
+            mounts: &self.t.kernel.mounts,
+            task: self.t,
+        };
         f(&w)
     }
     /// Resolve `path` relative to `dirfd` (AT_EMPTY_PATH and symlink following handled).
@@ -93,8 +98,24 @@ pub fn dispatch(c: &mut Ctx, nr: u64) -> SysResult {
     if c.t.kernel.strace {
         let a = [c.arg(0), c.arg(1), c.arg(2)];
         match r {
-            Ok(v) => eprintln!("[{}] {}({:#x}, {:#x}, {:#x}) = {:#x}", c.t.tid(), names::name(nr), a[0], a[1], a[2], v),
-            Err(e) => eprintln!("[{}] {}({:#x}, {:#x}, {:#x}) = -{}", c.t.tid(), names::name(nr), a[0], a[1], a[2], e.0),
+            Ok(v) => eprintln!(
+                "[{}] {}({:#x}, {:#x}, {:#x}) = {:#x}",
+                c.t.tid(),
+                names::name(nr),
+                a[0],
+                a[1],
+                a[2],
+                v
+            ),
+            Err(e) => eprintln!(
+                "[{}] {}({:#x}, {:#x}, {:#x}) = -{}",
+                c.t.tid(),
+                names::name(nr),
+                a[0],
+                a[1],
+                a[2],
+                e.0
+            ),
         }
     }
     r
@@ -116,6 +137,7 @@ fn call(c: &mut Ctx, nr: u64) -> SysResult {
     if let Some(r) = sys_misc::call(c, nr) {
         return r;
     }
-    c.t.kernel.report_unimplemented(nr, names::name(nr), c.t.tgid());
+    c.t.kernel
+        .report_unimplemented(nr, names::name(nr), c.t.tgid());
     Err(ENOSYS)
 }

@@ -17,7 +17,16 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         4 => fstatat(c, fdcwd, a0, a1, 0),
         5 => fstat(c, a0, a1),
         6 => fstatat(c, fdcwd, a0, a1, AT_SYMLINK_NOFOLLOW),
-        7 => poll(c, a0, a1, if (a2 as i32) < 0 { None } else { Some(Duration::from_millis(a2)) }),
+        7 => poll(
+            c,
+            a0,
+            a1,
+            if (a2 as i32) < 0 {
+                None
+            } else {
+                Some(Duration::from_millis(a2))
+            },
+        ),
         8 => lseek(c, a0, a1 as i64, a2 as u32),
         16 => ioctl(c, a0, a1 as u32, a2),
         17 => read(c, a0, a1, a2, Some(a3)),
@@ -49,7 +58,11 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         92 => fchownat(c, fdcwd, a0, a1 as u32, a2 as u32, 0),
         93 => fchown(c, a0, a1 as u32, a2 as u32),
         94 => fchownat(c, fdcwd, a0, a1 as u32, a2 as u32, AT_SYMLINK_NOFOLLOW),
-        95 => Ok(c.t.fsctx().umask.swap(a0 as u32 & 0o777, std::sync::atomic::Ordering::Relaxed) as u64),
+        95 => Ok(c
+            .t
+            .fsctx()
+            .umask
+            .swap(a0 as u32 & 0o777, std::sync::atomic::Ordering::Relaxed) as u64),
         133 => mknodat(c, fdcwd, a0, a1 as u32, a2),
         137 => statfs(c, Some(a0), None, a1),
         138 => statfs(c, None, Some(a0), a1),
@@ -129,7 +142,12 @@ fn do_write(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResult<usiz
         None => f.ops.write(f, c.t, buf, 0),
     };
     if r == Err(EPIPE) {
-        c.t.send_signal(SigInfo::user(signal::SIGPIPE, signal::SI_USER, c.t.tgid(), 0));
+        c.t.send_signal(SigInfo::user(
+            signal::SIGPIPE,
+            signal::SI_USER,
+            c.t.tgid(),
+            0,
+        ));
     }
     r
 }
@@ -241,7 +259,13 @@ fn install(c: &Ctx, f: Arc<OpenFile>, cloexec: bool) -> SysResult {
 pub fn open_path(c: &Ctx, path: &Path, flags: u32) -> KResult<Arc<OpenFile>> {
     let st = path.dentry.inode.stat();
     if flags & O_PATH != 0 {
-        return Ok(OpenFile::new(Arc::new(DirFile { inode: path.dentry.inode.clone() }), Some(path.clone()), flags));
+        return Ok(OpenFile::new(
+            Arc::new(DirFile {
+                inode: path.dentry.inode.clone(),
+            }),
+            Some(path.clone()),
+            flags,
+        ));
     }
     if flags & O_DIRECTORY != 0 && !st.is_dir() {
         return Err(ENOTDIR);
@@ -260,7 +284,10 @@ pub fn open_path(c: &Ctx, path: &Path, flags: u32) -> KResult<Arc<OpenFile>> {
     if !may_access(&st, &c.t.creds(), mask) {
         return Err(EACCES);
     }
-    if mask & 2 != 0 && path.mnt.readonly && !matches!(st.mode & S_IFMT, S_IFCHR | S_IFIFO | S_IFSOCK) {
+    if mask & 2 != 0
+        && path.mnt.readonly
+        && !matches!(st.mode & S_IFMT, S_IFCHR | S_IFIFO | S_IFSOCK)
+    {
         return Err(EROFS);
     }
     let ops = path.dentry.inode.clone().open(flags)?;
@@ -273,7 +300,13 @@ fn openat(c: &Ctx, dirfd: u64, pathp: u64, flags: u32, mode: u32) -> SysResult {
     install(c, f, flags & O_CLOEXEC != 0)
 }
 
-pub fn open_file(c: &Ctx, dirfd: u64, path: &[u8], flags: u32, mode: u32) -> KResult<Arc<OpenFile>> {
+pub fn open_file(
+    c: &Ctx,
+    dirfd: u64,
+    path: &[u8],
+    flags: u32,
+    mode: u32,
+) -> KResult<Arc<OpenFile>> {
     if flags & O_TMPFILE == O_TMPFILE {
         return Err(EOPNOTSUPP);
     }
@@ -282,7 +315,13 @@ pub fn open_file(c: &Ctx, dirfd: u64, path: &[u8], flags: u32, mode: u32) -> KRe
         if name == b"." || name == b".." || path.ends_with(b"/") {
             return Err(EISDIR);
         }
-        let found = c.with_walk(|w| w.walk(&parent, &name, flags & O_NOFOLLOW == 0 && flags & O_EXCL == 0));
+        let found = c.with_walk(|w| {
+            w.walk(
+                &parent,
+                &name,
+                flags & O_NOFOLLOW == 0 && flags & O_EXCL == 0,
+            )
+        });
         match found {
             Ok(p) => {
                 if flags & O_EXCL != 0 {
@@ -314,8 +353,18 @@ pub fn open_file(c: &Ctx, dirfd: u64, path: &[u8], flags: u32, mode: u32) -> KRe
             return Err(EROFS);
         }
         let umask = c.t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed);
-        let inode = parent.dentry.inode.create(&name, mode & !umask & 0o7777, &c.t.creds())?;
-        let p = Path { mnt: parent.mnt.clone(), dentry: Arc::new(Dentry { name, parent: Some(parent.dentry.clone()), inode: inode.clone() }) };
+        let inode = parent
+            .dentry
+            .inode
+            .create(&name, mode & !umask & 0o7777, &c.t.creds())?;
+        let p = Path {
+            mnt: parent.mnt.clone(),
+            dentry: Arc::new(Dentry {
+                name,
+                parent: Some(parent.dentry.clone()),
+                inode: inode.clone(),
+            }),
+        };
         let ops = inode.open(flags & !O_TRUNC)?;
         return Ok(OpenFile::new(ops, Some(p), flags));
     }
@@ -326,7 +375,9 @@ pub fn open_file(c: &Ctx, dirfd: u64, path: &[u8], flags: u32, mode: u32) -> KRe
         match m? {
             Magic::File(f) => {
                 let acc = flags & O_ACCMODE;
-                if (acc != O_WRONLY && !f.readable()) || (acc != 0 && !f.writable()) && f.path.is_none() {
+                if (acc != O_WRONLY && !f.readable())
+                    || (acc != 0 && !f.writable()) && f.path.is_none()
+                {
                     return Err(EACCES);
                 }
                 return match &f.path {
@@ -353,7 +404,13 @@ pub fn open_file(c: &Ctx, dirfd: u64, path: &[u8], flags: u32, mode: u32) -> KRe
 
 /// A temporary fd-less way to name a directory for relative re-walks.
 fn dirfd_of(c: &Ctx, p: &Path) -> KResult<u64> {
-    let f = OpenFile::new(Arc::new(DirFile { inode: p.dentry.inode.clone() }), Some(p.clone()), O_PATH);
+    let f = OpenFile::new(
+        Arc::new(DirFile {
+            inode: p.dentry.inode.clone(),
+        }),
+        Some(p.clone()),
+        O_PATH,
+    );
     let fd = c.t.files().install(f, true, 0, u64::MAX)?;
     // The caller uses it immediately; it is closed right after by close-on-return.
     c.t.files().remove(fd);
@@ -414,7 +471,12 @@ fn fstat(c: &Ctx, fd: u64, buf: u64) -> SysResult {
 
 fn fstatat(c: &Ctx, dirfd: u64, pathp: u64, buf: u64, flags: u64) -> SysResult {
     let path = c.cstr(pathp)?;
-    let p = c.lookup(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
+    let p = c.lookup(
+        dirfd,
+        &path,
+        flags & AT_SYMLINK_NOFOLLOW == 0,
+        flags & AT_EMPTY_PATH != 0,
+    )?;
     c.t.mm().write(buf, &stat_bytes(&p.dentry.inode.stat()))?;
     Ok(0)
 }
@@ -424,7 +486,15 @@ fn statx(c: &Ctx, dirfd: u64, pathp: u64, flags: u64, _mask: u32, buf: u64) -> S
     let st = if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd as i32 != AT_FDCWD {
         c.fd(dirfd)?.stat()
     } else {
-        c.lookup(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?.dentry.inode.stat()
+        c.lookup(
+            dirfd,
+            &path,
+            flags & AT_SYMLINK_NOFOLLOW == 0,
+            flags & AT_EMPTY_PATH != 0,
+        )?
+        .dentry
+        .inode
+        .stat()
     };
     let mut b = [0u8; 256];
     let mut put = |off: usize, v: &[u8]| b[off..off + v.len()].copy_from_slice(v);
@@ -441,7 +511,10 @@ fn statx(c: &Ctx, dirfd: u64, pathp: u64, flags: u64, _mask: u32, buf: u64) -> S
         put(off, &t.0.to_le_bytes());
         put(off + 8, &(t.1 as u32).to_le_bytes());
     }
-    let (rmaj, rmin) = ((st.rdev >> 8) & 0xfff, (st.rdev & 0xff) | ((st.rdev >> 12) & !0xff));
+    let (rmaj, rmin) = (
+        (st.rdev >> 8) & 0xfff,
+        (st.rdev & 0xff) | ((st.rdev >> 12) & !0xff),
+    );
     put(128, &(rmaj as u32).to_le_bytes());
     put(132, &(rmin as u32).to_le_bytes());
     put(136, &((st.dev >> 8) as u32 & 0xfff).to_le_bytes());
@@ -489,9 +562,11 @@ fn ioctl(c: &Ctx, fd: u64, cmd: u32, arg: u64) -> SysResult {
         0x5421 => {
             let v: i32 = c.t.mm().read_obj(arg)?;
             if v != 0 {
-                f.flags.fetch_or(O_NONBLOCK, std::sync::atomic::Ordering::Relaxed);
+                f.flags
+                    .fetch_or(O_NONBLOCK, std::sync::atomic::Ordering::Relaxed);
             } else {
-                f.flags.fetch_and(!O_NONBLOCK, std::sync::atomic::Ordering::Relaxed);
+                f.flags
+                    .fetch_and(!O_NONBLOCK, std::sync::atomic::Ordering::Relaxed);
             }
             Ok(0)
         }
@@ -511,7 +586,12 @@ fn faccessat(c: &Ctx, dirfd: u64, pathp: u64, mode: u32, flags: u64) -> SysResul
         return Err(EINVAL);
     }
     let path = c.cstr(pathp)?;
-    let p = c.lookup(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
+    let p = c.lookup(
+        dirfd,
+        &path,
+        flags & AT_SYMLINK_NOFOLLOW == 0,
+        flags & AT_EMPTY_PATH != 0,
+    )?;
     if mode == 0 {
         return Ok(0);
     }
@@ -571,7 +651,9 @@ fn dup3(c: &Ctx, old: u64, new: u64, flags: u32, is_dup2: bool) -> SysResult {
     if new as i32 as u64 >= c.t.rlimit(crate::kernel::RLIMIT_NOFILE).0 || (new as i32) < 0 {
         return Err(EBADF);
     }
-    let old_file = c.t.files().install_at(new as i32, f, flags & O_CLOEXEC != 0);
+    let old_file =
+        c.t.files()
+            .install_at(new as i32, f, flags & O_CLOEXEC != 0);
     drop(old_file);
     Ok(new)
 }
@@ -614,7 +696,10 @@ fn truncate(c: &Ctx, pathp: u64, len: u64) -> SysResult {
     if !may_access(&st, &c.t.creds(), 2) {
         return Err(EACCES);
     }
-    p.dentry.inode.setattr(&SetAttr { size: Some(len), ..Default::default() })?;
+    p.dentry.inode.setattr(&SetAttr {
+        size: Some(len),
+        ..Default::default()
+    })?;
     Ok(0)
 }
 
@@ -685,21 +770,31 @@ fn mkdirat(c: &Ctx, dirfd: u64, pathp: u64, mode: u32) -> SysResult {
         return Err(EEXIST);
     }
     let umask = c.t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed);
-    parent.dentry.inode.mkdir(&name, mode & !umask & 0o7777, &c.t.creds())?;
+    parent
+        .dentry
+        .inode
+        .mkdir(&name, mode & !umask & 0o7777, &c.t.creds())?;
     Ok(0)
 }
 
 fn mknodat(c: &Ctx, dirfd: u64, pathp: u64, mode: u32, dev: u64) -> SysResult {
     let (parent, name) = parent_for_change(c, dirfd, pathp)?;
     let umask = c.t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed);
-    let kind = if mode & S_IFMT == 0 { S_IFREG } else { mode & S_IFMT };
+    let kind = if mode & S_IFMT == 0 {
+        S_IFREG
+    } else {
+        mode & S_IFMT
+    };
     if kind == S_IFDIR {
         return Err(EINVAL);
     }
     if matches!(kind, S_IFCHR | S_IFBLK) && c.t.creds().euid != 0 {
         return Err(EPERM);
     }
-    parent.dentry.inode.mknod(&name, kind | (mode & !umask & 0o7777), dev, &c.t.creds())?;
+    parent
+        .dentry
+        .inode
+        .mknod(&name, kind | (mode & !umask & 0o7777), dev, &c.t.creds())?;
     Ok(0)
 }
 
@@ -725,7 +820,14 @@ fn unlinkat(c: &Ctx, dirfd: u64, pathp: u64, flags: u64) -> SysResult {
         }
     }
     let target = c.with_walk(|w| w.walk(&parent, &name, false))?;
-    if c.t.kernel.mounts.list.read().iter().any(|m| m.parent.is_some() && Arc::ptr_eq(&m.root, &target.dentry)) {
+    if c.t
+        .kernel
+        .mounts
+        .list
+        .read()
+        .iter()
+        .any(|m| m.parent.is_some() && Arc::ptr_eq(&m.root, &target.dentry))
+    {
         return Err(EBUSY);
     }
     parent.dentry.inode.unlink(&name, dir)?;
@@ -750,7 +852,12 @@ fn renameat(c: &Ctx, olddir: u64, oldp: u64, newdir: u64, newp: u64, flags: u32)
 
 fn linkat(c: &Ctx, olddir: u64, oldp: u64, newdir: u64, newp: u64, flags: u64) -> SysResult {
     let old = c.cstr(oldp)?;
-    let target = c.lookup(olddir, &old, flags & AT_SYMLINK_FOLLOW != 0, flags & AT_EMPTY_PATH != 0)?;
+    let target = c.lookup(
+        olddir,
+        &old,
+        flags & AT_SYMLINK_FOLLOW != 0,
+        flags & AT_EMPTY_PATH != 0,
+    )?;
     if target.dentry.inode.stat().is_dir() {
         return Err(EPERM);
     }
@@ -801,7 +908,10 @@ fn chmod_path(c: &Ctx, p: &Path, mode: u32) -> SysResult {
     if cr.fsuid != 0 && st.gid != cr.fsgid && !cr.groups.contains(&st.gid) {
         mode &= !0o2000;
     }
-    p.dentry.inode.setattr(&SetAttr { mode: Some(mode), ..Default::default() })?;
+    p.dentry.inode.setattr(&SetAttr {
+        mode: Some(mode),
+        ..Default::default()
+    })?;
     Ok(0)
 }
 
@@ -829,7 +939,11 @@ fn chown_path(c: &Ctx, p: &Path, uid: u32, gid: u32) -> SysResult {
             return Err(EPERM);
         }
     }
-    let mut a = SetAttr { uid, gid, ..Default::default() };
+    let mut a = SetAttr {
+        uid,
+        gid,
+        ..Default::default()
+    };
     if !st.is_dir() && st.mode & 0o6000 != 0 && (uid.is_some() || gid.is_some()) {
         a.mode = Some(st.mode & 0o7777 & !0o6000);
     }
@@ -839,7 +953,12 @@ fn chown_path(c: &Ctx, p: &Path, uid: u32, gid: u32) -> SysResult {
 
 fn fchownat(c: &Ctx, dirfd: u64, pathp: u64, uid: u32, gid: u32, flags: u64) -> SysResult {
     let path = c.cstr(pathp)?;
-    let p = c.lookup(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?;
+    let p = c.lookup(
+        dirfd,
+        &path,
+        flags & AT_SYMLINK_NOFOLLOW == 0,
+        flags & AT_EMPTY_PATH != 0,
+    )?;
     chown_path(c, &p, uid, gid)
 }
 
@@ -853,7 +972,12 @@ fn utimensat(c: &Ctx, dirfd: u64, pathp: u64, times: u64, flags: u64) -> SysResu
         c.fd(dirfd)?.path.clone().ok_or(EBADF)?
     } else {
         let path = c.cstr(pathp)?;
-        c.lookup(dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0, flags & AT_EMPTY_PATH != 0)?
+        c.lookup(
+            dirfd,
+            &path,
+            flags & AT_SYMLINK_NOFOLLOW == 0,
+            flags & AT_EMPTY_PATH != 0,
+        )?
     };
     let (at, mt) = if times == 0 {
         ((0, (1 << 30) - 1), (0, (1 << 30) - 1))
@@ -872,7 +996,11 @@ fn utimensat(c: &Ctx, dirfd: u64, pathp: u64, times: u64, flags: u64) -> SysResu
     if cr.fsuid != 0 && cr.fsuid != st.uid && (!now_only || !may_access(&st, &cr, 2)) {
         return Err(if now_only { EACCES } else { EPERM });
     }
-    p.dentry.inode.setattr(&SetAttr { atime: Some(at), mtime: Some(mt), ..Default::default() })?;
+    p.dentry.inode.setattr(&SetAttr {
+        atime: Some(at),
+        mtime: Some(mt),
+        ..Default::default()
+    })?;
     Ok(0)
 }
 
@@ -950,7 +1078,10 @@ fn getdents64(c: &Ctx, fd: u64, buf: u64, count: u64) -> SysResult {
 pub fn do_poll(c: &Ctx, fds: &mut [(i32, u32, u32)], timeout: Option<Duration>) -> KResult<usize> {
     let deadline = timeout.map(|d| Instant::now() + d);
     let files = c.t.files();
-    let opened: Vec<Option<Arc<OpenFile>>> = fds.iter().map(|(fd, _, _)| if *fd < 0 { None } else { files.get(*fd).ok() }).collect();
+    let opened: Vec<Option<Arc<OpenFile>>> = fds
+        .iter()
+        .map(|(fd, _, _)| if *fd < 0 { None } else { files.get(*fd).ok() })
+        .collect();
     let scan = |fds: &mut [(i32, u32, u32)]| -> usize {
         let mut n = 0;
         for (i, (fd, ev, rev)) in fds.iter_mut().enumerate() {
@@ -969,13 +1100,21 @@ pub fn do_poll(c: &Ctx, fds: &mut [(i32, u32, u32)], timeout: Option<Duration>) 
         n
     };
     let has_host = opened.iter().flatten().any(|f| f.ops.host_fd().is_some());
-    let queues: Vec<&crate::waitq::WaitQueue> = opened.iter().flatten().filter_map(|f| f.ops.wait_queue()).collect();
+    let queues: Vec<&crate::waitq::WaitQueue> = opened
+        .iter()
+        .flatten()
+        .filter_map(|f| f.ops.wait_queue())
+        .collect();
     loop {
         let n = scan(fds);
         if n > 0 || timeout == Some(Duration::ZERO) {
             return Ok(n);
         }
-        let slice = if has_host { Some(Instant::now() + Duration::from_millis(10)) } else { None };
+        let slice = if has_host {
+            Some(Instant::now() + Duration::from_millis(10))
+        } else {
+            None
+        };
         let d = match (deadline, slice) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -1008,7 +1147,11 @@ fn poll(c: &Ctx, fdsp: u64, n: u64, timeout: Option<Duration>) -> SysResult {
     let mut fds = vec![];
     for i in 0..n {
         let v: [u8; 8] = mm.read_obj(fdsp + i * 8)?;
-        fds.push((i32::from_le_bytes(v[0..4].try_into().expect("4")), u16::from_le_bytes([v[4], v[5]]) as u32, 0));
+        fds.push((
+            i32::from_le_bytes(v[0..4].try_into().expect("4")),
+            u16::from_le_bytes([v[4], v[5]]) as u32,
+            0,
+        ));
     }
     let r = do_poll(c, &mut fds, timeout)?;
     for (i, (_, _, rev)) in fds.iter().enumerate() {
@@ -1033,7 +1176,10 @@ fn with_sigmask<R>(c: &Ctx, maskp: u64, f: impl FnOnce() -> KResult<R>) -> KResu
         return f();
     }
     let m: u64 = c.t.mm().read_obj(maskp)?;
-    let old = c.t.sigmask.swap(m & !signal::UNBLOCKABLE, std::sync::atomic::Ordering::AcqRel);
+    let old = c.t.sigmask.swap(
+        m & !signal::UNBLOCKABLE,
+        std::sync::atomic::Ordering::AcqRel,
+    );
     let r = f();
     match &r {
         Err(e) if e.is_restart() || *e == EINTR => *c.t.saved_mask.lock() = Some(old),
@@ -1044,7 +1190,13 @@ fn with_sigmask<R>(c: &Ctx, maskp: u64, f: impl FnOnce() -> KResult<R>) -> KResu
 
 fn ppoll(c: &Ctx, fdsp: u64, n: u64, tsp: u64, maskp: u64) -> SysResult {
     let timeout = read_timespec(c, tsp)?;
-    with_sigmask(c, maskp, || poll(c, fdsp, n, timeout)).map_err(|e| if e == ERESTARTNOHAND { EINTR } else { e })
+    with_sigmask(c, maskp, || poll(c, fdsp, n, timeout)).map_err(|e| {
+        if e == ERESTARTNOHAND {
+            EINTR
+        } else {
+            e
+        }
+    })
 }
 
 fn select(c: &Ctx, n: u64, r: u64, w: u64, e: u64, tp: u64, is_p: bool) -> SysResult {
@@ -1097,7 +1249,11 @@ fn select(c: &Ctx, n: u64, r: u64, w: u64, e: u64, tp: u64, is_p: bool) -> SysRe
     };
     let mut run = || do_poll(c, &mut fds, timeout);
     let res = if is_p {
-        let maskp = if c.arg(5) != 0 { mm.read_u64(c.arg(5))? } else { 0 };
+        let maskp = if c.arg(5) != 0 {
+            mm.read_u64(c.arg(5))?
+        } else {
+            0
+        };
         with_sigmask(c, maskp, run).map_err(|e| if e == ERESTARTNOHAND { EINTR } else { e })
     } else {
         run()

@@ -18,13 +18,24 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         63 => uname(c, a0),
         96 => gettimeofday(c, a0),
         201 => {
-            let s = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-            if a0 != 0 { c.t.mm().write_obj(a0, &s).map(|_| s) } else { Ok(s) }
+            let s = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            if a0 != 0 {
+                c.t.mm().write_obj(a0, &s).map(|_| s)
+            } else {
+                Ok(s)
+            }
         }
         228 => clock_gettime(c, a0 as i32, a1),
-        229 => {
-            clock_check(a0 as i32).and_then(|_| if a1 != 0 { c.t.mm().write_obj(a1, &[0i64, 1]).map(|_| 0) } else { Ok(0) })
-        }
+        229 => clock_check(a0 as i32).and_then(|_| {
+            if a1 != 0 {
+                c.t.mm().write_obj(a1, &[0i64, 1]).map(|_| 0)
+            } else {
+                Ok(0)
+            }
+        }),
         97 => {
             let r = c.t.rlimit(a0 as usize);
             if a0 >= 16 {
@@ -58,7 +69,9 @@ fn clock_check(id: i32) -> KResult<()> {
 fn clock_now(c: &Ctx, id: i32) -> KResult<Duration> {
     clock_check(id)?;
     Ok(match id {
-        0 | 8 | 11 => SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default(),
+        0 | 8 | 11 => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
         2 => c.t.tg.start.elapsed() / 4,
         3 => c.t.start.elapsed() / 4,
         _ => c.t.kernel.uptime(),
@@ -67,21 +80,29 @@ fn clock_now(c: &Ctx, id: i32) -> KResult<Duration> {
 
 fn clock_gettime(c: &Ctx, id: i32, tp: u64) -> SysResult {
     let d = clock_now(c, id)?;
-    c.t.mm().write_obj(tp, &[d.as_secs() as i64, d.subsec_nanos() as i64])?;
+    c.t.mm()
+        .write_obj(tp, &[d.as_secs() as i64, d.subsec_nanos() as i64])?;
     Ok(0)
 }
 
 fn gettimeofday(c: &Ctx, tv: u64) -> SysResult {
     if tv != 0 {
-        let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        c.t.mm().write_obj(tv, &[d.as_secs() as i64, d.subsec_micros() as i64])?;
+        let d = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        c.t.mm()
+            .write_obj(tv, &[d.as_secs() as i64, d.subsec_micros() as i64])?;
     }
     Ok(0)
 }
 
 fn nanosleep(c: &Ctx, clock: i32, flags: u64, req: u64, rem: u64) -> SysResult {
     if !matches!(clock, 0 | 1 | 7 | 9 | 11) {
-        return Err(if clock_check(clock).is_ok() { ENOTSUP_ } else { EINVAL });
+        return Err(if clock_check(clock).is_ok() {
+            ENOTSUP_
+        } else {
+            EINVAL
+        });
     }
     let t: [i64; 2] = c.t.mm().read_obj(req)?;
     if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
@@ -99,7 +120,8 @@ fn nanosleep(c: &Ctx, clock: i32, flags: u64, req: u64, rem: u64) -> SysResult {
         Err(_) => {
             if rem != 0 && flags & 1 == 0 {
                 let left = deadline.saturating_duration_since(Instant::now());
-                c.t.mm().write_obj(rem, &[left.as_secs() as i64, left.subsec_nanos() as i64])?;
+                c.t.mm()
+                    .write_obj(rem, &[left.as_secs() as i64, left.subsec_nanos() as i64])?;
             }
             Err(EINTR)
         }
@@ -113,8 +135,17 @@ fn alarm(c: &Ctx, secs: u64) -> SysResult {
     let k = c.t.kernel.clone();
     let now = Instant::now();
     let mut g = tg.itimer_real.lock();
-    let left = g.map(|(d, _, _)| d.saturating_duration_since(now)).unwrap_or_default();
-    let prev = if left.is_zero() && g.is_none() { 0 } else { left.as_secs() + u64::from(left.subsec_nanos() >= 500_000_000 || (left.as_secs() == 0 && !left.is_zero())) };
+    let left = g
+        .map(|(d, _, _)| d.saturating_duration_since(now))
+        .unwrap_or_default();
+    let prev = if left.is_zero() && g.is_none() {
+        0
+    } else {
+        left.as_secs()
+            + u64::from(
+                left.subsec_nanos() >= 500_000_000 || (left.as_secs() == 0 && !left.is_zero()),
+            )
+    };
     let gen = g.map(|x| x.2 + 1).unwrap_or(1);
     if secs == 0 {
         *g = None;
@@ -147,7 +178,11 @@ fn uname(c: &Ctx, buf: u64) -> SysResult {
     field(&mut b, 0, b"Linux");
     field(&mut b, 1, &c.t.kernel.hostname.lock());
     field(&mut b, 2, RELEASE.as_bytes());
-    field(&mut b, 3, concat!("#1 SMP rvisor ", env!("CARGO_PKG_VERSION")).as_bytes());
+    field(
+        &mut b,
+        3,
+        concat!("#1 SMP rvisor ", env!("CARGO_PKG_VERSION")).as_bytes(),
+    );
     field(&mut b, 4, b"x86_64");
     field(&mut b, 5, &c.t.kernel.domainname.lock());
     c.t.mm().write(buf, &b)?;
@@ -162,7 +197,12 @@ fn sethostname(c: &Ctx, name: u64, len: u64, host: bool) -> SysResult {
         return Err(EINVAL);
     }
     let v = c.t.mm().read_vec(name, len as usize)?;
-    *(if host { &c.t.kernel.hostname } else { &c.t.kernel.domainname }).lock() = v;
+    *(if host {
+        &c.t.kernel.hostname
+    } else {
+        &c.t.kernel.domainname
+    })
+    .lock() = v;
     Ok(0)
 }
 
@@ -170,7 +210,17 @@ fn prlimit(c: &Ctx, pid: i32, res: u64, new: u64, old: u64) -> SysResult {
     if res >= 16 {
         return Err(EINVAL);
     }
-    let tg = if pid == 0 || pid == c.t.tgid() { c.t.tg.clone() } else { c.t.kernel.table.lock().procs.get(&pid).map(|p| p.tg.clone()).ok_or(ESRCH)? };
+    let tg = if pid == 0 || pid == c.t.tgid() {
+        c.t.tg.clone()
+    } else {
+        c.t.kernel
+            .table
+            .lock()
+            .procs
+            .get(&pid)
+            .map(|p| p.tg.clone())
+            .ok_or(ESRCH)?
+    };
     let cur = tg.rlimits.lock()[res as usize];
     if new != 0 {
         let n: [u64; 2] = c.t.mm().read_obj(new)?;
@@ -281,8 +331,17 @@ fn do_futex(c: &Ctx, addr: u64, op: u32, val: u32, a3: u64, addr2: u64, val3: u3
             let k2 = futex::key(c.t, addr2, private)?;
             let mm = c.t.mm();
             let old: u32 = mm.read_obj(addr2)?;
-            let (opc, cmp, oparg, cmparg) = ((val3 >> 28) & 7, (val3 >> 24) & 15, (val3 >> 12) & 0xfff, val3 & 0xfff);
-            let oparg = if val3 & (8 << 28) != 0 { 1u32 << (oparg & 31) } else { oparg };
+            let (opc, cmp, oparg, cmparg) = (
+                (val3 >> 28) & 7,
+                (val3 >> 24) & 15,
+                (val3 >> 12) & 0xfff,
+                val3 & 0xfff,
+            );
+            let oparg = if val3 & (8 << 28) != 0 {
+                1u32 << (oparg & 31)
+            } else {
+                oparg
+            };
             let new = match opc {
                 0 => oparg,
                 1 => old.wrapping_add(oparg),

@@ -42,7 +42,11 @@ fn mmap(c: &Ctx, addr: u64, len: u64, prot: u32, flags: u64, fd: u64, off: u64) 
     let (backing, name, dev_ino) = if flags & MAP_ANONYMOUS != 0 {
         if shared {
             let src: Arc<dyn crate::mm::MapSource> = crate::vfs::memfs::anon_file(len);
-            (Backing::File { src, offset: 0 }, "/dev/zero (deleted)".to_string(), (0, 0))
+            (
+                Backing::File { src, offset: 0 },
+                "/dev/zero (deleted)".to_string(),
+                (0, 0),
+            )
         } else {
             (Backing::Anon, String::new(), (0, 0))
         }
@@ -56,7 +60,11 @@ fn mmap(c: &Ctx, addr: u64, len: u64, prot: u32, flags: u64, fd: u64, off: u64) 
         }
         let src = f.ops.mmap_source().ok_or(ENODEV)?;
         let root = c.t.fsctx().root.lock().clone();
-        let name = f.path.as_ref().map(|p| String::from_utf8_lossy(&p.to_bytes(&root)).into_owned()).unwrap_or_default();
+        let name = f
+            .path
+            .as_ref()
+            .map(|p| String::from_utf8_lossy(&p.to_bytes(&root)).into_owned())
+            .unwrap_or_default();
         let st = f.stat();
         (Backing::File { src, offset: off }, name, (st.dev, st.ino))
     };
@@ -66,8 +74,16 @@ fn mmap(c: &Ctx, addr: u64, len: u64, prot: u32, flags: u64, fd: u64, off: u64) 
         if addr % PAGE != 0 {
             return Err(EINVAL);
         }
-        if addr.checked_add(len).is_none_or(|e| e > platform::MAX_USER_ADDR) || addr < 0x1000 {
-            return Err(if flags & MAP_FIXED_NOREPLACE != 0 { EEXIST } else { ENOMEM });
+        if addr
+            .checked_add(len)
+            .is_none_or(|e| e > platform::MAX_USER_ADDR)
+            || addr < 0x1000
+        {
+            return Err(if flags & MAP_FIXED_NOREPLACE != 0 {
+                EEXIST
+            } else {
+                ENOMEM
+            });
         }
         if flags & MAP_FIXED_NOREPLACE != 0 && Mm::overlaps(&inner, addr, addr + len) {
             return Err(EEXIST);
@@ -76,7 +92,16 @@ fn mmap(c: &Ctx, addr: u64, len: u64, prot: u32, flags: u64, fd: u64, off: u64) 
     } else {
         Mm::find_free(&inner, len, crate::mm::page_down(addr)).ok_or(ENOMEM)?
     };
-    let vma = Vma { end: start + len, prot, shared, growsdown: flags & MAP_GROWSDOWN != 0, backing, name, dev_ino, dontfork: false };
+    let vma = Vma {
+        end: start + len,
+        prot,
+        shared,
+        growsdown: flags & MAP_GROWSDOWN != 0,
+        backing,
+        name,
+        dev_ino,
+        dontfork: false,
+    };
     mm.map_fixed(&mut inner, start, len, vma);
     Ok(start)
 }
@@ -94,7 +119,16 @@ fn brk(c: &Ctx, addr: u64) -> SysResult {
         if Mm::overlaps(&inner, old_end, new_end) {
             return Ok(cur);
         }
-        let vma = Vma { end: new_end, prot: PROT_READ | PROT_WRITE, shared: false, growsdown: false, backing: Backing::Anon, name: "[heap]".into(), dev_ino: (0, 0), dontfork: false };
+        let vma = Vma {
+            end: new_end,
+            prot: PROT_READ | PROT_WRITE,
+            shared: false,
+            growsdown: false,
+            backing: Backing::Anon,
+            name: "[heap]".into(),
+            dev_ino: (0, 0),
+            dontfork: false,
+        };
         mm.map_fixed(&mut inner, old_end, new_end - old_end, vma);
     } else if new_end < old_end {
         mm.unmap_locked(&mut inner, new_end, old_end);
@@ -106,14 +140,20 @@ fn brk(c: &Ctx, addr: u64) -> SysResult {
 fn mremap(c: &Ctx, old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult {
     const MAYMOVE: u64 = 1;
     const FIXED: u64 = 2;
-    if old % PAGE != 0 || flags & !7 != 0 || (flags & FIXED != 0 && flags & MAYMOVE == 0) || new_len == 0 {
+    if old % PAGE != 0
+        || flags & !7 != 0
+        || (flags & FIXED != 0 && flags & MAYMOVE == 0)
+        || new_len == 0
+    {
         return Err(EINVAL);
     }
     let old_len = page_up(old_len).ok_or(EINVAL)?;
     let new_len = page_up(new_len).ok_or(ENOMEM)?;
     let mm = c.t.mm();
     let mut inner = mm.inner.lock();
-    let (vstart, vma) = Mm::find_vma(&inner, old).map(|(s, v)| (s, v.clone())).ok_or(EFAULT)?;
+    let (vstart, vma) = Mm::find_vma(&inner, old)
+        .map(|(s, v)| (s, v.clone()))
+        .ok_or(EFAULT)?;
     if old + old_len > vma.end && old_len != 0 {
         return Err(EFAULT);
     }
@@ -139,7 +179,10 @@ fn mremap(c: &Ctx, old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u
         return Ok(old);
     }
     // Grow in place when the space after is free.
-    if old + old_len == vma.end && !Mm::overlaps(&inner, old + old_len, old + new_len) && old + new_len <= platform::MAX_USER_ADDR {
+    if old + old_len == vma.end
+        && !Mm::overlaps(&inner, old + old_len, old + new_len)
+        && old + new_len <= platform::MAX_USER_ADDR
+    {
         let start = Mm::find_vma(&inner, old).map(|(s, _)| s).ok_or(EFAULT)?;
         inner.vmas.get_mut(&start).ok_or(EFAULT)?.end = old + new_len;
         return Ok(old);

@@ -16,12 +16,16 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         234 => tgkill(c, a0 as i32, a1 as i32, a2 as i32),
         129 => sigqueueinfo(c, a0 as i32, a1 as i32, a2),
         127 => {
-            let m = (c.t.pending.lock().mask | c.t.tg.pending.lock().mask) & c.t.sigmask.load(Ordering::Acquire);
+            let m = (c.t.pending.lock().mask | c.t.tg.pending.lock().mask)
+                & c.t.sigmask.load(Ordering::Acquire);
             c.t.mm().write_obj(a0, &m).map(|_| 0)
         }
         131 => sigaltstack(c, a0, a1),
         130 => sigsuspend(c, a0, a1),
-        34 => c.t.block_on::<u64>(&[], None, || None).map_err(|_| ERESTARTNOHAND),
+        34 => {
+            c.t.block_on::<u64>(&[], None, || None)
+                .map_err(|_| ERESTARTNOHAND)
+        }
         128 => sigtimedwait(c, a0, a1, a2, a3),
         _ => return None,
     })
@@ -32,7 +36,11 @@ fn sigaction(c: &Ctx, sig: i32, act: u64, old: u64, size: u64) -> SysResult {
         return Err(EINVAL);
     }
     let mm = c.t.mm();
-    let new: Option<SigAction> = if act != 0 { Some(mm.read_obj(act)?) } else { None };
+    let new: Option<SigAction> = if act != 0 {
+        Some(mm.read_obj(act)?)
+    } else {
+        None
+    };
     if new.is_some() && (sig == signal::SIGKILL || sig == signal::SIGSTOP) {
         return Err(EINVAL);
     }
@@ -51,7 +59,10 @@ fn sigaction(c: &Ctx, sig: i32, act: u64, old: u64, size: u64) -> SysResult {
     }
     // Setting a signal to be ignored discards it if pending.
     if let Some(n) = new {
-        if n.handler == signal::SIG_IGN || (n.handler == signal::SIG_DFL && signal::default_action(sig) == signal::Default_::Ignore) {
+        if n.handler == signal::SIG_IGN
+            || (n.handler == signal::SIG_DFL
+                && signal::default_action(sig) == signal::Default_::Ignore)
+        {
             c.t.tg.pending.lock().remove(sig);
             c.t.pending.lock().remove(sig);
         }
@@ -73,7 +84,8 @@ fn sigprocmask(c: &Ctx, how: i32, set: u64, old: u64, size: u64) -> SysResult {
             2 => s,
             _ => return Err(EINVAL),
         };
-        c.t.sigmask.store(n & !signal::UNBLOCKABLE, Ordering::Release);
+        c.t.sigmask
+            .store(n & !signal::UNBLOCKABLE, Ordering::Release);
     }
     if old != 0 {
         mm.write_obj(old, &cur)?;
@@ -99,7 +111,12 @@ fn sigreturn(c: &mut Ctx) -> SysResult {
 fn may_signal(c: &Ctx, target: &crate::kernel::Task, sig: i32) -> bool {
     let me = c.t.creds();
     let them = target.creds();
-    me.euid == 0 || me.euid == them.uid || me.uid == them.uid || me.euid == them.suid || me.uid == them.suid || (sig == signal::SIGCONT)
+    me.euid == 0
+        || me.euid == them.uid
+        || me.uid == them.uid
+        || me.euid == them.suid
+        || me.uid == them.suid
+        || (sig == signal::SIGCONT)
 }
 
 fn kill(c: &Ctx, pid: i32, sig: i32) -> SysResult {
@@ -137,7 +154,10 @@ fn kill(c: &Ctx, pid: i32, sig: i32) -> SysResult {
     for tg in targets {
         if let Some(t) = k.task(tg.tgid).or_else(|| {
             let tab = k.table.lock();
-            tab.procs.get(&tg.tgid).and_then(|p| p.threads.first()).and_then(|x| tab.tasks.get(x).cloned())
+            tab.procs
+                .get(&tg.tgid)
+                .and_then(|p| p.threads.first())
+                .and_then(|x| tab.tasks.get(x).cloned())
         }) {
             if !may_signal(c, &t, sig) {
                 continue;
@@ -164,7 +184,12 @@ fn tgkill(c: &Ctx, tgid: i32, tid: i32, sig: i32) -> SysResult {
         return Err(EPERM);
     }
     if sig != 0 {
-        t.send_signal(SigInfo::user(sig, signal::SI_TKILL, c.t.tgid(), c.t.creds().uid));
+        t.send_signal(SigInfo::user(
+            sig,
+            signal::SI_TKILL,
+            c.t.tgid(),
+            c.t.creds().uid,
+        ));
     }
     Ok(0)
 }
@@ -179,7 +204,14 @@ fn sigqueueinfo(c: &Ctx, pid: i32, sig: i32, infop: u64) -> SysResult {
     }
     info.set_i32(0, sig);
     let k = &c.t.kernel;
-    let tg = k.table.lock().procs.get(&pid).filter(|p| p.zombie.is_none()).map(|p| p.tg.clone()).ok_or(ESRCH)?;
+    let tg = k
+        .table
+        .lock()
+        .procs
+        .get(&pid)
+        .filter(|p| p.zombie.is_none())
+        .map(|p| p.tg.clone())
+        .ok_or(ESRCH)?;
     signal::send_to_group(k, &tg, info);
     Ok(0)
 }
@@ -192,7 +224,13 @@ fn sigaltstack(c: &Ctx, ss: u64, old: u64) -> SysResult {
     let rsp = c.regs.rsp;
     let on = cur.1 != 0 && rsp > cur.0 && rsp <= cur.0 + cur.1;
     if old != 0 {
-        let flags = if on { SS_ONSTACK } else if cur.1 == 0 { SS_DISABLE } else { 0 };
+        let flags = if on {
+            SS_ONSTACK
+        } else if cur.1 == 0 {
+            SS_DISABLE
+        } else {
+            0
+        };
         let mut b = [0u8; 24];
         b[0..8].copy_from_slice(&cur.0.to_le_bytes());
         b[8..12].copy_from_slice(&flags.to_le_bytes());
@@ -250,7 +288,10 @@ fn sigtimedwait(c: &Ctx, setp: u64, infop: u64, tsp: u64, size: u64) -> SysResul
     };
     let take = || {
         let notset = !set;
-        c.t.pending.lock().pop(notset).or_else(|| c.t.tg.pending.lock().pop(notset))
+        c.t.pending
+            .lock()
+            .pop(notset)
+            .or_else(|| c.t.tg.pending.lock().pop(notset))
     };
     // While waiting, the signals in `set` are unblocked for wake-ups only.
     let old = c.t.sigmask.load(Ordering::Acquire);

@@ -28,7 +28,14 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
     Some(match nr {
         56 => clone(c, a0, a1, a2, a3, a4),
         57 => clone(c, signal::SIGCHLD as u64, 0, 0, 0, 0),
-        58 => clone(c, CLONE_VM | CLONE_VFORK | signal::SIGCHLD as u64, 0, 0, 0, 0),
+        58 => clone(
+            c,
+            CLONE_VM | CLONE_VFORK | signal::SIGCHLD as u64,
+            0,
+            0,
+            0,
+            0,
+        ),
         435 => clone3(c, a0, a1),
         59 => execve(c, AT_FDCWD as u64, a0, a1, a2, 0),
         322 => execve(c, a0, a1, a2, a3, a4),
@@ -44,7 +51,15 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         61 => wait4(c, a0 as i32, a1, a2 as u32, a3),
         247 => waitid(c, a0 as u32, a1 as i32, a2, a3 as u32),
         39 => Ok(c.t.tgid() as u64),
-        110 => Ok(c.t.kernel.table.lock().procs.get(&c.t.tgid()).map(|p| p.parent).unwrap_or(0) as u64),
+        110 => Ok(c
+            .t
+            .kernel
+            .table
+            .lock()
+            .procs
+            .get(&c.t.tgid())
+            .map(|p| p.parent)
+            .unwrap_or(0) as u64),
         186 => Ok(c.t.tid() as u64),
         218 => {
             c.t.clear_child_tid.store(a0, Ordering::Release);
@@ -71,7 +86,11 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         119 => setresgid(c, a0 as u32, a1 as u32, a2 as u32, false),
         118 => getres(c, a0, a1, a2, true),
         120 => getres(c, a0, a1, a2, false),
-        122 | 123 => Ok(if nr == 122 { c.t.creds().fsuid } else { c.t.creds().fsgid } as u64),
+        122 | 123 => Ok(if nr == 122 {
+            c.t.creds().fsuid
+        } else {
+            c.t.creds().fsgid
+        } as u64),
         115 => getgroups(c, a0, a1),
         116 => setgroups(c, a0, a1),
         109 => setpgid(c, a0 as i32, a1 as i32),
@@ -88,7 +107,8 @@ fn clone3(c: &mut Ctx, args: u64, size: u64) -> SysResult {
         return Err(EINVAL);
     }
     let a: [u64; 8] = c.t.mm().read_obj(args)?;
-    let (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls) = (a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+    let (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls) =
+        (a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
     if pidfd != 0 || exit_signal > 64 || flags & 0xff != 0 {
         return Err(EINVAL);
     }
@@ -97,7 +117,9 @@ fn clone3(c: &mut Ctx, args: u64, size: u64) -> SysResult {
 }
 
 pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> SysResult {
-    if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0 || flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0 {
+    if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0
+        || flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0
+    {
         return Err(EINVAL);
     }
     let k = c.t.kernel.clone();
@@ -125,12 +147,31 @@ pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64
     let tg = if flags & CLONE_THREAD != 0 {
         t.tg.clone()
     } else {
-        let acts = if flags & CLONE_SIGHAND != 0 { t.tg.actions.lock().clone() } else { Arc::new(Mutex::new(*t.tg.actions.lock().lock())) };
+        let acts = if flags & CLONE_SIGHAND != 0 {
+            t.tg.actions.lock().clone()
+        } else {
+            Arc::new(Mutex::new(*t.tg.actions.lock().lock()))
+        };
         ThreadGroup::new(tid, acts, *t.tg.rlimits.lock())
     };
-    let fs = if flags & CLONE_FS != 0 { t.fsctx() } else { Arc::new(t.fsctx().copy()) };
-    let files = if flags & CLONE_FILES != 0 { t.files() } else { Arc::new(t.files().fork()) };
-    let vfork = if flags & CLONE_VFORK != 0 { Some(Arc::new(VforkDone { done: Mutex::new(false), wq: WaitQueue::default() })) } else { None };
+    let fs = if flags & CLONE_FS != 0 {
+        t.fsctx()
+    } else {
+        Arc::new(t.fsctx().copy())
+    };
+    let files = if flags & CLONE_FILES != 0 {
+        t.files()
+    } else {
+        Arc::new(t.files().fork())
+    };
+    let vfork = if flags & CLONE_VFORK != 0 {
+        Some(Arc::new(VforkDone {
+            done: Mutex::new(false),
+            wq: WaitQueue::default(),
+        }))
+    } else {
+        None
+    };
     let child = Arc::new(Task {
         tid: AtomicI32::new(tid),
         tg: tg.clone(),
@@ -142,10 +183,18 @@ pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64
         sigmask: AtomicU64::new(t.sigmask.load(Ordering::Acquire)),
         saved_mask: Mutex::new(None),
         pending: Mutex::new(Default::default()),
-        altstack: Mutex::new(if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 { (0, 0, 2) } else { *t.altstack.lock() }),
+        altstack: Mutex::new(if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
+            (0, 0, 2)
+        } else {
+            *t.altstack.lock()
+        }),
         waiter: Arc::new(Waiter::default()),
         interrupter: Mutex::new(None),
-        clear_child_tid: AtomicU64::new(if flags & CLONE_CHILD_CLEARTID != 0 { ctid } else { 0 }),
+        clear_child_tid: AtomicU64::new(if flags & CLONE_CHILD_CLEARTID != 0 {
+            ctid
+        } else {
+            0
+        }),
         robust_list: AtomicU64::new(0),
         name: Mutex::new(t.name.lock().clone()),
         killed: AtomicBool::new(false),
@@ -173,9 +222,21 @@ pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64
         } else {
             let (parent, pgid, sid) = {
                 let p = tab.procs.get(&me).ok_or(ESRCH)?;
-                (if flags & CLONE_PARENT != 0 { p.parent } else { me }, p.pgid, p.sid)
+                (
+                    if flags & CLONE_PARENT != 0 {
+                        p.parent
+                    } else {
+                        me
+                    },
+                    p.pgid,
+                    p.sid,
+                )
             };
-            let name = tab.procs.get(&me).map(|p| p.cmdline_name.clone()).unwrap_or_default();
+            let name = tab
+                .procs
+                .get(&me)
+                .map(|p| p.cmdline_name.clone())
+                .unwrap_or_default();
             tab.procs.insert(
                 tid,
                 Proc {
@@ -202,9 +263,18 @@ pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64
     }
     run::start(child, regs, fp);
     if let Some(v) = vfork {
-        let _ = t.block_on(&[&v.wq], None, || if *v.done.lock() || t.killed.load(Ordering::Acquire) { Some(Ok(())) } else { None });
+        let _ = t.block_on(&[&v.wq], None, || {
+            if *v.done.lock() || t.killed.load(Ordering::Acquire) {
+                Some(Ok(()))
+            } else {
+                None
+            }
+        });
         // Only a fatal signal ends the wait early; otherwise wait on.
-        while !*v.done.lock() && !t.killed.load(Ordering::Acquire) && !t.tg.exiting.load(Ordering::Acquire) {
+        while !*v.done.lock()
+            && !t.killed.load(Ordering::Acquire)
+            && !t.tg.exiting.load(Ordering::Acquire)
+        {
             let w = Waiter::default();
             let _ = w.wait(Some(Instant::now() + std::time::Duration::from_millis(5)));
         }
@@ -213,16 +283,35 @@ pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64
 }
 
 /// Create the sandbox's first process (pid 1) running `argv[0]`.
-pub fn new_init(k: &Arc<Kernel>, root: crate::vfs::Path, cwd: crate::vfs::Path, files: FdTable, argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>, creds: Creds) -> Result<(), (Errno, String)> {
-    let aspace = k.platform.new_address_space().map_err(|e| (EAGAIN, format!("cannot create the address space: {e}")))?;
+pub fn new_init(
+    k: &Arc<Kernel>,
+    root: crate::vfs::Path,
+    cwd: crate::vfs::Path,
+    files: FdTable,
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+    creds: Creds,
+) -> Result<(), (Errno, String)> {
+    let aspace = k
+        .platform
+        .new_address_space()
+        .map_err(|e| (EAGAIN, format!("cannot create the address space: {e}")))?;
     let acts: [SigAction; 65] = [SigAction::default(); 65];
-    let tg = ThreadGroup::new(1, Arc::new(Mutex::new(acts)), crate::kernel::default_rlimits());
+    let tg = ThreadGroup::new(
+        1,
+        Arc::new(Mutex::new(acts)),
+        crate::kernel::default_rlimits(),
+    );
     let task = Arc::new(Task {
         tid: AtomicI32::new(1),
         tg: tg.clone(),
         kernel: k.clone(),
         mm: Mutex::new(Arc::new(Mm::new(aspace))),
-        fs: Mutex::new(Arc::new(FsCtx { cwd: Mutex::new(cwd), root: Mutex::new(root), umask: AtomicU32::new(0o022) })),
+        fs: Mutex::new(Arc::new(FsCtx {
+            cwd: Mutex::new(cwd),
+            root: Mutex::new(root),
+            umask: AtomicU32::new(0o022),
+        })),
         files: Mutex::new(Arc::new(files)),
         creds: Mutex::new(creds),
         sigmask: AtomicU64::new(0),
@@ -272,7 +361,8 @@ pub fn new_init(k: &Arc<Kernel>, root: crate::vfs::Path, cwd: crate::vfs::Path, 
     });
     let _ = rx.recv();
     let path = argv.first().cloned().unwrap_or_default();
-    let regs = exec_image(&task, &path, argv, envp).map_err(|e| (e, String::from_utf8_lossy(&path).into_owned()));
+    let regs = exec_image(&task, &path, argv, envp)
+        .map_err(|e| (e, String::from_utf8_lossy(&path).into_owned()));
     match regs {
         Ok(r) => {
             run::start(task, r, Some(platform::initial_fp_state()));
@@ -287,12 +377,22 @@ pub fn new_init(k: &Arc<Kernel>, root: crate::vfs::Path, cwd: crate::vfs::Path, 
 
 /// Resolve, load and set up `path` in a fresh address space; returns the registers.
 /// The caller's old image is untouched until this succeeds.
-fn exec_image(t: &Arc<Task>, path: &[u8], mut argv: Vec<Vec<u8>>, envp: Vec<Vec<u8>>) -> KResult<platform::Regs> {
+fn exec_image(
+    t: &Arc<Task>,
+    path: &[u8],
+    mut argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+) -> KResult<platform::Regs> {
     let k = t.kernel.clone();
     let root = t.fsctx().root.lock().clone();
     let cwd = t.fsctx().cwd.lock().clone();
     let creds = t.creds();
-    let walk = crate::vfs::Walk { root: &root, creds: &creds, mounts: &k.mounts, task: t };
+    let walk = crate::vfs::Walk {
+        root: &root,
+        creds: &creds,
+        mounts: &k.mounts,
+        task: t,
+    };
     let mut path = path.to_vec();
     let mut depth = 0;
     let (file, fpath) = loop {
@@ -314,13 +414,20 @@ fn exec_image(t: &Arc<Task>, path: &[u8], mut argv: Vec<Vec<u8>>, envp: Vec<Vec<
             }
             let line_end = head.iter().position(|&b| b == b'\n').unwrap_or(head.len());
             let line = &head[2..line_end];
-            let line: Vec<u8> = line.iter().copied().skip_while(|b| *b == b' ' || *b == b'\t').collect();
+            let line: Vec<u8> = line
+                .iter()
+                .copied()
+                .skip_while(|b| *b == b' ' || *b == b'\t')
+                .collect();
             let mut parts = line.splitn(2, |b| *b == b' ' || *b == b'\t');
             let interp = parts.next().unwrap_or_default().to_vec();
             if interp.is_empty() {
                 return Err(ENOEXEC);
             }
-            let arg = parts.next().map(|a| a.trim_ascii().to_vec()).filter(|a| !a.is_empty());
+            let arg = parts
+                .next()
+                .map(|a| a.trim_ascii().to_vec())
+                .filter(|a| !a.is_empty());
             let mut nargv = vec![interp.clone()];
             nargv.extend(arg);
             nargv.push(path.clone());
@@ -378,7 +485,9 @@ fn read_strv(c: &Ctx, p: u64) -> KResult<Vec<Vec<u8>>> {
         if s == 0 {
             break;
         }
-        let st = mm.read_cstr(s, 128 << 10).map_err(|e| if e == ENAMETOOLONG { E2BIG } else { e })?;
+        let st = mm
+            .read_cstr(s, 128 << 10)
+            .map_err(|e| if e == ENAMETOOLONG { E2BIG } else { e })?;
         total += st.len() + 1;
         if total > 2 << 20 {
             return Err(E2BIG);
@@ -432,7 +541,9 @@ fn execve(c: &mut Ctx, dirfd: u64, pathp: u64, argvp: u64, envpp: u64, flags: u6
     *t.altstack.lock() = (0, 0, 2);
     t.clear_child_tid.store(0, Ordering::Release);
     *c.regs = regs;
-    let _ = c.pctx.set_fp_state(&t.mm().aspace, &platform::initial_fp_state());
+    let _ = c
+        .pctx
+        .set_fp_state(&t.mm().aspace, &platform::initial_fp_state());
     Ok(0)
 }
 
@@ -441,7 +552,11 @@ fn kill_other_threads(t: &Arc<Task>) -> KResult<()> {
     let others: Vec<Arc<Task>> = {
         let tab = k.table.lock();
         let p = tab.procs.get(&t.tgid()).ok_or(ESRCH)?;
-        p.threads.iter().filter(|x| **x != t.tid()).filter_map(|x| tab.tasks.get(x).cloned()).collect()
+        p.threads
+            .iter()
+            .filter(|x| **x != t.tid())
+            .filter_map(|x| tab.tasks.get(x).cloned())
+            .collect()
     };
     if others.is_empty() {
         return Ok(());
@@ -452,7 +567,13 @@ fn kill_other_threads(t: &Arc<Task>) -> KResult<()> {
         o.kick();
     }
     loop {
-        let n = k.table.lock().procs.get(&t.tgid()).map(|p| p.threads.len()).unwrap_or(1);
+        let n = k
+            .table
+            .lock()
+            .procs
+            .get(&t.tgid())
+            .map(|p| p.threads.len())
+            .unwrap_or(1);
         if n <= 1 {
             break;
         }
@@ -473,7 +594,13 @@ fn kill_other_threads(t: &Arc<Task>) -> KResult<()> {
 }
 
 /// Find a waitable child. Returns (pid, status, kind) and reaps zombies unless `peek`.
-fn find_child(k: &Kernel, me: i32, sel: i32, options: u32, peek: bool) -> KResult<Option<(i32, i32, i32)>> {
+fn find_child(
+    k: &Kernel,
+    me: i32,
+    sel: i32,
+    options: u32,
+    peek: bool,
+) -> KResult<Option<(i32, i32, i32)>> {
     const WNOHANG: u32 = 1;
     const WUNTRACED: u32 = 2;
     const WEXITED: u32 = 4;
@@ -481,11 +608,17 @@ fn find_child(k: &Kernel, me: i32, sel: i32, options: u32, peek: bool) -> KResul
     let _ = WNOHANG;
     let mut tab = k.table.lock();
     let my_pgid = tab.procs.get(&me).map(|p| p.pgid).unwrap_or(0);
-    let children = tab.procs.get(&me).map(|p| p.children.clone()).unwrap_or_default();
+    let children = tab
+        .procs
+        .get(&me)
+        .map(|p| p.children.clone())
+        .unwrap_or_default();
     let matching: Vec<i32> = children
         .into_iter()
         .filter(|c| {
-            let Some(p) = tab.procs.get(c) else { return false };
+            let Some(p) = tab.procs.get(c) else {
+                return false;
+            };
             match sel {
                 -1 => true,
                 0 => p.pgid == my_pgid,
@@ -531,11 +664,13 @@ fn find_child(k: &Kernel, me: i32, sel: i32, options: u32, peek: bool) -> KResul
 fn wait_common(c: &Ctx, sel: i32, options: u32, peek: bool) -> KResult<Option<(i32, i32, i32)>> {
     let k = c.t.kernel.clone();
     let me = c.t.tgid();
-    c.t.block_on(&[&c.t.tg.child_wq], None, || match find_child(&k, me, sel, options, peek) {
-        Ok(Some(r)) => Some(Ok(Some(r))),
-        Ok(None) if options & 1 != 0 => Some(Ok(None)),
-        Ok(None) => None,
-        Err(e) => Some(Err(e)),
+    c.t.block_on(&[&c.t.tg.child_wq], None, || {
+        match find_child(&k, me, sel, options, peek) {
+            Ok(Some(r)) => Some(Ok(Some(r))),
+            Ok(None) if options & 1 != 0 => Some(Ok(None)),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        }
     })
 }
 
@@ -624,7 +759,13 @@ fn arch_prctl(c: &mut Ctx, code: u64, addr: u64) -> SysResult {
 fn prctl(c: &Ctx, op: u64, a1: u64) -> SysResult {
     match op {
         15 => {
-            let mut n = c.t.mm().read_cstr(a1, 4096).or_else(|e| if e == ENAMETOOLONG { Ok(vec![]) } else { Err(e) })?;
+            let mut n = c.t.mm().read_cstr(a1, 4096).or_else(|e| {
+                if e == ENAMETOOLONG {
+                    Ok(vec![])
+                } else {
+                    Err(e)
+                }
+            })?;
             n.truncate(15);
             *c.t.name.lock() = n;
             Ok(0)
@@ -707,7 +848,11 @@ fn setresgid(c: &Ctx, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
 
 fn getres(c: &Ctx, a: u64, b: u64, d: u64, uid: bool) -> SysResult {
     let cr = c.t.creds();
-    let v = if uid { [cr.uid, cr.euid, cr.suid] } else { [cr.gid, cr.egid, cr.sgid] };
+    let v = if uid {
+        [cr.uid, cr.euid, cr.suid]
+    } else {
+        [cr.gid, cr.egid, cr.sgid]
+    };
     let mm = c.t.mm();
     mm.write_obj(a, &v[0])?;
     mm.write_obj(b, &v[1])?;
@@ -763,7 +908,12 @@ fn setpgid(c: &Ctx, pid: i32, pgid: i32) -> SysResult {
     if target.sid == pid {
         return Err(EPERM);
     }
-    if pgid != pid && !tab.procs.values().any(|p| p.pgid == pgid && p.sid == my_sid) {
+    if pgid != pid
+        && !tab
+            .procs
+            .values()
+            .any(|p| p.pgid == pgid && p.sid == my_sid)
+    {
         return Err(EPERM);
     }
     tab.procs.get_mut(&pid).ok_or(ESRCH)?.pgid = pgid;
@@ -773,7 +923,11 @@ fn setpgid(c: &Ctx, pid: i32, pgid: i32) -> SysResult {
 fn getpgid(c: &Ctx, pid: i32) -> SysResult {
     let tab = c.t.kernel.table.lock();
     let pid = if pid == 0 { c.t.tgid() } else { pid };
-    tab.procs.get(&pid).filter(|p| p.zombie.is_none() || pid == c.t.tgid()).map(|p| p.pgid as u64).ok_or(ESRCH)
+    tab.procs
+        .get(&pid)
+        .filter(|p| p.zombie.is_none() || pid == c.t.tgid())
+        .map(|p| p.pgid as u64)
+        .ok_or(ESRCH)
 }
 
 fn setsid(c: &Ctx) -> SysResult {

@@ -42,7 +42,12 @@ pub fn populate(root: &Arc<dyn Inode>, c: &Creds) -> KResult<()> {
     ] {
         root.mknod(name.as_bytes(), S_IFCHR | mode, makedev(maj, min), c)?;
     }
-    for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
         root.symlink(name.as_bytes(), target.as_bytes(), c)?;
     }
     root.mkdir(b"shm", 0o1777, c)?;
@@ -65,7 +70,13 @@ pub fn fill_random(buf: &mut [u8]) {
     let mut done = 0;
     while done < buf.len() {
         // SAFETY: getrandom writes into the valid remainder of buf.
-        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr() as *mut libc::c_void, buf.len() - done, 0) };
+        let n = unsafe {
+            libc::getrandom(
+                buf[done..].as_mut_ptr() as *mut libc::c_void,
+                buf.len() - done,
+                0,
+            )
+        };
         if n > 0 {
             done += n as usize;
         }

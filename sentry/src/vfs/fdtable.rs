@@ -21,11 +21,22 @@ impl FdTable {
         if fd < 0 {
             return Err(EBADF);
         }
-        self.slots.lock().get(fd as usize).and_then(|s| s.as_ref()).map(|s| s.file.clone()).ok_or(EBADF)
+        self.slots
+            .lock()
+            .get(fd as usize)
+            .and_then(|s| s.as_ref())
+            .map(|s| s.file.clone())
+            .ok_or(EBADF)
     }
 
     /// Install at the lowest free descriptor >= `min`, below `limit`.
-    pub fn install(&self, file: Arc<OpenFile>, cloexec: bool, min: i32, limit: u64) -> KResult<i32> {
+    pub fn install(
+        &self,
+        file: Arc<OpenFile>,
+        cloexec: bool,
+        min: i32,
+        limit: u64,
+    ) -> KResult<i32> {
         let mut s = self.slots.lock();
         let mut i = min.max(0) as usize;
         while i < s.len() && s[i].is_some() {
@@ -55,15 +66,29 @@ impl FdTable {
         if fd < 0 {
             return None;
         }
-        self.slots.lock().get_mut(fd as usize).and_then(|s| s.take()).map(|x| x.file)
+        self.slots
+            .lock()
+            .get_mut(fd as usize)
+            .and_then(|s| s.take())
+            .map(|x| x.file)
     }
 
     pub fn cloexec(&self, fd: i32) -> KResult<bool> {
-        self.slots.lock().get(fd as usize).and_then(|s| s.as_ref()).map(|s| s.cloexec).ok_or(EBADF)
+        self.slots
+            .lock()
+            .get(fd as usize)
+            .and_then(|s| s.as_ref())
+            .map(|s| s.cloexec)
+            .ok_or(EBADF)
     }
 
     pub fn set_cloexec(&self, fd: i32, v: bool) -> KResult<()> {
-        match self.slots.lock().get_mut(fd as usize).and_then(|s| s.as_mut()) {
+        match self
+            .slots
+            .lock()
+            .get_mut(fd as usize)
+            .and_then(|s| s.as_mut())
+        {
             Some(s) => {
                 s.cloexec = v;
                 Ok(())
@@ -73,20 +98,36 @@ impl FdTable {
     }
 
     pub fn fork(&self) -> FdTable {
-        FdTable { slots: Mutex::new(self.slots.lock().clone()) }
+        FdTable {
+            slots: Mutex::new(self.slots.lock().clone()),
+        }
     }
 
     /// Drop close-on-exec descriptors (execve).
     pub fn close_on_exec(&self) {
         let mut s = self.slots.lock();
-        let closing: Vec<Option<Slot>> = s.iter_mut().map(|x| if x.as_ref().is_some_and(|y| y.cloexec) { x.take() } else { None }).collect();
+        let closing: Vec<Option<Slot>> = s
+            .iter_mut()
+            .map(|x| {
+                if x.as_ref().is_some_and(|y| y.cloexec) {
+                    x.take()
+                } else {
+                    None
+                }
+            })
+            .collect();
         drop(s);
         drop(closing);
     }
 
     /// All open descriptors, for /proc/PID/fd and close_range.
     pub fn list(&self) -> Vec<(i32, Arc<OpenFile>)> {
-        self.slots.lock().iter().enumerate().filter_map(|(i, s)| s.as_ref().map(|s| (i as i32, s.file.clone()))).collect()
+        self.slots
+            .lock()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i as i32, s.file.clone())))
+            .collect()
     }
 
     pub fn clear(&self) {

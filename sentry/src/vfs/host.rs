@@ -17,7 +17,11 @@ impl HostFile {
     }
 
     fn host_poll(&self, events: i16, ms: i32) -> i16 {
-        let mut p = libc::pollfd { fd: self.fd.as_raw_fd(), events, revents: 0 };
+        let mut p = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         let r = unsafe { libc::poll(&mut p, 1, ms) };
         if r > 0 {
@@ -55,7 +59,13 @@ impl FileOps for HostFile {
         loop {
             self.wait_ready(f, t, libc::POLLIN)?;
             // SAFETY: reading into a valid buffer; with poll first this rarely blocks.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+            let n = unsafe {
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr() as *mut libc::c_void,
+                    buf.len(),
+                )
+            };
             match check(n) {
                 Err(e) if e == EAGAIN && !f.nonblock() => continue,
                 Err(e) if e == EINTR => continue,
@@ -67,7 +77,13 @@ impl FileOps for HostFile {
         loop {
             self.wait_ready(f, t, libc::POLLOUT)?;
             // SAFETY: writing from a valid buffer.
-            let n = unsafe { libc::write(self.fd.as_raw_fd(), buf.as_ptr() as *const libc::c_void, buf.len()) };
+            let n = unsafe {
+                libc::write(
+                    self.fd.as_raw_fd(),
+                    buf.as_ptr() as *const libc::c_void,
+                    buf.len(),
+                )
+            };
             match check(n) {
                 Err(e) if e == EAGAIN && !f.nonblock() => continue,
                 Err(e) if e == EINTR => continue,

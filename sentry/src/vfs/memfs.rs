@@ -87,7 +87,14 @@ fn pread(fd: &OwnedFd, buf: &mut [u8], off: u64) -> KResult<usize> {
     let mut done = 0;
     while done < buf.len() {
         // SAFETY: reading into a valid buffer from a descriptor we own.
-        let n = unsafe { libc::pread(fd.as_raw_fd(), buf[done..].as_mut_ptr() as *mut libc::c_void, buf.len() - done, (off + done as u64) as i64) };
+        let n = unsafe {
+            libc::pread(
+                fd.as_raw_fd(),
+                buf[done..].as_mut_ptr() as *mut libc::c_void,
+                buf.len() - done,
+                (off + done as u64) as i64,
+            )
+        };
         if n < 0 {
             let e = last();
             if e == EINTR {
@@ -106,13 +113,23 @@ fn pread(fd: &OwnedFd, buf: &mut [u8], off: u64) -> KResult<usize> {
 impl FileData {
     fn new(size: u64, lower: Option<u64>, gofer: Option<Arc<Client>>) -> Arc<FileData> {
         Arc::new(FileData {
-            inner: Mutex::new(FileInner { pages: BTreeMap::new(), size, lower: lower.map(|fid| LowerFile { fid, fd: None, valid: size }) }),
+            inner: Mutex::new(FileInner {
+                pages: BTreeMap::new(),
+                size,
+                lower: lower.map(|fid| LowerFile {
+                    fid,
+                    fd: None,
+                    valid: size,
+                }),
+            }),
             gofer,
         })
     }
 
     fn lower_fd(&self, inner: &mut FileInner) -> KResult<Option<Arc<OwnedFd>>> {
-        let Some(l) = inner.lower.as_mut() else { return Ok(None) };
+        let Some(l) = inner.lower.as_mut() else {
+            return Ok(None);
+        };
         if l.fd.is_none() {
             let g = self.gofer.as_ref().ok_or(EIO)?;
             l.fd = Some(Arc::new(g.open(l.fid, libc::O_RDONLY)?));
@@ -245,7 +262,11 @@ fn stat_time(t: (i64, i64)) -> (i64, i64) {
 
 impl MemFs {
     pub fn new(dev: u64, gofer: Option<Arc<Client>>) -> Arc<MemFs> {
-        Arc::new(MemFs { dev, gofer, next_ino: AtomicU64::new(1 << 40) })
+        Arc::new(MemFs {
+            dev,
+            gofer,
+            next_ino: AtomicU64::new(1 << 40),
+        })
     }
 
     /// A root directory: empty (tmpfs) or the gofer's root.
@@ -257,13 +278,29 @@ impl MemFs {
         Ok(self.new_node(S_IFDIR | (mode & 0o7777), uid, gid, 0, Weak::new(), None))
     }
 
-    fn new_node(self: &Arc<MemFs>, mode: u32, uid: u32, gid: u32, rdev: u64, parent: Weak<Node>, target: Option<Vec<u8>>) -> Arc<Node> {
+    fn new_node(
+        self: &Arc<MemFs>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+        rdev: u64,
+        parent: Weak<Node>,
+        target: Option<Vec<u8>>,
+    ) -> Arc<Node> {
         let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
         let t = now();
         let kind = match mode & S_IFMT {
-            S_IFDIR => Kind::Dir(Mutex::new(Dir { children: BTreeMap::new(), loaded: true, lower: None, parent })),
+            S_IFDIR => Kind::Dir(Mutex::new(Dir {
+                children: BTreeMap::new(),
+                loaded: true,
+                lower: None,
+                parent,
+            })),
             S_IFREG => Kind::File(FileData::new(0, None, None)),
-            S_IFLNK => Kind::Symlink(Mutex::new(Sym { target, lower: None })),
+            S_IFLNK => Kind::Symlink(Mutex::new(Sym {
+                target,
+                lower: None,
+            })),
             S_IFIFO => Kind::Fifo(super::pipe::Pipe::new()),
             _ => Kind::Special,
         };
@@ -271,17 +308,40 @@ impl MemFs {
         Arc::new_cyclic(|me| Node {
             fs: self.clone(),
             ino,
-            meta: Mutex::new(Meta { mode, uid, gid, nlink, rdev, atime: t, mtime: t, ctime: t, blocks: 0 }),
+            meta: Mutex::new(Meta {
+                mode,
+                uid,
+                gid,
+                nlink,
+                rdev,
+                atime: t,
+                mtime: t,
+                ctime: t,
+                blocks: 0,
+            }),
             kind,
             me: me.clone(),
         })
     }
 
-    fn node_from_lower(self: &Arc<MemFs>, fid: u64, st: &gofer::Stat, parent: Weak<Node>) -> Arc<Node> {
+    fn node_from_lower(
+        self: &Arc<MemFs>,
+        fid: u64,
+        st: &gofer::Stat,
+        parent: Weak<Node>,
+    ) -> Arc<Node> {
         let kind = match st.mode & S_IFMT {
-            S_IFDIR => Kind::Dir(Mutex::new(Dir { children: BTreeMap::new(), loaded: false, lower: Some(fid), parent })),
+            S_IFDIR => Kind::Dir(Mutex::new(Dir {
+                children: BTreeMap::new(),
+                loaded: false,
+                lower: Some(fid),
+                parent,
+            })),
             S_IFREG => Kind::File(FileData::new(st.size as u64, Some(fid), self.gofer.clone())),
-            S_IFLNK => Kind::Symlink(Mutex::new(Sym { target: None, lower: Some(fid) })),
+            S_IFLNK => Kind::Symlink(Mutex::new(Sym {
+                target: None,
+                lower: Some(fid),
+            })),
             S_IFIFO => Kind::Fifo(super::pipe::Pipe::new()),
             _ => Kind::Special,
         };
@@ -336,7 +396,10 @@ impl Node {
                 if e.name == b"." || e.name == b".." {
                     continue;
                 }
-                d.children.entry(e.name).or_insert(Entry::Lower { ino: e.ino, kind: e.kind });
+                d.children.entry(e.name).or_insert(Entry::Lower {
+                    ino: e.ino,
+                    kind: e.kind,
+                });
             }
         }
         d.loaded = true;
@@ -367,18 +430,31 @@ impl Node {
         }
     }
 
-    fn insert(&self, name: &[u8], mode: u32, rdev: u64, c: &Creds, target: Option<Vec<u8>>) -> KResult<Arc<dyn Inode>> {
+    fn insert(
+        &self,
+        name: &[u8],
+        mode: u32,
+        rdev: u64,
+        c: &Creds,
+        target: Option<Vec<u8>>,
+    ) -> KResult<Arc<dyn Inode>> {
         let mut d = self.dir()?.lock();
         self.load(&mut d)?;
         if d.children.contains_key(name) {
             return Err(EEXIST);
         }
-        let gid = if self.meta.lock().mode & 0o2000 != 0 { self.meta.lock().gid } else { c.fsgid };
+        let gid = if self.meta.lock().mode & 0o2000 != 0 {
+            self.meta.lock().gid
+        } else {
+            c.fsgid
+        };
         let mut mode = mode;
         if mode & S_IFMT == S_IFDIR && self.meta.lock().mode & 0o2000 != 0 {
             mode |= 0o2000;
         }
-        let n = self.fs.new_node(mode, c.fsuid, gid, rdev, self.me.clone(), target);
+        let n = self
+            .fs
+            .new_node(mode, c.fsuid, gid, rdev, self.me.clone(), target);
         d.children.insert(name.to_vec(), Entry::Node(n.clone()));
         drop(d);
         if mode & S_IFMT == S_IFDIR {
@@ -417,7 +493,9 @@ impl Node {
 }
 
 fn as_node(i: &Arc<dyn Inode>) -> Option<Arc<Node>> {
-    i.as_any().downcast_ref::<Node>().and_then(|n| n.me.upgrade())
+    i.as_any()
+        .downcast_ref::<Node>()
+        .and_then(|n| n.me.upgrade())
 }
 
 impl Inode for Node {
@@ -426,17 +504,33 @@ impl Inode for Node {
         let (size, blocks, nlink) = match &self.kind {
             Kind::File(f) => {
                 let fi = f.inner.lock();
-                let lower_blocks = if fi.lower.as_ref().is_some_and(|l| l.valid > 0) { m.blocks } else { 0 };
-                (fi.size, lower_blocks.max(f.resident_pages_locked(&fi) * 8), m.nlink)
+                let lower_blocks = if fi.lower.as_ref().is_some_and(|l| l.valid > 0) {
+                    m.blocks
+                } else {
+                    0
+                };
+                (
+                    fi.size,
+                    lower_blocks.max(f.resident_pages_locked(&fi) * 8),
+                    m.nlink,
+                )
             }
             Kind::Symlink(s) => {
                 let s = s.lock();
-                (s.target.as_ref().map(|t| t.len() as u64).unwrap_or(0), 0, m.nlink)
+                (
+                    s.target.as_ref().map(|t| t.len() as u64).unwrap_or(0),
+                    0,
+                    m.nlink,
+                )
             }
             Kind::Dir(_) => (4096, 8, m.nlink),
             _ => (0, 0, m.nlink),
         };
-        let size = if let (Kind::Symlink(_), 0) = (&self.kind, size) { self.readlink().map(|t| t.len() as u64).unwrap_or(0) } else { size };
+        let size = if let (Kind::Symlink(_), 0) = (&self.kind, size) {
+            self.readlink().map(|t| t.len() as u64).unwrap_or(0)
+        } else {
+            size
+        };
         Stat {
             dev: self.fs.dev,
             ino: self.ino,
@@ -463,13 +557,28 @@ impl Inode for Node {
         let mut d = self.dir()?.lock();
         self.load(&mut d)?;
         let parent_ino = d.parent.upgrade().map(|p| p.ino).unwrap_or(self.ino);
-        let mut v = vec![DirEnt { ino: self.ino, kind: 4, name: b".".to_vec() }, DirEnt { ino: parent_ino, kind: 4, name: b"..".to_vec() }];
+        let mut v = vec![
+            DirEnt {
+                ino: self.ino,
+                kind: 4,
+                name: b".".to_vec(),
+            },
+            DirEnt {
+                ino: parent_ino,
+                kind: 4,
+                name: b"..".to_vec(),
+            },
+        ];
         for (name, e) in d.children.iter() {
             let (ino, kind) = match e {
                 Entry::Node(n) => (n.ino, ((n.meta.lock().mode & S_IFMT) >> 12) as u8),
                 Entry::Lower { ino, kind } => (*ino, *kind),
             };
-            v.push(DirEnt { ino, kind, name: name.clone() });
+            v.push(DirEnt {
+                ino,
+                kind,
+                name: name.clone(),
+            });
         }
         Ok(v)
     }
@@ -494,14 +603,19 @@ impl Inode for Node {
                 if flags & O_ACCMODE != 0 {
                     return Err(EISDIR);
                 }
-                Ok(Arc::new(DirFile { inode: self.clone() }))
+                Ok(Arc::new(DirFile {
+                    inode: self.clone(),
+                }))
             }
             Kind::File(f) => {
                 if flags & O_TRUNC != 0 && flags & O_ACCMODE != 0 {
                     f.truncate(0)?;
                     self.touch(true);
                 }
-                Ok(Arc::new(NodeFile { node: self.clone(), data: f.clone() }))
+                Ok(Arc::new(NodeFile {
+                    node: self.clone(),
+                    data: f.clone(),
+                }))
             }
             Kind::Fifo(p) => super::pipe::open_fifo(p, flags),
             Kind::Symlink(_) => Err(ELOOP),
@@ -613,8 +727,14 @@ impl Inode for Node {
             if dst_dir && dst.is_ancestor_of(&me) {
                 return Err(EINVAL);
             }
-            self.dir()?.lock().children.insert(old.to_vec(), Entry::Node(dst.clone()));
-            nd.dir()?.lock().children.insert(new.to_vec(), Entry::Node(src.clone()));
+            self.dir()?
+                .lock()
+                .children
+                .insert(old.to_vec(), Entry::Node(dst.clone()));
+            nd.dir()?
+                .lock()
+                .children
+                .insert(new.to_vec(), Entry::Node(src.clone()));
             if let Kind::Dir(d) = &src.kind {
                 d.lock().parent = Arc::downgrade(&nd);
             }
@@ -645,14 +765,21 @@ impl Inode for Node {
                 return Err(ENOTEMPTY);
             }
             let mut m = dst.meta.lock();
-            m.nlink = if dst_dir { 0 } else { m.nlink.saturating_sub(1) };
+            m.nlink = if dst_dir {
+                0
+            } else {
+                m.nlink.saturating_sub(1)
+            };
             drop(m);
             if dst_dir {
                 nd.meta.lock().nlink -= 1;
             }
         }
         self.dir()?.lock().children.remove(old);
-        nd.dir()?.lock().children.insert(new.to_vec(), Entry::Node(src.clone()));
+        nd.dir()?
+            .lock()
+            .children
+            .insert(new.to_vec(), Entry::Node(src.clone()));
         if let Kind::Dir(d) = &src.kind {
             d.lock().parent = Arc::downgrade(&nd);
             if !same {
@@ -725,7 +852,11 @@ impl FileOps for NodeFile {
         self.data.read(buf, off)
     }
     fn write(&self, f: &OpenFile, _t: &Task, buf: &[u8], off: u64) -> KResult<usize> {
-        let off = if f.flags() & O_APPEND != 0 { self.data.size() } else { off };
+        let off = if f.flags() & O_APPEND != 0 {
+            self.data.size()
+        } else {
+            off
+        };
         let n = self.data.write(buf, off)?;
         self.node.touch(true);
         Ok(n)

@@ -6,7 +6,6 @@ pub mod host;
 pub mod memfs;
 pub mod pipe;
 
-
 use crate::errno::*;
 use crate::kernel::{Creds, Task};
 use crate::mm::MapSource;
@@ -125,7 +124,13 @@ pub trait Inode: Send + Sync + Any {
     fn unlink(&self, _name: &[u8], _dir: bool) -> KResult<()> {
         Err(EPERM)
     }
-    fn rename(&self, _old: &[u8], _newdir: &Arc<dyn Inode>, _new: &[u8], _flags: u32) -> KResult<()> {
+    fn rename(
+        &self,
+        _old: &[u8],
+        _newdir: &Arc<dyn Inode>,
+        _new: &[u8],
+        _flags: u32,
+    ) -> KResult<()> {
         Err(EXDEV)
     }
     fn setattr(&self, _a: &SetAttr) -> KResult<()> {
@@ -200,7 +205,13 @@ pub struct OpenFile {
 
 impl OpenFile {
     pub fn new(ops: Arc<dyn FileOps>, path: Option<Path>, flags: u32) -> Arc<OpenFile> {
-        Arc::new(OpenFile { ops, path, flags: AtomicU32::new(flags & !O_CLOEXEC), pos: Mutex::new(0), dir: Mutex::new(None) })
+        Arc::new(OpenFile {
+            ops,
+            path,
+            flags: AtomicU32::new(flags & !O_CLOEXEC),
+            pos: Mutex::new(0),
+            dir: Mutex::new(None),
+        })
     }
     pub fn flags(&self) -> u32 {
         self.flags.load(Ordering::Relaxed)
@@ -220,7 +231,12 @@ impl OpenFile {
     pub fn stat(&self) -> Stat {
         match self.inode() {
             Some(i) => i.stat(),
-            None => Stat { mode: S_IFIFO | 0o600, nlink: 1, blksize: 4096, ..Default::default() },
+            None => Stat {
+                mode: S_IFIFO | 0o600,
+                nlink: 1,
+                blksize: 4096,
+                ..Default::default()
+            },
         }
     }
 }
@@ -302,15 +318,32 @@ impl Default for Mounts {
 
 impl Mounts {
     pub fn new() -> Mounts {
-        Mounts { list: RwLock::new(vec![]), next_id: AtomicU32::new(1) }
+        Mounts {
+            list: RwLock::new(vec![]),
+            next_id: AtomicU32::new(1),
+        }
     }
 
-    pub fn add(&self, root: Arc<dyn Inode>, at: Option<&Path>, fstype: &str, source: &str, readonly: bool, opts: &str) -> Arc<Mount> {
+    pub fn add(
+        &self,
+        root: Arc<dyn Inode>,
+        at: Option<&Path>,
+        fstype: &str,
+        source: &str,
+        readonly: bool,
+        opts: &str,
+    ) -> Arc<Mount> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let name = at.map(|p| p.dentry.name.clone()).unwrap_or_else(|| b"/".to_vec());
+        let name = at
+            .map(|p| p.dentry.name.clone())
+            .unwrap_or_else(|| b"/".to_vec());
         let m = Arc::new(Mount {
             id,
-            root: Arc::new(Dentry { name, parent: None, inode: root }),
+            root: Arc::new(Dentry {
+                name,
+                parent: None,
+                inode: root,
+            }),
             parent: at.map(|p| (p.mnt.clone(), p.dentry.clone())),
             fstype: fstype.into(),
             source: source.into(),
@@ -324,7 +357,16 @@ impl Mounts {
     /// The mount (most recent first) whose mountpoint is `p`, if any.
     pub fn mounted_on(&self, p: &Path) -> Option<Arc<Mount>> {
         let key = inode_key(&p.dentry.inode);
-        self.list.read().iter().rev().find(|m| m.parent.as_ref().is_some_and(|(pm, pd)| pm.id == p.mnt.id && inode_key(&pd.inode) == key)).cloned()
+        self.list
+            .read()
+            .iter()
+            .rev()
+            .find(|m| {
+                m.parent
+                    .as_ref()
+                    .is_some_and(|(pm, pd)| pm.id == p.mnt.id && inode_key(&pd.inode) == key)
+            })
+            .cloned()
     }
 }
 
@@ -368,7 +410,9 @@ impl Walk<'_> {
         }
         if name == b".." {
             let mut p = cur.clone();
-            if Arc::ptr_eq(&p.mnt, &self.root.mnt) && Arc::ptr_eq(&p.dentry.inode, &self.root.dentry.inode) {
+            if Arc::ptr_eq(&p.mnt, &self.root.mnt)
+                && Arc::ptr_eq(&p.dentry.inode, &self.root.dentry.inode)
+            {
                 return Ok(p);
             }
             while Arc::ptr_eq(&p.dentry, &p.mnt.root) {
@@ -378,15 +422,28 @@ impl Walk<'_> {
                 }
             }
             let parent = p.dentry.parent.clone().unwrap_or_else(|| p.dentry.clone());
-            return Ok(Path { mnt: p.mnt, dentry: parent });
+            return Ok(Path {
+                mnt: p.mnt,
+                dentry: parent,
+            });
         }
         if name.len() > 255 {
             return Err(ENAMETOOLONG);
         }
         let inode = cur.dentry.inode.lookup(name)?;
-        let mut p = Path { mnt: cur.mnt.clone(), dentry: Arc::new(Dentry { name: name.to_vec(), parent: Some(cur.dentry.clone()), inode }) };
+        let mut p = Path {
+            mnt: cur.mnt.clone(),
+            dentry: Arc::new(Dentry {
+                name: name.to_vec(),
+                parent: Some(cur.dentry.clone()),
+                inode,
+            }),
+        };
         while let Some(m) = self.mounts.mounted_on(&p) {
-            p = Path { mnt: m.clone(), dentry: m.root.clone() };
+            p = Path {
+                mnt: m.clone(),
+                dentry: m.root.clone(),
+            };
         }
         Ok(p)
     }
@@ -398,15 +455,28 @@ impl Walk<'_> {
         self.walk_inner(start, path, follow, &mut budget)
     }
 
-    fn walk_inner(&self, start: &Path, path: &[u8], follow: bool, budget: &mut u32) -> KResult<Path> {
+    fn walk_inner(
+        &self,
+        start: &Path,
+        path: &[u8],
+        follow: bool,
+        budget: &mut u32,
+    ) -> KResult<Path> {
         if path.is_empty() {
             return Err(ENOENT);
         }
         if path.len() >= 4096 {
             return Err(ENAMETOOLONG);
         }
-        let mut cur = if path[0] == b'/' { self.root.clone() } else { start.clone() };
-        let comps: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|c| !c.is_empty()).collect();
+        let mut cur = if path[0] == b'/' {
+            self.root.clone()
+        } else {
+            start.clone()
+        };
+        let comps: Vec<&[u8]> = path
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty())
+            .collect();
         let trailing_slash = path.len() > 1 && path.ends_with(b"/");
         for (i, c) in comps.iter().enumerate() {
             let last = i == comps.len() - 1;
@@ -459,7 +529,11 @@ impl Walk<'_> {
             Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
             None => (&b"."[..], trimmed),
         };
-        let parent = if dir == b"." { start.clone() } else { self.walk(start, dir, true)? };
+        let parent = if dir == b"." {
+            start.clone()
+        } else {
+            self.walk(start, dir, true)?
+        };
         if !parent.dentry.inode.stat().is_dir() {
             return Err(ENOTDIR);
         }
@@ -514,6 +588,8 @@ impl FileOps for DirFile {
 }
 
 pub fn now() -> (i64, i64) {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     (d.as_secs() as i64, d.subsec_nanos() as i64)
 }

@@ -21,7 +21,15 @@ struct PipeInner {
 
 impl Pipe {
     pub fn new() -> Arc<Pipe> {
-        Arc::new(Pipe { inner: Mutex::new(PipeInner { buf: VecDeque::new(), readers: 0, writers: 0, had_writer: false }), wq: WaitQueue::default() })
+        Arc::new(Pipe {
+            inner: Mutex::new(PipeInner {
+                buf: VecDeque::new(),
+                readers: 0,
+                writers: 0,
+                had_writer: false,
+            }),
+            wq: WaitQueue::default(),
+        })
     }
 }
 
@@ -44,7 +52,11 @@ impl PipeEnd {
         }
         drop(i);
         pipe.wq.notify_all();
-        Arc::new(PipeEnd { pipe: pipe.clone(), read, write })
+        Arc::new(PipeEnd {
+            pipe: pipe.clone(),
+            read,
+            write,
+        })
     }
 }
 
@@ -66,7 +78,10 @@ impl Drop for PipeEnd {
 pub fn pipe_pair(flags: u32) -> (Arc<OpenFile>, Arc<OpenFile>) {
     let p = Pipe::new();
     let nb = flags & O_NONBLOCK;
-    (OpenFile::new(PipeEnd::new(&p, true, false), None, nb), OpenFile::new(PipeEnd::new(&p, false, true), None, O_WRONLY | nb))
+    (
+        OpenFile::new(PipeEnd::new(&p, true, false), None, nb),
+        OpenFile::new(PipeEnd::new(&p, false, true), None, O_WRONLY | nb),
+    )
 }
 
 pub fn open_fifo(p: &Arc<Pipe>, flags: u32) -> KResult<Arc<dyn FileOps>> {

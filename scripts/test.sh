@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the tests need, then formatting, unit and
+# end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v busybox >/dev/null || need+=(busybox-static)
+command -v gcc >/dev/null || need+=(gcc)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+cargo fmt --all --check
+cargo build --release --workspace
+cargo test --release -p platform -p gofer -p runsc-cli -- --test-threads=1
