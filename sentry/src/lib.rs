@@ -106,6 +106,29 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
             "rw,mode=755",
         );
     }
+    for (at, root, fstype) in [
+        (&b"/proc"[..], vfs::procfs::proc_root(&k), "proc"),
+        (&b"/sys"[..], vfs::procfs::sys_root(&k), "sysfs"),
+    ] {
+        match tmp_task_walk(at) {
+            Some(p) => {
+                k.mounts.add(
+                    root,
+                    Some(&p),
+                    fstype,
+                    fstype,
+                    false,
+                    "rw,nosuid,nodev,noexec",
+                );
+            }
+            None => {
+                return Err(BootError::Setup(format!(
+                    "no {} directory in the root file system",
+                    String::from_utf8_lossy(at)
+                )))
+            }
+        }
+    }
     let cwd = tmp_task_walk(&cfg.cwd).unwrap_or_else(|| root.clone());
     let files = FdTable::default();
     for (i, fd) in cfg.stdio.into_iter().enumerate() {

@@ -515,18 +515,21 @@ impl Mm {
                 }
             }
             for (s, e) in &ranges {
-                let mut any = false;
-                for (_, p) in inner.ptes.range_mut(*s..*e) {
+                // Only mapped pages can be protected (mprotect fails on holes), so
+                // downgrade each run of consecutive writable-mapped pages.
+                let prot = to_prot(inner.vmas[s].prot & !PROT_WRITE);
+                let mut runs: Vec<(u64, u64)> = vec![];
+                for (a, p) in inner.ptes.range_mut(*s..*e) {
                     if p.mapped & PROT_WRITE != 0 {
                         p.mapped &= !PROT_WRITE;
-                        any = true;
+                        match runs.last_mut() {
+                            Some(r) if r.1 == *a => r.1 += PAGE,
+                            _ => runs.push((*a, *a + PAGE)),
+                        }
                     }
                 }
-                if any {
-                    let prot = inner.vmas[s].prot & !PROT_WRITE;
-                    self.aspace
-                        .protect(*s, e - s, to_prot(prot))
-                        .map_err(|_| ENOMEM)?;
+                for (a, b) in runs {
+                    self.aspace.protect(a, b - a, prot).map_err(|_| ENOMEM)?;
                 }
             }
             for (k, p) in inner.ptes.iter() {

@@ -64,6 +64,99 @@ impl FsCtx {
 }
 
 pub const RLIMIT_NOFILE: usize = 7;
+
+/// The kernel release rvisor reports. 6.8 is recent enough for every glibc, Python and
+/// Go runtime check we know of, and old enough that the system calls those runtimes
+/// probe first (rseq, clone3, faccessat2, close_range...) behave as rvisor implements
+/// them: implemented, or ENOSYS where a fallback exists.
+pub const RELEASE: &str = "6.8.0-rvisor";
+pub const VERSION: &str = concat!("#1 SMP rvisor ", env!("CARGO_PKG_VERSION"));
+
+thread_local! {
+    static CURRENT: std::cell::RefCell<Option<Arc<Task>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The task the calling thread is running (for /proc/self).
+pub fn current() -> Option<Arc<Task>> {
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+pub fn set_current(t: Option<Arc<Task>>) {
+    CURRENT.with(|c| *c.borrow_mut() = t);
+}
+
+/// (vendor, model name, flags) of the host CPU, for /proc/cpuinfo.
+pub fn host_cpu_model() -> (String, String, String) {
+    use std::arch::x86_64::__cpuid;
+    let v = __cpuid(0);
+    let vendor: Vec<u8> = [v.ebx, v.edx, v.ecx]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let mut model = vec![];
+    for leaf in 0x8000_0002u32..=0x8000_0004 {
+        let r = __cpuid(leaf);
+        for x in [r.eax, r.ebx, r.ecx, r.edx] {
+            model.extend_from_slice(&x.to_le_bytes());
+        }
+    }
+    let model = String::from_utf8_lossy(&model)
+        .trim_matches(char::from(0))
+        .trim()
+        .to_string();
+    let f = __cpuid(1);
+    let mut flags = vec![];
+    for (bit, name) in [
+        (0, "fpu"),
+        (4, "tsc"),
+        (15, "cmov"),
+        (23, "mmx"),
+        (24, "fxsr"),
+        (25, "sse"),
+        (26, "sse2"),
+    ] {
+        if f.edx & (1 << bit) != 0 {
+            flags.push(name);
+        }
+    }
+    for (bit, name) in [
+        (0, "pni"),
+        (9, "ssse3"),
+        (19, "sse4_1"),
+        (20, "sse4_2"),
+        (23, "popcnt"),
+        (25, "aes"),
+        (26, "xsave"),
+        (28, "avx"),
+    ] {
+        if f.ecx & (1 << bit) != 0 {
+            flags.push(name);
+        }
+    }
+    let e = __cpuid(7);
+    for (bit, name) in [(3, "bmi1"), (5, "avx2"), (8, "bmi2"), (16, "avx512f")] {
+        if e.ebx & (1 << bit) != 0 {
+            flags.push(name);
+        }
+    }
+    (
+        String::from_utf8_lossy(&vendor).into_owned(),
+        model,
+        flags.join(" "),
+    )
+}
+
+/// (total, free) bytes of host memory.
+pub fn host_memory() -> (u64, u64) {
+    // SAFETY: sysinfo fills a plain struct.
+    let mut si: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::sysinfo(&mut si) };
+    (
+        si.totalram as u64 * si.mem_unit as u64,
+        si.freeram as u64 * si.mem_unit as u64,
+    )
+}
 pub const RLIM_INFINITY: u64 = u64::MAX;
 
 /// What a thread group shares: signal actions, shared pending signals, limits.
@@ -106,7 +199,7 @@ pub struct Proc {
 pub struct Table {
     pub tasks: HashMap<i32, Arc<Task>>,
     pub procs: HashMap<i32, Proc>,
-    next_pid: i32,
+    pub next_pid: i32,
 }
 
 impl Table {
@@ -144,9 +237,23 @@ pub struct Kernel {
     pub init_status: Mutex<Option<i32>>,
     pub init_done: Condvar,
     pub ncpus: usize,
+    pub boot_wall: std::time::SystemTime,
+    pub boot_id: String,
 }
 
 impl Kernel {
+    /// The wall-clock boot time as (sec, nsec).
+    pub fn boot_time(&self) -> (i64, i64) {
+        let d = self
+            .boot_wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        (d.as_secs() as i64, d.subsec_nanos() as i64)
+    }
+    pub fn last_pid(&self) -> i32 {
+        self.table.lock().next_pid
+    }
+
     pub fn new(platform: Box<dyn Platform>, debug: bool, strace: bool) -> Arc<Kernel> {
         Arc::new(Kernel {
             platform,
@@ -165,6 +272,20 @@ impl Kernel {
             ncpus: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            boot_wall: std::time::SystemTime::now(),
+            boot_id: {
+                let mut b = [0u8; 16];
+                crate::vfs::devfs::fill_random(&mut b);
+                let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+                format!(
+                    "{}-{}-{}-{}-{}",
+                    &h[0..8],
+                    &h[8..12],
+                    &h[12..16],
+                    &h[16..20],
+                    &h[20..32]
+                )
+            },
         })
     }
 

@@ -60,6 +60,7 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
         }
     };
     *task.interrupter.lock() = Some(pctx.interrupter());
+    super::set_current(Some(task.clone()));
     if let Some(fp) = fp {
         let _ = pctx.set_fp_state(&task.mm().aspace, &fp);
     }
@@ -154,6 +155,7 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
     }
     *task.interrupter.lock() = None;
     exit_thread(&task, exit_code);
+    super::set_current(None);
 }
 
 /// Deliver pending signals. Returns true if the loop should re-check state first

@@ -471,13 +471,16 @@ fn fstat(c: &Ctx, fd: u64, buf: u64) -> SysResult {
 
 fn fstatat(c: &Ctx, dirfd: u64, pathp: u64, buf: u64, flags: u64) -> SysResult {
     let path = c.cstr(pathp)?;
-    let p = c.lookup(
-        dirfd,
-        &path,
-        flags & AT_SYMLINK_NOFOLLOW == 0,
-        flags & AT_EMPTY_PATH != 0,
-    )?;
-    c.t.mm().write(buf, &stat_bytes(&p.dentry.inode.stat()))?;
+    let st = if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd as i32 != AT_FDCWD {
+        c.fd(dirfd)?.stat()
+    } else {
+        let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
+        c.lookup(dirfd, &path, follow, flags & AT_EMPTY_PATH != 0)?
+            .dentry
+            .inode
+            .stat()
+    };
+    c.t.mm().write(buf, &stat_bytes(&st))?;
     Ok(0)
 }
 

@@ -171,7 +171,7 @@ fn field(b: &mut [u8], i: usize, s: &[u8]) {
     b[i * 65..i * 65 + n].copy_from_slice(&s[..n]);
 }
 
-pub const RELEASE: &str = "6.8.0-rvisor";
+use crate::kernel::RELEASE;
 
 fn uname(c: &Ctx, buf: u64) -> SysResult {
     let mut b = [0u8; 390];

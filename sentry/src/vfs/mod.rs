@@ -5,6 +5,7 @@ pub mod fdtable;
 pub mod host;
 pub mod memfs;
 pub mod pipe;
+pub mod procfs;
 
 use crate::errno::*;
 use crate::kernel::{Creds, Task};
