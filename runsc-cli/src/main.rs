@@ -7,6 +7,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
+mod sandbox;
+
 #[derive(Parser)]
 #[command(
     name = "rvisor",
@@ -139,6 +141,9 @@ fn run(cli: Cli) -> Result<i32> {
             hostname,
             command,
         } => {
+            if let Some(code) = sandbox::become_pid1()? {
+                return Ok(code);
+            }
             // SAFETY: the launcher passed us this descriptor.
             let gofer = unsafe { OwnedFd::from_raw_fd(gofer_fd) };
             let dup = |fd: i32| -> Result<OwnedFd> {
@@ -160,6 +165,8 @@ fn run(cli: Cli) -> Result<i32> {
                 .collect();
             // SAFETY: getuid/getgid have no preconditions.
             let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+            sandbox::pivot_to_empty_root()?;
+            sandbox::drop_privileges()?;
             let cfg = sentry::Config {
                 argv: command.iter().map(|s| s.as_bytes().to_vec()).collect(),
                 envp,
@@ -247,7 +254,11 @@ fn run_do(
                 return Err(std::io::Error::last_os_error());
             }
             if libc::unshare(
-                libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWNET,
+                libc::CLONE_NEWNS
+                    | libc::CLONE_NEWUTS
+                    | libc::CLONE_NEWIPC
+                    | libc::CLONE_NEWNET
+                    | libc::CLONE_NEWPID,
             ) != 0
             {
                 return Err(std::io::Error::last_os_error());
@@ -256,20 +267,14 @@ fn run_do(
             Ok(())
         });
     }
+    sandbox::block_forwarded()?;
     let boot_child = boot.spawn();
     drop(sentry_end);
-    let status = match boot_child {
-        Ok(mut c) => c.wait()?,
-        Err(e) => {
-            let _ = gofer_child.kill();
-            let _ = gofer_child.wait();
-            bail!("starting the sandbox: {e}");
-        }
+    let code = match boot_child {
+        Ok(c) => sandbox::supervise(nix::unistd::Pid::from_raw(c.id() as i32)),
+        Err(e) => Err(anyhow::anyhow!("starting the sandbox: {e}")),
     };
     let _ = gofer_child.kill();
     let _ = gofer_child.wait();
-    use std::os::unix::process::ExitStatusExt;
-    Ok(status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    code
 }

@@ -150,9 +150,47 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
             err: std::io::Error::from_raw_os_error(e.0),
         }
     })?;
+    forward_host_signals(&k);
     let mut st = k.init_status.lock();
     while st.is_none() {
         k.init_done.wait(&mut st);
     }
     Ok(st.unwrap_or(0))
+}
+
+/// Deliver signals sent to the sandbox process (already blocked by the runtime in every
+/// thread) to the workload's init process.
+fn forward_host_signals(k: &Arc<Kernel>) {
+    let k = k.clone();
+    std::thread::Builder::new()
+        .name("host-signals".into())
+        .spawn(move || loop {
+            // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it.
+            let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+            // SAFETY: as above.
+            unsafe { libc::sigemptyset(&mut set) };
+            for s in [
+                libc::SIGINT,
+                libc::SIGTERM,
+                libc::SIGHUP,
+                libc::SIGQUIT,
+                libc::SIGUSR1,
+                libc::SIGUSR2,
+                libc::SIGWINCH,
+                libc::SIGCONT,
+            ] {
+                // SAFETY: adding a valid signal number to an initialised set.
+                unsafe { libc::sigaddset(&mut set, s) };
+            }
+            // SAFETY: waits for one of the (blocked) signals in the set.
+            let sig = unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) };
+            if sig <= 0 {
+                continue;
+            }
+            let init = k.table.lock().procs.get(&1).map(|p| p.tg.clone());
+            if let Some(tg) = init {
+                kernel::signal::send_external(&k, &tg, kernel::signal::SigInfo::kernel(sig));
+            }
+        })
+        .expect("spawn the host signal thread");
 }

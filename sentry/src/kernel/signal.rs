@@ -182,9 +182,9 @@ fn ignored(tg: &ThreadGroup, sig: i32) -> bool {
 
 /// Effects at generation time that do not wait for delivery (SIGKILL, SIGCONT, stops).
 /// Returns false if the signal is to be discarded.
-fn prepare(k: &Kernel, tg: &Arc<ThreadGroup>, sig: i32) -> bool {
+fn prepare(k: &Kernel, tg: &Arc<ThreadGroup>, sig: i32, external: bool) -> bool {
     if sig == SIGKILL {
-        if tg.tgid == 1 {
+        if tg.tgid == 1 && !external {
             return false;
         }
         super::run::group_exit(k, tg, SIGKILL);
@@ -199,8 +199,9 @@ fn prepare(k: &Kernel, tg: &Arc<ThreadGroup>, sig: i32) -> bool {
     } else if matches!(sig, SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU) {
         tg.pending.lock().remove(SIGCONT);
     }
-    // init ignores signals it has no handler for.
-    if tg.tgid == 1 && tg.action(sig).handler == SIG_DFL {
+    // init ignores signals it has no handler for, unless they come from outside the
+    // sandbox (the runtime forwarding a host signal), as a pid namespace's init does.
+    if tg.tgid == 1 && !external && tg.action(sig).handler == SIG_DFL {
         return false;
     }
     !ignored(tg, sig) || sig == SIGCONT
@@ -208,8 +209,17 @@ fn prepare(k: &Kernel, tg: &Arc<ThreadGroup>, sig: i32) -> bool {
 
 /// kill(2) semantics: queue on the thread group and wake its threads.
 pub fn send_to_group(k: &Kernel, tg: &Arc<ThreadGroup>, info: SigInfo) {
+    send_group(k, tg, info, false)
+}
+
+/// A signal from outside the sandbox (forwarded by the runtime).
+pub fn send_external(k: &Kernel, tg: &Arc<ThreadGroup>, info: SigInfo) {
+    send_group(k, tg, info, true)
+}
+
+fn send_group(k: &Kernel, tg: &Arc<ThreadGroup>, info: SigInfo, external: bool) {
     let sig = info.signo();
-    if sig == 0 || !prepare(k, tg, sig) {
+    if sig == 0 || !prepare(k, tg, sig, external) {
         return;
     }
     tg.pending.lock().push(info);
@@ -237,7 +247,7 @@ pub fn send_to_group(k: &Kernel, tg: &Arc<ThreadGroup>, info: SigInfo) {
 
 pub fn send_to_task(t: &Task, info: SigInfo) {
     let sig = info.signo();
-    if sig == 0 || !prepare(&t.kernel, &t.tg, sig) {
+    if sig == 0 || !prepare(&t.kernel, &t.tg, sig, false) {
         return;
     }
     t.pending.lock().push(info);

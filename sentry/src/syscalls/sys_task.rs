@@ -109,7 +109,15 @@ fn clone3(c: &mut Ctx, args: u64, size: u64) -> SysResult {
     let a: [u64; 8] = c.t.mm().read_obj(args)?;
     let (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls) =
         (a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
-    if pidfd != 0 || exit_signal > 64 || flags & 0xff != 0 {
+    const CLONE_PIDFD: u64 = 0x1000;
+    if exit_signal > 64 || flags & 0xff != 0 {
+        return Err(EINVAL);
+    }
+    if flags & CLONE_PIDFD != 0 {
+        // pidfds are not implemented: refuse rather than hand out no descriptor.
+        let _ = pidfd;
+        c.t.kernel
+            .report_unimplemented(435, "clone3(CLONE_PIDFD)", c.t.tgid());
         return Err(EINVAL);
     }
     let sp = if stack != 0 { stack + stack_size } else { 0 };

@@ -1,0 +1,125 @@
+//! Confinement of the sandbox process and host signal forwarding.
+
+use anyhow::{bail, Context as _, Result};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+
+/// Signals a person (or docker) sends to the runtime that belong to the workload.
+pub const FORWARDED: [Signal; 8] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGCONT,
+];
+
+pub fn forwarded_set() -> SigSet {
+    let mut s = SigSet::empty();
+    for sig in FORWARDED {
+        s.add(sig);
+    }
+    s.add(Signal::SIGCHLD);
+    s
+}
+
+/// Block the forwarded signals (and SIGCHLD) in the calling thread; children inherit it.
+pub fn block_forwarded() -> Result<()> {
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded_set()), None)?;
+    Ok(())
+}
+
+/// Wait for `child` while passing forwarded signals on to it. Returns its exit code
+/// (128+N for death by signal N).
+pub fn supervise(child: Pid) -> Result<i32> {
+    let set = forwarded_set();
+    loop {
+        match waitpid(child, Some(WaitPidFlag::WNOHANG))? {
+            WaitStatus::Exited(_, c) => return Ok(c),
+            WaitStatus::Signaled(_, s, _) => return Ok(128 + s as i32),
+            _ => {}
+        }
+        let sig = set.wait()?;
+        if sig != Signal::SIGCHLD {
+            let _ = kill(child, sig);
+        }
+    }
+}
+
+/// In the sandbox process (already in new mount/uts/ipc/net/pid namespaces): fork so
+/// that the Sentry is pid 1 of the pid namespace (its death takes every stub process
+/// with it). The parent supervises and returns Some(exit code); the child returns None.
+pub fn become_pid1() -> Result<Option<i32>> {
+    // SAFETY: called before any other thread exists in this process.
+    match unsafe { fork() }.context("fork into the pid namespace")? {
+        ForkResult::Parent { child } => Ok(Some(supervise(child)?)),
+        ForkResult::Child => Ok(None),
+    }
+}
+
+/// Pivot into an empty, read-only root: after this the Sentry cannot name host paths.
+pub fn pivot_to_empty_root() -> Result<()> {
+    let none: Option<&str> = None;
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+        .context("making mounts private")?;
+    let new_root = "/tmp";
+    mount(
+        Some("rvisor-root"),
+        new_root,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("size=64k,mode=0555"),
+    )
+    .context("mounting the empty root")?;
+    std::fs::create_dir(format!("{new_root}/old")).context("mkdir old root")?;
+    nix::unistd::pivot_root(new_root, &*format!("{new_root}/old")).context("pivot_root")?;
+    nix::unistd::chdir("/")?;
+    umount2("/old", MntFlags::MNT_DETACH).context("detaching the old root")?;
+    std::fs::remove_dir("/old").ok();
+    mount(
+        none,
+        "/",
+        none,
+        MsFlags::MS_REMOUNT
+            | MsFlags::MS_BIND
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC,
+        none,
+    )
+    .context("remounting the root read-only")?;
+    Ok(())
+}
+
+/// No privilege gain through exec, and no capabilities: the Sentry needs none to trace
+/// its own children.
+pub fn drop_privileges() -> Result<()> {
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        bail!("PR_SET_NO_NEW_PRIVS: {}", std::io::Error::last_os_error());
+    }
+    for cap in 0..=63 {
+        // SAFETY: dropping a capability from the bounding set; EINVAL past the last one.
+        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+    }
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    let h = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let data = [0u32; 6];
+    // SAFETY: capset with a v3 header and two zeroed data structs.
+    if unsafe { libc::syscall(libc::SYS_capset, &h as *const Header, data.as_ptr()) } != 0 {
+        bail!("capset: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
+}
