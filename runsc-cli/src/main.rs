@@ -8,6 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 mod sandbox;
+mod seccomp;
 
 #[derive(Parser)]
 #[command(
@@ -131,6 +132,11 @@ fn run(cli: Cli) -> Result<i32> {
             // SAFETY: the launcher passed us this descriptor.
             let sock = unsafe { OwnedFd::from_raw_fd(fd) };
             let dir = std::fs::File::open(&root).with_context(|| format!("gofer root {root}"))?;
+            // The gofer's root is its whole world: a chroot keeps even a confused
+            // request from naming anything above it.
+            nix::unistd::chroot(root.as_str()).context("gofer chroot")?;
+            nix::unistd::chdir("/")?;
+            seccomp::install_gofer()?;
             gofer::serve(dir.into(), sock, readonly)?;
             Ok(0)
         }
@@ -178,6 +184,9 @@ fn run(cli: Cli) -> Result<i32> {
                 uid,
                 gid,
                 hostname,
+                confine: Some(Box::new(|| {
+                    seccomp::install_sentry().map_err(|e| format!("{e:#}"))
+                })),
             };
             match sentry::boot(cfg) {
                 Ok(status) => Ok(if status & 0x7f == 0 {

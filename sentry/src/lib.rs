@@ -28,6 +28,9 @@ pub struct Config {
     pub uid: u32,
     pub gid: u32,
     pub hostname: Option<String>,
+    /// Run once the kernel is set up and before the workload starts (the runtime's
+    /// seccomp filter goes here: after it, the Sentry opens nothing on the host).
+    pub confine: Option<Box<dyn FnOnce() -> Result<(), String> + Send>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +143,9 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
         files.install_at(i as i32, f, false);
     }
     let path = cfg.argv.first().cloned().unwrap_or_default();
+    if let Some(f) = cfg.confine {
+        f().map_err(BootError::Setup)?;
+    }
     syscalls::new_init(&k, root, cwd, files, cfg.argv, cfg.envp, creds).map_err(|(e, p)| {
         BootError::Exec {
             path: if p.is_empty() {

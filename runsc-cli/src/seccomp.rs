@@ -1,0 +1,141 @@
+//! Seccomp filters for the Sentry (sandbox) and the gofer: everything not listed kills
+//! the process. The Sentry's list also covers the ptrace stub processes it forks, which
+//! inherit it (application system calls are stopped by PTRACE_SYSEMU before seccomp).
+
+use anyhow::{Context, Result};
+use seccompiler::{apply_filter_all_threads, BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+use std::collections::BTreeMap;
+
+const COMMON: &[i64] = &[
+    libc::SYS_read,
+    libc::SYS_write,
+    libc::SYS_readv,
+    libc::SYS_writev,
+    libc::SYS_close,
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mprotect,
+    libc::SYS_mremap,
+    libc::SYS_madvise,
+    libc::SYS_brk,
+    libc::SYS_futex,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+    libc::SYS_rt_sigaction,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_sigaltstack,
+    libc::SYS_sched_yield,
+    libc::SYS_getpid,
+    libc::SYS_gettid,
+    libc::SYS_clock_gettime,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_nanosleep,
+    libc::SYS_restart_syscall,
+    libc::SYS_fcntl,
+    libc::SYS_sendmsg,
+    libc::SYS_recvmsg,
+    libc::SYS_poll,
+    libc::SYS_newfstatat,
+    libc::SYS_fstat,
+    libc::SYS_lseek,
+    libc::SYS_getrandom,
+    libc::SYS_rseq,
+    libc::SYS_set_robust_list,
+    libc::SYS_prctl,
+];
+
+const SENTRY: &[i64] = &[
+    libc::SYS_pread64,
+    libc::SYS_pwrite64,
+    libc::SYS_clone,
+    libc::SYS_clone3,
+    libc::SYS_wait4,
+    libc::SYS_waitid,
+    libc::SYS_ptrace,
+    libc::SYS_kill,
+    libc::SYS_tgkill,
+    libc::SYS_rt_sigtimedwait,
+    libc::SYS_sched_getaffinity,
+    libc::SYS_sched_setaffinity,
+    libc::SYS_getppid,
+    libc::SYS_ppoll,
+    libc::SYS_ioctl,
+    libc::SYS_fallocate,
+    libc::SYS_close_range,
+    libc::SYS_sysinfo,
+    libc::SYS_prlimit64,
+    libc::SYS_getuid,
+    libc::SYS_getgid,
+    libc::SYS_pause,
+    libc::SYS_getcpu,
+    libc::SYS_gettimeofday,
+    libc::SYS_statx,
+];
+
+const GOFER: &[i64] = &[
+    libc::SYS_openat,
+    libc::SYS_getdents64,
+    libc::SYS_readlinkat,
+    libc::SYS_mkdirat,
+    libc::SYS_symlinkat,
+    libc::SYS_mknodat,
+    libc::SYS_linkat,
+    libc::SYS_unlinkat,
+    libc::SYS_renameat2,
+    libc::SYS_fchownat,
+    libc::SYS_fchmodat,
+    libc::SYS_fchmod,
+    libc::SYS_ftruncate,
+    libc::SYS_utimensat,
+    libc::SYS_fstatfs,
+    libc::SYS_fgetxattr,
+    libc::SYS_fsetxattr,
+    libc::SYS_flistxattr,
+    libc::SYS_fremovexattr,
+    libc::SYS_umask,
+    libc::SYS_statx,
+];
+
+fn filter(nrs: &[i64], on_match: SeccompAction, otherwise: SeccompAction) -> Result<BpfProgram> {
+    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
+        nrs.iter().map(|nr| (*nr, vec![])).collect();
+    let f = SeccompFilter::new(rules, otherwise, on_match, TargetArch::x86_64)
+        .context("seccomp filter")?;
+    f.try_into().context("compiling the seccomp filter")
+}
+
+fn allow_only(extra: &[i64]) -> Result<BpfProgram> {
+    let nrs: Vec<i64> = COMMON.iter().chain(extra).copied().collect();
+    filter(&nrs, SeccompAction::Allow, SeccompAction::KillProcess)
+}
+
+/// The Sentry's filter, installed on every thread of the sandbox process.
+pub fn install_sentry() -> Result<()> {
+    // glibc's malloc sizes its arena limit from get_nprocs(), which opens a /sys file the
+    // first time a new thread allocates; fix the limit now so it never needs to.
+    // SAFETY: mallopt with a plain integer setting.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 8) };
+    apply_filter_all_threads(&allow_only(SENTRY)?)
+        .context("installing the Sentry's seccomp filter")?;
+    Ok(())
+}
+
+/// The gofer's filter: file operations relative to descriptors it holds.
+pub fn install_gofer() -> Result<()> {
+    const FCHMODAT2: i64 = 452;
+    let mut nrs = GOFER.to_vec();
+    nrs.push(FCHMODAT2);
+    // fchmodat2 answers ENOSYS so the gofer takes its fallback. With several filters the
+    // strictest answer wins: the ENOSYS filter goes first (installing the second needs
+    // seccomp(2), which the allow-list does not grant).
+    let enosys = filter(
+        &[FCHMODAT2],
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        SeccompAction::Allow,
+    )?;
+    apply_filter_all_threads(&enosys).context("installing the gofer's seccomp filter")?;
+    apply_filter_all_threads(&allow_only(&nrs)?)
+        .context("installing the gofer's seccomp filter")?;
+    Ok(())
+}
