@@ -10,5 +10,6 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
 cargo build --release --workspace
 cargo test --release -p platform -p gofer -p runsc-cli -- --test-threads=1

@@ -111,7 +111,7 @@ impl StubProcess {
         ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0)
             .map_err(|e| Error::errno("PTRACE_INTERRUPT", e))?;
         match wait(tid)? {
-            Stop::Event(_) | Stop::Signal(_) => {}
+            Stop::Event | Stop::Signal(_) => {}
             other => return Err(Error::StubDied(format!("new stub thread: {other:?}"))),
         }
         pin_stub(tid);
@@ -137,7 +137,7 @@ impl StubProcess {
             ptrace(libc::PTRACE_CONT, tid, 0, 0).map_err(|e| Error::errno("PTRACE_CONT", e))?;
             match wait(tid)? {
                 Stop::Signal(libc::SIGTRAP) => break,
-                Stop::Signal(libc::SIGSTOP) | Stop::Event(_) => {
+                Stop::Signal(libc::SIGSTOP) | Stop::Event => {
                     // An interrupt meant for the application: keep it for the next switch.
                     THREADS.with(|t| {
                         if let Some(e) = t.borrow_mut().get_mut(&aspace_id) {
@@ -364,7 +364,7 @@ impl Context for PtraceContext {
         *regs = get_regs(tid)?;
         match stop {
             Stop::Syscall => Ok(Event::Syscall),
-            Stop::Event(_) | Stop::Signal(libc::SIGSTOP) => Ok(Event::Interrupted),
+            Stop::Event | Stop::Signal(libc::SIGSTOP) => Ok(Event::Interrupted),
             Stop::Signal(sig) => {
                 let info = get_siginfo(tid)?;
                 if sig == libc::SIGSEGV && (info.code() == 1 || info.code() == 2) {
@@ -413,7 +413,8 @@ impl Context for PtraceContext {
 enum Stop {
     Syscall,
     Signal(i32),
-    Event(i32),
+    /// A PTRACE_EVENT stop (PTRACE_INTERRUPT's group-stop-like event).
+    Event,
     Exited(i32),
 }
 
@@ -438,7 +439,7 @@ fn wait(tid: i32) -> Result<Stop> {
         if sig == libc::SIGTRAP | 0x80 {
             Stop::Syscall
         } else if status >> 16 != 0 {
-            Stop::Event(status >> 16)
+            Stop::Event
         } else {
             Stop::Signal(sig)
         }

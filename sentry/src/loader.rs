@@ -236,7 +236,7 @@ pub fn setup_stack(
         return Err(E2BIG);
     }
     let mut sp = top - 16;
-    let mut push_bytes = |sp: &mut u64, b: &[u8]| -> KResult<u64> {
+    let push_bytes = |sp: &mut u64, b: &[u8]| -> KResult<u64> {
         *sp -= b.len() as u64 + 1;
         mm.write(*sp, b)?;
         mm.write(*sp + b.len() as u64, &[0])?;
@@ -264,8 +264,7 @@ pub fn setup_stack(
     crate::vfs::devfs::fill_random(&mut rnd);
     mm.write(sp, &rnd)?;
     let random_p = sp;
-    // SAFETY: cpuid leaf 1 is available on every x86-64 CPU.
-    let hwcap = unsafe { std::arch::x86_64::__cpuid(1) }.edx as u64;
+    let hwcap = std::arch::x86_64::__cpuid(1).edx as u64;
     let auxv: Vec<(u64, u64)> = vec![
         (3, main.phdr),
         (4, 56),

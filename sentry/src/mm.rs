@@ -159,7 +159,7 @@ impl Mm {
             return Err(FaultError::Segv(2));
         }
         let mut fresh = false;
-        if !inner.ptes.contains_key(&page) {
+        if let std::collections::btree_map::Entry::Vacant(e) = inner.ptes.entry(page) {
             let frame = match &vma.backing {
                 Backing::Anon => memfile().alloc().map_err(|_| FaultError::Oom)?,
                 Backing::File { src, offset } => {
@@ -171,7 +171,7 @@ impl Mm {
                     }
                 }
             };
-            inner.ptes.insert(page, Pte { frame, mapped: 0 });
+            e.insert(Pte { frame, mapped: 0 });
             fresh = true;
         }
         let pte = inner.ptes.get_mut(&page).expect("present");
@@ -195,14 +195,13 @@ impl Mm {
         } else {
             vma.prot & !PROT_WRITE
         };
-        if map || pte.mapped != 0 {
-            if pte.mapped != prot || is_write || fresh {
+        if (map || pte.mapped != 0)
+            && (pte.mapped != prot || is_write || fresh) {
                 self.aspace
                     .map(page, PAGE, pte.frame.offset(), to_prot(prot))
                     .map_err(|_| FaultError::Oom)?;
                 pte.mapped = prot;
             }
-        }
         Ok(pte.frame.clone())
     }
 
@@ -357,7 +356,7 @@ impl Mm {
     }
 
     pub fn munmap(&self, addr: u64, len: u64) -> KResult<()> {
-        if addr % PAGE != 0 || len == 0 {
+        if !addr.is_multiple_of(PAGE) || len == 0 {
             return Err(EINVAL);
         }
         let end = page_up(addr.checked_add(len).ok_or(EINVAL)?).ok_or(EINVAL)?;
@@ -371,7 +370,7 @@ impl Mm {
 
     /// Find a free range of `len` bytes below the mmap top.
     pub fn find_free(inner: &MmInner, len: u64, hint: u64) -> Option<u64> {
-        if hint != 0 && hint % PAGE == 0 {
+        if hint != 0 && hint.is_multiple_of(PAGE) {
             let end = hint.checked_add(len)?;
             if end <= platform::MAX_USER_ADDR
                 && inner
@@ -418,7 +417,7 @@ impl Mm {
     }
 
     pub fn mprotect(&self, addr: u64, len: u64, prot: u32) -> KResult<()> {
-        if addr % PAGE != 0 {
+        if !addr.is_multiple_of(PAGE) {
             return Err(EINVAL);
         }
         let end = page_up(addr.checked_add(len).ok_or(ENOMEM)?).ok_or(ENOMEM)?;

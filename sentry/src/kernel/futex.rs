@@ -25,7 +25,7 @@ pub struct Futexes {
 }
 
 pub fn key(t: &Task, addr: u64, private: bool) -> KResult<Key> {
-    if addr % 4 != 0 {
+    if !addr.is_multiple_of(4) {
         return Err(EINVAL);
     }
     let mm = t.mm();

@@ -268,7 +268,7 @@ fn times(c: &Ctx, buf: u64) -> SysResult {
 fn sched_getaffinity(c: &Ctx, len: u64, mask: u64) -> SysResult {
     let n = c.t.kernel.ncpus;
     let bytes = n.div_ceil(64) * 8;
-    if (len as usize) < bytes || len % 8 != 0 {
+    if (len as usize) < bytes || !len.is_multiple_of(8) {
         return Err(EINVAL);
     }
     let mut v = vec![0u8; bytes];

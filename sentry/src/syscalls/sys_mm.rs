@@ -27,7 +27,7 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
 }
 
 fn mmap(c: &Ctx, addr: u64, len: u64, prot: u32, flags: u64, fd: u64, off: u64) -> SysResult {
-    if len == 0 || off % PAGE != 0 || prot & !7 != 0 {
+    if len == 0 || !off.is_multiple_of(PAGE) || prot & !7 != 0 {
         return Err(EINVAL);
     }
     let len = page_up(len).ok_or(ENOMEM)?;
@@ -71,7 +71,7 @@ fn mmap(c: &Ctx, addr: u64, len: u64, prot: u32, flags: u64, fd: u64, off: u64) 
     let mm = c.t.mm();
     let mut inner = mm.inner.lock();
     let start = if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
-        if addr % PAGE != 0 {
+        if !addr.is_multiple_of(PAGE) {
             return Err(EINVAL);
         }
         if addr
@@ -140,7 +140,7 @@ fn brk(c: &Ctx, addr: u64) -> SysResult {
 fn mremap(c: &Ctx, old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult {
     const MAYMOVE: u64 = 1;
     const FIXED: u64 = 2;
-    if old % PAGE != 0
+    if !old.is_multiple_of(PAGE)
         || flags & !7 != 0
         || (flags & FIXED != 0 && flags & MAYMOVE == 0)
         || new_len == 0
@@ -159,7 +159,7 @@ fn mremap(c: &Ctx, old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u
     }
     let _ = vstart;
     if flags & FIXED != 0 {
-        if new_addr % PAGE != 0 {
+        if !new_addr.is_multiple_of(PAGE) {
             return Err(EINVAL);
         }
         mm.move_range(&mut inner, old, old_len.min(new_len), new_addr);
@@ -206,7 +206,7 @@ fn mremap(c: &Ctx, old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u
 }
 
 fn madvise(c: &Ctx, addr: u64, len: u64, advice: u64) -> SysResult {
-    if addr % PAGE != 0 {
+    if !addr.is_multiple_of(PAGE) {
         return Err(EINVAL);
     }
     match advice {

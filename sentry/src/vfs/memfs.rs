@@ -219,7 +219,7 @@ impl FileData {
             for k in drop {
                 inner.pages.remove(&k);
             }
-            if len % PAGE != 0 {
+            if !len.is_multiple_of(PAGE) {
                 if let Some(f) = inner.pages.get(&(len / PAGE)) {
                     f.bytes_mut()[(len % PAGE) as usize..].fill(0);
                 } else if inner.lower.as_ref().is_some_and(|l| l.valid > len) {
@@ -236,9 +236,6 @@ impl FileData {
         Ok(())
     }
 
-    fn resident_pages(&self) -> u64 {
-        self.inner.lock().pages.len() as u64
-    }
 }
 
 impl crate::mm::MapSource for FileData {
