@@ -195,13 +195,12 @@ impl Mm {
         } else {
             vma.prot & !PROT_WRITE
         };
-        if (map || pte.mapped != 0)
-            && (pte.mapped != prot || is_write || fresh) {
-                self.aspace
-                    .map(page, PAGE, pte.frame.offset(), to_prot(prot))
-                    .map_err(|_| FaultError::Oom)?;
-                pte.mapped = prot;
-            }
+        if (map || pte.mapped != 0) && (pte.mapped != prot || is_write || fresh) {
+            self.aspace
+                .map(page, PAGE, pte.frame.offset(), to_prot(prot))
+                .map_err(|_| FaultError::Oom)?;
+            pte.mapped = prot;
+        }
         Ok(pte.frame.clone())
     }
 

@@ -6,6 +6,7 @@ mod sys_misc;
 mod sys_mm;
 mod sys_signal;
 mod sys_task;
+mod sys_xattr;
 
 use crate::errno::*;
 use crate::kernel::Task;
@@ -132,6 +133,9 @@ fn call(c: &mut Ctx, nr: u64) -> SysResult {
         return r;
     }
     if let Some(r) = sys_signal::call(c, nr) {
+        return r;
+    }
+    if let Some(r) = sys_xattr::call(c, nr) {
         return r;
     }
     if let Some(r) = sys_misc::call(c, nr) {

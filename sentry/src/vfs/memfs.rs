@@ -28,12 +28,16 @@ struct Meta {
     mtime: (i64, i64),
     ctime: (i64, i64),
     blocks: u64,
+    /// A lower directory's own size (what the host reports).
+    dir_size: u64,
 }
 
 pub struct Node {
     fs: Arc<MemFs>,
     ino: u64,
     meta: Mutex<Meta>,
+    /// Extended attributes; None until read from the lower file (if any).
+    xattrs: Mutex<Option<BTreeMap<Vec<u8>, Vec<u8>>>>,
     kind: Kind,
     me: Weak<Node>,
 }
@@ -235,7 +239,6 @@ impl FileData {
         inner.size = len;
         Ok(())
     }
-
 }
 
 impl crate::mm::MapSource for FileData {
@@ -315,7 +318,9 @@ impl MemFs {
                 mtime: t,
                 ctime: t,
                 blocks: 0,
+                dir_size: 4096,
             }),
+            xattrs: Mutex::new(Some(BTreeMap::new())),
             kind,
             me: me.clone(),
         })
@@ -355,7 +360,9 @@ impl MemFs {
                 mtime: st.mtime,
                 ctime: st.ctime,
                 blocks: st.blocks as u64,
+                dir_size: st.size as u64,
             }),
+            xattrs: Mutex::new(None),
             kind,
             me: me.clone(),
         })
@@ -481,6 +488,34 @@ impl Node {
         false
     }
 
+    fn lower_fid(&self) -> Option<u64> {
+        match &self.kind {
+            Kind::Dir(d) => d.lock().lower,
+            Kind::Symlink(s) => s.lock().lower,
+            Kind::File(f) => f.inner.lock().lower.as_ref().map(|l| l.fid),
+            _ => None,
+        }
+    }
+
+    /// The node's extended attributes, read from the lower file on first use.
+    fn with_xattrs<R>(&self, f: impl FnOnce(&mut BTreeMap<Vec<u8>, Vec<u8>>) -> R) -> KResult<R> {
+        let mut x = self.xattrs.lock();
+        if x.is_none() {
+            let mut m = BTreeMap::new();
+            if let (Some(fid), Some(g)) = (self.lower_fid(), &self.fs.gofer) {
+                if let Ok(names) = g.listxattr(fid) {
+                    for n in names {
+                        if let Ok(v) = g.getxattr(fid, &n) {
+                            m.insert(n, v);
+                        }
+                    }
+                }
+            }
+            *x = Some(m);
+        }
+        Ok(f(x.as_mut().expect("loaded")))
+    }
+
     pub fn file_data(&self) -> Option<&Arc<FileData>> {
         match &self.kind {
             Kind::File(f) => Some(f),
@@ -520,7 +555,7 @@ impl Inode for Node {
                     m.nlink,
                 )
             }
-            Kind::Dir(_) => (4096, 8, m.nlink),
+            Kind::Dir(_) => (m.dir_size, m.dir_size.div_ceil(512), m.nlink),
             _ => (0, 0, m.nlink),
         };
         let size = if let (Kind::Symlink(_), 0) = (&self.kind, size) {
@@ -787,6 +822,41 @@ impl Inode for Node {
         src.touch(false);
         self.touch(true);
         nd.touch(true);
+        Ok(())
+    }
+
+    fn getxattr(&self, name: &[u8]) -> KResult<Vec<u8>> {
+        self.with_xattrs(|m| m.get(name).cloned())?.ok_or(ENODATA)
+    }
+
+    fn setxattr(&self, name: &[u8], value: &[u8], flags: u32) -> KResult<()> {
+        if matches!(self.kind, Kind::Symlink(_) | Kind::Special | Kind::Fifo(_))
+            && name.starts_with(b"user.")
+        {
+            return Err(EPERM);
+        }
+        self.with_xattrs(|m| {
+            let exists = m.contains_key(name);
+            if flags & 1 != 0 && exists {
+                return Err(EEXIST);
+            }
+            if flags & 2 != 0 && !exists {
+                return Err(ENODATA);
+            }
+            m.insert(name.to_vec(), value.to_vec());
+            Ok(())
+        })??;
+        self.touch(false);
+        Ok(())
+    }
+
+    fn listxattr(&self) -> KResult<Vec<Vec<u8>>> {
+        self.with_xattrs(|m| m.keys().cloned().collect())
+    }
+
+    fn removexattr(&self, name: &[u8]) -> KResult<()> {
+        self.with_xattrs(|m| m.remove(name))?.ok_or(ENODATA)?;
+        self.touch(false);
         Ok(())
     }
 

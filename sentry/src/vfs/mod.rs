@@ -137,6 +137,18 @@ pub trait Inode: Send + Sync + Any {
     fn setattr(&self, _a: &SetAttr) -> KResult<()> {
         Err(EPERM)
     }
+    fn getxattr(&self, _name: &[u8]) -> KResult<Vec<u8>> {
+        Err(EOPNOTSUPP)
+    }
+    fn setxattr(&self, _name: &[u8], _value: &[u8], _flags: u32) -> KResult<()> {
+        Err(EOPNOTSUPP)
+    }
+    fn listxattr(&self) -> KResult<Vec<Vec<u8>>> {
+        Ok(vec![])
+    }
+    fn removexattr(&self, _name: &[u8]) -> KResult<()> {
+        Err(EOPNOTSUPP)
+    }
     fn as_any(&self) -> &dyn Any;
 }
 
