@@ -553,6 +553,12 @@ fn fork_stub(memfd: i32) -> Result<(i32, usize)> {
     }
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
+    // Built before the fork: the child may not allocate.
+    let filter = stub::filter();
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
     // SAFETY: the child runs only child_main, which makes raw system calls and never
     // returns into Rust code that could take a lock held by another thread.
     let pid = unsafe { libc::fork() };
@@ -561,7 +567,7 @@ fn fork_stub(memfd: i32) -> Result<(i32, usize)> {
     }
     if pid == 0 {
         // SAFETY: we are the freshly forked child.
-        unsafe { stub::child_main(ctl as *mut Ctl, memfd, parent) };
+        unsafe { stub::child_main(ctl as *mut Ctl, memfd, parent, &prog) };
     }
     // SAFETY: ctl points to the control page mapped above.
     let c = unsafe { &*(ctl as *const Ctl) };

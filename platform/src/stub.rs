@@ -135,12 +135,58 @@ pub fn syscall_addr() -> u64 {
     STUB_ADDR + (std::ptr::addr_of!(rvisor_stub_syscall) as usize - start) as u64
 }
 
+/// The stub's seccomp program: the few calls the stub itself makes (its spawner loop and
+/// the injected mapping calls); anything else kills the stub. Application system calls
+/// never reach it: PTRACE_SYSEMU stops them before seccomp runs.
+pub fn filter() -> Vec<libc::sock_filter> {
+    const ALLOWED: [i64; 9] = [
+        libc::SYS_mmap,
+        libc::SYS_munmap,
+        libc::SYS_mprotect,
+        libc::SYS_mremap,
+        libc::SYS_futex,
+        libc::SYS_clone,
+        libc::SYS_gettid,
+        libc::SYS_pause,
+        libc::SYS_exit_group,
+    ];
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf,
+        k,
+    };
+    let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u32;
+    let ret = (libc::BPF_RET | libc::BPF_K) as u32;
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    let n = ALLOWED.len() as u8;
+    let mut p = vec![
+        stmt(ld, 4),
+        jeq(AUDIT_ARCH_X86_64, 1, 0),
+        stmt(ret, libc::SECCOMP_RET_KILL_PROCESS),
+        stmt(ld, 0),
+    ];
+    for (i, nr) in ALLOWED.iter().enumerate() {
+        // Match: jump over the remaining tests and the kill to the allow.
+        p.push(jeq(*nr as u32, n - i as u8, 0));
+    }
+    p.push(stmt(ret, libc::SECCOMP_RET_KILL_PROCESS));
+    p.push(stmt(ret, libc::SECCOMP_RET_ALLOW));
+    p
+}
+
 /// Runs in the freshly forked child: only raw system calls, no allocation.
 ///
 /// # Safety
 /// Must be called only in a child just forked from the Sentry, with `ctl` the address of
 /// the shared control page and `memfd` the memory file.
-pub unsafe fn child_main(ctl: *mut Ctl, memfd: i32, parent: i32) -> ! {
+pub unsafe fn child_main(ctl: *mut Ctl, memfd: i32, parent: i32, prog: &libc::sock_fprog) -> ! {
     let die = || -> ! {
         // SAFETY: exit_group ends this child; it touches no memory.
         unsafe { libc::syscall(libc::SYS_exit_group, 111) };
@@ -205,6 +251,16 @@ pub unsafe fn child_main(ctl: *mut Ctl, memfd: i32, parent: i32) -> ! {
             0x1000usize,
             libc::PROT_READ | libc::PROT_EXEC,
         ) != 0
+        {
+            die();
+        }
+        if libc::syscall(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                prog as *const libc::sock_fprog,
+            ) != 0
         {
             die();
         }
