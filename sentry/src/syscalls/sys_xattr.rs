@@ -8,9 +8,7 @@ const XATTR_NAME_MAX: usize = 255;
 pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
     let (a0, a1, a2, a3, a4) = (c.arg(0), c.arg(1), c.arg(2), c.arg(3), c.arg(4));
     Some(match nr {
-        188..=190 => {
-            target(c, nr - 188, a0).and_then(|p| setxattr(c, &p, a1, a2, a3, a4 as u32))
-        }
+        188..=190 => target(c, nr - 188, a0).and_then(|p| setxattr(c, &p, a1, a2, a3, a4 as u32)),
         191..=193 => target(c, nr - 191, a0).and_then(|p| getxattr(c, &p, a1, a2, a3)),
         194..=196 => target(c, nr - 194, a0).and_then(|p| listxattr(c, &p, a1, a2)),
         197..=199 => target(c, nr - 197, a0).and_then(|p| removexattr(c, &p, a1)),
