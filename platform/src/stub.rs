@@ -162,8 +162,8 @@ pub fn filter() -> Vec<libc::sock_filter> {
         jf,
         k,
     };
-    let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS);
-    let ret = (libc::BPF_RET | libc::BPF_K);
+    let ld = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let ret = libc::BPF_RET | libc::BPF_K;
     const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
     let n = ALLOWED.len() as u8;
     let mut p = vec![
