@@ -118,7 +118,20 @@ pub fn install_sentry() -> Result<()> {
     // first time a new thread allocates; fix the limit now so it never needs to.
     // SAFETY: mallopt with a plain integer setting.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 8) };
-    apply_filter_all_threads(&allow_only(SENTRY)?)
+    // glibc still opens a few files lazily (malloc's heap trimming reads
+    // /proc/sys/vm/overcommit_memory) and copes when that fails: opens fail with EACCES
+    // rather than killing the Sentry. The strictest answer of the two filters wins, so the
+    // allow-list lets open through and this one refuses it; it goes first because
+    // installing the second filter needs seccomp(2).
+    let deny_open = filter(
+        &[libc::SYS_open, libc::SYS_openat],
+        SeccompAction::Errno(libc::EACCES as u32),
+        SeccompAction::Allow,
+    )?;
+    apply_filter_all_threads(&deny_open).context("installing the Sentry's seccomp filter")?;
+    let mut nrs = SENTRY.to_vec();
+    nrs.extend([libc::SYS_open, libc::SYS_openat]);
+    apply_filter_all_threads(&allow_only(&nrs)?)
         .context("installing the Sentry's seccomp filter")?;
     Ok(())
 }
