@@ -353,6 +353,7 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
     }
     // The process is dead: release its resources before telling the parent.
     task.files().clear();
+    k.locks.release_all(tgid);
     *task.tg.itimer_real.lock() = None;
     let (parent_tg, exit_signal, orphans_zombie) = {
         let mut t = k.table.lock();

@@ -39,6 +39,7 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         32 => dup(c, a0),
         33 => dup3(c, a0, a1, 0, true),
         72 => fcntl(c, a0, a1 as u32, a2),
+        73 => flock(c, a0, a1 as u32),
         74 | 75 => c.fd(a0).map(|_| 0),
         76 => truncate(c, a0, a1),
         77 => ftruncate(c, a0, a1),
@@ -419,8 +420,17 @@ fn dirfd_of(c: &Ctx, p: &Path) -> KResult<u64> {
 }
 
 fn close(c: &Ctx, fd: u64) -> SysResult {
-    c.t.files().remove(fd as i32).ok_or(EBADF)?;
+    let f = c.t.files().remove(fd as i32).ok_or(EBADF)?;
+    released(c, &f);
     Ok(0)
+}
+
+/// Closing any descriptor of a file drops the process's record locks on it; a
+/// description's own locks go with its last reference.
+fn released(c: &Ctx, f: &Arc<OpenFile>) {
+    let locks = &c.t.kernel.locks;
+    locks.release_process(lock::file_key(f), c.t.tgid());
+    locks.file_closed();
 }
 
 fn close_range(c: &Ctx, first: u32, last: u32, flags: u32) -> SysResult {
@@ -682,6 +692,7 @@ fn fcntl(c: &Ctx, fd: u64, cmd: u32, arg: u64) -> SysResult {
             Ok(0)
         }
         1031 | 1032 => Ok(65536),
+        5..=7 | 36..=38 => record_lock(c, &f, cmd, arg),
         _ => Err(EINVAL),
     }
 }
@@ -1287,4 +1298,99 @@ fn select(c: &Ctx, n: u64, r: u64, w: u64, e: u64, tp: u64, is_p: bool) -> SysRe
         }
     }
     Ok(count)
+}
+
+// ---- advisory locks ----
+
+fn record_lock(c: &Ctx, f: &Arc<OpenFile>, cmd: u32, arg: u64) -> SysResult {
+    use lock::{Kind, Owner, Space};
+    let ofd = cmd >= 36;
+    let mm = c.t.mm();
+    let b: [u8; 32] = mm.read_obj(arg)?;
+    let typ = i16::from_le_bytes([b[0], b[1]]);
+    let whence = i16::from_le_bytes([b[2], b[3]]);
+    let l_start = i64::from_le_bytes(b[8..16].try_into().expect("8"));
+    let l_len = i64::from_le_bytes(b[16..24].try_into().expect("8"));
+    let l_pid = i32::from_le_bytes(b[24..28].try_into().expect("4"));
+    if ofd && l_pid != 0 {
+        return Err(EINVAL);
+    }
+    let base: i64 = match whence {
+        0 => 0,
+        1 => *f.pos.lock() as i64,
+        2 => f.ops.size() as i64,
+        _ => return Err(EINVAL),
+    };
+    let mut start = base.checked_add(l_start).ok_or(EOVERFLOW)?;
+    let mut end: i64 = if l_len == 0 { i64::MAX } else { start.checked_add(l_len).ok_or(EOVERFLOW)? };
+    if l_len < 0 {
+        (start, end) = (end, start);
+    }
+    if start < 0 {
+        return Err(EINVAL);
+    }
+    let (start, end) = (start as u64, if end == i64::MAX { u64::MAX } else { end as u64 });
+    let kind = match typ {
+        0 => Some(Kind::Read),
+        1 => Some(Kind::Write),
+        2 => None,
+        _ => return Err(EINVAL),
+    };
+    let owner = if ofd { Owner::File(Arc::downgrade(f)) } else { Owner::Process(c.t.tgid()) };
+    let key = lock::file_key(f);
+    let locks = &c.t.kernel.locks;
+    if cmd == 5 || cmd == 36 {
+        let Some(k) = kind else { return Err(EINVAL) };
+        let mut out = b;
+        match locks.conflict(key, Space::Record, &owner, start, end, k) {
+            Some(l) => {
+                out[0..2].copy_from_slice(&(if l.kind == Kind::Read { 0i16 } else { 1 }).to_le_bytes());
+                out[2..4].copy_from_slice(&0i16.to_le_bytes());
+                out[8..16].copy_from_slice(&(l.start as i64).to_le_bytes());
+                let len = if l.end == u64::MAX { 0 } else { (l.end - l.start) as i64 };
+                out[16..24].copy_from_slice(&len.to_le_bytes());
+                out[24..28].copy_from_slice(&l.owner.pid().to_le_bytes());
+            }
+            None => out[0..2].copy_from_slice(&2i16.to_le_bytes()),
+        }
+        mm.write_obj(arg, &out)?;
+        return Ok(0);
+    }
+    match kind {
+        Some(Kind::Read) if !f.readable() => return Err(EBADF),
+        Some(Kind::Write) if !f.writable() => return Err(EBADF),
+        _ => {}
+    }
+    if cmd == 6 || cmd == 37 {
+        return locks.set(key, Space::Record, owner, start, end, kind).map(|_| 0);
+    }
+    c.t.block_on(&[&locks.wq], None, || match locks.set(key, Space::Record, owner.clone(), start, end, kind) {
+        Err(e) if e == EAGAIN => None,
+        r => Some(r.map(|_| 0)),
+    })
+    .map_err(|e| if e == ERESTARTSYS { EINTR } else { e })
+}
+
+fn flock(c: &Ctx, fd: u64, op: u32) -> SysResult {
+    use lock::{Kind, Owner, Space};
+    let f = c.fd(fd)?;
+    let nb = op & 4 != 0;
+    let kind = match op & !4 {
+        1 => Some(Kind::Read),
+        2 => Some(Kind::Write),
+        8 => None,
+        _ => return Err(EINVAL),
+    };
+    let owner = Owner::File(Arc::downgrade(&f));
+    let key = lock::file_key(&f);
+    let locks = &c.t.kernel.locks;
+    let attempt = || locks.set(key, Space::Flock, owner.clone(), 0, u64::MAX, kind);
+    if nb || kind.is_none() {
+        return attempt().map(|_| 0);
+    }
+    c.t.block_on(&[&locks.wq], None, || match attempt() {
+        Err(e) if e == EAGAIN => None,
+        r => Some(r.map(|_| 0)),
+    })
+    .map_err(|e| if e == ERESTARTSYS { EINTR } else { e })
 }

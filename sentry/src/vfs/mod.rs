@@ -3,6 +3,7 @@
 pub mod devfs;
 pub mod fdtable;
 pub mod host;
+pub mod lock;
 pub mod memfs;
 pub mod pipe;
 pub mod procfs;
