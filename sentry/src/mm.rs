@@ -17,6 +17,10 @@ pub trait MapSource: Send + Sync {
     /// The cache frame for page `index` of the file (loaded on first use), or None past
     /// the end of the file.
     fn page(&self, index: u64) -> KResult<Option<Frame>>;
+    /// Whether writable shared mappings are refused (memfd F_SEAL_WRITE).
+    fn write_sealed(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Clone)]

@@ -239,6 +239,7 @@ pub struct Kernel {
     pub init_done: Condvar,
     pub ncpus: usize,
     pub boot_wall: std::time::SystemTime,
+    memfd: std::sync::OnceLock<(Arc<crate::vfs::memfs::MemFs>, Arc<crate::vfs::Mount>)>,
     pub boot_id: String,
 }
 
@@ -250,6 +251,34 @@ impl Kernel {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
         (d.as_secs() as i64, d.subsec_nanos() as i64)
+    }
+    fn memfd_init(&self) -> &(Arc<crate::vfs::memfs::MemFs>, Arc<crate::vfs::Mount>) {
+        self.memfd.get_or_init(|| {
+            let fs = crate::vfs::memfs::MemFs::new(0x1a, None);
+            let root: Arc<dyn crate::vfs::Inode> = fs.anon_dir();
+            // A mount outside the mount table: only memfds' paths name it.
+            let mnt = Arc::new(crate::vfs::Mount {
+                id: 0,
+                root: Arc::new(crate::vfs::Dentry {
+                    name: b"/".to_vec(),
+                    parent: None,
+                    inode: root,
+                }),
+                parent: None,
+                fstype: "tmpfs".into(),
+                source: "memfd".into(),
+                readonly: false,
+                opts: String::new(),
+            });
+            (fs, mnt)
+        })
+    }
+    /// The file system memfd_create's files live in.
+    pub fn memfd_fs(&self) -> Arc<crate::vfs::memfs::MemFs> {
+        self.memfd_init().0.clone()
+    }
+    pub fn memfd_mount(&self) -> Arc<crate::vfs::Mount> {
+        self.memfd_init().1.clone()
     }
     pub fn last_pid(&self) -> i32 {
         self.table.lock().next_pid
@@ -275,6 +304,7 @@ impl Kernel {
                 .map(|n| n.get())
                 .unwrap_or(1),
             boot_wall: std::time::SystemTime::now(),
+            memfd: std::sync::OnceLock::new(),
             boot_id: {
                 let mut b = [0u8; 16];
                 crate::vfs::devfs::fill_random(&mut b);

@@ -92,6 +92,7 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         316 => renameat(c, a0, a1, a2, a3, a4 as u32),
         332 => statx(c, a0, a1, a2, a3 as u32, a4),
         436 => close_range(c, a0 as u32, a1 as u32, a2 as u32),
+        319 => memfd_create(c, a0, a1 as u32),
         439 => faccessat(c, a0, a1, a2 as u32, a3),
         _ => return None,
     })
@@ -693,6 +694,7 @@ fn fcntl(c: &Ctx, fd: u64, cmd: u32, arg: u64) -> SysResult {
         }
         1031 | 1032 => Ok(65536),
         5..=7 | 36..=38 => record_lock(c, &f, cmd, arg),
+        1033 | 1034 => seals(&f, cmd, arg as u32),
         _ => Err(EINVAL),
     }
 }
@@ -1322,21 +1324,36 @@ fn record_lock(c: &Ctx, f: &Arc<OpenFile>, cmd: u32, arg: u64) -> SysResult {
         _ => return Err(EINVAL),
     };
     let mut start = base.checked_add(l_start).ok_or(EOVERFLOW)?;
-    let mut end: i64 = if l_len == 0 { i64::MAX } else { start.checked_add(l_len).ok_or(EOVERFLOW)? };
+    let mut end: i64 = if l_len == 0 {
+        i64::MAX
+    } else {
+        start.checked_add(l_len).ok_or(EOVERFLOW)?
+    };
     if l_len < 0 {
         (start, end) = (end, start);
     }
     if start < 0 {
         return Err(EINVAL);
     }
-    let (start, end) = (start as u64, if end == i64::MAX { u64::MAX } else { end as u64 });
+    let (start, end) = (
+        start as u64,
+        if end == i64::MAX {
+            u64::MAX
+        } else {
+            end as u64
+        },
+    );
     let kind = match typ {
         0 => Some(Kind::Read),
         1 => Some(Kind::Write),
         2 => None,
         _ => return Err(EINVAL),
     };
-    let owner = if ofd { Owner::File(Arc::downgrade(f)) } else { Owner::Process(c.t.tgid()) };
+    let owner = if ofd {
+        Owner::File(Arc::downgrade(f))
+    } else {
+        Owner::Process(c.t.tgid())
+    };
     let key = lock::file_key(f);
     let locks = &c.t.kernel.locks;
     if cmd == 5 || cmd == 36 {
@@ -1344,10 +1361,15 @@ fn record_lock(c: &Ctx, f: &Arc<OpenFile>, cmd: u32, arg: u64) -> SysResult {
         let mut out = b;
         match locks.conflict(key, Space::Record, &owner, start, end, k) {
             Some(l) => {
-                out[0..2].copy_from_slice(&(if l.kind == Kind::Read { 0i16 } else { 1 }).to_le_bytes());
+                out[0..2]
+                    .copy_from_slice(&(if l.kind == Kind::Read { 0i16 } else { 1 }).to_le_bytes());
                 out[2..4].copy_from_slice(&0i16.to_le_bytes());
                 out[8..16].copy_from_slice(&(l.start as i64).to_le_bytes());
-                let len = if l.end == u64::MAX { 0 } else { (l.end - l.start) as i64 };
+                let len = if l.end == u64::MAX {
+                    0
+                } else {
+                    (l.end - l.start) as i64
+                };
                 out[16..24].copy_from_slice(&len.to_le_bytes());
                 out[24..28].copy_from_slice(&l.owner.pid().to_le_bytes());
             }
@@ -1362,11 +1384,15 @@ fn record_lock(c: &Ctx, f: &Arc<OpenFile>, cmd: u32, arg: u64) -> SysResult {
         _ => {}
     }
     if cmd == 6 || cmd == 37 {
-        return locks.set(key, Space::Record, owner, start, end, kind).map(|_| 0);
+        return locks
+            .set(key, Space::Record, owner, start, end, kind)
+            .map(|_| 0);
     }
-    c.t.block_on(&[&locks.wq], None, || match locks.set(key, Space::Record, owner.clone(), start, end, kind) {
-        Err(e) if e == EAGAIN => None,
-        r => Some(r.map(|_| 0)),
+    c.t.block_on(&[&locks.wq], None, || {
+        match locks.set(key, Space::Record, owner.clone(), start, end, kind) {
+            Err(e) if e == EAGAIN => None,
+            r => Some(r.map(|_| 0)),
+        }
     })
     .map_err(|e| if e == ERESTARTSYS { EINTR } else { e })
 }
@@ -1393,4 +1419,78 @@ fn flock(c: &Ctx, fd: u64, op: u32) -> SysResult {
         r => Some(r.map(|_| 0)),
     })
     .map_err(|e| if e == ERESTARTSYS { EINTR } else { e })
+}
+
+// ---- memfd ----
+
+fn memfd_create(c: &Ctx, namep: u64, flags: u32) -> SysResult {
+    const MFD_CLOEXEC: u32 = 1;
+    const MFD_ALLOW_SEALING: u32 = 2;
+    const MFD_NOEXEC_SEAL: u32 = 8;
+    const MFD_EXEC: u32 = 0x10;
+    if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_NOEXEC_SEAL | MFD_EXEC) != 0 {
+        return Err(EINVAL);
+    }
+    let name =
+        c.t.mm()
+            .read_cstr(namep, 249)
+            .map_err(|e| if e == ENAMETOOLONG { EINVAL } else { e })?;
+    if name.len() > 249 {
+        return Err(EINVAL);
+    }
+    let k = &c.t.kernel;
+    let fs = k.memfd_fs();
+    let cr = c.t.creds();
+    let mode = if flags & MFD_NOEXEC_SEAL != 0 {
+        0o666
+    } else {
+        0o777
+    };
+    let node = fs.anon_file(mode, cr.fsuid, cr.fsgid);
+    let data = node.file_data().cloned().ok_or(EIO)?;
+    let mut seals = if flags & MFD_ALLOW_SEALING != 0 {
+        0
+    } else {
+        memfs::F_SEAL_SEAL
+    };
+    if flags & MFD_NOEXEC_SEAL != 0 {
+        seals &= !memfs::F_SEAL_SEAL;
+    }
+    data.seals
+        .store(seals, std::sync::atomic::Ordering::Release);
+    let mut shown = b"memfd:".to_vec();
+    shown.extend_from_slice(&name);
+    shown.extend_from_slice(b" (deleted)");
+    let mnt = k.memfd_mount();
+    let dentry = Arc::new(Dentry {
+        name: shown,
+        parent: Some(mnt.root.clone()),
+        inode: node.clone(),
+    });
+    let ops = node.open(O_RDWR)?;
+    let f = OpenFile::new(ops, Some(Path { mnt, dentry }), O_RDWR | 0o100000);
+    install(c, f, flags & MFD_CLOEXEC != 0)
+}
+
+fn seals(f: &Arc<OpenFile>, cmd: u32, add: u32) -> SysResult {
+    let Some(nf) = f.ops.as_any().downcast_ref::<memfs::NodeFile>() else {
+        return Err(EINVAL);
+    };
+    let data = nf.data();
+    let cur = data.seals.load(std::sync::atomic::Ordering::Acquire);
+    if cmd == 1034 {
+        return Ok(cur as u64);
+    }
+    if add & !0x1f != 0 {
+        return Err(EINVAL);
+    }
+    if !f.writable() {
+        return Err(EPERM);
+    }
+    if cur & memfs::F_SEAL_SEAL != 0 {
+        return Err(EPERM);
+    }
+    data.seals
+        .store(cur | add, std::sync::atomic::Ordering::Release);
+    Ok(0)
 }

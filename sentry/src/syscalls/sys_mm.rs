@@ -59,6 +59,9 @@ fn mmap(c: &Ctx, addr: u64, len: u64, prot: u32, flags: u64, fd: u64, off: u64) 
             return Err(EACCES);
         }
         let src = f.ops.mmap_source().ok_or(ENODEV)?;
+        if shared && prot & PROT_WRITE != 0 && src.write_sealed() {
+            return Err(EPERM);
+        }
         let root = c.t.fsctx().root.lock().clone();
         let name = f
             .path

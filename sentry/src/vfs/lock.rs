@@ -67,16 +67,39 @@ pub struct Locks {
 
 impl Locks {
     /// The first lock of another owner that conflicts with the request.
-    pub fn conflict(&self, key: usize, space: Space, owner: &Owner, start: u64, end: u64, kind: Kind) -> Option<Lock> {
+    pub fn conflict(
+        &self,
+        key: usize,
+        space: Space,
+        owner: &Owner,
+        start: u64,
+        end: u64,
+        kind: Kind,
+    ) -> Option<Lock> {
         let mut m = self.map.lock();
         let v = m.get_mut(&(key, space))?;
         v.retain(|l| l.owner.alive());
-        v.iter().find(|l| !l.owner.same(owner) && l.start < end && start < l.end && (kind == Kind::Write || l.kind == Kind::Write)).cloned()
+        v.iter()
+            .find(|l| {
+                !l.owner.same(owner)
+                    && l.start < end
+                    && start < l.end
+                    && (kind == Kind::Write || l.kind == Kind::Write)
+            })
+            .cloned()
     }
 
     /// Set (or with `kind` None, clear) the owner's lock on [start, end), splitting and
     /// merging its existing ranges. Fails with EAGAIN on a conflict.
-    pub fn set(&self, key: usize, space: Space, owner: Owner, start: u64, end: u64, kind: Option<Kind>) -> KResult<()> {
+    pub fn set(
+        &self,
+        key: usize,
+        space: Space,
+        owner: Owner,
+        start: u64,
+        end: u64,
+        kind: Option<Kind>,
+    ) -> KResult<()> {
         if let Some(k) = kind {
             if self.conflict(key, space, &owner, start, end, k).is_some() {
                 return Err(EAGAIN);
@@ -91,14 +114,22 @@ impl Locks {
                 continue;
             }
             if l.start < start {
-                out.push(Lock { end: start, ..l.clone() });
+                out.push(Lock {
+                    end: start,
+                    ..l.clone()
+                });
             }
             if end < l.end {
                 out.push(Lock { start: end, ..l });
             }
         }
         if let Some(k) = kind {
-            out.push(Lock { owner, start, end, kind: k });
+            out.push(Lock {
+                owner,
+                start,
+                end,
+                kind: k,
+            });
         }
         out.sort_by_key(|l| l.start);
         // Merge adjacent ranges of the same owner and kind.

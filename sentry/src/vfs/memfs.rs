@@ -72,7 +72,15 @@ struct Sym {
 pub struct FileData {
     inner: Mutex<FileInner>,
     gofer: Option<Arc<Client>>,
+    /// memfd seals (F_SEAL_*). Files that cannot be sealed carry F_SEAL_SEAL.
+    pub seals: std::sync::atomic::AtomicU32,
 }
+
+pub const F_SEAL_SEAL: u32 = 1;
+pub const F_SEAL_SHRINK: u32 = 2;
+pub const F_SEAL_GROW: u32 = 4;
+pub const F_SEAL_WRITE: u32 = 8;
+pub const F_SEAL_FUTURE_WRITE: u32 = 16;
 
 struct FileInner {
     pages: BTreeMap<u64, Frame>,
@@ -127,6 +135,7 @@ impl FileData {
                 }),
             }),
             gofer,
+            seals: std::sync::atomic::AtomicU32::new(F_SEAL_SEAL),
         })
     }
 
@@ -196,6 +205,12 @@ impl FileData {
     pub fn write(&self, buf: &[u8], off: u64) -> KResult<usize> {
         let mut inner = self.inner.lock();
         let end = off.checked_add(buf.len() as u64).ok_or(EFBIG)?;
+        let seals = self.seals.load(Ordering::Acquire);
+        if seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0
+            || (seals & F_SEAL_GROW != 0 && end > inner.size)
+        {
+            return Err(EPERM);
+        }
         if end > (1 << 44) {
             return Err(EFBIG);
         }
@@ -217,6 +232,12 @@ impl FileData {
 
     pub fn truncate(&self, len: u64) -> KResult<()> {
         let mut inner = self.inner.lock();
+        let seals = self.seals.load(Ordering::Acquire);
+        if (seals & F_SEAL_SHRINK != 0 && len < inner.size)
+            || (seals & F_SEAL_GROW != 0 && len > inner.size)
+        {
+            return Err(EPERM);
+        }
         if len < inner.size {
             let keep = len.div_ceil(PAGE);
             let drop: Vec<u64> = inner.pages.range(keep..).map(|(k, _)| *k).collect();
@@ -242,6 +263,9 @@ impl FileData {
 }
 
 impl crate::mm::MapSource for FileData {
+    fn write_sealed(&self) -> bool {
+        self.seals.load(Ordering::Acquire) & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0
+    }
     fn page(&self, idx: u64) -> KResult<Option<Frame>> {
         let mut inner = self.inner.lock();
         if idx * PAGE >= inner.size.div_ceil(PAGE) * PAGE {
@@ -267,6 +291,16 @@ impl MemFs {
             gofer,
             next_ino: AtomicU64::new(1 << 40),
         })
+    }
+
+    /// A directory that is in no tree (the root of memfd's hidden mount).
+    pub fn anon_dir(self: &Arc<MemFs>) -> Arc<Node> {
+        self.new_node(S_IFDIR | 0o1777, 0, 0, 0, Weak::new(), None)
+    }
+
+    /// A regular file that is in no directory (memfd_create).
+    pub fn anon_file(self: &Arc<MemFs>, mode: u32, uid: u32, gid: u32) -> Arc<Node> {
+        self.new_node(S_IFREG | (mode & 0o7777), uid, gid, 0, Weak::new(), None)
     }
 
     /// A root directory: empty (tmpfs) or the gofer's root.
@@ -948,6 +982,10 @@ impl FileOps for NodeFile {
 }
 
 impl NodeFile {
+    pub fn data(&self) -> &Arc<FileData> {
+        &self.data
+    }
+
     /// The append position for O_APPEND writes.
     pub fn size(&self) -> u64 {
         self.data.size()
