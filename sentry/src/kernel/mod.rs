@@ -172,7 +172,9 @@ pub struct ThreadGroup {
     pub stopped: AtomicBool,
     pub stop_wq: WaitQueue,
     pub start: Instant,
+    /// (user, system) ns of reaped children (and their children), and of exited threads.
     pub children_time: Mutex<(u64, u64)>,
+    pub dead_time: Mutex<(u64, u64)>,
     pub itimer_real: Mutex<Option<(Instant, u64, u64)>>,
 }
 
@@ -376,7 +378,9 @@ pub struct Task {
     pub killed: AtomicBool,
     pub vfork: Mutex<Option<Arc<VforkDone>>>,
     pub start: Instant,
-    pub cpu_ns: AtomicU64,
+    /// Nanoseconds spent in application code and in the Sentry on its behalf.
+    pub utime: AtomicU64,
+    pub stime: AtomicU64,
 }
 
 impl Task {
@@ -468,6 +472,21 @@ impl Task {
 }
 
 impl ThreadGroup {
+    /// (user, system) ns of the whole group: live threads plus exited ones.
+    pub fn times(&self, k: &Kernel) -> (u64, u64) {
+        let (mut u, mut s) = *self.dead_time.lock();
+        let t = k.table.lock();
+        if let Some(p) = t.procs.get(&self.tgid) {
+            for tid in &p.threads {
+                if let Some(task) = t.tasks.get(tid) {
+                    u += task.utime.load(Ordering::Relaxed);
+                    s += task.stime.load(Ordering::Relaxed);
+                }
+            }
+        }
+        (u, s)
+    }
+
     pub fn new(
         tgid: i32,
         actions: Arc<Mutex<[SigAction; 65]>>,
@@ -484,6 +503,7 @@ impl ThreadGroup {
             stop_wq: WaitQueue::default(),
             start: Instant::now(),
             children_time: Mutex::new((0, 0)),
+            dead_time: Mutex::new((0, 0)),
             itimer_real: Mutex::new(None),
         })
     }

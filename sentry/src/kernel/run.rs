@@ -66,6 +66,8 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
     }
     let mut restart: Option<Errno> = None;
     let mut exit_code = 0;
+    // When the thread last came back from application code (for system time).
+    let mut sentry_since: Option<std::time::Instant> = None;
     loop {
         if task.killed.load(Ordering::Acquire) || task.tg.exiting.load(Ordering::Acquire) {
             break;
@@ -101,7 +103,16 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
             task.sigmask.store(m, Ordering::Release);
         }
         let aspace = task.mm().aspace.clone();
-        match pctx.switch(&aspace, &mut regs) {
+        let t0 = std::time::Instant::now();
+        let ev = pctx.switch(&aspace, &mut regs);
+        let t1 = std::time::Instant::now();
+        task.utime
+            .fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
+        if let Some(s) = sentry_since.replace(t1) {
+            task.stime
+                .fetch_add((t0 - s).as_nanos() as u64, Ordering::Relaxed);
+        }
+        match ev {
             Ok(Event::Syscall) => {
                 let nr = regs.orig_rax;
                 let mut ctx = Ctx {
@@ -336,6 +347,11 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
         v.wq.notify_all();
     }
     let tgid = task.tgid();
+    {
+        let mut d = task.tg.dead_time.lock();
+        d.0 += task.utime.load(Ordering::Relaxed);
+        d.1 += task.stime.load(Ordering::Relaxed);
+    }
     let (last, status) = {
         let mut t = k.table.lock();
         t.tasks.remove(&task.tid());

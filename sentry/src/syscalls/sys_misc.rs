@@ -45,7 +45,7 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         }
         160 => prlimit(c, 0, a0, a1, 0),
         302 => prlimit(c, a0 as i32, a1, a2, a3),
-        98 => c.t.mm().write(a1, &[0u8; 144]).map(|_| 0),
+        98 => getrusage(c, a0 as i32, a1),
         99 => sysinfo(c, a0),
         100 => times(c, a0),
         202 => do_futex(c, a0, a1 as u32, a2 as u32, a3, a4, a5 as u32),
@@ -258,9 +258,29 @@ fn sysinfo(c: &Ctx, buf: u64) -> SysResult {
     Ok(0)
 }
 
+fn getrusage(c: &Ctx, who: i32, buf: u64) -> SysResult {
+    use std::sync::atomic::Ordering::Relaxed;
+    let rss = c.t.mm().rss_pages() * 4;
+    let t = match who {
+        0 => c.t.tg.times(&c.t.kernel),
+        -1 => *c.t.tg.children_time.lock(),
+        1 => (c.t.utime.load(Relaxed), c.t.stime.load(Relaxed)),
+        _ => return Err(EINVAL),
+    };
+    c.t.mm().write(
+        buf,
+        &super::rusage_bytes(t, if who == -1 { 0 } else { rss }),
+    )?;
+    Ok(0)
+}
+
 fn times(c: &Ctx, buf: u64) -> SysResult {
     if buf != 0 {
-        c.t.mm().write_obj(buf, &[0i64; 4])?;
+        let me = c.t.tg.times(&c.t.kernel);
+        let ch = *c.t.tg.children_time.lock();
+        let ticks = |ns: u64| (ns / 10_000_000) as i64;
+        c.t.mm()
+            .write_obj(buf, &[ticks(me.0), ticks(me.1), ticks(ch.0), ticks(ch.1)])?;
     }
     Ok((c.t.kernel.uptime().as_millis() / 10) as u64)
 }

@@ -208,7 +208,8 @@ pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64
         killed: AtomicBool::new(false),
         vfork: Mutex::new(vfork.clone()),
         start: Instant::now(),
-        cpu_ns: AtomicU64::new(0),
+        utime: AtomicU64::new(0),
+        stime: AtomicU64::new(0),
     });
     let mut regs = *c.regs;
     regs.rax = 0;
@@ -334,7 +335,8 @@ pub fn new_init(
         killed: AtomicBool::new(false),
         vfork: Mutex::new(None),
         start: Instant::now(),
-        cpu_ns: AtomicU64::new(0),
+        utime: AtomicU64::new(0),
+        stime: AtomicU64::new(0),
     });
     {
         let mut tab = k.table.lock();
@@ -601,6 +603,9 @@ fn kill_other_threads(t: &Arc<Task>) -> KResult<()> {
     Ok(())
 }
 
+/// The (user, system) ns of the child most recently reaped, for wait4's rusage.
+static LAST_REAPED: Mutex<(u64, u64)> = Mutex::new((0, 0));
+
 /// Find a waitable child. Returns (pid, status, kind) and reaps zombies unless `peek`.
 fn find_child(
     k: &Kernel,
@@ -642,12 +647,20 @@ fn find_child(
         let p = tab.procs.get_mut(c).expect("child");
         if options & WEXITED != 0 {
             if let Some(st) = p.zombie {
+                let ctg = p.tg.clone();
+                let dead = *ctg.dead_time.lock();
+                let cc = *ctg.children_time.lock();
+                let total = (dead.0 + cc.0, dead.1 + cc.1);
                 if !peek {
                     tab.procs.remove(c);
                     if let Some(me) = tab.procs.get_mut(&me) {
                         me.children.retain(|x| x != c);
+                        let mut ct = me.tg.children_time.lock();
+                        ct.0 += total.0;
+                        ct.1 += total.1;
                     }
                 }
+                *LAST_REAPED.lock() = total;
                 return Ok(Some((*c, st, 0)));
             }
         }
@@ -696,7 +709,9 @@ fn wait4(c: &Ctx, pid: i32, status: u64, options: u32, rusage: u64) -> SysResult
                 c.t.mm().write_obj(status, &st)?;
             }
             if rusage != 0 {
-                c.t.mm().write(rusage, &[0u8; 144])?;
+                let t = *LAST_REAPED.lock();
+                c.t.mm()
+                    .write(rusage, &crate::syscalls::rusage_bytes(t, 0))?;
             }
             Ok(p as u64)
         }
