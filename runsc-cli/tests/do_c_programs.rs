@@ -116,3 +116,57 @@ fn static_sigsegv_handler_siglongjmp() {
     // ("signo=11 code=SEGV_MAPERR addr=(nil) blocked=0").
     assert_same(&n, &s);
 }
+
+/// Narrower reproducer of the mutex test's intermittent SIGSEGV: 8 threads, released
+/// together, each read 64 untouched pages of one PROT_READ mapping, so several of them
+/// fault on the same page at once.
+const CONCURRENT_READ_FAULTS: &str = r#"
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/mman.h>
+
+static volatile int go;
+static volatile char *ro;
+
+static void *reader(void *arg) {
+    (void)arg;
+    while (!go)
+        ;
+    long sum = 0;
+    for (int i = 0; i < 64; i++)
+        sum += ro[i * 4096];
+    return (void *)sum;
+}
+
+int main(void) {
+    ro = mmap(NULL, 64 * 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ro == MAP_FAILED) {
+        perror("mmap");
+        return 2;
+    }
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++)
+        pthread_create(&t[i], NULL, reader, NULL);
+    go = 1;
+    long total = 0;
+    for (int i = 0; i < 8; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        total += (long)r;
+    }
+    printf("sum=%ld\n", total);
+    return 0;
+}
+"#;
+
+#[test]
+fn static_threads_concurrent_read_faults_same_page() {
+    let dir = TempDir::new("rofault");
+    let exe = build_static_c(&dir, "rofault", CONCURRENT_READ_FAULTS);
+    let n = native(&[&exe]);
+    assert_eq!(n.stdout, "sum=0\n", "native run: {}", n.describe());
+    for _ in 0..5 {
+        let s = sandboxed(&[&exe]);
+        assert_same(&n, &s);
+    }
+}

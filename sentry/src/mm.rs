@@ -77,6 +77,9 @@ pub enum FaultError {
     /// SIGBUS (BUS_ADRERR = 2): a file mapping past the end of the file.
     Bus,
     Oom,
+    /// The page is already mapped with all the VMA allows (ptrace cannot say what
+    /// the access was): retry, and treat a repeat at the same address as SEGV_ACCERR.
+    AlreadyMapped,
 }
 
 pub const MMAP_TOP: u64 = 0x7f00_0000_0000;
@@ -190,8 +193,9 @@ impl Mm {
                 .alloc_copy(&pte.frame)
                 .map_err(|_| FaultError::Oom)?;
         } else if want == 0 && !fresh && pte.mapped == vma.prot && map {
-            // Everything the VMA allows is mapped: the access itself is not allowed.
-            return Err(FaultError::Segv(2));
+            // Everything the VMA allows is mapped: either another thread mapped the
+            // page while this fault was on its way, or the access is not allowed.
+            return Err(FaultError::AlreadyMapped);
         }
         let exclusive = vma.shared || pte.frame.refs() == 1;
         let prot = if exclusive {

@@ -68,6 +68,8 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
     let mut exit_code = 0;
     // When the thread last came back from application code (for system time).
     let mut sentry_since: Option<std::time::Instant> = None;
+    // The last fault that found its page already mapped (see FaultError::AlreadyMapped).
+    let mut last_fault: Option<u64> = None;
     loop {
         if task.killed.load(Ordering::Acquire) || task.tg.exiting.load(Ordering::Acquire) {
             break;
@@ -114,6 +116,7 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
         }
         match ev {
             Ok(Event::Syscall) => {
+                last_fault = None;
                 let nr = regs.orig_rax;
                 let mut ctx = Ctx {
                     t: &task,
@@ -140,6 +143,13 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
                 let mm = task.mm();
                 match mm.fault(addr, access) {
                     Ok(()) => {}
+                    Err(FaultError::AlreadyMapped) if last_fault != Some(addr) => {
+                        last_fault = Some(addr)
+                    }
+                    Err(FaultError::AlreadyMapped) => {
+                        last_fault = None;
+                        signal::force(&task, SigInfo::fault(signal::SIGSEGV, 2, addr));
+                    }
                     Err(FaultError::Segv(code)) => {
                         signal::force(&task, SigInfo::fault(signal::SIGSEGV, code, addr))
                     }

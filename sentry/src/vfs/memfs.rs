@@ -51,7 +51,7 @@ enum Kind {
 }
 
 struct Dir {
-    children: BTreeMap<Vec<u8>, Entry>,
+    children: indexmap::IndexMap<Vec<u8>, Entry>,
     loaded: bool,
     lower: Option<u64>,
     parent: Weak<Node>,
@@ -325,7 +325,7 @@ impl MemFs {
         let t = now();
         let kind = match mode & S_IFMT {
             S_IFDIR => Kind::Dir(Mutex::new(Dir {
-                children: BTreeMap::new(),
+                children: indexmap::IndexMap::new(),
                 loaded: true,
                 lower: None,
                 parent,
@@ -368,7 +368,7 @@ impl MemFs {
     ) -> Arc<Node> {
         let kind = match st.mode & S_IFMT {
             S_IFDIR => Kind::Dir(Mutex::new(Dir {
-                children: BTreeMap::new(),
+                children: indexmap::IndexMap::new(),
                 loaded: false,
                 lower: Some(fid),
                 parent,
@@ -742,7 +742,7 @@ impl Inode for Node {
         if is_dir && !n.is_empty_dir()? {
             return Err(ENOTEMPTY);
         }
-        d.children.remove(name);
+        d.children.shift_remove(name);
         drop(d);
         let mut m = n.meta.lock();
         if is_dir {
@@ -841,7 +841,7 @@ impl Inode for Node {
                 nd.meta.lock().nlink -= 1;
             }
         }
-        self.dir()?.lock().children.remove(old);
+        self.dir()?.lock().children.shift_remove(old);
         nd.dir()?
             .lock()
             .children
