@@ -170,6 +170,7 @@ pub struct ThreadGroup {
     /// Set when the whole group is exiting (exit_group, fatal signal, exec).
     pub exiting: AtomicBool,
     pub stopped: AtomicBool,
+    pub dumpable: AtomicBool,
     pub stop_wq: WaitQueue,
     pub start: Instant,
     /// (user, system) ns of reaped children (and their children), and of exited threads.
@@ -376,6 +377,9 @@ pub struct Task {
     pub name: Mutex<Vec<u8>>,
     /// This thread must exit (group exit, exec by another thread).
     pub killed: AtomicBool,
+    /// prctl(PR_SET_PDEATHSIG): the signal this process gets when its parent dies.
+    pub pdeathsig: AtomicI32,
+    pub no_new_privs: AtomicBool,
     pub vfork: Mutex<Option<Arc<VforkDone>>>,
     pub start: Instant,
     /// Nanoseconds spent in application code and in the Sentry on its behalf.
@@ -500,6 +504,7 @@ impl ThreadGroup {
             child_wq: WaitQueue::default(),
             exiting: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            dumpable: AtomicBool::new(true),
             stop_wq: WaitQueue::default(),
             start: Instant::now(),
             children_time: Mutex::new((0, 0)),

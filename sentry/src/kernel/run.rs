@@ -381,14 +381,39 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
     task.files().clear();
     k.locks.release_all(tgid);
     *task.tg.itimer_real.lock() = None;
-    let (parent_tg, exit_signal, orphans_zombie) = {
+    let mut pdeath: Vec<(Arc<Task>, i32)> = vec![];
+    let (parent_tg, exit_signal, zombie_reaper) = {
         let mut t = k.table.lock();
         let children = t
             .procs
             .get_mut(&tgid)
             .map(|p| std::mem::take(&mut p.children))
             .unwrap_or_default();
-        let reaper = if tgid == 1 { 0 } else { 1 };
+        // Orphans go to the nearest live subreaper ancestor, else to init.
+        let mut reaper = if tgid == 1 { 0 } else { 1 };
+        let mut anc = t.procs.get(&tgid).map(|p| p.parent).unwrap_or(0);
+        while anc > 1 {
+            match t.procs.get(&anc) {
+                Some(a) if a.subreaper && a.zombie.is_none() => {
+                    reaper = anc;
+                    break;
+                }
+                Some(a) => anc = a.parent,
+                None => break,
+            }
+        }
+        for ch in &children {
+            if let Some(cp) = t.procs.get(ch) {
+                for th in &cp.threads {
+                    if let Some(task) = t.tasks.get(th) {
+                        let sig = task.pdeathsig.load(Ordering::Relaxed);
+                        if sig > 0 {
+                            pdeath.push((task.clone(), sig));
+                        }
+                    }
+                }
+            }
+        }
         let mut zombie_orphans = false;
         for c in &children {
             if let Some(cp) = t.procs.get_mut(c) {
@@ -403,11 +428,14 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
         let parent = p.parent;
         let exit_signal = p.exit_signal;
         let ptg = t.procs.get(&parent).map(|pp| pp.tg.clone());
-        (ptg, exit_signal, zombie_orphans)
+        (ptg, exit_signal, zombie_orphans.then_some(reaper))
     };
-    if orphans_zombie {
-        if let Some(init) = k.table.lock().procs.get(&1).map(|p| p.tg.clone()) {
-            init.child_wq.notify_all();
+    for (t, sig) in pdeath {
+        signal::send_to_task(&t, SigInfo::user(sig, signal::SI_USER, tgid, 0));
+    }
+    if let Some(r) = zombie_reaper {
+        if let Some(rt) = k.table.lock().procs.get(&r).map(|p| p.tg.clone()) {
+            rt.child_wq.notify_all();
         }
     }
     if tgid == 1 {

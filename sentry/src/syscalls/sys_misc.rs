@@ -15,6 +15,8 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         35 => nanosleep(c, 1, 0, a0, a1),
         230 => nanosleep(c, a0 as i32, a1, a2, a3),
         37 => alarm(c, a0),
+        36 => getitimer(c, a0, a1),
+        38 => setitimer(c, a0, a1, a2),
         63 => uname(c, a0),
         96 => gettimeofday(c, a0),
         201 => {
@@ -130,40 +132,114 @@ fn nanosleep(c: &Ctx, clock: i32, flags: u64, req: u64, rem: u64) -> SysResult {
 
 const ENOTSUP_: Errno = EOPNOTSUPP;
 
-fn alarm(c: &Ctx, secs: u64) -> SysResult {
+/// Arm ITIMER_REAL (value 0 disarms); returns the old (remaining, interval).
+fn arm_real(c: &Ctx, value: Duration, interval: Duration) -> (Duration, Duration) {
     let tg = c.t.tg.clone();
     let k = c.t.kernel.clone();
     let now = Instant::now();
     let mut g = tg.itimer_real.lock();
-    let left = g
-        .map(|(d, _, _)| d.saturating_duration_since(now))
+    let old = g
+        .map(|(d, iv, _)| (d.saturating_duration_since(now), Duration::from_nanos(iv)))
         .unwrap_or_default();
-    let prev = if left.is_zero() && g.is_none() {
-        0
-    } else {
-        left.as_secs()
-            + u64::from(
-                left.subsec_nanos() >= 500_000_000 || (left.as_secs() == 0 && !left.is_zero()),
-            )
-    };
     let gen = g.map(|x| x.2 + 1).unwrap_or(1);
-    if secs == 0 {
+    if value.is_zero() {
         *g = None;
-        return Ok(prev);
+        return old;
     }
-    let deadline = now + Duration::from_secs(secs);
-    *g = Some((deadline, 0, gen));
+    *g = Some((now + value, interval.as_nanos() as u64, gen));
     drop(g);
-    std::thread::spawn(move || {
+    std::thread::spawn(move || loop {
+        let Some((deadline, iv, g0)) = *tg.itimer_real.lock() else {
+            return;
+        };
+        if g0 != gen {
+            return;
+        }
         std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
         let mut g = tg.itimer_real.lock();
-        if matches!(*g, Some((_, _, x)) if x == gen) {
-            *g = None;
-            drop(g);
-            signal::send_to_group(&k, &tg, SigInfo::kernel(signal::SIGALRM));
+        match *g {
+            Some((d, iv2, g1)) if g1 == gen && d == deadline => {
+                *g = if iv2 > 0 {
+                    Some((deadline + Duration::from_nanos(iv2), iv2, gen))
+                } else {
+                    None
+                };
+                drop(g);
+                signal::send_to_group(&k, &tg, SigInfo::kernel(signal::SIGALRM));
+                if iv == 0 {
+                    return;
+                }
+            }
+            Some((_, _, g1)) if g1 == gen => {}
+            _ => return,
         }
     });
+    old
+}
+
+fn alarm(c: &Ctx, secs: u64) -> SysResult {
+    let (left, _) = arm_real(c, Duration::from_secs(secs), Duration::ZERO);
+    // Rounded to the nearest second, but a pending alarm never reads as 0.
+    let mut prev = left.as_secs() + u64::from(left.subsec_nanos() >= 500_000_000);
+    if prev == 0 && !left.is_zero() {
+        prev = 1;
+    }
     Ok(prev)
+}
+
+fn read_itimerval(c: &Ctx, p: u64) -> KResult<(Duration, Duration)> {
+    let v: [i64; 4] = c.t.mm().read_obj(p)?;
+    for (s, us) in [(v[0], v[1]), (v[2], v[3])] {
+        if s < 0 || !(0..1_000_000).contains(&us) {
+            return Err(EINVAL);
+        }
+    }
+    Ok((
+        Duration::new(v[2] as u64, v[3] as u32 * 1000),
+        Duration::new(v[0] as u64, v[1] as u32 * 1000),
+    ))
+}
+
+fn write_itimerval(c: &Ctx, p: u64, (value, interval): (Duration, Duration)) -> KResult<()> {
+    let us = |d: Duration| [d.as_secs() as i64, d.subsec_micros() as i64];
+    let (i, v) = (us(interval), us(value));
+    c.t.mm().write_obj(p, &[i[0], i[1], v[0], v[1]])
+}
+
+fn setitimer(c: &Ctx, which: u64, new: u64, old: u64) -> SysResult {
+    if which != 0 {
+        c.t.kernel
+            .report_unimplemented(38, "setitimer(ITIMER_VIRTUAL/PROF)", c.t.tgid());
+        return Err(EINVAL);
+    }
+    let (value, interval) = if new != 0 {
+        read_itimerval(c, new)?
+    } else {
+        (Duration::ZERO, Duration::ZERO)
+    };
+    let prev = arm_real(c, value, interval);
+    if old != 0 {
+        write_itimerval(c, old, prev)?;
+    }
+    Ok(0)
+}
+
+fn getitimer(c: &Ctx, which: u64, cur: u64) -> SysResult {
+    if which > 2 {
+        return Err(EINVAL);
+    }
+    let v = if which == 0 {
+        let now = Instant::now();
+        c.t.tg
+            .itimer_real
+            .lock()
+            .map(|(d, iv, _)| (d.saturating_duration_since(now), Duration::from_nanos(iv)))
+            .unwrap_or_default()
+    } else {
+        (Duration::ZERO, Duration::ZERO)
+    };
+    write_itimerval(c, cur, v)?;
+    Ok(0)
 }
 
 fn field(b: &mut [u8], i: usize, s: &[u8]) {

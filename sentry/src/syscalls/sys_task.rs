@@ -206,6 +206,8 @@ pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64
         robust_list: AtomicU64::new(0),
         name: Mutex::new(t.name.lock().clone()),
         killed: AtomicBool::new(false),
+        pdeathsig: AtomicI32::new(0),
+        no_new_privs: AtomicBool::new(t.no_new_privs.load(Ordering::Relaxed)),
         vfork: Mutex::new(vfork.clone()),
         start: Instant::now(),
         utime: AtomicU64::new(0),
@@ -333,6 +335,8 @@ pub fn new_init(
         robust_list: AtomicU64::new(0),
         name: Mutex::new(vec![]),
         killed: AtomicBool::new(false),
+        pdeathsig: AtomicI32::new(0),
+        no_new_privs: AtomicBool::new(false),
         vfork: Mutex::new(None),
         start: Instant::now(),
         utime: AtomicU64::new(0),
@@ -799,7 +803,62 @@ fn prctl(c: &Ctx, op: u64, a1: u64) -> SysResult {
             c.t.mm().write(a1, &n)?;
             Ok(0)
         }
-        _ => Err(EINVAL),
+        1 => {
+            if a1 > 64 {
+                return Err(EINVAL);
+            }
+            c.t.pdeathsig.store(a1 as i32, Ordering::Relaxed);
+            Ok(0)
+        }
+        2 => {
+            c.t.mm()
+                .write_obj(a1, &c.t.pdeathsig.load(Ordering::Relaxed))
+                .map(|_| 0)
+        }
+        3 => Ok(c.t.tg.dumpable.load(Ordering::Relaxed) as u64),
+        4 => {
+            if a1 > 1 {
+                return Err(EINVAL);
+            }
+            c.t.tg.dumpable.store(a1 == 1, Ordering::Relaxed);
+            Ok(0)
+        }
+        21 => Ok(0),
+        23 => {
+            if a1 > 40 {
+                return Err(EINVAL);
+            }
+            Ok(1)
+        }
+        36 => {
+            let mut tab = c.t.kernel.table.lock();
+            tab.procs.get_mut(&c.t.tgid()).ok_or(ESRCH)?.subreaper = a1 != 0;
+            Ok(0)
+        }
+        37 => {
+            let v =
+                c.t.kernel
+                    .table
+                    .lock()
+                    .procs
+                    .get(&c.t.tgid())
+                    .map(|p| p.subreaper as i32)
+                    .unwrap_or(0);
+            c.t.mm().write_obj(a1, &v).map(|_| 0)
+        }
+        38 => {
+            if a1 != 1 {
+                return Err(EINVAL);
+            }
+            c.t.no_new_privs.store(true, Ordering::Relaxed);
+            Ok(0)
+        }
+        39 => Ok(c.t.no_new_privs.load(Ordering::Relaxed) as u64),
+        _ => {
+            c.t.kernel
+                .report_unimplemented(157, "prctl(option)", c.t.tgid());
+            Err(EINVAL)
+        }
     }
 }
 
