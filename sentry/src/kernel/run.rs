@@ -200,6 +200,15 @@ fn deliver(
         if act.handler == signal::SIG_IGN {
             continue;
         }
+        // init is immune to the default action of signals sent from inside the sandbox
+        // (e.g. ones it had blocked and then unblocked), as in a pid namespace.
+        if act.handler == signal::SIG_DFL
+            && task.tgid() == 1
+            && info.code() <= 0
+            && sig != signal::SIGKILL
+        {
+            continue;
+        }
         if act.handler == signal::SIG_DFL {
             match signal::default_action(sig) {
                 Default_::Ignore | Default_::Cont => continue,

@@ -182,7 +182,7 @@ fn ignored(tg: &ThreadGroup, sig: i32) -> bool {
 
 /// Effects at generation time that do not wait for delivery (SIGKILL, SIGCONT, stops).
 /// Returns false if the signal is to be discarded.
-fn prepare(k: &Kernel, tg: &Arc<ThreadGroup>, sig: i32, external: bool) -> bool {
+fn prepare(k: &Kernel, tg: &Arc<ThreadGroup>, sig: i32, external: bool, blocked: bool) -> bool {
     if sig == SIGKILL {
         if tg.tgid == 1 && !external {
             return false;
@@ -198,6 +198,10 @@ fn prepare(k: &Kernel, tg: &Arc<ThreadGroup>, sig: i32, external: bool) -> bool 
         super::run::continue_group(k, tg);
     } else if matches!(sig, SIGSTOP | SIGTSTP | SIGTTIN | SIGTTOU) {
         tg.pending.lock().remove(SIGCONT);
+    }
+    // Blocked signals are never ignored: the handler may change before they are unblocked.
+    if blocked {
+        return true;
     }
     // init ignores signals it has no handler for, unless they come from outside the
     // sandbox (the runtime forwarding a host signal), as a pid namespace's init does.
@@ -219,10 +223,9 @@ pub fn send_external(k: &Kernel, tg: &Arc<ThreadGroup>, info: SigInfo) {
 
 fn send_group(k: &Kernel, tg: &Arc<ThreadGroup>, info: SigInfo, external: bool) {
     let sig = info.signo();
-    if sig == 0 || !prepare(k, tg, sig, external) {
+    if sig == 0 {
         return;
     }
-    tg.pending.lock().push(info);
     let threads: Vec<Arc<Task>> = {
         let t = k.table.lock();
         t.procs
@@ -235,6 +238,14 @@ fn send_group(k: &Kernel, tg: &Arc<ThreadGroup>, info: SigInfo, external: bool) 
             })
             .unwrap_or_default()
     };
+    let blocked = !threads.is_empty()
+        && threads
+            .iter()
+            .all(|t| t.sigmask.load(Ordering::Acquire) & bit(sig) != 0);
+    if !prepare(k, tg, sig, external, blocked) {
+        return;
+    }
+    tg.pending.lock().push(info);
     // Wake one thread that does not block it (or all, if all block it: cheap and safe).
     let target = threads
         .iter()
@@ -247,7 +258,8 @@ fn send_group(k: &Kernel, tg: &Arc<ThreadGroup>, info: SigInfo, external: bool) 
 
 pub fn send_to_task(t: &Task, info: SigInfo) {
     let sig = info.signo();
-    if sig == 0 || !prepare(&t.kernel, &t.tg, sig, false) {
+    let blocked = t.sigmask.load(Ordering::Acquire) & bit(sig) != 0;
+    if sig == 0 || !prepare(&t.kernel, &t.tg, sig, false, blocked) {
         return;
     }
     t.pending.lock().push(info);
