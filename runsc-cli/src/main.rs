@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
+mod compare;
 mod sandbox;
 mod seccomp;
 
@@ -39,6 +40,24 @@ enum Cmd {
         #[arg(long)]
         hostname: Option<String>,
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Run commands on the host and in a fresh sandbox and show the outputs side by side
+    /// (with no command: uname, /proc/version, dmesg, hostname, id, /proc, nproc,
+    /// MemTotal, mount).
+    Compare {
+        #[arg(long, default_value = "ptrace")]
+        platform: String,
+        #[arg(long)]
+        cwd: Option<String>,
+        #[arg(long = "env")]
+        env: Vec<String>,
+        #[arg(long)]
+        hostname: Option<String>,
+        /// Print JSON instead of columns.
+        #[arg(long)]
+        json: bool,
+        #[arg(last = true)]
         command: Vec<String>,
     },
     /// Internal: serve a root file system to a sandbox.
@@ -127,6 +146,26 @@ fn run(cli: Cli) -> Result<i32> {
                 }
             }
             run_do(cli.debug, &cwd, &env, strace, hostname, exe, &command)
+        }
+        Cmd::Compare {
+            platform,
+            cwd,
+            env,
+            hostname,
+            json,
+            command,
+        } => {
+            let mut flags = vec!["--platform".to_string(), platform];
+            if let Some(c) = &cwd {
+                flags.extend(["--cwd".to_string(), c.clone()]);
+            }
+            for e in &env {
+                flags.extend(["--env".to_string(), e.clone()]);
+            }
+            if let Some(h) = hostname {
+                flags.extend(["--hostname".to_string(), h]);
+            }
+            compare::compare(&flags, cwd.as_deref(), &env, &command, json)
         }
         Cmd::Gofer { root, fd, readonly } => {
             // SAFETY: the launcher passed us this descriptor.

@@ -53,6 +53,28 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
     let platform = platform::ptrace::Ptrace::new(mf.fd())
         .map_err(|e| BootError::Setup(format!("ptrace platform: {e}")))?;
     let k = Kernel::new(Box::new(platform), cfg.debug, cfg.strace);
+    let log = &k.klog;
+    log.log(
+        kernel::klog::KERN,
+        kernel::klog::NOTICE,
+        format!(
+            "Linux version {} (rvisor {}) {}",
+            kernel::RELEASE,
+            env!("CARGO_PKG_VERSION"),
+            kernel::VERSION
+        ),
+    );
+    log.info(format!("Command line: {}", k.cmdline));
+    log.info(format!(
+        "rvisor: platform ptrace: one stub process per address space, PTRACE_SYSEMU, each tracer pinned with its stub to one of {} CPUs",
+        k.ncpus
+    ));
+    let (total, _) = kernel::host_memory();
+    log.info(format!(
+        "Memory: {}K available, memory file {}G reserved (sparse memfd)",
+        total / 1024,
+        64
+    ));
     if let Some(h) = &cfg.hostname {
         *k.hostname.lock() = h.as_bytes().to_vec();
     }
@@ -142,10 +164,42 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
         }
         files.install_at(i as i32, f, false);
     }
+    for m in k.mounts.list.read().iter() {
+        let root = Path {
+            mnt: root_mnt.clone(),
+            dentry: root_mnt.root.clone(),
+        };
+        let at = match &m.parent {
+            Some((pm, pd)) => Path {
+                mnt: pm.clone(),
+                dentry: pd.clone(),
+            }
+            .to_bytes(&root),
+            None => b"/".to_vec(),
+        };
+        log.info(format!(
+            "rvisor: mounted {} on {} (source {}, {})",
+            m.fstype,
+            String::from_utf8_lossy(&at),
+            m.source,
+            m.opts
+        ));
+    }
+    log.info("rvisor: network: none (own empty network namespace; no network stack yet)");
     let path = cfg.argv.first().cloned().unwrap_or_default();
     if let Some(f) = cfg.confine {
         f().map_err(BootError::Setup)?;
+        log.info("rvisor: sandbox confined (seccomp allow-list, no capabilities, empty root)");
     }
+    let shown: Vec<String> = cfg
+        .argv
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    log.info(format!(
+        "rvisor: starting init (pid 1): {}",
+        shown.join(" ")
+    ));
     syscalls::new_init(&k, root, cwd, files, cfg.argv, cfg.envp, creds).map_err(|(e, p)| {
         BootError::Exec {
             path: if p.is_empty() {

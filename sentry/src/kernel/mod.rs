@@ -1,6 +1,7 @@
 //! The kernel: tasks, thread groups, the process tree, credentials.
 
 pub mod futex;
+pub mod klog;
 pub mod run;
 pub mod signal;
 
@@ -70,7 +71,12 @@ pub const RLIMIT_NOFILE: usize = 7;
 /// probe first (rseq, clone3, faccessat2, close_range...) behave as rvisor implements
 /// them: implemented, or ENOSYS where a fallback exists.
 pub const RELEASE: &str = "6.8.0-rvisor";
-pub const VERSION: &str = concat!("#1 SMP rvisor ", env!("CARGO_PKG_VERSION"));
+pub const VERSION: &str = concat!(
+    "#1 SMP PREEMPT_DYNAMIC rvisor ",
+    env!("CARGO_PKG_VERSION"),
+    " ",
+    env!("RVISOR_BUILD_DATE")
+);
 
 thread_local! {
     static CURRENT: std::cell::RefCell<Option<Arc<Task>>> = const { std::cell::RefCell::new(None) };
@@ -229,6 +235,7 @@ pub struct Kernel {
     pub mounts: Mounts,
     pub table: Mutex<Table>,
     pub futex: futex::Futexes,
+    pub klog: Arc<klog::Klog>,
     pub locks: crate::vfs::lock::Locks,
     pub boot: Instant,
     pub hostname: Mutex<Vec<u8>>,
@@ -244,6 +251,8 @@ pub struct Kernel {
     pub boot_wall: std::time::SystemTime,
     memfd: std::sync::OnceLock<(Arc<crate::vfs::memfs::MemFs>, Arc<crate::vfs::Mount>)>,
     pub boot_id: String,
+    /// What /proc/cmdline shows: the sandbox's own parameters.
+    pub cmdline: String,
 }
 
 impl Kernel {
@@ -293,6 +302,7 @@ impl Kernel {
             mounts: Mounts::new(),
             table: Mutex::new(Table::default()),
             futex: futex::Futexes::default(),
+            klog: Arc::new(klog::Klog::new(Instant::now())),
             locks: Default::default(),
             boot: Instant::now(),
             hostname: Mutex::new(b"localhost".to_vec()),
@@ -308,6 +318,7 @@ impl Kernel {
                 .unwrap_or(1),
             boot_wall: std::time::SystemTime::now(),
             memfd: std::sync::OnceLock::new(),
+            cmdline: format!("rvisor platform={} root=gofer:/ overlay=memory", "ptrace"),
             boot_id: {
                 let mut b = [0u8; 16];
                 crate::vfs::devfs::fill_random(&mut b);
@@ -327,6 +338,7 @@ impl Kernel {
     /// Report an unimplemented system call once.
     pub fn report_unimplemented(&self, nr: u64, name: &str, pid: i32) {
         if self.reported.lock().insert(nr) {
+            self.klog.log(klog::KERN, klog::WARNING, format!("rvisor: unimplemented system call {name} (nr {nr}) called by pid {pid}: returning ENOSYS"));
             tracing::debug!(
                 syscall = name,
                 nr,

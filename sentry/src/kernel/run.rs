@@ -158,6 +158,15 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
                     }
                     Err(FaultError::Oom) => {
                         tracing::warn!(pid = task.tgid(), "out of memory: killing the process");
+                        k.klog.log(
+                            super::klog::KERN,
+                            super::klog::ERR,
+                            format!(
+                                "Out of memory: Killed process {} ({})",
+                                task.tgid(),
+                                String::from_utf8_lossy(&task.name.lock())
+                            ),
+                        );
                         group_exit(&k, &task.tg, signal::SIGKILL);
                     }
                 }
@@ -221,12 +230,7 @@ fn deliver(
                         sig,
                         signal::SIGSEGV | signal::SIGBUS | signal::SIGILL | signal::SIGFPE
                     ) {
-                        tracing::info!(
-                            pid = task.tgid(),
-                            sig,
-                            rip = format_args!("{:#x}", regs.rip),
-                            "killed by a fatal signal"
-                        );
+                        log_fatal(task, regs, &info);
                     }
                     let core = if signal::default_action(sig) == Default_::Core {
                         0x80
@@ -500,4 +504,52 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
         }
         ptg.child_wq.notify_all();
     }
+}
+
+/// The kernel log line Linux prints when a fault kills a process.
+fn log_fatal(task: &Task, regs: &Regs, info: &SigInfo) {
+    let comm = String::from_utf8_lossy(&task.name.lock()).into_owned();
+    let pid = task.tid();
+    let mm = task.mm();
+    let where_ = {
+        let inner = mm.inner.lock();
+        crate::mm::Mm::find_vma(&inner, regs.rip)
+            .map(|(s, v)| {
+                let name = v.name.rsplit('/').next().unwrap_or("").to_string();
+                format!(
+                    " in {}[{:x}+{:x}]",
+                    if name.is_empty() { "anon" } else { &name },
+                    s,
+                    v.end - s
+                )
+            })
+            .unwrap_or_default()
+    };
+    let addr = u64::from_le_bytes(info.0[16..24].try_into().unwrap_or_default());
+    let line = match info.signo() {
+        signal::SIGSEGV => {
+            // x86 page-fault error bits: 4 user mode, 1 protection violation.
+            let error = 4 | u64::from(info.code() == 2);
+            format!(
+                "{comm}[{pid}]: segfault at {addr:x} ip {:016x} sp {:016x} error {error}{where_}",
+                regs.rip, regs.rsp
+            )
+        }
+        signal::SIGILL => format!(
+            "traps: {comm}[{pid}] trap invalid opcode ip:{:x} sp:{:x} error:0{where_}",
+            regs.rip, regs.rsp
+        ),
+        signal::SIGFPE => format!(
+            "traps: {comm}[{pid}] trap divide error ip:{:x} sp:{:x} error:0{where_}",
+            regs.rip, regs.rsp
+        ),
+        signal::SIGBUS => format!(
+            "{comm}[{pid}]: bus error at {addr:x} ip {:016x} sp {:016x}{where_}",
+            regs.rip, regs.rsp
+        ),
+        _ => return,
+    };
+    task.kernel
+        .klog
+        .log(super::klog::KERN, super::klog::INFO, line);
 }

@@ -539,6 +539,9 @@ fn statx(c: &Ctx, dirfd: u64, pathp: u64, flags: u64, _mask: u32, buf: u64) -> S
 
 fn lseek(c: &Ctx, fd: u64, off: i64, whence: u32) -> SysResult {
     let f = c.fd(fd)?;
+    if let Some(k) = f.ops.as_any().downcast_ref::<crate::kernel::klog::Kmsg>() {
+        return k.seek(off, whence);
+    }
     if !f.ops.seekable() {
         return Err(ESPIPE);
     }

@@ -56,6 +56,7 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         309 => getcpu(c, a0, a1),
         318 => getrandom(c, a0, a1, a2 as u32),
         170 | 171 => sethostname(c, a0, a1, nr == 170),
+        103 => syslog(c, a0 as i32, a1, a2 as i64),
         _ => return None,
     })
 }
@@ -254,11 +255,7 @@ fn uname(c: &Ctx, buf: u64) -> SysResult {
     field(&mut b, 0, b"Linux");
     field(&mut b, 1, &c.t.kernel.hostname.lock());
     field(&mut b, 2, RELEASE.as_bytes());
-    field(
-        &mut b,
-        3,
-        concat!("#1 SMP rvisor ", env!("CARGO_PKG_VERSION")).as_bytes(),
-    );
+    field(&mut b, 3, crate::kernel::VERSION.as_bytes());
     field(&mut b, 4, b"x86_64");
     field(&mut b, 5, &c.t.kernel.domainname.lock());
     c.t.mm().write(buf, &b)?;
@@ -482,4 +479,53 @@ fn getcpu(c: &Ctx, cpu: u64, node: u64) -> SysResult {
         c.t.mm().write_obj(node, &0u32)?;
     }
     Ok(0)
+}
+
+fn syslog(c: &Ctx, typ: i32, buf: u64, len: i64) -> SysResult {
+    let log = &c.t.kernel.klog;
+    // READ_ALL and SIZE_BUFFER are open to all unless dmesg_restrict; the rest need
+    // CAP_SYSLOG (root here).
+    let privileged = c.t.creds().euid == 0;
+    let restricted = log.restrict.load(std::sync::atomic::Ordering::Relaxed);
+    let open = matches!(typ, 3 | 10) && !restricted;
+    if !(0..=10).contains(&typ) {
+        return Err(EINVAL);
+    }
+    if !open && !matches!(typ, 0 | 1) && !privileged {
+        return Err(EPERM);
+    }
+    match typ {
+        0 | 1 => Ok(0),
+        2..=4 => {
+            if len < 0 {
+                return Err(EINVAL);
+            }
+            if len == 0 {
+                return Ok(0);
+            }
+            if buf == 0 {
+                return Err(EINVAL);
+            }
+            let v = if typ == 2 {
+                log.read_unread(c.t, len as usize, false)?
+            } else {
+                log.read_all(len as usize, typ == 4)
+            };
+            c.t.mm().write(buf, &v)?;
+            Ok(v.len() as u64)
+        }
+        5 => {
+            log.clear();
+            Ok(0)
+        }
+        6 | 7 => Ok(0),
+        8 => {
+            if !(1..=8).contains(&len) {
+                return Err(EINVAL);
+            }
+            Ok(0)
+        }
+        9 => Ok(log.size_unread() as u64),
+        _ => Ok(crate::kernel::klog::LOG_BUF_LEN as u64),
+    }
 }

@@ -25,6 +25,10 @@ pub fn open_device(rdev: u64, _flags: u32) -> KResult<Arc<dyn FileOps>> {
         (1, 5) => Ok(Arc::new(Dev::Zero)),
         (1, 7) => Ok(Arc::new(Dev::Full)),
         (1, 8) | (1, 9) => Ok(Arc::new(Dev::Random)),
+        (1, 11) => {
+            let k = crate::kernel::current().ok_or(ENXIO)?.kernel.clone();
+            Ok(crate::kernel::klog::Kmsg::open(&k.klog))
+        }
         (5, 0) => CONSOLE.lock().as_ref().map(|f| f.ops.clone()).ok_or(ENXIO),
         _ => Err(ENXIO),
     }
@@ -39,6 +43,7 @@ pub fn populate(root: &Arc<dyn Inode>, c: &Creds) -> KResult<()> {
         ("random", 1, 8, 0o666),
         ("urandom", 1, 9, 0o666),
         ("tty", 5, 0, 0o666),
+        ("kmsg", 1, 11, 0o644),
     ] {
         root.mknod(name.as_bytes(), S_IFCHR | mode, makedev(maj, min), c)?;
     }

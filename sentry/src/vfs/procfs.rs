@@ -25,6 +25,8 @@ enum Gen {
     PidEnviron,
     PidMaps,
     PidMounts,
+    PidMountinfo,
+    Kmsg,
     PidComm,
     PidLimits,
     PidOomAdj,
@@ -174,6 +176,7 @@ impl PNode {
                     file("stat", Gen::Stat, 0, 0),
                     file("filesystems", Gen::Filesystems, 0, 0),
                     file("cmdline", Gen::Cmdline, 0, 0),
+                    file("kmsg", Gen::Kmsg, 0, 0),
                     (b"mounts".to_vec(), Kind::Symlink("self/mounts")),
                     (b"net".to_vec(), Kind::Symlink("self/net")),
                     (b"sys".to_vec(), Kind::Static("sys")),
@@ -216,6 +219,7 @@ impl PNode {
                     file("environ", Gen::PidEnviron, p, t),
                     file("maps", Gen::PidMaps, p, t),
                     file("mounts", Gen::PidMounts, p, t),
+                    file("mountinfo", Gen::PidMountinfo, p, t),
                     file("comm", Gen::PidComm, p, t),
                     file("limits", Gen::PidLimits, p, t),
                     file("oom_score_adj", Gen::PidOomAdj, p, t),
@@ -353,7 +357,10 @@ impl Inode for PNode {
             | Kind::Tasks(_)
             | Kind::Fds(_)
             | Kind::FdInfos(_) => (S_IFDIR | 0o555, 2),
-            Kind::File(Gen::Sys("hostname" | "domainname"), ..) => (S_IFREG | 0o644, 1),
+            Kind::File(Gen::Sys("hostname" | "domainname" | "dmesg_restrict"), ..) => {
+                (S_IFREG | 0o644, 1)
+            }
+            Kind::File(Gen::Kmsg, ..) => (S_IFREG | 0o400, 1),
             Kind::File(Gen::PidOomAdj, ..) => (S_IFREG | 0o644, 1),
             Kind::File(..) => (S_IFREG | 0o444, 1),
             Kind::Fd(..) => (S_IFLNK | 0o700, 1),
@@ -474,6 +481,26 @@ impl Inode for PNode {
 
     fn open(self: Arc<Self>, flags: u32) -> KResult<Arc<dyn FileOps>> {
         match &self.kind {
+            Kind::File(Gen::Kmsg, ..) => {
+                let cur = current().ok_or(EPERM)?;
+                if cur.creds().euid != 0 {
+                    return Err(EACCES);
+                }
+                Ok(Arc::new(crate::kernel::klog::ProcKmsg {
+                    log: self.k.klog.clone(),
+                }))
+            }
+            Kind::File(Gen::Sys(name @ ("hostname" | "domainname" | "dmesg_restrict")), ..)
+                if flags & O_ACCMODE != 0 =>
+            {
+                if current().map(|t| t.creds().euid) != Some(0) {
+                    return Err(EACCES);
+                }
+                Ok(Arc::new(SysctlFile {
+                    k: self.k.clone(),
+                    name,
+                }))
+            }
             Kind::File(g, p, t) => {
                 if flags & O_ACCMODE != 0 {
                     return Err(EACCES);
@@ -565,7 +592,8 @@ impl PNode {
             Gen::Filesystems => {
                 "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevpts\nnodev\toverlay\n".into()
             }
-            Gen::Cmdline => "rvisor\n".into(),
+            Gen::Cmdline => format!("{}\n", k.cmdline),
+            Gen::Kmsg => String::new(),
             Gen::Sys(name) => match name {
                 "ostype" => "Linux\n".into(),
                 "osrelease" => format!("{}\n", crate::kernel::RELEASE),
@@ -575,7 +603,10 @@ impl PNode {
                 "pid_max" => "4194304\n".into(),
                 "ngroups_max" => "65536\n".into(),
                 "cap_last_cap" => "40\n".into(),
-                "dmesg_restrict" => "0\n".into(),
+                "dmesg_restrict" => format!(
+                    "{}\n",
+                    k.klog.restrict.load(std::sync::atomic::Ordering::Relaxed) as u8
+                ),
                 "boot_id" => format!("{}\n", k.boot_id),
                 "uuid" => {
                     let mut b = [0u8; 16];
@@ -674,6 +705,38 @@ impl PNode {
                         m.source,
                         String::from_utf8_lossy(&at),
                         m.fstype,
+                        m.opts.trim_start_matches("rw,")
+                    );
+                }
+                s
+            }
+            Gen::PidMountinfo => {
+                let t = task()?;
+                let root = t.fsctx().root.lock().clone();
+                let mut s = String::new();
+                for m in k.mounts.list.read().iter() {
+                    let (parent, at) = match &m.parent {
+                        Some((pm, pd)) => (
+                            pm.id,
+                            Path {
+                                mnt: pm.clone(),
+                                dentry: pd.clone(),
+                            }
+                            .to_bytes(&root),
+                        ),
+                        None => (m.id, b"/".to_vec()),
+                    };
+                    let ro = if m.readonly { "ro" } else { "rw" };
+                    let dev = m.root.inode.stat().dev;
+                    s += &format!(
+                        "{} {} {}:{} / {} {ro},relatime - {} {} {ro},{}\n",
+                        m.id,
+                        parent,
+                        (dev >> 8) & 0xfff,
+                        dev & 0xff,
+                        String::from_utf8_lossy(&at),
+                        m.fstype,
+                        m.source,
                         m.opts.trim_start_matches("rw,")
                     );
                 }
@@ -825,5 +888,50 @@ impl PNode {
             t.sigmask.load(std::sync::atomic::Ordering::Relaxed),
             cpu_range(self.k.ncpus).trim(),
         ))
+    }
+}
+
+/// A writable /proc/sys file (hostname, domainname, dmesg_restrict).
+struct SysctlFile {
+    k: Arc<Kernel>,
+    name: &'static str,
+}
+
+impl FileOps for SysctlFile {
+    fn write(&self, _f: &OpenFile, _t: &Task, buf: &[u8], _off: u64) -> KResult<usize> {
+        let v: Vec<u8> = buf.strip_suffix(b"\n").unwrap_or(buf).to_vec();
+        match self.name {
+            "hostname" | "domainname" => {
+                if v.len() > 64 {
+                    return Err(EINVAL);
+                }
+                *(if self.name == "hostname" {
+                    &self.k.hostname
+                } else {
+                    &self.k.domainname
+                })
+                .lock() = v;
+            }
+            _ => {
+                let n: u8 = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .ok_or(EINVAL)?;
+                if n > 1 {
+                    return Err(EINVAL);
+                }
+                self.k
+                    .klog
+                    .restrict
+                    .store(n == 1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        Ok(buf.len())
+    }
+    fn read(&self, _f: &OpenFile, _t: &Task, _buf: &mut [u8], _off: u64) -> KResult<usize> {
+        Err(EBADF)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
