@@ -246,6 +246,7 @@ fn send_group(k: &Kernel, tg: &Arc<ThreadGroup>, info: SigInfo, external: bool) 
         return;
     }
     tg.pending.lock().push(info);
+    crate::vfs::signalfd::notify_signal();
     // Wake one thread that does not block it (or all, if all block it: cheap and safe).
     let target = threads
         .iter()
@@ -263,6 +264,7 @@ pub fn send_to_task(t: &Task, info: SigInfo) {
         return;
     }
     t.pending.lock().push(info);
+    crate::vfs::signalfd::notify_signal();
     t.kick();
 }
 

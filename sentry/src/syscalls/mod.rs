@@ -1,6 +1,7 @@
 //! The system call table: one handler per number, grouped by family.
 
 pub mod names;
+mod sys_event;
 mod sys_file;
 mod sys_misc;
 mod sys_mm;
@@ -139,6 +140,9 @@ fn call(c: &mut Ctx, nr: u64) -> SysResult {
         return r;
     }
     if let Some(r) = sys_misc::call(c, nr) {
+        return r;
+    }
+    if let Some(r) = sys_event::call(c, nr) {
         return r;
     }
     c.t.kernel

@@ -1,12 +1,16 @@
 //! The virtual file system: inodes, open file descriptions, mounts and path walk.
 
 pub mod devfs;
+pub mod epoll;
+pub mod eventfd;
 pub mod fdtable;
 pub mod host;
 pub mod lock;
 pub mod memfs;
 pub mod pipe;
 pub mod procfs;
+pub mod signalfd;
+pub mod timerfd;
 
 use crate::errno::*;
 use crate::kernel::{Creds, Task};
@@ -185,6 +189,11 @@ pub trait FileOps: Send + Sync + Any {
     fn truncate(&self, _len: u64) -> KResult<()> {
         Err(EINVAL)
     }
+    /// For anonymous-inode files (epoll, eventfd, ...): the name /proc shows as
+    /// `anon_inode:NAME`; fstat then reports mode 0600 with no file type.
+    fn anon_name(&self) -> Option<&'static str> {
+        None
+    }
     /// A host fd to hand to the platform-independent host paths (poll on host ttys).
     fn host_fd(&self) -> Option<i32> {
         None
@@ -245,6 +254,13 @@ impl OpenFile {
     pub fn stat(&self) -> Stat {
         match self.inode() {
             Some(i) => i.stat(),
+            None if self.ops.anon_name().is_some() => Stat {
+                mode: 0o600,
+                nlink: 1,
+                blksize: 4096,
+                dev: 0xd,
+                ..Default::default()
+            },
             None => Stat {
                 mode: S_IFIFO | 0o600,
                 nlink: 1,

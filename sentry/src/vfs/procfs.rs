@@ -326,6 +326,9 @@ fn describe(t: &Task, f: &OpenFile) -> Vec<u8> {
             p.to_bytes(&root)
         }
         None => {
+            if let Some(name) = f.ops.anon_name() {
+                return format!("anon_inode:{name}").into_bytes();
+            }
             let host = f.ops.host_fd().is_some();
             let is_tty = f
                 .ops
