@@ -29,10 +29,20 @@ pub struct Creds {
     pub sgid: u32,
     pub fsgid: u32,
     pub groups: Vec<u32>,
+    /// Capability sets (bit N = capability N).
+    pub cap_effective: u64,
+    pub cap_permitted: u64,
+    pub cap_inheritable: u64,
+    /// prctl(PR_SET_KEEPCAPS): keep permitted capabilities when dropping root ids.
+    pub keep_caps: bool,
 }
+
+/// All capabilities up to CAP_CHECKPOINT_RESTORE (40), as Linux 6.8 has them.
+pub const CAP_FULL: u64 = (1 << 41) - 1;
 
 impl Creds {
     pub fn new(uid: u32, gid: u32) -> Creds {
+        let caps = if uid == 0 { CAP_FULL } else { 0 };
         Creds {
             uid,
             euid: uid,
@@ -43,7 +53,34 @@ impl Creds {
             sgid: gid,
             fsgid: gid,
             groups: vec![],
+            cap_effective: caps,
+            cap_permitted: caps,
+            cap_inheritable: 0,
+            keep_caps: false,
         }
+    }
+
+    /// Capability changes when user ids change (capabilities(7), "Effect of user ID
+    /// changes on capabilities"), without SECBIT_KEEP_CAPS.
+    pub fn fix_caps_after_setuid(&mut self, old: &Creds) {
+        let had_root = old.uid == 0 || old.euid == 0 || old.suid == 0;
+        let has_root = self.uid == 0 || self.euid == 0 || self.suid == 0;
+        if had_root && !has_root {
+            if !self.keep_caps {
+                self.cap_permitted = 0;
+            }
+            self.cap_effective = 0;
+        }
+        if old.euid == 0 && self.euid != 0 {
+            self.cap_effective = 0;
+        }
+        if old.euid != 0 && self.euid == 0 {
+            self.cap_effective = self.cap_permitted;
+        }
+    }
+
+    pub fn has_cap(&self, cap: u32) -> bool {
+        self.cap_effective & (1 << cap) != 0
     }
 }
 

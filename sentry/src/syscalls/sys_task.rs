@@ -98,6 +98,8 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         111 => getpgid(c, 0),
         112 => setsid(c),
         124 => getsid(c, a0 as i32),
+        125 => capget(c, a0, a1),
+        126 => capset(c, a0, a1),
         _ => return None,
     })
 }
@@ -824,6 +826,29 @@ fn prctl(c: &Ctx, op: u64, a1: u64) -> SysResult {
             Ok(0)
         }
         21 => Ok(0),
+        7 => Ok(c.t.creds().keep_caps as u64),
+        8 => {
+            if a1 > 1 {
+                return Err(EINVAL);
+            }
+            c.t.creds.lock().keep_caps = a1 == 1;
+            Ok(0)
+        }
+        27 => Ok(0),
+        47 => match a1 {
+            // PR_CAP_AMBIENT: no ambient capabilities are ever raised here.
+            1 => Ok(0),
+            4 => Ok(0),
+            2 | 3 => {
+                c.t.kernel.report_unimplemented(
+                    157,
+                    "prctl(PR_CAP_AMBIENT raise/lower)",
+                    c.t.tgid(),
+                );
+                Err(EINVAL)
+            }
+            _ => Err(EINVAL),
+        },
         23 => {
             if a1 > 40 {
                 return Err(EINVAL);
@@ -862,13 +887,96 @@ fn prctl(c: &Ctx, op: u64, a1: u64) -> SysResult {
     }
 }
 
-fn can_set(cr: &Creds, v: u32, allowed: [u32; 3]) -> bool {
-    v == u32::MAX || cr.euid == 0 || allowed.contains(&v)
+fn can_set(v: u32, allowed: [u32; 3], privileged: bool) -> bool {
+    v == u32::MAX || privileged || allowed.contains(&v)
+}
+
+/// capget/capset (v1: one 32-bit set; v2/v3: two).
+fn capget(c: &Ctx, hdrp: u64, datap: u64) -> SysResult {
+    let (words, pid) = cap_header(c, hdrp)?;
+    let cr = if pid == 0 || pid == c.t.tid() {
+        c.t.creds()
+    } else {
+        c.t.kernel.task(pid).ok_or(ESRCH)?.creds()
+    };
+    if datap == 0 {
+        return Ok(0);
+    }
+    let mut out = vec![];
+    for w in 0..words {
+        for set in [cr.cap_effective, cr.cap_permitted, cr.cap_inheritable] {
+            out.extend_from_slice(&((set >> (32 * w)) as u32).to_le_bytes());
+        }
+    }
+    c.t.mm().write(datap, &out)?;
+    Ok(0)
+}
+
+fn cap_header(c: &Ctx, hdrp: u64) -> KResult<(usize, i32)> {
+    const V1: u32 = 0x1998_0330;
+    const V2: u32 = 0x2007_1026;
+    const V3: u32 = 0x2008_0522;
+    let h: [u32; 2] = c.t.mm().read_obj(hdrp)?;
+    let words = match h[0] {
+        V1 => 1,
+        V2 | V3 => 2,
+        _ => {
+            c.t.mm().write_obj(hdrp, &V3)?;
+            return Err(EINVAL);
+        }
+    };
+    if (h[1] as i32) < 0 {
+        return Err(EINVAL);
+    }
+    Ok((words, h[1] as i32))
+}
+
+fn capset(c: &Ctx, hdrp: u64, datap: u64) -> SysResult {
+    let (words, pid) = cap_header(c, hdrp)?;
+    if pid != 0 && pid != c.t.tid() {
+        return Err(EPERM);
+    }
+    let raw = c.t.mm().read_vec(datap, words * 12)?;
+    let mut sets = [0u64; 3];
+    for w in 0..words {
+        for (i, set) in sets.iter_mut().enumerate() {
+            let off = w * 12 + i * 4;
+            *set |=
+                (u32::from_le_bytes(raw[off..off + 4].try_into().expect("4")) as u64) << (32 * w);
+        }
+    }
+    let [eff, perm, inh] = sets;
+    let mut cr = c.t.creds.lock();
+    const CAP_SETPCAP: u64 = 1 << 8;
+    let inh_limit = cr.cap_inheritable
+        | if cr.cap_effective & CAP_SETPCAP != 0 {
+            crate::kernel::CAP_FULL
+        } else {
+            cr.cap_permitted
+        };
+    if perm & !cr.cap_permitted != 0
+        || eff & !perm != 0
+        || inh & !inh_limit != 0
+        || (inh | perm | eff) & !crate::kernel::CAP_FULL != 0
+    {
+        return Err(EPERM);
+    }
+    cr.cap_effective = eff;
+    cr.cap_permitted = perm;
+    cr.cap_inheritable = inh;
+    Ok(0)
 }
 
 fn setresuid(c: &Ctx, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
     let mut cr = c.t.creds.lock();
-    if plain && cr.euid == 0 {
+    let old = cr.clone();
+    let res = setresuid_inner(&mut cr, r, e, s, plain);
+    cr.fix_caps_after_setuid(&old);
+    res
+}
+
+fn setresuid_inner(cr: &mut Creds, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
+    if plain && cr.has_cap(7) {
         (cr.uid, cr.euid, cr.suid, cr.fsuid) = (r, r, r, r);
         return Ok(0);
     }
@@ -881,7 +989,8 @@ fn setresuid(c: &Ctx, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
         cr.fsuid = r;
         return Ok(0);
     }
-    if !can_set(&cr, r, allowed) || !can_set(&cr, e, allowed) || !can_set(&cr, s, allowed) {
+    let p = cr.has_cap(7);
+    if !can_set(r, allowed, p) || !can_set(e, allowed, p) || !can_set(s, allowed, p) {
         return Err(EPERM);
     }
     if r != u32::MAX {
@@ -899,7 +1008,7 @@ fn setresuid(c: &Ctx, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
 
 fn setresgid(c: &Ctx, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
     let mut cr = c.t.creds.lock();
-    if plain && cr.euid == 0 {
+    if plain && cr.has_cap(6) {
         (cr.gid, cr.egid, cr.sgid, cr.fsgid) = (r, r, r, r);
         return Ok(0);
     }
@@ -912,7 +1021,8 @@ fn setresgid(c: &Ctx, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
         cr.fsgid = r;
         return Ok(0);
     }
-    if !can_set(&cr, r, allowed) || !can_set(&cr, e, allowed) || !can_set(&cr, s, allowed) {
+    let p = cr.has_cap(6);
+    if !can_set(r, allowed, p) || !can_set(e, allowed, p) || !can_set(s, allowed, p) {
         return Err(EPERM);
     }
     if r != u32::MAX {
@@ -960,7 +1070,7 @@ fn setgroups(c: &Ctx, size: u64, list: u64) -> SysResult {
     if size > 65536 {
         return Err(EINVAL);
     }
-    if c.t.creds().euid != 0 {
+    if !c.t.creds().has_cap(6) {
         return Err(EPERM);
     }
     let mut g = vec![];

@@ -867,14 +867,11 @@ impl PNode {
             'T' => "T (stopped)",
             _ => "S (sleeping)",
         };
-        let caps = if c.euid == 0 {
-            "000001ffffffffff"
-        } else {
-            "0000000000000000"
-        };
+        let (cap_inh, cap_prm, cap_eff) = (c.cap_inheritable, c.cap_permitted, c.cap_effective);
+        let nnp = t.no_new_privs.load(std::sync::atomic::Ordering::Relaxed) as u8;
         let groups: Vec<String> = c.groups.iter().map(|g| g.to_string()).collect();
         Ok(format!(
-            "Name:\t{}\nUmask:\t{:04o}\nState:\t{state_name}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nVmPeak:\t{vm:>8} kB\nVmSize:\t{vm:>8} kB\nVmRSS:\t{rss:>8} kB\nRssAnon:\t{rss:>8} kB\nThreads:\t{nthreads}\nSigQ:\t0/63432\nSigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\nCapInh:\t0000000000000000\nCapPrm:\t{caps}\nCapEff:\t{caps}\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t0\nCpus_allowed_list:\t{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+            "Name:\t{}\nUmask:\t{:04o}\nState:\t{state_name}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nVmPeak:\t{vm:>8} kB\nVmSize:\t{vm:>8} kB\nVmRSS:\t{rss:>8} kB\nRssAnon:\t{rss:>8} kB\nThreads:\t{nthreads}\nSigQ:\t0/63432\nSigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\nCapInh:\t{cap_inh:016x}\nCapPrm:\t{cap_prm:016x}\nCapEff:\t{cap_eff:016x}\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t{nnp}\nSeccomp:\t0\nCpus_allowed_list:\t{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
             String::from_utf8_lossy(&t.name.lock()),
             t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed),
             c.uid,
