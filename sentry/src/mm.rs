@@ -571,6 +571,16 @@ impl Mm {
         self.inner.lock().ptes.len() as u64
     }
 
+    /// Whether the page at `addr` is present (mincore).
+    pub fn resident(&self, inner: &MmInner, addr: u64) -> bool {
+        inner.ptes.contains_key(&page_down(addr))
+    }
+
+    /// Bytes of address space in use (for RLIMIT_AS), from the locked state.
+    pub fn vm_size(inner: &MmInner) -> u64 {
+        inner.vmas.iter().map(|(s, v)| v.end - s).sum()
+    }
+
     pub fn total_vm(&self) -> u64 {
         self.inner.lock().vmas.iter().map(|(s, v)| v.end - s).sum()
     }

@@ -214,6 +214,7 @@ pub struct ThreadGroup {
     pub exiting: AtomicBool,
     pub stopped: AtomicBool,
     pub dumpable: AtomicBool,
+    pub personality: AtomicU32,
     pub stop_wq: WaitQueue,
     pub start: Instant,
     /// (user, system) ns of reaped children (and their children), and of exited threads.
@@ -429,6 +430,10 @@ pub struct Task {
     /// prctl(PR_SET_PDEATHSIG): the signal this process gets when its parent dies.
     pub pdeathsig: AtomicI32,
     pub no_new_privs: AtomicBool,
+    /// sched_setaffinity's mask (bit N = CPU N) and the nice value.
+    pub affinity: AtomicU64,
+    pub nice: AtomicI32,
+    pub sched_policy: AtomicU32,
     pub vfork: Mutex<Option<Arc<VforkDone>>>,
     pub start: Instant,
     /// Nanoseconds spent in application code and in the Sentry on its behalf.
@@ -554,6 +559,7 @@ impl ThreadGroup {
             exiting: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             dumpable: AtomicBool::new(true),
+            personality: AtomicU32::new(0),
             stop_wq: WaitQueue::default(),
             start: Instant::now(),
             children_time: Mutex::new((0, 0)),

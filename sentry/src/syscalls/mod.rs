@@ -5,6 +5,7 @@ mod sys_event;
 mod sys_file;
 mod sys_misc;
 mod sys_mm;
+mod sys_sched;
 mod sys_signal;
 mod sys_task;
 mod sys_xattr;
@@ -137,6 +138,9 @@ fn call(c: &mut Ctx, nr: u64) -> SysResult {
         return r;
     }
     if let Some(r) = sys_xattr::call(c, nr) {
+        return r;
+    }
+    if let Some(r) = sys_sched::call(c, nr) {
         return r;
     }
     if let Some(r) = sys_misc::call(c, nr) {

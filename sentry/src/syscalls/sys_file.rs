@@ -93,6 +93,11 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         332 => statx(c, a0, a1, a2, a3 as u32, a4),
         436 => close_range(c, a0 as u32, a1 as u32, a2 as u32),
         319 => memfd_create(c, a0, a1 as u32),
+        40 => sendfile(c, a0, a1, a2, a3),
+        326 => copy_file_range(c, a0, a1, a2, a3, a4, c.arg(5)),
+        275 => splice(c, a0, a1, a2, a3, a4, c.arg(5) as u32),
+        276 => tee(c, a0, a1, a2, a3 as u32),
+        161 => chroot(c, a0),
         439 => faccessat(c, a0, a1, a2 as u32, a3),
         _ => return None,
     })
@@ -124,6 +129,25 @@ fn do_read(c: &Ctx, f: &OpenFile, buf: &mut [u8], off: Option<u64>) -> KResult<u
 fn do_write(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResult<usize> {
     if !f.writable() {
         return Err(EBADF);
+    }
+    // RLIMIT_FSIZE: past the limit a write fails with EFBIG and SIGXFSZ; across it, it
+    // is cut short.
+    let mut buf = buf;
+    if f.ops.seekable() && f.stat().is_reg() {
+        const RLIMIT_FSIZE: usize = 1;
+        let limit = c.t.rlimit(RLIMIT_FSIZE).0;
+        let start = match off {
+            Some(o) => o,
+            None if f.flags() & O_APPEND != 0 => f.ops.size(),
+            None => *f.pos.lock(),
+        };
+        if limit != u64::MAX && start.saturating_add(buf.len() as u64) > limit {
+            if start >= limit {
+                c.t.send_signal(SigInfo::kernel(signal::SIGXFSZ));
+                return Err(EFBIG);
+            }
+            buf = &buf[..(limit - start) as usize];
+        }
     }
     let r = match off {
         Some(o) => {
@@ -317,58 +341,7 @@ pub fn open_file(
         if name == b"." || name == b".." || path.ends_with(b"/") {
             return Err(EISDIR);
         }
-        let found = c.with_walk(|w| {
-            w.walk(
-                &parent,
-                &name,
-                flags & O_NOFOLLOW == 0 && flags & O_EXCL == 0,
-            )
-        });
-        match found {
-            Ok(p) => {
-                if flags & O_EXCL != 0 {
-                    return Err(EEXIST);
-                }
-                if p.dentry.inode.stat().is_lnk() {
-                    return Err(ELOOP);
-                }
-                return open_path(c, &p, flags);
-            }
-            Err(e) if e == ENOENT => {}
-            Err(e) => return Err(e),
-        }
-        // A dangling symlink as the last component: O_CREAT creates its target.
-        if let Ok(l) = c.with_walk(|w| w.walk(&parent, &name, false)) {
-            if l.dentry.inode.stat().is_lnk() {
-                if flags & (O_EXCL | O_NOFOLLOW) != 0 {
-                    return Err(if flags & O_EXCL != 0 { EEXIST } else { ELOOP });
-                }
-                let target = l.dentry.inode.readlink()?;
-                return open_file(c, dirfd_of(c, &parent)?, &target, flags, mode);
-            }
-        }
-        let pst = parent.dentry.inode.stat();
-        if !may_access(&pst, &c.t.creds(), 3) {
-            return Err(EACCES);
-        }
-        if parent.mnt.readonly {
-            return Err(EROFS);
-        }
-        let umask = c.t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed);
-        let inode = parent
-            .dentry
-            .inode
-            .create(&name, mode & !umask & 0o7777, &c.t.creds())?;
-        let p = Path {
-            mnt: parent.mnt.clone(),
-            dentry: Arc::new(Dentry {
-                name,
-                parent: Some(parent.dentry.clone()),
-                inode: inode.clone(),
-            }),
-        };
-        let ops = inode.open(flags & !O_TRUNC)?;
-        return Ok(OpenFile::new(ops, Some(p), flags));
+        return open_create(c, parent, name, flags, mode, 0);
     }
     let follow = flags & O_NOFOLLOW == 0;
     let p = c.lookup(dirfd, path, false, false)?;
@@ -402,22 +375,6 @@ pub fn open_file(
         p
     };
     open_path(c, &p, flags)
-}
-
-/// A temporary fd-less way to name a directory for relative re-walks.
-fn dirfd_of(c: &Ctx, p: &Path) -> KResult<u64> {
-    let f = OpenFile::new(
-        Arc::new(DirFile {
-            inode: p.dentry.inode.clone(),
-        }),
-        Some(p.clone()),
-        O_PATH,
-    );
-    let fd = c.t.files().install(f, true, 0, u64::MAX)?;
-    // The caller uses it immediately; it is closed right after by close-on-return.
-    c.t.files().remove(fd);
-    let _ = fd;
-    Err(ENOENT)
 }
 
 fn close(c: &Ctx, fd: u64) -> SysResult {
@@ -481,6 +438,9 @@ fn fstat(c: &Ctx, fd: u64, buf: u64) -> SysResult {
 }
 
 fn fstatat(c: &Ctx, dirfd: u64, pathp: u64, buf: u64, flags: u64) -> SysResult {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800) != 0 {
+        return Err(EINVAL);
+    }
     let path = c.cstr(pathp)?;
     let st = if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd as i32 != AT_FDCWD {
         c.fd(dirfd)?.stat()
@@ -496,6 +456,9 @@ fn fstatat(c: &Ctx, dirfd: u64, pathp: u64, buf: u64, flags: u64) -> SysResult {
 }
 
 fn statx(c: &Ctx, dirfd: u64, pathp: u64, flags: u64, _mask: u32, buf: u64) -> SysResult {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000) != 0 {
+        return Err(EINVAL);
+    }
     let path = c.cstr(pathp)?;
     let st = if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd as i32 != AT_FDCWD {
         c.fd(dirfd)?.stat()
@@ -599,6 +562,9 @@ fn ioctl(c: &Ctx, fd: u64, cmd: u32, arg: u64) -> SysResult {
 }
 
 fn faccessat(c: &Ctx, dirfd: u64, pathp: u64, mode: u32, flags: u64) -> SysResult {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x200) != 0 {
+        return Err(EINVAL);
+    }
     if mode & !7 != 0 {
         return Err(EINVAL);
     }
@@ -668,10 +634,12 @@ fn dup3(c: &Ctx, old: u64, new: u64, flags: u32, is_dup2: bool) -> SysResult {
     if new as i32 as u64 >= c.t.rlimit(crate::kernel::RLIMIT_NOFILE).0 || (new as i32) < 0 {
         return Err(EBADF);
     }
-    let old_file =
+    if let Some(old) =
         c.t.files()
-            .install_at(new as i32, f, flags & O_CLOEXEC != 0);
-    drop(old_file);
+            .install_at(new as i32, f, flags & O_CLOEXEC != 0)
+    {
+        released(c, &old);
+    }
     Ok(new)
 }
 
@@ -695,7 +663,40 @@ fn fcntl(c: &Ctx, fd: u64, cmd: u32, arg: u64) -> SysResult {
             f.flags.store(nf, std::sync::atomic::Ordering::Relaxed);
             Ok(0)
         }
-        1031 | 1032 => Ok(65536),
+        1031 | 1032 => {
+            let p = f
+                .ops
+                .as_any()
+                .downcast_ref::<pipe::PipeEnd>()
+                .ok_or(EBADF)?;
+            if cmd == 1032 {
+                return Ok(p.capacity() as u64);
+            }
+            p.set_capacity(arg as usize, c.t.creds().has_cap(24))
+                .map(|n| n as u64)
+        }
+        8 => {
+            f.owner
+                .store(arg as i32, std::sync::atomic::Ordering::Relaxed);
+            Ok(0)
+        }
+        9 => Ok(f.owner.load(std::sync::atomic::Ordering::Relaxed) as u64),
+        // F_SETOWN_EX / F_GETOWN_EX: struct f_owner_ex { int type; pid_t pid; }.
+        15 => {
+            let v: [i32; 2] = c.t.mm().read_obj(arg)?;
+            let owner = match v[0] {
+                0 | 1 => v[1],
+                2 => -v[1],
+                _ => return Err(EINVAL),
+            };
+            f.owner.store(owner, std::sync::atomic::Ordering::Relaxed);
+            Ok(0)
+        }
+        16 => {
+            let o = f.owner.load(std::sync::atomic::Ordering::Relaxed);
+            let v: [i32; 2] = if o < 0 { [2, -o] } else { [1, o] };
+            c.t.mm().write_obj(arg, &v).map(|_| 0)
+        }
         5..=7 | 36..=38 => record_lock(c, &f, cmd, arg),
         1033 | 1034 => seals(&f, cmd, arg as u32),
         _ => Err(EINVAL),
@@ -738,6 +739,9 @@ fn getcwd(c: &Ctx, buf: u64, size: u64) -> SysResult {
     let fs = c.t.fsctx();
     let cwd = fs.cwd.lock().clone();
     let root = fs.root.lock().clone();
+    if cwd.dentry.inode.stat().nlink == 0 {
+        return Err(ENOENT);
+    }
     let mut p = cwd.to_bytes(&root);
     p.push(0);
     if p.len() as u64 > size {
@@ -870,6 +874,9 @@ fn renameat(c: &Ctx, olddir: u64, oldp: u64, newdir: u64, newp: u64, flags: u32)
 }
 
 fn linkat(c: &Ctx, olddir: u64, oldp: u64, newdir: u64, newp: u64, flags: u64) -> SysResult {
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
     let old = c.cstr(oldp)?;
     let target = c.lookup(
         olddir,
@@ -971,6 +978,9 @@ fn chown_path(c: &Ctx, p: &Path, uid: u32, gid: u32) -> SysResult {
 }
 
 fn fchownat(c: &Ctx, dirfd: u64, pathp: u64, uid: u32, gid: u32, flags: u64) -> SysResult {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
     let path = c.cstr(pathp)?;
     let p = c.lookup(
         dirfd,
@@ -987,6 +997,9 @@ fn fchown(c: &Ctx, fd: u64, uid: u32, gid: u32) -> SysResult {
 }
 
 fn utimensat(c: &Ctx, dirfd: u64, pathp: u64, times: u64, flags: u64) -> SysResult {
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(EINVAL);
+    }
     let p = if pathp == 0 {
         c.fd(dirfd)?.path.clone().ok_or(EBADF)?
     } else {
@@ -1266,6 +1279,7 @@ fn select(c: &Ctx, n: u64, r: u64, w: u64, e: u64, tp: u64, is_p: bool) -> SysRe
     } else {
         None
     };
+    let started = Instant::now();
     let mut run = || do_poll(c, &mut fds, timeout);
     let res = if is_p {
         let maskp = if c.arg(5) != 0 {
@@ -1277,6 +1291,16 @@ fn select(c: &Ctx, n: u64, r: u64, w: u64, e: u64, tp: u64, is_p: bool) -> SysRe
     } else {
         run()
     };
+    // Linux writes the time not slept back into the timeout (both select and pselect).
+    if let (Some(t), true) = (timeout, tp != 0) {
+        let left = t.saturating_sub(started.elapsed());
+        let v = if is_p {
+            [left.as_secs() as i64, left.subsec_nanos() as i64]
+        } else {
+            [left.as_secs() as i64, left.subsec_micros() as i64]
+        };
+        mm.write_obj(tp, &v)?;
+    }
     res?;
     let (mut ro, mut wo, mut eo) = (vec![0u64; words], vec![0u64; words], vec![0u64; words]);
     let mut count = 0;
@@ -1495,5 +1519,279 @@ fn seals(f: &Arc<OpenFile>, cmd: u32, add: u32) -> SysResult {
     }
     data.seals
         .store(cur | add, std::sync::atomic::Ordering::Release);
+    Ok(0)
+}
+
+/// open(O_CREAT) of `name` in `parent`: open what is there, or create it. A dangling
+/// symlink as the last component creates its target (relative to the link's directory).
+fn open_create(
+    c: &Ctx,
+    parent: Path,
+    name: Vec<u8>,
+    flags: u32,
+    mode: u32,
+    depth: u32,
+) -> KResult<Arc<OpenFile>> {
+    let follow = flags & O_NOFOLLOW == 0 && flags & O_EXCL == 0;
+    match c.with_walk(|w| w.walk(&parent, &name, follow)) {
+        Ok(p) => {
+            if flags & O_EXCL != 0 {
+                return Err(EEXIST);
+            }
+            if p.dentry.inode.stat().is_lnk() {
+                return Err(ELOOP);
+            }
+            return open_path(c, &p, flags);
+        }
+        Err(e) if e == ENOENT => {}
+        Err(e) => return Err(e),
+    }
+    if let Ok(l) = c.with_walk(|w| w.walk(&parent, &name, false)) {
+        if l.dentry.inode.stat().is_lnk() {
+            if flags & O_EXCL != 0 {
+                return Err(EEXIST);
+            }
+            if flags & O_NOFOLLOW != 0 {
+                return Err(ELOOP);
+            }
+            if depth >= MAX_SYMLINKS {
+                return Err(ELOOP);
+            }
+            let target = l.dentry.inode.readlink()?;
+            let (p2, n2) = c.with_walk(|w| w.walk_parent(&parent, &target))?;
+            return open_create(c, p2, n2, flags, mode, depth + 1);
+        }
+    }
+    let pst = parent.dentry.inode.stat();
+    if !may_access(&pst, &c.t.creds(), 3) {
+        return Err(EACCES);
+    }
+    if parent.mnt.readonly {
+        return Err(EROFS);
+    }
+    let umask = c.t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed);
+    let inode = parent
+        .dentry
+        .inode
+        .create(&name, mode & !umask & 0o7777, &c.t.creds())?;
+    let p = Path {
+        mnt: parent.mnt.clone(),
+        dentry: Arc::new(Dentry {
+            name,
+            parent: Some(parent.dentry.clone()),
+            inode: inode.clone(),
+        }),
+    };
+    let ops = inode.open(flags & !O_TRUNC)?;
+    Ok(OpenFile::new(ops, Some(p), flags))
+}
+
+// ---- in-kernel copies ----
+
+/// Move up to `len` bytes from `inf` (at `in_off`, or its file position) to `outf` (at
+/// `out_off`, or its position). Stops at EOF or a short write.
+fn copy_between(
+    c: &Ctx,
+    inf: &OpenFile,
+    in_off: Option<u64>,
+    outf: &OpenFile,
+    out_off: Option<u64>,
+    len: usize,
+) -> KResult<(usize, u64, u64)> {
+    let mut done = 0usize;
+    let (mut io, mut oo) = (in_off.unwrap_or(0), out_off.unwrap_or(0));
+    while done < len {
+        let n = (len - done).min(CHUNK);
+        let mut buf = vec![0u8; n];
+        let got = match do_read(c, inf, &mut buf, in_off.map(|_| io)) {
+            Ok(g) => g,
+            Err(e) if done > 0 && (e == EAGAIN || e.is_restart()) => break,
+            Err(e) => return Err(e),
+        };
+        if got == 0 {
+            break;
+        }
+        let put = match do_write(c, outf, &buf[..got], out_off.map(|_| oo)) {
+            Ok(p) => p,
+            Err(e) if done > 0 && (e == EAGAIN || e.is_restart()) => break,
+            Err(e) => return Err(e),
+        };
+        io += got as u64;
+        oo += put as u64;
+        done += put;
+        if put < got || got < n || !inf.ops.seekable() {
+            break;
+        }
+    }
+    Ok((done, io, oo))
+}
+
+fn read_off(c: &Ctx, p: u64) -> KResult<Option<u64>> {
+    if p == 0 {
+        return Ok(None);
+    }
+    let v: i64 = c.t.mm().read_obj(p)?;
+    if v < 0 {
+        return Err(EINVAL);
+    }
+    Ok(Some(v as u64))
+}
+
+fn sendfile(c: &Ctx, out_fd: u64, in_fd: u64, offp: u64, count: u64) -> SysResult {
+    let inf = c.fd(in_fd)?;
+    let outf = c.fd(out_fd)?;
+    if !inf.readable() || !outf.writable() {
+        return Err(EBADF);
+    }
+    if !inf.ops.seekable() || outf.flags() & O_APPEND != 0 {
+        return Err(EINVAL);
+    }
+    let off = read_off(c, offp)?;
+    let (n, io, _) = copy_between(c, &inf, off, &outf, None, count.min(0x7fff_f000) as usize)?;
+    if offp != 0 {
+        c.t.mm().write_obj(offp, &(io as i64))?;
+    }
+    Ok(n as u64)
+}
+
+fn copy_file_range(
+    c: &Ctx,
+    in_fd: u64,
+    in_offp: u64,
+    out_fd: u64,
+    out_offp: u64,
+    len: u64,
+    flags: u64,
+) -> SysResult {
+    if flags != 0 {
+        return Err(EINVAL);
+    }
+    let inf = c.fd(in_fd)?;
+    let outf = c.fd(out_fd)?;
+    if !inf.readable() || !outf.writable() || outf.flags() & O_APPEND != 0 {
+        return Err(EBADF);
+    }
+    let (ist, ost) = (inf.stat(), outf.stat());
+    if ist.is_dir() || ost.is_dir() {
+        return Err(EISDIR);
+    }
+    if !ist.is_reg() || !ost.is_reg() {
+        return Err(EINVAL);
+    }
+    let (io, oo) = (read_off(c, in_offp)?, read_off(c, out_offp)?);
+    // Same file, overlapping ranges: EINVAL.
+    if lock::file_key(&inf) == lock::file_key(&outf) {
+        let a = io.unwrap_or(*inf.pos.lock());
+        let b = oo.unwrap_or(*outf.pos.lock());
+        if a < b + len && b < a + len {
+            return Err(EINVAL);
+        }
+    }
+    let (n, ni, no) = copy_between(c, &inf, io, &outf, oo, len.min(0x7fff_f000) as usize)?;
+    if in_offp != 0 {
+        c.t.mm().write_obj(in_offp, &(ni as i64))?;
+    }
+    if out_offp != 0 {
+        c.t.mm().write_obj(out_offp, &(no as i64))?;
+    }
+    Ok(n as u64)
+}
+
+fn is_pipe(f: &OpenFile) -> bool {
+    f.ops.as_any().downcast_ref::<pipe::PipeEnd>().is_some()
+}
+
+fn splice(
+    c: &Ctx,
+    in_fd: u64,
+    in_offp: u64,
+    out_fd: u64,
+    out_offp: u64,
+    len: u64,
+    flags: u32,
+) -> SysResult {
+    const SPLICE_F_NONBLOCK: u32 = 2;
+    if flags & !0xf != 0 {
+        return Err(EINVAL);
+    }
+    let inf = c.fd(in_fd)?;
+    let outf = c.fd(out_fd)?;
+    if !inf.readable() || !outf.writable() {
+        return Err(EBADF);
+    }
+    let (ip, op) = (is_pipe(&inf), is_pipe(&outf));
+    if !ip && !op {
+        return Err(EINVAL);
+    }
+    if (ip && in_offp != 0) || (op && out_offp != 0) {
+        return Err(ESPIPE);
+    }
+    let (io, oo) = (read_off(c, in_offp)?, read_off(c, out_offp)?);
+    // With SPLICE_F_NONBLOCK the pipe side does not block.
+    let nb = flags & SPLICE_F_NONBLOCK != 0;
+    let restore: Vec<&Arc<OpenFile>> = [(&inf, ip), (&outf, op)]
+        .into_iter()
+        .filter(|(f, p)| *p && nb && !f.nonblock())
+        .map(|(f, _)| f)
+        .collect();
+    for f in &restore {
+        f.flags
+            .fetch_or(O_NONBLOCK, std::sync::atomic::Ordering::Relaxed);
+    }
+    let r = copy_between(c, &inf, io, &outf, oo, len.min(0x7fff_f000) as usize);
+    for f in &restore {
+        f.flags
+            .fetch_and(!O_NONBLOCK, std::sync::atomic::Ordering::Relaxed);
+    }
+    let (n, ni, no) = r?;
+    if in_offp != 0 {
+        c.t.mm().write_obj(in_offp, &(ni as i64))?;
+    }
+    if out_offp != 0 {
+        c.t.mm().write_obj(out_offp, &(no as i64))?;
+    }
+    Ok(n as u64)
+}
+
+fn tee(c: &Ctx, in_fd: u64, out_fd: u64, len: u64, flags: u32) -> SysResult {
+    if flags & !0xf != 0 {
+        return Err(EINVAL);
+    }
+    let inf = c.fd(in_fd)?;
+    let outf = c.fd(out_fd)?;
+    let (Some(src), true) = (
+        inf.ops.as_any().downcast_ref::<pipe::PipeEnd>(),
+        is_pipe(&outf),
+    ) else {
+        return Err(EINVAL);
+    };
+    if !inf.readable() || !outf.writable() {
+        return Err(EBADF);
+    }
+    let data = src.peek(len.min(1 << 20) as usize);
+    if data.is_empty() {
+        return if flags & 2 != 0 || inf.nonblock() {
+            Err(EAGAIN)
+        } else {
+            Ok(0)
+        };
+    }
+    Ok(do_write(c, &outf, &data, None)? as u64)
+}
+
+fn chroot(c: &Ctx, pathp: u64) -> SysResult {
+    let path = c.cstr(pathp)?;
+    let p = c.lookup(AT_FDCWD as u64, &path, true, false)?;
+    let st = p.dentry.inode.stat();
+    if !st.is_dir() {
+        return Err(ENOTDIR);
+    }
+    if !may_access(&st, &c.t.creds(), 1) {
+        return Err(EACCES);
+    }
+    if !c.t.creds().has_cap(18) {
+        return Err(EPERM);
+    }
+    *c.t.fsctx().root.lock() = p;
     Ok(0)
 }

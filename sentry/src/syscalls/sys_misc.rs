@@ -51,12 +51,27 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         99 => sysinfo(c, a0),
         100 => times(c, a0),
         202 => do_futex(c, a0, a1 as u32, a2 as u32, a3, a4, a5 as u32),
-        204 => sched_getaffinity(c, a1, a2),
-        203 => Ok(0),
+
         309 => getcpu(c, a0, a1),
         318 => getrandom(c, a0, a1, a2 as u32),
         170 | 171 => sethostname(c, a0, a1, nr == 170),
         103 => syslog(c, a0 as i32, a1, a2 as i64),
+        // The sandbox cannot set the host's clocks: refused as in a container without
+        // CAP_SYS_TIME (arguments are still checked first).
+        164 => {
+            if a0 != 0 {
+                let tv: [i64; 2] = match c.t.mm().read_obj(a0) {
+                    Ok(v) => v,
+                    Err(e) => return Some(Err(e)),
+                };
+                if !(0..1_000_000).contains(&tv[1]) {
+                    return Some(Err(EINVAL));
+                }
+            }
+            Err(EPERM)
+        }
+        227 => clock_check(a0 as i32).and(if a0 == 0 { Err(EPERM) } else { Err(EINVAL) }),
+        135 => personality(c, a0 as u32),
         _ => return None,
     })
 }
@@ -358,20 +373,6 @@ fn times(c: &Ctx, buf: u64) -> SysResult {
     Ok((c.t.kernel.uptime().as_millis() / 10) as u64)
 }
 
-fn sched_getaffinity(c: &Ctx, len: u64, mask: u64) -> SysResult {
-    let n = c.t.kernel.ncpus;
-    let bytes = n.div_ceil(64) * 8;
-    if (len as usize) < bytes || !len.is_multiple_of(8) {
-        return Err(EINVAL);
-    }
-    let mut v = vec![0u8; bytes];
-    for i in 0..n {
-        v[i / 8] |= 1 << (i % 8);
-    }
-    c.t.mm().write(mask, &v)?;
-    Ok(bytes as u64)
-}
-
 fn getrandom(c: &Ctx, buf: u64, len: u64, flags: u32) -> SysResult {
     if flags & !7 != 0 {
         return Err(EINVAL);
@@ -528,4 +529,37 @@ fn syslog(c: &Ctx, typ: i32, buf: u64, len: i64) -> SysResult {
         9 => Ok(log.size_unread() as u64),
         _ => Ok(crate::kernel::klog::LOG_BUF_LEN as u64),
     }
+}
+
+fn personality(c: &Ctx, p: u32) -> SysResult {
+    let cur =
+        c.t.tg
+            .personality
+            .load(std::sync::atomic::Ordering::Relaxed);
+    if p == 0xffff_ffff {
+        return Ok(cur as u64);
+    }
+    // Only the Linux personality (with flags that need no emulation) is supported.
+    const ADDR_NO_RANDOMIZE: u32 = 0x0040000;
+    const READ_IMPLIES_EXEC: u32 = 0x0400000;
+    if p & 0xff != 0
+        || p & !(ADDR_NO_RANDOMIZE
+            | READ_IMPLIES_EXEC
+            | 0x0100000
+            | 0x0200000
+            | 0x0800000
+            | 0x1000000
+            | 0x2000000
+            | 0x4000000
+            | 0x8000000)
+            != 0
+    {
+        c.t.kernel
+            .report_unimplemented(135, "personality(non-Linux)", c.t.tgid());
+        return Err(EINVAL);
+    }
+    c.t.tg
+        .personality
+        .store(p, std::sync::atomic::Ordering::Relaxed);
+    Ok(cur as u64)
 }

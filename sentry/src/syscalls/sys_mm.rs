@@ -10,6 +10,13 @@ const MAP_FIXED: u64 = 0x10;
 const MAP_ANONYMOUS: u64 = 0x20;
 const MAP_GROWSDOWN: u64 = 0x100;
 const MAP_FIXED_NOREPLACE: u64 = 0x100000;
+const RLIMIT_AS: usize = 9;
+
+/// RLIMIT_AS: would growing the address space by `more` bytes exceed it?
+fn over_as_limit(c: &Ctx, inner: &crate::mm::MmInner, more: u64) -> bool {
+    let limit = c.t.rlimit(RLIMIT_AS).0;
+    limit != u64::MAX && Mm::vm_size(inner).saturating_add(more) > limit
+}
 
 pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
     let (a0, a1, a2, a3, a4, a5) = (c.arg(0), c.arg(1), c.arg(2), c.arg(3), c.arg(4), c.arg(5));
@@ -20,7 +27,7 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         12 => brk(c, a0),
         25 => mremap(c, a0, a1, a2, a3, a4),
         26 => Ok(0),
-        27 => Err(ENOSYS),
+        27 => mincore(c, a0, a1, a2),
         28 => madvise(c, a0, a1, a2),
         _ => return None,
     })
@@ -95,6 +102,9 @@ fn mmap(c: &Ctx, addr: u64, len: u64, prot: u32, flags: u64, fd: u64, off: u64) 
     } else {
         Mm::find_free(&inner, len, crate::mm::page_down(addr)).ok_or(ENOMEM)?
     };
+    if over_as_limit(c, &inner, len) {
+        return Err(ENOMEM);
+    }
     let vma = Vma {
         end: start + len,
         prot,
@@ -119,7 +129,7 @@ fn brk(c: &Ctx, addr: u64) -> SysResult {
     let old_end = page_up(cur).ok_or(ENOMEM)?;
     let new_end = page_up(addr).ok_or(ENOMEM)?;
     if new_end > old_end {
-        if Mm::overlaps(&inner, old_end, new_end) {
+        if Mm::overlaps(&inner, old_end, new_end) || over_as_limit(c, &inner, new_end - old_end) {
             return Ok(cur);
         }
         let vma = Vma {
@@ -217,4 +227,28 @@ fn madvise(c: &Ctx, addr: u64, len: u64, advice: u64) -> SysResult {
         0..=3 | 8..=19 | 100..=101 => Ok(0),
         _ => Err(EINVAL),
     }
+}
+
+/// mincore: a page is resident if it has been touched (the Sentry keeps no swap).
+fn mincore(c: &Ctx, addr: u64, len: u64, vec: u64) -> SysResult {
+    if !addr.is_multiple_of(PAGE) {
+        return Err(EINVAL);
+    }
+    let end = page_up(addr.checked_add(len).ok_or(ENOMEM)?).ok_or(ENOMEM)?;
+    let mm = c.t.mm();
+    let v = {
+        let inner = mm.inner.lock();
+        let mut a = addr;
+        while a < end {
+            match Mm::find_vma(&inner, a) {
+                Some((_, v)) => a = v.end,
+                None => return Err(ENOMEM),
+            }
+        }
+        (0..(end - addr) / PAGE)
+            .map(|i| mm.resident(&inner, addr + i * PAGE) as u8)
+            .collect::<Vec<u8>>()
+    };
+    mm.write(vec, &v)?;
+    Ok(0)
 }

@@ -210,6 +210,9 @@ pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64
         killed: AtomicBool::new(false),
         pdeathsig: AtomicI32::new(0),
         no_new_privs: AtomicBool::new(t.no_new_privs.load(Ordering::Relaxed)),
+        affinity: AtomicU64::new(t.affinity.load(Ordering::Relaxed)),
+        nice: AtomicI32::new(t.nice.load(Ordering::Relaxed)),
+        sched_policy: AtomicU32::new(t.sched_policy.load(Ordering::Relaxed)),
         vfork: Mutex::new(vfork.clone()),
         start: Instant::now(),
         utime: AtomicU64::new(0),
@@ -339,6 +342,13 @@ pub fn new_init(
         killed: AtomicBool::new(false),
         pdeathsig: AtomicI32::new(0),
         no_new_privs: AtomicBool::new(false),
+        affinity: AtomicU64::new(if k.ncpus >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << k.ncpus) - 1
+        }),
+        nice: AtomicI32::new(0),
+        sched_policy: AtomicU32::new(0),
         vfork: Mutex::new(None),
         start: Instant::now(),
         utime: AtomicU64::new(0),
@@ -1053,6 +1063,10 @@ fn getres(c: &Ctx, a: u64, b: u64, d: u64, uid: bool) -> SysResult {
 }
 
 fn getgroups(c: &Ctx, size: u64, list: u64) -> SysResult {
+    if (size as i32) < 0 {
+        return Err(EINVAL);
+    }
+    let size = size as i32 as u64;
     let g = c.t.creds().groups;
     if size == 0 {
         return Ok(g.len() as u64);

@@ -478,6 +478,10 @@ impl Node {
     ) -> KResult<Arc<dyn Inode>> {
         let mut d = self.dir()?.lock();
         self.load(&mut d)?;
+        // A removed directory takes no new entries.
+        if self.meta.lock().nlink == 0 {
+            return Err(ENOENT);
+        }
         if d.children.contains_key(name) {
             return Err(EEXIST);
         }
@@ -718,6 +722,10 @@ impl Inode for Node {
         }
         let mut d = self.dir()?.lock();
         self.load(&mut d)?;
+        // A removed directory takes no new entries.
+        if self.meta.lock().nlink == 0 {
+            return Err(ENOENT);
+        }
         if d.children.contains_key(name) {
             return Err(EEXIST);
         }

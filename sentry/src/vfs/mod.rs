@@ -224,6 +224,8 @@ pub struct OpenFile {
     pub pos: Mutex<u64>,
     /// getdents64 state: the listing taken at the first call, and how far we got.
     pub dir: Mutex<Option<(Vec<DirEnt>, usize)>>,
+    /// F_SETOWN's process (or -process group) for SIGIO.
+    pub owner: std::sync::atomic::AtomicI32,
 }
 
 impl OpenFile {
@@ -234,6 +236,7 @@ impl OpenFile {
             flags: AtomicU32::new(flags & !O_CLOEXEC),
             pos: Mutex::new(0),
             dir: Mutex::new(None),
+            owner: std::sync::atomic::AtomicI32::new(0),
         })
     }
     pub fn flags(&self) -> u32 {

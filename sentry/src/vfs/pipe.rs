@@ -4,7 +4,9 @@ use super::*;
 use std::collections::VecDeque;
 
 pub const PIPE_BUF: usize = 4096;
-const CAPACITY: usize = 65536;
+const DEFAULT_CAPACITY: usize = 65536;
+/// /proc/sys/fs/pipe-max-size: the most an unprivileged F_SETPIPE_SZ may ask for.
+const MAX_CAPACITY: usize = 1 << 20;
 
 pub struct Pipe {
     inner: Mutex<PipeInner>,
@@ -17,6 +19,7 @@ struct PipeInner {
     writers: usize,
     /// Writers ever seen: a FIFO read before any writer opened it blocks, not EOF.
     had_writer: bool,
+    cap: usize,
 }
 
 impl Pipe {
@@ -27,6 +30,7 @@ impl Pipe {
                 readers: 0,
                 writers: 0,
                 had_writer: false,
+                cap: DEFAULT_CAPACITY,
             }),
             wq: WaitQueue::default(),
         })
@@ -57,6 +61,36 @@ impl PipeEnd {
             read,
             write,
         })
+    }
+}
+
+impl PipeEnd {
+    pub fn capacity(&self) -> usize {
+        self.pipe.inner.lock().cap
+    }
+
+    /// F_SETPIPE_SZ: rounded up to a power-of-two number of pages.
+    pub fn set_capacity(&self, want: usize, privileged: bool) -> KResult<usize> {
+        if want > (1 << 31) {
+            return Err(EINVAL);
+        }
+        let n = want.max(4096).next_power_of_two();
+        if n > MAX_CAPACITY && !privileged {
+            return Err(EPERM);
+        }
+        let mut i = self.pipe.inner.lock();
+        if n < i.buf.len() {
+            return Err(EBUSY);
+        }
+        i.cap = n;
+        drop(i);
+        self.pipe.wq.notify_all();
+        Ok(n)
+    }
+
+    /// tee(2): copy up to `n` bytes without consuming them.
+    pub fn peek(&self, n: usize) -> Vec<u8> {
+        self.pipe.inner.lock().buf.iter().take(n).copied().collect()
     }
 }
 
@@ -126,7 +160,7 @@ impl FileOps for PipeEnd {
                 if i.readers == 0 {
                     return Some(Err(EPIPE));
                 }
-                let space = CAPACITY - i.buf.len();
+                let space = i.cap.saturating_sub(i.buf.len());
                 let rest = buf.len() - done;
                 // Writes of at most PIPE_BUF bytes are atomic.
                 let need = if buf.len() <= PIPE_BUF { rest } else { 1 };
@@ -164,7 +198,7 @@ impl FileOps for PipeEnd {
             }
         }
         if self.write {
-            if CAPACITY - i.buf.len() >= PIPE_BUF {
+            if i.cap.saturating_sub(i.buf.len()) >= PIPE_BUF {
                 ev |= POLLOUT | POLLWRNORM;
             }
             if i.readers == 0 {
