@@ -4,6 +4,7 @@ pub mod futex;
 pub mod klog;
 pub mod run;
 pub mod signal;
+pub mod timers;
 
 use crate::errno::*;
 use crate::mm::Mm;
@@ -221,6 +222,10 @@ pub struct ThreadGroup {
     pub children_time: Mutex<(u64, u64)>,
     pub dead_time: Mutex<(u64, u64)>,
     pub itimer_real: Mutex<Option<(Instant, u64, u64)>>,
+    /// ITIMER_VIRTUAL and ITIMER_PROF: (ns left, interval ns).
+    pub cpu_itimers: Mutex<[Option<(u64, u64)>; 2]>,
+    /// POSIX timers (timer_create) by id.
+    pub timers: Mutex<HashMap<i32, Arc<crate::kernel::timers::PosixTimer>>>,
 }
 
 /// Process-tree facts about a thread group, kept under the table lock.
@@ -565,6 +570,8 @@ impl ThreadGroup {
             children_time: Mutex::new((0, 0)),
             dead_time: Mutex::new((0, 0)),
             itimer_real: Mutex::new(None),
+            cpu_itimers: Mutex::new([None, None]),
+            timers: Mutex::new(HashMap::new()),
         })
     }
     pub fn action(&self, sig: i32) -> SigAction {

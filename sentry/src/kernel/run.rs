@@ -110,10 +110,12 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
         let t1 = std::time::Instant::now();
         task.utime
             .fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
-        if let Some(s) = sentry_since.replace(t1) {
-            task.stime
-                .fetch_add((t0 - s).as_nanos() as u64, Ordering::Relaxed);
-        }
+        let sys_ns = sentry_since
+            .replace(t1)
+            .map(|s| (t0 - s).as_nanos() as u64)
+            .unwrap_or(0);
+        task.stime.fetch_add(sys_ns, Ordering::Relaxed);
+        charge_cpu_timers(&task, (t1 - t0).as_nanos() as u64, sys_ns);
         match ev {
             Ok(Event::Syscall) => {
                 last_fault = None;
@@ -552,4 +554,24 @@ fn log_fatal(task: &Task, regs: &Regs, info: &SigInfo) {
     task.kernel
         .klog
         .log(super::klog::KERN, super::klog::INFO, line);
+}
+
+/// ITIMER_VIRTUAL counts user time, ITIMER_PROF user and system time; on expiry they
+/// send SIGVTALRM and SIGPROF and reload from their interval.
+fn charge_cpu_timers(task: &Task, user_ns: u64, sys_ns: u64) {
+    let mut t = task.tg.cpu_itimers.lock();
+    for (i, spent, sig) in [(0, user_ns, 26), (1, user_ns + sys_ns, 27)] {
+        if let Some((left, interval)) = t[i] {
+            if spent < left {
+                t[i] = Some((left - spent, interval));
+            } else {
+                t[i] = if interval > 0 {
+                    Some((interval, interval))
+                } else {
+                    None
+                };
+                signal::send_to_task(task, SigInfo::kernel(sig));
+            }
+        }
+    }
 }

@@ -44,6 +44,7 @@ pub const SI_USER: i32 = 0;
 pub const SI_KERNEL: i32 = 0x80;
 pub const SI_QUEUE: i32 = -1;
 pub const SI_TKILL: i32 = -6;
+pub const SI_TIMER: i32 = -2;
 pub const CLD_EXITED: i32 = 1;
 pub const CLD_KILLED: i32 = 2;
 pub const CLD_DUMPED: i32 = 3;
@@ -152,6 +153,31 @@ impl SigQueue {
     pub fn remove(&mut self, sig: i32) {
         self.queue.retain(|s| s.signo() != sig);
         self.mask &= !bit(sig);
+    }
+
+    /// A POSIX timer's signal still waiting in the queue: count one more overrun in it.
+    /// Returns false if the timer has no signal queued.
+    pub fn bump_timer_overrun(&mut self, timer_id: i32) -> bool {
+        for s in self.queue.iter_mut() {
+            if s.code() == SI_TIMER
+                && i32::from_le_bytes(s.0[16..20].try_into().expect("4")) == timer_id
+            {
+                let o = i32::from_le_bytes(s.0[20..24].try_into().expect("4"));
+                s.set_i32(20, o.saturating_add(1));
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Drop the queued signal of a deleted timer.
+    pub fn remove_timer(&mut self, timer_id: i32) {
+        self.queue.retain(|s| {
+            !(s.code() == SI_TIMER
+                && i32::from_le_bytes(s.0[16..20].try_into().expect("4")) == timer_id)
+        });
+        let still: u64 = self.queue.iter().fold(0, |m, s| m | bit(s.signo()));
+        self.mask &= still;
     }
 }
 

@@ -8,6 +8,7 @@ mod sys_mm;
 mod sys_sched;
 mod sys_signal;
 mod sys_task;
+mod sys_timer;
 mod sys_xattr;
 
 use crate::errno::*;
@@ -141,6 +142,9 @@ fn call(c: &mut Ctx, nr: u64) -> SysResult {
         return r;
     }
     if let Some(r) = sys_sched::call(c, nr) {
+        return r;
+    }
+    if let Some(r) = sys_timer::call(c, nr) {
         return r;
     }
     if let Some(r) = sys_misc::call(c, nr) {

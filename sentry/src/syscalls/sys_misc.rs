@@ -223,9 +223,7 @@ fn write_itimerval(c: &Ctx, p: u64, (value, interval): (Duration, Duration)) -> 
 }
 
 fn setitimer(c: &Ctx, which: u64, new: u64, old: u64) -> SysResult {
-    if which != 0 {
-        c.t.kernel
-            .report_unimplemented(38, "setitimer(ITIMER_VIRTUAL/PROF)", c.t.tgid());
+    if which > 2 {
         return Err(EINVAL);
     }
     let (value, interval) = if new != 0 {
@@ -233,7 +231,25 @@ fn setitimer(c: &Ctx, which: u64, new: u64, old: u64) -> SysResult {
     } else {
         (Duration::ZERO, Duration::ZERO)
     };
-    let prev = arm_real(c, value, interval);
+    let prev = if which == 0 {
+        arm_real(c, value, interval)
+    } else {
+        let mut t = c.t.tg.cpu_itimers.lock();
+        let i = which as usize - 1;
+        let old = t[i]
+            .map(|(l, iv)| (Duration::from_nanos(l), Duration::from_nanos(iv)))
+            .unwrap_or_default();
+        let was_armed = t.iter().any(|x| x.is_some());
+        t[i] = if value.is_zero() {
+            None
+        } else {
+            Some((value.as_nanos() as u64, interval.as_nanos() as u64))
+        };
+        if !was_armed && t[i].is_some() {
+            cpu_timer_ticker(c);
+        }
+        old
+    };
     if old != 0 {
         write_itimerval(c, old, prev)?;
     }
@@ -252,7 +268,9 @@ fn getitimer(c: &Ctx, which: u64, cur: u64) -> SysResult {
             .map(|(d, iv, _)| (d.saturating_duration_since(now), Duration::from_nanos(iv)))
             .unwrap_or_default()
     } else {
-        (Duration::ZERO, Duration::ZERO)
+        c.t.tg.cpu_itimers.lock()[which as usize - 1]
+            .map(|(l, iv)| (Duration::from_nanos(l), Duration::from_nanos(iv)))
+            .unwrap_or_default()
     };
     write_itimerval(c, cur, v)?;
     Ok(0)
@@ -562,4 +580,37 @@ fn personality(c: &Ctx, p: u32) -> SysResult {
         .personality
         .store(p, std::sync::atomic::Ordering::Relaxed);
     Ok(cur as u64)
+}
+
+/// While a CPU-time itimer is armed, kick the group's threads out of application code
+/// every 10 ms so that time spent computing without system calls is charged to it.
+fn cpu_timer_ticker(c: &Ctx) {
+    let k = c.t.kernel.clone();
+    let tg = Arc::downgrade(&c.t.tg);
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(10));
+        let Some(tg) = tg.upgrade() else { return };
+        if tg.exiting.load(std::sync::atomic::Ordering::Acquire)
+            || tg.cpu_itimers.lock().iter().all(|x| x.is_none())
+        {
+            return;
+        }
+        let threads: Vec<Arc<crate::kernel::Task>> = {
+            let t = k.table.lock();
+            t.procs
+                .get(&tg.tgid)
+                .map(|p| {
+                    p.threads
+                        .iter()
+                        .filter_map(|x| t.tasks.get(x).cloned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for t in threads {
+            if let Some(i) = t.interrupter.lock().as_ref() {
+                i.interrupt();
+            }
+        }
+    });
 }

@@ -566,6 +566,10 @@ fn execve(c: &mut Ctx, dirfd: u64, pathp: u64, argvp: u64, envpp: u64, flags: u6
     }
     *t.altstack.lock() = (0, 0, 2);
     t.clear_child_tid.store(0, Ordering::Release);
+    // POSIX timers do not survive exec.
+    for (_, tm) in t.tg.timers.lock().drain() {
+        tm.state.lock().deleted = true;
+    }
     *c.regs = regs;
     let _ = c
         .pctx
