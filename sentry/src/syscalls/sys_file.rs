@@ -334,7 +334,7 @@ pub fn open_file(
     mode: u32,
 ) -> KResult<Arc<OpenFile>> {
     if flags & O_TMPFILE == O_TMPFILE {
-        return Err(EOPNOTSUPP);
+        return open_tmpfile(c, dirfd, path, flags, mode);
     }
     if flags & O_CREAT != 0 {
         let (parent, name) = c.lookup_parent(dirfd, path)?;
@@ -1794,4 +1794,43 @@ fn chroot(c: &Ctx, pathp: u64) -> SysResult {
     }
     *c.t.fsctx().root.lock() = p;
     Ok(0)
+}
+
+/// open(O_TMPFILE): an unnamed regular file in the directory `path`; linkat(AT_EMPTY_PATH)
+/// can give it a name later unless O_EXCL was passed.
+fn open_tmpfile(c: &Ctx, dirfd: u64, path: &[u8], flags: u32, mode: u32) -> KResult<Arc<OpenFile>> {
+    if flags & O_ACCMODE == 0 || flags & O_CREAT != 0 {
+        return Err(EINVAL);
+    }
+    let dir = c.lookup(dirfd, path, true, false)?;
+    let st = dir.dentry.inode.stat();
+    if !st.is_dir() {
+        return Err(ENOTDIR);
+    }
+    if !may_access(&st, &c.t.creds(), 3) {
+        return Err(EACCES);
+    }
+    if dir.mnt.readonly {
+        return Err(EROFS);
+    }
+    let umask = c.t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed);
+    let inode = dir
+        .dentry
+        .inode
+        .tmpfile(mode & !umask & 0o7777, &c.t.creds())?;
+    let name = format!("#{} (deleted)", inode.stat().ino).into_bytes();
+    let p = Path {
+        mnt: dir.mnt.clone(),
+        dentry: Arc::new(Dentry {
+            name,
+            parent: Some(dir.dentry.clone()),
+            inode: inode.clone(),
+        }),
+    };
+    let ops = inode.open(flags & !O_TMPFILE)?;
+    Ok(OpenFile::new(
+        ops,
+        Some(p),
+        flags & !(O_TMPFILE & !O_DIRECTORY) & !O_DIRECTORY,
+    ))
 }

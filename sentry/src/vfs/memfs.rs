@@ -702,6 +702,19 @@ impl Inode for Node {
     fn create(&self, name: &[u8], mode: u32, c: &Creds) -> KResult<Arc<dyn Inode>> {
         self.insert(name, S_IFREG | (mode & 0o7777), 0, c, None)
     }
+    fn tmpfile(&self, mode: u32, c: &Creds) -> KResult<Arc<dyn Inode>> {
+        self.dir()?;
+        let n = self.fs.new_node(
+            S_IFREG | (mode & 0o7777),
+            c.fsuid,
+            c.fsgid,
+            0,
+            Weak::new(),
+            None,
+        );
+        n.meta.lock().nlink = 0;
+        Ok(n)
+    }
     fn mknod(&self, name: &[u8], mode: u32, rdev: u64, c: &Creds) -> KResult<Arc<dyn Inode>> {
         self.insert(name, mode, rdev, c, None)
     }

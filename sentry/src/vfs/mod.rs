@@ -139,6 +139,10 @@ pub trait Inode: Send + Sync + Any {
     ) -> KResult<()> {
         Err(EXDEV)
     }
+    /// O_TMPFILE: a regular file on this directory's file system, in no directory.
+    fn tmpfile(&self, _mode: u32, _c: &Creds) -> KResult<Arc<dyn Inode>> {
+        Err(EOPNOTSUPP)
+    }
     fn setattr(&self, _a: &SetAttr) -> KResult<()> {
         Err(EPERM)
     }
