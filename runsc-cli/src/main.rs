@@ -270,6 +270,8 @@ fn run_do(
             {
                 return Err(std::io::Error::last_os_error());
             }
+            // The gofer dies with the runtime, whatever kills it.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             Ok(())
         });
     }

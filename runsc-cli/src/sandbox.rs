@@ -57,7 +57,12 @@ pub fn become_pid1() -> Result<Option<i32>> {
     // SAFETY: called before any other thread exists in this process.
     match unsafe { fork() }.context("fork into the pid namespace")? {
         ForkResult::Parent { child } => Ok(Some(supervise(child)?)),
-        ForkResult::Child => Ok(None),
+        ForkResult::Child => {
+            // The Sentry dies with its supervisor (and with it the whole pid namespace).
+            // SAFETY: prctl with integer arguments.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+            Ok(None)
+        }
     }
 }
 
