@@ -165,6 +165,13 @@ impl Mm {
         if vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 || want & !vma.prot != 0 {
             return Err(FaultError::Segv(2));
         }
+        if map
+            && matches!(vma.backing, Backing::Anon)
+            && !inner.ptes.contains_key(&page)
+            && vma.prot != 0
+        {
+            return self.fault_around_anon(inner, page, vma.end, vma.prot);
+        }
         let mut fresh = false;
         if let std::collections::btree_map::Entry::Vacant(e) = inner.ptes.entry(page) {
             let frame = match &vma.backing {
@@ -210,6 +217,52 @@ impl Mm {
             pte.mapped = prot;
         }
         Ok(pte.frame.clone())
+    }
+
+    /// A fault on fresh anonymous memory: allocate this page and up to FAULT_AROUND-1
+    /// following absent pages of the VMA, and map them in as few platform calls as the
+    /// frames' contiguity allows (one page fault costs a ptrace round trip or more).
+    fn fault_around_anon(
+        &self,
+        inner: &mut MmInner,
+        page: u64,
+        vma_end: u64,
+        prot: u32,
+    ) -> Result<Frame, FaultError> {
+        const FAULT_AROUND: u64 = 16;
+        let mut pages = vec![];
+        let mut p = page;
+        while p < vma_end
+            && pages.len() < FAULT_AROUND as usize
+            && (p == page || !inner.ptes.contains_key(&p))
+        {
+            pages.push((p, memfile().alloc().map_err(|_| FaultError::Oom)?));
+            p += PAGE;
+        }
+        let first = pages[0].1.clone();
+        let mut i = 0;
+        while i < pages.len() {
+            // A run of pages whose frames are consecutive in the memory file.
+            let mut j = i + 1;
+            while j < pages.len() && pages[j].1.offset() == pages[j - 1].1.offset() + PAGE {
+                j += 1;
+            }
+            let len = (j - i) as u64 * PAGE;
+            self.aspace
+                .map(pages[i].0, len, pages[i].1.offset(), to_prot(prot))
+                .map_err(|_| FaultError::Oom)?;
+            i = j;
+        }
+        for (p, frame) in pages {
+            inner.ptes.insert(
+                p,
+                Pte {
+                    frame,
+                    mapped: prot,
+                },
+            );
+        }
+        Ok(first)
     }
 
     fn grow_stack(&self, inner: &mut MmInner, page: u64) -> Result<(u64, Vma), FaultError> {
