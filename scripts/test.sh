@@ -6,10 +6,13 @@ cd "$(dirname "$0")/.."
 need=()
 command -v busybox >/dev/null || need+=(busybox-static)
 command -v gcc >/dev/null || need+=(gcc)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --release --workspace
-cargo test --release -p platform -p gofer -p runsc-cli -- --test-threads=1
+cargo test --release -p platform -p gofer -p runsc-cli -p syscall-tests -- --test-threads=1
+# The Linux ABI conformance suite: every case natively first, then under each platform.
+cargo run --release -p syscall-tests

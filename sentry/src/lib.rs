@@ -6,6 +6,7 @@ pub mod kernel;
 pub mod loader;
 pub mod memfile;
 pub mod mm;
+pub mod net;
 pub mod syscalls;
 pub mod vfs;
 pub mod waitq;

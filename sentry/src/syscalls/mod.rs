@@ -7,6 +7,7 @@ mod sys_misc;
 mod sys_mm;
 mod sys_sched;
 mod sys_signal;
+mod sys_socket;
 mod sys_task;
 mod sys_timer;
 mod sys_xattr;
@@ -145,6 +146,9 @@ fn call(c: &mut Ctx, nr: u64) -> SysResult {
         return r;
     }
     if let Some(r) = sys_timer::call(c, nr) {
+        return r;
+    }
+    if let Some(r) = sys_socket::call(c, nr) {
         return r;
     }
     if let Some(r) = sys_misc::call(c, nr) {

@@ -167,7 +167,9 @@ fn do_write(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResult<usiz
         }
         None => f.ops.write(f, c.t, buf, 0),
     };
-    if r == Err(EPIPE) {
+    // SIGPIPE goes with EPIPE, except on datagram and seqpacket sockets.
+    if r == Err(EPIPE) && crate::net::unix_sock(f).map_or(true, |s| s.ty == crate::net::SOCK_STREAM)
+    {
         c.t.send_signal(SigInfo::user(
             signal::SIGPIPE,
             signal::SI_USER,

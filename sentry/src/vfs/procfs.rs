@@ -321,6 +321,8 @@ impl PNode {
 /// What readlink of /proc/PID/fd/N shows.
 fn describe(t: &Task, f: &OpenFile) -> Vec<u8> {
     match &f.path {
+        // Sockets live on a private mount; their names read "socket:[N]".
+        Some(p) if p.mnt.fstype == "sockfs" => p.dentry.name.clone(),
         Some(p) => {
             let root = t.fsctx().root.lock().clone();
             p.to_bytes(&root)

@@ -1,0 +1,187 @@
+//! Sockets. AF_UNIX endpoints live entirely in the Sentry ([`unix`]); inet sockets will
+//! come from the netstack crate.
+//!
+//! Every socket's open file has a path on a private "sockfs" mount (never in the mount
+//! table) whose inode reports `S_IFSOCK`, so fstat and friends see a socket.
+
+pub mod unix;
+
+use crate::errno::*;
+use crate::kernel::Task;
+use crate::vfs::*;
+use parking_lot::Mutex;
+use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+pub const AF_UNSPEC: i32 = 0;
+pub const AF_UNIX: i32 = 1;
+pub const AF_INET: i32 = 2;
+pub const AF_INET6: i32 = 10;
+pub const AF_MAX: i32 = 46;
+
+pub const SOCK_STREAM: i32 = 1;
+pub const SOCK_DGRAM: i32 = 2;
+pub const SOCK_RAW: i32 = 3;
+pub const SOCK_SEQPACKET: i32 = 5;
+pub const SOCK_MAX: i32 = 11;
+pub const SOCK_TYPE_MASK: i32 = 0xf;
+pub const SOCK_NONBLOCK: i32 = O_NONBLOCK as i32;
+pub const SOCK_CLOEXEC: i32 = O_CLOEXEC as i32;
+
+pub const MSG_OOB: u32 = 0x1;
+pub const MSG_PEEK: u32 = 0x2;
+pub const MSG_CTRUNC: u32 = 0x8;
+pub const MSG_TRUNC: u32 = 0x20;
+pub const MSG_DONTWAIT: u32 = 0x40;
+pub const MSG_EOR: u32 = 0x80;
+pub const MSG_WAITALL: u32 = 0x100;
+pub const MSG_NOSIGNAL: u32 = 0x4000;
+pub const MSG_WAITFORONE: u32 = 0x10000;
+pub const MSG_CMSG_CLOEXEC: u32 = 0x4000_0000;
+
+pub const SOL_SOCKET: i32 = 1;
+pub const SCM_RIGHTS: i32 = 1;
+pub const SCM_CREDENTIALS: i32 = 2;
+
+pub const SO_DEBUG: i32 = 1;
+pub const SO_REUSEADDR: i32 = 2;
+pub const SO_TYPE: i32 = 3;
+pub const SO_ERROR: i32 = 4;
+pub const SO_DONTROUTE: i32 = 5;
+pub const SO_BROADCAST: i32 = 6;
+pub const SO_SNDBUF: i32 = 7;
+pub const SO_RCVBUF: i32 = 8;
+pub const SO_KEEPALIVE: i32 = 9;
+pub const SO_OOBINLINE: i32 = 10;
+pub const SO_PRIORITY: i32 = 12;
+pub const SO_LINGER: i32 = 13;
+pub const SO_PASSCRED: i32 = 16;
+pub const SO_PEERCRED: i32 = 17;
+pub const SO_RCVLOWAT: i32 = 18;
+pub const SO_SNDLOWAT: i32 = 19;
+pub const SO_RCVTIMEO_OLD: i32 = 20;
+pub const SO_SNDTIMEO_OLD: i32 = 21;
+pub const SO_ACCEPTCONN: i32 = 30;
+pub const SO_SNDBUFFORCE: i32 = 32;
+pub const SO_RCVBUFFORCE: i32 = 33;
+pub const SO_PROTOCOL: i32 = 38;
+pub const SO_DOMAIN: i32 = 39;
+pub const SO_RCVTIMEO_NEW: i32 = 66;
+pub const SO_SNDTIMEO_NEW: i32 = 67;
+
+pub const SHUT_RD: i32 = 0;
+pub const SHUT_WR: i32 = 1;
+pub const SHUT_RDWR: i32 = 2;
+
+/// Device number sockfs inodes report.
+const SOCKFS_DEV: u64 = 0x8;
+
+static NEXT_INO: AtomicU64 = AtomicU64::new(10_000);
+
+/// A fresh socket inode number.
+pub fn next_ino() -> u64 {
+    NEXT_INO.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The inode behind a socket's open file: what fstat sees.
+pub struct SockInode {
+    ino: u64,
+    meta: Mutex<(u32, u32, u32)>,
+    time: (i64, i64),
+}
+
+impl SockInode {
+    fn new(ino: u64, mode: u32, uid: u32, gid: u32) -> Arc<SockInode> {
+        Arc::new(SockInode {
+            ino,
+            meta: Mutex::new((mode, uid, gid)),
+            time: now(),
+        })
+    }
+}
+
+impl Inode for SockInode {
+    fn stat(&self) -> Stat {
+        let (mode, uid, gid) = *self.meta.lock();
+        Stat {
+            dev: SOCKFS_DEV,
+            ino: self.ino,
+            mode,
+            nlink: 1,
+            uid,
+            gid,
+            blksize: 4096,
+            atime: self.time,
+            mtime: self.time,
+            ctime: self.time,
+            ..Default::default()
+        }
+    }
+    fn open(self: Arc<Self>, _flags: u32) -> KResult<Arc<dyn FileOps>> {
+        Err(ENXIO)
+    }
+    fn setattr(&self, a: &SetAttr) -> KResult<()> {
+        let mut m = self.meta.lock();
+        if let Some(mode) = a.mode {
+            m.0 = (m.0 & S_IFMT) | (mode & 0o7777);
+        }
+        if let Some(u) = a.uid {
+            m.1 = u;
+        }
+        if let Some(g) = a.gid {
+            m.2 = g;
+        }
+        Ok(())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// The private mount socket files hang off.
+fn sockfs() -> Arc<Mount> {
+    static MNT: OnceLock<Arc<Mount>> = OnceLock::new();
+    MNT.get_or_init(|| {
+        Arc::new(Mount {
+            id: u32::MAX,
+            root: Arc::new(Dentry {
+                name: b"/".to_vec(),
+                parent: None,
+                inode: SockInode::new(next_ino(), S_IFDIR | 0o755, 0, 0),
+            }),
+            parent: None,
+            fstype: "sockfs".into(),
+            source: "sockfs".into(),
+            readonly: false,
+            opts: "rw".into(),
+        })
+    })
+    .clone()
+}
+
+/// An open file for a unix socket endpoint. `flags` may hold O_NONBLOCK.
+pub fn socket_file(sock: Arc<unix::Sock>, flags: u32, t: &Task) -> Arc<OpenFile> {
+    let cr = t.creds();
+    let ino = sock.ino;
+    let mnt = sockfs();
+    let dentry = Arc::new(Dentry {
+        name: format!("socket:[{ino}]").into_bytes(),
+        parent: Some(mnt.root.clone()),
+        inode: SockInode::new(ino, S_IFSOCK | 0o777, cr.fsuid, cr.fsgid),
+    });
+    OpenFile::new(
+        Arc::new(unix::SockFile { sock }),
+        Some(Path { mnt, dentry }),
+        O_RDWR | (flags & O_NONBLOCK),
+    )
+}
+
+/// The unix socket behind an open file, or ENOTSOCK.
+pub fn unix_sock(f: &OpenFile) -> KResult<Arc<unix::Sock>> {
+    f.ops
+        .as_any()
+        .downcast_ref::<unix::SockFile>()
+        .map(|s| s.sock.clone())
+        .ok_or(ENOTSOCK)
+}

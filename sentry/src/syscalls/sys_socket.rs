@@ -1,0 +1,697 @@
+//! Socket system calls. AF_UNIX is served by [`crate::net::unix`]; other families are not
+//! supported yet (EAFNOSUPPORT).
+
+use super::*;
+use crate::kernel::signal::{self, SigInfo};
+use crate::net::unix::{self, Dest, Recv, Sock, Ucred};
+use crate::net::*;
+use crate::vfs::{may_access, OpenFile, O_NONBLOCK, S_IFMT, S_IFSOCK};
+
+pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
+    let a = |i| c.arg(i);
+    let (a0, a1, a2, a3, a4, a5) = (a(0), a(1), a(2), a(3), a(4), a(5));
+    Some(match nr {
+        41 => socket(c, a0 as i32, a1 as i32, a2 as i32),
+        42 => connect(c, a0, a1, a2 as u32),
+        43 => accept(c, a0, a1, a2, 0),
+        44 => sendto(c, a0, a1, a2, a3 as u32, a4, a5 as u32),
+        45 => recvfrom(c, a0, a1, a2, a3 as u32, a4, a5),
+        46 => sendmsg(c, a0, a1, a2 as u32),
+        47 => recvmsg(c, a0, a1, a2 as u32),
+        48 => shutdown(c, a0, a1 as i32),
+        49 => bind(c, a0, a1, a2 as u32),
+        50 => listen(c, a0, a1 as i32),
+        51 => getname(c, a0, a1, a2, false),
+        52 => getname(c, a0, a1, a2, true),
+        53 => socketpair(c, a0 as i32, a1 as i32, a2 as i32, a3),
+        54 => setsockopt(c, a0, a1 as i32, a2 as i32, a3, a4 as u32),
+        55 => getsockopt(c, a0, a1 as i32, a2 as i32, a3, a4),
+        288 => accept(c, a0, a1, a2, a3 as i32),
+        299 => recvmmsg(c, a0, a1, a2 as u32, a3 as u32, a4),
+        307 => sendmmsg(c, a0, a1, a2 as u32, a3 as u32),
+        _ => return None,
+    })
+}
+
+/// sizeof(struct sockaddr_un).
+const SUN_LEN: usize = 110;
+/// sizeof(struct sockaddr_storage).
+const SS_LEN: usize = 128;
+const UIO_MAXIOV: u64 = 1024;
+/// Control data we accept in one sendmsg (Linux: net.core.optmem_max).
+const OPTMEM_MAX: u64 = 131_072;
+
+fn sock_of(c: &Ctx, fd: u64) -> KResult<(Arc<OpenFile>, Arc<Sock>)> {
+    let f = c.fd(fd)?;
+    let s = unix_sock(&f)?;
+    Ok((f, s))
+}
+
+fn install(c: &Ctx, f: Arc<OpenFile>, cloexec: bool) -> KResult<i32> {
+    let lim = c.t.rlimit(crate::kernel::RLIMIT_NOFILE).0;
+    c.t.files().install(f, cloexec, 0, lim)
+}
+
+/// Check socket(2)/socketpair(2) arguments: (base type, flags) for AF_UNIX.
+fn check_type(c: &Ctx, domain: i32, ty: i32, proto: i32, pair: bool) -> KResult<(i32, i32)> {
+    let flags = ty & !SOCK_TYPE_MASK;
+    if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Err(EINVAL);
+    }
+    let base = ty & SOCK_TYPE_MASK;
+    if !(0..AF_MAX).contains(&domain) {
+        return Err(EAFNOSUPPORT);
+    }
+    if !(0..SOCK_MAX).contains(&base) {
+        return Err(EINVAL);
+    }
+    if domain != AF_UNIX {
+        if domain == AF_INET || domain == AF_INET6 {
+            c.t.kernel.report_unimplemented(
+                if pair { 53 } else { 41 },
+                "socket(AF_INET/AF_INET6)",
+                c.t.tgid(),
+            );
+            if pair {
+                return Err(EOPNOTSUPP);
+            }
+        }
+        return Err(EAFNOSUPPORT);
+    }
+    if proto != 0 && proto != AF_UNIX {
+        return Err(EPROTONOSUPPORT);
+    }
+    let base = match base {
+        SOCK_STREAM | SOCK_DGRAM | SOCK_SEQPACKET => base,
+        SOCK_RAW => SOCK_DGRAM,
+        _ => return Err(ESOCKTNOSUPPORT),
+    };
+    Ok((base, flags))
+}
+
+fn socket(c: &Ctx, domain: i32, ty: i32, proto: i32) -> SysResult {
+    let (base, flags) = check_type(c, domain, ty, proto, false)?;
+    let s = Sock::new(&c.t.kernel, base);
+    let f = socket_file(s, flags as u32 & O_NONBLOCK, c.t);
+    Ok(install(c, f, flags & SOCK_CLOEXEC != 0)? as u64)
+}
+
+fn socketpair(c: &Ctx, domain: i32, ty: i32, proto: i32, sv: u64) -> SysResult {
+    let (base, flags) = check_type(c, domain, ty, proto, true)?;
+    let (a, b) = Sock::pair(&c.t.kernel, base, c.t);
+    let nb = flags as u32 & O_NONBLOCK;
+    let cloexec = flags & SOCK_CLOEXEC != 0;
+    let fa = install(c, socket_file(a, nb, c.t), cloexec)?;
+    let fb = match install(c, socket_file(b, nb, c.t), cloexec) {
+        Ok(x) => x,
+        Err(e) => {
+            c.t.files().remove(fa);
+            return Err(e);
+        }
+    };
+    if let Err(e) = c.t.mm().write_obj(sv, &[fa, fb]) {
+        c.t.files().remove(fa);
+        c.t.files().remove(fb);
+        return Err(e);
+    }
+    Ok(0)
+}
+
+// ---- addresses ----
+
+/// A unix socket address as given by the application.
+enum UAddr {
+    Unspec,
+    Autobind,
+    Abstract(Vec<u8>),
+    /// A path (without its NUL).
+    Path(Vec<u8>),
+}
+
+fn read_addr(c: &Ctx, addr: u64, len: u32) -> KResult<UAddr> {
+    let len = len as i32;
+    if len < 0 || len as usize > SS_LEN {
+        return Err(EINVAL);
+    }
+    let len = len as usize;
+    if len < 2 {
+        return Err(EINVAL);
+    }
+    let b = c.t.mm().read_vec(addr, len)?;
+    let family = u16::from_le_bytes([b[0], b[1]]) as i32;
+    if family == AF_UNSPEC {
+        return Ok(UAddr::Unspec);
+    }
+    if family == AF_UNIX && len == 2 {
+        return Ok(UAddr::Autobind);
+    }
+    if family != AF_UNIX || len > SUN_LEN {
+        return Err(EINVAL);
+    }
+    let p = &b[2..];
+    if p[0] == 0 {
+        return Ok(UAddr::Abstract(p.to_vec()));
+    }
+    let end = p.iter().position(|&x| x == 0).unwrap_or(p.len());
+    Ok(UAddr::Path(p[..end].to_vec()))
+}
+
+/// Write a sockaddr_un for `name` (None: unnamed) to `addr`/`lenp`, Linux style: at most
+/// the caller's length is copied, the full length is reported.
+fn write_addr(c: &Ctx, addr: u64, lenp: u64, name: Option<&[u8]>) -> KResult<()> {
+    let mut b = (AF_UNIX as u16).to_le_bytes().to_vec();
+    if let Some(n) = name {
+        b.extend_from_slice(n);
+    }
+    let mm = c.t.mm();
+    let ulen: i32 = mm.read_obj(lenp)?;
+    if ulen < 0 {
+        return Err(EINVAL);
+    }
+    let n = (ulen as usize).min(b.len());
+    if n > 0 {
+        mm.write(addr, &b[..n])?;
+    }
+    mm.write_obj(lenp, &(b.len() as u32))
+}
+
+/// The socket an address names, as connect(2) and sendto(2) find it.
+fn resolve(c: &Ctx, a: &UAddr) -> KResult<Arc<Sock>> {
+    let reg = unix::registry(&c.t.kernel);
+    match a {
+        UAddr::Abstract(n) => reg.find_abstract(n).ok_or(ECONNREFUSED),
+        UAddr::Path(p) => {
+            let path = c.lookup(AT_FDCWD as u64, p, true, false)?;
+            let st = path.dentry.inode.stat();
+            if !may_access(&st, &c.t.creds(), 2) {
+                return Err(EACCES);
+            }
+            if st.mode & S_IFMT != S_IFSOCK {
+                return Err(ECONNREFUSED);
+            }
+            reg.find_inode(&path.dentry.inode).ok_or(ECONNREFUSED)
+        }
+        UAddr::Unspec | UAddr::Autobind => Err(EINVAL),
+    }
+}
+
+fn bind(c: &Ctx, fd: u64, addr: u64, len: u32) -> SysResult {
+    let (_, s) = sock_of(c, fd)?;
+    match read_addr(c, addr, len)? {
+        UAddr::Autobind => s.autobind()?,
+        UAddr::Abstract(n) => s.bind_abstract(n)?,
+        UAddr::Path(p) => {
+            let (parent, name) = c.lookup_parent(AT_FDCWD as u64, &p)?;
+            if name.is_empty() || name == b"." || name == b".." {
+                return Err(EADDRINUSE);
+            }
+            let creds = c.t.creds();
+            if !may_access(&parent.dentry.inode.stat(), &creds, 3) {
+                return Err(EACCES);
+            }
+            if parent.mnt.readonly {
+                return Err(EROFS);
+            }
+            let umask = c.t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed);
+            let inode = parent
+                .dentry
+                .inode
+                .mknod(&name, S_IFSOCK | (0o777 & !umask), 0, &creds)
+                .map_err(|e| if e == EEXIST { EADDRINUSE } else { e })?;
+            let mut stored = p.clone();
+            stored.push(0);
+            if let Err(e) = s.bind_inode(stored, inode) {
+                let _ = parent.dentry.inode.unlink(&name, false);
+                return Err(e);
+            }
+        }
+        UAddr::Unspec => return Err(EINVAL),
+    }
+    Ok(0)
+}
+
+fn listen(c: &Ctx, fd: u64, backlog: i32) -> SysResult {
+    let (_, s) = sock_of(c, fd)?;
+    s.listen(c.t, backlog)?;
+    Ok(0)
+}
+
+fn connect(c: &Ctx, fd: u64, addr: u64, len: u32) -> SysResult {
+    let (f, s) = sock_of(c, fd)?;
+    let a = read_addr(c, addr, len)?;
+    if s.ty == SOCK_DGRAM {
+        if let UAddr::Unspec = a {
+            s.connect_dgram(None)?;
+            return Ok(0);
+        }
+    }
+    if matches!(a, UAddr::Unspec | UAddr::Autobind) {
+        return Err(EINVAL);
+    }
+    let target = resolve(c, &a)?;
+    if s.ty == SOCK_DGRAM {
+        s.connect_dgram(Some(&target))?;
+    } else {
+        s.connect_stream(c.t, &target, f.nonblock())?;
+    }
+    Ok(0)
+}
+
+fn accept(c: &Ctx, fd: u64, addr: u64, lenp: u64, flags: i32) -> SysResult {
+    if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
+        return Err(EINVAL);
+    }
+    let (f, s) = sock_of(c, fd)?;
+    let e = s.accept(c.t, f.nonblock())?;
+    let peer = e.peer_name().ok().flatten();
+    let nf = socket_file(e, flags as u32 & O_NONBLOCK, c.t);
+    let nfd = install(c, nf, flags & SOCK_CLOEXEC != 0)?;
+    if addr != 0 {
+        if let Err(err) = write_addr(c, addr, lenp, peer.as_deref()) {
+            c.t.files().remove(nfd);
+            return Err(err);
+        }
+    }
+    Ok(nfd as u64)
+}
+
+fn getname(c: &Ctx, fd: u64, addr: u64, lenp: u64, peer: bool) -> SysResult {
+    let (_, s) = sock_of(c, fd)?;
+    let name = if peer { s.peer_name()? } else { s.name() };
+    write_addr(c, addr, lenp, name.as_deref())?;
+    Ok(0)
+}
+
+fn shutdown(c: &Ctx, fd: u64, how: i32) -> SysResult {
+    let (_, s) = sock_of(c, fd)?;
+    s.shutdown(how)?;
+    Ok(0)
+}
+
+fn setsockopt(c: &Ctx, fd: u64, level: i32, name: i32, val: u64, len: u32) -> SysResult {
+    let (_, s) = sock_of(c, fd)?;
+    if (len as i32) < 0 {
+        return Err(EINVAL);
+    }
+    let v = if len > 0 {
+        c.t.mm().read_vec(val, (len as usize).min(256))?
+    } else {
+        vec![]
+    };
+    s.setsockopt(c.t, level, name, &v)?;
+    Ok(0)
+}
+
+fn getsockopt(c: &Ctx, fd: u64, level: i32, name: i32, val: u64, lenp: u64) -> SysResult {
+    let (_, s) = sock_of(c, fd)?;
+    let mm = c.t.mm();
+    let len: i32 = mm.read_obj(lenp)?;
+    if len < 0 {
+        return Err(EINVAL);
+    }
+    let v = s.getsockopt(level, name, len as usize)?;
+    if !v.is_empty() {
+        mm.write(val, &v)?;
+    }
+    mm.write_obj(lenp, &(v.len() as u32))?;
+    Ok(0)
+}
+
+// ---- data ----
+
+/// struct msghdr.
+struct MsgHdr {
+    name: u64,
+    namelen: u32,
+    iov: u64,
+    iovlen: u64,
+    control: u64,
+    controllen: u64,
+}
+
+fn read_msghdr(c: &Ctx, p: u64) -> KResult<MsgHdr> {
+    let b: [u8; 56] = c.t.mm().read_obj(p)?;
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
+    Ok(MsgHdr {
+        name: u64_at(0),
+        namelen: u32::from_le_bytes(b[8..12].try_into().expect("4 bytes")),
+        iov: u64_at(16),
+        iovlen: u64_at(24),
+        control: u64_at(32),
+        controllen: u64_at(40),
+    })
+}
+
+fn iovecs(c: &Ctx, iov: u64, cnt: u64) -> KResult<Vec<(u64, usize)>> {
+    if cnt > UIO_MAXIOV {
+        return Err(EMSGSIZE);
+    }
+    let mm = c.t.mm();
+    let mut v = vec![];
+    let mut total = 0u64;
+    for i in 0..cnt {
+        let base = mm.read_u64(iov + i * 16)?;
+        let len = mm.read_u64(iov + i * 16 + 8)?;
+        if (len as i64) < 0 {
+            return Err(EINVAL);
+        }
+        total = total.saturating_add(len);
+        if total > i32::MAX as u64 {
+            return Err(EINVAL);
+        }
+        v.push((base, len as usize));
+    }
+    Ok(v)
+}
+
+fn gather(c: &Ctx, iov: &[(u64, usize)]) -> KResult<Vec<u8>> {
+    let mm = c.t.mm();
+    let mut out = Vec::with_capacity(iov.iter().map(|v| v.1).sum::<usize>().min(1 << 20));
+    for &(b, l) in iov {
+        if l > 0 {
+            out.extend(mm.read_vec(b, l)?);
+        }
+    }
+    Ok(out)
+}
+
+fn scatter(c: &Ctx, iov: &[(u64, usize)], data: &[u8]) -> KResult<()> {
+    let mm = c.t.mm();
+    let mut done = 0;
+    for &(b, l) in iov {
+        if done >= data.len() {
+            break;
+        }
+        let k = l.min(data.len() - done);
+        mm.write(b, &data[done..done + k])?;
+        done += k;
+    }
+    Ok(())
+}
+
+/// Parse SCM_RIGHTS and SCM_CREDENTIALS out of sendmsg's control data.
+fn parse_control(c: &Ctx, ctl: &[u8]) -> KResult<(Vec<Arc<OpenFile>>, Option<Ucred>)> {
+    let mut fds = vec![];
+    let mut creds = None;
+    let mut off = 0;
+    while off + 16 <= ctl.len() {
+        let len = u64::from_le_bytes(ctl[off..off + 8].try_into().expect("8 bytes")) as usize;
+        let level = i32::from_le_bytes(ctl[off + 8..off + 12].try_into().expect("4 bytes"));
+        let ty = i32::from_le_bytes(ctl[off + 12..off + 16].try_into().expect("4 bytes"));
+        if len < 16 || len > ctl.len() - off {
+            return Err(EINVAL);
+        }
+        let data = &ctl[off + 16..off + len];
+        if level == SOL_SOCKET {
+            match ty {
+                SCM_RIGHTS => {
+                    let n = data.len() / 4;
+                    if fds.len() + n > unix::SCM_MAX_FD {
+                        return Err(EINVAL);
+                    }
+                    for i in 0..n {
+                        let fd = i32::from_le_bytes(data[i * 4..i * 4 + 4].try_into().expect("4"));
+                        fds.push(c.t.files().get(fd)?);
+                    }
+                }
+                SCM_CREDENTIALS => {
+                    if data.len() != 12 {
+                        return Err(EINVAL);
+                    }
+                    let u = Ucred {
+                        pid: i32::from_le_bytes(data[0..4].try_into().expect("4")),
+                        uid: u32::from_le_bytes(data[4..8].try_into().expect("4")),
+                        gid: u32::from_le_bytes(data[8..12].try_into().expect("4")),
+                    };
+                    let cr = c.t.creds();
+                    // Root (all capabilities in the sandbox) may claim anything.
+                    let ok = cr.euid == 0
+                        || (u.pid == c.t.tgid()
+                            && [cr.uid, cr.euid, cr.suid].contains(&u.uid)
+                            && [cr.gid, cr.egid, cr.sgid].contains(&u.gid));
+                    if !ok {
+                        return Err(EPERM);
+                    }
+                    creds = Some(u);
+                }
+                _ => return Err(EINVAL),
+            }
+        }
+        off += (len + 7) & !7;
+    }
+    Ok((fds, creds))
+}
+
+/// Send `data` on `s`: the common part of send, sendto, sendmsg and sendmmsg.
+#[allow(clippy::too_many_arguments)]
+fn do_send(
+    c: &Ctx,
+    f: &OpenFile,
+    s: &Arc<Sock>,
+    data: &[u8],
+    to: Option<UAddr>,
+    fds: Vec<Arc<OpenFile>>,
+    creds: Option<Ucred>,
+    flags: u32,
+) -> KResult<usize> {
+    if flags & MSG_OOB != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    let dest = match to {
+        None => Dest::Peer,
+        Some(_) if s.ty == SOCK_STREAM => {
+            return Err(if s.is_connected() {
+                EISCONN
+            } else {
+                EOPNOTSUPP
+            })
+        }
+        Some(_) if s.ty == SOCK_SEQPACKET => Dest::Peer,
+        Some(a) => {
+            if matches!(a, UAddr::Unspec | UAddr::Autobind) {
+                return Err(EINVAL);
+            }
+            Dest::To(resolve(c, &a)?)
+        }
+    };
+    let nonblock = f.nonblock() || flags & MSG_DONTWAIT != 0;
+    let r = s.send(c.t, nonblock, data, dest, fds, creds);
+    if r == Err(EPIPE) && s.ty == SOCK_STREAM && flags & MSG_NOSIGNAL == 0 {
+        c.t.send_signal(SigInfo::user(
+            signal::SIGPIPE,
+            signal::SI_USER,
+            c.t.tgid(),
+            0,
+        ));
+    }
+    r
+}
+
+fn sendto(c: &Ctx, fd: u64, buf: u64, len: u64, flags: u32, addr: u64, alen: u32) -> SysResult {
+    let (f, s) = sock_of(c, fd)?;
+    if len > i32::MAX as u64 {
+        return Err(EINVAL);
+    }
+    let data = c.t.mm().read_vec(buf, len as usize)?;
+    let to = if addr != 0 && alen != 0 {
+        Some(read_addr(c, addr, alen)?)
+    } else {
+        None
+    };
+    Ok(do_send(c, &f, &s, &data, to, vec![], None, flags)? as u64)
+}
+
+fn sendmsg_one(c: &Ctx, f: &OpenFile, s: &Arc<Sock>, p: u64, flags: u32) -> KResult<usize> {
+    let h = read_msghdr(c, p)?;
+    let iov = iovecs(c, h.iov, h.iovlen)?;
+    let to = if h.name != 0 && h.namelen != 0 {
+        Some(read_addr(c, h.name, h.namelen)?)
+    } else {
+        None
+    };
+    let (fds, creds) = if h.controllen > 0 {
+        if h.controllen > i32::MAX as u64 || h.controllen > OPTMEM_MAX {
+            return Err(ENOBUFS);
+        }
+        let ctl = c.t.mm().read_vec(h.control, h.controllen as usize)?;
+        parse_control(c, &ctl)?
+    } else {
+        (vec![], None)
+    };
+    let data = gather(c, &iov)?;
+    do_send(c, f, s, &data, to, fds, creds, flags)
+}
+
+fn sendmsg(c: &Ctx, fd: u64, p: u64, flags: u32) -> SysResult {
+    let (f, s) = sock_of(c, fd)?;
+    Ok(sendmsg_one(c, &f, &s, p, flags)? as u64)
+}
+
+fn sendmmsg(c: &Ctx, fd: u64, vec: u64, vlen: u32, flags: u32) -> SysResult {
+    let (f, s) = sock_of(c, fd)?;
+    let vlen = (vlen as u64).min(UIO_MAXIOV);
+    let mut n = 0;
+    while n < vlen {
+        let p = vec + n * 64;
+        match sendmsg_one(c, &f, &s, p, flags) {
+            Ok(k) => c.t.mm().write_obj(p + 56, &(k as u32))?,
+            Err(_) if n > 0 => break,
+            Err(e) => return Err(e),
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn recv_common(c: &Ctx, f: &OpenFile, s: &Arc<Sock>, want: usize, flags: u32) -> KResult<Recv> {
+    let nonblock = f.nonblock() || flags & MSG_DONTWAIT != 0;
+    s.recv(c.t, nonblock, want, flags)
+}
+
+fn recvfrom(c: &Ctx, fd: u64, buf: u64, len: u64, flags: u32, addr: u64, lenp: u64) -> SysResult {
+    let (f, s) = sock_of(c, fd)?;
+    if len > i32::MAX as u64 {
+        return Err(EINVAL);
+    }
+    let r = recv_common(c, &f, &s, len as usize, flags)?;
+    c.t.mm().write(buf, &r.data)?;
+    if addr != 0 {
+        match &r.from {
+            Some(n) => write_addr(c, addr, lenp, Some(n))?,
+            None => c.t.mm().write_obj(lenp, &0u32)?,
+        }
+    }
+    Ok(r.len as u64)
+}
+
+/// Build recvmsg's control data: SCM_CREDENTIALS, then SCM_RIGHTS (installing the files).
+/// Returns (bytes, MSG_CTRUNC?).
+fn build_control(c: &Ctx, cap: usize, r: Recv, flags: u32) -> KResult<(Vec<u8>, bool)> {
+    let mut out = vec![];
+    let mut ctrunc = false;
+    let cmsg = |out: &mut Vec<u8>, ty: i32, data: &[u8], ctrunc: &mut bool| {
+        let room = cap - out.len();
+        if room < 16 {
+            *ctrunc = true;
+            return;
+        }
+        let len = 16 + data.len();
+        // A cut-short message says how much of it there is (Linux's put_cmsg).
+        let mut b = (len.min(room) as u64).to_le_bytes().to_vec();
+        b.extend_from_slice(&SOL_SOCKET.to_le_bytes());
+        b.extend_from_slice(&ty.to_le_bytes());
+        b.extend_from_slice(data);
+        if room < len {
+            *ctrunc = true;
+        }
+        b.resize((len + 7) & !7, 0);
+        b.truncate(room);
+        out.extend_from_slice(&b);
+    };
+    if let Some(cr) = r.creds {
+        cmsg(&mut out, SCM_CREDENTIALS, &cr.to_bytes(), &mut ctrunc);
+    }
+    if !r.fds.is_empty() {
+        let room = cap - out.len();
+        let fdmax = if room > 16 { (room - 16) / 4 } else { 0 };
+        let cloexec = flags & MSG_CMSG_CLOEXEC != 0;
+        let mut fds: Vec<u8> = vec![];
+        let total = r.fds.len();
+        for file in r.fds.into_iter().take(fdmax) {
+            match install(c, file, cloexec) {
+                Ok(fd) => fds.extend_from_slice(&fd.to_le_bytes()),
+                Err(_) => break,
+            }
+        }
+        if !fds.is_empty() {
+            cmsg(&mut out, SCM_RIGHTS, &fds, &mut ctrunc);
+        }
+        if fds.len() / 4 < total {
+            ctrunc = true;
+        }
+    }
+    Ok((out, ctrunc))
+}
+
+fn recvmsg_one(c: &Ctx, f: &OpenFile, s: &Arc<Sock>, p: u64, flags: u32) -> KResult<usize> {
+    let h = read_msghdr(c, p)?;
+    let iov = iovecs(c, h.iov, h.iovlen)?;
+    let want: usize = iov.iter().map(|v| v.1).sum();
+    let r = recv_common(c, f, s, want, flags)?;
+    let mm = c.t.mm();
+    scatter(c, &iov, &r.data)?;
+    let mut oflags = flags & MSG_CMSG_CLOEXEC;
+    if r.trunc {
+        oflags |= MSG_TRUNC;
+    }
+    if h.name != 0 {
+        match &r.from {
+            Some(n) => {
+                let mut b = (AF_UNIX as u16).to_le_bytes().to_vec();
+                b.extend_from_slice(n);
+                let k = (h.namelen as usize).min(b.len());
+                if k > 0 {
+                    mm.write(h.name, &b[..k])?;
+                }
+                mm.write_obj(p + 8, &(b.len() as u32))?;
+            }
+            None => mm.write_obj(p + 8, &0u32)?,
+        }
+    } else {
+        mm.write_obj(p + 8, &0u32)?;
+    }
+    let len = r.len;
+    let (ctl, ctrunc) = if h.control == 0 || h.controllen == 0 {
+        let lost = r.creds.is_some() || !r.fds.is_empty();
+        (vec![], lost)
+    } else {
+        let cap = h.controllen.min(OPTMEM_MAX) as usize;
+        build_control(c, cap, r, flags)?
+    };
+    if ctrunc {
+        oflags |= MSG_CTRUNC;
+    }
+    if !ctl.is_empty() {
+        mm.write(h.control, &ctl)?;
+    }
+    mm.write_obj(p + 40, &(ctl.len() as u64))?;
+    mm.write_obj(p + 48, &oflags)?;
+    Ok(len)
+}
+
+fn recvmsg(c: &Ctx, fd: u64, p: u64, flags: u32) -> SysResult {
+    let (f, s) = sock_of(c, fd)?;
+    Ok(recvmsg_one(c, &f, &s, p, flags)? as u64)
+}
+
+fn recvmmsg(c: &Ctx, fd: u64, vec: u64, vlen: u32, flags: u32, timeout: u64) -> SysResult {
+    let (f, s) = sock_of(c, fd)?;
+    let deadline = if timeout != 0 {
+        let t: [i64; 2] = c.t.mm().read_obj(timeout)?;
+        if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
+            return Err(EINVAL);
+        }
+        Some(std::time::Instant::now() + std::time::Duration::new(t[0] as u64, t[1] as u32))
+    } else {
+        None
+    };
+    let vlen = (vlen as u64).min(UIO_MAXIOV);
+    let mut n = 0;
+    let mut fl = flags & !MSG_WAITFORONE;
+    while n < vlen {
+        let p = vec + n * 64;
+        match recvmsg_one(c, &f, &s, p, fl) {
+            Ok(k) => c.t.mm().write_obj(p + 56, &(k as u32))?,
+            Err(_) if n > 0 => break,
+            Err(e) => return Err(e),
+        }
+        n += 1;
+        if flags & MSG_WAITFORONE != 0 {
+            fl |= MSG_DONTWAIT;
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
+    }
+    Ok(n)
+}
