@@ -1,0 +1,376 @@
+//! The list of workloads (issue 6, section 1) and how each is measured.
+
+use std::path::{Path, PathBuf};
+
+use crate::proc::MemMetric;
+
+/// Sizes and durations that `--quick` shrinks.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Sizes {
+    /// Per-operation workloads run doubling batches until one lasts this long.
+    pub min_ms: u64,
+    pub touch_mib: u64,
+    pub pipe_mib: u64,
+    pub file_mib: u64,
+    pub files: u64,
+    /// How long the memory-overhead workload sleeps (sampling starts at its ready line).
+    pub sleep_ms: u64,
+}
+
+impl Sizes {
+    pub fn full() -> Sizes {
+        Sizes {
+            min_ms: 100,
+            touch_mib: 256,
+            pipe_mib: 1024,
+            file_mib: 256,
+            files: 10_000,
+            sleep_ms: 1000,
+        }
+    }
+
+    pub fn quick() -> Sizes {
+        Sizes {
+            min_ms: 20,
+            touch_mib: 64,
+            pipe_mib: 128,
+            file_mib: 32,
+            files: 1000,
+            sleep_ms: 700,
+        }
+    }
+}
+
+pub enum Kind {
+    /// `rvbench ARGS...`; the value is what it prints (`rvbench-result VALUE UNIT`).
+    Inner { args: Vec<String> },
+    /// Wall time of the whole command from spawn to exit, in ms.
+    Wall { argv: Vec<String> },
+    /// Memory of the host process tree while `rvbench sleep` sleeps, in MiB.
+    Memory { metric: MemMetric, sleep_ms: u64 },
+}
+
+pub struct Workload {
+    pub name: &'static str,
+    pub group: &'static str,
+    /// Name plus parameters, for the table.
+    pub label: String,
+    pub unit: &'static str,
+    pub higher_is_better: bool,
+    pub kind: Kind,
+    /// Why the workload cannot run on this host, if it cannot.
+    pub skip: Option<String>,
+}
+
+/// Where the helper files are.
+pub struct Files {
+    /// The compiled `rvbench` program.
+    pub rvbench: PathBuf,
+    /// A small C program for the compile workload.
+    pub hello_c: PathBuf,
+}
+
+pub const PYTHON3: &str = "/usr/bin/python3";
+pub const GCC: &str = "/usr/bin/gcc";
+/// An existing file on the host root (reached through the gofer in a sandbox).
+pub const EXISTING_FILE: &str = "/etc/passwd";
+
+fn s(x: impl ToString) -> String {
+    x.to_string()
+}
+
+pub fn all(sz: &Sizes, files: &Files) -> Vec<Workload> {
+    let min = s(sz.min_ms);
+    let inner = |name, group, label: String, unit, args: &[String]| Workload {
+        name,
+        group,
+        label,
+        unit,
+        higher_is_better: false,
+        kind: Kind::Inner {
+            args: args.to_vec(),
+        },
+        skip: None,
+    };
+    let exists = |p: &str| -> Option<String> {
+        (!Path::new(p).exists()).then(|| format!("{p} does not exist on this host"))
+    };
+    let rvb = files.rvbench.display().to_string();
+    let mut v = vec![
+        inner(
+            "getpid",
+            "syscall",
+            s("getpid"),
+            "ns/op",
+            &[s("getpid"), min.clone()],
+        ),
+        inner(
+            "read",
+            "syscall",
+            s("read 1 B of /dev/zero"),
+            "ns/op",
+            &[s("read"), min.clone()],
+        ),
+        inner(
+            "open-close",
+            "syscall",
+            format!("open+close {EXISTING_FILE}"),
+            "ns/op",
+            &[s("open-close"), min.clone(), s(EXISTING_FILE)],
+        ),
+        inner(
+            "stat",
+            "syscall",
+            format!("stat {EXISTING_FILE}"),
+            "ns/op",
+            &[s("stat"), min.clone(), s(EXISTING_FILE)],
+        ),
+        inner(
+            "clock-gettime",
+            "syscall",
+            s("clock_gettime(MONOTONIC)"),
+            "ns/op",
+            &[s("clock-gettime"), min.clone()],
+        ),
+        inner(
+            "fork-exit",
+            "process",
+            s("fork+exit+wait"),
+            "us/op",
+            &[s("fork-exit"), min.clone()],
+        ),
+        inner(
+            "fork-exec",
+            "process",
+            s("fork+exec(/bin/true)+wait"),
+            "us/op",
+            &[s("fork-exec"), min.clone()],
+        ),
+        inner(
+            "thread",
+            "process",
+            s("thread create+join"),
+            "us/op",
+            &[s("thread"), min.clone()],
+        ),
+        inner(
+            "mem-touch",
+            "memory",
+            format!("touch {} MiB fresh anon", sz.touch_mib),
+            "ms",
+            &[s("mem-touch"), s(sz.touch_mib)],
+        ),
+        inner(
+            "mmap-64k",
+            "memory",
+            s("mmap+touch+munmap 64 KiB"),
+            "us/op",
+            &[s("mmap-64k"), min.clone()],
+        ),
+        Workload {
+            higher_is_better: true,
+            ..inner(
+                "pipe",
+                "pipe",
+                format!("pipe {} MiB between 2 procs", sz.pipe_mib),
+                "MiB/s",
+                &[s("pipe"), s(sz.pipe_mib)],
+            )
+        },
+        inner(
+            "pingpong",
+            "pipe",
+            s("pipe 1-byte ping-pong"),
+            "us/rt",
+            &[s("pingpong"), min.clone()],
+        ),
+        inner(
+            "file-io",
+            "file",
+            format!("write {} MiB+fsync+read /tmp", sz.file_mib),
+            "ms",
+            &[s("file-io"), s(sz.file_mib)],
+        ),
+        inner(
+            "files",
+            "file",
+            format!("create+stat+unlink {} files", sz.files),
+            "us/file",
+            &[s("files"), s(sz.files)],
+        ),
+        Workload {
+            name: "start-true",
+            group: "startup",
+            label: s("do /bin/true"),
+            unit: "ms",
+            higher_is_better: false,
+            kind: Kind::Wall {
+                argv: vec![s("/bin/true")],
+            },
+            skip: exists("/bin/true"),
+        },
+        Workload {
+            name: "start-python3",
+            group: "startup",
+            label: s("python3 -c pass"),
+            unit: "ms",
+            higher_is_better: false,
+            kind: Kind::Wall {
+                argv: vec![s(PYTHON3), s("-c"), s("pass")],
+            },
+            skip: exists(PYTHON3),
+        },
+        Workload {
+            name: "start-gcc",
+            group: "startup",
+            label: s("gcc -c hello.c"),
+            unit: "ms",
+            higher_is_better: false,
+            kind: Kind::Wall {
+                argv: vec![
+                    s(GCC),
+                    s("-c"),
+                    files.hello_c.display().to_string(),
+                    s("-o"),
+                    s("/tmp/rvisor-bench-hello.o"),
+                ],
+            },
+            skip: exists(GCC),
+        },
+        Workload {
+            name: "rss",
+            group: "overhead",
+            label: s("RSS of tree, sleeping"),
+            unit: "MiB",
+            higher_is_better: false,
+            kind: Kind::Memory {
+                metric: MemMetric::Rss,
+                sleep_ms: sz.sleep_ms,
+            },
+            skip: None,
+        },
+        Workload {
+            name: "pss",
+            group: "overhead",
+            label: s("PSS of tree, sleeping"),
+            unit: "MiB",
+            higher_is_better: false,
+            kind: Kind::Memory {
+                metric: MemMetric::Pss,
+                sleep_ms: sz.sleep_ms,
+            },
+            skip: None,
+        },
+    ];
+    // The helper must exist on the host root for the sandboxes to find it.
+    if !files.rvbench.exists() {
+        for w in &mut v {
+            if !matches!(w.kind, Kind::Wall { .. }) {
+                w.skip = Some(format!("{rvb} was not built"));
+            }
+        }
+    }
+    v
+}
+
+/// The workloads named (by name or group) in `only`, in table order; all when empty.
+pub fn select(all: Vec<Workload>, only: &[String]) -> Result<Vec<Workload>, String> {
+    if only.is_empty() {
+        return Ok(all);
+    }
+    for o in only {
+        if !all.iter().any(|w| w.name == o || w.group == o) {
+            let names: Vec<&str> = all.iter().map(|w| w.name).collect();
+            let mut groups: Vec<&str> = all.iter().map(|w| w.group).collect();
+            groups.dedup();
+            return Err(format!(
+                "unknown workload `{o}`; names: {}; groups: {}",
+                names.join(" "),
+                groups.join(" ")
+            ));
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|w| only.iter().any(|o| w.name == o || w.group == o))
+        .collect())
+}
+
+/// The C source of the small program compiled by the `start-gcc` workload.
+pub const HELLO_C: &str = r#"#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct item { const char *name; int weight; };
+
+static int by_weight(const void *a, const void *b)
+{
+    const struct item *x = a, *y = b;
+    return x->weight - y->weight;
+}
+
+int main(int argc, char **argv)
+{
+    struct item items[] = { {"gofer", 3}, {"sentry", 1}, {"stub", 2} };
+    qsort(items, sizeof items / sizeof items[0], sizeof items[0], by_weight);
+    for (size_t i = 0; i < sizeof items / sizeof items[0]; i++)
+        printf("%s %d %zu\n", items[i].name, items[i].weight, strlen(argv[0]) + argc);
+    return 0;
+}
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[Workload]) -> Vec<&'static str> {
+        v.iter().map(|w| w.name).collect()
+    }
+
+    fn files() -> Files {
+        Files {
+            rvbench: PathBuf::from("/nonexistent/rvbench"),
+            hello_c: PathBuf::from("/nonexistent/hello.c"),
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let v = all(&Sizes::full(), &files());
+        let mut n = names(&v);
+        n.sort();
+        n.dedup();
+        assert_eq!(n.len(), v.len());
+    }
+
+    #[test]
+    fn select_by_name_and_group_keeps_order() {
+        let v = all(&Sizes::quick(), &files());
+        let sel = select(v, &["pipe".into(), "getpid".into(), "startup".into()]).unwrap();
+        assert_eq!(
+            names(&sel),
+            [
+                "getpid",
+                "pipe",
+                "pingpong",
+                "start-true",
+                "start-python3",
+                "start-gcc"
+            ]
+        );
+    }
+
+    #[test]
+    fn select_rejects_unknown_names() {
+        let v = all(&Sizes::quick(), &files());
+        let e = select(v, &["nope".into()]).err().unwrap();
+        assert!(e.contains("unknown workload `nope`"), "{e}");
+    }
+
+    #[test]
+    fn missing_helper_skips_inner_workloads_only() {
+        let v = all(&Sizes::quick(), &files());
+        let getpid = v.iter().find(|w| w.name == "getpid").unwrap();
+        assert!(getpid.skip.is_some());
+    }
+}
