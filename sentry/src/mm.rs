@@ -195,10 +195,12 @@ impl Mm {
         // unknown access type, a second fault on a present read-only page means a write.
         let is_write = want & PROT_WRITE != 0
             || (want == 0 && !fresh && pte.mapped != 0 && pte.mapped & PROT_WRITE == 0);
+        let mut copied = false;
         if writable && is_write && !exclusive {
             pte.frame = memfile()
                 .alloc_copy(&pte.frame)
                 .map_err(|_| FaultError::Oom)?;
+            copied = true;
         } else if want == 0 && !fresh && pte.mapped == vma.prot && map {
             // Everything the VMA allows is mapped: either another thread mapped the
             // page while this fault was on its way, or the access is not allowed.
@@ -210,7 +212,8 @@ impl Mm {
         } else {
             vma.prot & !PROT_WRITE
         };
-        if (map || pte.mapped != 0) && (pte.mapped != prot || is_write || fresh) {
+        // Mirror into the platform only what changed: a new frame, or new protections.
+        if (map || pte.mapped != 0) && (pte.mapped != prot || copied || fresh) {
             self.aspace
                 .map(page, PAGE, pte.frame.offset(), to_prot(prot))
                 .map_err(|_| FaultError::Oom)?;
