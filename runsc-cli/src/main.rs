@@ -39,6 +39,10 @@ enum Cmd {
         strace: bool,
         #[arg(long)]
         hostname: Option<String>,
+        /// The most memory the workload may use (e.g. 512M, 2G); past it, allocations
+        /// fail and the process is OOM-killed.
+        #[arg(long, value_parser = parse_size)]
+        memory_limit: Option<u64>,
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
@@ -81,9 +85,33 @@ enum Cmd {
         strace: bool,
         #[arg(long)]
         hostname: Option<String>,
+        #[arg(long)]
+        memory_limit: Option<u64>,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+}
+
+/// A size with an optional K, M, G or T suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, mul) = match t.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('M') => (&t[..t.len() - 1], 1 << 20),
+        Some('G') => (&t[..t.len() - 1], 1 << 30),
+        Some('T') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (like 512M or 2G)"))?;
+    let v = n
+        .checked_mul(mul)
+        .ok_or_else(|| format!("{s:?} is too large"))?;
+    if v < (1 << 20) {
+        return Err(format!("{s:?}: the memory limit must be at least 1M"));
+    }
+    Ok(v)
 }
 
 fn main() {
@@ -127,6 +155,7 @@ fn run(cli: Cli) -> Result<i32> {
             env,
             strace,
             hostname,
+            memory_limit,
             command,
         } => {
             if platform != "ptrace" {
@@ -145,7 +174,15 @@ fn run(cli: Cli) -> Result<i32> {
                     bail!("--env {e:?}: expected KEY=VALUE");
                 }
             }
-            run_do(cli.debug, &cwd, &env, strace, hostname, exe, &command)
+            let opts = DoOpts {
+                debug: cli.debug,
+                cwd,
+                env,
+                strace,
+                hostname,
+                memory_limit,
+            };
+            run_do(&opts, exe, &command)
         }
         Cmd::Compare {
             platform,
@@ -184,6 +221,7 @@ fn run(cli: Cli) -> Result<i32> {
             cwd,
             strace,
             hostname,
+            memory_limit,
             command,
         } => {
             if let Some(code) = sandbox::become_pid1()? {
@@ -223,6 +261,7 @@ fn run(cli: Cli) -> Result<i32> {
                 uid,
                 gid,
                 hostname,
+                memory_limit,
                 confine: Some(Box::new(|| {
                     seccomp::install_sentry().map_err(|e| format!("{e:#}"))
                 })),
@@ -247,15 +286,19 @@ fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-fn run_do(
+/// What `rvisor do` was asked for.
+struct DoOpts {
     debug: bool,
-    cwd: &str,
-    env: &[String],
+    cwd: String,
+    env: Vec<String>,
     strace: bool,
     hostname: Option<String>,
-    exe: String,
-    command: &[String],
-) -> Result<i32> {
+    memory_limit: Option<u64>,
+}
+
+fn run_do(o: &DoOpts, exe: String, command: &[String]) -> Result<i32> {
+    let (debug, cwd, env, strace, hostname) =
+        (o.debug, o.cwd.as_str(), &o.env, o.strace, &o.hostname);
     let me = std::env::current_exe()?;
     let (sentry_end, gofer_end) = gofer::pair()?;
     let gfd = gofer_end.as_raw_fd();
@@ -286,7 +329,10 @@ fn run_do(
     if strace {
         boot.arg("--strace");
     }
-    if let Some(h) = &hostname {
+    if let Some(m) = o.memory_limit {
+        boot.args(["--memory-limit", &m.to_string()]);
+    }
+    if let Some(h) = hostname {
         boot.args(["--hostname", h]);
     }
     boot.arg("--").arg(&exe).args(&command[1..]);

@@ -190,3 +190,41 @@ fn compare_shows_both_kernels() {
         "{out}"
     );
 }
+
+#[test]
+fn memory_limit_shows_in_meminfo_and_oom_kills() {
+    let dir = TempDir::new("identity");
+    let exe = build_static_c(
+        &dir,
+        "hog",
+        r#"#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+int main(void) {
+  for (int i = 0; i < 64; i++) { char *p = malloc(8 << 20); if (!p) { puts("malloc failed"); return 3; } memset(p, 1, 8 << 20); }
+  puts("survived");
+  return 0;
+}
+"#,
+    );
+    let mut c = Command::new(rvisor_bin());
+    c.args(["do", "--memory-limit", "64M", "/bin/sh", "-c", &format!("grep MemTotal /proc/meminfo; {exe}; echo status=$?; dmesg | grep -c 'Out of memory: Killed process [0-9]* (hog)'")]);
+    let r = run_cmd(c, TIMEOUT);
+    let out = ok(&r).to_string();
+    assert!(out.contains("MemTotal:          65536 kB"), "{out}");
+    assert!(
+        out.contains("status=137") && !out.contains("survived"),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with('1'), "{out}");
+    let mut c = Command::new(rvisor_bin());
+    c.args(["do", "--memory-limit", "12", "/bin/true"]);
+    let r = run_cmd(c, TIMEOUT);
+    assert_eq!(
+        r.shell_status(),
+        2,
+        "a bad size is a usage error: {}",
+        r.describe()
+    );
+    assert!(r.stderr.contains("at least 1M"), "{}", r.stderr);
+}

@@ -29,6 +29,9 @@ pub struct Config {
     pub uid: u32,
     pub gid: u32,
     pub hostname: Option<String>,
+    /// The most memory the workload may use, in bytes: allocations past it fail and the
+    /// faulting process is OOM-killed.
+    pub memory_limit: Option<u64>,
     /// Run once the kernel is set up and before the workload starts (the runtime's
     /// seccomp filter goes here: after it, the Sentry opens nothing on the host).
     pub confine: Option<Box<dyn FnOnce() -> Result<(), String> + Send>>,
@@ -71,10 +74,15 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
         k.ncpus
     ));
     let (total, _) = kernel::host_memory();
+    if let Some(l) = cfg.memory_limit {
+        mf.set_limit(l);
+    }
     log.info(format!(
-        "Memory: {}K available, memory file {}G reserved (sparse memfd)",
+        "Memory: {}K available, memory file 64G reserved (sparse memfd), limit {}",
         total / 1024,
-        64
+        cfg.memory_limit
+            .map(|l| format!("{}K", l / 1024))
+            .unwrap_or_else(|| "none".into())
     ));
     if let Some(h) = &cfg.hostname {
         *k.hostname.lock() = h.as_bytes().to_vec();

@@ -15,6 +15,8 @@ pub struct MemFile {
     fd: OwnedFd,
     base: usize,
     alloc: Mutex<Alloc>,
+    /// The sandbox's memory limit in pages (u64::MAX: none).
+    limit_pages: std::sync::atomic::AtomicU64,
 }
 
 struct Alloc {
@@ -69,6 +71,7 @@ impl MemFile {
                 refs: vec![],
                 used: 0,
             }),
+            limit_pages: std::sync::atomic::AtomicU64::new(u64::MAX),
         })
     }
 
@@ -78,8 +81,22 @@ impl MemFile {
     }
 
     /// A zeroed frame with one reference.
+    /// Cap the memory all application pages together may use.
+    pub fn set_limit(&self, bytes: u64) {
+        self.limit_pages
+            .store(bytes / PAGE, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn limit_bytes(&self) -> Option<u64> {
+        let l = self.limit_pages.load(std::sync::atomic::Ordering::Relaxed);
+        (l != u64::MAX).then(|| l * PAGE)
+    }
+
     pub fn alloc(&self) -> KResult<Frame> {
         let mut a = self.alloc.lock();
+        if a.used >= self.limit_pages.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(ENOMEM);
+        }
         let idx = match a.free.pop() {
             Some(i) => i,
             None => {

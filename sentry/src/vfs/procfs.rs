@@ -566,7 +566,11 @@ impl PNode {
                 s
             }
             Gen::Meminfo => {
-                let (total, _) = crate::kernel::host_memory();
+                let (host_total, _) = crate::kernel::host_memory();
+                // The sandbox's total is its memory limit when one is set.
+                let total = crate::memfile::memfile()
+                    .limit_bytes()
+                    .map_or(host_total, |l| l.min(host_total));
                 let used = crate::memfile::memfile().used_bytes() / 1024;
                 let total = total / 1024;
                 let free = total.saturating_sub(used);
