@@ -8,6 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 mod compare;
+mod oci;
 mod sandbox;
 mod seccomp;
 
@@ -87,8 +88,28 @@ enum Cmd {
         hostname: Option<String>,
         #[arg(long)]
         memory_limit: Option<u64>,
+        #[arg(long)]
+        uid: Option<u32>,
+        #[arg(long)]
+        gid: Option<u32>,
+        #[arg(long)]
+        readonly_root: bool,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
+    },
+    /// Write a default OCI config.json into the bundle directory.
+    Spec {
+        #[arg(long, short = 'b', default_value = ".")]
+        bundle: String,
+    },
+    /// Create and run a container from an OCI bundle in the foreground.
+    Run {
+        #[arg(long, short = 'b', default_value = ".")]
+        bundle: String,
+        #[arg(long)]
+        strace: bool,
+        /// The container's id.
+        id: String,
     },
 }
 
@@ -178,9 +199,13 @@ fn run(cli: Cli) -> Result<i32> {
                 debug: cli.debug,
                 cwd,
                 env,
+                clear_env: false,
                 strace,
                 hostname,
                 memory_limit,
+                root: "/".into(),
+                root_readonly: false,
+                user: None,
             };
             run_do(&opts, exe, &command)
         }
@@ -204,6 +229,8 @@ fn run(cli: Cli) -> Result<i32> {
             }
             compare::compare(&flags, cwd.as_deref(), &env, &command, json)
         }
+        Cmd::Spec { bundle } => oci::write_spec(&bundle).map(|_| 0),
+        Cmd::Run { bundle, strace, id } => oci::run(cli.debug, strace, &bundle, &id),
         Cmd::Gofer { root, fd, readonly } => {
             // SAFETY: the launcher passed us this descriptor.
             let sock = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -222,6 +249,9 @@ fn run(cli: Cli) -> Result<i32> {
             strace,
             hostname,
             memory_limit,
+            uid,
+            gid,
+            readonly_root,
             command,
         } => {
             if let Some(code) = sandbox::become_pid1()? {
@@ -247,7 +277,8 @@ fn run(cli: Cli) -> Result<i32> {
                 })
                 .collect();
             // SAFETY: getuid/getgid have no preconditions.
-            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+            let (host_uid, host_gid) = unsafe { (libc::getuid(), libc::getgid()) };
+            let (uid, gid) = (uid.unwrap_or(host_uid), gid.unwrap_or(host_gid));
             sandbox::pivot_to_empty_root()?;
             sandbox::drop_privileges()?;
             let cfg = sentry::Config {
@@ -262,6 +293,7 @@ fn run(cli: Cli) -> Result<i32> {
                 gid,
                 hostname,
                 memory_limit,
+                readonly_root,
                 confine: Some(Box::new(|| {
                     seccomp::install_sentry().map_err(|e| format!("{e:#}"))
                 })),
@@ -286,24 +318,31 @@ fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-/// What `rvisor do` was asked for.
-struct DoOpts {
-    debug: bool,
-    cwd: String,
-    env: Vec<String>,
-    strace: bool,
-    hostname: Option<String>,
-    memory_limit: Option<u64>,
+/// How to launch a sandbox (for `do` and `run`).
+pub struct DoOpts {
+    pub debug: bool,
+    pub cwd: String,
+    /// Variables added to (or, with `clear_env`, making up) the workload's environment.
+    pub env: Vec<String>,
+    pub clear_env: bool,
+    pub strace: bool,
+    pub hostname: Option<String>,
+    pub memory_limit: Option<u64>,
+    /// The host directory the gofer serves as the root file system.
+    pub root: String,
+    /// The root is mounted read-only inside (writes fail with EROFS).
+    pub root_readonly: bool,
+    pub user: Option<(u32, u32)>,
 }
 
-fn run_do(o: &DoOpts, exe: String, command: &[String]) -> Result<i32> {
+pub fn run_do(o: &DoOpts, exe: String, command: &[String]) -> Result<i32> {
     let (debug, cwd, env, strace, hostname) =
         (o.debug, o.cwd.as_str(), &o.env, o.strace, &o.hostname);
     let me = std::env::current_exe()?;
     let (sentry_end, gofer_end) = gofer::pair()?;
     let gfd = gofer_end.as_raw_fd();
     let mut gofer = Command::new(&me);
-    gofer.args(["gofer", "--root", "/", "--fd", "3", "--readonly"]);
+    gofer.args(["gofer", "--root", &o.root, "--fd", "3", "--readonly"]);
     // SAFETY: the pre_exec closure only calls dup2, which is async-signal-safe.
     unsafe {
         gofer.pre_exec(move || {
@@ -335,7 +374,16 @@ fn run_do(o: &DoOpts, exe: String, command: &[String]) -> Result<i32> {
     if let Some(h) = hostname {
         boot.args(["--hostname", h]);
     }
+    if let Some((u, g)) = o.user {
+        boot.args(["--uid", &u.to_string(), "--gid", &g.to_string()]);
+    }
+    if o.root_readonly {
+        boot.arg("--readonly-root");
+    }
     boot.arg("--").arg(&exe).args(&command[1..]);
+    if o.clear_env {
+        boot.env_clear();
+    }
     for e in env {
         let (k, v) = e.split_once('=').unwrap_or((e, ""));
         boot.env(k, v);

@@ -32,6 +32,8 @@ pub struct Config {
     /// The most memory the workload may use, in bytes: allocations past it fail and the
     /// faulting process is OOM-killed.
     pub memory_limit: Option<u64>,
+    /// The root file system is read-only inside (OCI root.readonly).
+    pub readonly_root: bool,
     /// Run once the kernel is set up and before the workload starts (the runtime's
     /// seccomp filter goes here: after it, the Sentry opens nothing on the host).
     pub confine: Option<Box<dyn FnOnce() -> Result<(), String> + Send>>,
@@ -98,8 +100,12 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
         None,
         "overlay",
         "gofer:/",
-        false,
-        "rw,lowerdir=gofer,upperdir=memory",
+        cfg.readonly_root,
+        if cfg.readonly_root {
+            "ro,lowerdir=gofer"
+        } else {
+            "rw,lowerdir=gofer,upperdir=memory"
+        },
     );
     let root = Path {
         mnt: root_mnt.clone(),
@@ -130,6 +136,15 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
         }
         Some(cur)
     };
+    // Mount points missing from a bundle's root file system are made in the overlay.
+    for d in [&b"dev"[..], b"proc", b"sys"] {
+        if root.dentry.inode.lookup(d).is_err() {
+            root.dentry
+                .inode
+                .mkdir(d, 0o755, &Creds::new(0, 0))
+                .map_err(|e| setup("making a mount point", e))?;
+        }
+    }
     if let Some(devp) = tmp_task_walk(b"/dev") {
         k.mounts.add(
             dev_root,
@@ -209,16 +224,37 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
         "rvisor: starting init (pid 1): {}",
         shown.join(" ")
     ));
-    syscalls::new_init(&k, root, cwd, files, cfg.argv, cfg.envp, creds).map_err(|(e, p)| {
-        BootError::Exec {
+    // A command without a slash is looked up in the workload's PATH, inside its root.
+    let mut exe = path.clone();
+    if !exe.contains(&b'/') && !exe.is_empty() {
+        let path_var = cfg
+            .envp
+            .iter()
+            .find_map(|e| e.strip_prefix(b"PATH="))
+            .map(|v| v.to_vec())
+            .unwrap_or_else(|| {
+                b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec()
+            });
+        for dir in path_var.split(|b| *b == b':').filter(|d| !d.is_empty()) {
+            let mut cand = dir.to_vec();
+            cand.push(b'/');
+            cand.extend_from_slice(&exe);
+            if tmp_task_walk(&cand).is_some_and(|p| !p.dentry.inode.stat().is_dir()) {
+                exe = cand;
+                break;
+            }
+        }
+    }
+    syscalls::new_init(&k, root, cwd, files, exe, cfg.argv, cfg.envp, creds).map_err(
+        |(e, p)| BootError::Exec {
             path: if p.is_empty() {
                 String::from_utf8_lossy(&path).into_owned()
             } else {
                 p
             },
             err: std::io::Error::from_raw_os_error(e.0),
-        }
-    })?;
+        },
+    )?;
     forward_host_signals(&k);
     let mut st = k.init_status.lock();
     while st.is_none() {

@@ -299,11 +299,13 @@ pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64
 }
 
 /// Create the sandbox's first process (pid 1) running `argv[0]`.
+#[allow(clippy::too_many_arguments)]
 pub fn new_init(
     k: &Arc<Kernel>,
     root: crate::vfs::Path,
     cwd: crate::vfs::Path,
     files: FdTable,
+    exe: Vec<u8>,
     argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
     creds: Creds,
@@ -386,7 +388,7 @@ pub fn new_init(
         let _ = t2;
     });
     let _ = rx.recv();
-    let path = argv.first().cloned().unwrap_or_default();
+    let path = exe;
     let regs = exec_image(&task, &path, argv, envp)
         .map_err(|e| (e, String::from_utf8_lossy(&path).into_owned()));
     match regs {
