@@ -627,6 +627,11 @@ impl Mm {
         self.inner.lock().ptes.len() as u64
     }
 
+    /// Pages present in [start, end) (for smaps).
+    pub fn resident_in(&self, inner: &MmInner, start: u64, end: u64) -> u64 {
+        inner.ptes.range(start..end).count() as u64
+    }
+
     /// Whether the page at `addr` is present (mincore).
     pub fn resident(&self, inner: &MmInner, addr: u64) -> bool {
         inner.ptes.contains_key(&page_down(addr))

@@ -24,6 +24,7 @@ enum Gen {
     PidCmdline,
     PidEnviron,
     PidMaps,
+    PidSmaps,
     PidMounts,
     PidMountinfo,
     Kmsg,
@@ -218,6 +219,8 @@ impl PNode {
                     file("cmdline", Gen::PidCmdline, p, t),
                     file("environ", Gen::PidEnviron, p, t),
                     file("maps", Gen::PidMaps, p, t),
+                    file("smaps", Gen::PidSmaps, p, t),
+                    (b"net".to_vec(), Kind::Static("net")),
                     file("mounts", Gen::PidMounts, p, t),
                     file("mountinfo", Gen::PidMountinfo, p, t),
                     file("comm", Gen::PidComm, p, t),
@@ -658,7 +661,8 @@ impl PNode {
                     vec![]
                 });
             }
-            Gen::PidMaps => {
+            Gen::PidMaps | Gen::PidSmaps => {
+                let smaps = g == Gen::PidSmaps;
                 let t = task()?;
                 let mm = t.mm();
                 let inner = mm.inner.lock();
@@ -691,6 +695,14 @@ impl PNode {
                         s += &format!("{line}\n");
                     } else {
                         s += &format!("{line:<73}{name}\n");
+                    }
+                    if smaps {
+                        let size = (v.end - start) / 1024;
+                        let rss = mm.resident_in(&inner, *start, v.end) * 4;
+                        s += &format!(
+                            "Size:           {size:>8} kB\nKernelPageSize:        4 kB\nMMUPageSize:           4 kB\nRss:            {rss:>8} kB\nPss:            {rss:>8} kB\nShared_Clean:          0 kB\nShared_Dirty:          0 kB\nPrivate_Clean:         0 kB\nPrivate_Dirty:  {rss:>8} kB\nReferenced:     {rss:>8} kB\nAnonymous:      {anon:>8} kB\nSwap:                  0 kB\nLocked:                0 kB\n",
+                            anon = if matches!(v.backing, Backing::Anon) { rss } else { 0 }
+                        );
                     }
                 }
                 s
