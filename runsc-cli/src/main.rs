@@ -294,6 +294,13 @@ fn run(cli: Cli) -> Result<i32> {
                 hostname,
                 memory_limit,
                 readonly_root,
+                umask: {
+                    // SAFETY: umask only swaps the process's mask; it is put back at once.
+                    let m = unsafe { libc::umask(0o022) };
+                    // SAFETY: as above.
+                    unsafe { libc::umask(m) };
+                    m
+                },
                 confine: Some(Box::new(|| {
                     seccomp::install_sentry().map_err(|e| format!("{e:#}"))
                 })),

@@ -34,6 +34,8 @@ pub struct Config {
     pub memory_limit: Option<u64>,
     /// The root file system is read-only inside (OCI root.readonly).
     pub readonly_root: bool,
+    /// The first process's umask.
+    pub umask: u32,
     /// Run once the kernel is set up and before the workload starts (the runtime's
     /// seccomp filter goes here: after it, the Sentry opens nothing on the host).
     pub confine: Option<Box<dyn FnOnce() -> Result<(), String> + Send>>,
@@ -182,7 +184,7 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
     let files = FdTable::default();
     for (i, fd) in cfg.stdio.into_iter().enumerate() {
         let h = HostFile::new(fd);
-        let f = OpenFile::new(h.clone(), None, O_RDWR);
+        let f = OpenFile::new(h.clone(), Some(h.path()), O_RDWR);
         if h.is_tty {
             vfs::devfs::set_console(f.clone());
         }
@@ -245,16 +247,17 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
             }
         }
     }
-    syscalls::new_init(&k, root, cwd, files, exe, cfg.argv, cfg.envp, creds).map_err(
-        |(e, p)| BootError::Exec {
-            path: if p.is_empty() {
-                String::from_utf8_lossy(&path).into_owned()
-            } else {
-                p
-            },
-            err: std::io::Error::from_raw_os_error(e.0),
+    syscalls::new_init(
+        &k, root, cwd, files, exe, cfg.argv, cfg.envp, creds, cfg.umask,
+    )
+    .map_err(|(e, p)| BootError::Exec {
+        path: if p.is_empty() {
+            String::from_utf8_lossy(&path).into_owned()
+        } else {
+            p
         },
-    )?;
+        err: std::io::Error::from_raw_os_error(e.0),
+    })?;
     forward_host_signals(&k);
     let mut st = k.init_status.lock();
     while st.is_none() {

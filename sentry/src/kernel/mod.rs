@@ -590,6 +590,7 @@ pub fn default_rlimits() -> [(u64, u64); 16] {
     for (i, item) in r.iter_mut().enumerate() {
         *item = host(i as u32);
     }
-    r[RLIMIT_NOFILE] = (1024, 1 << 20);
+    // Everything, RLIMIT_NOFILE included, is inherited from whoever started rvisor, as
+    // a process started directly would inherit it.
     r
 }

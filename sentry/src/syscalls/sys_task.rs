@@ -309,6 +309,7 @@ pub fn new_init(
     argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
     creds: Creds,
+    umask: u32,
 ) -> Result<(), (Errno, String)> {
     let aspace = k
         .platform
@@ -328,7 +329,7 @@ pub fn new_init(
         fs: Mutex::new(Arc::new(FsCtx {
             cwd: Mutex::new(cwd),
             root: Mutex::new(root),
-            umask: AtomicU32::new(0o022),
+            umask: AtomicU32::new(umask & 0o777),
         })),
         files: Mutex::new(Arc::new(files)),
         creds: Mutex::new(creds),

@@ -36,7 +36,12 @@ fn name(c: &Ctx, p: u64) -> KResult<Vec<u8>> {
     if n.is_empty() || n.len() > XATTR_NAME_MAX {
         return Err(ERANGE);
     }
-    let known = [&b"user."[..], b"trusted.", b"security.", b"system."];
+    // POSIX ACLs (system.posix_acl_*) are not supported: EOPNOTSUPP makes programs like
+    // cp fall back to chmod, instead of believing an ACL (and so the mode) was applied.
+    if n.starts_with(b"system.") {
+        return Err(EOPNOTSUPP);
+    }
+    let known = [&b"user."[..], b"trusted.", b"security."];
     if !known.iter().any(|k| n.starts_with(k) && n.len() > k.len()) {
         return Err(EOPNOTSUPP);
     }

@@ -16,6 +16,37 @@ impl HostFile {
         Arc::new(HostFile { fd, is_tty })
     }
 
+    /// A path for /proc/PID/fd/N: named like Linux names the host object (pipe:[N],
+    /// socket:[N]; a terminal as the console), with the host's file type.
+    pub fn path(self: &Arc<Self>) -> Path {
+        // SAFETY: fstat fills a plain struct for a descriptor we own.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { libc::fstat(self.fd.as_raw_fd(), &mut st) };
+        let kind = st.st_mode & S_IFMT;
+        let name = match kind {
+            S_IFIFO => format!("pipe:[{}]", st.st_ino),
+            S_IFSOCK => format!("socket:[{}]", st.st_ino),
+            _ if self.is_tty => "/dev/console".to_string(),
+            _ => format!("host:[{}]", st.st_ino),
+        };
+        let stat = Stat {
+            ino: st.st_ino,
+            mode: st.st_mode,
+            nlink: 1,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            rdev: st.st_rdev,
+            blksize: 4096,
+            atime: (st.st_atime, st.st_atime_nsec),
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+            ctime: (st.st_ctime, st.st_ctime_nsec),
+            ..Default::default()
+        };
+        let me = self.clone();
+        super::anonfs::path(name, stat, Box::new(move |_| Ok(me.clone() as Arc<dyn FileOps>)))
+    }
+
     fn host_poll(&self, events: i16, ms: i32) -> i16 {
         let mut p = libc::pollfd {
             fd: self.fd.as_raw_fd(),

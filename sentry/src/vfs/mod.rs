@@ -1,5 +1,6 @@
 //! The virtual file system: inodes, open file descriptions, mounts and path walk.
 
+pub mod anonfs;
 pub mod devfs;
 pub mod epoll;
 pub mod eventfd;

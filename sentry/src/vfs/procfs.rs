@@ -325,7 +325,7 @@ impl PNode {
 fn describe(t: &Task, f: &OpenFile) -> Vec<u8> {
     match &f.path {
         // Sockets live on a private mount; their names read "socket:[N]".
-        Some(p) if p.mnt.fstype == "sockfs" => p.dentry.name.clone(),
+        Some(p) if p.mnt.fstype == "sockfs" || p.mnt.fstype == "pipefs" => p.dentry.name.clone(),
         Some(p) => {
             let root = t.fsctx().root.lock().clone();
             p.to_bytes(&root)
