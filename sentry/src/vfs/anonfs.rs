@@ -29,10 +29,23 @@ impl Inode for AnonInode {
 pub fn mount() -> Arc<Mount> {
     static MNT: OnceLock<Arc<Mount>> = OnceLock::new();
     MNT.get_or_init(|| {
-        let root: Arc<dyn Inode> = Arc::new(AnonInode { stat: Stat { mode: S_IFDIR | 0o555, nlink: 2, dev: DEV, ino: 1, ..Default::default() }, opener: Box::new(|_| Err(EISDIR)) });
+        let root: Arc<dyn Inode> = Arc::new(AnonInode {
+            stat: Stat {
+                mode: S_IFDIR | 0o555,
+                nlink: 2,
+                dev: DEV,
+                ino: 1,
+                ..Default::default()
+            },
+            opener: Box::new(|_| Err(EISDIR)),
+        });
         Arc::new(Mount {
             id: u32::MAX - 1,
-            root: Arc::new(Dentry { name: b"/".to_vec(), parent: None, inode: root }),
+            root: Arc::new(Dentry {
+                name: b"/".to_vec(),
+                parent: None,
+                inode: root,
+            }),
             parent: None,
             fstype: "pipefs".into(),
             source: "pipefs".into(),
@@ -53,6 +66,16 @@ pub fn next_ino() -> u64 {
 /// A path named `name` on the private mount for an inode with `stat` and `opener`.
 pub fn path(name: String, stat: Stat, opener: Opener) -> Path {
     let mnt = mount();
-    let inode: Arc<dyn Inode> = Arc::new(AnonInode { stat: Stat { dev: DEV, ..stat }, opener });
-    Path { dentry: Arc::new(Dentry { name: name.into_bytes(), parent: Some(mnt.root.clone()), inode }), mnt }
+    let inode: Arc<dyn Inode> = Arc::new(AnonInode {
+        stat: Stat { dev: DEV, ..stat },
+        opener,
+    });
+    Path {
+        dentry: Arc::new(Dentry {
+            name: name.into_bytes(),
+            parent: Some(mnt.root.clone()),
+            inode,
+        }),
+        mnt,
+    }
 }
