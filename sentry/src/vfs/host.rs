@@ -44,7 +44,11 @@ impl HostFile {
             ..Default::default()
         };
         let me = self.clone();
-        super::anonfs::path(name, stat, Box::new(move |_| Ok(me.clone() as Arc<dyn FileOps>)))
+        super::anonfs::path(
+            name,
+            stat,
+            Box::new(move |_| Ok(me.clone() as Arc<dyn FileOps>)),
+        )
     }
 
     fn host_poll(&self, events: i16, ms: i32) -> i16 {

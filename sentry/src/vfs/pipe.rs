@@ -115,9 +115,23 @@ pub fn pipe_pair(flags: u32) -> (Arc<OpenFile>, Arc<OpenFile>) {
     // Both ends share one pipefs inode: /proc/PID/fd/N stats as a FIFO and opening it
     // again makes a new reader or writer of the same pipe.
     let ino = super::anonfs::next_ino();
-    let (uid, gid) = crate::kernel::current().map(|t| t.creds()).map(|c| (c.fsuid, c.fsgid)).unwrap_or((0, 0));
+    let (uid, gid) = crate::kernel::current()
+        .map(|t| t.creds())
+        .map(|c| (c.fsuid, c.fsgid))
+        .unwrap_or((0, 0));
     let t = now();
-    let stat = Stat { ino, mode: S_IFIFO | 0o600, nlink: 1, uid, gid, blksize: 4096, atime: t, mtime: t, ctime: t, ..Default::default() };
+    let stat = Stat {
+        ino,
+        mode: S_IFIFO | 0o600,
+        nlink: 1,
+        uid,
+        gid,
+        blksize: 4096,
+        atime: t,
+        mtime: t,
+        ctime: t,
+        ..Default::default()
+    };
     let pipe = p.clone();
     let opener = Box::new(move |f: u32| open_fifo(&pipe, f));
     let path = super::anonfs::path(format!("pipe:[{ino}]"), stat, opener);
