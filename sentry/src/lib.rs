@@ -157,6 +157,16 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
             "rw,mode=755",
         );
     }
+    if let Some(ptsp) = tmp_task_walk(b"/dev/pts") {
+        k.mounts.add(
+            vfs::devpts::new_root(),
+            Some(&ptsp),
+            "devpts",
+            "devpts",
+            false,
+            vfs::devpts::MOUNT_OPTS,
+        );
+    }
     for (at, root, fstype) in [
         (&b"/proc"[..], vfs::procfs::proc_root(&k), "proc"),
         (&b"/sys"[..], vfs::procfs::sys_root(&k), "sysfs"),

@@ -19,7 +19,12 @@ pub fn set_console(f: Arc<OpenFile>) {
     *CONSOLE.lock() = Some(f);
 }
 
-pub fn open_device(rdev: u64, _flags: u32) -> KResult<Arc<dyn FileOps>> {
+/// Is the sandbox's stdio a host terminal (the console)?
+pub fn has_console() -> bool {
+    CONSOLE.lock().is_some()
+}
+
+pub fn open_device(rdev: u64, flags: u32) -> KResult<Arc<dyn FileOps>> {
     match major_minor(rdev) {
         (1, 3) => Ok(Arc::new(Dev::Null)),
         (1, 5) => Ok(Arc::new(Dev::Zero)),
@@ -29,7 +34,13 @@ pub fn open_device(rdev: u64, _flags: u32) -> KResult<Arc<dyn FileOps>> {
             let k = crate::kernel::current().ok_or(ENXIO)?.kernel.clone();
             Ok(crate::kernel::klog::Kmsg::open(&k.klog))
         }
-        (5, 0) => CONSOLE.lock().as_ref().map(|f| f.ops.clone()).ok_or(ENXIO),
+        // /dev/tty: the controlling terminal (a pty, or the host console).
+        (5, 0) => match super::pty::open_controlling(flags) {
+            Some(r) => r,
+            None => CONSOLE.lock().as_ref().map(|f| f.ops.clone()).ok_or(ENXIO),
+        },
+        (5, 2) => super::pty::open_master(flags),
+        (136, n) => super::pty::open_slave_index(n as u32, flags),
         _ => Err(ENXIO),
     }
 }
@@ -43,6 +54,7 @@ pub fn populate(root: &Arc<dyn Inode>, c: &Creds) -> KResult<()> {
         ("random", 1, 8, 0o666),
         ("urandom", 1, 9, 0o666),
         ("tty", 5, 0, 0o666),
+        ("ptmx", 5, 2, 0o666),
         ("kmsg", 1, 11, 0o644),
     ] {
         root.mknod(name.as_bytes(), S_IFCHR | mode, makedev(maj, min), c)?;

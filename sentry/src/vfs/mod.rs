@@ -2,6 +2,7 @@
 
 pub mod anonfs;
 pub mod devfs;
+pub mod devpts;
 pub mod epoll;
 pub mod eventfd;
 pub mod fdtable;
@@ -10,6 +11,7 @@ pub mod lock;
 pub mod memfs;
 pub mod pipe;
 pub mod procfs;
+pub mod pty;
 pub mod signalfd;
 pub mod timerfd;
 

@@ -1,0 +1,280 @@
+/* waitid: WEXITED/WSTOPPED/WCONTINUED/WNOWAIT/WNOHANG, the siginfo it fills,
+ * P_PID/P_PGID/P_ALL/P_PIDFD, __WCLONE/__WALL, errors. */
+#include "harness.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+/* A child that stops itself and, once continued, waits for SIGTERM... */
+static pid_t stopping_child(void)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		FAIL("fork");
+	if (pid == 0) {
+		raise(SIGSTOP);
+		for (;;)
+			pause();
+	}
+	return pid;
+}
+
+static siginfo_t wid(idtype_t type, id_t id, int options)
+{
+	siginfo_t si;
+	memset(&si, 0x5a, sizeof si);
+	int r;
+	do
+		r = waitid(type, id, &si, options);
+	while (r < 0 && errno == EINTR);
+	if (r != 0)
+		FAIL("waitid(%d, %d, %#x): %s", type, (int)id, options, st_errname(errno));
+	return si;
+}
+
+CASE(exited_siginfo_fields)
+{
+	pid_t pid = CHECK_OK(fork());
+	if (pid == 0)
+		_exit(300 & 0xff);
+	siginfo_t si = wid(P_PID, pid, WEXITED);
+	CHECK_EQ(si.si_signo, SIGCHLD);
+	CHECK_EQ(si.si_errno, 0);
+	CHECK_EQ(si.si_code, CLD_EXITED);
+	CHECK_EQ(si.si_pid, pid);
+	CHECK_EQ(si.si_uid, getuid());
+	CHECK_EQ(si.si_status, 44);
+	/* Reaped: a second wait finds no child. */
+	CHECK_ERR(waitid(P_PID, pid, &si, WEXITED), ECHILD);
+}
+
+CASE(stopped_continued_killed)
+{
+	pid_t pid = stopping_child();
+	siginfo_t si = wid(P_PID, pid, WSTOPPED);
+	CHECK_EQ(si.si_signo, SIGCHLD);
+	CHECK_EQ(si.si_code, CLD_STOPPED);
+	CHECK_EQ(si.si_pid, pid);
+	CHECK_EQ(si.si_status, SIGSTOP);
+	CHECK_OK(kill(pid, SIGCONT));
+	si = wid(P_PID, pid, WCONTINUED);
+	CHECK_EQ(si.si_code, CLD_CONTINUED);
+	CHECK_EQ(si.si_status, SIGCONT);
+	CHECK_EQ(si.si_pid, pid);
+	CHECK_OK(kill(pid, SIGTERM));
+	si = wid(P_PID, pid, WEXITED);
+	CHECK_EQ(si.si_code, CLD_KILLED);
+	CHECK_EQ(si.si_status, SIGTERM);
+	CHECK_EQ(si.si_pid, pid);
+}
+
+CASE(wnohang_with_nothing_to_report_zeroes_siginfo)
+{
+	int p[2];
+	CHECK_OK(pipe(p));
+	pid_t pid = CHECK_OK(fork());
+	if (pid == 0) {
+		char c;
+		close(p[1]);
+		(void)!read(p[0], &c, 1);
+		_exit(0);
+	}
+	close(p[0]);
+	siginfo_t si;
+	memset(&si, 0x5a, sizeof si);
+	CHECK_EQ(waitid(P_PID, pid, &si, WEXITED | WNOHANG), 0);
+	/* Linux fills the siginfo with zeros: si_pid 0 means "no child changed state". */
+	CHECK_EQ(si.si_pid, 0);
+	CHECK_EQ(si.si_signo, 0);
+	CHECK_EQ(si.si_status, 0);
+	memset(&si, 0x5a, sizeof si);
+	CHECK_EQ(waitid(P_ALL, 0, &si, WEXITED | WSTOPPED | WCONTINUED | WNOHANG), 0);
+	CHECK_EQ(si.si_pid, 0);
+	close(p[1]);
+	si = wid(P_PID, pid, WEXITED);
+	CHECK_EQ(si.si_code, CLD_EXITED);
+}
+
+CASE(wnowait_leaves_stop_reportable)
+{
+	pid_t pid = stopping_child();
+	siginfo_t a = wid(P_PID, pid, WSTOPPED | WNOWAIT);
+	siginfo_t b = wid(P_PID, pid, WSTOPPED | WNOWAIT);
+	CHECK_EQ(a.si_code, CLD_STOPPED);
+	CHECK_EQ(b.si_code, CLD_STOPPED);
+	CHECK_EQ(b.si_status, SIGSTOP);
+	/* Consuming it for real... */
+	siginfo_t c = wid(P_PID, pid, WSTOPPED);
+	CHECK_EQ(c.si_code, CLD_STOPPED);
+	/* ...leaves nothing to report. */
+	siginfo_t d;
+	memset(&d, 0x5a, sizeof d);
+	CHECK_EQ(waitid(P_PID, pid, &d, WSTOPPED | WNOHANG), 0);
+	CHECK_EQ(d.si_pid, 0);
+	/* waitpid with WUNTRACED agrees. */
+	int status;
+	CHECK_EQ(waitpid(pid, &status, WUNTRACED | WNOHANG), 0);
+	CHECK_OK(kill(pid, SIGKILL));
+	siginfo_t e = wid(P_PID, pid, WEXITED | WNOWAIT);
+	CHECK_EQ(e.si_code, CLD_KILLED);
+	CHECK_EQ(e.si_status, SIGKILL);
+	/* Still a zombie: waitpid can reap it and sees the same. */
+	CHECK_SIGNALED(st_wait(pid), SIGKILL);
+}
+
+CASE(exited_not_reported_without_wexited)
+{
+	pid_t pid = CHECK_OK(fork());
+	if (pid == 0)
+		_exit(3);
+	/* Wait for the exit without reaping. */
+	wid(P_PID, pid, WEXITED | WNOWAIT);
+	siginfo_t si;
+	memset(&si, 0x5a, sizeof si);
+	/* Asking only for stops and continues does not report the exit: a zombie can
+	 * never stop or continue, so Linux says there is no such child. */
+	CHECK_ERR(waitid(P_PID, pid, &si, WSTOPPED | WCONTINUED | WNOHANG), ECHILD);
+	CHECK_ERR(waitid(P_PID, pid, &si, WSTOPPED | WCONTINUED), ECHILD);
+	si = wid(P_PID, pid, WEXITED);
+	CHECK_EQ(si.si_status, 3);
+}
+
+CASE(p_pgid_selects_group)
+{
+	int go[2];
+	CHECK_OK(pipe(go));
+	pid_t a = CHECK_OK(fork());
+	if (a == 0) {
+		setpgid(0, 0);
+		char c;
+		close(go[1]);
+		(void)!read(go[0], &c, 1);
+		_exit(1);
+	}
+	CHECK_OK(setpgid(a, a));
+	pid_t b = CHECK_OK(fork());
+	if (b == 0) {
+		char c;
+		close(go[1]);
+		(void)!read(go[0], &c, 1);
+		_exit(2);
+	}
+	close(go[0]);
+	/* Only a is in group a. */
+	siginfo_t si;
+	memset(&si, 0x5a, sizeof si);
+	CHECK_EQ(waitid(P_PGID, a, &si, WEXITED | WNOHANG), 0);
+	CHECK_EQ(si.si_pid, 0);
+	close(go[1]);
+	si = wid(P_PGID, a, WEXITED);
+	CHECK_EQ(si.si_pid, a);
+	CHECK_EQ(si.si_status, 1);
+	CHECK_ERR(waitid(P_PGID, a, &si, WEXITED), ECHILD);
+	/* P_PGID with id 0 means our own group, where b is. */
+	si = wid(P_PGID, 0, WEXITED);
+	CHECK_EQ(si.si_pid, b);
+	CHECK_EQ(si.si_status, 2);
+}
+
+CASE(p_all_reaps_each_child_once)
+{
+	pid_t pids[4];
+	for (int i = 0; i < 4; i++) {
+		pids[i] = CHECK_OK(fork());
+		if (pids[i] == 0)
+			_exit(10 + i);
+	}
+	int seen = 0;
+	for (int n = 0; n < 4; n++) {
+		siginfo_t si = wid(P_ALL, 0, WEXITED);
+		int k;
+		for (k = 0; k < 4; k++)
+			if (si.si_pid == pids[k])
+				break;
+		CHECK_LT(k, 4);
+		CHECK_EQ(si.si_status, 10 + k);
+		CHECK_EQ(seen & (1 << k), 0);
+		seen |= 1 << k;
+	}
+	siginfo_t si;
+	CHECK_ERR(waitid(P_ALL, 0, &si, WEXITED), ECHILD);
+}
+
+CASE(p_pidfd)
+{
+	pid_t pid = CHECK_OK(fork());
+	if (pid == 0) {
+		st_sleep_ms(50);
+		_exit(9);
+	}
+	int pfd = CHECK_OK(syscall(SYS_pidfd_open, pid, 0));
+	CHECK_EQ(fcntl(pfd, F_GETFD), FD_CLOEXEC);
+	siginfo_t si = wid(P_PIDFD, pfd, WEXITED);
+	CHECK_EQ(si.si_pid, pid);
+	CHECK_EQ(si.si_code, CLD_EXITED);
+	CHECK_EQ(si.si_status, 9);
+	CHECK_ERR(waitid(P_PIDFD, pfd, &si, WEXITED), ECHILD);
+	close(pfd);
+	CHECK_ERR(waitid(P_PIDFD, pfd, &si, WEXITED), EBADF);
+	/* A pidfd of a process that is not our child. */
+	int self = CHECK_OK(syscall(SYS_pidfd_open, getpid(), 0));
+	CHECK_ERR(waitid(P_PIDFD, self, &si, WEXITED), ECHILD);
+	close(self);
+	CHECK_ERR(syscall(SYS_pidfd_open, pid, 0), ESRCH);
+}
+
+static int clone_child(void *arg)
+{
+	(void)arg;
+	return 5;
+}
+
+CASE(clone_children_need_wclone)
+{
+	/* A child whose exit signal is not SIGCHLD is only seen with __WCLONE or __WALL. */
+	size_t sz = 64 * 1024;
+	char *stack = malloc(sz);
+	st_block(SIGUSR1);
+	pid_t pid = CHECK_OK(clone(clone_child, stack + sz, SIGUSR1, NULL));
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGUSR1);
+	/* Its exit is announced with SIGUSR1, not SIGCHLD. */
+	struct timespec to = { 5, 0 };
+	CHECK_EQ(sigtimedwait(&s, &si, &to), SIGUSR1);
+	CHECK_EQ(si.si_code, CLD_EXITED);
+	CHECK_EQ(si.si_pid, pid);
+	CHECK_EQ(si.si_status, 5);
+	CHECK_ERR(waitid(P_PID, pid, &si, WEXITED | WNOHANG), ECHILD);
+	int status;
+	CHECK_ERR(waitpid(pid, &status, WNOHANG), ECHILD);
+	si = wid(P_PID, pid, WEXITED | WNOWAIT | __WCLONE);
+	CHECK_EQ(si.si_pid, pid);
+	si = wid(P_PID, pid, WEXITED | __WALL);
+	CHECK_EQ(si.si_status, 5);
+	free(stack);
+}
+
+CASE(errors)
+{
+	siginfo_t si;
+	/* No children at all. */
+	CHECK_ERR(waitid(P_ALL, 0, &si, WEXITED), ECHILD);
+	CHECK_ERR(waitid(P_ALL, 0, &si, WEXITED | WNOHANG), ECHILD);
+	/* Options must ask for something. */
+	CHECK_ERR(waitid(P_ALL, 0, &si, 0), EINVAL);
+	CHECK_ERR(waitid(P_ALL, 0, &si, WNOHANG), EINVAL);
+	CHECK_ERR(waitid((idtype_t)42, 0, &si, WEXITED), EINVAL);
+	CHECK_ERR(waitid(P_PID, 0, &si, WEXITED), EINVAL);
+	/* A pid that is not our child. */
+	CHECK_ERR(waitid(P_PID, getpid(), &si, WEXITED), ECHILD);
+	pid_t pid = CHECK_OK(fork());
+	if (pid == 0)
+		_exit(0);
+	CHECK_ERR(waitid(P_PID, pid, &si, WEXITED | 0x10000000), EINVAL);
+	siginfo_t ok = wid(P_PID, pid, WEXITED);
+	CHECK_EQ(ok.si_pid, pid);
+}
