@@ -392,6 +392,17 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
     if !last {
         return;
     }
+    // A session leader's death hangs up its controlling terminal (SIGHUP to the
+    // foreground group), as on Linux.
+    let is_leader = k
+        .table
+        .lock()
+        .procs
+        .get(&tgid)
+        .is_some_and(|p| p.sid == tgid);
+    if is_leader {
+        crate::vfs::pty::session_leader_exited(&k, tgid);
+    }
     // The process is dead: release its resources before telling the parent.
     task.files().clear();
     k.locks.release_all(tgid);

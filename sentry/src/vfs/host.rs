@@ -143,7 +143,7 @@ impl FileOps for HostFile {
         const TIOCGPGRP: u32 = 0x540f;
         const TIOCSPGRP: u32 = 0x5410;
         let size = match cmd {
-            TCGETS | TCSETS | TCSETSW | TCSETSF => 60,
+            TCGETS | TCSETS | TCSETSW | TCSETSF => 36,
             TIOCGWINSZ | TIOCSWINSZ => 8,
             FIONREAD => 4,
             TIOCGPGRP => {
