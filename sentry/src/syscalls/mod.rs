@@ -86,6 +86,46 @@ impl Ctx<'_> {
         let start = self.start(dirfd, path)?;
         self.with_walk(|w| w.walk(&start, path, follow))
     }
+    /// The target of a *at() call: flags outside `allowed` are EINVAL; the last symlink
+    /// is followed unless AT_SYMLINK_NOFOLLOW; "" with AT_EMPTY_PATH names `dirfd`.
+    pub fn lookup_at(&self, dirfd: u64, pathp: u64, flags: u64, allowed: u64) -> KResult<Path> {
+        if flags & !allowed != 0 {
+            return Err(EINVAL);
+        }
+        let path = self.cstr(pathp)?;
+        self.lookup(
+            dirfd,
+            &path,
+            flags & AT_SYMLINK_NOFOLLOW == 0,
+            flags & AT_EMPTY_PATH != 0,
+        )
+    }
+
+    /// The Stat a *at() stat call reports: like `lookup_at`, but "" with AT_EMPTY_PATH
+    /// also works for descriptors that have no path.
+    pub fn stat_at(
+        &self,
+        dirfd: u64,
+        pathp: u64,
+        flags: u64,
+        allowed: u64,
+    ) -> KResult<crate::vfs::Stat> {
+        if flags & !allowed != 0 {
+            return Err(EINVAL);
+        }
+        let path = self.cstr(pathp)?;
+        if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd as i32 != AT_FDCWD {
+            return Ok(self.fd(dirfd)?.stat());
+        }
+        let p = self.lookup(
+            dirfd,
+            &path,
+            flags & AT_SYMLINK_NOFOLLOW == 0,
+            flags & AT_EMPTY_PATH != 0,
+        )?;
+        Ok(p.dentry.inode.stat())
+    }
+
     pub fn lookup_parent(&self, dirfd: u64, path: &[u8]) -> KResult<(Path, Vec<u8>)> {
         let start = self.start(dirfd, path)?;
         self.with_walk(|w| w.walk_parent(&start, path))

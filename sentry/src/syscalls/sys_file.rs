@@ -440,41 +440,23 @@ fn fstat(c: &Ctx, fd: u64, buf: u64) -> SysResult {
 }
 
 fn fstatat(c: &Ctx, dirfd: u64, pathp: u64, buf: u64, flags: u64) -> SysResult {
-    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800) != 0 {
-        return Err(EINVAL);
-    }
-    let path = c.cstr(pathp)?;
-    let st = if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd as i32 != AT_FDCWD {
-        c.fd(dirfd)?.stat()
-    } else {
-        let follow = flags & AT_SYMLINK_NOFOLLOW == 0;
-        c.lookup(dirfd, &path, follow, flags & AT_EMPTY_PATH != 0)?
-            .dentry
-            .inode
-            .stat()
-    };
+    let st = c.stat_at(
+        dirfd,
+        pathp,
+        flags,
+        AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800,
+    )?;
     c.t.mm().write(buf, &stat_bytes(&st))?;
     Ok(0)
 }
 
 fn statx(c: &Ctx, dirfd: u64, pathp: u64, flags: u64, _mask: u32, buf: u64) -> SysResult {
-    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000) != 0 {
-        return Err(EINVAL);
-    }
-    let path = c.cstr(pathp)?;
-    let st = if path.is_empty() && flags & AT_EMPTY_PATH != 0 && dirfd as i32 != AT_FDCWD {
-        c.fd(dirfd)?.stat()
-    } else {
-        c.lookup(
-            dirfd,
-            &path,
-            flags & AT_SYMLINK_NOFOLLOW == 0,
-            flags & AT_EMPTY_PATH != 0,
-        )?
-        .dentry
-        .inode
-        .stat()
-    };
+    let st = c.stat_at(
+        dirfd,
+        pathp,
+        flags,
+        AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000,
+    )?;
     let mut b = [0u8; 256];
     let mut put = |off: usize, v: &[u8]| b[off..off + v.len()].copy_from_slice(v);
     put(0, &0x7ffu32.to_le_bytes());
@@ -980,16 +962,7 @@ fn chown_path(c: &Ctx, p: &Path, uid: u32, gid: u32) -> SysResult {
 }
 
 fn fchownat(c: &Ctx, dirfd: u64, pathp: u64, uid: u32, gid: u32, flags: u64) -> SysResult {
-    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
-        return Err(EINVAL);
-    }
-    let path = c.cstr(pathp)?;
-    let p = c.lookup(
-        dirfd,
-        &path,
-        flags & AT_SYMLINK_NOFOLLOW == 0,
-        flags & AT_EMPTY_PATH != 0,
-    )?;
+    let p = c.lookup_at(dirfd, pathp, flags, AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)?;
     chown_path(c, &p, uid, gid)
 }
 
