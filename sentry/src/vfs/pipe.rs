@@ -90,7 +90,12 @@ impl PipeEnd {
 
     /// tee(2): copy up to `n` bytes without consuming them.
     pub fn peek(&self, n: usize) -> Vec<u8> {
-        self.pipe.inner.lock().buf.iter().take(n).copied().collect()
+        let i = self.pipe.inner.lock();
+        let (a, b) = i.buf.as_slices();
+        let k = n.min(a.len());
+        let mut v = a[..k].to_vec();
+        v.extend_from_slice(&b[..(n - k).min(b.len())]);
+        v
     }
 }
 
@@ -158,9 +163,11 @@ impl FileOps for PipeEnd {
             let mut i = self.pipe.inner.lock();
             if !i.buf.is_empty() {
                 let n = buf.len().min(i.buf.len());
-                for (d, s) in buf.iter_mut().zip(i.buf.drain(..n)) {
-                    *d = s;
-                }
+                let (a, b) = i.buf.as_slices();
+                let k = n.min(a.len());
+                buf[..k].copy_from_slice(&a[..k]);
+                buf[k..n].copy_from_slice(&b[..n - k]);
+                i.buf.drain(..n);
                 return Some(Ok(n));
             }
             if i.writers == 0 && (i.had_writer || f.nonblock()) {
