@@ -21,6 +21,11 @@ pub trait MapSource: Send + Sync {
     fn write_sealed(&self) -> bool {
         false
     }
+    /// Make [offset, offset+len) of the file read as zeros and free its memory, keeping
+    /// the size (fallocate PUNCH_HOLE|KEEP_SIZE, MADV_REMOVE).
+    fn punch_hole(&self, _offset: u64, _len: u64) -> KResult<()> {
+        Err(EOPNOTSUPP)
+    }
 }
 
 #[derive(Clone)]
@@ -42,7 +47,13 @@ pub struct Vma {
     /// What /proc/PID/maps shows: a path, "[heap]", "[stack]" or "".
     pub name: String,
     pub dev_ino: (u64, u64),
+    /// MADV_DONTFORK: the child of a fork does not get this range.
     pub dontfork: bool,
+    /// MADV_WIPEONFORK: the child gets this range empty (reading zeros).
+    pub wipeonfork: bool,
+    /// Linux's VM_MAYWRITE: PROT_WRITE may be added (false for a shared mapping of a
+    /// file not opened for writing).
+    pub maywrite: bool,
 }
 
 struct Pte {
@@ -85,6 +96,30 @@ pub enum FaultError {
 pub const MMAP_TOP: u64 = 0x7f00_0000_0000;
 pub const STACK_TOP: u64 = 0x7ffd_0000_0000;
 const STACK_MAX: u64 = 8 << 20;
+
+pub const MADV_NORMAL: u64 = 0;
+pub const MADV_RANDOM: u64 = 1;
+pub const MADV_SEQUENTIAL: u64 = 2;
+pub const MADV_WILLNEED: u64 = 3;
+pub const MADV_DONTNEED: u64 = 4;
+pub const MADV_FREE: u64 = 8;
+pub const MADV_REMOVE: u64 = 9;
+pub const MADV_DONTFORK: u64 = 10;
+pub const MADV_DOFORK: u64 = 11;
+pub const MADV_MERGEABLE: u64 = 12;
+pub const MADV_UNMERGEABLE: u64 = 13;
+pub const MADV_HUGEPAGE: u64 = 14;
+pub const MADV_NOHUGEPAGE: u64 = 15;
+pub const MADV_DONTDUMP: u64 = 16;
+pub const MADV_DODUMP: u64 = 17;
+pub const MADV_WIPEONFORK: u64 = 18;
+pub const MADV_KEEPONFORK: u64 = 19;
+pub const MADV_COLD: u64 = 20;
+pub const MADV_PAGEOUT: u64 = 21;
+pub const MADV_POPULATE_READ: u64 = 22;
+pub const MADV_POPULATE_WRITE: u64 = 23;
+pub const MADV_DONTNEED_LOCKED: u64 = 24;
+pub const MADV_COLLAPSE: u64 = 25;
 
 fn to_prot(p: u32) -> Prot {
     let mut r = Prot::empty();
@@ -488,10 +523,11 @@ impl Mm {
             return Ok(());
         }
         let mut inner = self.inner.lock();
-        // Every page of the range must be mapped.
+        // Every page of the range must be mapped, and may take the new protection.
         let mut a = addr;
         while a < end {
             match Self::find_vma(&inner, a) {
+                Some((_, v)) if prot & PROT_WRITE != 0 && !v.maywrite => return Err(EACCES),
                 Some((_, v)) => a = v.end,
                 None => return Err(ENOMEM),
             }
@@ -515,13 +551,12 @@ impl Mm {
         Ok(())
     }
 
-    /// madvise(MADV_DONTNEED): private pages read as zero (or the file) again.
-    pub fn dontneed(&self, addr: u64, len: u64) -> KResult<()> {
-        let end = page_up(addr.checked_add(len).ok_or(EINVAL)?).ok_or(EINVAL)?;
-        let mut inner = self.inner.lock();
-        let pages: Vec<u64> = inner.ptes.range(addr..end).map(|(k, _)| *k).collect();
+    /// Drop the pages of [start, end): private ones read as zero (or the file) again,
+    /// shared ones fault back in from the file (MADV_DONTNEED).
+    fn drop_pages(&self, inner: &mut MmInner, start: u64, end: u64) -> KResult<()> {
+        let pages: Vec<u64> = inner.ptes.range(start..end).map(|(k, _)| *k).collect();
         if pages.iter().any(|p| inner.ptes[p].mapped != 0) {
-            self.aspace.unmap(addr, end - addr).map_err(|_| ENOMEM)?;
+            self.aspace.unmap(start, end - start).map_err(|_| ENOMEM)?;
         }
         for p in pages {
             inner.ptes.remove(&p);
@@ -529,30 +564,170 @@ impl Mm {
         Ok(())
     }
 
-    /// Move the pages of [old, old+len) to [new, new+len) (mremap).
-    pub fn move_range(&self, inner: &mut MmInner, old: u64, len: u64, new: u64) {
-        Self::split(inner, old);
-        Self::split(inner, old + len);
-        let vkeys: Vec<u64> = inner.vmas.range(old..old + len).map(|(k, _)| *k).collect();
-        let mut vmas = vec![];
-        for k in vkeys {
-            vmas.push((k, inner.vmas.remove(&k).expect("vma")));
+    /// The mapped pieces of [start, end) as (vma start, piece start, piece end), and
+    /// whether the range has holes (Linux's madvise and msync walk).
+    fn pieces(inner: &MmInner, start: u64, end: u64) -> (Vec<(u64, u64, u64)>, bool) {
+        let mut out = vec![];
+        let mut hole = false;
+        let mut a = start;
+        let first = inner
+            .vmas
+            .range(..=start)
+            .next_back()
+            .filter(|(_, v)| v.end > start)
+            .map(|(s, _)| *s)
+            .unwrap_or(start);
+        for (s, v) in inner.vmas.range(first..end) {
+            if *s > a {
+                hole = true;
+            }
+            let lo = a.max(*s);
+            let hi = v.end.min(end);
+            out.push((*s, lo, hi));
+            a = hi;
         }
-        let pkeys: Vec<u64> = inner.ptes.range(old..old + len).map(|(k, _)| *k).collect();
+        if a < end {
+            hole = true;
+        }
+        (out, hole)
+    }
+
+    /// madvise(2) on [start, end) (page aligned, non-empty) with a valid `advice`:
+    /// applies it to every mapped part, then fails with ENOMEM if the range has holes.
+    pub fn madvise(&self, start: u64, end: u64, advice: u64) -> KResult<()> {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let sets_flag = matches!(
+            advice,
+            MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK
+        );
+        if sets_flag {
+            Self::split(inner, start);
+            Self::split(inner, end);
+        }
+        let (pieces, hole) = Self::pieces(inner, start, end);
+        if pieces.is_empty() {
+            return Err(ENOMEM);
+        }
+        for (vstart, lo, hi) in pieces {
+            let vma = inner.vmas[&vstart].clone();
+            match advice {
+                MADV_DONTNEED | MADV_DONTNEED_LOCKED => self.drop_pages(inner, lo, hi)?,
+                MADV_FREE => {
+                    // Only private anonymous memory; freeing at once is what the kernel
+                    // may do at any time after the advice.
+                    if !matches!(vma.backing, Backing::Anon) || vma.shared {
+                        return Err(EINVAL);
+                    }
+                    self.drop_pages(inner, lo, hi)?;
+                }
+                MADV_REMOVE => {
+                    let Backing::File { src, offset } = &vma.backing else {
+                        return Err(EINVAL);
+                    };
+                    if !vma.shared || !vma.maywrite {
+                        return Err(EACCES);
+                    }
+                    src.punch_hole(offset + (lo - vstart), hi - lo)?;
+                }
+                MADV_DONTFORK | MADV_DOFORK => {
+                    inner.vmas.get_mut(&vstart).expect("vma").dontfork = advice == MADV_DONTFORK;
+                }
+                MADV_WIPEONFORK | MADV_KEEPONFORK => {
+                    if advice == MADV_WIPEONFORK
+                        && (vma.shared || !matches!(vma.backing, Backing::Anon))
+                    {
+                        return Err(EINVAL);
+                    }
+                    inner.vmas.get_mut(&vstart).expect("vma").wipeonfork =
+                        advice == MADV_WIPEONFORK;
+                }
+                MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
+                    let want = if advice == MADV_POPULATE_WRITE {
+                        PROT_WRITE
+                    } else {
+                        PROT_READ
+                    };
+                    // Permission problems are EINVAL; SIGBUS or SIGSEGV would be EFAULT.
+                    if vma.prot & want == 0 {
+                        return Err(EINVAL);
+                    }
+                    let mut p = lo;
+                    while p < hi {
+                        match self.resolve(inner, p, want, false) {
+                            Ok(_) => {}
+                            Err(FaultError::Oom) => return Err(ENOMEM),
+                            Err(_) => return Err(EFAULT),
+                        }
+                        p += PAGE;
+                    }
+                }
+                // Hints with nothing to do here: no read-ahead, swap, KSM, huge pages
+                // or core dumps to steer.
+                _ => {}
+            }
+        }
+        if hole {
+            Err(ENOMEM)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// msync(2) on [start, end) (page aligned): shared mappings write straight into the
+    /// page cache, so there is nothing to flush; a range with holes is ENOMEM.
+    pub fn msync(&self, start: u64, end: u64) -> KResult<()> {
+        let inner = self.inner.lock();
+        let (pieces, hole) = Self::pieces(&inner, start, end);
+        if hole || pieces.is_empty() {
+            return Err(ENOMEM);
+        }
+        Ok(())
+    }
+
+    /// Move [old, old+old_len), which lies in one VMA, to a mapping of `new_len` bytes at
+    /// `new` that replaces whatever is there (mremap's move_vma). The pages go with it;
+    /// the part past `old_len` continues the VMA (the next pages of its file). With
+    /// `dontunmap` the source stays mapped but empty. `old_len` 0 duplicates a shared
+    /// mapping.
+    pub fn move_vma(
+        &self,
+        inner: &mut MmInner,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        new: u64,
+        dontunmap: bool,
+    ) -> KResult<()> {
+        let (vstart, mut vma) = Self::find_vma(inner, old)
+            .map(|(s, v)| (s, v.clone()))
+            .ok_or(EFAULT)?;
+        if let Backing::File { offset, .. } = &mut vma.backing {
+            *offset += old - vstart;
+        }
+        vma.end = new + new_len;
         let mut ptes = vec![];
-        for k in pkeys {
-            ptes.push((k, inner.ptes.remove(&k).expect("pte")));
+        if old_len > 0 {
+            let end = old + old_len;
+            let pkeys: Vec<u64> = inner.ptes.range(old..end).map(|(k, _)| *k).collect();
+            let any_mapped = pkeys.iter().any(|k| inner.ptes[k].mapped != 0);
+            for k in pkeys {
+                ptes.push((k, inner.ptes.remove(&k).expect("pte")));
+            }
+            if any_mapped {
+                let _ = self.aspace.unmap(old, old_len);
+            }
+            if !dontunmap {
+                self.unmap_locked(inner, old, end);
+            }
         }
-        let _ = self.aspace.unmap(old, len);
-        self.unmap_locked(inner, new, new + len);
-        for (k, mut v) in vmas {
-            v.end = v.end - old + new;
-            inner.vmas.insert(k - old + new, v);
-        }
+        self.unmap_locked(inner, new, new + new_len);
+        inner.vmas.insert(new, vma);
         for (k, mut p) in ptes {
             p.mapped = 0;
             inner.ptes.insert(k - old + new, p);
         }
+        Ok(())
     }
 
     /// A copy-on-write copy of this address space in `aspace` (fork).
@@ -569,7 +744,8 @@ impl Mm {
             // Private writable pages become shared read-only in both: downgrade ours.
             let mut ranges = vec![];
             for (s, v) in inner.vmas.iter() {
-                if v.dontfork {
+                // Pages the child does not get stay exclusive to us.
+                if v.dontfork || v.wipeonfork {
                     continue;
                 }
                 if !v.shared && v.prot & PROT_WRITE != 0 {
@@ -595,10 +771,11 @@ impl Mm {
                 }
             }
             for (k, p) in inner.ptes.iter() {
+                // MADV_WIPEONFORK ranges start empty in the child: fresh zero pages.
                 if c.vmas
                     .range(..=*k)
                     .next_back()
-                    .is_some_and(|(_, v)| *k < v.end)
+                    .is_some_and(|(_, v)| *k < v.end && !v.wipeonfork)
                 {
                     c.ptes.insert(
                         *k,
@@ -633,8 +810,12 @@ impl Mm {
     }
 
     /// Whether the page at `addr` is present (mincore).
+    /// (A page faulted in ahead of use is not resident until it is touched.)
     pub fn resident(&self, inner: &MmInner, addr: u64) -> bool {
-        inner.ptes.contains_key(&page_down(addr))
+        inner
+            .ptes
+            .get(&page_down(addr))
+            .is_some_and(|p| p.frame.resident())
     }
 
     /// Bytes of address space in use (for RLIMIT_AS), from the locked state.
