@@ -95,7 +95,13 @@ pub enum FaultError {
 
 pub const MMAP_TOP: u64 = 0x7f00_0000_0000;
 pub const STACK_TOP: u64 = 0x7ffd_0000_0000;
+/// The stack size limit when no task is at hand (the default RLIMIT_STACK).
 const STACK_MAX: u64 = 8 << 20;
+const RLIMIT_AS: usize = 9;
+const RLIMIT_STACK: usize = 3;
+/// Linux's stack_guard_gap: a stack does not grow closer than this to the accessible
+/// mapping below it.
+const STACK_GUARD_GAP: u64 = 256 * PAGE;
 
 pub const MADV_NORMAL: u64 = 0;
 pub const MADV_RANDOM: u64 = 1;
@@ -303,6 +309,10 @@ impl Mm {
         Ok(first)
     }
 
+    /// A fault below a MAP_GROWSDOWN mapping: extend it down to `page`, as Linux's
+    /// expand_downwards does, within RLIMIT_STACK (counted from the mapping's end) and
+    /// RLIMIT_AS of the faulting task, and no closer than the guard gap to the
+    /// accessible mapping below.
     fn grow_stack(&self, inner: &mut MmInner, page: u64) -> Result<(u64, Vma), FaultError> {
         let (start, vma) = inner
             .vmas
@@ -310,12 +320,21 @@ impl Mm {
             .next()
             .map(|(s, v)| (*s, v.clone()))
             .ok_or(FaultError::Segv(1))?;
-        if !vma.growsdown || start - page > STACK_MAX {
+        if !vma.growsdown {
             return Err(FaultError::Segv(1));
         }
-        // Keep a guard gap below the stack from other mappings.
-        if let Some((ps, pv)) = inner.vmas.range(..start).next_back() {
-            if pv.end > page.saturating_sub(PAGE) && *ps != start {
+        let (stack_limit, as_limit) = match crate::kernel::current() {
+            Some(t) => (t.rlimit(RLIMIT_STACK).0, t.rlimit(RLIMIT_AS).0),
+            None => (STACK_MAX, u64::MAX),
+        };
+        if vma.end - page > stack_limit
+            || Self::vm_size(inner).saturating_add(start - page) > as_limit
+        {
+            return Err(FaultError::Segv(1));
+        }
+        if let Some((_, pv)) = inner.vmas.range(..start).next_back() {
+            let accessible = pv.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0;
+            if pv.end > page || (!pv.growsdown && accessible && page - pv.end < STACK_GUARD_GAP) {
                 return Err(FaultError::Segv(1));
             }
         }
