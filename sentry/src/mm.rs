@@ -857,3 +857,188 @@ impl Mm {
         Ok(f.offset() + (addr % PAGE))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An address space that maps nothing: the Mm's own bookkeeping is under test.
+    struct NullSpace;
+    impl AddressSpace for NullSpace {
+        fn map(&self, _: u64, _: u64, _: u64, _: Prot) -> platform::Result<()> {
+            Ok(())
+        }
+        fn unmap(&self, _: u64, _: u64) -> platform::Result<()> {
+            Ok(())
+        }
+        fn protect(&self, _: u64, _: u64, _: Prot) -> platform::Result<()> {
+            Ok(())
+        }
+        fn id(&self) -> u64 {
+            0
+        }
+    }
+
+    const BASE: u64 = 0x10_0000_0000;
+
+    fn anon(end: u64) -> Vma {
+        Vma {
+            end,
+            prot: PROT_READ | PROT_WRITE,
+            shared: false,
+            growsdown: false,
+            backing: Backing::Anon,
+            name: String::new(),
+            dev_ino: (0, 0),
+            dontfork: false,
+            wipeonfork: false,
+            maywrite: true,
+        }
+    }
+
+    fn mm_with(start: u64, vma: Vma) -> Mm {
+        let mm = Mm::new(Arc::new(NullSpace));
+        let len = vma.end - start;
+        mm.map_fixed(&mut mm.inner.lock(), start, len, vma);
+        mm
+    }
+
+    fn byte(mm: &Mm, addr: u64) -> u8 {
+        mm.read_vec(addr, 1).unwrap()[0]
+    }
+
+    #[test]
+    fn move_vma_carries_pages_and_dontunmap_leaves_source_empty() {
+        let mm = mm_with(BASE, anon(BASE + 2 * PAGE));
+        mm.write(BASE + PAGE + 3, b"x").unwrap();
+        let new = BASE + 16 * PAGE;
+        mm.move_vma(&mut mm.inner.lock(), BASE, 2 * PAGE, 4 * PAGE, new, true)
+            .unwrap();
+        assert_eq!(byte(&mm, new + PAGE + 3), b'x');
+        assert_eq!(byte(&mm, new + 3 * PAGE), 0);
+        // The source is still mapped, with no pages.
+        assert_eq!(byte(&mm, BASE + PAGE + 3), 0);
+        let inner = mm.inner.lock();
+        assert_eq!(Mm::find_vma(&inner, new).unwrap().1.end, new + 4 * PAGE);
+        assert!(Mm::find_vma(&inner, BASE).is_some());
+    }
+
+    #[test]
+    fn move_vma_of_shared_file_mapping_keeps_offset_and_duplicates() {
+        let src = crate::vfs::memfs::anon_file(4 * PAGE);
+        let vma = Vma {
+            shared: true,
+            backing: Backing::File {
+                src: src.clone(),
+                offset: 0,
+            },
+            ..anon(BASE + 4 * PAGE)
+        };
+        let mm = mm_with(BASE, vma);
+        mm.write(BASE + 2 * PAGE, b"two").unwrap();
+        // old_len 0: a second mapping of the same pages, from the middle of the VMA.
+        let new = BASE + 32 * PAGE;
+        mm.move_vma(&mut mm.inner.lock(), BASE + 2 * PAGE, 0, PAGE, new, false)
+            .unwrap();
+        assert_eq!(mm.read_vec(new, 3).unwrap(), b"two");
+        mm.write(new + 1, b"W").unwrap();
+        assert_eq!(byte(&mm, BASE + 2 * PAGE + 1), b'W');
+    }
+
+    #[test]
+    fn madvise_flags_and_holes() {
+        let mm = mm_with(BASE, anon(BASE + 4 * PAGE));
+        mm.write(BASE, b"a").unwrap();
+        mm.write(BASE + PAGE, b"b").unwrap();
+        mm.madvise(BASE + PAGE, BASE + 2 * PAGE, MADV_WIPEONFORK)
+            .unwrap();
+        mm.madvise(BASE + 2 * PAGE, BASE + 3 * PAGE, MADV_DONTFORK)
+            .unwrap();
+        let child = mm.fork(Arc::new(NullSpace)).unwrap();
+        assert_eq!(byte(&child, BASE), b'a');
+        assert_eq!(byte(&child, BASE + PAGE), 0);
+        assert_eq!(byte(&mm, BASE + PAGE), b'b');
+        assert!(child.read_vec(BASE + 2 * PAGE, 1).is_err());
+        // A hole: the mapped parts are advised, then ENOMEM.
+        mm.munmap(BASE + 2 * PAGE, PAGE).unwrap();
+        assert_eq!(
+            mm.madvise(BASE, BASE + 4 * PAGE, MADV_DONTNEED),
+            Err(ENOMEM)
+        );
+        assert_eq!(byte(&mm, BASE), 0);
+        assert_eq!(mm.msync(BASE, BASE + 4 * PAGE), Err(ENOMEM));
+        assert_eq!(mm.msync(BASE, BASE + 2 * PAGE), Ok(()));
+        // WIPEONFORK is for private anonymous memory only.
+        let src = crate::vfs::memfs::anon_file(PAGE);
+        let shared = Vma {
+            shared: true,
+            backing: Backing::File { src, offset: 0 },
+            ..anon(BASE + 8 * PAGE)
+        };
+        mm.map_fixed(&mut mm.inner.lock(), BASE + 7 * PAGE, PAGE, shared);
+        assert_eq!(
+            mm.madvise(BASE + 7 * PAGE, BASE + 8 * PAGE, MADV_WIPEONFORK),
+            Err(EINVAL)
+        );
+    }
+
+    #[test]
+    fn madvise_remove_zeroes_the_shared_file() {
+        let src = crate::vfs::memfs::anon_file(3 * PAGE);
+        let vma = Vma {
+            shared: true,
+            backing: Backing::File {
+                src: src.clone(),
+                offset: 0,
+            },
+            ..anon(BASE + 3 * PAGE)
+        };
+        let mm = mm_with(BASE, vma);
+        mm.write(BASE, &vec![b'R'; 3 * PAGE as usize]).unwrap();
+        mm.madvise(BASE + PAGE, BASE + 2 * PAGE, MADV_REMOVE)
+            .unwrap();
+        assert_eq!(byte(&mm, BASE + PAGE + 9), 0);
+        assert_eq!(byte(&mm, BASE + 2 * PAGE), b'R');
+        let mut b = [1u8; 1];
+        src.read(&mut b, PAGE + 9).unwrap();
+        assert_eq!(b[0], 0);
+        assert_eq!(src.size(), 3 * PAGE);
+        // Private anonymous memory has no file: EINVAL.
+        mm.map_fixed(&mut mm.inner.lock(), BASE + 8 * PAGE, PAGE, anon(0));
+        assert_eq!(
+            mm.madvise(BASE + 8 * PAGE, BASE + 9 * PAGE, MADV_REMOVE),
+            Err(EINVAL)
+        );
+    }
+
+    #[test]
+    fn fault_around_pages_are_not_resident_until_touched() {
+        let mm = mm_with(BASE, anon(BASE + 4 * PAGE));
+        mm.fault(BASE, platform::Access::Write).unwrap();
+        let inner = mm.inner.lock();
+        // All four are present (fault-around) but only frames that hold memory count.
+        assert_eq!(mm.resident_in(&inner, BASE, BASE + 4 * PAGE), 4);
+        assert!(!mm.resident(&inner, BASE + PAGE));
+        drop(inner);
+        mm.write(BASE + 2 * PAGE, b"t").unwrap();
+        let inner = mm.inner.lock();
+        assert!(mm.resident(&inner, BASE + 2 * PAGE));
+        assert!(!mm.resident(&inner, BASE + 3 * PAGE));
+    }
+
+    #[test]
+    fn stack_grows_within_the_limit_only() {
+        let top = STACK_TOP;
+        let vma = Vma {
+            growsdown: true,
+            ..anon(top)
+        };
+        let mm = mm_with(top - PAGE, vma);
+        // No task here: the default 8 MiB limit, counted from the top.
+        assert!(mm.fault(top - STACK_MAX, platform::Access::Write).is_ok());
+        assert!(matches!(
+            mm.fault(top - STACK_MAX - PAGE, platform::Access::Write),
+            Err(FaultError::Segv(1))
+        ));
+    }
+}
