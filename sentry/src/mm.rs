@@ -21,6 +21,10 @@ pub trait MapSource: Send + Sync {
     fn write_sealed(&self) -> bool {
         false
     }
+    /// Whether page `index` is in the page cache (mincore).
+    fn cached(&self, _index: u64) -> bool {
+        false
+    }
     /// Make [offset, offset+len) of the file read as zeros and free its memory, keeping
     /// the size (fallocate PUNCH_HOLE|KEEP_SIZE, MADV_REMOVE).
     fn punch_hole(&self, _offset: u64, _len: u64) -> KResult<()> {
@@ -828,13 +832,19 @@ impl Mm {
         inner.ptes.range(start..end).count() as u64
     }
 
-    /// Whether the page at `addr` is present (mincore).
-    /// (A page faulted in ahead of use is not resident until it is touched.)
+    /// Whether the page at `addr` is resident (mincore): for anonymous memory, a page
+    /// that has been touched (one faulted in ahead of use is not, until it is); for a
+    /// file mapping, a page it has faulted in or one in the file's page cache.
     pub fn resident(&self, inner: &MmInner, addr: u64) -> bool {
-        inner
-            .ptes
-            .get(&page_down(addr))
-            .is_some_and(|p| p.frame.resident())
+        let page = page_down(addr);
+        let Some((start, vma)) = Self::find_vma(inner, page) else {
+            return false;
+        };
+        match (&vma.backing, inner.ptes.get(&page)) {
+            (Backing::Anon, pte) => pte.is_some_and(|p| p.frame.resident()),
+            (Backing::File { .. }, Some(_)) => true,
+            (Backing::File { src, offset }, None) => src.cached((offset + (page - start)) / PAGE),
+        }
     }
 
     /// Bytes of address space in use (for RLIMIT_AS), from the locked state.

@@ -304,6 +304,13 @@ impl crate::mm::MapSource for FileData {
     fn punch_hole(&self, offset: u64, len: u64) -> KResult<()> {
         self.punch_hole(offset, len)
     }
+    fn cached(&self, idx: u64) -> bool {
+        self.inner
+            .lock()
+            .pages
+            .get(&idx)
+            .is_some_and(|f| f.resident())
+    }
     fn page(&self, idx: u64) -> KResult<Option<Frame>> {
         let mut inner = self.inner.lock();
         if idx * PAGE >= inner.size.div_ceil(PAGE) * PAGE {
