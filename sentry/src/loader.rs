@@ -147,6 +147,8 @@ pub fn load_elf(t: &Task, mm: &Mm, f: &OpenFile, name: &[u8], main: bool) -> KRe
                 name: name.clone(),
                 dev_ino: (st.dev, st.ino),
                 dontfork: false,
+                wipeonfork: false,
+                maywrite: true,
             };
             mm.map_fixed(&mut inner, start, map_end - start, vma);
             if p.p_memsz > p.p_filesz && file_end % PAGE != 0 {
@@ -164,6 +166,8 @@ pub fn load_elf(t: &Task, mm: &Mm, f: &OpenFile, name: &[u8], main: bool) -> KRe
                 name: String::new(),
                 dev_ino: (0, 0),
                 dontfork: false,
+                wipeonfork: false,
+                maywrite: true,
             };
             mm.map_fixed(&mut inner, anon_start, mem_end - anon_start, vma);
         }
@@ -221,6 +225,8 @@ pub fn setup_stack(
             name: "[stack]".into(),
             dev_ino: (0, 0),
             dontfork: false,
+            wipeonfork: false,
+            maywrite: true,
         };
         mm.map_fixed(&mut inner, top - STACK_INIT, STACK_INIT, vma);
         inner.stack_top = top;

@@ -146,6 +146,35 @@ impl Frame {
         // the Sentry treats the contents as plain bytes, as Linux does.
         unsafe { std::slice::from_raw_parts(memfile().ptr(self.0), PAGE as usize) }
     }
+    /// Make the frame read as zeros everywhere it is mapped and give its memory back to
+    /// the host; the frame stays allocated (MADV_REMOVE, hole punching).
+    pub fn zero(&self) {
+        let mf = memfile();
+        // SAFETY: punching a hole in our own memfd, inside this frame.
+        let r = unsafe {
+            libc::fallocate(
+                mf.fd.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                self.offset() as i64,
+                PAGE as i64,
+            )
+        };
+        if r != 0 {
+            self.bytes_mut().fill(0);
+        }
+    }
+
+    /// Whether the host holds memory for the frame: it has been touched (by the
+    /// application or the Sentry) since it was allocated or zeroed. Freed and zeroed
+    /// frames are holes in the memory file (mincore).
+    pub fn resident(&self) -> bool {
+        let off = self.offset() as i64;
+        // SAFETY: lseek on our own memfd; only its result is used (nothing reads or
+        // writes the memory file through the file position).
+        let r = unsafe { libc::lseek(memfile().fd.as_raw_fd(), off, libc::SEEK_DATA) };
+        r == off
+    }
+
     #[allow(clippy::mut_from_ref)]
     pub fn bytes_mut(&self) -> &mut [u8] {
         // SAFETY: as in bytes(); concurrent writers are the application's own race.

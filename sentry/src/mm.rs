@@ -21,6 +21,15 @@ pub trait MapSource: Send + Sync {
     fn write_sealed(&self) -> bool {
         false
     }
+    /// Whether page `index` is in the page cache (mincore).
+    fn cached(&self, _index: u64) -> bool {
+        false
+    }
+    /// Make [offset, offset+len) of the file read as zeros and free its memory, keeping
+    /// the size (fallocate PUNCH_HOLE|KEEP_SIZE, MADV_REMOVE).
+    fn punch_hole(&self, _offset: u64, _len: u64) -> KResult<()> {
+        Err(EOPNOTSUPP)
+    }
 }
 
 #[derive(Clone)]
@@ -42,7 +51,13 @@ pub struct Vma {
     /// What /proc/PID/maps shows: a path, "[heap]", "[stack]" or "".
     pub name: String,
     pub dev_ino: (u64, u64),
+    /// MADV_DONTFORK: the child of a fork does not get this range.
     pub dontfork: bool,
+    /// MADV_WIPEONFORK: the child gets this range empty (reading zeros).
+    pub wipeonfork: bool,
+    /// Linux's VM_MAYWRITE: PROT_WRITE may be added (false for a shared mapping of a
+    /// file not opened for writing).
+    pub maywrite: bool,
 }
 
 struct Pte {
@@ -84,7 +99,37 @@ pub enum FaultError {
 
 pub const MMAP_TOP: u64 = 0x7f00_0000_0000;
 pub const STACK_TOP: u64 = 0x7ffd_0000_0000;
+/// The stack size limit when no task is at hand (the default RLIMIT_STACK).
 const STACK_MAX: u64 = 8 << 20;
+const RLIMIT_AS: usize = 9;
+const RLIMIT_STACK: usize = 3;
+/// Linux's stack_guard_gap: a stack does not grow closer than this to the accessible
+/// mapping below it.
+const STACK_GUARD_GAP: u64 = 256 * PAGE;
+
+pub const MADV_NORMAL: u64 = 0;
+pub const MADV_RANDOM: u64 = 1;
+pub const MADV_SEQUENTIAL: u64 = 2;
+pub const MADV_WILLNEED: u64 = 3;
+pub const MADV_DONTNEED: u64 = 4;
+pub const MADV_FREE: u64 = 8;
+pub const MADV_REMOVE: u64 = 9;
+pub const MADV_DONTFORK: u64 = 10;
+pub const MADV_DOFORK: u64 = 11;
+pub const MADV_MERGEABLE: u64 = 12;
+pub const MADV_UNMERGEABLE: u64 = 13;
+pub const MADV_HUGEPAGE: u64 = 14;
+pub const MADV_NOHUGEPAGE: u64 = 15;
+pub const MADV_DONTDUMP: u64 = 16;
+pub const MADV_DODUMP: u64 = 17;
+pub const MADV_WIPEONFORK: u64 = 18;
+pub const MADV_KEEPONFORK: u64 = 19;
+pub const MADV_COLD: u64 = 20;
+pub const MADV_PAGEOUT: u64 = 21;
+pub const MADV_POPULATE_READ: u64 = 22;
+pub const MADV_POPULATE_WRITE: u64 = 23;
+pub const MADV_DONTNEED_LOCKED: u64 = 24;
+pub const MADV_COLLAPSE: u64 = 25;
 
 fn to_prot(p: u32) -> Prot {
     let mut r = Prot::empty();
@@ -268,6 +313,10 @@ impl Mm {
         Ok(first)
     }
 
+    /// A fault below a MAP_GROWSDOWN mapping: extend it down to `page`, as Linux's
+    /// expand_downwards does, within RLIMIT_STACK (counted from the mapping's end) and
+    /// RLIMIT_AS of the faulting task, and no closer than the guard gap to the
+    /// accessible mapping below.
     fn grow_stack(&self, inner: &mut MmInner, page: u64) -> Result<(u64, Vma), FaultError> {
         let (start, vma) = inner
             .vmas
@@ -275,12 +324,21 @@ impl Mm {
             .next()
             .map(|(s, v)| (*s, v.clone()))
             .ok_or(FaultError::Segv(1))?;
-        if !vma.growsdown || start - page > STACK_MAX {
+        if !vma.growsdown {
             return Err(FaultError::Segv(1));
         }
-        // Keep a guard gap below the stack from other mappings.
-        if let Some((ps, pv)) = inner.vmas.range(..start).next_back() {
-            if pv.end > page.saturating_sub(PAGE) && *ps != start {
+        let (stack_limit, as_limit) = match crate::kernel::current() {
+            Some(t) => (t.rlimit(RLIMIT_STACK).0, t.rlimit(RLIMIT_AS).0),
+            None => (STACK_MAX, u64::MAX),
+        };
+        if vma.end - page > stack_limit
+            || Self::vm_size(inner).saturating_add(start - page) > as_limit
+        {
+            return Err(FaultError::Segv(1));
+        }
+        if let Some((_, pv)) = inner.vmas.range(..start).next_back() {
+            let accessible = pv.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0;
+            if pv.end > page || (!pv.growsdown && accessible && page - pv.end < STACK_GUARD_GAP) {
                 return Err(FaultError::Segv(1));
             }
         }
@@ -488,10 +546,11 @@ impl Mm {
             return Ok(());
         }
         let mut inner = self.inner.lock();
-        // Every page of the range must be mapped.
+        // Every page of the range must be mapped, and may take the new protection.
         let mut a = addr;
         while a < end {
             match Self::find_vma(&inner, a) {
+                Some((_, v)) if prot & PROT_WRITE != 0 && !v.maywrite => return Err(EACCES),
                 Some((_, v)) => a = v.end,
                 None => return Err(ENOMEM),
             }
@@ -515,13 +574,12 @@ impl Mm {
         Ok(())
     }
 
-    /// madvise(MADV_DONTNEED): private pages read as zero (or the file) again.
-    pub fn dontneed(&self, addr: u64, len: u64) -> KResult<()> {
-        let end = page_up(addr.checked_add(len).ok_or(EINVAL)?).ok_or(EINVAL)?;
-        let mut inner = self.inner.lock();
-        let pages: Vec<u64> = inner.ptes.range(addr..end).map(|(k, _)| *k).collect();
+    /// Drop the pages of [start, end): private ones read as zero (or the file) again,
+    /// shared ones fault back in from the file (MADV_DONTNEED).
+    fn drop_pages(&self, inner: &mut MmInner, start: u64, end: u64) -> KResult<()> {
+        let pages: Vec<u64> = inner.ptes.range(start..end).map(|(k, _)| *k).collect();
         if pages.iter().any(|p| inner.ptes[p].mapped != 0) {
-            self.aspace.unmap(addr, end - addr).map_err(|_| ENOMEM)?;
+            self.aspace.unmap(start, end - start).map_err(|_| ENOMEM)?;
         }
         for p in pages {
             inner.ptes.remove(&p);
@@ -529,30 +587,170 @@ impl Mm {
         Ok(())
     }
 
-    /// Move the pages of [old, old+len) to [new, new+len) (mremap).
-    pub fn move_range(&self, inner: &mut MmInner, old: u64, len: u64, new: u64) {
-        Self::split(inner, old);
-        Self::split(inner, old + len);
-        let vkeys: Vec<u64> = inner.vmas.range(old..old + len).map(|(k, _)| *k).collect();
-        let mut vmas = vec![];
-        for k in vkeys {
-            vmas.push((k, inner.vmas.remove(&k).expect("vma")));
+    /// The mapped pieces of [start, end) as (vma start, piece start, piece end), and
+    /// whether the range has holes (Linux's madvise and msync walk).
+    fn pieces(inner: &MmInner, start: u64, end: u64) -> (Vec<(u64, u64, u64)>, bool) {
+        let mut out = vec![];
+        let mut hole = false;
+        let mut a = start;
+        let first = inner
+            .vmas
+            .range(..=start)
+            .next_back()
+            .filter(|(_, v)| v.end > start)
+            .map(|(s, _)| *s)
+            .unwrap_or(start);
+        for (s, v) in inner.vmas.range(first..end) {
+            if *s > a {
+                hole = true;
+            }
+            let lo = a.max(*s);
+            let hi = v.end.min(end);
+            out.push((*s, lo, hi));
+            a = hi;
         }
-        let pkeys: Vec<u64> = inner.ptes.range(old..old + len).map(|(k, _)| *k).collect();
+        if a < end {
+            hole = true;
+        }
+        (out, hole)
+    }
+
+    /// madvise(2) on [start, end) (page aligned, non-empty) with a valid `advice`:
+    /// applies it to every mapped part, then fails with ENOMEM if the range has holes.
+    pub fn madvise(&self, start: u64, end: u64, advice: u64) -> KResult<()> {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let sets_flag = matches!(
+            advice,
+            MADV_DONTFORK | MADV_DOFORK | MADV_WIPEONFORK | MADV_KEEPONFORK
+        );
+        if sets_flag {
+            Self::split(inner, start);
+            Self::split(inner, end);
+        }
+        let (pieces, hole) = Self::pieces(inner, start, end);
+        if pieces.is_empty() {
+            return Err(ENOMEM);
+        }
+        for (vstart, lo, hi) in pieces {
+            let vma = inner.vmas[&vstart].clone();
+            match advice {
+                MADV_DONTNEED | MADV_DONTNEED_LOCKED => self.drop_pages(inner, lo, hi)?,
+                MADV_FREE => {
+                    // Only private anonymous memory; freeing at once is what the kernel
+                    // may do at any time after the advice.
+                    if !matches!(vma.backing, Backing::Anon) || vma.shared {
+                        return Err(EINVAL);
+                    }
+                    self.drop_pages(inner, lo, hi)?;
+                }
+                MADV_REMOVE => {
+                    let Backing::File { src, offset } = &vma.backing else {
+                        return Err(EINVAL);
+                    };
+                    if !vma.shared || !vma.maywrite {
+                        return Err(EACCES);
+                    }
+                    src.punch_hole(offset + (lo - vstart), hi - lo)?;
+                }
+                MADV_DONTFORK | MADV_DOFORK => {
+                    inner.vmas.get_mut(&vstart).expect("vma").dontfork = advice == MADV_DONTFORK;
+                }
+                MADV_WIPEONFORK | MADV_KEEPONFORK => {
+                    if advice == MADV_WIPEONFORK
+                        && (vma.shared || !matches!(vma.backing, Backing::Anon))
+                    {
+                        return Err(EINVAL);
+                    }
+                    inner.vmas.get_mut(&vstart).expect("vma").wipeonfork =
+                        advice == MADV_WIPEONFORK;
+                }
+                MADV_POPULATE_READ | MADV_POPULATE_WRITE => {
+                    let want = if advice == MADV_POPULATE_WRITE {
+                        PROT_WRITE
+                    } else {
+                        PROT_READ
+                    };
+                    // Permission problems are EINVAL; SIGBUS or SIGSEGV would be EFAULT.
+                    if vma.prot & want == 0 {
+                        return Err(EINVAL);
+                    }
+                    let mut p = lo;
+                    while p < hi {
+                        match self.resolve(inner, p, want, false) {
+                            Ok(_) => {}
+                            Err(FaultError::Oom) => return Err(ENOMEM),
+                            Err(_) => return Err(EFAULT),
+                        }
+                        p += PAGE;
+                    }
+                }
+                // Hints with nothing to do here: no read-ahead, swap, KSM, huge pages
+                // or core dumps to steer.
+                _ => {}
+            }
+        }
+        if hole {
+            Err(ENOMEM)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// msync(2) on [start, end) (page aligned): shared mappings write straight into the
+    /// page cache, so there is nothing to flush; a range with holes is ENOMEM.
+    pub fn msync(&self, start: u64, end: u64) -> KResult<()> {
+        let inner = self.inner.lock();
+        let (pieces, hole) = Self::pieces(&inner, start, end);
+        if hole || pieces.is_empty() {
+            return Err(ENOMEM);
+        }
+        Ok(())
+    }
+
+    /// Move [old, old+old_len), which lies in one VMA, to a mapping of `new_len` bytes at
+    /// `new` that replaces whatever is there (mremap's move_vma). The pages go with it;
+    /// the part past `old_len` continues the VMA (the next pages of its file). With
+    /// `dontunmap` the source stays mapped but empty. `old_len` 0 duplicates a shared
+    /// mapping.
+    pub fn move_vma(
+        &self,
+        inner: &mut MmInner,
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        new: u64,
+        dontunmap: bool,
+    ) -> KResult<()> {
+        let (vstart, mut vma) = Self::find_vma(inner, old)
+            .map(|(s, v)| (s, v.clone()))
+            .ok_or(EFAULT)?;
+        if let Backing::File { offset, .. } = &mut vma.backing {
+            *offset += old - vstart;
+        }
+        vma.end = new + new_len;
         let mut ptes = vec![];
-        for k in pkeys {
-            ptes.push((k, inner.ptes.remove(&k).expect("pte")));
+        if old_len > 0 {
+            let end = old + old_len;
+            let pkeys: Vec<u64> = inner.ptes.range(old..end).map(|(k, _)| *k).collect();
+            let any_mapped = pkeys.iter().any(|k| inner.ptes[k].mapped != 0);
+            for k in pkeys {
+                ptes.push((k, inner.ptes.remove(&k).expect("pte")));
+            }
+            if any_mapped {
+                let _ = self.aspace.unmap(old, old_len);
+            }
+            if !dontunmap {
+                self.unmap_locked(inner, old, end);
+            }
         }
-        let _ = self.aspace.unmap(old, len);
-        self.unmap_locked(inner, new, new + len);
-        for (k, mut v) in vmas {
-            v.end = v.end - old + new;
-            inner.vmas.insert(k - old + new, v);
-        }
+        self.unmap_locked(inner, new, new + new_len);
+        inner.vmas.insert(new, vma);
         for (k, mut p) in ptes {
             p.mapped = 0;
             inner.ptes.insert(k - old + new, p);
         }
+        Ok(())
     }
 
     /// A copy-on-write copy of this address space in `aspace` (fork).
@@ -569,7 +767,8 @@ impl Mm {
             // Private writable pages become shared read-only in both: downgrade ours.
             let mut ranges = vec![];
             for (s, v) in inner.vmas.iter() {
-                if v.dontfork {
+                // Pages the child does not get stay exclusive to us.
+                if v.dontfork || v.wipeonfork {
                     continue;
                 }
                 if !v.shared && v.prot & PROT_WRITE != 0 {
@@ -595,10 +794,11 @@ impl Mm {
                 }
             }
             for (k, p) in inner.ptes.iter() {
+                // MADV_WIPEONFORK ranges start empty in the child: fresh zero pages.
                 if c.vmas
                     .range(..=*k)
                     .next_back()
-                    .is_some_and(|(_, v)| *k < v.end)
+                    .is_some_and(|(_, v)| *k < v.end && !v.wipeonfork)
                 {
                     c.ptes.insert(
                         *k,
@@ -632,9 +832,19 @@ impl Mm {
         inner.ptes.range(start..end).count() as u64
     }
 
-    /// Whether the page at `addr` is present (mincore).
+    /// Whether the page at `addr` is resident (mincore): for anonymous memory, a page
+    /// that has been touched (one faulted in ahead of use is not, until it is); for a
+    /// file mapping, a page it has faulted in or one in the file's page cache.
     pub fn resident(&self, inner: &MmInner, addr: u64) -> bool {
-        inner.ptes.contains_key(&page_down(addr))
+        let page = page_down(addr);
+        let Some((start, vma)) = Self::find_vma(inner, page) else {
+            return false;
+        };
+        match (&vma.backing, inner.ptes.get(&page)) {
+            (Backing::Anon, pte) => pte.is_some_and(|p| p.frame.resident()),
+            (Backing::File { .. }, Some(_)) => true,
+            (Backing::File { src, offset }, None) => src.cached((offset + (page - start)) / PAGE),
+        }
     }
 
     /// Bytes of address space in use (for RLIMIT_AS), from the locked state.
@@ -655,5 +865,190 @@ impl Mm {
             .resolve(&mut inner, page_down(addr), PROT_READ, false)
             .map_err(|_| EFAULT)?;
         Ok(f.offset() + (addr % PAGE))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An address space that maps nothing: the Mm's own bookkeeping is under test.
+    struct NullSpace;
+    impl AddressSpace for NullSpace {
+        fn map(&self, _: u64, _: u64, _: u64, _: Prot) -> platform::Result<()> {
+            Ok(())
+        }
+        fn unmap(&self, _: u64, _: u64) -> platform::Result<()> {
+            Ok(())
+        }
+        fn protect(&self, _: u64, _: u64, _: Prot) -> platform::Result<()> {
+            Ok(())
+        }
+        fn id(&self) -> u64 {
+            0
+        }
+    }
+
+    const BASE: u64 = 0x10_0000_0000;
+
+    fn anon(end: u64) -> Vma {
+        Vma {
+            end,
+            prot: PROT_READ | PROT_WRITE,
+            shared: false,
+            growsdown: false,
+            backing: Backing::Anon,
+            name: String::new(),
+            dev_ino: (0, 0),
+            dontfork: false,
+            wipeonfork: false,
+            maywrite: true,
+        }
+    }
+
+    fn mm_with(start: u64, vma: Vma) -> Mm {
+        let mm = Mm::new(Arc::new(NullSpace));
+        let len = vma.end - start;
+        mm.map_fixed(&mut mm.inner.lock(), start, len, vma);
+        mm
+    }
+
+    fn byte(mm: &Mm, addr: u64) -> u8 {
+        mm.read_vec(addr, 1).unwrap()[0]
+    }
+
+    #[test]
+    fn move_vma_carries_pages_and_dontunmap_leaves_source_empty() {
+        let mm = mm_with(BASE, anon(BASE + 2 * PAGE));
+        mm.write(BASE + PAGE + 3, b"x").unwrap();
+        let new = BASE + 16 * PAGE;
+        mm.move_vma(&mut mm.inner.lock(), BASE, 2 * PAGE, 4 * PAGE, new, true)
+            .unwrap();
+        assert_eq!(byte(&mm, new + PAGE + 3), b'x');
+        assert_eq!(byte(&mm, new + 3 * PAGE), 0);
+        // The source is still mapped, with no pages.
+        assert_eq!(byte(&mm, BASE + PAGE + 3), 0);
+        let inner = mm.inner.lock();
+        assert_eq!(Mm::find_vma(&inner, new).unwrap().1.end, new + 4 * PAGE);
+        assert!(Mm::find_vma(&inner, BASE).is_some());
+    }
+
+    #[test]
+    fn move_vma_of_shared_file_mapping_keeps_offset_and_duplicates() {
+        let src = crate::vfs::memfs::anon_file(4 * PAGE);
+        let vma = Vma {
+            shared: true,
+            backing: Backing::File {
+                src: src.clone(),
+                offset: 0,
+            },
+            ..anon(BASE + 4 * PAGE)
+        };
+        let mm = mm_with(BASE, vma);
+        mm.write(BASE + 2 * PAGE, b"two").unwrap();
+        // old_len 0: a second mapping of the same pages, from the middle of the VMA.
+        let new = BASE + 32 * PAGE;
+        mm.move_vma(&mut mm.inner.lock(), BASE + 2 * PAGE, 0, PAGE, new, false)
+            .unwrap();
+        assert_eq!(mm.read_vec(new, 3).unwrap(), b"two");
+        mm.write(new + 1, b"W").unwrap();
+        assert_eq!(byte(&mm, BASE + 2 * PAGE + 1), b'W');
+    }
+
+    #[test]
+    fn madvise_flags_and_holes() {
+        let mm = mm_with(BASE, anon(BASE + 4 * PAGE));
+        mm.write(BASE, b"a").unwrap();
+        mm.write(BASE + PAGE, b"b").unwrap();
+        mm.madvise(BASE + PAGE, BASE + 2 * PAGE, MADV_WIPEONFORK)
+            .unwrap();
+        mm.madvise(BASE + 2 * PAGE, BASE + 3 * PAGE, MADV_DONTFORK)
+            .unwrap();
+        let child = mm.fork(Arc::new(NullSpace)).unwrap();
+        assert_eq!(byte(&child, BASE), b'a');
+        assert_eq!(byte(&child, BASE + PAGE), 0);
+        assert_eq!(byte(&mm, BASE + PAGE), b'b');
+        assert!(child.read_vec(BASE + 2 * PAGE, 1).is_err());
+        // A hole: the mapped parts are advised, then ENOMEM.
+        mm.munmap(BASE + 2 * PAGE, PAGE).unwrap();
+        assert_eq!(
+            mm.madvise(BASE, BASE + 4 * PAGE, MADV_DONTNEED),
+            Err(ENOMEM)
+        );
+        assert_eq!(byte(&mm, BASE), 0);
+        assert_eq!(mm.msync(BASE, BASE + 4 * PAGE), Err(ENOMEM));
+        assert_eq!(mm.msync(BASE, BASE + 2 * PAGE), Ok(()));
+        // WIPEONFORK is for private anonymous memory only.
+        let src = crate::vfs::memfs::anon_file(PAGE);
+        let shared = Vma {
+            shared: true,
+            backing: Backing::File { src, offset: 0 },
+            ..anon(BASE + 8 * PAGE)
+        };
+        mm.map_fixed(&mut mm.inner.lock(), BASE + 7 * PAGE, PAGE, shared);
+        assert_eq!(
+            mm.madvise(BASE + 7 * PAGE, BASE + 8 * PAGE, MADV_WIPEONFORK),
+            Err(EINVAL)
+        );
+    }
+
+    #[test]
+    fn madvise_remove_zeroes_the_shared_file() {
+        let src = crate::vfs::memfs::anon_file(3 * PAGE);
+        let vma = Vma {
+            shared: true,
+            backing: Backing::File {
+                src: src.clone(),
+                offset: 0,
+            },
+            ..anon(BASE + 3 * PAGE)
+        };
+        let mm = mm_with(BASE, vma);
+        mm.write(BASE, &vec![b'R'; 3 * PAGE as usize]).unwrap();
+        mm.madvise(BASE + PAGE, BASE + 2 * PAGE, MADV_REMOVE)
+            .unwrap();
+        assert_eq!(byte(&mm, BASE + PAGE + 9), 0);
+        assert_eq!(byte(&mm, BASE + 2 * PAGE), b'R');
+        let mut b = [1u8; 1];
+        src.read(&mut b, PAGE + 9).unwrap();
+        assert_eq!(b[0], 0);
+        assert_eq!(src.size(), 3 * PAGE);
+        // Private anonymous memory has no file: EINVAL.
+        mm.map_fixed(&mut mm.inner.lock(), BASE + 8 * PAGE, PAGE, anon(0));
+        assert_eq!(
+            mm.madvise(BASE + 8 * PAGE, BASE + 9 * PAGE, MADV_REMOVE),
+            Err(EINVAL)
+        );
+    }
+
+    #[test]
+    fn fault_around_pages_are_not_resident_until_touched() {
+        let mm = mm_with(BASE, anon(BASE + 4 * PAGE));
+        mm.fault(BASE, platform::Access::Write).unwrap();
+        let inner = mm.inner.lock();
+        // All four are present (fault-around) but only frames that hold memory count.
+        assert_eq!(mm.resident_in(&inner, BASE, BASE + 4 * PAGE), 4);
+        assert!(!mm.resident(&inner, BASE + PAGE));
+        drop(inner);
+        mm.write(BASE + 2 * PAGE, b"t").unwrap();
+        let inner = mm.inner.lock();
+        assert!(mm.resident(&inner, BASE + 2 * PAGE));
+        assert!(!mm.resident(&inner, BASE + 3 * PAGE));
+    }
+
+    #[test]
+    fn stack_grows_within_the_limit_only() {
+        let top = STACK_TOP;
+        let vma = Vma {
+            growsdown: true,
+            ..anon(top)
+        };
+        let mm = mm_with(top - PAGE, vma);
+        // No task here: the default 8 MiB limit, counted from the top.
+        assert!(mm.fault(top - STACK_MAX, platform::Access::Write).is_ok());
+        assert!(matches!(
+            mm.fault(top - STACK_MAX - PAGE, platform::Access::Write),
+            Err(FaultError::Segv(1))
+        ));
     }
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::memfile::PAGE;
-use crate::mm::{page_up, Backing, Mm, Vma, PROT_EXEC, PROT_READ, PROT_WRITE};
+use crate::mm::{page_up, Backing, Mm, Vma, PROT_READ, PROT_WRITE};
 
 const MAP_SHARED: u64 = 1;
 const MAP_PRIVATE: u64 = 2;
@@ -26,7 +26,7 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         11 => c.t.mm().munmap(a0, a1).map(|_| 0),
         12 => brk(c, a0),
         25 => mremap(c, a0, a1, a2, a3, a4),
-        26 => Ok(0),
+        26 => msync(c, a0, a1, a2),
         27 => mincore(c, a0, a1, a2),
         28 => madvise(c, a0, a1, a2),
         _ => return None,
@@ -46,6 +46,9 @@ fn mmap(c: &Ctx, addr: u64, len: u64, prot: u32, flags: u64, fd: u64, off: u64) 
         return Err(EINVAL);
     }
     let shared = kind != MAP_PRIVATE;
+    // Linux's VM_MAYWRITE: a shared mapping of a file not open for writing (or
+    // write-sealed) can never become writable.
+    let mut maywrite = true;
     let (backing, name, dev_ino) = if flags & MAP_ANONYMOUS != 0 {
         if shared {
             let src: Arc<dyn crate::mm::MapSource> = crate::vfs::memfs::anon_file(len);
@@ -69,6 +72,7 @@ fn mmap(c: &Ctx, addr: u64, len: u64, prot: u32, flags: u64, fd: u64, off: u64) 
         if shared && prot & PROT_WRITE != 0 && src.write_sealed() {
             return Err(EPERM);
         }
+        maywrite = !shared || (f.writable() && !src.write_sealed());
         let root = c.t.fsctx().root.lock().clone();
         let name = f
             .path
@@ -114,6 +118,8 @@ fn mmap(c: &Ctx, addr: u64, len: u64, prot: u32, flags: u64, fd: u64, off: u64) 
         name,
         dev_ino,
         dontfork: false,
+        wipeonfork: false,
+        maywrite,
     };
     mm.map_fixed(&mut inner, start, len, vma);
     Ok(start)
@@ -141,6 +147,8 @@ fn brk(c: &Ctx, addr: u64) -> SysResult {
             name: "[heap]".into(),
             dev_ino: (0, 0),
             dontfork: false,
+            wipeonfork: false,
+            maywrite: true,
         };
         mm.map_fixed(&mut inner, old_end, new_end - old_end, vma);
     } else if new_end < old_end {
@@ -150,83 +158,198 @@ fn brk(c: &Ctx, addr: u64) -> SysResult {
     Ok(addr)
 }
 
+const MREMAP_MAYMOVE: u64 = 1;
+const MREMAP_FIXED: u64 = 2;
+const MREMAP_DONTUNMAP: u64 = 4;
+
+/// mremap(2), following Linux's order of checks.
 fn mremap(c: &Ctx, old: u64, old_len: u64, new_len: u64, flags: u64, new_addr: u64) -> SysResult {
-    const MAYMOVE: u64 = 1;
-    const FIXED: u64 = 2;
-    if !old.is_multiple_of(PAGE)
-        || flags & !7 != 0
-        || (flags & FIXED != 0 && flags & MAYMOVE == 0)
-        || new_len == 0
+    if flags & !(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP) != 0
+        || (flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0)
     {
+        return Err(EINVAL);
+    }
+    // MREMAP_DONTUNMAP always moves and never resizes.
+    if flags & MREMAP_DONTUNMAP != 0 && (flags & MREMAP_MAYMOVE == 0 || old_len != new_len) {
+        return Err(EINVAL);
+    }
+    if !old.is_multiple_of(PAGE) {
         return Err(EINVAL);
     }
     let old_len = page_up(old_len).ok_or(EINVAL)?;
-    let new_len = page_up(new_len).ok_or(ENOMEM)?;
+    let new_len = page_up(new_len).ok_or(EINVAL)?;
+    if new_len == 0 {
+        return Err(EINVAL);
+    }
     let mm = c.t.mm();
     let mut inner = mm.inner.lock();
-    let (vstart, vma) = Mm::find_vma(&inner, old)
-        .map(|(s, v)| (s, v.clone()))
-        .ok_or(EFAULT)?;
-    if old + old_len > vma.end && old_len != 0 {
+    if Mm::find_vma(&inner, old).is_none() {
         return Err(EFAULT);
     }
-    let _ = vstart;
-    if flags & FIXED != 0 {
-        if !new_addr.is_multiple_of(PAGE) {
-            return Err(EINVAL);
-        }
-        mm.move_range(&mut inner, old, old_len.min(new_len), new_addr);
-        if new_len > old_len {
-            let mut v = vma.clone();
-            if let Backing::File { offset, .. } = &mut v.backing {
-                *offset += old_len;
-            }
-            mm.map_fixed(&mut inner, new_addr + old_len, new_len - old_len, v);
-        } else if old_len > new_len {
+    if flags & (MREMAP_FIXED | MREMAP_DONTUNMAP) != 0 {
+        return mremap_to(c, &mm, &mut inner, old, old_len, new_len, flags, new_addr);
+    }
+    // Shrinking always works in place.
+    if old_len >= new_len {
+        if old_len > new_len {
             mm.unmap_locked(&mut inner, old + new_len, old + old_len);
         }
-        return Ok(new_addr);
-    }
-    if new_len <= old_len {
-        mm.unmap_locked(&mut inner, old + new_len, old + old_len);
         return Ok(old);
     }
-    // Grow in place when the space after is free.
-    if old + old_len == vma.end
-        && !Mm::overlaps(&inner, old + old_len, old + new_len)
-        && old + new_len <= platform::MAX_USER_ADDR
+    let (vstart, vend) = vma_to_resize(c, &inner, old, old_len, new_len)?;
+    // The range ends its mapping: grow in place when the space after it is free.
+    if old_len == vend - old
+        && old
+            .checked_add(new_len)
+            .is_some_and(|e| e <= platform::MAX_USER_ADDR)
+        && !Mm::overlaps(&inner, vend, old + new_len)
     {
-        let start = Mm::find_vma(&inner, old).map(|(s, _)| s).ok_or(EFAULT)?;
-        inner.vmas.get_mut(&start).ok_or(EFAULT)?.end = old + new_len;
+        inner.vmas.get_mut(&vstart).ok_or(EFAULT)?.end = old + new_len;
         return Ok(old);
     }
-    if flags & MAYMOVE == 0 {
+    if flags & MREMAP_MAYMOVE == 0 {
         return Err(ENOMEM);
     }
     let dest = Mm::find_free(&inner, new_len, 0).ok_or(ENOMEM)?;
-    mm.move_range(&mut inner, old, old_len, dest);
-    let mut v = vma;
-    if let Backing::File { offset, .. } = &mut v.backing {
-        *offset += old_len;
-    }
-    let start = Mm::find_vma(&inner, dest).map(|(s, _)| s).ok_or(EFAULT)?;
-    let cur_end = inner.vmas[&start].end;
-    if cur_end < dest + new_len {
-        inner.vmas.get_mut(&start).ok_or(EFAULT)?.end = dest + new_len;
-    }
-    let _ = PROT_EXEC;
+    mm.move_vma(&mut inner, old, old_len, new_len, dest, false)?;
     Ok(dest)
 }
 
-fn madvise(c: &Ctx, addr: u64, len: u64, advice: u64) -> SysResult {
-    if !addr.is_multiple_of(PAGE) {
+/// Linux's vma_to_resize: checks that [old, old+old_len) can become `new_len` bytes.
+/// Returns the containing VMA's (start, end).
+fn vma_to_resize(
+    c: &Ctx,
+    inner: &crate::mm::MmInner,
+    old: u64,
+    old_len: u64,
+    new_len: u64,
+) -> Result<(u64, u64), Errno> {
+    let (vstart, vma) = Mm::find_vma(inner, old).ok_or(EFAULT)?;
+    // old_len 0 duplicates a mapping, which makes sense only for a shared one.
+    if old_len == 0 && !vma.shared {
         return Err(EINVAL);
     }
-    match advice {
-        4 => c.t.mm().dontneed(addr, len).map(|_| 0),
-        0..=3 | 8..=19 | 100..=101 => Ok(0),
-        _ => Err(EINVAL),
+    // No remapping across VMA boundaries.
+    if old_len > vma.end - old {
+        return Err(EFAULT);
     }
+    if new_len > old_len && over_as_limit(c, inner, new_len - old_len) {
+        return Err(ENOMEM);
+    }
+    Ok((vstart, vma.end))
+}
+
+/// mremap with MREMAP_FIXED or MREMAP_DONTUNMAP (Linux's mremap_to).
+#[allow(clippy::too_many_arguments)]
+fn mremap_to(
+    c: &Ctx,
+    mm: &Mm,
+    inner: &mut crate::mm::MmInner,
+    old: u64,
+    mut old_len: u64,
+    new_len: u64,
+    flags: u64,
+    new_addr: u64,
+) -> SysResult {
+    if !new_addr.is_multiple_of(PAGE)
+        || new_len > platform::MAX_USER_ADDR
+        || new_addr > platform::MAX_USER_ADDR - new_len
+    {
+        return Err(EINVAL);
+    }
+    // The old and new ranges must not overlap.
+    if old + old_len > new_addr && new_addr + new_len > old {
+        return Err(EINVAL);
+    }
+    if flags & MREMAP_FIXED != 0 {
+        mm.unmap_locked(inner, new_addr, new_addr + new_len);
+    }
+    if old_len > new_len {
+        mm.unmap_locked(inner, old + new_len, old + old_len);
+        old_len = new_len;
+    }
+    vma_to_resize(c, inner, old, old_len, new_len)?;
+    // The source stays mapped: the address space grows by the whole new range.
+    if flags & MREMAP_DONTUNMAP != 0 && over_as_limit(c, inner, old_len) {
+        return Err(ENOMEM);
+    }
+    let dest = if flags & MREMAP_FIXED != 0 {
+        new_addr
+    } else {
+        Mm::find_free(inner, new_len, new_addr).ok_or(ENOMEM)?
+    };
+    mm.move_vma(
+        inner,
+        old,
+        old_len,
+        new_len,
+        dest,
+        flags & MREMAP_DONTUNMAP != 0,
+    )?;
+    Ok(dest)
+}
+
+/// madvise(2): checks as Linux's do_madvise, then the advice per mapped part.
+fn madvise(c: &Ctx, addr: u64, len: u64, advice: u64) -> SysResult {
+    use crate::mm::*;
+    let valid = matches!(
+        advice,
+        MADV_NORMAL
+            | MADV_RANDOM
+            | MADV_SEQUENTIAL
+            | MADV_WILLNEED
+            | MADV_DONTNEED
+            | MADV_FREE
+            | MADV_REMOVE
+            | MADV_DONTFORK
+            | MADV_DOFORK
+            | MADV_MERGEABLE
+            | MADV_UNMERGEABLE
+            | MADV_HUGEPAGE
+            | MADV_NOHUGEPAGE
+            | MADV_DONTDUMP
+            | MADV_DODUMP
+            | MADV_WIPEONFORK
+            | MADV_KEEPONFORK
+            | MADV_COLD
+            | MADV_PAGEOUT
+            | MADV_POPULATE_READ
+            | MADV_POPULATE_WRITE
+            | MADV_DONTNEED_LOCKED
+            | MADV_COLLAPSE
+    );
+    // (MADV_HWPOISON and MADV_SOFT_OFFLINE inject memory errors: not offered, as in a
+    // kernel without CONFIG_MEMORY_FAILURE.)
+    if !valid || !addr.is_multiple_of(PAGE) {
+        return Err(EINVAL);
+    }
+    let Some(alen) = page_up(len) else {
+        return Err(EINVAL);
+    };
+    let end = addr.checked_add(alen).ok_or(EINVAL)?;
+    if end == addr {
+        return Ok(0);
+    }
+    c.t.mm().madvise(addr, end, advice).map(|_| 0)
+}
+
+/// msync(2): checks as Linux; see Mm::msync.
+fn msync(c: &Ctx, addr: u64, len: u64, flags: u64) -> SysResult {
+    const MS_ASYNC: u64 = 1;
+    const MS_INVALIDATE: u64 = 2;
+    const MS_SYNC: u64 = 4;
+    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || !addr.is_multiple_of(PAGE)
+        || (flags & MS_ASYNC != 0 && flags & MS_SYNC != 0)
+    {
+        return Err(EINVAL);
+    }
+    let alen = page_up(len).ok_or(ENOMEM)?;
+    let end = addr.checked_add(alen).ok_or(ENOMEM)?;
+    if end == addr {
+        return Ok(0);
+    }
+    c.t.mm().msync(addr, end).map(|_| 0)
 }
 
 /// mincore: a page is resident if it has been touched (the Sentry keeps no swap).

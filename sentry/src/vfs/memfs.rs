@@ -230,6 +230,41 @@ impl FileData {
         Ok(buf.len())
     }
 
+    /// Make [offset, offset+len) read as zeros, keeping the size: whole cached pages
+    /// are zeroed in place (so every mapping of them sees it) and their memory goes back
+    /// to the host; partial pages have their bytes zeroed.
+    pub fn punch_hole(&self, offset: u64, len: u64) -> KResult<()> {
+        let mut inner = self.inner.lock();
+        if self.seals.load(Ordering::Acquire) & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0 {
+            return Err(EPERM);
+        }
+        let end = offset.saturating_add(len).min(inner.size);
+        let mut pos = offset;
+        while pos < end {
+            let idx = pos / PAGE;
+            let po = (pos % PAGE) as usize;
+            let n = (PAGE as usize - po).min((end - pos) as usize);
+            let valid = inner.lower.as_ref().map(|l| l.valid).unwrap_or(0);
+            let cached = inner.pages.get(&idx).cloned();
+            match cached {
+                Some(f) if n == PAGE as usize => f.zero(),
+                Some(f) => f.bytes_mut()[po..po + n].fill(0),
+                // Not cached and past the lower file's data: already zeros.
+                None if pos >= valid => {}
+                None => {
+                    // Bytes that would come from the lower file: cache the page, zeroed.
+                    if n == PAGE as usize {
+                        inner.pages.insert(idx, memfile().alloc()?);
+                    } else {
+                        self.frame(&mut inner, idx)?.bytes_mut()[po..po + n].fill(0);
+                    }
+                }
+            }
+            pos += n as u64;
+        }
+        Ok(())
+    }
+
     pub fn truncate(&self, len: u64) -> KResult<()> {
         let mut inner = self.inner.lock();
         let seals = self.seals.load(Ordering::Acquire);
@@ -265,6 +300,16 @@ impl FileData {
 impl crate::mm::MapSource for FileData {
     fn write_sealed(&self) -> bool {
         self.seals.load(Ordering::Acquire) & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0
+    }
+    fn punch_hole(&self, offset: u64, len: u64) -> KResult<()> {
+        self.punch_hole(offset, len)
+    }
+    fn cached(&self, idx: u64) -> bool {
+        self.inner
+            .lock()
+            .pages
+            .get(&idx)
+            .is_some_and(|f| f.resident())
     }
     fn page(&self, idx: u64) -> KResult<Option<Frame>> {
         let mut inner = self.inner.lock();
