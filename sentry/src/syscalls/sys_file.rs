@@ -43,6 +43,7 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         74 | 75 => c.fd(a0).map(|_| 0),
         76 => truncate(c, a0, a1),
         77 => ftruncate(c, a0, a1),
+        285 => fallocate(c, a0, a1 as u32, a2, a3),
         79 => getcwd(c, a0, a1),
         80 => chdir(c, a0),
         81 => fchdir(c, a0),
@@ -133,7 +134,8 @@ fn do_write(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResult<usiz
     // RLIMIT_FSIZE: past the limit a write fails with EFBIG and SIGXFSZ; across it, it
     // is cut short.
     let mut buf = buf;
-    if f.ops.seekable() && f.stat().is_reg() {
+    let st = f.stat();
+    if f.ops.seekable() && st.is_reg() {
         const RLIMIT_FSIZE: usize = 1;
         let limit = c.t.rlimit(RLIMIT_FSIZE).0;
         let start = match off {
@@ -147,6 +149,9 @@ fn do_write(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResult<usiz
                 return Err(EFBIG);
             }
             buf = &buf[..(limit - start) as usize];
+        }
+        if let (Some(inode), false) = (f.inode(), buf.is_empty()) {
+            remove_privs(c, inode, &st);
         }
     }
     let r = match off {
@@ -178,6 +183,31 @@ fn do_write(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResult<usiz
         ));
     }
     r
+}
+
+/// A write or truncation by a task without CAP_FSETID drops a regular file's
+/// set-user-ID bit, and its set-group-ID bit when that is group-executable or the
+/// task is not in the file's group (Linux's file_remove_privs).
+pub fn remove_privs(c: &Ctx, inode: &Arc<dyn Inode>, st: &Stat) {
+    const CAP_FSETID: u32 = 4;
+    if !st.is_reg() || st.mode & 0o6000 == 0 {
+        return;
+    }
+    let cr = c.t.creds();
+    if cr.has_cap(CAP_FSETID) {
+        return;
+    }
+    let mut kill = st.mode & 0o4000;
+    let in_group = cr.fsgid == st.gid || cr.groups.contains(&st.gid);
+    if st.mode & 0o2000 != 0 && (st.mode & 0o010 != 0 || !in_group) {
+        kill |= 0o2000;
+    }
+    if kill != 0 {
+        let _ = inode.setattr(&SetAttr {
+            mode: Some(st.mode & 0o7777 & !kill),
+            ..Default::default()
+        });
+    }
 }
 
 fn read(c: &Ctx, fd: u64, buf: u64, count: u64, off: Option<u64>) -> SysResult {
@@ -394,9 +424,16 @@ fn released(c: &Ctx, f: &Arc<OpenFile>) {
 }
 
 fn close_range(c: &Ctx, first: u32, last: u32, flags: u32) -> SysResult {
+    const UNSHARE: u32 = 2;
     const CLOEXEC: u32 = 4;
-    if first > last || flags & !(CLOEXEC | 2) != 0 {
+    if first > last || flags & !(CLOEXEC | UNSHARE) != 0 {
         return Err(EINVAL);
+    }
+    // CLOSE_RANGE_UNSHARE: first give the calling thread a private copy of its table
+    // (as unshare(CLONE_FILES) would), then work on that copy.
+    if flags & UNSHARE != 0 {
+        let copy = Arc::new(c.t.files().fork());
+        *c.t.files.lock() = copy;
     }
     let files = c.t.files();
     for (fd, _) in files.list() {
@@ -404,8 +441,8 @@ fn close_range(c: &Ctx, first: u32, last: u32, flags: u32) -> SysResult {
         if fd >= first && fd <= last {
             if flags & CLOEXEC != 0 {
                 files.set_cloexec(fd as i32, true)?;
-            } else {
-                files.remove(fd as i32);
+            } else if let Some(f) = files.remove(fd as i32) {
+                released(c, &f);
             }
         }
     }
@@ -498,14 +535,18 @@ fn lseek(c: &Ctx, fd: u64, off: i64, whence: u32) -> SysResult {
         1 => *pos as i64,
         2 => f.ops.size() as i64,
         3 | 4 => {
-            // SEEK_DATA / SEEK_HOLE: the whole file is data.
+            // SEEK_DATA / SEEK_HOLE: the file finds its holes, or is all data.
             let size = f.ops.size() as i64;
             if off < 0 || off >= size {
                 return Err(ENXIO);
             }
-            let r = if whence == 3 { off } else { size };
-            *pos = r as u64;
-            return Ok(r as u64);
+            let r = match f.ops.seek_data_hole(off as u64, whence == 3) {
+                Some(r) => r?,
+                None if whence == 3 => off as u64,
+                None => size as u64,
+            };
+            *pos = r;
+            return Ok(r);
         }
         _ => return Err(EINVAL),
     };
@@ -521,23 +562,36 @@ fn lseek(c: &Ctx, fd: u64, off: i64, whence: u32) -> SysResult {
 }
 
 fn ioctl(c: &Ctx, fd: u64, cmd: u32, arg: u64) -> SysResult {
+    const FIONBIO: u32 = 0x5421;
+    const FIONCLEX: u32 = 0x5450;
+    const FIOCLEX: u32 = 0x5451;
+    const FIOASYNC: u32 = 0x5452;
+    const FIONREAD: u32 = 0x541b;
+    const O_ASYNC: u32 = 0o20000;
     let f = c.fd(fd)?;
-    match cmd {
-        0x5421 => {
-            let v: i32 = c.t.mm().read_obj(arg)?;
-            if v != 0 {
-                f.flags
-                    .fetch_or(O_NONBLOCK, std::sync::atomic::Ordering::Relaxed);
-            } else {
-                f.flags
-                    .fetch_and(!O_NONBLOCK, std::sync::atomic::Ordering::Relaxed);
-            }
-            Ok(0)
+    // An O_PATH descriptor takes no ioctls at all.
+    if f.flags() & O_PATH != 0 {
+        return Err(EBADF);
+    }
+    let set_flag = |flag: u32| -> SysResult {
+        let v: i32 = c.t.mm().read_obj(arg)?;
+        if v != 0 {
+            f.flags.fetch_or(flag, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            f.flags
+                .fetch_and(!flag, std::sync::atomic::Ordering::Relaxed);
         }
-        0x5451 => c.t.files().set_cloexec(fd as i32, true).map(|_| 0),
-        0x5450 => c.t.files().set_cloexec(fd as i32, false).map(|_| 0),
-        0x541b if f.ops.seekable() => {
-            let n = f.ops.size().saturating_sub(*f.pos.lock()) as i32;
+        Ok(0)
+    };
+    match cmd {
+        FIONBIO => set_flag(O_NONBLOCK),
+        FIOASYNC => set_flag(O_ASYNC),
+        FIOCLEX => c.t.files().set_cloexec(fd as i32, true).map(|_| 0),
+        FIONCLEX => c.t.files().set_cloexec(fd as i32, false).map(|_| 0),
+        // Regular files: the bytes between the offset and the end of file (negative
+        // past the end, as Linux computes it); anything else asks the file.
+        FIONREAD if f.ops.seekable() && f.stat().is_reg() => {
+            let n = f.ops.size().wrapping_sub(*f.pos.lock()) as i32;
             c.t.mm().write_obj(arg, &n)?;
             Ok(0)
         }
@@ -704,6 +758,7 @@ fn truncate(c: &Ctx, pathp: u64, len: u64) -> SysResult {
         size: Some(len),
         ..Default::default()
     })?;
+    remove_privs(c, &p.dentry.inode, &st);
     Ok(0)
 }
 
@@ -712,10 +767,70 @@ fn ftruncate(c: &Ctx, fd: u64, len: u64) -> SysResult {
     if (len as i64) < 0 || !f.writable() {
         return Err(EINVAL);
     }
-    if !f.stat().is_reg() {
+    let st = f.stat();
+    if !st.is_reg() {
         return Err(EINVAL);
     }
     f.ops.truncate(len)?;
+    if let Some(inode) = f.inode() {
+        remove_privs(c, inode, &st);
+    }
+    Ok(0)
+}
+
+fn fallocate(c: &Ctx, fd: u64, mode: u32, off: u64, len: u64) -> SysResult {
+    const KEEP_SIZE: u32 = 1;
+    const PUNCH_HOLE: u32 = 2;
+    const COLLAPSE_RANGE: u32 = 8;
+    const ZERO_RANGE: u32 = 0x10;
+    const INSERT_RANGE: u32 = 0x20;
+    const UNSHARE_RANGE: u32 = 0x40;
+    const SUPPORTED: u32 = 0x7f;
+    let f = c.fd(fd)?;
+    // The checks of vfs_fallocate, in its order.
+    let (off_i, len_i) = (off as i64, len as i64);
+    if off_i < 0 || len_i <= 0 {
+        return Err(EINVAL);
+    }
+    if mode & !SUPPORTED != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    if mode & (PUNCH_HOLE | ZERO_RANGE) == PUNCH_HOLE | ZERO_RANGE {
+        return Err(EOPNOTSUPP);
+    }
+    if mode & PUNCH_HOLE != 0 && mode & KEEP_SIZE == 0 {
+        return Err(EOPNOTSUPP);
+    }
+    if (mode & COLLAPSE_RANGE != 0 && mode & !COLLAPSE_RANGE != 0)
+        || (mode & INSERT_RANGE != 0 && mode & !INSERT_RANGE != 0)
+        || (mode & UNSHARE_RANGE != 0 && mode & !(UNSHARE_RANGE | KEEP_SIZE) != 0)
+    {
+        return Err(EINVAL);
+    }
+    if !f.writable() {
+        return Err(EBADF);
+    }
+    let st = f.stat();
+    match st.mode & S_IFMT {
+        S_IFIFO => return Err(ESPIPE),
+        S_IFDIR => return Err(EISDIR),
+        S_IFREG | S_IFBLK => {}
+        _ => return Err(ENODEV),
+    }
+    if off_i.checked_add(len_i).is_none() {
+        return Err(EFBIG);
+    }
+    // Growing the file past RLIMIT_FSIZE fails as a write would.
+    const RLIMIT_FSIZE: usize = 1;
+    let limit = c.t.rlimit(RLIMIT_FSIZE).0;
+    if mode & KEEP_SIZE == 0 && off + len > st.size && off + len > limit {
+        c.t.send_signal(SigInfo::kernel(signal::SIGXFSZ));
+        return Err(EFBIG);
+    }
+    f.ops.fallocate(mode, off, len)?;
+    if let Some(inode) = f.inode() {
+        remove_privs(c, inode, &st);
+    }
     Ok(0)
 }
 
@@ -780,7 +895,7 @@ fn mkdirat(c: &Ctx, dirfd: u64, pathp: u64, mode: u32) -> SysResult {
     parent
         .dentry
         .inode
-        .mkdir(&name, mode & !umask & 0o7777, &c.t.creds())?;
+        .mkdir(&name, mode & !umask & 0o1777, &c.t.creds())?;
     Ok(0)
 }
 
@@ -1012,27 +1127,58 @@ fn utimensat(c: &Ctx, dirfd: u64, pathp: u64, times: u64, flags: u64) -> SysResu
 }
 
 fn statfs(c: &Ctx, pathp: Option<u64>, fd: Option<u64>, buf: u64) -> SysResult {
+    const PIPEFS_MAGIC: u64 = 0x5049_5045;
+    const SOCKFS_MAGIC: u64 = 0x534f_434b;
+    const ANON_INODE_FS_MAGIC: u64 = 0x0904_1934;
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
     let p = match (pathp, fd) {
         (Some(pp), _) => {
             let path = c.cstr(pp)?;
             c.lookup(AT_FDCWD as u64, &path, true, false)?
         }
-        (_, Some(fd)) => c.fd(fd)?.path.clone().ok_or(EINVAL)?,
+        (_, Some(fd)) => {
+            let f = c.fd(fd)?;
+            match f.path.clone() {
+                Some(p) => p,
+                None => {
+                    // Anonymous-inode files (eventfd, epoll, ...) are on anon_inodefs.
+                    let mut v = [0u64; 15];
+                    v[0] = ANON_INODE_FS_MAGIC;
+                    v[1] = 4096;
+                    v[8] = 255;
+                    v[9] = 4096;
+                    c.t.mm().write_obj(buf, &v)?;
+                    return Ok(0);
+                }
+            }
+        }
         _ => return Err(EINVAL),
     };
     let magic: u64 = match p.mnt.fstype.as_str() {
         "proc" => 0x9fa0,
-        "tmpfs" => 0x0102_1994,
+        "tmpfs" => TMPFS_MAGIC,
         "sysfs" => 0x6265_6572,
         "devpts" => 0x1cd1,
+        "pipefs" => PIPEFS_MAGIC,
+        "sockfs" => SOCKFS_MAGIC,
         _ => 0x0102_1997,
     };
+    // In-memory file systems count the pages their files hold.
+    let used = p
+        .dentry
+        .inode
+        .as_any()
+        .downcast_ref::<memfs::Node>()
+        .map(|n| n.fs_used_pages())
+        .unwrap_or(0);
+    let blocks: u64 = 1 << 24;
+    let free = blocks.saturating_sub(used);
     let mut v = [0u64; 15];
     v[0] = magic;
     v[1] = 4096;
-    v[2] = 1 << 24;
-    v[3] = 1 << 23;
-    v[4] = 1 << 23;
+    v[2] = blocks;
+    v[3] = free;
+    v[4] = free;
     v[5] = 1 << 20;
     v[6] = 1 << 19;
     v[8] = 255;

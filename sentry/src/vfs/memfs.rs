@@ -16,6 +16,8 @@ pub struct MemFs {
     pub dev: u64,
     gofer: Option<Arc<Client>>,
     next_ino: AtomicU64,
+    /// Pages held by this file system's files (statfs's used blocks).
+    pages: Arc<AtomicU64>,
 }
 
 struct Meta {
@@ -72,6 +74,8 @@ struct Sym {
 pub struct FileData {
     inner: Mutex<FileInner>,
     gofer: Option<Arc<Client>>,
+    /// The owning file system's page count, kept up to date as pages come and go.
+    acct: Option<Arc<AtomicU64>>,
     /// memfd seals (F_SEAL_*). Files that cannot be sealed carry F_SEAL_SEAL.
     pub seals: std::sync::atomic::AtomicU32,
 }
@@ -123,8 +127,14 @@ fn pread(fd: &OwnedFd, buf: &mut [u8], off: u64) -> KResult<usize> {
 }
 
 impl FileData {
-    fn new(size: u64, lower: Option<u64>, gofer: Option<Arc<Client>>) -> Arc<FileData> {
+    fn new(
+        size: u64,
+        lower: Option<u64>,
+        gofer: Option<Arc<Client>>,
+        acct: Option<Arc<AtomicU64>>,
+    ) -> Arc<FileData> {
         Arc::new(FileData {
+            acct,
             inner: Mutex::new(FileInner {
                 pages: BTreeMap::new(),
                 size,
@@ -165,7 +175,22 @@ impl FileData {
             }
         }
         inner.pages.insert(idx, f.clone());
+        if let Some(a) = &self.acct {
+            a.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(f)
+    }
+
+    /// Drop the cached pages `range` (page indices); returns how many there were.
+    fn drop_pages(&self, inner: &mut FileInner, range: std::ops::Range<u64>) -> u64 {
+        let keys: Vec<u64> = inner.pages.range(range).map(|(k, _)| *k).collect();
+        for k in &keys {
+            inner.pages.remove(k);
+        }
+        if let Some(a) = &self.acct {
+            a.fetch_sub(keys.len() as u64, Ordering::Relaxed);
+        }
+        keys.len() as u64
     }
 
     pub fn size(&self) -> u64 {
@@ -240,10 +265,7 @@ impl FileData {
         }
         if len < inner.size {
             let keep = len.div_ceil(PAGE);
-            let drop: Vec<u64> = inner.pages.range(keep..).map(|(k, _)| *k).collect();
-            for k in drop {
-                inner.pages.remove(&k);
-            }
+            self.drop_pages(&mut inner, keep..u64::MAX);
             if !len.is_multiple_of(PAGE) {
                 if let Some(f) = inner.pages.get(&(len / PAGE)) {
                     f.bytes_mut()[(len % PAGE) as usize..].fill(0);
@@ -262,6 +284,111 @@ impl FileData {
     }
 }
 
+impl Drop for FileData {
+    fn drop(&mut self) {
+        if let Some(a) = &self.acct {
+            a.fetch_sub(self.inner.get_mut().pages.len() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+pub const FALLOC_FL_KEEP_SIZE: u32 = 1;
+pub const FALLOC_FL_PUNCH_HOLE: u32 = 2;
+pub const FALLOC_FL_ZERO_RANGE: u32 = 0x10;
+
+impl FileData {
+    /// fallocate(2) on the data, with the mode already checked by the caller:
+    /// 0 or KEEP_SIZE allocates (zero) pages over the range and, without KEEP_SIZE,
+    /// extends the size; PUNCH_HOLE|KEEP_SIZE frees whole pages and zeroes partial
+    /// ones; ZERO_RANGE zeroes the range and leaves it allocated.
+    pub fn fallocate(&self, mode: u32, off: u64, len: u64) -> KResult<()> {
+        let mut inner = self.inner.lock();
+        let end = off.checked_add(len).ok_or(EFBIG)?;
+        if end > (1 << 44) {
+            return Err(EFBIG);
+        }
+        let seals = self.seals.load(Ordering::Acquire);
+        let grows = mode & FALLOC_FL_KEEP_SIZE == 0 && end > inner.size;
+        if seals & F_SEAL_GROW != 0 && grows {
+            return Err(EPERM);
+        }
+        if mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0
+            && seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0
+        {
+            return Err(EPERM);
+        }
+        let first = off / PAGE;
+        let last = end.div_ceil(PAGE);
+        if mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0 {
+            // Whole pages inside the range go; what the lower file holds there must
+            // read as zeros afterwards, so those pages stay, zeroed.
+            let whole = off.div_ceil(PAGE)..end / PAGE;
+            if whole.start < whole.end {
+                self.drop_pages(&mut inner, whole.clone());
+            }
+            let valid = inner.lower.as_ref().map(|l| l.valid).unwrap_or(0);
+            for idx in first..last {
+                let (ps, pe) = (idx * PAGE, (idx + 1) * PAGE);
+                let covered = whole.contains(&idx);
+                if covered && ps >= valid && mode & FALLOC_FL_ZERO_RANGE == 0 {
+                    continue;
+                }
+                if !covered && !inner.pages.contains_key(&idx) && ps >= valid {
+                    // A hole stays a hole unless ZERO_RANGE allocates it.
+                    if mode & FALLOC_FL_ZERO_RANGE == 0 {
+                        continue;
+                    }
+                }
+                let f = self.frame(&mut inner, idx)?;
+                let a = off.max(ps) - ps;
+                let b = end.min(pe) - ps;
+                f.bytes_mut()[a as usize..b as usize].fill(0);
+            }
+        } else {
+            for idx in first..last {
+                self.frame(&mut inner, idx)?;
+            }
+        }
+        if grows {
+            inner.size = end;
+        }
+        Ok(())
+    }
+
+    /// lseek's SEEK_DATA (`data`) or SEEK_HOLE from `off`: pages in memory and the
+    /// range still read from the lower file are data; the rest is a hole.
+    pub fn seek_data_hole(&self, off: u64, data: bool) -> KResult<u64> {
+        let inner = self.inner.lock();
+        let size = inner.size;
+        if off >= size {
+            return Err(ENXIO);
+        }
+        let valid = inner.lower.as_ref().map(|l| l.valid).unwrap_or(0);
+        if data {
+            if off < valid {
+                return Ok(off);
+            }
+            return match inner.pages.range(off / PAGE..).next() {
+                Some((idx, _)) if (idx * PAGE).max(off) < size => Ok((idx * PAGE).max(off)),
+                _ => Err(ENXIO),
+            };
+        }
+        let mut p = off.max(valid);
+        if p >= size {
+            return Ok(size);
+        }
+        let mut idx = p / PAGE;
+        for (k, _) in inner.pages.range(idx..) {
+            if *k != idx {
+                break;
+            }
+            idx += 1;
+            p = idx * PAGE;
+        }
+        Ok(p.min(size))
+    }
+}
+
 impl crate::mm::MapSource for FileData {
     fn write_sealed(&self) -> bool {
         self.seals.load(Ordering::Acquire) & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0
@@ -277,7 +404,7 @@ impl crate::mm::MapSource for FileData {
 
 /// Anonymous shared memory (MAP_SHARED|MAP_ANONYMOUS, memfd): file data with no name.
 pub fn anon_file(size: u64) -> Arc<FileData> {
-    FileData::new(size, None, None)
+    FileData::new(size, None, None, None)
 }
 
 fn stat_time(t: (i64, i64)) -> (i64, i64) {
@@ -290,6 +417,7 @@ impl MemFs {
             dev,
             gofer,
             next_ino: AtomicU64::new(1 << 40),
+            pages: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -330,7 +458,7 @@ impl MemFs {
                 lower: None,
                 parent,
             })),
-            S_IFREG => Kind::File(FileData::new(0, None, None)),
+            S_IFREG => Kind::File(FileData::new(0, None, None, Some(self.pages.clone()))),
             S_IFLNK => Kind::Symlink(Mutex::new(Sym {
                 target,
                 lower: None,
@@ -373,7 +501,12 @@ impl MemFs {
                 lower: Some(fid),
                 parent,
             })),
-            S_IFREG => Kind::File(FileData::new(st.size as u64, Some(fid), self.gofer.clone())),
+            S_IFREG => Kind::File(FileData::new(
+                st.size as u64,
+                Some(fid),
+                self.gofer.clone(),
+                Some(self.pages.clone()),
+            )),
             S_IFLNK => Kind::Symlink(Mutex::new(Sym {
                 target: None,
                 lower: Some(fid),
@@ -552,6 +685,11 @@ impl Node {
             *x = Some(m);
         }
         Ok(f(x.as_mut().expect("loaded")))
+    }
+
+    /// Pages held by the files of this node's file system.
+    pub fn fs_used_pages(&self) -> u64 {
+        self.fs.pages.load(Ordering::Relaxed)
     }
 
     pub fn file_data(&self) -> Option<&Arc<FileData>> {
@@ -996,6 +1134,24 @@ impl FileOps for NodeFile {
         self.data.truncate(len)?;
         self.node.touch(true);
         Ok(())
+    }
+    fn fallocate(&self, mode: u32, off: u64, len: u64) -> KResult<()> {
+        // tmpfs knows allocation and hole punching only; the overlay's upper layer
+        // stands for a disk file system, which also zeroes ranges.
+        let allowed = if self.node.fs.gofer.is_some() {
+            FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE
+        } else {
+            FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
+        };
+        if mode & !allowed != 0 {
+            return Err(EOPNOTSUPP);
+        }
+        self.data.fallocate(mode, off, len)?;
+        self.node.touch(true);
+        Ok(())
+    }
+    fn seek_data_hole(&self, off: u64, data: bool) -> Option<KResult<u64>> {
+        Some(self.data.seek_data_hole(off, data))
     }
     fn as_any(&self) -> &dyn Any {
         self

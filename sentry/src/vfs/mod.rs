@@ -196,6 +196,14 @@ pub trait FileOps: Send + Sync + Any {
     fn truncate(&self, _len: u64) -> KResult<()> {
         Err(EINVAL)
     }
+    /// fallocate(2) with a mode and range the caller has checked.
+    fn fallocate(&self, _mode: u32, _off: u64, _len: u64) -> KResult<()> {
+        Err(EOPNOTSUPP)
+    }
+    /// lseek SEEK_DATA (`data`) / SEEK_HOLE; None: the whole file is data.
+    fn seek_data_hole(&self, _off: u64, _data: bool) -> Option<KResult<u64>> {
+        None
+    }
     /// For anonymous-inode files (epoll, eventfd, ...): the name /proc shows as
     /// `anon_inode:NAME`; fstat then reports mode 0600 with no file type.
     fn anon_name(&self) -> Option<&'static str> {
