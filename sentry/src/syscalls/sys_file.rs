@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::kernel::signal::{self, SigInfo};
+use crate::vfs::inotify::{self, *};
 use crate::vfs::*;
 use std::time::{Duration, Instant};
 
@@ -106,7 +107,38 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
 
 const CHUNK: usize = 1 << 20;
 
+/// inotify: `mask` happened to the file `f` is open on.
+fn notify(f: &OpenFile, mask: u32) {
+    if let Some(p) = &f.path {
+        inotify::path_event(p, mask);
+    }
+}
+
+fn is_dir_bit(inode: &Arc<dyn Inode>) -> u32 {
+    if inode.stat().is_dir() {
+        IN_ISDIR
+    } else {
+        0
+    }
+}
+
 fn do_read(c: &Ctx, f: &OpenFile, buf: &mut [u8], off: Option<u64>) -> KResult<usize> {
+    let n = do_read_inner(c, f, buf, off)?;
+    if n > 0 {
+        notify(f, IN_ACCESS);
+    }
+    Ok(n)
+}
+
+fn do_write(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResult<usize> {
+    let n = do_write_inner(c, f, buf, off)?;
+    if n > 0 {
+        notify(f, IN_MODIFY);
+    }
+    Ok(n)
+}
+
+fn do_read_inner(c: &Ctx, f: &OpenFile, buf: &mut [u8], off: Option<u64>) -> KResult<usize> {
     if !f.readable() {
         return Err(EBADF);
     }
@@ -127,7 +159,7 @@ fn do_read(c: &Ctx, f: &OpenFile, buf: &mut [u8], off: Option<u64>) -> KResult<u
     }
 }
 
-fn do_write(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResult<usize> {
+fn do_write_inner(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResult<usize> {
     if !f.writable() {
         return Err(EBADF);
     }
@@ -349,6 +381,9 @@ pub fn open_path(c: &Ctx, path: &Path, flags: u32) -> KResult<Arc<OpenFile>> {
         return Err(EROFS);
     }
     let ops = path.dentry.inode.clone().open(flags)?;
+    if flags & O_TRUNC != 0 && acc != 0 && st.is_reg() {
+        inotify::path_event(path, IN_MODIFY);
+    }
     Ok(OpenFile::new(ops, Some(path.clone()), flags))
 }
 
@@ -359,6 +394,20 @@ fn openat(c: &Ctx, dirfd: u64, pathp: u64, flags: u32, mode: u32) -> SysResult {
 }
 
 pub fn open_file(
+    c: &Ctx,
+    dirfd: u64,
+    path: &[u8],
+    flags: u32,
+    mode: u32,
+) -> KResult<Arc<OpenFile>> {
+    let f = open_file_inner(c, dirfd, path, flags, mode)?;
+    if flags & O_PATH == 0 {
+        notify(&f, IN_OPEN);
+    }
+    Ok(f)
+}
+
+fn open_file_inner(
     c: &Ctx,
     dirfd: u64,
     path: &[u8],
@@ -759,6 +808,7 @@ fn truncate(c: &Ctx, pathp: u64, len: u64) -> SysResult {
         ..Default::default()
     })?;
     remove_privs(c, &p.dentry.inode, &st);
+    inotify::path_event(&p, IN_MODIFY);
     Ok(0)
 }
 
@@ -775,6 +825,7 @@ fn ftruncate(c: &Ctx, fd: u64, len: u64) -> SysResult {
     if let Some(inode) = f.inode() {
         remove_privs(c, inode, &st);
     }
+    notify(&f, IN_MODIFY);
     Ok(0)
 }
 
@@ -831,6 +882,7 @@ fn fallocate(c: &Ctx, fd: u64, mode: u32, off: u64, len: u64) -> SysResult {
     if let Some(inode) = f.inode() {
         remove_privs(c, inode, &st);
     }
+    notify(&f, IN_MODIFY);
     Ok(0)
 }
 
@@ -896,6 +948,7 @@ fn mkdirat(c: &Ctx, dirfd: u64, pathp: u64, mode: u32) -> SysResult {
         .dentry
         .inode
         .mkdir(&name, mode & !umask & 0o1777, &c.t.creds())?;
+    inotify::dir_event(&parent.dentry.inode, IN_CREATE | IN_ISDIR, 0, &name);
     Ok(0)
 }
 
@@ -917,6 +970,7 @@ fn mknodat(c: &Ctx, dirfd: u64, pathp: u64, mode: u32, dev: u64) -> SysResult {
         .dentry
         .inode
         .mknod(&name, kind | (mode & !umask & 0o7777), dev, &c.t.creds())?;
+    inotify::dir_event(&parent.dentry.inode, IN_CREATE, 0, &name);
     Ok(0)
 }
 
@@ -953,6 +1007,15 @@ fn unlinkat(c: &Ctx, dirfd: u64, pathp: u64, flags: u64) -> SysResult {
         return Err(EBUSY);
     }
     parent.dentry.inode.unlink(&name, dir)?;
+    let victim = &target.dentry.inode;
+    let isdir = is_dir_bit(victim);
+    if !dir {
+        inotify::inode_event(victim, IN_ATTRIB);
+    }
+    if victim.stat().nlink == 0 {
+        inotify::inode_removed(victim);
+    }
+    inotify::dir_event(&parent.dentry.inode, IN_DELETE | isdir, 0, &name);
     Ok(0)
 }
 
@@ -968,7 +1031,40 @@ fn renameat(c: &Ctx, olddir: u64, oldp: u64, newdir: u64, newp: u64, flags: u32)
     if op.mnt.id != np.mnt.id {
         return Err(EXDEV);
     }
+    let src = c.with_walk(|w| w.walk(&op, &on, false)).ok();
+    let dst = c.with_walk(|w| w.walk(&np, &nn, false)).ok();
     op.dentry.inode.rename(&on, &np.dentry.inode, &nn, flags)?;
+    if let Some(src) = src {
+        let (src, dst) = (
+            src.dentry.inode.clone(),
+            dst.map(|d| d.dentry.inode.clone()),
+        );
+        if dst.as_ref().is_some_and(|d| Arc::ptr_eq(d, &src)) {
+            return Ok(0);
+        }
+        let moved = |from: &Path, fname: &[u8], to: &Path, tname: &[u8], what: &Arc<dyn Inode>| {
+            let isdir = is_dir_bit(what);
+            let cookie = inotify::next_cookie();
+            inotify::dir_event(&from.dentry.inode, IN_MOVED_FROM | isdir, cookie, fname);
+            inotify::dir_event(&to.dentry.inode, IN_MOVED_TO | isdir, cookie, tname);
+        };
+        moved(&op, &on, &np, &nn, &src);
+        if flags & 2 != 0 {
+            inotify::inode_event(&src, IN_MOVE_SELF);
+            if let Some(dst) = &dst {
+                moved(&np, &nn, &op, &on, dst);
+                inotify::inode_event(dst, IN_MOVE_SELF);
+            }
+        } else {
+            if let Some(dst) = &dst {
+                inotify::inode_event(dst, IN_ATTRIB);
+            }
+            inotify::inode_event(&src, IN_MOVE_SELF);
+            if let Some(dst) = dst.filter(|d| d.stat().nlink == 0) {
+                inotify::inode_removed(&dst);
+            }
+        }
+    }
     Ok(0)
 }
 
@@ -991,6 +1087,8 @@ fn linkat(c: &Ctx, olddir: u64, oldp: u64, newdir: u64, newp: u64, flags: u64) -
         return Err(EXDEV);
     }
     np.dentry.inode.link(&nn, &target.dentry.inode)?;
+    inotify::inode_event(&target.dentry.inode, IN_ATTRIB);
+    inotify::dir_event(&np.dentry.inode, IN_CREATE, 0, &nn);
     Ok(0)
 }
 
@@ -1001,6 +1099,7 @@ fn symlinkat(c: &Ctx, targetp: u64, dirfd: u64, pathp: u64) -> SysResult {
     }
     let (parent, name) = parent_for_change(c, dirfd, pathp)?;
     parent.dentry.inode.symlink(&name, &target, &c.t.creds())?;
+    inotify::dir_event(&parent.dentry.inode, IN_CREATE, 0, &name);
     Ok(0)
 }
 
@@ -1037,6 +1136,7 @@ fn chmod_path(c: &Ctx, p: &Path, mode: u32) -> SysResult {
         mode: Some(mode),
         ..Default::default()
     })?;
+    inotify::path_event(p, IN_ATTRIB);
     Ok(0)
 }
 
@@ -1073,6 +1173,9 @@ fn chown_path(c: &Ctx, p: &Path, uid: u32, gid: u32) -> SysResult {
         a.mode = Some(st.mode & 0o7777 & !0o6000);
     }
     p.dentry.inode.setattr(&a)?;
+    if uid.is_some() || gid.is_some() {
+        inotify::path_event(p, IN_ATTRIB);
+    }
     Ok(0)
 }
 
@@ -1123,6 +1226,17 @@ fn utimensat(c: &Ctx, dirfd: u64, pathp: u64, times: u64, flags: u64) -> SysResu
         mtime: Some(mt),
         ..Default::default()
     })?;
+    // Both times is a utime call (IN_ATTRIB); one alone reads as an access or change.
+    const OMIT: i64 = (1 << 30) - 2;
+    let mask = match (at.1 != OMIT, mt.1 != OMIT) {
+        (true, true) => IN_ATTRIB,
+        (true, false) => IN_ACCESS,
+        (false, true) => IN_MODIFY,
+        (false, false) => 0,
+    };
+    if mask != 0 {
+        inotify::path_event(&p, mask);
+    }
     Ok(0)
 }
 
@@ -1222,6 +1336,8 @@ fn getdents64(c: &Ctx, fd: u64, buf: u64, count: u64) -> SysResult {
     }
     c.t.mm().write(buf, &out)?;
     *pos = i as u64;
+    drop(pos);
+    notify(&f, IN_ACCESS);
     Ok(out.len() as u64)
 }
 
@@ -1695,6 +1811,7 @@ fn open_create(
         .dentry
         .inode
         .create(&name, mode & !umask & 0o7777, &c.t.creds())?;
+    inotify::dir_event(&parent.dentry.inode, IN_CREATE, 0, &name);
     let p = Path {
         mnt: parent.mnt.clone(),
         dentry: Arc::new(Dentry {

@@ -100,6 +100,7 @@ fn setxattr(c: &Ctx, p: &crate::vfs::Path, np: u64, val: u64, size: u64, flags: 
         return Err(EACCES);
     }
     p.dentry.inode.setxattr(&n, &v, flags)?;
+    crate::vfs::inotify::path_event(p, crate::vfs::inotify::IN_ATTRIB);
     Ok(0)
 }
 
@@ -136,5 +137,6 @@ fn removexattr(c: &Ctx, p: &crate::vfs::Path, np: u64) -> SysResult {
         return Err(EACCES);
     }
     p.dentry.inode.removexattr(&n)?;
+    crate::vfs::inotify::path_event(p, crate::vfs::inotify::IN_ATTRIB);
     Ok(0)
 }

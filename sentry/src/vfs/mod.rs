@@ -7,6 +7,7 @@ pub mod epoll;
 pub mod eventfd;
 pub mod fdtable;
 pub mod host;
+pub mod inotify;
 pub mod lock;
 pub mod memfs;
 pub mod pipe;
@@ -286,6 +287,12 @@ impl OpenFile {
                 ..Default::default()
             },
         }
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        inotify::file_closed(self);
     }
 }
 
