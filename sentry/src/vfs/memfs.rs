@@ -501,11 +501,13 @@ impl MemFs {
                 lower: Some(fid),
                 parent,
             })),
+            // Pages of a lower file are mostly a cache of the host file: they are not
+            // counted as space the upper layer uses.
             S_IFREG => Kind::File(FileData::new(
                 st.size as u64,
                 Some(fid),
                 self.gofer.clone(),
-                Some(self.pages.clone()),
+                None,
             )),
             S_IFLNK => Kind::Symlink(Mutex::new(Sym {
                 target: None,
