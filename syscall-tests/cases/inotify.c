@@ -189,6 +189,38 @@ CASE(events_on_watched_file)
 	close(fd);
 }
 
+CASE(unlinked_while_open_waits_for_last_close)
+{
+	CHECK_OK(mkdir(P("d"), 0755));
+	int f = CHECK_OK(open(P("d/f"), O_CREAT | O_RDWR, 0644));
+	int fd = new_inotify();
+	CHECK_EQ(inotify_add_watch(fd, P("d/f"), IN_ALL_EVENTS), 1);
+	CHECK_EQ(inotify_add_watch(fd, P("d"), IN_ALL_EVENTS), 2);
+	CHECK_OK(unlink(P("d/f")));
+	CHECK_STREQ(drain(fd), "1:ATTRIB | 2:DELETE f");
+	/* Still open: the watches keep working, the directory still sees the name. */
+	CHECK_EQ(write(f, "x", 1), 1);
+	CHECK_STREQ(drain(fd), "2:MODIFY f | 1:MODIFY");
+	int f2 = CHECK_OK(dup(f));
+	CHECK_OK(close(f));
+	CHECK_STREQ(drain(fd), "");
+	/* The last close of the description: then the inode goes. */
+	CHECK_OK(close(f2));
+	CHECK_STREQ(drain(fd), "2:CLOSE_WRITE f | 1:CLOSE_WRITE | 1:DELETE_SELF | 1:IGNORED");
+	close(fd);
+	/* A working directory holds a removed directory too. */
+	IN_CHILD({
+		int i = new_inotify();
+		CHECK_OK(mkdir(P("d/sub"), 0755));
+		CHECK_EQ(inotify_add_watch(i, P("d/sub"), IN_DELETE_SELF), 1);
+		CHECK_OK(chdir(P("d/sub")));
+		CHECK_OK(rmdir(P("d/sub")));
+		CHECK_STREQ(drain(i), "");
+		CHECK_OK(chdir("/"));
+		CHECK_STREQ(drain(i), "1:DELETE_SELF | 1:IGNORED");
+	});
+}
+
 CASE(rename_cookies)
 {
 	CHECK_OK(mkdir(P("a"), 0755));

@@ -1013,7 +1013,8 @@ fn unlinkat(c: &Ctx, dirfd: u64, pathp: u64, flags: u64) -> SysResult {
         inotify::inode_event(victim, IN_ATTRIB);
     }
     if victim.stat().nlink == 0 {
-        inotify::inode_removed(victim);
+        // `target` holds the one reference of ours.
+        inotify::inode_removed(victim, 1);
     }
     inotify::dir_event(&parent.dentry.inode, IN_DELETE | isdir, 0, &name);
     Ok(0)
@@ -1061,7 +1062,7 @@ fn renameat(c: &Ctx, olddir: u64, oldp: u64, newdir: u64, newp: u64, flags: u32)
             }
             inotify::inode_event(&src, IN_MOVE_SELF);
             if let Some(dst) = dst.filter(|d| d.stat().nlink == 0) {
-                inotify::inode_removed(&dst);
+                inotify::inode_removed(&dst, 1);
             }
         }
     }

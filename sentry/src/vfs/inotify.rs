@@ -4,7 +4,10 @@
 //! functions at the bottom (`path_event`, `dir_event`, `inode_event`, `inode_removed`);
 //! they reach every watch on the inode (and, for events on a directory's entries, every
 //! watch on the directory) through one registry keyed by inode. A watch holds its inode,
-//! so the key stays valid while the watch exists.
+//! so the key stays valid while the watch exists; once the inode has lost its last link
+//! while something else (an open file, a working directory) still holds it, the watches
+//! let go of it and IN_DELETE_SELF waits for the inode to be dropped (`inode_gone`), as
+//! Linux waits for the last reference to the dentry.
 
 use super::*;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -77,7 +80,9 @@ impl Event {
 }
 
 struct Watch {
-    inode: Arc<dyn Inode>,
+    key: usize,
+    /// None once the inode is unlinked and waits to be dropped.
+    inode: Option<Arc<dyn Inode>>,
     mask: u32,
 }
 
@@ -159,11 +164,7 @@ impl Inotify {
         let key = inode_key(&inode);
         let keep = mask & (IN_ALL_EVENTS | IN_ONESHOT | IN_EXCL_UNLINK);
         let mut inner = self.inner.lock();
-        if let Some((wd, w)) = inner
-            .watches
-            .iter_mut()
-            .find(|(_, w)| inode_key(&w.inode) == key)
-        {
+        if let Some((wd, w)) = inner.watches.iter_mut().find(|(_, w)| w.key == key) {
             if mask & IN_MASK_CREATE != 0 {
                 return Err(EEXIST);
             }
@@ -176,7 +177,14 @@ impl Inotify {
         }
         let wd = inner.next_wd;
         inner.next_wd = if wd == i32::MAX { 1 } else { wd + 1 };
-        inner.watches.insert(wd, Watch { inode, mask: keep });
+        inner.watches.insert(
+            wd,
+            Watch {
+                key,
+                inode: Some(inode),
+                mask: keep,
+            },
+        );
         drop(inner);
         register(key, &self.me, wd);
         Ok(wd)
@@ -187,7 +195,7 @@ impl Inotify {
         let w = inner.watches.remove(&wd).ok_or(EINVAL)?;
         Self::queue(&mut inner, wd, IN_IGNORED, 0, &[]);
         drop(inner);
-        unregister(inode_key(&w.inode), self, wd);
+        unregister(w.key, self, wd);
         self.wq.notify_all();
         Ok(())
     }
@@ -240,7 +248,7 @@ impl Inotify {
         };
         drop(inner);
         if let Some(w) = gone {
-            unregister(inode_key(&w.inode), self, wd);
+            unregister(w.key, self, wd);
         }
         self.wq.notify_all();
     }
@@ -253,8 +261,25 @@ impl Inotify {
         };
         Self::queue(&mut inner, wd, IN_IGNORED, 0, &[]);
         drop(inner);
-        unregister(inode_key(&w.inode), self, wd);
+        unregister(w.key, self, wd);
         self.wq.notify_all();
+    }
+
+    /// How many of the watches `wds` still hold their inode.
+    fn holding(&self, wds: &[i32]) -> usize {
+        let inner = self.inner.lock();
+        wds.iter()
+            .filter(|wd| inner.watches.get(wd).is_some_and(|w| w.inode.is_some()))
+            .count()
+    }
+
+    /// Let watch `wd` stop holding its inode (dropped after the lock is released).
+    fn release_inode(&self, wd: i32) -> Option<Arc<dyn Inode>> {
+        self.inner
+            .lock()
+            .watches
+            .get_mut(&wd)
+            .and_then(|w| w.inode.take())
     }
 
     /// Bytes of queued events (FIONREAD).
@@ -268,7 +293,7 @@ impl Drop for Inotify {
         let me: *const Inotify = self;
         let watches = std::mem::take(&mut self.inner.get_mut().watches);
         for (wd, w) in watches {
-            unregister(inode_key(&w.inode), me, wd);
+            unregister(w.key, me, wd);
         }
     }
 }
@@ -388,13 +413,40 @@ pub fn dir_event(dir: &Arc<dyn Inode>, mask: u32, cookie: u32, name: &[u8]) {
     }
 }
 
-/// `inode` lost its last link: IN_DELETE_SELF, then every watch on it goes
-/// (IN_IGNORED).
-pub fn inode_removed(inode: &Arc<dyn Inode>) {
+/// `inode` lost its last link; the caller holds `caller_refs` references to it. With
+/// no other holder but the watches: IN_DELETE_SELF, then every watch on it goes
+/// (IN_IGNORED). Otherwise that waits until the inode is dropped (`inode_gone`).
+pub fn inode_removed(inode: &Arc<dyn Inode>, caller_refs: usize) {
     if !active() {
         return;
     }
-    for (who, wd) in targets(inode) {
+    let ts: Vec<(Arc<Inotify>, i32)> = targets(inode)
+        .into_iter()
+        .filter_map(|(w, wd)| w.upgrade().map(|i| (i, wd)))
+        .collect();
+    let held: usize = ts.iter().map(|(i, wd)| i.holding(&[*wd])).sum();
+    if Arc::strong_count(inode) <= caller_refs + held {
+        for (i, wd) in ts {
+            i.deliver(wd, IN_DELETE_SELF, 0, &[]);
+            i.remove_watch(wd);
+        }
+        return;
+    }
+    let mut released = vec![];
+    for (i, wd) in &ts {
+        released.extend(i.release_inode(*wd));
+    }
+    drop(released);
+}
+
+/// An inode is being dropped (called from its Drop, under no lock): the watches that
+/// waited for it hear IN_DELETE_SELF and go.
+pub fn inode_gone(key: usize) {
+    if !active() {
+        return;
+    }
+    let ts = registry().lock().get(&key).cloned().unwrap_or_default();
+    for (who, wd) in ts {
         if let Some(i) = who.upgrade() {
             i.deliver(wd, IN_DELETE_SELF, 0, &[]);
             i.remove_watch(wd);

@@ -540,6 +540,8 @@ impl MemFs {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        // Watches on an unlinked inode wait for this (IN_DELETE_SELF).
+        super::inotify::inode_gone(self as *const Node as *const () as usize);
         let fid = match &self.kind {
             Kind::Dir(d) => d.lock().lower,
             Kind::Symlink(s) => s.lock().lower,
