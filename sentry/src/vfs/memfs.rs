@@ -355,37 +355,69 @@ impl FileData {
         Ok(())
     }
 
-    /// lseek's SEEK_DATA (`data`) or SEEK_HOLE from `off`: pages in memory and the
-    /// range still read from the lower file are data; the rest is a hole.
+    /// lseek's SEEK_DATA (`data`) or SEEK_HOLE from `off`: pages in memory are data;
+    /// below them, the range still read from the lower file has the host file's holes.
     pub fn seek_data_hole(&self, off: u64, data: bool) -> KResult<u64> {
-        let inner = self.inner.lock();
+        let mut inner = self.inner.lock();
         let size = inner.size;
         if off >= size {
             return Err(ENXIO);
         }
         let valid = inner.lower.as_ref().map(|l| l.valid).unwrap_or(0);
+        let lower = if off < valid {
+            self.lower_fd(&mut inner)?
+        } else {
+            None
+        };
         if data {
-            if off < valid {
-                return Ok(off);
-            }
-            return match inner.pages.range(off / PAGE..).next() {
-                Some((idx, _)) if (idx * PAGE).max(off) < size => Ok((idx * PAGE).max(off)),
+            let page = inner
+                .pages
+                .range(off / PAGE..)
+                .next()
+                .map(|(idx, _)| (idx * PAGE).max(off));
+            let below = match &lower {
+                Some(fd) => host_seek(fd, off, libc::SEEK_DATA)?.filter(|&d| d < valid),
+                None => None,
+            };
+            return match (page, below) {
+                (Some(a), Some(b)) => Ok(a.min(b)),
+                (Some(x), None) | (None, Some(x)) if x < size => Ok(x),
                 _ => Err(ENXIO),
             };
         }
-        let mut p = off.max(valid);
-        if p >= size {
-            return Ok(size);
-        }
-        let mut idx = p / PAGE;
-        for (k, _) in inner.pages.range(idx..) {
-            if *k != idx {
-                break;
+        let mut p = off;
+        loop {
+            if p >= size {
+                return Ok(size);
             }
-            idx += 1;
-            p = idx * PAGE;
+            if inner.pages.contains_key(&(p / PAGE)) {
+                p = (p / PAGE + 1) * PAGE;
+                continue;
+            }
+            if p < valid {
+                if let Some(fd) = &lower {
+                    let h = host_seek(fd, p, libc::SEEK_HOLE)?.unwrap_or(p);
+                    if h > p {
+                        p = h.min(valid);
+                        continue;
+                    }
+                }
+            }
+            return Ok(p.min(size));
         }
-        Ok(p.min(size))
+    }
+}
+
+/// lseek(SEEK_DATA/SEEK_HOLE) on a lower host file; None when the host says ENXIO.
+fn host_seek(fd: &OwnedFd, off: u64, whence: i32) -> KResult<Option<u64>> {
+    // SAFETY: lseek on a descriptor we own; it touches no memory.
+    let r = unsafe { libc::lseek(fd.as_raw_fd(), off as i64, whence) };
+    if r >= 0 {
+        return Ok(Some(r as u64));
+    }
+    match last() {
+        e if e == ENXIO => Ok(None),
+        e => Err(e),
     }
 }
 
