@@ -7,7 +7,8 @@
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
-#include <sys/xattr.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 static const struct {
 	uint32_t bit;
@@ -161,6 +162,20 @@ CASE(directory_entry_events)
 	CHECK_OK(unlink(P("d/sym")));
 	CHECK_STREQ(drain(fd), "1:CREATE,ISDIR sub | 1:CREATE sym | 1:CREATE fifo | "
 			       "1:CREATE hard | 1:DELETE,ISDIR sub | 1:DELETE sym");
+	close(fd);
+}
+
+CASE(unix_socket_bind_creates_entry)
+{
+	int fd = new_inotify();
+	CHECK_EQ(inotify_add_watch(fd, st_tmpdir(), IN_CREATE | IN_DELETE), 1);
+	int s = CHECK_OK(socket(AF_UNIX, SOCK_STREAM, 0));
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	snprintf(a.sun_path, sizeof a.sun_path, "%s", P("sock"));
+	CHECK_OK(bind(s, (struct sockaddr *)&a, sizeof a));
+	close(s);
+	CHECK_OK(unlink(P("sock")));
+	CHECK_STREQ(drain(fd), "1:CREATE sock | 1:DELETE sock");
 	close(fd);
 }
 

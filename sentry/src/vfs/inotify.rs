@@ -383,17 +383,23 @@ pub fn path_event(p: &Path, mask: u32) {
         return;
     }
     let inode = &p.dentry.inode;
+    let parent = match &p.dentry.parent {
+        Some(d) if mask & ON_CHILD != 0 && !Arc::ptr_eq(&p.dentry, &p.mnt.root) => {
+            targets(&d.inode)
+        }
+        _ => vec![],
+    };
+    let own = targets(inode);
+    if parent.is_empty() && own.is_empty() {
+        return;
+    }
     let mask = mask | isdir(inode);
-    if mask & ON_CHILD != 0 && !Arc::ptr_eq(&p.dentry, &p.mnt.root) {
-        if let Some(parent) = &p.dentry.parent {
-            for (who, wd) in targets(&parent.inode) {
-                if let Some(i) = who.upgrade() {
-                    i.deliver(wd, mask, 0, &p.dentry.name);
-                }
-            }
+    for (who, wd) in parent {
+        if let Some(i) = who.upgrade() {
+            i.deliver(wd, mask, 0, &p.dentry.name);
         }
     }
-    for (who, wd) in targets(inode) {
+    for (who, wd) in own {
         if let Some(i) = who.upgrade() {
             i.deliver(wd, mask, 0, &[]);
         }
