@@ -423,3 +423,43 @@ CASE(closing_the_instance_drops_its_watches)
 	CHECK_STREQ(drain(b), "1:ATTRIB");
 	close(b);
 }
+
+static long read_limit(const char *name)
+{
+	char path[128], buf[64];
+	snprintf(path, sizeof path, "/proc/sys/fs/inotify/%s", name);
+	ssize_t n = st_read_file(path, buf, sizeof buf - 1);
+	if (n <= 0)
+		FAIL("read %s: %zd", path, n);
+	buf[n] = 0;
+	return atol(buf);
+}
+
+CASE(per_user_instance_limit)
+{
+	long max = read_limit("max_user_instances");
+	CHECK_GT(max, 0);
+	CHECK_GT(read_limit("max_queued_events"), 0);
+	CHECK_GE(read_limit("max_user_watches"), 8192);
+	/* Instances count against the user: past the limit, EMFILE (a fresh uid here,
+	 * though other processes of it may hold a few). */
+	IN_CHILD({
+		st_drop_privileges();
+		int fds[1024];
+		int n = 0;
+		while (n < 1024) {
+			int fd = inotify_init1(IN_CLOEXEC);
+			if (fd < 0) {
+				CHECK_EQ(errno, EMFILE);
+				break;
+			}
+			fds[n++] = fd;
+		}
+		CHECK_LE(n, max);
+		CHECK_GE(n, max - 8);
+		/* Closing one makes room for one. */
+		close(fds[--n]);
+		fds[n] = CHECK_OK(inotify_init1(IN_CLOEXEC));
+		CHECK_ERR(inotify_init1(0), EMFILE);
+	});
+}

@@ -238,7 +238,7 @@ fn inotify_init1(c: &Ctx, flags: u32) -> SysResult {
     if flags & !(O_NONBLOCK | O_CLOEXEC) != 0 {
         return Err(EINVAL);
     }
-    let f = OpenFile::new(Inotify::new(), None, flags & O_NONBLOCK);
+    let f = OpenFile::new(Inotify::new(c.t.creds().euid)?, None, flags & O_NONBLOCK);
     install(c, f, flags & O_CLOEXEC != 0)
 }
 

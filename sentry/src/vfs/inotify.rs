@@ -43,6 +43,38 @@ const ON_CHILD: u32 =
 
 /// /proc/sys/fs/inotify/max_queued_events.
 pub const MAX_QUEUED_EVENTS: usize = 16384;
+/// /proc/sys/fs/inotify/max_user_instances.
+pub const MAX_USER_INSTANCES: usize = 128;
+
+/// /proc/sys/fs/inotify/max_user_watches: as Linux sizes it, 1% of memory at the cost
+/// of a watch (a mark and two inodes, ~1.3 KiB), between 8192 and 1048576.
+pub fn max_user_watches() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| {
+        let (host_total, _) = crate::kernel::host_memory();
+        let total = crate::memfile::memfile()
+            .limit_bytes()
+            .map_or(host_total, |l| l.min(host_total));
+        ((total / 100 / 1312) as usize).clamp(8192, 1 << 20)
+    })
+}
+
+/// Instances and watches per user (the effective uid that made the instance).
+fn usage() -> &'static Mutex<HashMap<u32, (usize, usize)>> {
+    static U: OnceLock<Mutex<HashMap<u32, (usize, usize)>>> = OnceLock::new();
+    U.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+fn uncharge(uid: u32, instances: usize, watches: usize) {
+    let mut u = usage().lock();
+    if let Some(e) = u.get_mut(&uid) {
+        e.0 = e.0.saturating_sub(instances);
+        e.1 = e.1.saturating_sub(watches);
+        if *e == (0, 0) {
+            u.remove(&uid);
+        }
+    }
+}
 
 /// sizeof(struct inotify_event).
 const EVENT_HDR: usize = 16;
@@ -95,6 +127,8 @@ struct Inner {
 
 /// An inotify instance: the file behind an inotify descriptor.
 pub struct Inotify {
+    /// The user its instance and watches count against.
+    uid: u32,
     inner: Mutex<Inner>,
     wq: WaitQueue,
     me: Weak<Inotify>,
@@ -145,8 +179,18 @@ fn targets(inode: &Arc<dyn Inode>) -> Targets {
 }
 
 impl Inotify {
-    pub fn new() -> Arc<Inotify> {
-        Arc::new_cyclic(|me| Inotify {
+    /// A new instance for user `uid`: EMFILE past max_user_instances.
+    pub fn new(uid: u32) -> KResult<Arc<Inotify>> {
+        {
+            let mut u = usage().lock();
+            let e = u.entry(uid).or_default();
+            if e.0 >= MAX_USER_INSTANCES {
+                return Err(EMFILE);
+            }
+            e.0 += 1;
+        }
+        Ok(Arc::new_cyclic(|me| Inotify {
+            uid,
             inner: Mutex::new(Inner {
                 events: VecDeque::new(),
                 bytes: 0,
@@ -155,7 +199,7 @@ impl Inotify {
             }),
             wq: WaitQueue::default(),
             me: me.clone(),
-        })
+        }))
     }
 
     /// inotify_add_watch on `inode` with an already checked `mask`: the watch's
@@ -174,6 +218,14 @@ impl Inotify {
                 keep
             };
             return Ok(*wd);
+        }
+        {
+            let mut u = usage().lock();
+            let e = u.entry(self.uid).or_default();
+            if e.1 >= max_user_watches() {
+                return Err(ENOSPC);
+            }
+            e.1 += 1;
         }
         let wd = inner.next_wd;
         inner.next_wd = if wd == i32::MAX { 1 } else { wd + 1 };
@@ -196,6 +248,7 @@ impl Inotify {
         Self::queue(&mut inner, wd, IN_IGNORED, 0, &[]);
         drop(inner);
         unregister(w.key, self, wd);
+        uncharge(self.uid, 0, 1);
         self.wq.notify_all();
         Ok(())
     }
@@ -249,6 +302,7 @@ impl Inotify {
         drop(inner);
         if let Some(w) = gone {
             unregister(w.key, self, wd);
+            uncharge(self.uid, 0, 1);
         }
         self.wq.notify_all();
     }
@@ -262,6 +316,7 @@ impl Inotify {
         Self::queue(&mut inner, wd, IN_IGNORED, 0, &[]);
         drop(inner);
         unregister(w.key, self, wd);
+        uncharge(self.uid, 0, 1);
         self.wq.notify_all();
     }
 
@@ -292,6 +347,7 @@ impl Drop for Inotify {
     fn drop(&mut self) {
         let me: *const Inotify = self;
         let watches = std::mem::take(&mut self.inner.get_mut().watches);
+        uncharge(self.uid, 1, watches.len());
         for (wd, w) in watches {
             unregister(w.key, me, wd);
         }
@@ -507,7 +563,7 @@ mod tests {
 
     #[test]
     fn identical_events_merge_and_queue_overflows() {
-        let i = Inotify::new();
+        let i = Inotify::new(u32::MAX - 7).expect("instance");
         let mut inner = i.inner.lock();
         Inotify::queue(&mut inner, 1, IN_MODIFY, 0, b"f");
         Inotify::queue(&mut inner, 1, IN_MODIFY, 0, b"f");
