@@ -113,6 +113,9 @@ impl Event {
 
 struct Watch {
     key: usize,
+    /// The inode's number and device, for /proc/PID/fdinfo.
+    ino: u64,
+    dev: u64,
     /// None once the inode is unlinked and waits to be dropped.
     inode: Option<Arc<dyn Inode>>,
     mask: u32,
@@ -229,10 +232,13 @@ impl Inotify {
         }
         let wd = inner.next_wd;
         inner.next_wd = if wd == i32::MAX { 1 } else { wd + 1 };
+        let st = inode.stat();
         inner.watches.insert(
             wd,
             Watch {
                 key,
+                ino: st.ino,
+                dev: st.dev,
                 inode: Some(inode),
                 mask: keep,
             },
@@ -335,6 +341,27 @@ impl Inotify {
             .watches
             .get_mut(&wd)
             .and_then(|w| w.inode.take())
+    }
+
+    /// The watch lines of /proc/PID/fdinfo/N, in Linux's format (without file handles).
+    pub fn fdinfo(&self) -> String {
+        let inner = self.inner.lock();
+        let mut s = String::new();
+        // Newest first, as Linux lists its marks.
+        for (wd, w) in inner.watches.iter().rev() {
+            // The kernel's dev_t: 12-bit major above a 20-bit minor.
+            let (major, minor) = (
+                (w.dev >> 8) & 0xfff,
+                (w.dev & 0xff) | ((w.dev >> 12) & !0xff),
+            );
+            s += &format!(
+                "inotify wd:{wd:x} ino:{:x} sdev:{:x} mask:{:x} ignored_mask:0\n",
+                w.ino,
+                (major << 20) | minor,
+                w.mask
+            );
+        }
+        s
     }
 
     /// Bytes of queued events (FIONREAD).
