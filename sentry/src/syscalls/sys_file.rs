@@ -1286,16 +1286,19 @@ fn statfs(c: &Ctx, pathp: Option<u64>, fd: Option<u64>, buf: u64) -> SysResult {
         .downcast_ref::<memfs::Node>()
         .map(|n| n.fs_used_pages())
         .unwrap_or(0);
-    let blocks: u64 = 1 << 24;
-    let free = blocks.saturating_sub(used);
     let mut v = [0u64; 15];
     v[0] = magic;
     v[1] = 4096;
-    v[2] = blocks;
-    v[3] = free;
-    v[4] = free;
-    v[5] = 1 << 20;
-    v[6] = 1 << 19;
+    // pipefs and sockfs count nothing (simple_statfs).
+    if magic != PIPEFS_MAGIC && magic != SOCKFS_MAGIC {
+        let blocks: u64 = 1 << 24;
+        let free = blocks.saturating_sub(used);
+        v[2] = blocks;
+        v[3] = free;
+        v[4] = free;
+        v[5] = 1 << 20;
+        v[6] = 1 << 19;
+    }
     v[8] = 255;
     v[9] = 4096;
     v[10] = if p.mnt.readonly { 1 } else { 0 };
