@@ -181,16 +181,19 @@ impl FileData {
         Ok(f)
     }
 
-    /// Drop the cached pages `range` (page indices); returns how many there were.
-    fn drop_pages(&self, inner: &mut FileInner, range: std::ops::Range<u64>) -> u64 {
+    /// Drop the cached pages `range` (page indices).
+    fn drop_pages(&self, inner: &mut FileInner, range: std::ops::Range<u64>) {
         let keys: Vec<u64> = inner.pages.range(range).map(|(k, _)| *k).collect();
-        for k in &keys {
+        self.remove_pages(inner, &keys);
+    }
+
+    fn remove_pages(&self, inner: &mut FileInner, keys: &[u64]) {
+        for k in keys {
             inner.pages.remove(k);
         }
         if let Some(a) = &self.acct {
             a.fetch_sub(keys.len() as u64, Ordering::Relaxed);
         }
-        keys.len() as u64
     }
 
     pub fn size(&self) -> u64 {
@@ -322,22 +325,29 @@ impl FileData {
         if mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0 {
             // Whole pages inside the range go; what the lower file holds there must
             // read as zeros afterwards, so those pages stay, zeroed.
+            // Whole pages in the range are freed, unless someone maps them: with no
+            // way to take a page out of an address space from here, those are zeroed
+            // in place so that the mappings see the hole too.
             let whole = off.div_ceil(PAGE)..end / PAGE;
             if whole.start < whole.end {
-                self.drop_pages(&mut inner, whole.clone());
+                let free: Vec<u64> = inner
+                    .pages
+                    .range(whole)
+                    .filter(|(_, f)| f.refs() <= 1)
+                    .map(|(k, _)| *k)
+                    .collect();
+                self.remove_pages(&mut inner, &free);
             }
+            // What the lower file holds must read as zeros afterwards: those pages
+            // come back, zeroed; a hole stays a hole unless ZERO_RANGE allocates it.
             let valid = inner.lower.as_ref().map(|l| l.valid).unwrap_or(0);
             for idx in first..last {
                 let (ps, pe) = (idx * PAGE, (idx + 1) * PAGE);
-                let covered = whole.contains(&idx);
-                if covered && ps >= valid && mode & FALLOC_FL_ZERO_RANGE == 0 {
+                if !inner.pages.contains_key(&idx)
+                    && ps >= valid
+                    && mode & FALLOC_FL_ZERO_RANGE == 0
+                {
                     continue;
-                }
-                if !covered && !inner.pages.contains_key(&idx) && ps >= valid {
-                    // A hole stays a hole unless ZERO_RANGE allocates it.
-                    if mode & FALLOC_FL_ZERO_RANGE == 0 {
-                        continue;
-                    }
                 }
                 let f = self.frame(&mut inner, idx)?;
                 let a = off.max(ps) - ps;
