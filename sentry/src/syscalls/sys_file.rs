@@ -182,8 +182,8 @@ fn do_write_inner(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResul
             }
             buf = &buf[..(limit - start) as usize];
         }
-        if let (Some(inode), false) = (f.inode(), buf.is_empty()) {
-            remove_privs(c, inode, &st);
+        if let (Some(p), false) = (&f.path, buf.is_empty()) {
+            remove_privs(c, p, &st);
         }
     }
     let r = match off {
@@ -219,8 +219,8 @@ fn do_write_inner(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResul
 
 /// A write or truncation by a task without CAP_FSETID drops a regular file's
 /// set-user-ID bit, and its set-group-ID bit when that is group-executable or the
-/// task is not in the file's group (Linux's file_remove_privs).
-pub fn remove_privs(c: &Ctx, inode: &Arc<dyn Inode>, st: &Stat) {
+/// task is not in the file's group (Linux's file_remove_privs), which is IN_ATTRIB.
+pub fn remove_privs(c: &Ctx, p: &Path, st: &Stat) {
     const CAP_FSETID: u32 = 4;
     if !st.is_reg() || st.mode & 0o6000 == 0 {
         return;
@@ -235,10 +235,13 @@ pub fn remove_privs(c: &Ctx, inode: &Arc<dyn Inode>, st: &Stat) {
         kill |= 0o2000;
     }
     if kill != 0 {
-        let _ = inode.setattr(&SetAttr {
+        let r = p.dentry.inode.setattr(&SetAttr {
             mode: Some(st.mode & 0o7777 & !kill),
             ..Default::default()
         });
+        if r.is_ok() {
+            inotify::path_event(p, IN_ATTRIB);
+        }
     }
 }
 
@@ -807,7 +810,7 @@ fn truncate(c: &Ctx, pathp: u64, len: u64) -> SysResult {
         size: Some(len),
         ..Default::default()
     })?;
-    remove_privs(c, &p.dentry.inode, &st);
+    remove_privs(c, &p, &st);
     inotify::path_event(&p, IN_MODIFY);
     Ok(0)
 }
@@ -822,8 +825,8 @@ fn ftruncate(c: &Ctx, fd: u64, len: u64) -> SysResult {
         return Err(EINVAL);
     }
     f.ops.truncate(len)?;
-    if let Some(inode) = f.inode() {
-        remove_privs(c, inode, &st);
+    if let Some(p) = &f.path {
+        remove_privs(c, p, &st);
     }
     notify(&f, IN_MODIFY);
     Ok(0)
@@ -879,8 +882,8 @@ fn fallocate(c: &Ctx, fd: u64, mode: u32, off: u64, len: u64) -> SysResult {
         return Err(EFBIG);
     }
     f.ops.fallocate(mode, off, len)?;
-    if let Some(inode) = f.inode() {
-        remove_privs(c, inode, &st);
+    if let Some(p) = &f.path {
+        remove_privs(c, p, &st);
     }
     notify(&f, IN_MODIFY);
     Ok(0)
