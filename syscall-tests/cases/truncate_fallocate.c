@@ -3,6 +3,7 @@
 #include "harness.h"
 
 #include <linux/falloc.h>
+#include <sys/statfs.h>
 
 static char *read_all(int fd, off_t off, size_t len)
 {
@@ -247,4 +248,71 @@ CASE(fallocate_errors)
 	CHECK_EQ(posix_fallocate(fd, -1, 10), EINVAL);
 	close(fd);
 	CHECK_EQ(posix_fallocate(fd, 0, 10), EBADF);
+}
+
+CASE(fallocate_zero_range)
+{
+	int fd = CHECK_OK(open(P("f"), O_RDWR | O_CREAT, 0644));
+	char *buf = malloc(3 * 4096);
+	memset(buf, 'z', 3 * 4096);
+	CHECK_EQ(write(fd, buf, 3 * 4096), 3 * 4096);
+	struct statfs sf;
+	CHECK_OK(fstatfs(fd, &sf));
+	if (sf.f_type == 0x01021994) {
+		/* tmpfs allocates and punches, but does not zero ranges. */
+		CHECK_ERR(fallocate(fd, FALLOC_FL_ZERO_RANGE, 10, 5), EOPNOTSUPP);
+	} else {
+		/* Partial and whole pages read back as zeros; the rest is kept. */
+		CHECK_EQ(fallocate(fd, FALLOC_FL_ZERO_RANGE, 10, 5000), 0);
+		check_zero(fd, 10, 5000);
+		char *b = read_all(fd, 9, 1);
+		CHECK_EQ(b[0], 'z');
+		b = read_all(fd, 5010, 1);
+		CHECK_EQ(b[0], 'z');
+		/* With KEEP_SIZE past the end the size stays; without, it grows. */
+		CHECK_EQ(fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, 3 * 4096, 4096), 0);
+		CHECK_EQ(fsize(fd), 3 * 4096);
+		CHECK_EQ(fallocate(fd, FALLOC_FL_ZERO_RANGE, 3 * 4096, 100), 0);
+		CHECK_EQ(fsize(fd), 3 * 4096 + 100);
+		check_zero(fd, 3 * 4096, 100);
+	}
+	/* Punch and zero together are refused everywhere. */
+	CHECK_ERR(fallocate(fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 10),
+		  EOPNOTSUPP);
+	close(fd);
+	/* /dev/shm is a tmpfs. */
+	char name[64];
+	snprintf(name, sizeof name, "/dev/shm/rvisor-st-zero-%d", (int)getpid());
+	fd = CHECK_OK(open(name, O_CREAT | O_RDWR | O_EXCL, 0600));
+	CHECK_OK(unlink(name));
+	CHECK_ERR(fallocate(fd, FALLOC_FL_ZERO_RANGE, 0, 10), EOPNOTSUPP);
+	CHECK_EQ(fallocate(fd, 0, 0, 10), 0);
+	close(fd);
+}
+
+CASE(punched_hole_is_seen_by_seek_hole)
+{
+	const char *dirs[] = { st_tmpdir(), "/dev/shm" };
+	for (unsigned i = 0; i < 2; i++) {
+		char name[128];
+		snprintf(name, sizeof name, "%s/rvisor-st-punch-%d", dirs[i], (int)getpid());
+		int fd = CHECK_OK(open(name, O_CREAT | O_RDWR | O_EXCL, 0600));
+		CHECK_OK(unlink(name));
+		char *buf = malloc(3 * 4096);
+		memset(buf, 'h', 3 * 4096);
+		CHECK_EQ(write(fd, buf, 3 * 4096), 3 * 4096);
+		CHECK_OK(fsync(fd));
+		struct stat st;
+		CHECK_OK(fstat(fd, &st));
+		blkcnt_t before = st.st_blocks;
+		CHECK_EQ(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 4096, 4096), 0);
+		CHECK_EQ(lseek(fd, 0, SEEK_HOLE), 4096);
+		CHECK_EQ(lseek(fd, 4096, SEEK_DATA), 8192);
+		CHECK_EQ(lseek(fd, 8192, SEEK_HOLE), 3 * 4096);
+		/* The freed page no longer counts. */
+		CHECK_OK(fstat(fd, &st));
+		CHECK_EQ(st.st_blocks, before - 8);
+		free(buf);
+		close(fd);
+	}
 }

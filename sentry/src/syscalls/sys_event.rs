@@ -1,9 +1,10 @@
-//! Event files: epoll, eventfd, timerfd and signalfd.
+//! Event files: epoll, eventfd, timerfd, signalfd and inotify.
 
 use super::*;
 use crate::kernel::signal;
 use crate::vfs::epoll::{self, EpollFile};
 use crate::vfs::eventfd::{self, EventFd};
+use crate::vfs::inotify::{self, Inotify};
 use crate::vfs::signalfd::{self, SignalFd};
 use crate::vfs::timerfd::{self, TimerFd};
 use crate::vfs::*;
@@ -32,6 +33,10 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         287 => timerfd_gettime(c, a0, a1),
         282 => signalfd4(c, a0 as i32, a1, a2, 0),
         289 => signalfd4(c, a0 as i32, a1, a2, a3 as u32),
+        253 => inotify_init1(c, 0),
+        294 => inotify_init1(c, a0 as u32),
+        254 => inotify_add_watch(c, a0, a1, a2 as u32),
+        255 => inotify_rm_watch(c, a0, a1 as i32),
         _ => return None,
     })
 }
@@ -225,6 +230,52 @@ fn eventfd2(c: &Ctx, init: u64, flags: u32) -> SysResult {
     let ops = EventFd::new(init as u32 as u64, flags & eventfd::EFD_SEMAPHORE != 0);
     let f = OpenFile::new(ops, None, O_RDWR | (flags & O_NONBLOCK));
     install(c, f, flags & eventfd::EFD_CLOEXEC != 0)
+}
+
+// ---- inotify ----
+
+fn inotify_init1(c: &Ctx, flags: u32) -> SysResult {
+    if flags & !(O_NONBLOCK | O_CLOEXEC) != 0 {
+        return Err(EINVAL);
+    }
+    let f = OpenFile::new(Inotify::new(c.t.creds().euid)?, None, flags & O_NONBLOCK);
+    install(c, f, flags & O_CLOEXEC != 0)
+}
+
+fn inotify_of(f: &OpenFile) -> KResult<&Inotify> {
+    f.ops.as_any().downcast_ref::<Inotify>().ok_or(EINVAL)
+}
+
+fn inotify_add_watch(c: &Ctx, fd: u64, pathp: u64, mask: u32) -> SysResult {
+    if mask & inotify::IN_MASK_ADD != 0 && mask & inotify::IN_MASK_CREATE != 0 {
+        return Err(EINVAL);
+    }
+    if mask & inotify::IN_ALL_EVENTS == 0 {
+        return Err(EINVAL);
+    }
+    let f = c.fd(fd)?;
+    let ino = inotify_of(&f)?;
+    let path = c.cstr(pathp)?;
+    let p = c.lookup(
+        AT_FDCWD as u64,
+        &path,
+        mask & inotify::IN_DONT_FOLLOW == 0,
+        false,
+    )?;
+    let st = p.dentry.inode.stat();
+    if mask & inotify::IN_ONLYDIR != 0 && !st.is_dir() {
+        return Err(ENOTDIR);
+    }
+    if !may_access(&st, &c.t.creds(), 4) {
+        return Err(EACCES);
+    }
+    Ok(ino.add_watch(p.dentry.inode.clone(), mask)? as u64)
+}
+
+fn inotify_rm_watch(c: &Ctx, fd: u64, wd: i32) -> SysResult {
+    let f = c.fd(fd)?;
+    inotify_of(&f)?.rm_watch(wd)?;
+    Ok(0)
 }
 
 // ---- timerfd ----

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::kernel::signal::{self, SigInfo};
+use crate::vfs::inotify::{self, *};
 use crate::vfs::*;
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,7 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         74 | 75 => c.fd(a0).map(|_| 0),
         76 => truncate(c, a0, a1),
         77 => ftruncate(c, a0, a1),
+        285 => fallocate(c, a0, a1 as u32, a2, a3),
         79 => getcwd(c, a0, a1),
         80 => chdir(c, a0),
         81 => fchdir(c, a0),
@@ -105,7 +107,38 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
 
 const CHUNK: usize = 1 << 20;
 
+/// inotify: `mask` happened to the file `f` is open on.
+fn notify(f: &OpenFile, mask: u32) {
+    if let Some(p) = &f.path {
+        inotify::path_event(p, mask);
+    }
+}
+
+fn is_dir_bit(inode: &Arc<dyn Inode>) -> u32 {
+    if inode.stat().is_dir() {
+        IN_ISDIR
+    } else {
+        0
+    }
+}
+
 fn do_read(c: &Ctx, f: &OpenFile, buf: &mut [u8], off: Option<u64>) -> KResult<usize> {
+    let n = do_read_inner(c, f, buf, off)?;
+    if n > 0 {
+        notify(f, IN_ACCESS);
+    }
+    Ok(n)
+}
+
+fn do_write(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResult<usize> {
+    let n = do_write_inner(c, f, buf, off)?;
+    if n > 0 {
+        notify(f, IN_MODIFY);
+    }
+    Ok(n)
+}
+
+fn do_read_inner(c: &Ctx, f: &OpenFile, buf: &mut [u8], off: Option<u64>) -> KResult<usize> {
     if !f.readable() {
         return Err(EBADF);
     }
@@ -126,14 +159,15 @@ fn do_read(c: &Ctx, f: &OpenFile, buf: &mut [u8], off: Option<u64>) -> KResult<u
     }
 }
 
-fn do_write(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResult<usize> {
+fn do_write_inner(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResult<usize> {
     if !f.writable() {
         return Err(EBADF);
     }
     // RLIMIT_FSIZE: past the limit a write fails with EFBIG and SIGXFSZ; across it, it
     // is cut short.
     let mut buf = buf;
-    if f.ops.seekable() && f.stat().is_reg() {
+    let st = f.stat();
+    if f.ops.seekable() && st.is_reg() {
         const RLIMIT_FSIZE: usize = 1;
         let limit = c.t.rlimit(RLIMIT_FSIZE).0;
         let start = match off {
@@ -147,6 +181,9 @@ fn do_write(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResult<usiz
                 return Err(EFBIG);
             }
             buf = &buf[..(limit - start) as usize];
+        }
+        if let (Some(p), false) = (&f.path, buf.is_empty()) {
+            remove_privs(c, p, &st);
         }
     }
     let r = match off {
@@ -178,6 +215,34 @@ fn do_write(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResult<usiz
         ));
     }
     r
+}
+
+/// A write or truncation by a task without CAP_FSETID drops a regular file's
+/// set-user-ID bit, and its set-group-ID bit when that is group-executable or the
+/// task is not in the file's group (Linux's file_remove_privs), which is IN_ATTRIB.
+pub fn remove_privs(c: &Ctx, p: &Path, st: &Stat) {
+    const CAP_FSETID: u32 = 4;
+    if !st.is_reg() || st.mode & 0o6000 == 0 {
+        return;
+    }
+    let cr = c.t.creds();
+    if cr.has_cap(CAP_FSETID) {
+        return;
+    }
+    let mut kill = st.mode & 0o4000;
+    let in_group = cr.fsgid == st.gid || cr.groups.contains(&st.gid);
+    if st.mode & 0o2000 != 0 && (st.mode & 0o010 != 0 || !in_group) {
+        kill |= 0o2000;
+    }
+    if kill != 0 {
+        let r = p.dentry.inode.setattr(&SetAttr {
+            mode: Some(st.mode & 0o7777 & !kill),
+            ..Default::default()
+        });
+        if r.is_ok() {
+            inotify::path_event(p, IN_ATTRIB);
+        }
+    }
 }
 
 fn read(c: &Ctx, fd: u64, buf: u64, count: u64, off: Option<u64>) -> SysResult {
@@ -319,6 +384,9 @@ pub fn open_path(c: &Ctx, path: &Path, flags: u32) -> KResult<Arc<OpenFile>> {
         return Err(EROFS);
     }
     let ops = path.dentry.inode.clone().open(flags)?;
+    if flags & O_TRUNC != 0 && acc != 0 && st.is_reg() {
+        inotify::path_event(path, IN_MODIFY);
+    }
     Ok(OpenFile::new(ops, Some(path.clone()), flags))
 }
 
@@ -329,6 +397,20 @@ fn openat(c: &Ctx, dirfd: u64, pathp: u64, flags: u32, mode: u32) -> SysResult {
 }
 
 pub fn open_file(
+    c: &Ctx,
+    dirfd: u64,
+    path: &[u8],
+    flags: u32,
+    mode: u32,
+) -> KResult<Arc<OpenFile>> {
+    let f = open_file_inner(c, dirfd, path, flags, mode)?;
+    if flags & O_PATH == 0 {
+        notify(&f, IN_OPEN);
+    }
+    Ok(f)
+}
+
+fn open_file_inner(
     c: &Ctx,
     dirfd: u64,
     path: &[u8],
@@ -394,9 +476,16 @@ fn released(c: &Ctx, f: &Arc<OpenFile>) {
 }
 
 fn close_range(c: &Ctx, first: u32, last: u32, flags: u32) -> SysResult {
+    const UNSHARE: u32 = 2;
     const CLOEXEC: u32 = 4;
-    if first > last || flags & !(CLOEXEC | 2) != 0 {
+    if first > last || flags & !(CLOEXEC | UNSHARE) != 0 {
         return Err(EINVAL);
+    }
+    // CLOSE_RANGE_UNSHARE: first give the calling thread a private copy of its table
+    // (as unshare(CLONE_FILES) would), then work on that copy.
+    if flags & UNSHARE != 0 {
+        let copy = Arc::new(c.t.files().fork());
+        *c.t.files.lock() = copy;
     }
     let files = c.t.files();
     for (fd, _) in files.list() {
@@ -404,8 +493,8 @@ fn close_range(c: &Ctx, first: u32, last: u32, flags: u32) -> SysResult {
         if fd >= first && fd <= last {
             if flags & CLOEXEC != 0 {
                 files.set_cloexec(fd as i32, true)?;
-            } else {
-                files.remove(fd as i32);
+            } else if let Some(f) = files.remove(fd as i32) {
+                released(c, &f);
             }
         }
     }
@@ -498,14 +587,18 @@ fn lseek(c: &Ctx, fd: u64, off: i64, whence: u32) -> SysResult {
         1 => *pos as i64,
         2 => f.ops.size() as i64,
         3 | 4 => {
-            // SEEK_DATA / SEEK_HOLE: the whole file is data.
+            // SEEK_DATA / SEEK_HOLE: the file finds its holes, or is all data.
             let size = f.ops.size() as i64;
             if off < 0 || off >= size {
                 return Err(ENXIO);
             }
-            let r = if whence == 3 { off } else { size };
-            *pos = r as u64;
-            return Ok(r as u64);
+            let r = match f.ops.seek_data_hole(off as u64, whence == 3) {
+                Some(r) => r?,
+                None if whence == 3 => off as u64,
+                None => size as u64,
+            };
+            *pos = r;
+            return Ok(r);
         }
         _ => return Err(EINVAL),
     };
@@ -521,23 +614,36 @@ fn lseek(c: &Ctx, fd: u64, off: i64, whence: u32) -> SysResult {
 }
 
 fn ioctl(c: &Ctx, fd: u64, cmd: u32, arg: u64) -> SysResult {
+    const FIONBIO: u32 = 0x5421;
+    const FIONCLEX: u32 = 0x5450;
+    const FIOCLEX: u32 = 0x5451;
+    const FIOASYNC: u32 = 0x5452;
+    const FIONREAD: u32 = 0x541b;
+    const O_ASYNC: u32 = 0o20000;
     let f = c.fd(fd)?;
-    match cmd {
-        0x5421 => {
-            let v: i32 = c.t.mm().read_obj(arg)?;
-            if v != 0 {
-                f.flags
-                    .fetch_or(O_NONBLOCK, std::sync::atomic::Ordering::Relaxed);
-            } else {
-                f.flags
-                    .fetch_and(!O_NONBLOCK, std::sync::atomic::Ordering::Relaxed);
-            }
-            Ok(0)
+    // An O_PATH descriptor takes no ioctls at all.
+    if f.flags() & O_PATH != 0 {
+        return Err(EBADF);
+    }
+    let set_flag = |flag: u32| -> SysResult {
+        let v: i32 = c.t.mm().read_obj(arg)?;
+        if v != 0 {
+            f.flags.fetch_or(flag, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            f.flags
+                .fetch_and(!flag, std::sync::atomic::Ordering::Relaxed);
         }
-        0x5451 => c.t.files().set_cloexec(fd as i32, true).map(|_| 0),
-        0x5450 => c.t.files().set_cloexec(fd as i32, false).map(|_| 0),
-        0x541b if f.ops.seekable() => {
-            let n = f.ops.size().saturating_sub(*f.pos.lock()) as i32;
+        Ok(0)
+    };
+    match cmd {
+        FIONBIO => set_flag(O_NONBLOCK),
+        FIOASYNC => set_flag(O_ASYNC),
+        FIOCLEX => c.t.files().set_cloexec(fd as i32, true).map(|_| 0),
+        FIONCLEX => c.t.files().set_cloexec(fd as i32, false).map(|_| 0),
+        // Regular files: the bytes between the offset and the end of file (negative
+        // past the end, as Linux computes it); anything else asks the file.
+        FIONREAD if f.ops.seekable() && f.stat().is_reg() => {
+            let n = f.ops.size().wrapping_sub(*f.pos.lock()) as i32;
             c.t.mm().write_obj(arg, &n)?;
             Ok(0)
         }
@@ -704,6 +810,8 @@ fn truncate(c: &Ctx, pathp: u64, len: u64) -> SysResult {
         size: Some(len),
         ..Default::default()
     })?;
+    remove_privs(c, &p, &st);
+    inotify::path_event(&p, IN_MODIFY);
     Ok(0)
 }
 
@@ -712,10 +820,72 @@ fn ftruncate(c: &Ctx, fd: u64, len: u64) -> SysResult {
     if (len as i64) < 0 || !f.writable() {
         return Err(EINVAL);
     }
-    if !f.stat().is_reg() {
+    let st = f.stat();
+    if !st.is_reg() {
         return Err(EINVAL);
     }
     f.ops.truncate(len)?;
+    if let Some(p) = &f.path {
+        remove_privs(c, p, &st);
+    }
+    notify(&f, IN_MODIFY);
+    Ok(0)
+}
+
+fn fallocate(c: &Ctx, fd: u64, mode: u32, off: u64, len: u64) -> SysResult {
+    const KEEP_SIZE: u32 = 1;
+    const PUNCH_HOLE: u32 = 2;
+    const COLLAPSE_RANGE: u32 = 8;
+    const ZERO_RANGE: u32 = 0x10;
+    const INSERT_RANGE: u32 = 0x20;
+    const UNSHARE_RANGE: u32 = 0x40;
+    const SUPPORTED: u32 = 0x7f;
+    let f = c.fd(fd)?;
+    // The checks of vfs_fallocate, in its order.
+    let (off_i, len_i) = (off as i64, len as i64);
+    if off_i < 0 || len_i <= 0 {
+        return Err(EINVAL);
+    }
+    if mode & !SUPPORTED != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    if mode & (PUNCH_HOLE | ZERO_RANGE) == PUNCH_HOLE | ZERO_RANGE {
+        return Err(EOPNOTSUPP);
+    }
+    if mode & PUNCH_HOLE != 0 && mode & KEEP_SIZE == 0 {
+        return Err(EOPNOTSUPP);
+    }
+    if (mode & COLLAPSE_RANGE != 0 && mode & !COLLAPSE_RANGE != 0)
+        || (mode & INSERT_RANGE != 0 && mode & !INSERT_RANGE != 0)
+        || (mode & UNSHARE_RANGE != 0 && mode & !(UNSHARE_RANGE | KEEP_SIZE) != 0)
+    {
+        return Err(EINVAL);
+    }
+    if !f.writable() {
+        return Err(EBADF);
+    }
+    let st = f.stat();
+    match st.mode & S_IFMT {
+        S_IFIFO => return Err(ESPIPE),
+        S_IFDIR => return Err(EISDIR),
+        S_IFREG | S_IFBLK => {}
+        _ => return Err(ENODEV),
+    }
+    if off_i.checked_add(len_i).is_none() {
+        return Err(EFBIG);
+    }
+    // Growing the file past RLIMIT_FSIZE fails as a write would.
+    const RLIMIT_FSIZE: usize = 1;
+    let limit = c.t.rlimit(RLIMIT_FSIZE).0;
+    if mode & KEEP_SIZE == 0 && off + len > st.size && off + len > limit {
+        c.t.send_signal(SigInfo::kernel(signal::SIGXFSZ));
+        return Err(EFBIG);
+    }
+    f.ops.fallocate(mode, off, len)?;
+    if let Some(p) = &f.path {
+        remove_privs(c, p, &st);
+    }
+    notify(&f, IN_MODIFY);
     Ok(0)
 }
 
@@ -780,7 +950,8 @@ fn mkdirat(c: &Ctx, dirfd: u64, pathp: u64, mode: u32) -> SysResult {
     parent
         .dentry
         .inode
-        .mkdir(&name, mode & !umask & 0o7777, &c.t.creds())?;
+        .mkdir(&name, mode & !umask & 0o1777, &c.t.creds())?;
+    inotify::dir_event(&parent.dentry.inode, IN_CREATE | IN_ISDIR, 0, &name);
     Ok(0)
 }
 
@@ -802,6 +973,7 @@ fn mknodat(c: &Ctx, dirfd: u64, pathp: u64, mode: u32, dev: u64) -> SysResult {
         .dentry
         .inode
         .mknod(&name, kind | (mode & !umask & 0o7777), dev, &c.t.creds())?;
+    inotify::dir_event(&parent.dentry.inode, IN_CREATE, 0, &name);
     Ok(0)
 }
 
@@ -838,6 +1010,16 @@ fn unlinkat(c: &Ctx, dirfd: u64, pathp: u64, flags: u64) -> SysResult {
         return Err(EBUSY);
     }
     parent.dentry.inode.unlink(&name, dir)?;
+    let victim = &target.dentry.inode;
+    let isdir = is_dir_bit(victim);
+    if !dir {
+        inotify::inode_event(victim, IN_ATTRIB);
+    }
+    if victim.stat().nlink == 0 {
+        // `target` holds the one reference of ours.
+        inotify::inode_removed(victim, 1);
+    }
+    inotify::dir_event(&parent.dentry.inode, IN_DELETE | isdir, 0, &name);
     Ok(0)
 }
 
@@ -853,7 +1035,40 @@ fn renameat(c: &Ctx, olddir: u64, oldp: u64, newdir: u64, newp: u64, flags: u32)
     if op.mnt.id != np.mnt.id {
         return Err(EXDEV);
     }
+    let src = c.with_walk(|w| w.walk(&op, &on, false)).ok();
+    let dst = c.with_walk(|w| w.walk(&np, &nn, false)).ok();
     op.dentry.inode.rename(&on, &np.dentry.inode, &nn, flags)?;
+    if let Some(src) = src {
+        let (src, dst) = (
+            src.dentry.inode.clone(),
+            dst.map(|d| d.dentry.inode.clone()),
+        );
+        if dst.as_ref().is_some_and(|d| Arc::ptr_eq(d, &src)) {
+            return Ok(0);
+        }
+        let moved = |from: &Path, fname: &[u8], to: &Path, tname: &[u8], what: &Arc<dyn Inode>| {
+            let isdir = is_dir_bit(what);
+            let cookie = inotify::next_cookie();
+            inotify::dir_event(&from.dentry.inode, IN_MOVED_FROM | isdir, cookie, fname);
+            inotify::dir_event(&to.dentry.inode, IN_MOVED_TO | isdir, cookie, tname);
+        };
+        moved(&op, &on, &np, &nn, &src);
+        if flags & 2 != 0 {
+            inotify::inode_event(&src, IN_MOVE_SELF);
+            if let Some(dst) = &dst {
+                moved(&np, &nn, &op, &on, dst);
+                inotify::inode_event(dst, IN_MOVE_SELF);
+            }
+        } else {
+            if let Some(dst) = &dst {
+                inotify::inode_event(dst, IN_ATTRIB);
+            }
+            inotify::inode_event(&src, IN_MOVE_SELF);
+            if let Some(dst) = dst.filter(|d| d.stat().nlink == 0) {
+                inotify::inode_removed(&dst, 1);
+            }
+        }
+    }
     Ok(0)
 }
 
@@ -876,6 +1091,8 @@ fn linkat(c: &Ctx, olddir: u64, oldp: u64, newdir: u64, newp: u64, flags: u64) -
         return Err(EXDEV);
     }
     np.dentry.inode.link(&nn, &target.dentry.inode)?;
+    inotify::inode_event(&target.dentry.inode, IN_ATTRIB);
+    inotify::dir_event(&np.dentry.inode, IN_CREATE, 0, &nn);
     Ok(0)
 }
 
@@ -886,6 +1103,7 @@ fn symlinkat(c: &Ctx, targetp: u64, dirfd: u64, pathp: u64) -> SysResult {
     }
     let (parent, name) = parent_for_change(c, dirfd, pathp)?;
     parent.dentry.inode.symlink(&name, &target, &c.t.creds())?;
+    inotify::dir_event(&parent.dentry.inode, IN_CREATE, 0, &name);
     Ok(0)
 }
 
@@ -922,6 +1140,7 @@ fn chmod_path(c: &Ctx, p: &Path, mode: u32) -> SysResult {
         mode: Some(mode),
         ..Default::default()
     })?;
+    inotify::path_event(p, IN_ATTRIB);
     Ok(0)
 }
 
@@ -958,6 +1177,9 @@ fn chown_path(c: &Ctx, p: &Path, uid: u32, gid: u32) -> SysResult {
         a.mode = Some(st.mode & 0o7777 & !0o6000);
     }
     p.dentry.inode.setattr(&a)?;
+    if uid.is_some() || gid.is_some() {
+        inotify::path_event(p, IN_ATTRIB);
+    }
     Ok(0)
 }
 
@@ -1008,33 +1230,78 @@ fn utimensat(c: &Ctx, dirfd: u64, pathp: u64, times: u64, flags: u64) -> SysResu
         mtime: Some(mt),
         ..Default::default()
     })?;
+    // Both times is a utime call (IN_ATTRIB); one alone reads as an access or change.
+    const OMIT: i64 = (1 << 30) - 2;
+    let mask = match (at.1 != OMIT, mt.1 != OMIT) {
+        (true, true) => IN_ATTRIB,
+        (true, false) => IN_ACCESS,
+        (false, true) => IN_MODIFY,
+        (false, false) => 0,
+    };
+    if mask != 0 {
+        inotify::path_event(&p, mask);
+    }
     Ok(0)
 }
 
 fn statfs(c: &Ctx, pathp: Option<u64>, fd: Option<u64>, buf: u64) -> SysResult {
+    const PIPEFS_MAGIC: u64 = 0x5049_5045;
+    const SOCKFS_MAGIC: u64 = 0x534f_434b;
+    const ANON_INODE_FS_MAGIC: u64 = 0x0904_1934;
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
     let p = match (pathp, fd) {
         (Some(pp), _) => {
             let path = c.cstr(pp)?;
             c.lookup(AT_FDCWD as u64, &path, true, false)?
         }
-        (_, Some(fd)) => c.fd(fd)?.path.clone().ok_or(EINVAL)?,
+        (_, Some(fd)) => {
+            let f = c.fd(fd)?;
+            match f.path.clone() {
+                Some(p) => p,
+                None => {
+                    // Anonymous-inode files (eventfd, epoll, ...) are on anon_inodefs.
+                    let mut v = [0u64; 15];
+                    v[0] = ANON_INODE_FS_MAGIC;
+                    v[1] = 4096;
+                    v[8] = 255;
+                    v[9] = 4096;
+                    c.t.mm().write_obj(buf, &v)?;
+                    return Ok(0);
+                }
+            }
+        }
         _ => return Err(EINVAL),
     };
     let magic: u64 = match p.mnt.fstype.as_str() {
         "proc" => 0x9fa0,
-        "tmpfs" => 0x0102_1994,
+        "tmpfs" => TMPFS_MAGIC,
         "sysfs" => 0x6265_6572,
         "devpts" => 0x1cd1,
+        "pipefs" => PIPEFS_MAGIC,
+        "sockfs" => SOCKFS_MAGIC,
         _ => 0x0102_1997,
     };
+    // In-memory file systems count the pages their files hold.
+    let used = p
+        .dentry
+        .inode
+        .as_any()
+        .downcast_ref::<memfs::Node>()
+        .map(|n| n.fs_used_pages())
+        .unwrap_or(0);
     let mut v = [0u64; 15];
     v[0] = magic;
     v[1] = 4096;
-    v[2] = 1 << 24;
-    v[3] = 1 << 23;
-    v[4] = 1 << 23;
-    v[5] = 1 << 20;
-    v[6] = 1 << 19;
+    // pipefs and sockfs count nothing (simple_statfs).
+    if magic != PIPEFS_MAGIC && magic != SOCKFS_MAGIC {
+        let blocks: u64 = 1 << 24;
+        let free = blocks.saturating_sub(used);
+        v[2] = blocks;
+        v[3] = free;
+        v[4] = free;
+        v[5] = 1 << 20;
+        v[6] = 1 << 19;
+    }
     v[8] = 255;
     v[9] = 4096;
     v[10] = if p.mnt.readonly { 1 } else { 0 };
@@ -1076,6 +1343,8 @@ fn getdents64(c: &Ctx, fd: u64, buf: u64, count: u64) -> SysResult {
     }
     c.t.mm().write(buf, &out)?;
     *pos = i as u64;
+    drop(pos);
+    notify(&f, IN_ACCESS);
     Ok(out.len() as u64)
 }
 
@@ -1549,6 +1818,7 @@ fn open_create(
         .dentry
         .inode
         .create(&name, mode & !umask & 0o7777, &c.t.creds())?;
+    inotify::dir_event(&parent.dentry.inode, IN_CREATE, 0, &name);
     let p = Path {
         mnt: parent.mnt.clone(),
         dentry: Arc::new(Dentry {

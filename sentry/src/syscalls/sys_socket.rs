@@ -224,6 +224,12 @@ fn bind(c: &Ctx, fd: u64, addr: u64, len: u32) -> SysResult {
                 let _ = parent.dentry.inode.unlink(&name, false);
                 return Err(e);
             }
+            crate::vfs::inotify::dir_event(
+                &parent.dentry.inode,
+                crate::vfs::inotify::IN_CREATE,
+                0,
+                &name,
+            );
         }
         UAddr::Unspec => return Err(EINVAL),
     }

@@ -435,6 +435,7 @@ fn exec_image(
         }
         let ops = p.dentry.inode.clone().open(0)?;
         let f = crate::vfs::OpenFile::new(ops, Some(p.clone()), 0);
+        crate::vfs::inotify::path_event(&p, crate::vfs::inotify::IN_OPEN);
         let head = crate::loader::head(t, &f)?;
         if head.starts_with(b"#!") {
             depth += 1;
@@ -476,6 +477,7 @@ fn exec_image(
             let ipath = walk.walk(&cwd, ip, true)?;
             let iops = ipath.dentry.inode.clone().open(0)?;
             let ifile = crate::vfs::OpenFile::new(iops, Some(ipath.clone()), 0);
+            crate::vfs::inotify::path_event(&ipath, crate::vfs::inotify::IN_OPEN);
             let iname = ipath.to_bytes(&root);
             let im = crate::loader::load_elf(t, &mm, &ifile, &iname, false)?;
             (im.entry, im.base)

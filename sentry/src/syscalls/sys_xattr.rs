@@ -57,6 +57,17 @@ fn getxattr(c: &Ctx, p: &crate::vfs::Path, np: u64, buf: u64, size: u64) -> SysR
     if privileged_ns(c, &n) {
         return Err(ENODATA);
     }
+    // Reading a user.* attribute needs read permission on the inode, as a read of the
+    // file would (xattr_permission); only regular files and directories carry them.
+    if n.starts_with(b"user.") {
+        let st = p.dentry.inode.stat();
+        if !st.is_reg() && !st.is_dir() {
+            return Err(ENODATA);
+        }
+        if !crate::vfs::may_access(&st, &c.t.creds(), 4) {
+            return Err(EACCES);
+        }
+    }
     let v = p.dentry.inode.getxattr(&n)?;
     if size == 0 {
         return Ok(v.len() as u64);
@@ -89,6 +100,7 @@ fn setxattr(c: &Ctx, p: &crate::vfs::Path, np: u64, val: u64, size: u64, flags: 
         return Err(EACCES);
     }
     p.dentry.inode.setxattr(&n, &v, flags)?;
+    crate::vfs::inotify::path_event(p, crate::vfs::inotify::IN_ATTRIB);
     Ok(0)
 }
 
@@ -125,5 +137,6 @@ fn removexattr(c: &Ctx, p: &crate::vfs::Path, np: u64) -> SysResult {
         return Err(EACCES);
     }
     p.dentry.inode.removexattr(&n)?;
+    crate::vfs::inotify::path_event(p, crate::vfs::inotify::IN_ATTRIB);
     Ok(0)
 }

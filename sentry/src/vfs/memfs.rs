@@ -16,6 +16,8 @@ pub struct MemFs {
     pub dev: u64,
     gofer: Option<Arc<Client>>,
     next_ino: AtomicU64,
+    /// Pages held by this file system's files (statfs's used blocks).
+    pages: Arc<AtomicU64>,
 }
 
 struct Meta {
@@ -72,6 +74,8 @@ struct Sym {
 pub struct FileData {
     inner: Mutex<FileInner>,
     gofer: Option<Arc<Client>>,
+    /// The owning file system's page count, kept up to date as pages come and go.
+    acct: Option<Arc<AtomicU64>>,
     /// memfd seals (F_SEAL_*). Files that cannot be sealed carry F_SEAL_SEAL.
     pub seals: std::sync::atomic::AtomicU32,
 }
@@ -123,8 +127,14 @@ fn pread(fd: &OwnedFd, buf: &mut [u8], off: u64) -> KResult<usize> {
 }
 
 impl FileData {
-    fn new(size: u64, lower: Option<u64>, gofer: Option<Arc<Client>>) -> Arc<FileData> {
+    fn new(
+        size: u64,
+        lower: Option<u64>,
+        gofer: Option<Arc<Client>>,
+        acct: Option<Arc<AtomicU64>>,
+    ) -> Arc<FileData> {
         Arc::new(FileData {
+            acct,
             inner: Mutex::new(FileInner {
                 pages: BTreeMap::new(),
                 size,
@@ -165,7 +175,25 @@ impl FileData {
             }
         }
         inner.pages.insert(idx, f.clone());
+        if let Some(a) = &self.acct {
+            a.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(f)
+    }
+
+    /// Drop the cached pages `range` (page indices).
+    fn drop_pages(&self, inner: &mut FileInner, range: std::ops::Range<u64>) {
+        let keys: Vec<u64> = inner.pages.range(range).map(|(k, _)| *k).collect();
+        self.remove_pages(inner, &keys);
+    }
+
+    fn remove_pages(&self, inner: &mut FileInner, keys: &[u64]) {
+        for k in keys {
+            inner.pages.remove(k);
+        }
+        if let Some(a) = &self.acct {
+            a.fetch_sub(keys.len() as u64, Ordering::Relaxed);
+        }
     }
 
     pub fn size(&self) -> u64 {
@@ -275,10 +303,7 @@ impl FileData {
         }
         if len < inner.size {
             let keep = len.div_ceil(PAGE);
-            let drop: Vec<u64> = inner.pages.range(keep..).map(|(k, _)| *k).collect();
-            for k in drop {
-                inner.pages.remove(&k);
-            }
+            self.drop_pages(&mut inner, keep..u64::MAX);
             if !len.is_multiple_of(PAGE) {
                 if let Some(f) = inner.pages.get(&(len / PAGE)) {
                     f.bytes_mut()[(len % PAGE) as usize..].fill(0);
@@ -294,6 +319,150 @@ impl FileData {
         }
         inner.size = len;
         Ok(())
+    }
+}
+
+impl Drop for FileData {
+    fn drop(&mut self) {
+        if let Some(a) = &self.acct {
+            a.fetch_sub(self.inner.get_mut().pages.len() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+pub const FALLOC_FL_KEEP_SIZE: u32 = 1;
+pub const FALLOC_FL_PUNCH_HOLE: u32 = 2;
+pub const FALLOC_FL_ZERO_RANGE: u32 = 0x10;
+
+impl FileData {
+    /// fallocate(2) on the data, with the mode already checked by the caller:
+    /// 0 or KEEP_SIZE allocates (zero) pages over the range and, without KEEP_SIZE,
+    /// extends the size; PUNCH_HOLE|KEEP_SIZE frees whole pages and zeroes partial
+    /// ones; ZERO_RANGE zeroes the range and leaves it allocated.
+    pub fn fallocate(&self, mode: u32, off: u64, len: u64) -> KResult<()> {
+        let mut inner = self.inner.lock();
+        let end = off.checked_add(len).ok_or(EFBIG)?;
+        if end > (1 << 44) {
+            return Err(EFBIG);
+        }
+        let seals = self.seals.load(Ordering::Acquire);
+        let grows = mode & FALLOC_FL_KEEP_SIZE == 0 && end > inner.size;
+        if seals & F_SEAL_GROW != 0 && grows {
+            return Err(EPERM);
+        }
+        if mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0
+            && seals & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0
+        {
+            return Err(EPERM);
+        }
+        let first = off / PAGE;
+        let last = end.div_ceil(PAGE);
+        if mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE) != 0 {
+            // Whole pages inside the range go; what the lower file holds there must
+            // read as zeros afterwards, so those pages stay, zeroed.
+            // Whole pages in the range are freed, unless someone maps them: with no
+            // way to take a page out of an address space from here, those are zeroed
+            // in place so that the mappings see the hole too.
+            let whole = off.div_ceil(PAGE)..end / PAGE;
+            if whole.start < whole.end {
+                let free: Vec<u64> = inner
+                    .pages
+                    .range(whole)
+                    .filter(|(_, f)| f.refs() <= 1)
+                    .map(|(k, _)| *k)
+                    .collect();
+                self.remove_pages(&mut inner, &free);
+            }
+            // What the lower file holds must read as zeros afterwards: those pages
+            // come back, zeroed; a hole stays a hole unless ZERO_RANGE allocates it.
+            let valid = inner.lower.as_ref().map(|l| l.valid).unwrap_or(0);
+            for idx in first..last {
+                let (ps, pe) = (idx * PAGE, (idx + 1) * PAGE);
+                if !inner.pages.contains_key(&idx)
+                    && ps >= valid
+                    && mode & FALLOC_FL_ZERO_RANGE == 0
+                {
+                    continue;
+                }
+                let f = self.frame(&mut inner, idx)?;
+                let a = off.max(ps) - ps;
+                let b = end.min(pe) - ps;
+                f.bytes_mut()[a as usize..b as usize].fill(0);
+            }
+        } else {
+            for idx in first..last {
+                self.frame(&mut inner, idx)?;
+            }
+        }
+        if grows {
+            inner.size = end;
+        }
+        Ok(())
+    }
+
+    /// lseek's SEEK_DATA (`data`) or SEEK_HOLE from `off`: pages in memory are data;
+    /// below them, the range still read from the lower file has the host file's holes.
+    pub fn seek_data_hole(&self, off: u64, data: bool) -> KResult<u64> {
+        let mut inner = self.inner.lock();
+        let size = inner.size;
+        if off >= size {
+            return Err(ENXIO);
+        }
+        let valid = inner.lower.as_ref().map(|l| l.valid).unwrap_or(0);
+        let lower = if off < valid {
+            self.lower_fd(&mut inner)?
+        } else {
+            None
+        };
+        if data {
+            let page = inner
+                .pages
+                .range(off / PAGE..)
+                .next()
+                .map(|(idx, _)| (idx * PAGE).max(off));
+            let below = match &lower {
+                Some(fd) => host_seek(fd, off, libc::SEEK_DATA)?.filter(|&d| d < valid),
+                None => None,
+            };
+            return match (page, below) {
+                (Some(a), Some(b)) => Ok(a.min(b)),
+                (Some(x), None) | (None, Some(x)) if x < size => Ok(x),
+                _ => Err(ENXIO),
+            };
+        }
+        let mut p = off;
+        loop {
+            if p >= size {
+                return Ok(size);
+            }
+            if inner.pages.contains_key(&(p / PAGE)) {
+                p = (p / PAGE + 1) * PAGE;
+                continue;
+            }
+            if p < valid {
+                if let Some(fd) = &lower {
+                    let h = host_seek(fd, p, libc::SEEK_HOLE)?.unwrap_or(p);
+                    if h > p {
+                        p = h.min(valid);
+                        continue;
+                    }
+                }
+            }
+            return Ok(p.min(size));
+        }
+    }
+}
+
+/// lseek(SEEK_DATA/SEEK_HOLE) on a lower host file; None when the host says ENXIO.
+fn host_seek(fd: &OwnedFd, off: u64, whence: i32) -> KResult<Option<u64>> {
+    // SAFETY: lseek on a descriptor we own; it touches no memory.
+    let r = unsafe { libc::lseek(fd.as_raw_fd(), off as i64, whence) };
+    if r >= 0 {
+        return Ok(Some(r as u64));
+    }
+    match last() {
+        e if e == ENXIO => Ok(None),
+        e => Err(e),
     }
 }
 
@@ -322,7 +491,7 @@ impl crate::mm::MapSource for FileData {
 
 /// Anonymous shared memory (MAP_SHARED|MAP_ANONYMOUS, memfd): file data with no name.
 pub fn anon_file(size: u64) -> Arc<FileData> {
-    FileData::new(size, None, None)
+    FileData::new(size, None, None, None)
 }
 
 fn stat_time(t: (i64, i64)) -> (i64, i64) {
@@ -335,6 +504,7 @@ impl MemFs {
             dev,
             gofer,
             next_ino: AtomicU64::new(1 << 40),
+            pages: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -375,7 +545,7 @@ impl MemFs {
                 lower: None,
                 parent,
             })),
-            S_IFREG => Kind::File(FileData::new(0, None, None)),
+            S_IFREG => Kind::File(FileData::new(0, None, None, Some(self.pages.clone()))),
             S_IFLNK => Kind::Symlink(Mutex::new(Sym {
                 target,
                 lower: None,
@@ -418,7 +588,14 @@ impl MemFs {
                 lower: Some(fid),
                 parent,
             })),
-            S_IFREG => Kind::File(FileData::new(st.size as u64, Some(fid), self.gofer.clone())),
+            // Pages of a lower file are mostly a cache of the host file: they are not
+            // counted as space the upper layer uses.
+            S_IFREG => Kind::File(FileData::new(
+                st.size as u64,
+                Some(fid),
+                self.gofer.clone(),
+                None,
+            )),
             S_IFLNK => Kind::Symlink(Mutex::new(Sym {
                 target: None,
                 lower: Some(fid),
@@ -450,6 +627,8 @@ impl MemFs {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        // Watches on an unlinked inode wait for this (IN_DELETE_SELF).
+        super::inotify::inode_gone(self as *const Node as *const () as usize);
         let fid = match &self.kind {
             Kind::Dir(d) => d.lock().lower,
             Kind::Symlink(s) => s.lock().lower,
@@ -597,6 +776,11 @@ impl Node {
             *x = Some(m);
         }
         Ok(f(x.as_mut().expect("loaded")))
+    }
+
+    /// Pages held by the files of this node's file system.
+    pub fn fs_used_pages(&self) -> u64 {
+        self.fs.pages.load(Ordering::Relaxed)
     }
 
     pub fn file_data(&self) -> Option<&Arc<FileData>> {
@@ -1041,6 +1225,24 @@ impl FileOps for NodeFile {
         self.data.truncate(len)?;
         self.node.touch(true);
         Ok(())
+    }
+    fn fallocate(&self, mode: u32, off: u64, len: u64) -> KResult<()> {
+        // tmpfs knows allocation and hole punching only; the overlay's upper layer
+        // stands for a disk file system, which also zeroes ranges.
+        let allowed = if self.node.fs.gofer.is_some() {
+            FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE
+        } else {
+            FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
+        };
+        if mode & !allowed != 0 {
+            return Err(EOPNOTSUPP);
+        }
+        self.data.fallocate(mode, off, len)?;
+        self.node.touch(true);
+        Ok(())
+    }
+    fn seek_data_hole(&self, off: u64, data: bool) -> Option<KResult<u64>> {
+        Some(self.data.seek_data_hole(off, data))
     }
     fn as_any(&self) -> &dyn Any {
         self

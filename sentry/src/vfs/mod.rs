@@ -7,6 +7,7 @@ pub mod epoll;
 pub mod eventfd;
 pub mod fdtable;
 pub mod host;
+pub mod inotify;
 pub mod lock;
 pub mod memfs;
 pub mod pipe;
@@ -196,6 +197,14 @@ pub trait FileOps: Send + Sync + Any {
     fn truncate(&self, _len: u64) -> KResult<()> {
         Err(EINVAL)
     }
+    /// fallocate(2) with a mode and range the caller has checked.
+    fn fallocate(&self, _mode: u32, _off: u64, _len: u64) -> KResult<()> {
+        Err(EOPNOTSUPP)
+    }
+    /// lseek SEEK_DATA (`data`) / SEEK_HOLE; None: the whole file is data.
+    fn seek_data_hole(&self, _off: u64, _data: bool) -> Option<KResult<u64>> {
+        None
+    }
     /// For anonymous-inode files (epoll, eventfd, ...): the name /proc shows as
     /// `anon_inode:NAME`; fstat then reports mode 0600 with no file type.
     fn anon_name(&self) -> Option<&'static str> {
@@ -278,6 +287,12 @@ impl OpenFile {
                 ..Default::default()
             },
         }
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        inotify::file_closed(self);
     }
 }
 

@@ -99,6 +99,21 @@ const SYS_TREE: &[(&str, &str, Gen)] = &[
     ("sys/vm", "max_map_count", Gen::Sys("max_map_count")),
     ("sys/fs", "file-max", Gen::Sys("file-max")),
     ("sys/fs", "nr_open", Gen::Sys("nr_open")),
+    (
+        "sys/fs/inotify",
+        "max_queued_events",
+        Gen::Sys("max_queued_events"),
+    ),
+    (
+        "sys/fs/inotify",
+        "max_user_instances",
+        Gen::Sys("max_user_instances"),
+    ),
+    (
+        "sys/fs/inotify",
+        "max_user_watches",
+        Gen::Sys("max_user_watches"),
+    ),
 ];
 const SYSFS_TREE: &[(&str, &str, Gen)] = &[
     ("devices/system/cpu", "online", Gen::CpuRange),
@@ -637,6 +652,9 @@ impl PNode {
                 "max_map_count" => "65530\n".into(),
                 "file-max" => "9223372036854775807\n".into(),
                 "nr_open" => "1048576\n".into(),
+                "max_queued_events" => format!("{}\n", super::inotify::MAX_QUEUED_EVENTS),
+                "max_user_instances" => format!("{}\n", super::inotify::MAX_USER_INSTANCES),
+                "max_user_watches" => format!("{}\n", super::inotify::max_user_watches()),
                 _ => return Err(ENOENT),
             },
             Gen::CpuRange => cpu_range(k.ncpus),
@@ -813,11 +831,15 @@ impl PNode {
                 let pos = *f.pos.lock();
                 let cloexec = t.files().cloexec(fd).unwrap_or(false);
                 let flags = f.flags() | if cloexec { O_CLOEXEC } else { 0 };
-                format!(
+                let mut s = format!(
                     "pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{}\nino:\t{}\n",
                     f.path.as_ref().map(|p| p.mnt.id).unwrap_or(0),
                     f.stat().ino
-                )
+                );
+                if let Some(i) = f.ops.as_any().downcast_ref::<super::inotify::Inotify>() {
+                    s += &i.fdinfo();
+                }
+                s
             }
         };
         Ok(s.into_bytes())
