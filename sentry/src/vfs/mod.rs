@@ -9,6 +9,7 @@ pub mod fdtable;
 pub mod host;
 pub mod lock;
 pub mod memfs;
+pub mod pidfd;
 pub mod pipe;
 pub mod procfs;
 pub mod pty;

@@ -813,11 +813,15 @@ impl PNode {
                 let pos = *f.pos.lock();
                 let cloexec = t.files().cloexec(fd).unwrap_or(false);
                 let flags = f.flags() | if cloexec { O_CLOEXEC } else { 0 };
-                format!(
+                let mut s = format!(
                     "pos:\t{pos}\nflags:\t0{flags:o}\nmnt_id:\t{}\nino:\t{}\n",
                     f.path.as_ref().map(|p| p.mnt.id).unwrap_or(0),
                     f.stat().ino
-                )
+                );
+                if let Some(p) = super::pidfd::as_pidfd(&f) {
+                    s += &p.fdinfo();
+                }
+                s
             }
         };
         Ok(s.into_bytes())
