@@ -460,7 +460,8 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
         let mut anc = t.procs.get(&tgid).map(|p| p.parent).unwrap_or(0);
         while anc > 1 {
             match t.procs.get(&anc) {
-                Some(a) if a.subreaper && a.zombie.is_none() => {
+                // (A subreaper that is itself exiting has handed its children on.)
+                Some(a) if a.subreaper && a.zombie.is_none() && !a.threads.is_empty() => {
                     reaper = anc;
                     break;
                 }
