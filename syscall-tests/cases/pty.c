@@ -212,3 +212,38 @@ CASE(proc_stat_tty_nr_follows_controlling_terminal)
 	close(s);
 	close(m);
 }
+
+CASE(tiocnotty_by_a_member_is_inherited_by_its_children)
+{
+	int s;
+	int m = open_pty(&s);
+	IN_CHILD({
+		CHECK_OK(setsid());
+		CHECK_OK(ioctl(s, TIOCSCTTY, 0));
+		IN_CHILD({
+			/* A member of the session (not its leader) gives the terminal up... */
+			CHECK_OK(ioctl(s, TIOCNOTTY));
+			CHECK_ERR(open("/dev/tty", O_RDWR), ENXIO);
+			long long tty, tpgid;
+			stat_tty(getpid(), &tty, &tpgid);
+			CHECK_EQ(tty, 0);
+			/* ...and the children it forks then have none either. */
+			IN_CHILD({
+				CHECK_ERR(open("/dev/tty", O_RDWR), ENXIO);
+				long long t2, g2;
+				stat_tty(getpid(), &t2, &g2);
+				CHECK_EQ(t2, 0);
+				CHECK_EQ(g2, -1);
+			});
+		});
+		/* The leader keeps it, and so do the children it forks. */
+		int t = CHECK_OK(open("/dev/tty", O_RDWR));
+		close(t);
+		IN_CHILD({
+			int t2 = CHECK_OK(open("/dev/tty", O_RDWR));
+			close(t2);
+		});
+	});
+	close(s);
+	close(m);
+}

@@ -440,6 +440,9 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
         }
         tab.tasks.insert(tid, child.clone());
     }
+    if flags & CLONE_THREAD == 0 {
+        crate::vfs::pty::forked(t, tid, &tg);
+    }
     if flags & CLONE_PARENT_SETTID != 0 {
         // In the parent only (after the child's copy of memory was made); Linux
         // ignores a bad address here.

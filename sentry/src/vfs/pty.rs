@@ -1050,6 +1050,22 @@ fn detached(t: &Task, sid: i32) -> bool {
     }
 }
 
+/// fork: a process that gave up its controlling terminal (TIOCNOTTY) has children
+/// without one too (Linux copies the parent's signal->tty, here none).
+pub fn forked(parent: &Task, child_tgid: i32, child_tg: &Arc<ThreadGroup>) {
+    let mut d = DETACHED.lock();
+    let Some(map) = d.as_mut() else {
+        return;
+    };
+    let sid = match map.get(&parent.tgid()) {
+        Some((s, tg)) if Weak::as_ptr(tg) == Arc::as_ptr(&parent.tg) => *s,
+        _ => return,
+    };
+    // Forget processes that are gone while we are here.
+    map.retain(|_, (_, tg)| tg.strong_count() > 0);
+    map.insert(child_tgid, (sid, Arc::downgrade(child_tg)));
+}
+
 /// Does the session of the host console (init's, when stdio is a terminal) have it as
 /// its controlling terminal?
 fn console_session(w: &Who) -> bool {
