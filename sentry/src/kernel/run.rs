@@ -400,6 +400,7 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
         d.1 += task.stime.load(Ordering::Relaxed);
     }
     let tid = task.tid();
+    let mut pdeath: Vec<(Arc<Task>, i32)> = vec![];
     let (last, status) = {
         let mut t = k.table.lock();
         t.tasks.remove(&tid);
@@ -413,12 +414,14 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
             p.threads.is_empty(),
             p.group_exit.unwrap_or((code & 0xff) << 8),
         );
-        // The children this thread created now belong to another thread of the group.
+        // The children this thread created now belong to another thread of the group,
+        // and get their PR_SET_PDEATHSIG signal: their "parent" is this thread.
         if let Some(heir) = heir {
             for c in kids {
                 if let Some(cp) = t.procs.get_mut(&c) {
                     if cp.parent_thread == tid {
                         cp.parent_thread = heir;
+                        pdeath.extend(pdeath_signals(&t, c));
                     }
                 }
             }
@@ -426,6 +429,9 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
         r
     };
     if !last {
+        for (t, sig) in pdeath {
+            signal::send_to_task(&t, SigInfo::user(sig, signal::SI_USER, tgid, 0));
+        }
         return;
     }
     // A session leader's death hangs up its controlling terminal (SIGHUP to the
@@ -444,7 +450,6 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
     k.locks.release_all(tgid);
     *task.tg.itimer_real.lock() = None;
     let uid = task.creds().uid;
-    let mut pdeath: Vec<(Arc<Task>, i32)> = vec![];
     let (parent_tg, exit_signal, zombie_orphans, reaper_tg, hup_groups) = {
         let mut t = k.table.lock();
         let children = t
@@ -470,16 +475,7 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
             }
         }
         for ch in &children {
-            if let Some(cp) = t.procs.get(ch) {
-                for th in &cp.threads {
-                    if let Some(task) = t.tasks.get(th) {
-                        let sig = task.pdeathsig.load(Ordering::Relaxed);
-                        if sig > 0 {
-                            pdeath.push((task.clone(), sig));
-                        }
-                    }
-                }
-            }
+            pdeath.extend(pdeath_signals(&t, *ch));
         }
         let reaper_thread = t
             .procs
@@ -563,6 +559,21 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
     if let Some(ptg) = parent_tg {
         send_death_signal(&k, &ptg, tgid, &task.tg, sig, status, uid);
     }
+}
+
+/// The threads of process `pid` that asked for a signal when their parent dies.
+fn pdeath_signals(tab: &super::Table, pid: i32) -> Vec<(Arc<Task>, i32)> {
+    let Some(p) = tab.procs.get(&pid) else {
+        return vec![];
+    };
+    p.threads
+        .iter()
+        .filter_map(|th| tab.tasks.get(th))
+        .filter_map(|task| {
+            let sig = task.pdeathsig.load(Ordering::Relaxed);
+            (sig > 0).then(|| (task.clone(), sig))
+        })
+        .collect()
 }
 
 /// (si_code, si_status) of a SIGCHLD or waitid report for wait status `status`.
