@@ -4,6 +4,8 @@
 
 #include <sys/prctl.h>
 
+extern char **environ;
+
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
@@ -416,4 +418,41 @@ CASE(reparented_clone_child_reports_with_sigchld)
 	int status;
 	CHECK_EQ(waitpid(gc, &status, 0), gc);
 	CHECK_EXITED(status, 7);
+}
+
+HELPER(exit_3)
+{
+	(void)argc;
+	(void)argv;
+	return 3;
+}
+
+static int clone_then_exec(void *arg)
+{
+	(void)arg;
+	char *argv[] = { (char *)st_self, "--helper", "exit_3", NULL };
+	execve(st_self, argv, environ);
+	return 127;
+}
+
+CASE(exec_makes_a_clone_child_an_ordinary_child)
+{
+	/* execve resets the exit signal to SIGCHLD ("we have changed execution domain"):
+	 * a child cloned with no exit signal reports its exit with SIGCHLD once it has
+	 * exec'ed, and plain waitpid sees it. */
+	size_t sz = 64 * 1024;
+	char *stack = malloc(sz);
+	st_block(SIGCHLD);
+	pid_t pid = CHECK_OK(clone(clone_then_exec, stack + sz, 0, NULL));
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGCHLD);
+	siginfo_t si;
+	struct timespec to = { 5, 0 };
+	CHECK_EQ(sigtimedwait(&s, &si, &to), SIGCHLD);
+	CHECK_EQ(si.si_pid, pid);
+	int status;
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK_EXITED(status, 3);
+	free(stack);
 }

@@ -674,6 +674,9 @@ fn exec_image(
     if let Some(p) = k.table.lock().procs.get_mut(&t.tgid()) {
         p.cmdline_name = argv.first().cloned().unwrap_or_default();
         p.execed = true;
+        // de_thread: "we have changed execution domain": report to the parent with
+        // SIGCHLD from now on, whatever clone asked for.
+        p.exit_signal = signal::SIGCHLD;
     }
     Ok(regs)
 }
