@@ -450,7 +450,7 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
     k.locks.release_all(tgid);
     *task.tg.itimer_real.lock() = None;
     let uid = task.creds().uid;
-    let (parent_tg, exit_signal, zombie_orphans, reaper_tg, hup_groups) = {
+    let (parent_tg, death_sig, zombie_orphans, reaper_tg, hup_groups) = {
         let mut t = k.table.lock();
         let children = t
             .procs
@@ -477,51 +477,75 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
         for ch in &children {
             pdeath.extend(pdeath_signals(&t, *ch));
         }
+        let reaper_tg = t.procs.get(&reaper).map(|r| r.tg.clone());
         let reaper_thread = t
             .procs
             .get(&reaper)
             .and_then(|r| r.threads.first().copied())
             .unwrap_or(reaper);
+        // Zombies among the orphans are announced to their new parent, which reaps
+        // them at once if it ignores SIGCHLD: (pid, status, uid, group, signal).
         let mut zombie_orphans = vec![];
+        let mut adopted = vec![];
         for c in &children {
             if let Some(cp) = t.procs.get_mut(c) {
                 cp.parent = reaper;
                 cp.parent_thread = reaper_thread;
                 // The new parent is told with SIGCHLD, whatever the old exit signal.
                 cp.exit_signal = signal::SIGCHLD;
-                if let Some(st) = cp.zombie {
-                    zombie_orphans.push((*c, st, cp.exit_uid, cp.tg.clone()));
+                let mut autoreap = false;
+                if let (Some(st), Some(rtg)) = (cp.zombie, &reaper_tg) {
+                    let (reap, sig) = death_signal(rtg, signal::SIGCHLD);
+                    zombie_orphans.push((*c, st, cp.exit_uid, cp.tg.clone(), sig));
+                    autoreap = reap;
+                }
+                if autoreap {
+                    t.procs.remove(c);
+                } else {
+                    adopted.push(*c);
                 }
             }
         }
         // Groups orphaned by this exit: the children's (reparented away from us)
         // and our own (we may have been its last link to the session).
-        let mut hup_groups: Vec<i32> = children
+        let mut hup_groups: Vec<i32> = adopted
             .iter()
             .filter_map(|c| super::jobctl::orphaned_by(&t, *c, Some(tgid)))
             .collect();
         hup_groups.extend(super::jobctl::orphaned_by(&t, tgid, None));
-        let reaper_tg = t.procs.get(&reaper).map(|r| r.tg.clone());
         if let Some(r) = t.procs.get_mut(&reaper) {
-            r.children.extend(children);
+            r.children.extend(adopted);
         }
         let p = t.procs.get(&tgid).expect("proc");
         let parent = p.parent;
         let exit_signal = p.exit_signal;
         let ptg = t.procs.get(&parent).map(|pp| pp.tg.clone());
-        (ptg, exit_signal, zombie_orphans, reaper_tg, hup_groups)
+        // Become a zombie (or go at once) in the same step that reads our parent, so
+        // that a parent exiting meanwhile hands a zombie on to its own reaper.
+        let mut death_sig = 0;
+        if tgid != 1 {
+            let (autoreap, sig) = match &ptg {
+                Some(ptg) => death_signal(ptg, exit_signal),
+                None => (true, 0),
+            };
+            death_sig = sig;
+            if autoreap {
+                t.procs.remove(&tgid);
+                if let Some(pp) = t.procs.get_mut(&parent) {
+                    pp.children.retain(|c| *c != tgid);
+                }
+            } else if let Some(p) = t.procs.get_mut(&tgid) {
+                p.zombie = Some(status);
+            }
+        }
+        (ptg, death_sig, zombie_orphans, reaper_tg, hup_groups)
     };
     for (t, sig) in pdeath {
         signal::send_to_task(&t, SigInfo::user(sig, signal::SI_USER, tgid, 0));
     }
     if let Some(rtg) = reaper_tg {
-        // Zombies among the orphans are announced to their new parent (which may
-        // reap them at once if it ignores SIGCHLD).
-        for (c, st, cuid, ctg) in zombie_orphans {
-            let (autoreap, sig) = death_signal(&rtg, signal::SIGCHLD);
-            if autoreap {
-                release_zombie(&k, c, &ctg);
-            }
+        for (c, st, cuid, ctg, sig) in zombie_orphans {
+            ctg.exit_wq.notify_all();
             send_death_signal(&k, &rtg, c, &ctg, sig, st, cuid);
         }
         rtg.child_wq.notify_all();
@@ -546,18 +570,9 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
         k.init_done.notify_all();
         return;
     }
-    let (autoreap, sig) = match &parent_tg {
-        Some(ptg) => death_signal(ptg, exit_signal),
-        None => (true, 0),
-    };
-    if autoreap {
-        release_zombie(&k, tgid, &task.tg);
-    } else if let Some(p) = k.table.lock().procs.get_mut(&tgid) {
-        p.zombie = Some(status);
-    }
     task.tg.exit_wq.notify_all();
     if let Some(ptg) = parent_tg {
-        send_death_signal(&k, &ptg, tgid, &task.tg, sig, status, uid);
+        send_death_signal(&k, &ptg, tgid, &task.tg, death_sig, status, uid);
     }
 }
 
@@ -626,22 +641,6 @@ fn send_death_signal(
         signal::send_to_group(k, ptg, info);
     }
     ptg.child_wq.notify_all();
-}
-
-/// Remove the zombie `pid` (of thread group `tg`) from the process tree.
-fn release_zombie(k: &Kernel, pid: i32, tg: &Arc<ThreadGroup>) {
-    {
-        let mut t = k.table.lock();
-        if !t.procs.get(&pid).is_some_and(|p| Arc::ptr_eq(&p.tg, tg)) {
-            return;
-        }
-        let parent = t.procs.get(&pid).map(|p| p.parent);
-        t.procs.remove(&pid);
-        if let Some(pp) = parent.and_then(|x| t.procs.get_mut(&x)) {
-            pp.children.retain(|c| *c != pid);
-        }
-    }
-    tg.exit_wq.notify_all();
 }
 
 /// The kernel log line Linux prints when a fault kills a process.
