@@ -85,3 +85,72 @@ pub fn hangup_groups(k: &Kernel, mut groups: Vec<i32>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::signal::SigAction;
+    use crate::kernel::Proc;
+    use parking_lot::Mutex;
+
+    /// A table of processes given as (pid, parent, pgid, sid).
+    fn table(procs: &[(i32, i32, i32, i32)]) -> Table {
+        let mut t = Table::default();
+        for &(pid, parent, pgid, sid) in procs {
+            let tg = ThreadGroup::new(
+                pid,
+                Arc::new(Mutex::new([SigAction::default(); 65])),
+                [(0, 0); 16],
+            );
+            t.procs.insert(
+                pid,
+                Proc {
+                    tg,
+                    parent,
+                    children: vec![],
+                    threads: vec![pid],
+                    pgid,
+                    sid,
+                    exit_signal: signal::SIGCHLD,
+                    zombie: None,
+                    group_exit: None,
+                    stop_report: None,
+                    cont_report: false,
+                    subreaper: false,
+                    cmdline_name: vec![],
+                    parent_thread: parent,
+                    execed: false,
+                    exit_uid: 0,
+                },
+            );
+        }
+        t
+    }
+
+    #[test]
+    fn orphaned_groups() {
+        // Session 2 (leader 2) with a job group 3 {3, 4}; 4 is 3's child. 2's parent 1 is
+        // in another session.
+        let mut t = table(&[(1, 0, 1, 1), (2, 1, 2, 2), (3, 2, 3, 2), (4, 3, 3, 2)]);
+        // 3's parent (2) is in another group of the session: group 3 has a link.
+        assert!(!pgrp_orphaned(&t, 3, None));
+        // ...which is 3 only: without it the group is orphaned.
+        assert!(pgrp_orphaned(&t, 3, Some(3)));
+        // Group 2's only member has its parent in another session.
+        assert!(pgrp_orphaned(&t, 2, None));
+        // A dead link does not count.
+        t.procs.get_mut(&3).expect("3").zombie = Some(0);
+        assert!(pgrp_orphaned(&t, 3, None));
+    }
+
+    #[test]
+    fn orphaned_by_exit_needs_a_stopped_member() {
+        let t = table(&[(1, 0, 1, 1), (2, 1, 2, 2), (3, 2, 3, 2), (4, 3, 3, 2)]);
+        // 3 exits: its group loses its link, but nobody in it is stopped.
+        assert_eq!(orphaned_by(&t, 3, None), None);
+        t.procs[&4].tg.stopped.store(true, Ordering::Release);
+        assert_eq!(orphaned_by(&t, 3, None), Some(3));
+        // 4 exiting changes nothing: its parent is in its own group.
+        assert_eq!(orphaned_by(&t, 4, None), None);
+    }
+}
