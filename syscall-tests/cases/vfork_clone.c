@@ -362,3 +362,28 @@ CASE(clone3_argument_errors)
 	ca.pidfd = ca.parent_tid = (uint64_t)(uintptr_t)&fd;
 	CHECK_ERR(syscall(SYS_clone3, &ca, sizeof ca), EINVAL);
 }
+
+CASE(clone3_set_tid_chooses_the_pid)
+{
+	if (!st_is_root())
+		return; /* needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN (EPERM: see above) */
+	char buf[32];
+	st_read_file("/proc/sys/kernel/pid_max", buf, sizeof buf);
+	pid_t want = (pid_t)strtol(buf, NULL, 10) - 7;
+	/* A pid that names no process and no group. */
+	while (kill(want, 0) == 0 || errno != ESRCH || kill(-want, 0) == 0 || errno != ESRCH)
+		want--;
+	struct clone_args_v2 ca;
+	memset(&ca, 0, sizeof ca);
+	ca.exit_signal = SIGCHLD;
+	ca.set_tid = (uint64_t)(uintptr_t)&want;
+	ca.set_tid_size = 1;
+	long pid = syscall(SYS_clone3, &ca, sizeof ca);
+	if (pid == 0)
+		syscall(SYS_exit_group, getpid() == want ? 0 : 1);
+	CHECK_EQ(pid, want);
+	CHECK_EXITED(st_wait(pid), 0);
+	/* pid_max itself is out of range. */
+	want = (pid_t)strtol(buf, NULL, 10);
+	CHECK_ERR(syscall(SYS_clone3, &ca, sizeof ca), EINVAL);
+}

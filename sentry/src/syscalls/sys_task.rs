@@ -376,12 +376,18 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
     {
         let mut tab = k.table.lock();
         let me = t.tgid();
-        if tg.exiting.load(Ordering::Acquire) {
+        // The pid is taken only now: a clone3 set_tid may have claimed it meanwhile.
+        let taken = tab.tasks.contains_key(&tid) || tab.procs.contains_key(&tid);
+        if tg.exiting.load(Ordering::Acquire) || taken {
             drop(tab);
             if let Some(fd) = pidfd_no {
                 t.files().remove(fd);
             }
-            return Err(EAGAIN);
+            return Err(if taken && set_tid.is_some() {
+                EEXIST
+            } else {
+                EAGAIN
+            });
         }
         if flags & CLONE_THREAD != 0 {
             tab.procs.get_mut(&me).ok_or(ESRCH)?.threads.push(tid);
