@@ -442,3 +442,23 @@ CASE(orphaned_when_the_groups_last_link_exits)
 	close(hold[1]);
 	CHECK_EXITED(st_wait(l), 0);
 }
+
+CASE(zombie_keeps_its_group_and_session)
+{
+	pid_t pid = CHECK_OK(fork());
+	if (pid == 0) {
+		setpgid(0, 0);
+		_exit(0);
+	}
+	/* Wait for the exit without reaping: a zombie still has its ids. */
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	CHECK_OK(waitid(P_PID, pid, &si, WEXITED | WNOWAIT));
+	CHECK_EQ(getpgid(pid), pid);
+	CHECK_EQ(getsid(pid), getsid(0));
+	/* The group still exists for kill(): sending to a zombie succeeds. */
+	CHECK_EQ(kill(pid, SIGTERM), 0);
+	CHECK_EXITED(st_wait(pid), 0);
+	CHECK_ERR(getpgid(pid), ESRCH);
+	CHECK_ERR(getsid(pid), ESRCH);
+}

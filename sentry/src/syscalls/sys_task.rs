@@ -1436,11 +1436,8 @@ fn setpgid(c: &Ctx, pid: i32, pgid: i32) -> SysResult {
 fn getpgid(c: &Ctx, pid: i32) -> SysResult {
     let tab = c.t.kernel.table.lock();
     let pid = if pid == 0 { c.t.tgid() } else { pid };
-    tab.procs
-        .get(&pid)
-        .filter(|p| p.zombie.is_none() || pid == c.t.tgid())
-        .map(|p| p.pgid as u64)
-        .ok_or(ESRCH)
+    // A zombie keeps its process group until it is reaped.
+    tab.procs.get(&pid).map(|p| p.pgid as u64).ok_or(ESRCH)
 }
 
 fn setsid(c: &Ctx) -> SysResult {
