@@ -160,6 +160,11 @@ fn clone3(c: &mut Ctx, args: u64, size: u64) -> SysResult {
         1 => Some(c.t.mm().read_obj::<i32>(set_tid)?),
         _ => return Err(EINVAL),
     };
+    if flags & CLONE_NEWTIME != 0 {
+        c.t.kernel
+            .report_unimplemented(435, "clone3(CLONE_NEWTIME)", c.t.tgid());
+        return Err(EINVAL);
+    }
     if flags & CLONE_INTO_CGROUP != 0 {
         // There is no cgroup file system in the sandbox, so no descriptor can name a
         // cgroup directory (what Linux says of any other descriptor).
@@ -235,6 +240,15 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
     }
     // init may not create siblings (they would have no one to reap them).
     if flags & CLONE_PARENT != 0 && c.t.tgid() == 1 {
+        return Err(EINVAL);
+    }
+    // Namespaces (CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET) are
+    // not implemented: refuse as a kernel built without them does, rather than create
+    // a child that is not isolated. (clone3's CLONE_NEWTIME is refused in clone3.)
+    const CLONE_NEW_ANY: u64 = 0x2_0000 | 0x7e00_0000;
+    if flags & CLONE_NEW_ANY != 0 {
+        c.t.kernel
+            .report_unimplemented(56, "clone(CLONE_NEW* namespaces)", c.t.tgid());
         return Err(EINVAL);
     }
     let k = c.t.kernel.clone();
