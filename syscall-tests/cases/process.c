@@ -194,3 +194,47 @@ CASE(personality_query)
 	CHECK_GE(p, 0);
 	CHECK_EQ(p & 0xff, 0);
 }
+
+struct pdeath_thread {
+	int ready[2];
+	pid_t child;
+};
+
+static void *pdeath_forker(void *arg)
+{
+	struct pdeath_thread *p = arg;
+	pid_t me = getpid();
+	pid_t c = fork();
+	if (c == 0) {
+		sigset_t s;
+		sigemptyset(&s);
+		sigaddset(&s, SIGUSR1);
+		sigprocmask(SIG_BLOCK, &s, NULL);
+		if (prctl(PR_SET_PDEATHSIG, SIGUSR1) != 0 || getppid() != me)
+			_exit(10);
+		(void)!write(p->ready[1], "r", 1);
+		siginfo_t si;
+		struct timespec to = { 5, 0 };
+		if (sigtimedwait(&s, &si, &to) != SIGUSR1)
+			_exit(11);
+		/* The process of the thread that died is still our parent. */
+		_exit(getppid() == me ? 0 : 12);
+	}
+	p->child = c;
+	char ch;
+	(void)!read(p->ready[0], &ch, 1);
+	/* This thread, the child's "parent" for PR_SET_PDEATHSIG, exits. */
+	return NULL;
+}
+
+CASE(pdeathsig_when_the_parent_thread_exits)
+{
+	/* prctl(2): the parent is the thread that created the process: its exit sends the
+	 * signal, though the rest of the parent process lives on. */
+	struct pdeath_thread p = { .child = 0 };
+	CHECK_OK(pipe(p.ready));
+	pthread_t th;
+	CHECK_PT(pthread_create(&th, NULL, pdeath_forker, &p));
+	CHECK_PT(pthread_join(th, NULL));
+	CHECK_EXITED(st_wait(p.child), 0);
+}

@@ -390,3 +390,75 @@ CASE(orphaned_group_without_stopped_members_left_alone)
 	pid_t gc = orphan_grandchild(run_300ms_without_hup, 0);
 	CHECK_EXITED(st_wait(gc), 0);
 }
+
+CASE(orphaned_when_the_groups_last_link_exits)
+{
+	/* Session leader L; its child P leads group G and has a child S in G that stops.
+	 * P (whose parent L is in another group of the session) is G's only link: when P
+	 * exits, G is orphaned with a stopped member and S gets SIGHUP+SIGCONT. */
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+	int sp[2], hold[2], reaped[2];
+	CHECK_OK(pipe(sp));
+	CHECK_OK(pipe(hold));
+	CHECK_OK(pipe(reaped));
+	pid_t l = CHECK_OK(fork());
+	if (l == 0) {
+		close(hold[1]);
+		if (setsid() < 0)
+			_exit(10);
+		pid_t p = fork();
+		if (p == 0) {
+			setpgid(0, 0);
+			pid_t s = fork();
+			if (s == 0) {
+				raise(SIGSTOP);
+				_exit(50);
+			}
+			int st;
+			if (waitpid(s, &st, WUNTRACED) != s || !WIFSTOPPED(st))
+				_exit(11);
+			(void)!write(sp[1], &s, sizeof s);
+			_exit(0);
+		}
+		int st;
+		if (waitpid(p, &st, 0) != p || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			_exit(12);
+		/* P is gone: S has been reparented to the case. */
+		(void)!write(reaped[1], "r", 1);
+		/* Stay alive (P's parent, in the session) until told. */
+		char c;
+		(void)!read(hold[0], &c, 1);
+		_exit(0);
+	}
+	close(hold[0]);
+	close(sp[1]);
+	close(reaped[1]);
+	pid_t s;
+	CHECK_EQ(read(sp[0], &s, sizeof s), (ssize_t)sizeof s);
+	char c;
+	CHECK_EQ(read(reaped[0], &c, 1), 1);
+	int st = wait_or_kill(s, 0, 3000, "the stopped member of the orphaned group got no SIGHUP/SIGCONT");
+	CHECK_SIGNALED(st, SIGHUP);
+	close(hold[1]);
+	CHECK_EXITED(st_wait(l), 0);
+}
+
+CASE(zombie_keeps_its_group_and_session)
+{
+	pid_t pid = CHECK_OK(fork());
+	if (pid == 0) {
+		setpgid(0, 0);
+		_exit(0);
+	}
+	/* Wait for the exit without reaping: a zombie still has its ids. */
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	CHECK_OK(waitid(P_PID, pid, &si, WEXITED | WNOWAIT));
+	CHECK_EQ(getpgid(pid), pid);
+	CHECK_EQ(getsid(pid), getsid(0));
+	/* The group still exists for kill(): sending to a zombie succeeds. */
+	CHECK_EQ(kill(pid, SIGTERM), 0);
+	CHECK_EXITED(st_wait(pid), 0);
+	CHECK_ERR(getpgid(pid), ESRCH);
+	CHECK_ERR(getsid(pid), ESRCH);
+}

@@ -1,6 +1,7 @@
 /* Pseudo-terminals: /dev/ptmx, /dev/pts, termios, line discipline, job control. */
 #include "harness.h"
 #include <sys/ioctl.h>
+#include <sys/sysmacros.h>
 #include <termios.h>
 
 static int open_pty(int *slave)
@@ -155,5 +156,94 @@ CASE(controlling_terminal_and_sigint)
 	/* ^C typed on the terminal sends SIGINT to the foreground group. */
 	CHECK_EQ(write(m, "\003", 1), 1);
 	CHECK_SIGNALED(st_wait(pid), SIGINT);
+	close(m);
+}
+
+/* tty_nr and tpgid of /proc/PID/stat. */
+static void stat_tty(pid_t pid, long long *tty_nr, long long *tpgid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	st_read_file(path, buf, sizeof buf);
+	char *p = strrchr(buf, ')');
+	char state;
+	int ppid, pgrp, sid;
+	if (!p || sscanf(p + 2, "%c %d %d %d %lld %lld", &state, &ppid, &pgrp, &sid, tty_nr, tpgid) != 6)
+		FAIL("cannot parse %s: %s", path, buf);
+}
+
+CASE(proc_stat_tty_nr_follows_controlling_terminal)
+{
+	int s;
+	int m = open_pty(&s);
+	struct stat st;
+	CHECK_OK(fstat(s, &st));
+	/* The kernel's encoding of the device number (new_encode_dev). */
+	long long dev = (long long)((minor(st.st_rdev) & 0xff) | (major(st.st_rdev) << 8) |
+				    ((minor(st.st_rdev) & ~0xffu) << 12));
+	IN_CHILD({
+		CHECK_OK(setsid());
+		long long tty, tpgid;
+		/* A new session has no controlling terminal. */
+		stat_tty(getpid(), &tty, &tpgid);
+		CHECK_EQ(tty, 0);
+		CHECK_EQ(tpgid, -1);
+		CHECK_OK(ioctl(s, TIOCSCTTY, 0));
+		stat_tty(getpid(), &tty, &tpgid);
+		CHECK_EQ(tty, dev);
+		CHECK_EQ(tpgid, getpid());
+		/* A process of the session in another (background) group: the same terminal,
+		 * whose foreground group is still ours. */
+		pid_t leader = getpid();
+		IN_CHILD({
+			CHECK_OK(setpgid(0, 0));
+			long long t2, g2;
+			stat_tty(getpid(), &t2, &g2);
+			CHECK_EQ(t2, dev);
+			CHECK_EQ(g2, leader);
+		});
+		/* The leader gives the terminal up (its foreground group, us, gets SIGHUP). */
+		signal(SIGHUP, SIG_IGN);
+		CHECK_OK(ioctl(s, TIOCNOTTY));
+		stat_tty(getpid(), &tty, &tpgid);
+		CHECK_EQ(tty, 0);
+		CHECK_EQ(tpgid, -1);
+	});
+	close(s);
+	close(m);
+}
+
+CASE(tiocnotty_by_a_member_is_inherited_by_its_children)
+{
+	int s;
+	int m = open_pty(&s);
+	IN_CHILD({
+		CHECK_OK(setsid());
+		CHECK_OK(ioctl(s, TIOCSCTTY, 0));
+		IN_CHILD({
+			/* A member of the session (not its leader) gives the terminal up... */
+			CHECK_OK(ioctl(s, TIOCNOTTY));
+			CHECK_ERR(open("/dev/tty", O_RDWR), ENXIO);
+			long long tty, tpgid;
+			stat_tty(getpid(), &tty, &tpgid);
+			CHECK_EQ(tty, 0);
+			/* ...and the children it forks then have none either. */
+			IN_CHILD({
+				CHECK_ERR(open("/dev/tty", O_RDWR), ENXIO);
+				long long t2, g2;
+				stat_tty(getpid(), &t2, &g2);
+				CHECK_EQ(t2, 0);
+				CHECK_EQ(g2, -1);
+			});
+		});
+		/* The leader keeps it, and so do the children it forks. */
+		int t = CHECK_OK(open("/dev/tty", O_RDWR));
+		close(t);
+		IN_CHILD({
+			int t2 = CHECK_OK(open("/dev/tty", O_RDWR));
+			close(t2);
+		});
+	});
+	close(s);
 	close(m);
 }

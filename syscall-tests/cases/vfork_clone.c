@@ -271,3 +271,119 @@ CASE(posix_spawn_runs_and_reports_exec_failure)
 	st_read_file(P("out"), buf, sizeof buf);
 	CHECK_STREQ(buf, "spawned\n");
 }
+
+#ifndef CLONE_CLEAR_SIGHAND
+#define CLONE_CLEAR_SIGHAND 0x100000000ULL
+#endif
+
+struct clone_args_v2 {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+	uint64_t set_tid, set_tid_size, cgroup;
+};
+
+static void usr1_handler(int s)
+{
+	(void)s;
+}
+
+CASE(clone3_clear_sighand)
+{
+	st_handle(SIGUSR1, usr1_handler, 0);
+	signal(SIGUSR2, SIG_IGN);
+	struct clone_args_v0 ca;
+	memset(&ca, 0, sizeof ca);
+	ca.flags = CLONE_CLEAR_SIGHAND;
+	ca.exit_signal = SIGCHLD;
+	long pid = syscall(SYS_clone3, &ca, sizeof ca);
+	if (pid == 0) {
+		/* Handlers are reset to the default; ignored signals stay ignored. */
+		struct sigaction a, b;
+		sigaction(SIGUSR1, NULL, &a);
+		sigaction(SIGUSR2, NULL, &b);
+		syscall(SYS_exit_group, a.sa_handler == SIG_DFL && b.sa_handler == SIG_IGN ? 0 : 1);
+	}
+	CHECK_GT(pid, 0);
+	CHECK_EXITED(st_wait(pid), 0);
+	/* Ours are untouched. */
+	struct sigaction a;
+	CHECK_OK(sigaction(SIGUSR1, NULL, &a));
+	CHECK(a.sa_handler == usr1_handler);
+	/* Clearing handlers one shares makes no sense. */
+	ca.flags = CLONE_CLEAR_SIGHAND | CLONE_SIGHAND | CLONE_VM;
+	CHECK_ERR(syscall(SYS_clone3, &ca, sizeof ca), EINVAL);
+	signal(SIGUSR2, SIG_DFL);
+}
+
+CASE(clone3_argument_errors)
+{
+	struct clone_args_v2 ca;
+	memset(&ca, 0, sizeof ca);
+	ca.exit_signal = SIGCHLD;
+	/* Larger than a page: E2BIG. */
+	CHECK_ERR(syscall(SYS_clone3, &ca, 4097), E2BIG);
+	/* The CSIGNAL bits are not flags of clone3; nor is CLONE_DETACHED. */
+	ca.flags = SIGCHLD;
+	CHECK_ERR(syscall(SYS_clone3, &ca, sizeof ca), EINVAL);
+	ca.flags = 0x00400000;
+	CHECK_ERR(syscall(SYS_clone3, &ca, sizeof ca), EINVAL);
+	/* An exit signal for a thread or a sibling. */
+	ca.flags = CLONE_PARENT;
+	CHECK_ERR(syscall(SYS_clone3, &ca, sizeof ca), EINVAL);
+	/* A stack needs a size, and a size a stack. */
+	ca.flags = 0;
+	ca.stack_size = 4096;
+	CHECK_ERR(syscall(SYS_clone3, &ca, sizeof ca), EINVAL);
+	ca.stack_size = 0;
+	ca.stack = 4096;
+	CHECK_ERR(syscall(SYS_clone3, &ca, sizeof ca), EINVAL);
+	ca.stack = 0;
+	/* set_tid and set_tid_size go together, and this is one pid namespace deep. */
+	pid_t want = getpid();
+	ca.set_tid_size = 1;
+	CHECK_ERR(syscall(SYS_clone3, &ca, sizeof ca), EINVAL);
+	ca.set_tid = (uint64_t)(uintptr_t)&want;
+	ca.set_tid_size = 0;
+	CHECK_ERR(syscall(SYS_clone3, &ca, sizeof ca), EINVAL);
+	ca.set_tid_size = 40;
+	CHECK_ERR(syscall(SYS_clone3, &ca, sizeof ca), EINVAL);
+	/* A pid in use: EEXIST (with the privilege to choose pids at all). */
+	ca.set_tid_size = 1;
+	if (st_is_root())
+		CHECK_ERR(syscall(SYS_clone3, &ca, sizeof ca), EEXIST);
+	else
+		CHECK_ERR(syscall(SYS_clone3, &ca, sizeof ca), EPERM);
+	want = 0;
+	CHECK_ERR(syscall(SYS_clone3, &ca, sizeof ca), EINVAL);
+	/* CLONE_PIDFD and CLONE_PARENT_SETTID may not share the int. */
+	int fd = -1;
+	memset(&ca, 0, sizeof ca);
+	ca.exit_signal = SIGCHLD;
+	ca.flags = CLONE_PIDFD | CLONE_PARENT_SETTID;
+	ca.pidfd = ca.parent_tid = (uint64_t)(uintptr_t)&fd;
+	CHECK_ERR(syscall(SYS_clone3, &ca, sizeof ca), EINVAL);
+}
+
+CASE(clone3_set_tid_chooses_the_pid)
+{
+	if (!st_is_root())
+		return; /* needs CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN (EPERM: see above) */
+	char buf[32];
+	st_read_file("/proc/sys/kernel/pid_max", buf, sizeof buf);
+	pid_t want = (pid_t)strtol(buf, NULL, 10) - 7;
+	/* A pid that names no process and no group. */
+	while (kill(want, 0) == 0 || errno != ESRCH || kill(-want, 0) == 0 || errno != ESRCH)
+		want--;
+	struct clone_args_v2 ca;
+	memset(&ca, 0, sizeof ca);
+	ca.exit_signal = SIGCHLD;
+	ca.set_tid = (uint64_t)(uintptr_t)&want;
+	ca.set_tid_size = 1;
+	long pid = syscall(SYS_clone3, &ca, sizeof ca);
+	if (pid == 0)
+		syscall(SYS_exit_group, getpid() == want ? 0 : 1);
+	CHECK_EQ(pid, want);
+	CHECK_EXITED(st_wait(pid), 0);
+	/* pid_max itself is out of range. */
+	want = (pid_t)strtol(buf, NULL, 10);
+	CHECK_ERR(syscall(SYS_clone3, &ca, sizeof ca), EINVAL);
+}

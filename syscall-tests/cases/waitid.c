@@ -2,6 +2,10 @@
  * P_PID/P_PGID/P_ALL/P_PIDFD, __WCLONE/__WALL, errors. */
 #include "harness.h"
 
+#include <sys/prctl.h>
+
+extern char **environ;
+
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
@@ -277,4 +281,178 @@ CASE(errors)
 	CHECK_ERR(waitid(P_PID, pid, &si, WEXITED | 0x10000000), EINVAL);
 	siginfo_t ok = wid(P_PID, pid, WEXITED);
 	CHECK_EQ(ok.si_pid, pid);
+}
+
+/* A thread that forks a child waiting on a pipe, reports its pid, and exits when told. */
+struct forker {
+	int child_pipe[2];
+	int quit_pipe[2];
+	pid_t child;
+	int wnothread_found;
+};
+
+static void *forker_thread(void *arg)
+{
+	struct forker *f = arg;
+	pid_t pid = fork();
+	if (pid == 0) {
+		char c;
+		close(f->child_pipe[1]);
+		(void)!read(f->child_pipe[0], &c, 1);
+		_exit(6);
+	}
+	f->child = pid;
+	/* Our own child is visible to us with __WNOTHREAD. */
+	int status;
+	f->wnothread_found = waitpid(pid, &status, WNOHANG | __WNOTHREAD) == 0;
+	char c;
+	(void)!read(f->quit_pipe[0], &c, 1);
+	return NULL;
+}
+
+CASE(wnothread_sees_only_the_threads_own_children)
+{
+	struct forker f = { .child = 0 };
+	CHECK_OK(pipe(f.child_pipe));
+	CHECK_OK(pipe(f.quit_pipe));
+	pthread_t th;
+	CHECK_PT(pthread_create(&th, NULL, forker_thread, &f));
+	while (__atomic_load_n(&f.child, __ATOMIC_SEQ_CST) == 0)
+		st_sleep_ms(1);
+	pid_t pid = f.child;
+	int status;
+	/* The child belongs to the other thread: invisible to us with __WNOTHREAD... */
+	CHECK_ERR(waitpid(pid, &status, WNOHANG | __WNOTHREAD), ECHILD);
+	siginfo_t si;
+	CHECK_ERR(waitid(P_PID, pid, &si, WEXITED | WNOHANG | __WNOTHREAD), ECHILD);
+	/* ...but any thread of the process may wait for it without. */
+	CHECK_EQ(waitpid(pid, &status, WNOHANG), 0);
+	/* When its thread exits, the child passes to another thread of the process: us. */
+	CHECK_EQ(write(f.quit_pipe[1], "q", 1), 1);
+	CHECK_PT(pthread_join(th, NULL));
+	CHECK_EQ(f.wnothread_found, 1);
+	/* (The join may return before the exiting thread has handed its children on.) */
+	long long end = st_mono_ms() + 3000;
+	while (waitpid(pid, &status, WNOHANG | __WNOTHREAD) < 0) {
+		CHECK_EQ(errno, ECHILD);
+		CHECK_LT(st_mono_ms(), end);
+		st_sleep_ms(5);
+	}
+	close(f.child_pipe[1]);
+	CHECK_EQ(waitpid(pid, &status, __WNOTHREAD), pid);
+	CHECK_EXITED(status, 6);
+}
+
+CASE(wait4_clone_child_with_no_exit_signal)
+{
+	/* A child with no exit signal at all is a "clone" child too. */
+	size_t sz = 64 * 1024;
+	char *stack = malloc(sz);
+	pid_t pid = CHECK_OK(clone(clone_child, stack + sz, 0, NULL));
+	int status;
+	/* waitpid/wait4 without __WCLONE/__WALL do not see it (and would block: WNOHANG). */
+	CHECK_ERR(waitpid(pid, &status, WNOHANG), ECHILD);
+	CHECK_ERR(waitpid(-1, &status, WNOHANG), ECHILD);
+	CHECK_EQ(waitpid(pid, &status, __WCLONE), pid);
+	CHECK_EXITED(status, 5);
+	free(stack);
+}
+
+static volatile sig_atomic_t chld_count;
+static void count_chld(int s)
+{
+	(void)s;
+	chld_count++;
+}
+
+CASE(sa_nocldwait_with_handler_still_signals)
+{
+	/* SA_NOCLDWAIT: children leave no zombie, but SIGCHLD is still sent and handled. */
+	chld_count = 0;
+	st_handle(SIGCHLD, count_chld, SA_NOCLDWAIT);
+	st_block(SIGCHLD);
+	pid_t pid = CHECK_OK(fork());
+	if (pid == 0)
+		_exit(0);
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGCHLD);
+	siginfo_t si;
+	struct timespec to = { 5, 0 };
+	CHECK_EQ(sigtimedwait(&s, &si, &to), SIGCHLD);
+	CHECK_EQ(si.si_pid, pid);
+	CHECK_EQ(si.si_code, CLD_EXITED);
+	int status;
+	CHECK_ERR(waitpid(pid, &status, 0), ECHILD);
+}
+
+static int clone_grandchild(void *arg)
+{
+	(void)arg;
+	return 7;
+}
+
+CASE(reparented_clone_child_reports_with_sigchld)
+{
+	/* A child whose exit signal is SIGUSR1 is given SIGCHLD when it is reparented: its
+	 * new parent (us, the subreaper) waits for it like any child. */
+	CHECK_OK(prctl(PR_SET_CHILD_SUBREAPER, 1));
+	int p[2];
+	CHECK_OK(pipe(p));
+	pid_t mid = CHECK_OK(fork());
+	if (mid == 0) {
+		size_t sz = 64 * 1024;
+		char *stack = malloc(sz);
+		/* The grandchild's exit would otherwise kill us with SIGUSR1. */
+		signal(SIGUSR1, SIG_IGN);
+		pid_t gc = clone(clone_grandchild, stack + sz, SIGUSR1, NULL);
+		(void)!write(p[1], &gc, sizeof gc);
+		/* Leave it a zombie (or running) and go. */
+		_exit(0);
+	}
+	close(p[1]);
+	pid_t gc;
+	CHECK_EQ(read(p[0], &gc, sizeof gc), (ssize_t)sizeof gc);
+	CHECK_GT(gc, 0);
+	CHECK_EXITED(st_wait(mid), 0);
+	int status;
+	CHECK_EQ(waitpid(gc, &status, 0), gc);
+	CHECK_EXITED(status, 7);
+}
+
+HELPER(exit_3)
+{
+	(void)argc;
+	(void)argv;
+	return 3;
+}
+
+static int clone_then_exec(void *arg)
+{
+	(void)arg;
+	char *argv[] = { (char *)st_self, "--helper", "exit_3", NULL };
+	execve(st_self, argv, environ);
+	return 127;
+}
+
+CASE(exec_makes_a_clone_child_an_ordinary_child)
+{
+	/* execve resets the exit signal to SIGCHLD ("we have changed execution domain"):
+	 * a child cloned with no exit signal reports its exit with SIGCHLD once it has
+	 * exec'ed, and plain waitpid sees it. */
+	size_t sz = 64 * 1024;
+	char *stack = malloc(sz);
+	st_block(SIGCHLD);
+	pid_t pid = CHECK_OK(clone(clone_then_exec, stack + sz, 0, NULL));
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGCHLD);
+	siginfo_t si;
+	struct timespec to = { 5, 0 };
+	CHECK_EQ(sigtimedwait(&s, &si, &to), SIGCHLD);
+	CHECK_EQ(si.si_pid, pid);
+	int status;
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK_EXITED(status, 3);
+	free(stack);
 }

@@ -1,6 +1,7 @@
 //! The kernel: tasks, thread groups, the process tree, credentials.
 
 pub mod futex;
+pub mod jobctl;
 pub mod klog;
 pub mod run;
 pub mod signal;
@@ -226,6 +227,8 @@ pub struct ThreadGroup {
     pub cpu_itimers: Mutex<[Option<(u64, u64)>; 2]>,
     /// POSIX timers (timer_create) by id.
     pub timers: Mutex<HashMap<i32, Arc<crate::kernel::timers::PosixTimer>>>,
+    /// Woken when the process dies and when it is reaped (pidfd poll).
+    pub exit_wq: WaitQueue,
 }
 
 /// Process-tree facts about a thread group, kept under the table lock.
@@ -245,6 +248,12 @@ pub struct Proc {
     pub cont_report: bool,
     pub subreaper: bool,
     pub cmdline_name: Vec<u8>,
+    /// The thread that created the process (its parent thread, for __WNOTHREAD).
+    pub parent_thread: i32,
+    /// The process has called execve since fork (setpgid by the parent: EACCES).
+    pub execed: bool,
+    /// The real uid of the process when it died (si_uid of wait reports).
+    pub exit_uid: u32,
 }
 
 #[derive(Default)]
@@ -421,6 +430,9 @@ pub struct Task {
     pub files: Mutex<Arc<FdTable>>,
     pub creds: Mutex<Creds>,
     pub sigmask: AtomicU64,
+    /// The mask in force before rt_sigtimedwait unblocked the signals it waits for:
+    /// signals blocked here are not ignored at generation (Linux's real_blocked).
+    pub real_blocked: AtomicU64,
     /// The mask to restore after a sigsuspend-like call is interrupted.
     pub saved_mask: Mutex<Option<u64>>,
     pub pending: Mutex<SigQueue>,
@@ -572,6 +584,7 @@ impl ThreadGroup {
             itimer_real: Mutex::new(None),
             cpu_itimers: Mutex::new([None, None]),
             timers: Mutex::new(HashMap::new()),
+            exit_wq: WaitQueue::default(),
         })
     }
     pub fn action(&self, sig: i32) -> SigAction {

@@ -75,16 +75,7 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
             break;
         }
         if task.tg.stopped.load(Ordering::Acquire) {
-            let _ = task.block_on(&[&task.tg.stop_wq], None, || {
-                if !task.tg.stopped.load(Ordering::Acquire)
-                    || task.killed.load(Ordering::Acquire)
-                    || task.tg.exiting.load(Ordering::Acquire)
-                {
-                    Some(Ok(()))
-                } else {
-                    None
-                }
-            });
+            wait_while_stopped(&task);
             continue;
         }
         if deliver(&task, &mut regs, pctx.as_mut(), &mut restart) {
@@ -190,6 +181,24 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
     super::set_current(None);
 }
 
+/// Sleep while the group is stopped. Only SIGCONT (or a kill) ends a stop: signals
+/// that arrive meanwhile stay pending (they must not wake the thread, or it would spin).
+fn wait_while_stopped(task: &Task) {
+    let wq = &task.tg.stop_wq;
+    wq.add(&task.waiter);
+    loop {
+        task.waiter.clear();
+        if !task.tg.stopped.load(Ordering::Acquire)
+            || task.killed.load(Ordering::Acquire)
+            || task.tg.exiting.load(Ordering::Acquire)
+        {
+            break;
+        }
+        task.waiter.wait(None);
+    }
+    wq.remove(&task.waiter);
+}
+
 /// Deliver pending signals. Returns true if the loop should re-check state first
 /// (the group is stopping or exiting).
 fn deliver(
@@ -224,6 +233,13 @@ fn deliver(
             match signal::default_action(sig) {
                 Default_::Ignore | Default_::Cont => continue,
                 Default_::Stop => {
+                    // Job-control stops do nothing in an orphaned process group
+                    // (nobody could continue it); SIGSTOP always stops.
+                    if sig != signal::SIGSTOP
+                        && super::jobctl::current_pgrp_orphaned(&task.kernel, task.tgid())
+                    {
+                        continue;
+                    }
                     stop_group(&task.kernel, &task.tg, sig);
                     return true;
                 }
@@ -310,7 +326,13 @@ fn notify_parent(k: &Kernel, tgid: i32, code: i32, status: i32) {
         let Some(pp) = t.procs.get(&p.parent) else {
             return;
         };
-        (pp.tg.clone(), 0)
+        let uid = p
+            .threads
+            .first()
+            .and_then(|x| t.tasks.get(x))
+            .map(|x| x.creds().uid)
+            .unwrap_or(0);
+        (pp.tg.clone(), uid as i32)
     };
     let act = parent.action(signal::SIGCHLD);
     if (code == signal::CLD_STOPPED || code == signal::CLD_CONTINUED)
@@ -377,19 +399,39 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
         d.0 += task.utime.load(Ordering::Relaxed);
         d.1 += task.stime.load(Ordering::Relaxed);
     }
+    let tid = task.tid();
+    let mut pdeath: Vec<(Arc<Task>, i32)> = vec![];
     let (last, status) = {
         let mut t = k.table.lock();
-        t.tasks.remove(&task.tid());
+        t.tasks.remove(&tid);
         let Some(p) = t.procs.get_mut(&tgid) else {
             return;
         };
-        p.threads.retain(|x| *x != task.tid());
-        (
+        p.threads.retain(|x| *x != tid);
+        let heir = p.threads.first().copied();
+        let kids = p.children.clone();
+        let r = (
             p.threads.is_empty(),
             p.group_exit.unwrap_or((code & 0xff) << 8),
-        )
+        );
+        // The children this thread created now belong to another thread of the group,
+        // and get their PR_SET_PDEATHSIG signal: their "parent" is this thread.
+        if let Some(heir) = heir {
+            for c in kids {
+                if let Some(cp) = t.procs.get_mut(&c) {
+                    if cp.parent_thread == tid {
+                        cp.parent_thread = heir;
+                        pdeath.extend(pdeath_signals(&t, c));
+                    }
+                }
+            }
+        }
+        r
     };
     if !last {
+        for (t, sig) in pdeath {
+            signal::send_to_task(&t, SigInfo::user(sig, signal::SI_USER, tgid, 0));
+        }
         return;
     }
     // A session leader's death hangs up its controlling terminal (SIGHUP to the
@@ -407,20 +449,24 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
     task.files().clear();
     k.locks.release_all(tgid);
     *task.tg.itimer_real.lock() = None;
-    let mut pdeath: Vec<(Arc<Task>, i32)> = vec![];
-    let (parent_tg, exit_signal, zombie_reaper) = {
+    let uid = task.creds().uid;
+    let (parent_tg, death_sig, zombie_orphans, reaper_tg, hup_groups) = {
         let mut t = k.table.lock();
         let children = t
             .procs
             .get_mut(&tgid)
-            .map(|p| std::mem::take(&mut p.children))
+            .map(|p| {
+                p.exit_uid = uid;
+                std::mem::take(&mut p.children)
+            })
             .unwrap_or_default();
         // Orphans go to the nearest live subreaper ancestor, else to init.
         let mut reaper = if tgid == 1 { 0 } else { 1 };
         let mut anc = t.procs.get(&tgid).map(|p| p.parent).unwrap_or(0);
         while anc > 1 {
             match t.procs.get(&anc) {
-                Some(a) if a.subreaper && a.zombie.is_none() => {
+                // (A subreaper that is itself exiting has handed its children on.)
+                Some(a) if a.subreaper && a.zombie.is_none() && !a.threads.is_empty() => {
                     reaper = anc;
                     break;
                 }
@@ -429,41 +475,82 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
             }
         }
         for ch in &children {
-            if let Some(cp) = t.procs.get(ch) {
-                for th in &cp.threads {
-                    if let Some(task) = t.tasks.get(th) {
-                        let sig = task.pdeathsig.load(Ordering::Relaxed);
-                        if sig > 0 {
-                            pdeath.push((task.clone(), sig));
-                        }
-                    }
-                }
-            }
+            pdeath.extend(pdeath_signals(&t, *ch));
         }
-        let mut zombie_orphans = false;
+        let reaper_tg = t.procs.get(&reaper).map(|r| r.tg.clone());
+        let reaper_thread = t
+            .procs
+            .get(&reaper)
+            .and_then(|r| r.threads.first().copied())
+            .unwrap_or(reaper);
+        // Zombies among the orphans are announced to their new parent, which reaps
+        // them at once if it ignores SIGCHLD: (pid, status, uid, group, signal).
+        let mut zombie_orphans = vec![];
+        let mut adopted = vec![];
         for c in &children {
             if let Some(cp) = t.procs.get_mut(c) {
                 cp.parent = reaper;
-                zombie_orphans |= cp.zombie.is_some();
+                cp.parent_thread = reaper_thread;
+                // The new parent is told with SIGCHLD, whatever the old exit signal.
+                cp.exit_signal = signal::SIGCHLD;
+                let mut autoreap = false;
+                if let (Some(st), Some(rtg)) = (cp.zombie, &reaper_tg) {
+                    let (reap, sig) = death_signal(rtg, signal::SIGCHLD);
+                    zombie_orphans.push((*c, st, cp.exit_uid, cp.tg.clone(), sig));
+                    autoreap = reap;
+                }
+                if autoreap {
+                    t.procs.remove(c);
+                } else {
+                    adopted.push(*c);
+                }
             }
         }
+        // Groups orphaned by this exit: the children's (reparented away from us)
+        // and our own (we may have been its last link to the session).
+        let mut hup_groups: Vec<i32> = adopted
+            .iter()
+            .filter_map(|c| super::jobctl::orphaned_by(&t, *c, Some(tgid)))
+            .collect();
+        hup_groups.extend(super::jobctl::orphaned_by(&t, tgid, None));
         if let Some(r) = t.procs.get_mut(&reaper) {
-            r.children.extend(children);
+            r.children.extend(adopted);
         }
         let p = t.procs.get(&tgid).expect("proc");
         let parent = p.parent;
         let exit_signal = p.exit_signal;
         let ptg = t.procs.get(&parent).map(|pp| pp.tg.clone());
-        (ptg, exit_signal, zombie_orphans.then_some(reaper))
+        // Become a zombie (or go at once) in the same step that reads our parent, so
+        // that a parent exiting meanwhile hands a zombie on to its own reaper.
+        let mut death_sig = 0;
+        if tgid != 1 {
+            let (autoreap, sig) = match &ptg {
+                Some(ptg) => death_signal(ptg, exit_signal),
+                None => (true, 0),
+            };
+            death_sig = sig;
+            if autoreap {
+                t.procs.remove(&tgid);
+                if let Some(pp) = t.procs.get_mut(&parent) {
+                    pp.children.retain(|c| *c != tgid);
+                }
+            } else if let Some(p) = t.procs.get_mut(&tgid) {
+                p.zombie = Some(status);
+            }
+        }
+        (ptg, death_sig, zombie_orphans, reaper_tg, hup_groups)
     };
     for (t, sig) in pdeath {
         signal::send_to_task(&t, SigInfo::user(sig, signal::SI_USER, tgid, 0));
     }
-    if let Some(r) = zombie_reaper {
-        if let Some(rt) = k.table.lock().procs.get(&r).map(|p| p.tg.clone()) {
-            rt.child_wq.notify_all();
+    if let Some(rtg) = reaper_tg {
+        for (c, st, cuid, ctg, sig) in zombie_orphans {
+            ctg.exit_wq.notify_all();
+            send_death_signal(&k, &rtg, c, &ctg, sig, st, cuid);
         }
+        rtg.child_wq.notify_all();
     }
+    super::jobctl::hangup_groups(&k, hup_groups);
     if tgid == 1 {
         // init is gone: everything else in the sandbox dies with it.
         let others: Vec<Arc<ThreadGroup>> = k
@@ -478,45 +565,82 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
             group_exit(&k, &tg, signal::SIGKILL);
         }
         k.table.lock().procs.remove(&1);
+        task.tg.exit_wq.notify_all();
         *k.init_status.lock() = Some(status);
         k.init_done.notify_all();
         return;
     }
-    let autoreap = match &parent_tg {
-        Some(ptg) => {
-            let a = ptg.action(signal::SIGCHLD);
-            exit_signal == signal::SIGCHLD
-                && (a.handler == signal::SIG_IGN || a.flags & signal::SA_NOCLDWAIT != 0)
-        }
-        None => true,
-    };
-    {
-        let mut t = k.table.lock();
-        if autoreap {
-            let parent = t.procs.get(&tgid).map(|p| p.parent);
-            t.procs.remove(&tgid);
-            if let Some(pp) = parent.and_then(|x| t.procs.get_mut(&x)) {
-                pp.children.retain(|c| *c != tgid);
-            }
-        } else if let Some(p) = t.procs.get_mut(&tgid) {
-            p.zombie = Some(status);
-        }
-    }
+    task.tg.exit_wq.notify_all();
     if let Some(ptg) = parent_tg {
-        if exit_signal > 0 && !autoreap {
-            let (code, st) = if status & 0x7f == 0 {
-                (signal::CLD_EXITED, (status >> 8) & 0xff)
-            } else if status & 0x80 != 0 {
-                (signal::CLD_DUMPED, status & 0x7f)
-            } else {
-                (signal::CLD_KILLED, status & 0x7f)
-            };
-            let mut info = SigInfo::new(exit_signal, code);
-            info.set_i32(16, tgid).set_i32(24, st);
-            signal::send_to_group(&k, &ptg, info);
-        }
-        ptg.child_wq.notify_all();
+        send_death_signal(&k, &ptg, tgid, &task.tg, death_sig, status, uid);
     }
+}
+
+/// The threads of process `pid` that asked for a signal when their parent dies.
+fn pdeath_signals(tab: &super::Table, pid: i32) -> Vec<(Arc<Task>, i32)> {
+    let Some(p) = tab.procs.get(&pid) else {
+        return vec![];
+    };
+    p.threads
+        .iter()
+        .filter_map(|th| tab.tasks.get(th))
+        .filter_map(|task| {
+            let sig = task.pdeathsig.load(Ordering::Relaxed);
+            (sig > 0).then(|| (task.clone(), sig))
+        })
+        .collect()
+}
+
+/// (si_code, si_status) of a SIGCHLD or waitid report for wait status `status`.
+pub fn chld_code(status: i32) -> (i32, i32) {
+    if status & 0x7f == 0 {
+        (signal::CLD_EXITED, (status >> 8) & 0xff)
+    } else if status & 0x80 != 0 {
+        (signal::CLD_DUMPED, status & 0x7f)
+    } else {
+        (signal::CLD_KILLED, status & 0x7f)
+    }
+}
+
+/// do_notify_parent's choice for a child whose exit signal is `sig`: (reap it at once,
+/// the signal to send). A SIGCHLD child is reaped at once when the parent ignores
+/// SIGCHLD (then no signal is sent) or set SA_NOCLDWAIT (its handler still runs).
+fn death_signal(ptg: &ThreadGroup, sig: i32) -> (bool, i32) {
+    let act = ptg.action(signal::SIGCHLD);
+    if sig == signal::SIGCHLD {
+        if act.handler == signal::SIG_IGN {
+            return (true, 0);
+        }
+        if act.flags & signal::SA_NOCLDWAIT != 0 {
+            return (true, sig);
+        }
+    }
+    (false, sig)
+}
+
+/// Tell `ptg` that its child `pid` died with wait status `status`: signal `sig` (none
+/// if 0) with the SIGCHLD siginfo, and a wake-up of its waiters.
+fn send_death_signal(
+    k: &Kernel,
+    ptg: &Arc<ThreadGroup>,
+    pid: i32,
+    ctg: &ThreadGroup,
+    sig: i32,
+    status: i32,
+    uid: u32,
+) {
+    if (1..=64).contains(&sig) {
+        let (code, st) = chld_code(status);
+        let (u, s) = *ctg.dead_time.lock();
+        let mut info = SigInfo::new(sig, code);
+        info.set_i32(16, pid)
+            .set_i32(20, uid as i32)
+            .set_i32(24, st)
+            .set_u64(32, u / 10_000_000)
+            .set_u64(40, s / 10_000_000);
+        signal::send_to_group(k, ptg, info);
+    }
+    ptg.child_wq.notify_all();
 }
 
 /// The kernel log line Linux prints when a fault kills a process.

@@ -264,10 +264,7 @@ fn send_group(k: &Kernel, tg: &Arc<ThreadGroup>, info: SigInfo, external: bool) 
             })
             .unwrap_or_default()
     };
-    let blocked = !threads.is_empty()
-        && threads
-            .iter()
-            .all(|t| t.sigmask.load(Ordering::Acquire) & bit(sig) != 0);
+    let blocked = !threads.is_empty() && threads.iter().all(|t| blocks(t, sig));
     if !prepare(k, tg, sig, external, blocked) {
         return;
     }
@@ -283,9 +280,14 @@ fn send_group(k: &Kernel, tg: &Arc<ThreadGroup>, info: SigInfo, external: bool) 
     }
 }
 
+/// Does `t` block `sig`, counting the mask rt_sigtimedwait lifted for its wait?
+fn blocks(t: &Task, sig: i32) -> bool {
+    (t.sigmask.load(Ordering::Acquire) | t.real_blocked.load(Ordering::Acquire)) & bit(sig) != 0
+}
+
 pub fn send_to_task(t: &Task, info: SigInfo) {
     let sig = info.signo();
-    let blocked = t.sigmask.load(Ordering::Acquire) & bit(sig) != 0;
+    let blocked = blocks(t, sig);
     if sig == 0 || !prepare(&t.kernel, &t.tg, sig, false, blocked) {
         return;
     }

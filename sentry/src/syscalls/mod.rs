@@ -5,6 +5,7 @@ mod sys_event;
 mod sys_file;
 mod sys_misc;
 mod sys_mm;
+mod sys_pidfd;
 mod sys_sched;
 mod sys_signal;
 mod sys_socket;
@@ -195,6 +196,9 @@ fn call(c: &mut Ctx, nr: u64) -> SysResult {
         return r;
     }
     if let Some(r) = sys_event::call(c, nr) {
+        return r;
+    }
+    if let Some(r) = sys_pidfd::call(c, nr) {
         return r;
     }
     c.t.kernel

@@ -108,7 +108,7 @@ fn sigreturn(c: &mut Ctx) -> SysResult {
     Ok(c.regs.rax)
 }
 
-fn may_signal(c: &Ctx, target: &crate::kernel::Task, sig: i32) -> bool {
+pub(super) fn may_signal(c: &Ctx, target: &crate::kernel::Task, sig: i32) -> bool {
     let me = c.t.creds();
     let them = target.creds();
     me.euid == 0
@@ -295,9 +295,11 @@ fn sigtimedwait(c: &Ctx, setp: u64, infop: u64, tsp: u64, size: u64) -> SysResul
     };
     // While waiting, the signals in `set` are unblocked for wake-ups only.
     let old = c.t.sigmask.load(Ordering::Acquire);
+    c.t.real_blocked.store(old, Ordering::Release);
     c.t.sigmask.store(old & !set, Ordering::Release);
     let r = c.t.block_on(&[], deadline, || take().map(Ok));
     c.t.sigmask.store(old, Ordering::Release);
+    c.t.real_blocked.store(0, Ordering::Release);
     match r {
         Ok(info) => {
             if infop != 0 {

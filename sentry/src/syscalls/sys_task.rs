@@ -22,6 +22,9 @@ const CLONE_SETTLS: u64 = 0x80000;
 const CLONE_PARENT_SETTID: u64 = 0x100000;
 const CLONE_CHILD_CLEARTID: u64 = 0x200000;
 const CLONE_CHILD_SETTID: u64 = 0x1000000;
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
     let (a0, a1, a2, a3, a4) = (c.arg(0), c.arg(1), c.arg(2), c.arg(3), c.arg(4));
@@ -49,7 +52,7 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
             Ok(0)
         }
         61 => wait4(c, a0 as i32, a1, a2 as u32, a3),
-        247 => waitid(c, a0 as u32, a1 as i32, a2, a3 as u32),
+        247 => waitid(c, a0 as u32, a1 as i32, a2, a3 as u32, a4),
         39 => Ok(c.t.tgid() as u64),
         110 => Ok(c
             .t
@@ -104,55 +107,184 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
     })
 }
 
+/// clone3(2): struct clone_args, as Linux 6.8 knows it (88 bytes: up to `cgroup`).
 fn clone3(c: &mut Ctx, args: u64, size: u64) -> SysResult {
-    if !(64..=4096).contains(&size) {
+    const VER0: u64 = 64;
+    const VER2: u64 = 88;
+    const CLONE_DETACHED: u64 = 0x40_0000;
+    const CLONE_NEWTIME: u64 = 0x80;
+    if size > 4096 {
+        return Err(E2BIG);
+    }
+    if size < VER0 {
         return Err(EINVAL);
     }
-    let a: [u64; 8] = c.t.mm().read_obj(args)?;
-    let (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls) =
-        (a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
-    const CLONE_PIDFD: u64 = 0x1000;
-    if exit_signal > 64 || flags & 0xff != 0 {
+    // copy_struct_from_user: a larger struct is fine if the part we do not know is 0.
+    let raw = c.t.mm().read_vec(args, size as usize)?;
+    if raw.len() > VER2 as usize && raw[VER2 as usize..].iter().any(|b| *b != 0) {
+        return Err(E2BIG);
+    }
+    let mut a = [0u64; 11];
+    for (i, v) in a.iter_mut().enumerate() {
+        if let Some(b) = raw.get(i * 8..i * 8 + 8) {
+            *v = u64::from_le_bytes(b.try_into().expect("8"));
+        }
+    }
+    let [flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup] =
+        a;
+    if set_tid_size > 32 || (set_tid == 0) != (set_tid_size == 0) {
         return Err(EINVAL);
     }
-    if flags & CLONE_PIDFD != 0 {
-        // pidfds are not implemented: refuse rather than hand out no descriptor.
-        let _ = pidfd;
+    if exit_signal > 64 {
+        return Err(EINVAL);
+    }
+    if flags & CLONE_INTO_CGROUP != 0 && (cgroup > i32::MAX as u64 || size < VER2) {
+        return Err(EINVAL);
+    }
+    // clone3_args_valid: no unknown flags, no CLONE_DETACHED, no signal in the flags.
+    if flags & !(0xffff_ffff | CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP) != 0
+        || flags & (CLONE_DETACHED | (0xff & !CLONE_NEWTIME)) != 0
+        || flags & (CLONE_SIGHAND | CLONE_CLEAR_SIGHAND) == CLONE_SIGHAND | CLONE_CLEAR_SIGHAND
+        || (flags & (CLONE_THREAD | CLONE_PARENT) != 0 && exit_signal != 0)
+        || (stack == 0) != (stack_size == 0)
+        || (stack != 0 && stack.checked_add(stack_size).is_none())
+    {
+        return Err(EINVAL);
+    }
+    if flags & CLONE_PIDFD != 0 && flags & CLONE_PARENT_SETTID != 0 && pidfd == parent_tid {
+        return Err(EINVAL);
+    }
+    let tid = match set_tid_size {
+        0 => None,
+        // One pid namespace level: at most one pid to choose.
+        1 => Some(c.t.mm().read_obj::<i32>(set_tid)?),
+        _ => return Err(EINVAL),
+    };
+    if flags & CLONE_NEWTIME != 0 {
         c.t.kernel
-            .report_unimplemented(435, "clone3(CLONE_PIDFD)", c.t.tgid());
+            .report_unimplemented(435, "clone3(CLONE_NEWTIME)", c.t.tgid());
         return Err(EINVAL);
+    }
+    if flags & CLONE_INTO_CGROUP != 0 {
+        // There is no cgroup file system in the sandbox, so no descriptor can name a
+        // cgroup directory (what Linux says of any other descriptor).
+        return Err(EBADF);
     }
     let sp = if stack != 0 { stack + stack_size } else { 0 };
-    clone(c, flags | exit_signal, sp, parent_tid, child_tid, tls)
+    do_clone(
+        c,
+        CloneArgs {
+            flags: flags | exit_signal,
+            stack: sp,
+            ptid: parent_tid,
+            ctid: child_tid,
+            tls,
+            pidfd,
+            set_tid: tid,
+        },
+    )
 }
 
+/// clone(2): CLONE_PIDFD returns the pidfd through `ptid`, so it cannot be combined
+/// with CLONE_PARENT_SETTID.
 pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64) -> SysResult {
+    if flags & CLONE_PIDFD != 0 && flags & CLONE_PARENT_SETTID != 0 {
+        return Err(EINVAL);
+    }
+    // The upper 32 bits are not flags of the legacy call.
+    do_clone(
+        c,
+        CloneArgs {
+            flags: flags & 0xffff_ffff,
+            stack,
+            ptid,
+            ctid,
+            tls,
+            pidfd: ptid,
+            set_tid: None,
+        },
+    )
+}
+
+struct CloneArgs {
+    /// Flags, with the exit signal in the low byte.
+    flags: u64,
+    stack: u64,
+    ptid: u64,
+    ctid: u64,
+    tls: u64,
+    /// Where CLONE_PIDFD stores the pidfd (an int).
+    pidfd: u64,
+    /// clone3's set_tid: the pid the child must get.
+    set_tid: Option<i32>,
+}
+
+fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
+    let CloneArgs {
+        flags,
+        stack,
+        ptid,
+        ctid,
+        tls,
+        pidfd,
+        set_tid,
+    } = args;
     if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0
         || flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0
     {
         return Err(EINVAL);
     }
+    const CLONE_DETACHED: u64 = 0x40_0000;
+    if flags & CLONE_PIDFD != 0 && flags & (CLONE_THREAD | CLONE_DETACHED) != 0 {
+        return Err(EINVAL);
+    }
+    // init may not create siblings (they would have no one to reap them).
+    if flags & CLONE_PARENT != 0 && c.t.tgid() == 1 {
+        return Err(EINVAL);
+    }
+    // Namespaces (CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET) are
+    // not implemented: refuse as a kernel built without them does, rather than create
+    // a child that is not isolated. (clone3's CLONE_NEWTIME is refused in clone3.)
+    const CLONE_NEW_ANY: u64 = 0x2_0000 | 0x7e00_0000;
+    if flags & CLONE_NEW_ANY != 0 {
+        c.t.kernel
+            .report_unimplemented(56, "clone(CLONE_NEW* namespaces)", c.t.tgid());
+        return Err(EINVAL);
+    }
     let k = c.t.kernel.clone();
     let t = c.t;
-    let tid = k.table.lock().alloc_pid();
+    let tid = match set_tid {
+        None => k.table.lock().alloc_pid(),
+        Some(n) => {
+            if !(1..4_194_304).contains(&n) {
+                return Err(EINVAL);
+            }
+            let cr = t.creds();
+            if !cr.has_cap(40) && !cr.has_cap(21) {
+                return Err(EPERM);
+            }
+            let tab = k.table.lock();
+            if tab.tasks.contains_key(&n)
+                || tab.procs.contains_key(&n)
+                || tab.procs.values().any(|x| x.pgid == n || x.sid == n)
+            {
+                return Err(EEXIST);
+            }
+            n
+        }
+    };
     let mm = if flags & CLONE_VM != 0 {
         t.mm()
     } else {
-        if flags & CLONE_PARENT_SETTID != 0 {
-            t.mm().write_obj(ptid, &tid)?;
-        }
         let aspace = k.platform.new_address_space().map_err(|e| {
             tracing::warn!("new address space: {e}");
             EAGAIN
         })?;
         Arc::new(t.mm().fork(aspace)?)
     };
-    if flags & CLONE_PARENT_SETTID != 0 {
-        mm.write_obj(ptid, &tid)?;
-        t.mm().write_obj(ptid, &tid)?;
-    }
+    // Written by the child before it runs; Linux ignores a bad address here.
     if flags & CLONE_CHILD_SETTID != 0 {
-        mm.write_obj(ctid, &tid)?;
+        let _ = mm.write_obj(ctid, &tid);
     }
     let tg = if flags & CLONE_THREAD != 0 {
         t.tg.clone()
@@ -160,7 +292,21 @@ pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64
         let acts = if flags & CLONE_SIGHAND != 0 {
             t.tg.actions.lock().clone()
         } else {
-            Arc::new(Mutex::new(*t.tg.actions.lock().lock()))
+            let mut a = *t.tg.actions.lock().lock();
+            if flags & CLONE_CLEAR_SIGHAND != 0 {
+                // flush_signal_handlers: ignored signals stay ignored.
+                for x in a.iter_mut() {
+                    *x = SigAction {
+                        handler: if x.handler == signal::SIG_IGN {
+                            signal::SIG_IGN
+                        } else {
+                            signal::SIG_DFL
+                        },
+                        ..SigAction::default()
+                    };
+                }
+            }
+            Arc::new(Mutex::new(a))
         };
         ThreadGroup::new(tid, acts, *t.tg.rlimits.lock())
     };
@@ -191,6 +337,7 @@ pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64
         files: Mutex::new(files),
         creds: Mutex::new(t.creds()),
         sigmask: AtomicU64::new(t.sigmask.load(Ordering::Acquire)),
+        real_blocked: AtomicU64::new(0),
         saved_mask: Mutex::new(None),
         pending: Mutex::new(Default::default()),
         altstack: Mutex::new(if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
@@ -227,16 +374,39 @@ pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64
         regs.fs_base = tls;
     }
     let fp = c.pctx.fp_state(&t.mm().aspace).ok();
+    // The pidfd goes into our table after the child's copy of it was made.
+    let pidfd_no = if flags & CLONE_PIDFD != 0 {
+        let f = crate::vfs::pidfd::open_file(&k, &tg, false);
+        let lim = t.rlimit(crate::kernel::RLIMIT_NOFILE).0;
+        let fd = t.files().install(f, true, 0, lim)?;
+        if let Err(e) = t.mm().write_obj(pidfd, &fd) {
+            t.files().remove(fd);
+            return Err(e);
+        }
+        Some(fd)
+    } else {
+        None
+    };
     {
         let mut tab = k.table.lock();
         let me = t.tgid();
-        if tg.exiting.load(Ordering::Acquire) {
-            return Err(EAGAIN);
+        // The pid is taken only now: a clone3 set_tid may have claimed it meanwhile.
+        let taken = tab.tasks.contains_key(&tid) || tab.procs.contains_key(&tid);
+        if tg.exiting.load(Ordering::Acquire) || taken {
+            drop(tab);
+            if let Some(fd) = pidfd_no {
+                t.files().remove(fd);
+            }
+            return Err(if taken && set_tid.is_some() {
+                EEXIST
+            } else {
+                EAGAIN
+            });
         }
         if flags & CLONE_THREAD != 0 {
             tab.procs.get_mut(&me).ok_or(ESRCH)?.threads.push(tid);
         } else {
-            let (parent, pgid, sid) = {
+            let (parent, pgid, sid, parent_thread, my_exit_signal) = {
                 let p = tab.procs.get(&me).ok_or(ESRCH)?;
                 (
                     if flags & CLONE_PARENT != 0 {
@@ -246,6 +416,8 @@ pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64
                     },
                     p.pgid,
                     p.sid,
+                    p.parent_thread,
+                    p.exit_signal,
                 )
             };
             let name = tab
@@ -262,13 +434,24 @@ pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64
                     threads: vec![tid],
                     pgid,
                     sid,
-                    exit_signal: (flags & 0xff) as i32,
+                    exit_signal: if flags & CLONE_PARENT != 0 {
+                        my_exit_signal
+                    } else {
+                        (flags & 0xff) as i32
+                    },
                     zombie: None,
                     group_exit: None,
                     stop_report: None,
                     cont_report: false,
                     subreaper: false,
                     cmdline_name: name,
+                    parent_thread: if flags & CLONE_PARENT != 0 {
+                        parent_thread
+                    } else {
+                        t.tid()
+                    },
+                    execed: false,
+                    exit_uid: 0,
                 },
             );
             if let Some(pp) = tab.procs.get_mut(&parent) {
@@ -276,6 +459,14 @@ pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64
             }
         }
         tab.tasks.insert(tid, child.clone());
+    }
+    if flags & CLONE_THREAD == 0 {
+        crate::vfs::pty::forked(t, tid, &tg);
+    }
+    if flags & CLONE_PARENT_SETTID != 0 {
+        // In the parent only (after the child's copy of memory was made); Linux
+        // ignores a bad address here.
+        let _ = t.mm().write_obj(ptid, &tid);
     }
     run::start(child, regs, fp);
     if let Some(v) = vfork {
@@ -334,6 +525,7 @@ pub fn new_init(
         files: Mutex::new(Arc::new(files)),
         creds: Mutex::new(creds),
         sigmask: AtomicU64::new(0),
+        real_blocked: AtomicU64::new(0),
         saved_mask: Mutex::new(None),
         pending: Mutex::new(Default::default()),
         altstack: Mutex::new((0, 0, 2)),
@@ -378,6 +570,9 @@ pub fn new_init(
                 cont_report: false,
                 subreaper: true,
                 cmdline_name: vec![],
+                parent_thread: 0,
+                execed: true,
+                exit_uid: 0,
             },
         );
     }
@@ -500,6 +695,10 @@ fn exec_image(
     *t.name.lock() = base.iter().take(15).copied().collect();
     if let Some(p) = k.table.lock().procs.get_mut(&t.tgid()) {
         p.cmdline_name = argv.first().cloned().unwrap_or_default();
+        p.execed = true;
+        // de_thread: "we have changed execution domain": report to the parent with
+        // SIGCHLD from now on, whatever clone asked for.
+        p.exit_signal = signal::SIGCHLD;
     }
     Ok(regs)
 }
@@ -621,8 +820,19 @@ fn kill_other_threads(t: &Arc<Task>) -> KResult<()> {
         tab.tasks.remove(&old);
         t.tid.store(t.tgid(), Ordering::Release);
         tab.tasks.insert(t.tgid(), t.clone());
-        if let Some(p) = tab.procs.get_mut(&t.tgid()) {
-            p.threads = vec![t.tgid()];
+        let kids = match tab.procs.get_mut(&t.tgid()) {
+            Some(p) => {
+                p.threads = vec![t.tgid()];
+                p.children.clone()
+            }
+            None => vec![],
+        };
+        for c in kids {
+            if let Some(cp) = tab.procs.get_mut(&c) {
+                if cp.parent_thread == old {
+                    cp.parent_thread = t.tgid();
+                }
+            }
         }
     }
     Ok(())
@@ -631,89 +841,122 @@ fn kill_other_threads(t: &Arc<Task>) -> KResult<()> {
 /// The (user, system) ns of the child most recently reaped, for wait4's rusage.
 static LAST_REAPED: Mutex<(u64, u64)> = Mutex::new((0, 0));
 
-/// Find a waitable child. Returns (pid, status, kind) and reaps zombies unless `peek`.
-fn find_child(
-    k: &Kernel,
-    me: i32,
-    sel: i32,
-    options: u32,
-    peek: bool,
-) -> KResult<Option<(i32, i32, i32)>> {
-    const WNOHANG: u32 = 1;
-    const WUNTRACED: u32 = 2;
-    const WEXITED: u32 = 4;
-    const WCONTINUED: u32 = 8;
-    let _ = WNOHANG;
+const WNOHANG: u32 = 1;
+const WSTOPPED: u32 = 2;
+const WEXITED: u32 = 4;
+const WCONTINUED: u32 = 8;
+const WNOWAIT: u32 = 0x0100_0000;
+const WNOTHREAD: u32 = 0x2000_0000;
+const WALL: u32 = 0x4000_0000;
+const WCLONE: u32 = 0x8000_0000;
+
+/// Which children a wait call is about.
+enum WaitSel {
+    Any,
+    Pid(i32),
+    Pgid(i32),
+    /// The process a pidfd refers to (not a pid: that may have been reused).
+    Process(Arc<ThreadGroup>),
+}
+
+/// What a wait call found: (pid, wait status, kind: 0 exited, 1 stopped, 2 continued,
+/// the child's real uid).
+type Found = (i32, i32, i32, u32);
+
+/// Linux's do_wait over our children: the first child with something to report that
+/// `options` ask for (zombies are reaped unless `peek`). Ok(None): there are children
+/// that may yet report; ECHILD: there are none.
+fn find_child(c: &Ctx, sel: &WaitSel, options: u32, peek: bool) -> KResult<Option<Found>> {
+    let k = &c.t.kernel;
+    let me = c.t.tgid();
+    let my_tid = c.t.tid();
     let mut tab = k.table.lock();
-    let my_pgid = tab.procs.get(&me).map(|p| p.pgid).unwrap_or(0);
     let children = tab
         .procs
         .get(&me)
         .map(|p| p.children.clone())
         .unwrap_or_default();
-    let matching: Vec<i32> = children
-        .into_iter()
-        .filter(|c| {
-            let Some(p) = tab.procs.get(c) else {
-                return false;
-            };
-            match sel {
-                -1 => true,
-                0 => p.pgid == my_pgid,
-                x if x > 0 => *c == x,
-                x => p.pgid == -x,
-            }
-        })
-        .collect();
-    if matching.is_empty() {
-        return Err(ECHILD);
-    }
-    for c in &matching {
-        let p = tab.procs.get_mut(c).expect("child");
-        if options & WEXITED != 0 {
-            if let Some(st) = p.zombie {
-                let ctg = p.tg.clone();
-                let dead = *ctg.dead_time.lock();
-                let cc = *ctg.children_time.lock();
-                let total = (dead.0 + cc.0, dead.1 + cc.1);
-                if !peek {
-                    tab.procs.remove(c);
-                    if let Some(me) = tab.procs.get_mut(&me) {
-                        me.children.retain(|x| x != c);
-                        let mut ct = me.tg.children_time.lock();
-                        ct.0 += total.0;
-                        ct.1 += total.1;
-                    }
-                }
-                *LAST_REAPED.lock() = total;
-                return Ok(Some((*c, st, 0)));
-            }
+    let mut any = false;
+    for ch in &children {
+        let Some(p) = tab.procs.get(ch) else {
+            continue;
+        };
+        let eligible = match sel {
+            WaitSel::Any => true,
+            WaitSel::Pid(x) => ch == x,
+            WaitSel::Pgid(x) => p.pgid == *x,
+            WaitSel::Process(tg) => Arc::ptr_eq(&p.tg, tg),
+        };
+        if !eligible {
+            continue;
         }
-        if options & WUNTRACED != 0 {
+        if options & WNOTHREAD != 0 && p.parent_thread != my_tid {
+            continue;
+        }
+        // A "clone" child (one that reports with a signal other than SIGCHLD) is seen
+        // only with __WCLONE, the others only without it; __WALL sees both.
+        if options & WALL == 0 && ((p.exit_signal != signal::SIGCHLD) != (options & WCLONE != 0)) {
+            continue;
+        }
+        if let Some(st) = p.zombie {
+            // A zombie can only be waited for as an exit.
+            if options & WEXITED == 0 {
+                continue;
+            }
+            let uid = p.exit_uid;
+            let ctg = p.tg.clone();
+            let dead = *ctg.dead_time.lock();
+            let cc = *ctg.children_time.lock();
+            let total = (dead.0 + cc.0, dead.1 + cc.1);
+            if !peek {
+                tab.procs.remove(ch);
+                if let Some(me) = tab.procs.get_mut(&me) {
+                    me.children.retain(|x| x != ch);
+                    let mut ct = me.tg.children_time.lock();
+                    ct.0 += total.0;
+                    ct.1 += total.1;
+                }
+                drop(tab);
+                ctg.exit_wq.notify_all();
+            }
+            *LAST_REAPED.lock() = total;
+            return Ok(Some((*ch, st, 0, uid)));
+        }
+        any = true;
+        let uid = p
+            .threads
+            .first()
+            .and_then(|x| tab.tasks.get(x))
+            .map(|x| x.creds().uid)
+            .unwrap_or(0);
+        let p = tab.procs.get_mut(ch).expect("child");
+        if options & WSTOPPED != 0 {
             if let Some(st) = p.stop_report {
                 if !peek {
                     p.stop_report = None;
                 }
-                return Ok(Some((*c, st, 1)));
+                return Ok(Some((*ch, st, 1, uid)));
             }
         }
         if options & WCONTINUED != 0 && p.cont_report {
             if !peek {
                 p.cont_report = false;
             }
-            return Ok(Some((*c, 0xffff, 2)));
+            return Ok(Some((*ch, 0xffff, 2, uid)));
         }
     }
-    Ok(None)
+    if any {
+        Ok(None)
+    } else {
+        Err(ECHILD)
+    }
 }
 
-fn wait_common(c: &Ctx, sel: i32, options: u32, peek: bool) -> KResult<Option<(i32, i32, i32)>> {
-    let k = c.t.kernel.clone();
-    let me = c.t.tgid();
+fn wait_common(c: &Ctx, sel: &WaitSel, options: u32, peek: bool) -> KResult<Option<Found>> {
     c.t.block_on(&[&c.t.tg.child_wq], None, || {
-        match find_child(&k, me, sel, options, peek) {
+        match find_child(c, sel, options, peek) {
             Ok(Some(r)) => Some(Ok(Some(r))),
-            Ok(None) if options & 1 != 0 => Some(Ok(None)),
+            Ok(None) if options & WNOHANG != 0 => Some(Ok(None)),
             Ok(None) => None,
             Err(e) => Some(Err(e)),
         }
@@ -721,15 +964,22 @@ fn wait_common(c: &Ctx, sel: i32, options: u32, peek: bool) -> KResult<Option<(i
 }
 
 fn wait4(c: &Ctx, pid: i32, status: u64, options: u32, rusage: u64) -> SysResult {
-    if options & !(1 | 2 | 8 | 0x2000_0000 | 0x4000_0000 | 0x8000_0000) != 0 {
+    if options & !(WNOHANG | WSTOPPED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
         return Err(EINVAL);
     }
+    // -INT_MIN does not exist.
     if pid == i32::MIN {
         return Err(ESRCH);
     }
-    match wait_common(c, pid, options | 4, false)? {
+    let sel = match pid {
+        -1 => WaitSel::Any,
+        0 => WaitSel::Pgid(my_pgid(c)),
+        x if x > 0 => WaitSel::Pid(x),
+        x => WaitSel::Pgid(-x),
+    };
+    match wait_common(c, &sel, options | WEXITED, false)? {
         None => Ok(0),
-        Some((p, st, _)) => {
+        Some((p, st, _, _)) => {
             if status != 0 {
                 c.t.mm().write_obj(status, &st)?;
             }
@@ -743,40 +993,92 @@ fn wait4(c: &Ctx, pid: i32, status: u64, options: u32, rusage: u64) -> SysResult
     }
 }
 
-fn waitid(c: &Ctx, idtype: u32, id: i32, infop: u64, options: u32) -> SysResult {
-    const WNOWAIT: u32 = 0x0100_0000;
-    if options & (4 | 2 | 8) == 0 {
+fn my_pgid(c: &Ctx) -> i32 {
+    c.t.kernel
+        .table
+        .lock()
+        .procs
+        .get(&c.t.tgid())
+        .map(|p| p.pgid)
+        .unwrap_or(0)
+}
+
+fn waitid(c: &Ctx, idtype: u32, id: i32, infop: u64, options: u32, rusage: u64) -> SysResult {
+    let r = waitid_inner(c, idtype, id, options);
+    // Linux writes these fields (zeros when nothing was found, or on error) and no
+    // others.
+    let found = matches!(r, Ok(Some(_)));
+    let (signo, code, pid, uid, status) = match &r {
+        Ok(Some((pid, st, kind, uid))) => {
+            let (code, status) = match kind {
+                1 => (signal::CLD_STOPPED, (st >> 8) & 0xff),
+                2 => (signal::CLD_CONTINUED, signal::SIGCONT),
+                _ => run::chld_code(*st),
+            };
+            (signal::SIGCHLD, code, *pid, *uid as i32, status)
+        }
+        _ => (0, 0, 0, 0, 0),
+    };
+    if found && rusage != 0 {
+        let t = *LAST_REAPED.lock();
+        c.t.mm()
+            .write(rusage, &crate::syscalls::rusage_bytes(t, 0))?;
+    }
+    if infop != 0 {
+        let mm = c.t.mm();
+        for (off, v) in [
+            (0, signo),
+            (4, 0),
+            (8, code),
+            (16, pid),
+            (20, uid),
+            (24, status),
+        ] {
+            mm.write_obj(infop + off, &v)?;
+        }
+    }
+    r.map(|_| 0)
+}
+
+fn waitid_inner(c: &Ctx, idtype: u32, id: i32, options: u32) -> KResult<Option<Found>> {
+    const P_ALL: u32 = 0;
+    const P_PID: u32 = 1;
+    const P_PGID: u32 = 2;
+    const P_PIDFD: u32 = 3;
+    if options & !(WNOHANG | WNOWAIT | WEXITED | WSTOPPED | WCONTINUED | WNOTHREAD | WALL | WCLONE)
+        != 0
+        || options & (WEXITED | WSTOPPED | WCONTINUED) == 0
+    {
         return Err(EINVAL);
     }
     let sel = match idtype {
-        0 => -1,
-        1 => id,
-        2 => {
-            if id == 0 {
-                0
-            } else {
-                -id
+        P_ALL => WaitSel::Any,
+        P_PID if id <= 0 => return Err(EINVAL),
+        P_PID => WaitSel::Pid(id),
+        P_PGID if id < 0 => return Err(EINVAL),
+        P_PGID if id == 0 => WaitSel::Pgid(my_pgid(c)),
+        P_PGID => WaitSel::Pgid(id),
+        P_PIDFD if id < 0 => return Err(EINVAL),
+        P_PIDFD => {
+            let f = c.fd(id as u64)?;
+            let pf = crate::vfs::pidfd::as_pidfd(&f).ok_or(EBADF)?;
+            // A non-blocking pidfd makes the wait non-blocking: EAGAIN, not 0.
+            if f.nonblock() && options & WNOHANG == 0 {
+                return match wait_common(
+                    c,
+                    &WaitSel::Process(pf.tg.clone()),
+                    options | WNOHANG,
+                    options & WNOWAIT != 0,
+                )? {
+                    None => Err(EAGAIN),
+                    r => Ok(r),
+                };
             }
+            WaitSel::Process(pf.tg.clone())
         }
         _ => return Err(EINVAL),
     };
-    let r = wait_common(c, sel, options, options & WNOWAIT != 0)?;
-    let mut info = signal::SigInfo::new(0, 0);
-    if let Some((pid, st, kind)) = r {
-        let (code, status) = match kind {
-            1 => (signal::CLD_STOPPED, (st >> 8) & 0xff),
-            2 => (signal::CLD_CONTINUED, signal::SIGCONT),
-            _ if st & 0x7f == 0 => (signal::CLD_EXITED, (st >> 8) & 0xff),
-            _ if st & 0x80 != 0 => (signal::CLD_DUMPED, st & 0x7f),
-            _ => (signal::CLD_KILLED, st & 0x7f),
-        };
-        info = signal::SigInfo::new(signal::SIGCHLD, code);
-        info.set_i32(16, pid).set_i32(20, 0).set_i32(24, status);
-    }
-    if infop != 0 {
-        c.t.mm().write(infop, &info.0)?;
-    }
-    Ok(0)
+    wait_common(c, &sel, options, options & WNOWAIT != 0)
 }
 
 fn arch_prctl(c: &mut Ctx, code: u64, addr: u64) -> SysResult {
@@ -1113,12 +1415,24 @@ fn setpgid(c: &Ctx, pid: i32, pgid: i32) -> SysResult {
     let pgid = if pgid == 0 { pid } else { pgid };
     let mut tab = c.t.kernel.table.lock();
     let my_sid = tab.procs.get(&me).map(|p| p.sid).ok_or(ESRCH)?;
-    let target = tab.procs.get(&pid).ok_or(ESRCH)?;
-    if pid != me && target.parent != me {
+    let Some(target) = tab.procs.get(&pid) else {
+        // A thread that is not a group leader: EINVAL.
+        return Err(if tab.tasks.contains_key(&pid) {
+            EINVAL
+        } else {
+            ESRCH
+        });
+    };
+    if target.parent == me {
+        if target.sid != my_sid {
+            return Err(EPERM);
+        }
+        // The parent may no longer move a child that has exec'ed.
+        if target.execed {
+            return Err(EACCES);
+        }
+    } else if pid != me {
         return Err(ESRCH);
-    }
-    if target.sid != my_sid {
-        return Err(EPERM);
     }
     if target.sid == pid {
         return Err(EPERM);
@@ -1138,11 +1452,8 @@ fn setpgid(c: &Ctx, pid: i32, pgid: i32) -> SysResult {
 fn getpgid(c: &Ctx, pid: i32) -> SysResult {
     let tab = c.t.kernel.table.lock();
     let pid = if pid == 0 { c.t.tgid() } else { pid };
-    tab.procs
-        .get(&pid)
-        .filter(|p| p.zombie.is_none() || pid == c.t.tgid())
-        .map(|p| p.pgid as u64)
-        .ok_or(ESRCH)
+    // A zombie keeps its process group until it is reaped.
+    tab.procs.get(&pid).map(|p| p.pgid as u64).ok_or(ESRCH)
 }
 
 fn setsid(c: &Ctx) -> SysResult {

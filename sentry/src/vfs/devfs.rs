@@ -39,6 +39,8 @@ pub fn open_device(rdev: u64, flags: u32) -> KResult<Arc<dyn FileOps>> {
             Some(r) => r,
             None => CONSOLE.lock().as_ref().map(|f| f.ops.clone()).ok_or(ENXIO),
         },
+        // /dev/console: the host terminal the sandbox runs on, when there is one.
+        (5, 1) => CONSOLE.lock().as_ref().map(|f| f.ops.clone()).ok_or(ENXIO),
         (5, 2) => super::pty::open_master(flags),
         (136, n) => super::pty::open_slave_index(n as u32, flags),
         _ => Err(ENXIO),
@@ -54,6 +56,7 @@ pub fn populate(root: &Arc<dyn Inode>, c: &Creds) -> KResult<()> {
         ("random", 1, 8, 0o666),
         ("urandom", 1, 9, 0o666),
         ("tty", 5, 0, 0o666),
+        ("console", 5, 1, 0o600),
         ("ptmx", 5, 2, 0o666),
         ("kmsg", 1, 11, 0o644),
     ] {

@@ -10,6 +10,7 @@ pub mod host;
 pub mod inotify;
 pub mod lock;
 pub mod memfs;
+pub mod pidfd;
 pub mod pipe;
 pub mod procfs;
 pub mod pty;

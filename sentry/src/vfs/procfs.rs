@@ -839,6 +839,9 @@ impl PNode {
                 if let Some(i) = f.ops.as_any().downcast_ref::<super::inotify::Inotify>() {
                     s += &i.fdinfo();
                 }
+                if let Some(p) = super::pidfd::as_pidfd(&f) {
+                    s += &p.fdinfo();
+                }
                 s
             }
         };
@@ -861,20 +864,15 @@ impl PNode {
     fn pid_stat(&self, pid: i32, tid: i32) -> KResult<String> {
         let t = task_of(&self.k, tid).ok_or(ESRCH)?;
         let (ppid, pgid, sid, nthreads, state) = self.proc_facts(pid)?;
+        let (tty, fg) = super::pty::stat_tty(&t);
         let mm = t.mm();
         let (vsize, rss) = (mm.total_vm(), mm.rss_pages());
         let inner = mm.inner.lock();
         let start = ((t.tg.start - self.k.boot).as_millis() / 10) as u64;
         let name = String::from_utf8_lossy(&t.name.lock()).into_owned();
         let sigmask = t.sigmask.load(std::sync::atomic::Ordering::Relaxed);
-        let tty = if pgid == self.k.foreground_pgrp() {
-            0x8800
-        } else {
-            0
-        };
         Ok(format!(
             "{tid} ({name}) {state} {ppid} {pgid} {sid} {tty} {fg} 4194560 0 0 0 0 0 0 0 0 20 0 {nthreads} 0 {start} {vsize} {rss} 18446744073709551615 0 0 {stack} 0 0 0 {sigmask} 0 0 0 0 0 17 0 0 0 0 0 0 {bs} {brk} {brk2} {a0} {a1} {e0} {e1} 0\n",
-            fg = self.k.foreground_pgrp(),
             stack = inner.stack_top,
             bs = inner.brk_start,
             brk = inner.brk_start,

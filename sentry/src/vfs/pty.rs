@@ -1050,6 +1050,22 @@ fn detached(t: &Task, sid: i32) -> bool {
     }
 }
 
+/// fork: a process that gave up its controlling terminal (TIOCNOTTY) has children
+/// without one too (Linux copies the parent's signal->tty, here none).
+pub fn forked(parent: &Task, child_tgid: i32, child_tg: &Arc<ThreadGroup>) {
+    let mut d = DETACHED.lock();
+    let Some(map) = d.as_mut() else {
+        return;
+    };
+    let sid = match map.get(&parent.tgid()) {
+        Some((s, tg)) if Weak::as_ptr(tg) == Arc::as_ptr(&parent.tg) => *s,
+        _ => return,
+    };
+    // Forget processes that are gone while we are here.
+    map.retain(|_, (_, tg)| tg.strong_count() > 0);
+    map.insert(child_tgid, (sid, Arc::downgrade(child_tg)));
+}
+
 /// Does the session of the host console (init's, when stdio is a terminal) have it as
 /// its controlling terminal?
 fn console_session(w: &Who) -> bool {
@@ -1077,20 +1093,6 @@ fn send_sigs(k: &Kernel, sigs: Vec<(i32, i32)>) {
     for (pg, sig) in sigs {
         kill_pgrp(k, pg, SigInfo::kernel(sig));
     }
-}
-
-/// A process group is orphaned when no member has a parent in another group of the
-/// same session.
-fn pgrp_orphaned(k: &Kernel, pg: i32) -> bool {
-    let tab = k.table.lock();
-    !tab.procs.values().any(|p| {
-        p.pgid == pg
-            && p.zombie.is_none()
-            && tab
-                .procs
-                .get(&p.parent)
-                .is_some_and(|q| q.pgid != pg && q.sid == p.sid)
-    })
 }
 
 fn sig_ignored(t: &Task, sig: i32) -> bool {
@@ -1183,7 +1185,7 @@ impl Pty {
             };
         }
         let k = t.kernel();
-        if pgrp_orphaned(k, w.pgid) {
+        if crate::kernel::jobctl::pgrp_orphaned(&k.table.lock(), w.pgid, None) {
             return Err(EIO);
         }
         kill_pgrp(k, w.pgid, SigInfo::kernel(sig));
@@ -1705,6 +1707,26 @@ fn has_console_ctty(t: &Task, w: &Who) -> bool {
 /// Has `t` a controlling terminal (a pty or the console)?
 fn has_ctty(t: &Task, w: &Who) -> bool {
     ctty_of(t).is_some() || has_console_ctty(t, w)
+}
+
+/// The host console's device number (/proc/PID/fd shows it as /dev/console).
+const CONSOLE_DEV: (u64, u64) = (5, 1);
+
+/// (tty_nr, tpgid) of /proc/PID/stat for `t`: the device number of its controlling
+/// terminal and that terminal's foreground process group; (0, -1) without one.
+pub fn stat_tty(t: &Task) -> (u64, i32) {
+    if let Some(pty) = ctty_of(t) {
+        let fg = pty.inner.lock().pgrp.unwrap_or(-1);
+        return (super::devfs::makedev(PTY_SLAVE_MAJOR, pty.index as u64), fg);
+    }
+    let w = who(t);
+    if has_console_ctty(t, &w) {
+        return (
+            super::devfs::makedev(CONSOLE_DEV.0, CONSOLE_DEV.1),
+            t.kernel.foreground_pgrp(),
+        );
+    }
+    (0, -1)
 }
 
 /// /dev/tty: the caller's controlling terminal. None when it is the host console (the
