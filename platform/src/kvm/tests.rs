@@ -1,0 +1,375 @@
+//! KVM platform tests on hand-made code pages. When /dev/kvm is unusable they print the
+//! reason and skip loudly.
+
+use super::*;
+use crate::{initial_regs, Access, AddressSpace, Context, Event, Platform, Prot};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+const CODE: u64 = 0x40_0000;
+const DATA: u64 = 0x60_0000;
+const RO: u64 = 0x70_0000;
+
+struct T {
+    k: Kvm,
+    fd: OwnedFd,
+    a: Arc<dyn AddressSpace>,
+    c: Box<dyn Context>,
+}
+
+impl T {
+    fn write(&self, off: u64, bytes: &[u8]) {
+        // SAFETY: pwrite from a valid buffer to our memfd.
+        let n = unsafe {
+            libc::pwrite(
+                self.fd.as_raw_fd(),
+                bytes.as_ptr() as *const libc::c_void,
+                bytes.len(),
+                off as i64,
+            )
+        };
+        assert_eq!(n as usize, bytes.len());
+    }
+    fn read(&self, off: u64) -> u64 {
+        let mut b = [0u8; 8];
+        // SAFETY: pread into a valid buffer from our memfd.
+        unsafe {
+            libc::pread(
+                self.fd.as_raw_fd(),
+                b.as_mut_ptr() as *mut libc::c_void,
+                8,
+                off as i64,
+            )
+        };
+        u64::from_le_bytes(b)
+    }
+    /// Code at file offset 0 mapped RX at CODE, a RW data page (offset 0x1000) at DATA,
+    /// a read-only page (offset 0x2000) at RO.
+    fn code(&self, code: &[u8]) -> Regs {
+        self.write(0, code);
+        let mut r = initial_regs();
+        r.rip = CODE;
+        r.rsp = DATA + 0x800;
+        r
+    }
+    fn run(&mut self, r: &mut Regs) -> Event {
+        self.c.switch(&self.a, r).expect("switch")
+    }
+}
+
+fn setup() -> Option<T> {
+    // SAFETY: memfd_create with a static name; checked.
+    let fd = unsafe { libc::memfd_create(c"kvm-test".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0);
+    // SAFETY: a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ftruncate on our memfd.
+    assert_eq!(unsafe { libc::ftruncate(fd.as_raw_fd(), 16 << 20) }, 0);
+    let k = match Kvm::new(fd.as_fd()) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("SKIPPED: KVM platform test: {e}");
+            return None;
+        }
+    };
+    let a = k.new_address_space().expect("aspace");
+    a.map(CODE, 0x1000, 0, Prot::READ | Prot::EXEC).unwrap();
+    a.map(DATA, 0x1000, 0x1000, Prot::READ | Prot::WRITE)
+        .unwrap();
+    a.map(RO, 0x1000, 0x2000, Prot::READ).unwrap();
+    let c = k.new_context().expect("context");
+    Some(T { k, fd, a, c })
+}
+
+use std::os::fd::AsFd;
+
+fn sig(e: Event) -> (i32, i32, u64) {
+    match e {
+        Event::Signal(si) => (si.signo(), si.code(), si.addr()),
+        other => panic!("expected a signal, got {other:?}"),
+    }
+}
+
+#[test]
+fn kvm_syscalls() {
+    let Some(mut t) = setup() else { return };
+    // mov eax, 39; syscall; mov rdi, rax; mov eax, 60; syscall
+    let mut r = t.code(&[
+        0xb8, 39, 0, 0, 0, 0x0f, 0x05, 0x48, 0x89, 0xc7, 0xb8, 60, 0, 0, 0, 0x0f, 0x05,
+    ]);
+    r.r12 = 0x1234;
+    assert!(matches!(t.run(&mut r), Event::Syscall));
+    assert_eq!(r.orig_rax, 39);
+    assert_eq!(r.rip, CODE + 7);
+    assert_eq!(r.rcx, CODE + 7);
+    assert_eq!(r.r12, 0x1234);
+    assert_eq!(r.cs, 0x33);
+    r.rax = 777;
+    assert!(matches!(t.run(&mut r), Event::Syscall));
+    assert_eq!(r.orig_rax, 60);
+    assert_eq!(r.rdi, 777);
+    assert_eq!(r.rip, CODE + 17);
+    assert_eq!(r.rsp, DATA + 0x800);
+}
+
+#[test]
+fn kvm_faults() {
+    let Some(mut t) = setup() else { return };
+    // mov rax, [0x500000]; mov [RO], rax; syscall
+    let mut code = vec![0x48, 0x8b, 0x04, 0x25];
+    code.extend_from_slice(&0x50_0000u32.to_le_bytes());
+    code.extend_from_slice(&[0x48, 0x89, 0x04, 0x25]);
+    code.extend_from_slice(&(RO as u32).to_le_bytes());
+    code.extend_from_slice(&[0x0f, 0x05]);
+    let mut r = t.code(&code);
+    match t.run(&mut r) {
+        Event::Fault { addr, access, info } => {
+            assert_eq!(addr, 0x50_0000);
+            assert_eq!(access, Access::Read);
+            assert_eq!((info.signo(), info.code()), (libc::SIGSEGV, 1));
+        }
+        e => panic!("{e:?}"),
+    }
+    assert_eq!(r.rip, CODE);
+    // Map it (file page 3 holds 42) and resume: the read succeeds, the write faults.
+    t.write(0x3000, &42u64.to_le_bytes());
+    t.a.map(0x50_0000, 0x1000, 0x3000, Prot::READ).unwrap();
+    match t.run(&mut r) {
+        Event::Fault { addr, access, info } => {
+            assert_eq!(addr, RO);
+            assert_eq!(access, Access::Write);
+            assert_eq!(info.code(), 2);
+        }
+        e => panic!("{e:?}"),
+    }
+    assert_eq!(r.rax, 42);
+    assert_eq!(r.rip, CODE + 8);
+    // Make it writable and resume.
+    t.a.protect(RO, 0x1000, Prot::READ | Prot::WRITE).unwrap();
+    assert!(matches!(t.run(&mut r), Event::Syscall));
+    assert_eq!(t.read(0x2000), 42);
+    // Unmap the data page and re-run from the start: the read must fault again (no
+    // stale translation).
+    t.a.unmap(0x50_0000, 0x1000).unwrap();
+    r.rip = CODE;
+    assert!(matches!(
+        t.run(&mut r),
+        Event::Fault {
+            addr: 0x50_0000,
+            ..
+        }
+    ));
+    // Map another file page at the same address: the new contents are seen.
+    t.write(0x4000, &43u64.to_le_bytes());
+    t.a.map(0x50_0000, 0x1000, 0x3000, Prot::READ).unwrap();
+    t.a.map(0x50_0000, 0x1000, 0x4000, Prot::READ).unwrap();
+    assert!(matches!(t.run(&mut r), Event::Syscall));
+    assert_eq!(r.rax, 43);
+    // Read-only again: the write faults.
+    t.a.protect(RO, 0x1000, Prot::READ).unwrap();
+    r.rip = CODE;
+    assert!(matches!(
+        t.run(&mut r),
+        Event::Fault {
+            addr: RO,
+            access: Access::Write,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn kvm_exec_fault() {
+    let Some(mut t) = setup() else { return };
+    // jmp to DATA (mapped without EXEC)
+    let mut r = t.code(&[0xff, 0xe0]);
+    r.rax = DATA;
+    match t.run(&mut r) {
+        Event::Fault { addr, access, .. } => {
+            assert_eq!(addr, DATA);
+            assert_eq!(access, Access::Exec);
+        }
+        e => panic!("{e:?}"),
+    }
+    assert_eq!(r.rip, DATA);
+}
+
+#[test]
+fn kvm_traps() {
+    let Some(mut t) = setup() else { return };
+    // nop; ud2
+    let mut r = t.code(&[0x90, 0x0f, 0x0b]);
+    assert_eq!(sig(t.run(&mut r)), (libc::SIGILL, 2, CODE + 1));
+    assert_eq!(r.rip, CODE + 1);
+    // xor edx, edx; mov eax, 1; xor ecx, ecx; div ecx
+    let mut r = t.code(&[0x31, 0xd2, 0xb8, 1, 0, 0, 0, 0x31, 0xc9, 0xf7, 0xf1]);
+    assert_eq!(sig(t.run(&mut r)), (libc::SIGFPE, 1, CODE + 9));
+    assert_eq!(r.rip, CODE + 9);
+    // int3
+    let mut r = t.code(&[0xcc, 0x90]);
+    assert_eq!(sig(t.run(&mut r)).0, libc::SIGTRAP);
+    assert_eq!(r.rip, CODE + 1);
+    // out dx, al (#GP from ring 3)
+    let mut r = t.code(&[0xee]);
+    assert_eq!(sig(t.run(&mut r)), (libc::SIGSEGV, 0x80, 0));
+    assert_eq!(r.rip, CODE);
+    // hlt in ring 3: #GP
+    let mut r = t.code(&[0xf4]);
+    assert_eq!(sig(t.run(&mut r)).0, libc::SIGSEGV);
+    // int 0x80 (DPL 0 gate): #GP
+    // (PVM raises #UD for any `int n` from ring 3, hardware KVM #GP.)
+    let mut r = t.code(&[0xcd, 0x80]);
+    let s = sig(t.run(&mut r)).0;
+    assert!(s == libc::SIGSEGV || s == libc::SIGILL, "{s}");
+}
+
+#[test]
+fn kvm_sse_across_exits() {
+    let Some(mut t) = setup() else { return };
+    // movq xmm0, rax; syscall; movq rax, xmm0; syscall; movq rax, xmm1; syscall
+    let mut r = t.code(&[
+        0x66, 0x48, 0x0f, 0x6e, 0xc0, 0x0f, 0x05, 0x66, 0x48, 0x0f, 0x7e, 0xc0, 0x0f, 0x05, 0x66,
+        0x48, 0x0f, 0x7e, 0xc8, 0x0f, 0x05,
+    ]);
+    r.rax = 0x1122_3344_5566_7788;
+    assert!(matches!(t.run(&mut r), Event::Syscall));
+    r.rax = 0;
+    // The Sentry reads and writes the state between exits.
+    let mut fp = t.c.fp_state(&t.a).unwrap();
+    assert_eq!(fp.xmm_space[0], 0x5566_7788);
+    assert_eq!(fp.xmm_space[1], 0x1122_3344);
+    fp.xmm_space[4] = 0xdead_beef;
+    t.c.set_fp_state(&t.a, &fp).unwrap();
+    assert!(matches!(t.run(&mut r), Event::Syscall));
+    assert_eq!(r.rax, 0x1122_3344_5566_7788);
+    assert!(matches!(t.run(&mut r), Event::Syscall));
+    assert_eq!(r.rax, 0xdead_beef);
+}
+
+#[test]
+fn kvm_fs_tls_and_cpuid() {
+    let Some(mut t) = setup() else { return };
+    // mov rax, fs:[8]; syscall; xor eax, eax; cpuid; syscall
+    let mut r = t.code(&[
+        0x64, 0x48, 0x8b, 0x04, 0x25, 8, 0, 0, 0, 0x0f, 0x05, 0x31, 0xc0, 0x0f, 0xa2, 0x0f, 0x05,
+    ]);
+    t.write(0x1000 + 0x108, &0xabcdu64.to_le_bytes());
+    r.fs_base = DATA + 0x100;
+    assert!(matches!(t.run(&mut r), Event::Syscall));
+    assert_eq!(r.rax, 0xabcd);
+    assert_eq!(r.fs_base, DATA + 0x100);
+    assert!(matches!(t.run(&mut r), Event::Syscall));
+    // (rcx is the syscall's return address by now.)
+    let host = std::arch::x86_64::__cpuid(0);
+    assert_eq!((r.rbx as u32, r.rdx as u32), (host.ebx, host.edx));
+}
+
+#[test]
+fn kvm_interrupt() {
+    let Some(mut t) = setup() else { return };
+    // jmp .
+    let mut r = t.code(&[0xeb, 0xfe]);
+    let i = t.c.interrupter();
+    let h = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        i.interrupt();
+    });
+    assert!(matches!(t.run(&mut r), Event::Interrupted));
+    assert_eq!(r.rip, CODE);
+    h.join().unwrap();
+    // An interrupt before the switch makes the next one return at once.
+    t.c.interrupter().interrupt();
+    assert!(matches!(t.run(&mut r), Event::Interrupted));
+}
+
+/// Measures exits: `cargo test --release -p platform kvm_probe -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn kvm_probe() {
+    let Some(mut t) = setup() else { return };
+    // 1: syscall; jmp 1b
+    let mut r = t.code(&[0x0f, 0x05, 0xeb, 0xfc]);
+    let n = 20000;
+    for _ in 0..100 {
+        t.run(&mut r);
+    }
+    let t0 = std::time::Instant::now();
+    for _ in 0..n {
+        assert!(matches!(t.run(&mut r), Event::Syscall));
+    }
+    let d = t0.elapsed();
+    println!(
+        "syscall round trip: {:.2} us",
+        d.as_secs_f64() * 1e6 / n as f64
+    );
+    // Page fault round trip: read an unmapped page.
+    let mut code = vec![0x48, 0x8b, 0x04, 0x25];
+    code.extend_from_slice(&0x50_0000u32.to_le_bytes());
+    let mut r = t.code(&code);
+    let t0 = std::time::Instant::now();
+    for _ in 0..n {
+        r.rip = CODE;
+        assert!(matches!(t.run(&mut r), Event::Fault { .. }));
+    }
+    let d = t0.elapsed();
+    println!("#PF round trip: {:.2} us", d.as_secs_f64() * 1e6 / n as f64);
+    // Zap cost.
+    let t0 = std::time::Instant::now();
+    for _ in 0..200 {
+        t.k.m.zap().unwrap();
+    }
+    println!("zap: {:.2} us", t0.elapsed().as_secs_f64() * 1e6 / 200.0);
+    // cpuid in a loop of 1000 then syscall
+    let mut r = t.code(&[
+        0xb9, 0xe8, 3, 0, 0, 0x31, 0xc0, 0x51, 0x0f, 0xa2, 0x59, 0xe2, 0xf8, 0x0f, 0x05,
+    ]);
+    let t0 = std::time::Instant::now();
+    assert!(matches!(t.run(&mut r), Event::Syscall));
+    println!("cpuid: {:.2} us", t0.elapsed().as_secs_f64() * 1e6 / 1000.0);
+    // Ioctl costs.
+    let v = t.k.m.new_vcpu().unwrap();
+    let time = |name: &str, f: &mut dyn FnMut()| {
+        let t0 = std::time::Instant::now();
+        for _ in 0..2000 {
+            f();
+        }
+        println!(
+            "{name}: {:.2} us",
+            t0.elapsed().as_secs_f64() * 1e6 / 2000.0
+        );
+    };
+    let sr = v.fd.get_sregs().unwrap();
+    let rg = v.fd.get_regs().unwrap();
+    time("KVM_GET_REGS", &mut || {
+        v.fd.get_regs().unwrap();
+    });
+    time("KVM_SET_REGS", &mut || v.fd.set_regs(&rg).unwrap());
+    time("KVM_GET_SREGS", &mut || {
+        v.fd.get_sregs().unwrap();
+    });
+    time("KVM_SET_SREGS", &mut || v.fd.set_sregs(&sr).unwrap());
+    let mut sr2 = sr;
+    sr2.cs.selector = KERNEL_CS;
+    sr2.cs.dpl = 0;
+    sr2.ss.selector = 0;
+    sr2.ss.dpl = 0;
+    let mut flip = false;
+    time("KVM_SET_SREGS (CS flips)", &mut || {
+        flip = !flip;
+        v.fd.set_sregs(if flip { &sr2 } else { &sr }).unwrap()
+    });
+    let mut vf = v;
+    let mut kr = rg;
+    kr.rflags = 2;
+    let mut srk = sr2;
+    srk.cr3 = t.k.m.page_gpa(0);
+    let _ = &mut srk;
+    time("KVM_RUN of ring-3 syscall (regs only)", &mut || {
+        let mut k2 = rg;
+        k2.rip = CODE;
+        k2.rflags = 0x202;
+        vf.fd.set_regs(&k2).unwrap();
+        vf.fd.set_sregs(&sr).unwrap();
+        assert!(matches!(vf.fd.run(), Ok(VcpuExit::Hlt)));
+    });
+    let _ = kr;
+}
