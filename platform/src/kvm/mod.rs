@@ -27,6 +27,7 @@ use kvm_bindings::{
 use kvm_ioctls::{Kvm as KvmSys, VcpuExit, VcpuFd, VmFd};
 use parking_lot::Mutex;
 use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -208,12 +209,36 @@ impl Kvm {
     /// hangs) when KVM is missing or unusable: a tiny ring-3 self test must make a
     /// system call and come back.
     pub fn new(memfd: BorrowedFd<'_>) -> Result<Kvm> {
-        let kvm = KvmSys::new().map_err(|e| {
-            Error::Other(format!(
-                "KVM platform: cannot open /dev/kvm: {}",
-                std::io::Error::from_raw_os_error(e.errno())
-            ))
-        })?;
+        Self::from_fd(Self::open_dev()?, memfd)
+    }
+
+    /// Open /dev/kvm (before the sandbox loses sight of the host's /dev).
+    pub fn open_dev() -> Result<std::os::fd::OwnedFd> {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open("/dev/kvm")
+            .map_err(|e| Error::Other(format!("KVM platform: cannot open /dev/kvm: {e}")))?;
+        Ok(f.into())
+    }
+
+    /// Build the platform on an open /dev/kvm descriptor.
+    pub fn from_fd(kvm: std::os::fd::OwnedFd, memfd: BorrowedFd<'_>) -> Result<Kvm> {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        // SAFETY: an open /dev/kvm descriptor whose ownership moves to the Kvm object.
+        let kvm = unsafe { KvmSys::from_raw_fd(kvm.into_raw_fd()) };
+        let v = kvm.get_api_version();
+        if v != 12 {
+            return Err(Error::Other(format!(
+                "KVM platform: /dev/kvm speaks API version {v}, not 12"
+            )));
+        }
+        if !kvm.check_extension(kvm_ioctls::Cap::SyncRegs) {
+            return Err(Error::Other(
+                "KVM platform: KVM_CAP_SYNC_REGS is not supported".into(),
+            ));
+        }
         Self::with_kvm(kvm, memfd)
     }
 
