@@ -100,6 +100,8 @@ const SIG_KICK: i32 = 62;
 
 /// Registers exchanged through kvm_run on every KVM_RUN (one ioctl per exit).
 const SYNC_DIRTY: u64 = (kvm_bindings::KVM_SYNC_X86_REGS | kvm_bindings::KVM_SYNC_X86_SREGS) as u64;
+/// The memory file is registered with KVM in slots of this size (slot 3 + index).
+const MEM_CHUNK: u64 = 1 << 30;
 /// Offset of the flush routine in the code page (see `Machine::flush`).
 const FLUSH_OFF: u64 = 0x900;
 const FLUSH_CODE: [u8; 16] = [
@@ -122,13 +124,16 @@ pub struct Kvm {
 
 /// The virtual machine shared by all address spaces and vCPUs.
 struct Machine {
-    kvm: KvmSys,
+    /// /dev/kvm, kept open for the VM's life.
+    _kvm: KvmSys,
     vm: VmFd,
     cpuid: CpuId,
     xcr0: u64,
     /// Host address of the memory file mapping (guest physical 0).
     mem_host: usize,
     mem_size: u64,
+    /// Which MEM_CHUNK-sized pieces of the memory file have a memory slot.
+    mem_slots: Mutex<Vec<bool>>,
     /// Guest physical address and host address of the platform region.
     plat_gpa: u64,
     plat_host: usize,
@@ -272,8 +277,9 @@ impl Kvm {
         let zap_host = mmap_anon(PAGE)?;
         let plat_gpa = (mem_size + (1 << 30) - 1) & !((1 << 30) - 1);
         let zap_gpa = plat_gpa + PLAT_SIZE;
+        // The memory file gets its slots chunk by chunk as mappings reach it (a slot's
+        // metadata costs KVM time and memory in proportion to its size).
         let slots = [
-            (0, 0, mem_size, mem_host),
             (1, plat_gpa, PLAT_SIZE, plat_host),
             (2, zap_gpa, PAGE, zap_host),
         ];
@@ -300,12 +306,13 @@ impl Kvm {
             .unwrap_or(3)
             | 3;
         let m = Machine {
-            kvm,
+            _kvm: kvm,
             vm,
             cpuid,
             xcr0,
             mem_host,
             mem_size,
+            mem_slots: Mutex::new(vec![false; mem_size.div_ceil(MEM_CHUNK) as usize]),
             plat_gpa,
             plat_host,
             alloc: Mutex::new(PageAlloc {
@@ -494,6 +501,30 @@ impl Machine {
                 .map_err(|e| kvm_err("KVM_SET_USER_MEMORY_REGION (zap)", e))?;
         }
         self.stats.zaps.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Give KVM the memory slots covering `off..off + len` of the memory file.
+    fn ensure_slots(&self, off: u64, len: u64) -> Result<()> {
+        let mut have = self.mem_slots.lock();
+        for i in off / MEM_CHUNK..(off + len).div_ceil(MEM_CHUNK) {
+            if have[i as usize] {
+                continue;
+            }
+            let gpa = i * MEM_CHUNK;
+            let region = kvm_userspace_memory_region {
+                slot: 3 + i as u32,
+                flags: 0,
+                guest_phys_addr: gpa,
+                memory_size: MEM_CHUNK.min(self.mem_size - gpa),
+                userspace_addr: self.mem_host as u64 + gpa,
+            };
+            // SAFETY: a piece of our own mapping of the memory file, which lives as long
+            // as the VM.
+            unsafe { self.vm.set_user_memory_region(region) }
+                .map_err(|e| kvm_err("KVM_SET_USER_MEMORY_REGION", e))?;
+            have[i as usize] = true;
+        }
         Ok(())
     }
 
@@ -852,6 +883,9 @@ impl AddressSpace for KvmAspace {
         }
         let flags = prot_pte(prot);
         let keep = flags == 0;
+        if !keep {
+            self.m.ensure_slots(file_offset, len)?;
+        }
         self.update(addr, len, !keep, |_, off| {
             if keep {
                 // PROT_NONE: remember nothing (the Sentry keeps the mapping).
@@ -1091,10 +1125,10 @@ impl KvmContext {
         s.regs = to_kvm(regs);
         s.sregs = sr;
         v.fd.get_kvm_run().kvm_dirty_regs = SYNC_DIRTY;
-        let exit = loop {
+        let exit = {
             match v.fd.run() {
-                Ok(VcpuExit::Hlt) => break Ok(()),
-                Ok(VcpuExit::Intr) => break Err(libc::EINTR),
+                Ok(VcpuExit::Hlt) => Ok(()),
+                Ok(VcpuExit::Intr) => Err(libc::EINTR),
                 Ok(other) => {
                     let what = format!("{other:?}");
                     let k = v.fd.sync_regs().regs;
@@ -1103,9 +1137,7 @@ impl KvmContext {
                         k.rip
                     )));
                 }
-                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
-                    break Err(libc::EINTR)
-                }
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => Err(libc::EINTR),
                 Err(e) => return Err(kvm_err("KVM_RUN", e)),
             }
         };

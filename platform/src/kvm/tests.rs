@@ -347,7 +347,7 @@ fn kvm_probe() {
     sr.cr3 = asp.pml4;
     v.fd.set_sync_valid_reg(kvm_ioctls::SyncReg::Register);
     v.fd.set_sync_valid_reg(kvm_ioctls::SyncReg::SystemRegister);
-    let mut go = |v: &mut Vcpu, rip: u64, kernel: bool, sregs: bool| {
+    let go = |v: &mut Vcpu, rip: u64, kernel: bool, sregs: bool| {
         let mut s2 = sr;
         if kernel {
             s2.cs.selector = KERNEL_CS;
