@@ -5,16 +5,22 @@
 //! vCPU (GDT, TSS and ring-0 stack) and the entry code. The platform region is mapped
 //! supervisor-only at [`KBASE`] in every address space.
 //!
-//! Every exception vector and the `syscall` entry (LSTAR) point at a `hlt` of their own,
-//! so the ring-0 path is one instruction: the vCPU exits to the host, which reads the
-//! vector from RIP and the exception frame from the ring-0 stack, and resumes ring 3 by
-//! setting the registers directly. On PVM hosts (module `kvm_pvm`) a ring-3 `syscall`
-//! does not switch to CPL0: it raises #PF at CR2 == LSTAR, which is taken as the entry.
+//! Every exception vector points at a `hlt` of its own, so the ring-0 path is one
+//! instruction: the vCPU exits to the host, which reads the vector from RIP and the
+//! exception frame from the ring-0 stack, and resumes ring 3 by setting the registers
+//! and segments directly (through `kvm_run`'s synced registers: one ioctl per exit).
+//! LSTAR points at `out SYSCALL_PORT, al` on a user-executable page (the TSS I/O bitmap
+//! allows that port only): on PVM hosts (module `kvm_pvm`), where a ring-3 `syscall`
+//! stays at CPL3 and jumps to LSTAR (a supervisor LSTAR page gives #PF with CR2 ==
+//! LSTAR), and on hardware KVM (CPL0 at LSTAR) alike, a system call is one I/O exit
+//! with no exception delivery and no ring-0 instruction on PVM.
 //!
 //! Page tables are written by the host. A change that removes or narrows a present
-//! mapping must not leave stale translations: shadow paging (PVM) does not see host
-//! writes to guest page tables, so such changes zap all of KVM's shadow pages by deleting
-//! and re-creating a one-page memory slot (KVM flushes every vCPU synchronously).
+//! mapping must not leave stale translations. Shadow paging (PVM) does not see host
+//! writes to guest page tables: there a ring-0 loop rewrites two bytes of each changed
+//! page-table page, which KVM's write tracking takes as a reason to drop every shadow of
+//! it. Elsewhere all shadow pages/TLBs are zapped by deleting and re-creating a one-page
+//! memory slot (KVM flushes every vCPU before the ioctl returns).
 
 use crate::{
     Access, AddressSpace, Context, Error, Event, FpState, Interrupter, Platform, Prot, Regs,
@@ -49,6 +55,14 @@ const FIRST_FREE: u64 = 512;
 const VEC_STRIDE: u64 = 8;
 /// Offset of the `syscall` entry in the code page.
 const SYSCALL_OFF: u64 = 0x800;
+/// The syscall stub: `out SYSCALL_PORT, al; hlt` on a read-only user-executable page
+/// above MAX_USER_ADDR in every address space.
+const USTUB_PAGE: u64 = 4;
+const USTUB_VA: u64 = 0x7fff_fff0_0000;
+/// The one I/O port ring 3 may use (the TSS I/O bitmap allows only it): `syscall`
+/// lands on the stub's `out`, which exits to the host without an exception delivery.
+const SYSCALL_PORT: u16 = 0x80;
+const IOMAP_LEN: u64 = SYSCALL_PORT as u64 / 8 + 2;
 const CODE_VA: u64 = KBASE + CODE_PAGE * PAGE;
 const SYSCALL_VA: u64 = CODE_VA + SYSCALL_OFF;
 
@@ -145,7 +159,7 @@ struct Machine {
     zap: Mutex<ZapSlot>,
     /// PVM (shadow paging, ring 0 emulated): invalidate by rewriting page-table pages
     /// from ring 0 instead of zapping everything.
-    pvm: AtomicBool,
+    pvm: bool,
     flusher: Mutex<Option<Flusher>>,
     stats: Stats,
 }
@@ -295,6 +309,11 @@ impl Kvm {
             unsafe { vm.set_user_memory_region(region) }
                 .map_err(|e| kvm_err("KVM_SET_USER_MEMORY_REGION", e))?;
         }
+        // PVM (module kvm_pvm) lists its own MSRs, 0x4b564dxx.
+        let is_pvm = kvm
+            .get_msr_index_list()
+            .map(|l| l.as_slice().iter().any(|m| m >> 8 == 0x4b_564d))
+            .unwrap_or(false);
         let cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
             .map_err(|e| kvm_err("KVM_GET_SUPPORTED_CPUID", e))?;
@@ -325,7 +344,7 @@ impl Kvm {
                 gpa: zap_gpa,
                 host: zap_host,
             }),
-            pvm: AtomicBool::new(false),
+            pvm: is_pvm,
             flusher: Mutex::new(None),
             stats: Stats::default(),
         };
@@ -464,6 +483,14 @@ impl Machine {
             self.word(idt + v * 16).store(lo, Ordering::Relaxed);
             self.word(idt + v * 16 + 8).store(hi, Ordering::Relaxed);
         }
+        // The syscall stub and its shared user-half tables.
+        let stub = self.plat_ptr(self.page_gpa(USTUB_PAGE)) as *mut u8;
+        // SAFETY: the stub page of the platform region.
+        unsafe {
+            std::ptr::write_bytes(stub, 0xf4, PAGE as usize);
+            *stub = 0xe6;
+            *stub.add(1) = SYSCALL_PORT as u8;
+        }
         // Kernel half: PML4[511] -> PDPT -> PD of 2 MiB pages over the platform region.
         let pdpt = self.page_gpa(KPDPT_PAGE);
         let pd = self.page_gpa(KPD_PAGE);
@@ -534,7 +561,7 @@ impl Machine {
         if tables.is_empty() {
             return Ok(());
         }
-        if !self.pvm.load(Ordering::Relaxed) {
+        if !self.pvm {
             return self.zap();
         }
         let mut f = self.flusher.lock();
@@ -630,18 +657,23 @@ impl Machine {
             self.word(gdt + i as u64 * 8).store(*d, Ordering::Relaxed);
         }
         let tss_va = KBASE + (page - self.plat_gpa) + TSS_OFF;
-        let tss_lo =
-            0x67 | ((tss_va & 0xff_ffff) << 16) | (0x8b << 40) | (((tss_va >> 24) & 0xff) << 56);
+        let tss_limit = 0x68 + IOMAP_LEN - 1;
+        let tss_lo = tss_limit
+            | ((tss_va & 0xff_ffff) << 16)
+            | (0x8b << 40)
+            | (((tss_va >> 24) & 0xff) << 56);
         self.word(gdt + 8 * 8).store(tss_lo, Ordering::Relaxed);
         self.word(gdt + 9 * 8)
             .store(tss_va >> 32, Ordering::Relaxed);
-        // TSS: RSP0 at offset 4 (unaligned: split over two words), no I/O bitmap.
+        // TSS: RSP0 at offset 4 (unaligned), an I/O bitmap allowing SYSCALL_PORT only.
         let stack_top = KBASE + (page - self.plat_gpa) + PAGE;
         let tss = self.plat_ptr(page + TSS_OFF) as *mut u8;
         // SAFETY: the TSS lies inside this vCPU's fresh page.
         unsafe {
             std::ptr::write_unaligned(tss.add(4) as *mut u64, stack_top);
             std::ptr::write_unaligned(tss.add(0x66) as *mut u16, 0x68);
+            std::ptr::write_bytes(tss.add(0x68), 0xff, IOMAP_LEN as usize);
+            *tss.add(0x68 + SYSCALL_PORT as usize / 8) &= !(1u8 << (SYSCALL_PORT % 8));
         }
         let mut sregs = fd.get_sregs().map_err(|e| kvm_err("KVM_GET_SREGS", e))?;
         sregs.gdt.base = KBASE + (gdt - self.plat_gpa);
@@ -650,7 +682,7 @@ impl Machine {
         sregs.idt.limit = 256 * 16 - 1;
         sregs.tr = kvm_segment {
             base: tss_va,
-            limit: 0x67,
+            limit: tss_limit as u32,
             selector: TSS_SEL,
             type_: 11,
             present: 1,
@@ -668,7 +700,7 @@ impl Machine {
             .map_err(|e| kvm_err("KVM_SET_SREGS", e))?;
         let msrs = Msrs::from_entries(&[
             msr(MSR_STAR, ((KERNEL_CS as u64) << 32) | (0x23 << 48)),
-            msr(MSR_LSTAR, SYSCALL_VA),
+            msr(MSR_LSTAR, USTUB_VA),
             msr(MSR_CSTAR, SYSCALL_VA),
             // TF DF IF IOPL AC NT, as Linux.
             msr(MSR_SFMASK, 0x47700),
@@ -760,12 +792,15 @@ impl KvmAspace {
         let kpdpt = m.page_gpa(KPDPT_PAGE);
         m.word(pml4 + 511 * 8)
             .store(kpdpt | PTE_P | PTE_W | PTE_A, Ordering::Relaxed);
-        Ok(KvmAspace {
+        let stub = m.page_gpa(USTUB_PAGE) | PTE_P | PTE_U | PTE_A;
+        let a = KvmAspace {
             m,
             pml4,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             tables: Mutex::new(vec![]),
-        })
+        };
+        a.set_pte(USTUB_VA, stub)?;
+        Ok(a)
     }
 
     /// The leaf entry for `va`, creating tables on the way when `create`. Without
@@ -798,7 +833,7 @@ impl KvmAspace {
         Ok(Ok(table + ((va >> 12) & 511) * 8))
     }
 
-    /// Set one leaf entry (used by the self test and unit tests).
+    /// Set one leaf entry (the syscall stub, the self test).
     fn set_pte(&self, va: u64, pte: u64) -> Result<()> {
         let mut t = self.tables.lock();
         let e = self.leaf(&mut t, va, true)?.expect("created");
@@ -1127,7 +1162,8 @@ impl KvmContext {
         v.fd.get_kvm_run().kvm_dirty_regs = SYNC_DIRTY;
         let exit = {
             match v.fd.run() {
-                Ok(VcpuExit::Hlt) => Ok(()),
+                Ok(VcpuExit::Hlt) => Ok(false),
+                Ok(VcpuExit::IoOut(SYSCALL_PORT, _)) => Ok(true),
                 Ok(VcpuExit::Intr) => Err(libc::EINTR),
                 Ok(other) => {
                     let what = format!("{other:?}");
@@ -1158,15 +1194,28 @@ impl KvmContext {
             regs.orig_rax = u64::MAX;
             return Ok(Event::Interrupted);
         }
-        let hlt = k.rip.wrapping_sub(1);
-        if hlt == SYSCALL_VA {
-            // Hardware KVM: `syscall` switched to CPL0 at LSTAR (rcx = return address,
-            // r11 = user flags, rsp untouched).
+        if exit == Ok(true) {
+            // The syscall stub's `out` (RIP at or after it): `syscall` left the return
+            // address in rcx and the user flags in r11, on PVM and on hardware alike.
             from_kvm(&k, regs);
+            if k.rip != USTUB_VA && k.rip != USTUB_VA + 2 {
+                // `out` to the port from anywhere else: what Linux does for any `out`.
+                regs.orig_rax = u64::MAX;
+                return Ok(Event::Signal(siginfo(libc::SIGSEGV, SI_KERNEL, 0)));
+            }
             regs.rip = k.rcx;
             regs.eflags = k.r11;
             regs.orig_rax = k.rax;
             return Ok(Event::Syscall);
+        }
+        let hlt = k.rip.wrapping_sub(1);
+        if hlt == SYSCALL_VA {
+            // CSTAR: a `syscall` from 32-bit code, which is not supported.
+            from_kvm(&k, regs);
+            regs.rip = k.rcx;
+            regs.eflags = k.r11;
+            regs.orig_rax = u64::MAX;
+            return Ok(Event::Signal(siginfo(libc::SIGSEGV, SI_KERNEL, 0)));
         }
         if !(CODE_VA..CODE_VA + 256 * VEC_STRIDE).contains(&hlt) {
             return Err(Error::Other(format!(
@@ -1193,14 +1242,6 @@ impl KvmContext {
         let rip = regs.rip;
         Ok(match vector {
             14 => {
-                if cr2 == SYSCALL_VA && rip == SYSCALL_VA {
-                    // PVM: the ring-3 `syscall` faulted on fetching LSTAR.
-                    m.pvm.store(true, Ordering::Relaxed);
-                    regs.rip = k.rcx;
-                    regs.eflags = k.r11;
-                    regs.orig_rax = k.rax;
-                    return Ok(Event::Syscall);
-                }
                 let access = if err & 0x10 != 0 {
                     Access::Exec
                 } else if err & 2 != 0 {
@@ -1250,7 +1291,14 @@ fn fpe_code(v: &Vcpu) -> i32 {
 impl Context for KvmContext {
     fn switch(&mut self, aspace: &Arc<dyn AddressSpace>, regs: &mut Regs) -> Result<Event> {
         let asp = downcast(aspace)?;
-        self.run(asp, regs)
+        let r = self.run(asp, regs);
+        if std::env::var_os("RVISOR_KVM_TRACE").is_some() {
+            eprintln!(
+                "kvm: {r:?} rip {:#x} rax {:#x} orig {:#x}",
+                regs.rip, regs.rax, regs.orig_rax
+            );
+        }
+        r
     }
 
     fn interrupter(&self) -> Arc<dyn Interrupter> {

@@ -2,7 +2,7 @@
 //! reason and skip loudly.
 
 use super::*;
-use crate::{initial_regs, Access, AddressSpace, Context, Event, Platform, Prot};
+use crate::{initial_regs, Access, AddressSpace, Context, Event, Platform, Prot, MAX_USER_ADDR};
 use std::os::fd::{FromRawFd, OwnedFd};
 
 const CODE: u64 = 0x40_0000;
@@ -365,7 +365,10 @@ fn kvm_probe() {
         s.sregs = s2;
         v.fd.get_kvm_run().kvm_dirty_regs = if sregs { SYNC_DIRTY } else { 1 };
         let r = v.fd.run();
-        assert!(matches!(r, Ok(VcpuExit::Hlt)), "{r:?}");
+        assert!(
+            matches!(r, Ok(VcpuExit::Hlt) | Ok(VcpuExit::IoOut(..))),
+            "{r:?}"
+        );
     };
     go(&mut v, CODE_VA, true, true);
     best("KVM_RUN: ring-0 hlt (regs+sregs synced)", &mut || {
@@ -378,6 +381,46 @@ fn kvm_probe() {
     best("KVM_RUN: ring-3 syscall -> exit", &mut || {
         go(&mut v, CODE + 0x800, false, true)
     });
+    t.write(0x810, &[0xe6, 0x80]);
+    best("KVM_RUN: ring-3 out (allowed port) -> exit", &mut || {
+        go(&mut v, CODE + 0x810, false, true)
+    });
+    best(
+        "KVM_RUN: ring-3 out, regs only (stays in ring 3)",
+        &mut || go(&mut v, CODE + 0x810, false, false),
+    );
+    best(
+        "KVM_RUN: ring-3 syscall -> out stub, regs only",
+        &mut || go(&mut v, CODE + 0x800, false, false),
+    );
+    // Touch 32 pages (mov rax, [rbx]; add rbx, 4096; loop) then out.
+    t.a.map(0x80_0000, 32 * 4096, 0x10_0000, Prot::READ)
+        .unwrap();
+    t.write(
+        0x820,
+        &[
+            0xbb, 0, 0, 0x80, 0, // mov ebx, 0x800000
+            0xb9, 32, 0, 0, 0, // mov ecx, 32
+            0x48, 0x8b, 0x03, // 1: mov rax, [rbx]
+            0x48, 0x81, 0xc3, 0, 0x10, 0, 0, // add rbx, 4096
+            0xe2, 0xf4, // loop 1b
+            0xe6, 0x80, // out 0x80, al
+        ],
+    );
+    best("KVM_RUN: ring-3 touch 32 pages then out", &mut || {
+        go(&mut v, CODE + 0x820, false, false)
+    });
+    t.write(
+        0x840,
+        &[
+            0xb9, 0, 0, 1, 0, // mov ecx, 0x10000
+            0xe2, 0xfe, // 1: loop 1b
+            0xe6, 0x80, // out 0x80, al
+        ],
+    );
+    best("KVM_RUN: ring-3 65536-iteration loop then out", &mut || {
+        go(&mut v, CODE + 0x840, false, false)
+    });
     best("KVM_RUN: ring-3 hlt (#GP) -> exit", &mut || {
         go(&mut v, CODE + 0x802, false, true)
     });
@@ -389,4 +432,95 @@ fn kvm_probe() {
     best("flush of one page-table page", &mut || {
         m.flush(&[asp.pml4]).unwrap();
     });
+}
+
+/// Lists what /dev/kvm says about PVM: `cargo test --release -p platform kvm_pvm_info -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn kvm_pvm_info() {
+    let kvm = KvmSys::new().unwrap();
+    let msrs = kvm.get_msr_index_list().unwrap();
+    for m in msrs.as_slice() {
+        if *m >= 0x4b56_4d00 && *m <= 0x4b56_4dff {
+            println!("msr {m:#x}");
+        }
+    }
+    let vm = kvm.create_vm().unwrap();
+    let v = vm.create_vcpu(0).unwrap();
+    let ents: Vec<_> = (0..8).map(|i| msr(0x4b56_4d00 + i, 0)).collect();
+    let mut ms = Msrs::from_entries(&ents).unwrap();
+    let n = v.get_msrs(&mut ms).unwrap();
+    for e in &ms.as_slice()[..n] {
+        println!("msr {:#x} = {:#x}", e.index, e.data);
+    }
+    let c = kvm.get_supported_cpuid(KVM_MAX_CPUID_ENTRIES).unwrap();
+    for e in c.as_slice() {
+        if e.function >= 0x4000_0000 && e.function < 0x8000_0000 {
+            let s: Vec<u8> = [e.ebx, e.ecx, e.edx]
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect();
+            println!(
+                "cpuid {:#x}.{} eax {:#x} ebx {:#x} ecx {:#x} edx {:#x} {:?}",
+                e.function,
+                e.index,
+                e.eax,
+                e.ebx,
+                e.ecx,
+                e.edx,
+                String::from_utf8_lossy(&s)
+            );
+        }
+    }
+}
+
+/// PVM_SYNTHETIC_CPUID (`invlpg 0xffffffffff4d5650; cpuid`) from ring 3:
+/// `cargo test --release -p platform kvm_pvm_cpuid -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn kvm_pvm_cpuid() {
+    let Some(mut t) = setup() else { return };
+    for leaf in [
+        0x4000_0000u32,
+        0x4000_0001,
+        0x4000_0100,
+        0x4000_0200,
+        0x4000_0201,
+    ] {
+        // mov eax, leaf; xor ecx, ecx; invlpg [0xffffffffff4d5650]; cpuid; syscall
+        let mut code = vec![0xb8];
+        code.extend_from_slice(&leaf.to_le_bytes());
+        code.extend_from_slice(&[0x31, 0xc9, 0x0f, 0x01, 0x3c, 0x25, 0x50, 0x56, 0x4d, 0xff]);
+        code.extend_from_slice(&[0x0f, 0xa2, 0x0f, 0x05]);
+        let mut r = t.code(&code);
+        let e = t.run(&mut r);
+        let s: Vec<u8> = [r.rbx as u32, r.rcx as u32, r.rdx as u32]
+            .iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect();
+        println!(
+            "leaf {leaf:#x}: {e:?} rip {:#x} eax {:#x} ebx {:#x} ecx {:#x} edx {:#x} {:?}",
+            r.rip,
+            r.rax,
+            r.rbx,
+            r.rcx,
+            r.rdx,
+            String::from_utf8_lossy(&s)
+        );
+    }
+}
+
+#[test]
+fn kvm_stack_near_the_top() {
+    let Some(mut t) = setup() else { return };
+    // The stack at the top of the user range shares a PML4 slot with the syscall stub.
+    let top = MAX_USER_ADDR - 0x1000;
+    t.a.map(top, 0x1000, 0x5000, Prot::READ | Prot::WRITE)
+        .unwrap();
+    // push rax; syscall
+    let mut r = t.code(&[0x50, 0x0f, 0x05]);
+    r.rsp = top + 0x1000;
+    r.rax = 0x55;
+    assert!(matches!(t.run(&mut r), Event::Syscall));
+    assert_eq!(t.read(0x5ff8), 0x55);
 }
