@@ -1292,12 +1292,12 @@ impl Context for KvmContext {
     fn switch(&mut self, aspace: &Arc<dyn AddressSpace>, regs: &mut Regs) -> Result<Event> {
         let asp = downcast(aspace)?;
         let r = self.run(asp, regs);
-        if std::env::var_os("RVISOR_KVM_TRACE").is_some() {
-            eprintln!(
-                "kvm: {r:?} rip {:#x} rax {:#x} orig {:#x}",
-                regs.rip, regs.rax, regs.orig_rax
-            );
-        }
+        tracing::trace!(
+            "kvm: {r:?} rip {:#x} rax {:#x} orig_rax {:#x}",
+            regs.rip,
+            regs.rax,
+            regs.orig_rax
+        );
         r
     }
 
