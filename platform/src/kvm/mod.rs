@@ -991,6 +991,9 @@ impl Vcpu {
 /// What an interrupter needs to reach a vCPU thread.
 struct Kick {
     pending: AtomicBool,
+    /// The vCPU's thread is in (or about to enter) KVM_RUN: only then is it signalled,
+    /// so the Sentry's other blocking host calls are not interrupted.
+    in_run: AtomicBool,
     /// (address of kvm_run.immediate_exit, thread id) while a vCPU is attached.
     target: Mutex<Option<(usize, i32)>>,
 }
@@ -1002,9 +1005,11 @@ impl Interrupter for Kick {
             // SAFETY: the kvm_run mapping stays valid while the target is set (cleared
             // under this lock before the vCPU is released); a one-byte store.
             unsafe { std::ptr::write_volatile(ie as *mut u8, 1) };
-            // SAFETY: signalling a thread of this process; its handler does nothing.
-            unsafe {
-                libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, SIG_KICK);
+            if self.in_run.load(Ordering::SeqCst) {
+                // SAFETY: signalling a thread of this process; its handler does nothing.
+                unsafe {
+                    libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, SIG_KICK);
+                }
             }
         }
     }
@@ -1019,6 +1024,8 @@ fn install_kick_handler() {
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = kick_handler as *const () as usize;
+            // A late kick must not fail the Sentry's own host calls with EINTR.
+            sa.sa_flags = libc::SA_RESTART;
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(SIG_KICK, &sa, std::ptr::null_mut());
         }
@@ -1038,6 +1045,7 @@ impl KvmContext {
             vcpu: None,
             kick: Arc::new(Kick {
                 pending: AtomicBool::new(false),
+                in_run: AtomicBool::new(false),
                 target: Mutex::new(None),
             }),
         }
@@ -1151,6 +1159,7 @@ impl KvmContext {
         let kick = self.kick.clone();
         let v = self.vcpu()?;
         if kick.pending.swap(false, Ordering::SeqCst) {
+            v.fd.get_kvm_run().immediate_exit = 0;
             return Ok(Event::Interrupted);
         }
         v.sregs.cr3 = asp.pml4;
@@ -1160,8 +1169,11 @@ impl KvmContext {
         s.regs = to_kvm(regs);
         s.sregs = sr;
         v.fd.get_kvm_run().kvm_dirty_regs = SYNC_DIRTY;
+        kick.in_run.store(true, Ordering::SeqCst);
+        let ran = v.fd.run();
+        kick.in_run.store(false, Ordering::SeqCst);
         let exit = {
-            match v.fd.run() {
+            match ran {
                 Ok(VcpuExit::Hlt) => Ok(false),
                 Ok(VcpuExit::IoOut(SYSCALL_PORT, _)) => Ok(true),
                 Ok(VcpuExit::Intr) => Err(libc::EINTR),
