@@ -978,13 +978,19 @@ struct Vcpu {
 }
 
 impl Vcpu {
+    /// The initial FPU/SSE/AVX state: nothing of a previous user of a pooled vCPU
+    /// survives.
     fn reset_fpu(&self) -> Result<()> {
-        let fpu = kvm_bindings::kvm_fpu {
-            fcw: 0x37f,
-            mxcsr: 0x1f80,
-            ..Default::default()
-        };
-        self.fd.set_fpu(&fpu).map_err(|e| kvm_err("KVM_SET_FPU", e))
+        let mut x = self
+            .fd
+            .get_xsave()
+            .map_err(|e| kvm_err("KVM_GET_XSAVE", e))?;
+        x.region.fill(0);
+        x.region[0] = 0x37f; // FCW
+        x.region[6] = 0x1f80; // MXCSR
+        x.region[128] = 3; // XSTATE_BV: x87 and SSE as given, the rest in init state
+                           // SAFETY: a complete XSAVE area of this vCPU's size, obtained from it.
+        unsafe { self.fd.set_xsave(&x) }.map_err(|e| kvm_err("KVM_SET_XSAVE", e))
     }
 }
 

@@ -524,3 +524,23 @@ fn kvm_stack_near_the_top() {
     assert!(matches!(t.run(&mut r), Event::Syscall));
     assert_eq!(t.read(0x5ff8), 0x55);
 }
+
+#[test]
+fn kvm_pooled_vcpu_starts_clean() {
+    let Some(mut t) = setup() else { return };
+    // movq xmm3, rax; syscall; movq rax, xmm3; syscall
+    let code = [
+        0x66, 0x48, 0x0f, 0x6e, 0xd8, 0x0f, 0x05, 0x66, 0x48, 0x0f, 0x7e, 0xd8, 0x0f, 0x05,
+    ];
+    let mut r = t.code(&code);
+    r.rax = 0x77;
+    assert!(matches!(t.run(&mut r), Event::Syscall));
+    // Drop the context (its vCPU goes to the pool) and take a new one.
+    t.c = t.k.new_context().unwrap();
+    let mut r = t.code(&code[7..]);
+    r.rax = 1;
+    assert!(matches!(t.run(&mut r), Event::Syscall));
+    assert_eq!(r.rax, 0);
+    let fp = t.c.fp_state(&t.a).unwrap();
+    assert_eq!((fp.cwd, fp.mxcsr), (0x37f, 0x1f80));
+}
