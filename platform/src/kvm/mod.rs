@@ -53,7 +53,7 @@ const KPD_PAGE: u64 = 3;
 const FIRST_FREE: u64 = 512;
 /// Each vector's `hlt` is this far apart in the code page.
 const VEC_STRIDE: u64 = 8;
-/// Offset of the `syscall` entry in the code page.
+/// Offset of the CSTAR entry (a `syscall` from 32-bit code: unsupported) in the code page.
 const SYSCALL_OFF: u64 = 0x800;
 /// The syscall stub: `out SYSCALL_PORT, al; hlt` on a read-only user-executable page
 /// above MAX_USER_ADDR in every address space.
@@ -250,7 +250,7 @@ impl Kvm {
         let v = kvm.get_api_version();
         if v != 12 {
             return Err(Error::Other(format!(
-                "KVM platform: /dev/kvm speaks API version {v}, not 12"
+                "KVM platform: /dev/kvm is not usable (KVM_GET_API_VERSION gave {v}, not 12)"
             )));
         }
         if !kvm.check_extension(kvm_ioctls::Cap::SyncRegs) {
