@@ -6,6 +6,7 @@
 //! call, faults, receives a signal, or is interrupted. This crate knows nothing of Linux
 //! system call semantics, files or tasks.
 
+pub mod kvm;
 pub mod ptrace;
 mod stub;
 

@@ -94,6 +94,8 @@ enum Cmd {
         gid: Option<u32>,
         #[arg(long)]
         readonly_root: bool,
+        #[arg(long, default_value = "ptrace")]
+        platform: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
@@ -179,8 +181,8 @@ fn run(cli: Cli) -> Result<i32> {
             memory_limit,
             command,
         } => {
-            if platform != "ptrace" {
-                bail!("platform {platform:?} is not available (supported: ptrace)");
+            if platform != "ptrace" && platform != "kvm" {
+                bail!("platform {platform:?} is not available (supported: ptrace, kvm)");
             }
             let cwd = match cwd {
                 Some(c) => c,
@@ -206,6 +208,7 @@ fn run(cli: Cli) -> Result<i32> {
                 root: "/".into(),
                 root_readonly: false,
                 user: None,
+                platform,
             };
             run_do(&opts, exe, &command)
         }
@@ -252,6 +255,7 @@ fn run(cli: Cli) -> Result<i32> {
             uid,
             gid,
             readonly_root,
+            platform,
             command,
         } => {
             if let Some(code) = sandbox::become_pid1()? {
@@ -279,6 +283,12 @@ fn run(cli: Cli) -> Result<i32> {
             // SAFETY: getuid/getgid have no preconditions.
             let (host_uid, host_gid) = unsafe { (libc::getuid(), libc::getgid()) };
             let (uid, gid) = (uid.unwrap_or(host_uid), gid.unwrap_or(host_gid));
+            // /dev/kvm must be opened while the host's /dev is still in sight.
+            let kvm = match platform.as_str() {
+                "kvm" => Some(platform::kvm::Kvm::open_dev()?),
+                "ptrace" => None,
+                p => bail!("platform {p:?} is not available (supported: ptrace, kvm)"),
+            };
             sandbox::pivot_to_empty_root()?;
             sandbox::drop_privileges()?;
             let cfg = sentry::Config {
@@ -294,6 +304,7 @@ fn run(cli: Cli) -> Result<i32> {
                 hostname,
                 memory_limit,
                 readonly_root,
+                kvm,
                 umask: {
                     // SAFETY: umask only swaps the process's mask; it is put back at once.
                     let m = unsafe { libc::umask(0o022) };
@@ -340,6 +351,8 @@ pub struct DoOpts {
     /// The root is mounted read-only inside (writes fail with EROFS).
     pub root_readonly: bool,
     pub user: Option<(u32, u32)>,
+    /// "ptrace" or "kvm".
+    pub platform: String,
 }
 
 pub fn run_do(o: &DoOpts, exe: String, command: &[String]) -> Result<i32> {
@@ -387,6 +400,7 @@ pub fn run_do(o: &DoOpts, exe: String, command: &[String]) -> Result<i32> {
     if o.root_readonly {
         boot.arg("--readonly-root");
     }
+    boot.args(["--platform", &o.platform]);
     boot.arg("--").arg(&exe).args(&command[1..]);
     if o.clear_env {
         boot.env_clear();

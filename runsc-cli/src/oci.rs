@@ -87,6 +87,7 @@ pub fn run(debug: bool, strace: bool, bundle: &str, id: &str) -> Result<i32> {
             .and_then(|r| r.readonly())
             .unwrap_or(false),
         user: Some((user.uid(), user.gid())),
+        platform: "ptrace".into(),
     };
     crate::run_do(&opts, args[0].clone(), &args)
 }

@@ -34,6 +34,8 @@ pub struct Config {
     pub memory_limit: Option<u64>,
     /// The root file system is read-only inside (OCI root.readonly).
     pub readonly_root: bool,
+    /// An open /dev/kvm: run the workload on the KVM platform (else ptrace).
+    pub kvm: Option<OwnedFd>,
     /// The first process's umask.
     pub umask: u32,
     /// Run once the kernel is set up and before the workload starts (the runtime's
@@ -58,9 +60,18 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
         ))
     };
     let mf = memfile::memfile();
-    let platform = platform::ptrace::Ptrace::new(mf.fd())
-        .map_err(|e| BootError::Setup(format!("ptrace platform: {e}")))?;
-    let k = Kernel::new(Box::new(platform), cfg.debug, cfg.strace);
+    let platform: Box<dyn platform::Platform> = match cfg.kvm {
+        Some(fd) => Box::new(
+            platform::kvm::Kvm::from_fd(fd, mf.fd())
+                .map_err(|e| BootError::Setup(format!("{e}")))?,
+        ),
+        None => Box::new(
+            platform::ptrace::Ptrace::new(mf.fd())
+                .map_err(|e| BootError::Setup(format!("ptrace platform: {e}")))?,
+        ),
+    };
+    let kvm = platform.name() == "kvm";
+    let k = Kernel::new(platform, cfg.debug, cfg.strace);
     let log = &k.klog;
     log.log(
         kernel::klog::KERN,
@@ -73,10 +84,14 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
         ),
     );
     log.info(format!("Command line: {}", k.cmdline));
-    log.info(format!(
-        "rvisor: platform ptrace: one stub process per address space, PTRACE_SYSEMU, each tracer pinned with its stub to one of {} CPUs",
-        k.ncpus
-    ));
+    if kvm {
+        log.info("rvisor: platform kvm: application code in guest ring 3, one vCPU per task thread, page tables kept by the platform".to_string());
+    } else {
+        log.info(format!(
+            "rvisor: platform ptrace: one stub process per address space, PTRACE_SYSEMU, each tracer pinned with its stub to one of {} CPUs",
+            k.ncpus
+        ));
+    }
     let (total, _) = kernel::host_memory();
     if let Some(l) = cfg.memory_limit {
         mf.set_limit(l);

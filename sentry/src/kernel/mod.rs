@@ -349,6 +349,7 @@ impl Kernel {
     }
 
     pub fn new(platform: Box<dyn Platform>, debug: bool, strace: bool) -> Arc<Kernel> {
+        let platform_name = platform.name();
         Arc::new(Kernel {
             platform,
             mounts: Mounts::new(),
@@ -370,7 +371,7 @@ impl Kernel {
                 .unwrap_or(1),
             boot_wall: std::time::SystemTime::now(),
             memfd: std::sync::OnceLock::new(),
-            cmdline: format!("rvisor platform={} root=gofer:/ overlay=memory", "ptrace"),
+            cmdline: format!("rvisor platform={platform_name} root=gofer:/ overlay=memory"),
             boot_id: {
                 let mut b = [0u8; 16];
                 crate::vfs::devfs::fill_random(&mut b);

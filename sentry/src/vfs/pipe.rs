@@ -19,6 +19,10 @@ struct PipeInner {
     writers: usize,
     /// Writers ever seen: a FIFO read before any writer opened it blocks, not EOF.
     had_writer: bool,
+    /// Opens of each end so far: a blocking FIFO open waits for the other end to be
+    /// opened, even if it is closed again before the opener wakes.
+    reader_opens: u64,
+    writer_opens: u64,
     cap: usize,
 }
 
@@ -30,6 +34,8 @@ impl Pipe {
                 readers: 0,
                 writers: 0,
                 had_writer: false,
+                reader_opens: 0,
+                writer_opens: 0,
                 cap: DEFAULT_CAPACITY,
             }),
             wq: WaitQueue::default(),
@@ -49,9 +55,11 @@ impl PipeEnd {
         let mut i = pipe.inner.lock();
         if read {
             i.readers += 1;
+            i.reader_opens += 1;
         }
         if write {
             i.writers += 1;
+            i.writer_opens += 1;
             i.had_writer = true;
         }
         drop(i);
@@ -151,7 +159,32 @@ pub fn open_fifo(p: &Arc<Pipe>, flags: u32) -> KResult<Arc<dyn FileOps>> {
     if acc == O_WRONLY && flags & O_NONBLOCK != 0 && p.inner.lock().readers == 0 {
         return Err(ENXIO);
     }
-    Ok(PipeEnd::new(p, acc != O_WRONLY, acc != 0))
+    let (read, write) = (acc != O_WRONLY, acc != 0);
+    // The other end's opens so far, before this end counts itself.
+    let seen = {
+        let i = p.inner.lock();
+        if read {
+            i.writer_opens
+        } else {
+            i.reader_opens
+        }
+    };
+    let end = PipeEnd::new(p, read, write);
+    // A blocking open of one end of a FIFO waits until the other end is opened.
+    if flags & O_NONBLOCK == 0 && read != write {
+        if let Some(t) = crate::kernel::current() {
+            t.block_on(&[&p.wq], None, || {
+                let i = p.inner.lock();
+                let (now, open) = if read {
+                    (i.writer_opens, i.writers)
+                } else {
+                    (i.reader_opens, i.readers)
+                };
+                (open > 0 || now != seen).then_some(Ok(()))
+            })?;
+        }
+    }
+    Ok(end)
 }
 
 impl FileOps for PipeEnd {
