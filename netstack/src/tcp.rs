@@ -157,11 +157,7 @@ fn synchronized(st: S) -> bool {
 fn events(e: &Ent, set: &SocketSet<'static>) -> (u32, usize, usize) {
     match &e.st {
         St::Init => (EV_OUT | EV_HUP, 0, 0),
-        St::Listen(l) => (
-            if l.ready.is_empty() { 0 } else { EV_IN },
-            l.ready.len(),
-            0,
-        ),
+        St::Listen(l) => (if l.ready.is_empty() { 0 } else { EV_IN }, l.ready.len(), 0),
         St::Conn(h) => {
             let s = set.get::<tcp::Socket>(*h);
             let st = s.state();
@@ -230,8 +226,12 @@ impl Inner {
                         }
                     } else if st == S::Closed && !e.dead {
                         e.dead = true;
-                        if !matches!(e.last, S::LastAck | S::TimeWait | S::Closed) {
-                            e.err = Some(Error::ConnReset);
+                        // Linux's tcp_reset: EPIPE once the peer had closed, else
+                        // ECONNRESET.
+                        match e.last {
+                            S::LastAck | S::TimeWait | S::Closed => {}
+                            S::CloseWait => e.err = Some(Error::Pipe),
+                            _ => e.err = Some(Error::ConnReset),
                         }
                     }
                     if matches!(st, S::CloseWait | S::LastAck | S::Closing | S::TimeWait) {
@@ -253,10 +253,12 @@ impl Inner {
                             i += 1;
                             continue;
                         }
-                        let ok = s.remote_endpoint().is_some_and(|r| match IpAddr::from(r.addr) {
-                            IpAddr::V4(_) => !e.v6 || !e.opts.v6only,
-                            IpAddr::V6(_) => e.v6,
-                        });
+                        let ok = s
+                            .remote_endpoint()
+                            .is_some_and(|r| match IpAddr::from(r.addr) {
+                                IpAddr::V4(_) => !e.v6 || !e.opts.v6only,
+                                IpAddr::V6(_) => e.v6,
+                            });
                         if st == S::SynReceived {
                             if !ok {
                                 // Not for this socket's family: nobody listens (RST).
@@ -526,8 +528,7 @@ impl TcpSocket {
     }
 
     pub fn is_listening(&self) -> bool {
-        self.sh
-            .peek(|i| matches!(i.ent(self.id).st, St::Listen(_)))
+        self.sh.peek(|i| matches!(i.ent(self.id).st, St::Listen(_)))
     }
 
     /// A connection from the accept queue, with the peer's address.
@@ -802,7 +803,7 @@ impl TcpSocket {
         self.sh.peek(|i| {
             let e = i.ent(self.id);
             match (&e.st, e.remote) {
-                (St::Conn(_), Some(r)) if !e.connecting && !(e.dead && e.err.is_some()) => Ok(r),
+                (St::Conn(_), Some(r)) if !(e.connecting || e.dead && e.err.is_some()) => Ok(r),
                 _ => Err(Error::NotConn),
             }
         })

@@ -380,7 +380,10 @@ fn idle_stack_has_no_timer() {
         if n.is_none() && orphans == 0 {
             break;
         }
-        assert!(Instant::now() < end, "still scheduled: {n:?}, {orphans} orphans");
+        assert!(
+            Instant::now() < end,
+            "still scheduled: {n:?}, {orphans} orphans"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

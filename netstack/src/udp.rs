@@ -66,11 +66,8 @@ impl Inner {
         for e in self.udp.values_mut() {
             let Some(h) = e.h else { continue };
             let s = self.sockets.get_mut::<udp::Socket>(h);
-            loop {
-                let from = match s.peek() {
-                    Ok((_, meta)) => ep(meta.endpoint),
-                    Err(_) => break,
-                };
+            while let Ok((_, meta)) = s.peek() {
+                let from = ep(meta.endpoint);
                 let family_ok = from.is_ipv4() && (!e.v6 || !e.v6only) || from.is_ipv6() && e.v6;
                 if family_ok && e.peer.is_none_or(|p| p == from) {
                     break;
@@ -285,6 +282,10 @@ impl UdpSocket {
             None => None,
         };
         self.sh.run(|i| {
+            // Linux binds the socket before looking at the destination.
+            if i.uent(id).port.is_none() {
+                i.udp_bind(id, unspecified(v6))?;
+            }
             let e = i.uent(id);
             if e.shut & SHUT_WR != 0 {
                 return Err(Error::Pipe);

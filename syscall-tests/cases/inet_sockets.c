@@ -1,0 +1,876 @@
+/* AF_INET and AF_INET6 sockets over loopback: TCP (listen/accept/connect, echo, backlog,
+ * half-close, resets, non-blocking connect, readiness, MSG_* flags, options) and UDP.
+ * Only 127.0.0.1 and ::1 are used: the sandbox has its own loopback, the host's network
+ * is never involved. */
+#include "harness.h"
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+
+static struct sockaddr_in lo4(int port)
+{
+	struct sockaddr_in a;
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_port = htons(port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return a;
+}
+
+static struct sockaddr_in6 lo6(int port)
+{
+	struct sockaddr_in6 a;
+	memset(&a, 0, sizeof a);
+	a.sin6_family = AF_INET6;
+	a.sin6_port = htons(port);
+	a.sin6_addr = in6addr_loopback;
+	return a;
+}
+
+static int port_of(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	CHECK_OK(getsockname(fd, (struct sockaddr *)&ss, &len));
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+/* A TCP listener on 127.0.0.1 (or ::1) with an ephemeral port. */
+static int listener(int family, int backlog)
+{
+	int fd = CHECK_OK(socket(family, SOCK_STREAM, 0));
+	if (family == AF_INET) {
+		struct sockaddr_in a = lo4(0);
+		CHECK_OK(bind(fd, (struct sockaddr *)&a, sizeof a));
+	} else {
+		struct sockaddr_in6 a = lo6(0);
+		CHECK_OK(bind(fd, (struct sockaddr *)&a, sizeof a));
+	}
+	CHECK_OK(listen(fd, backlog));
+	return fd;
+}
+
+static int connect_to(int family, int port)
+{
+	int fd = CHECK_OK(socket(family, SOCK_STREAM, 0));
+	if (family == AF_INET) {
+		struct sockaddr_in a = lo4(port);
+		CHECK_OK(connect(fd, (struct sockaddr *)&a, sizeof a));
+	} else {
+		struct sockaddr_in6 a = lo6(port);
+		CHECK_OK(connect(fd, (struct sockaddr *)&a, sizeof a));
+	}
+	return fd;
+}
+
+static void write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0)
+			FAIL("write: %s", st_errname(errno));
+		p += k;
+		n -= k;
+	}
+}
+
+static void read_exact(int fd, void *buf, size_t n)
+{
+	char *p = buf;
+	while (n > 0) {
+		ssize_t k = read(fd, p, n);
+		if (k < 0)
+			FAIL("read: %s", st_errname(errno));
+		if (k == 0)
+			FAIL("read: early EOF, %zu bytes missing", n);
+		p += k;
+		n -= k;
+	}
+}
+
+static void echo_family(int family)
+{
+	int l = listener(family, 4);
+	int port = port_of(l);
+	CHECK_GT(port, 0);
+	int c = connect_to(family, port);
+	struct sockaddr_storage peer;
+	socklen_t plen = sizeof peer;
+	int s = CHECK_OK(accept(l, (struct sockaddr *)&peer, &plen));
+	CHECK_EQ(plen, family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+	CHECK_EQ(peer.ss_family, family);
+	/* accept's peer is the client's name; the client's peer is the server's name. */
+	struct sockaddr_storage cname, sname, cpeer;
+	socklen_t n1 = sizeof cname, n2 = sizeof sname, n3 = sizeof cpeer;
+	CHECK_OK(getsockname(c, (struct sockaddr *)&cname, &n1));
+	CHECK_OK(getsockname(s, (struct sockaddr *)&sname, &n2));
+	CHECK_OK(getpeername(c, (struct sockaddr *)&cpeer, &n3));
+	CHECK_EQ(n1, plen);
+	CHECK_MEMEQ(&cname, &peer, plen);
+	CHECK_MEMEQ(&sname, &cpeer, n3);
+	CHECK_EQ(port_of(s), port);
+
+	write_all(c, "hello", 5);
+	char buf[16];
+	read_exact(s, buf, 5);
+	CHECK_MEMEQ(buf, "hello", 5);
+	CHECK_EQ(send(s, "world!", 6, 0), 6);
+	CHECK_EQ(recv(c, buf, 6, MSG_WAITALL), 6);
+	CHECK_MEMEQ(buf, "world!", 6);
+	close(c);
+	CHECK_EQ(read(s, buf, sizeof buf), 0);
+	close(s);
+	close(l);
+}
+
+CASE(tcp_echo_ipv4)
+{
+	echo_family(AF_INET);
+}
+
+CASE(tcp_echo_ipv6)
+{
+	echo_family(AF_INET6);
+}
+
+CASE(tcp_ipv6_listener_takes_ipv4_mapped)
+{
+	int l = CHECK_OK(socket(AF_INET6, SOCK_STREAM, 0));
+	int off = 0;
+	CHECK_OK(setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off));
+	struct sockaddr_in6 any;
+	memset(&any, 0, sizeof any);
+	any.sin6_family = AF_INET6;
+	any.sin6_addr = in6addr_any;
+	CHECK_OK(bind(l, (struct sockaddr *)&any, sizeof any));
+	CHECK_OK(listen(l, 4));
+	int c = connect_to(AF_INET, port_of(l));
+	struct sockaddr_in6 peer;
+	socklen_t plen = sizeof peer;
+	int s = CHECK_OK(accept(l, (struct sockaddr *)&peer, &plen));
+	CHECK_EQ(plen, sizeof peer);
+	CHECK(IN6_IS_ADDR_V4MAPPED(&peer.sin6_addr));
+	CHECK_EQ(peer.sin6_addr.s6_addr[15], 1);
+	CHECK_EQ(ntohs(peer.sin6_port), port_of(c));
+	close(s);
+	close(c);
+	close(l);
+
+	/* IPV6_V6ONLY: nobody listens for IPv4 on that port. */
+	l = CHECK_OK(socket(AF_INET6, SOCK_STREAM, 0));
+	int on = 1;
+	CHECK_OK(setsockopt(l, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on));
+	CHECK_OK(bind(l, (struct sockaddr *)&any, sizeof any));
+	CHECK_OK(listen(l, 4));
+	c = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	struct sockaddr_in a = lo4(port_of(l));
+	CHECK_ERR(connect(c, (struct sockaddr *)&a, sizeof a), ECONNREFUSED);
+	close(c);
+	close(l);
+}
+
+struct bulk {
+	int fd;
+	size_t n;
+};
+
+static void *bulk_writer(void *arg)
+{
+	struct bulk *b = arg;
+	char *buf = malloc(b->n);
+	for (size_t i = 0; i < b->n; i++)
+		buf[i] = (char)(i * 7 % 251);
+	write_all(b->fd, buf, b->n);
+	CHECK_OK(shutdown(b->fd, SHUT_WR));
+	free(buf);
+	return NULL;
+}
+
+CASE(tcp_bulk_transfer_and_eof)
+{
+	int l = listener(AF_INET, 1);
+	int c = connect_to(AF_INET, port_of(l));
+	int s = CHECK_OK(accept(l, NULL, NULL));
+	struct bulk b = { c, 4 << 20 };
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, bulk_writer, &b), 0);
+	char *buf = malloc(65536);
+	size_t got = 0;
+	for (;;) {
+		ssize_t k = CHECK_OK(read(s, buf, 65536));
+		if (k == 0)
+			break;
+		for (ssize_t i = 0; i < k; i++)
+			if (buf[i] != (char)((got + i) * 7 % 251))
+				FAIL("byte %zu differs", got + i);
+		got += k;
+	}
+	CHECK_EQ(got, b.n);
+	CHECK_EQ(pthread_join(th, NULL), 0);
+	free(buf);
+	close(s);
+	close(c);
+	close(l);
+}
+
+struct server {
+	int l;
+	int conns;
+};
+
+/* Accept `conns` connections and echo each until EOF, one thread per connection. */
+static void *echo_conn(void *arg)
+{
+	int s = (int)(long)arg;
+	char buf[256];
+	for (;;) {
+		ssize_t k = read(s, buf, sizeof buf);
+		if (k <= 0)
+			break;
+		write_all(s, buf, k);
+	}
+	close(s);
+	return NULL;
+}
+
+static void *echo_server(void *arg)
+{
+	struct server *sv = arg;
+	pthread_t th[64];
+	for (int i = 0; i < sv->conns; i++) {
+		int s = CHECK_OK(accept(sv->l, NULL, NULL));
+		CHECK_EQ(pthread_create(&th[i], NULL, echo_conn, (void *)(long)s), 0);
+	}
+	for (int i = 0; i < sv->conns; i++)
+		pthread_join(th[i], NULL);
+	return NULL;
+}
+
+CASE(tcp_many_concurrent_connections)
+{
+	enum { N = 40 };
+	int l = listener(AF_INET, 64);
+	int port = port_of(l);
+	/* All connect before anything is accepted: the backlog holds them. */
+	int c[N];
+	for (int i = 0; i < N; i++)
+		c[i] = connect_to(AF_INET, port);
+	struct server sv = { l, N };
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, echo_server, &sv), 0);
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < N; i++) {
+			char msg[16];
+			int n = snprintf(msg, sizeof msg, "c%d.%d", i, round);
+			write_all(c[i], msg, n);
+		}
+		for (int i = 0; i < N; i++) {
+			char msg[16], got[16];
+			int n = snprintf(msg, sizeof msg, "c%d.%d", i, round);
+			read_exact(c[i], got, n);
+			CHECK_MEMEQ(got, msg, n);
+		}
+	}
+	for (int i = 0; i < N; i++)
+		close(c[i]);
+	CHECK_EQ(pthread_join(th, NULL), 0);
+	close(l);
+}
+
+CASE(tcp_connect_refused)
+{
+	/* A bound port nobody listens on. */
+	int b = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	struct sockaddr_in a = lo4(0);
+	CHECK_OK(bind(b, (struct sockaddr *)&a, sizeof a));
+	a = lo4(port_of(b));
+	int c = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	CHECK_ERR(connect(c, (struct sockaddr *)&a, sizeof a), ECONNREFUSED);
+	/* The socket may connect again after a failure. */
+	CHECK_OK(listen(b, 1));
+	CHECK_OK(connect(c, (struct sockaddr *)&a, sizeof a));
+	CHECK_ERR(connect(c, (struct sockaddr *)&a, sizeof a), EISCONN);
+	close(c);
+	close(b);
+
+	c = CHECK_OK(socket(AF_INET6, SOCK_STREAM, 0));
+	struct sockaddr_in6 a6 = lo6(ntohs(a.sin_port));
+	CHECK_ERR(connect(c, (struct sockaddr *)&a6, sizeof a6), ECONNREFUSED);
+	close(c);
+}
+
+CASE(tcp_bind_addr_in_use_and_reuseaddr)
+{
+	int a = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	struct sockaddr_in sa = lo4(0);
+	CHECK_OK(bind(a, (struct sockaddr *)&sa, sizeof sa));
+	int port = port_of(a);
+	sa = lo4(port);
+	int b = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	CHECK_ERR(bind(b, (struct sockaddr *)&sa, sizeof sa), EADDRINUSE);
+	struct sockaddr_in any = sa;
+	any.sin_addr.s_addr = htonl(INADDR_ANY);
+	CHECK_ERR(bind(b, (struct sockaddr *)&any, sizeof any), EADDRINUSE);
+	/* With SO_REUSEADDR on both, both may bind; only one may listen. */
+	int on = 1;
+	CHECK_OK(setsockopt(a, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on));
+	CHECK_OK(setsockopt(b, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on));
+	CHECK_OK(bind(b, (struct sockaddr *)&sa, sizeof sa));
+	CHECK_OK(listen(a, 1));
+	CHECK_ERR(listen(b, 1), EADDRINUSE);
+	/* Binding twice, and binding an address that is not ours. */
+	CHECK_ERR(bind(a, (struct sockaddr *)&sa, sizeof sa), EINVAL);
+	int c = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	struct sockaddr_in far = lo4(0);
+	far.sin_addr.s_addr = inet_addr("192.0.2.1");
+	CHECK_ERR(bind(c, (struct sockaddr *)&far, sizeof far), EADDRNOTAVAIL);
+	/* A listener closed: its port is free again. */
+	close(a);
+	close(b);
+	CHECK_OK(bind(c, (struct sockaddr *)&sa, sizeof sa));
+	CHECK_EQ(port_of(c), port);
+	close(c);
+}
+
+CASE(tcp_nonblocking_connect)
+{
+	int l = listener(AF_INET, 4);
+	int c = CHECK_OK(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+	struct sockaddr_in a = lo4(port_of(l));
+	int r = connect(c, (struct sockaddr *)&a, sizeof a);
+	CHECK(r == 0 || errno == EINPROGRESS);
+	struct pollfd p = { c, POLLOUT, 0 };
+	CHECK_EQ(poll(&p, 1, 5000), 1);
+	CHECK_EQ(p.revents & (POLLOUT | POLLERR | POLLHUP), POLLOUT);
+	int err = -1;
+	socklen_t len = sizeof err;
+	CHECK_OK(getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &len));
+	CHECK_EQ(err, 0);
+	int s = CHECK_OK(accept(l, NULL, NULL));
+	CHECK_EQ(write(c, "x", 1), 1);
+	char ch;
+	CHECK_EQ(read(s, &ch, 1), 1);
+	close(s);
+	close(c);
+
+	/* Refused: the error comes through SO_ERROR, once. */
+	int port = port_of(l);
+	close(l);
+	c = CHECK_OK(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+	a = lo4(port);
+	r = connect(c, (struct sockaddr *)&a, sizeof a);
+	CHECK(r == -1);
+	if (errno == EINPROGRESS) {
+		p.fd = c;
+		p.events = POLLOUT;
+		CHECK_EQ(poll(&p, 1, 5000), 1);
+		CHECK_EQ(p.revents & (POLLOUT | POLLERR | POLLHUP), POLLOUT | POLLERR | POLLHUP);
+		CHECK_OK(getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &len));
+		CHECK_EQ(err, ECONNREFUSED);
+		CHECK_OK(getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &len));
+		CHECK_EQ(err, 0);
+	} else {
+		CHECK_EQ(errno, ECONNREFUSED);
+	}
+	close(c);
+}
+
+CASE(tcp_shutdown_half_close)
+{
+	int l = listener(AF_INET, 1);
+	int c = connect_to(AF_INET, port_of(l));
+	int s = CHECK_OK(accept(l, NULL, NULL));
+	write_all(c, "request", 7);
+	CHECK_OK(shutdown(c, SHUT_WR));
+	CHECK_ERR(send(c, "x", 1, MSG_NOSIGNAL), EPIPE);
+	char buf[16];
+	read_exact(s, buf, 7);
+	CHECK_EQ(read(s, buf, sizeof buf), 0);
+	struct pollfd p = { s, POLLIN | POLLOUT | POLLRDHUP, 0 };
+	CHECK_EQ(poll(&p, 1, 0), 1);
+	CHECK_EQ(p.revents, POLLIN | POLLOUT | POLLRDHUP);
+	/* The other direction still flows. */
+	write_all(s, "response", 8);
+	read_exact(c, buf, 8);
+	CHECK_MEMEQ(buf, "response", 8);
+	close(s);
+	CHECK_EQ(read(c, buf, sizeof buf), 0);
+	p.fd = c;
+	CHECK_EQ(poll(&p, 1, 1000), 1);
+	CHECK_EQ(p.revents & (POLLIN | POLLHUP | POLLRDHUP), POLLIN | POLLHUP | POLLRDHUP);
+	/* Bad arguments and unconnected sockets. */
+	CHECK_ERR(shutdown(c, 7), EINVAL);
+	int u = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	CHECK_ERR(shutdown(u, SHUT_RDWR), ENOTCONN);
+	close(u);
+	close(c);
+	close(l);
+}
+
+static volatile sig_atomic_t got_sigpipe;
+static void on_sigpipe(int sig)
+{
+	(void)sig;
+	got_sigpipe = 1;
+}
+
+CASE(tcp_write_after_peer_closed_epipe_sigpipe)
+{
+	st_handle(SIGPIPE, on_sigpipe, 0);
+	int l = listener(AF_INET, 1);
+	int c = connect_to(AF_INET, port_of(l));
+	int s = CHECK_OK(accept(l, NULL, NULL));
+	close(s);
+	char ch;
+	CHECK_EQ(read(c, &ch, 1), 0);
+	/* The first write reaches the closed peer, which resets; then EPIPE. */
+	int n = 0;
+	ssize_t r;
+	while ((r = write(c, "x", 1)) == 1 && n++ < 100)
+		st_sleep_ms(10);
+	CHECK_EQ(r, -1);
+	CHECK_EQ(errno, EPIPE);
+	CHECK_EQ(got_sigpipe, 1);
+	got_sigpipe = 0;
+	CHECK_ERR(send(c, "x", 1, MSG_NOSIGNAL), EPIPE);
+	CHECK_EQ(got_sigpipe, 0);
+	close(c);
+	close(l);
+}
+
+CASE(tcp_close_with_unread_data_resets)
+{
+	int l = listener(AF_INET, 1);
+	int c = connect_to(AF_INET, port_of(l));
+	int s = CHECK_OK(accept(l, NULL, NULL));
+	write_all(c, "unread", 6);
+	int avail = 0;
+	for (int i = 0; i < 100 && avail < 6; i++) {
+		CHECK_OK(ioctl(s, FIONREAD, &avail));
+		if (avail < 6)
+			st_sleep_ms(10);
+	}
+	CHECK_EQ(avail, 6);
+	close(s);
+	char buf[8];
+	CHECK_ERR(read(c, buf, sizeof buf), ECONNRESET);
+	CHECK_EQ(read(c, buf, sizeof buf), 0);
+	close(c);
+	close(l);
+}
+
+CASE(tcp_poll_readiness)
+{
+	int fresh = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	struct pollfd p = { fresh, POLLIN | POLLOUT, 0 };
+	CHECK_EQ(poll(&p, 1, 0), 1);
+	CHECK_EQ(p.revents, POLLOUT | POLLHUP);
+	close(fresh);
+
+	int l = listener(AF_INET, 4);
+	p.fd = l;
+	p.events = POLLIN | POLLOUT;
+	CHECK_EQ(poll(&p, 1, 0), 0);
+	int c = connect_to(AF_INET, port_of(l));
+	CHECK_EQ(poll(&p, 1, 1000), 1);
+	CHECK_EQ(p.revents, POLLIN);
+	int s = CHECK_OK(accept(l, NULL, NULL));
+	CHECK_EQ(poll(&p, 1, 0), 0);
+
+	p.fd = s;
+	CHECK_EQ(poll(&p, 1, 0), 1);
+	CHECK_EQ(p.revents, POLLOUT);
+	write_all(c, "abc", 3);
+	CHECK_EQ(poll(&p, 1, 1000), 1);
+	CHECK_EQ(p.revents, POLLIN | POLLOUT);
+
+	/* select agrees. */
+	fd_set r, w;
+	FD_ZERO(&r);
+	FD_ZERO(&w);
+	FD_SET(s, &r);
+	FD_SET(s, &w);
+	struct timeval tv = { 1, 0 };
+	CHECK_EQ(select(s + 1, &r, &w, NULL, &tv), 2);
+
+	/* A reader blocked in poll is woken by data. */
+	char buf[8];
+	read_exact(s, buf, 3);
+	pid_t pid = CHECK_OK(fork());
+	if (pid == 0) {
+		st_sleep_ms(100);
+		write_all(c, "late", 4);
+		_exit(0);
+	}
+	p.events = POLLIN;
+	CHECK_EQ(poll(&p, 1, 5000), 1);
+	CHECK_EQ(p.revents, POLLIN);
+	CHECK_EXITED(st_wait(pid), 0);
+	read_exact(s, buf, 4);
+	close(c);
+	close(s);
+	close(l);
+}
+
+CASE(tcp_epoll_edge_and_level)
+{
+	int l = listener(AF_INET, 4);
+	int ep = CHECK_OK(epoll_create1(0));
+	struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 1 };
+	CHECK_OK(epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev));
+	struct epoll_event out[4];
+	CHECK_EQ(epoll_wait(ep, out, 4, 0), 0);
+	int c = connect_to(AF_INET, port_of(l));
+	CHECK_EQ(epoll_wait(ep, out, 4, 1000), 1);
+	CHECK_EQ(out[0].data.u32, 1);
+	int s = CHECK_OK(accept4(l, NULL, NULL, SOCK_NONBLOCK));
+	CHECK_EQ(fcntl(s, F_GETFL) & O_NONBLOCK, O_NONBLOCK);
+	ev.events = EPOLLIN | EPOLLET | EPOLLRDHUP;
+	ev.data.u32 = 2;
+	CHECK_OK(epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev));
+	CHECK_EQ(epoll_wait(ep, out, 4, 0), 0);
+	write_all(c, "one", 3);
+	CHECK_EQ(epoll_wait(ep, out, 4, 1000), 1);
+	CHECK_EQ(out[0].data.u32, 2);
+	CHECK_EQ(out[0].events, EPOLLIN);
+	/* Edge-triggered: no new event until more data arrives. */
+	CHECK_EQ(epoll_wait(ep, out, 4, 0), 0);
+	write_all(c, "two", 3);
+	CHECK_EQ(epoll_wait(ep, out, 4, 1000), 1);
+	char buf[16];
+	CHECK_EQ(read(s, buf, sizeof buf), 6);
+	CHECK_ERR(read(s, buf, sizeof buf), EAGAIN);
+	close(c);
+	CHECK_EQ(epoll_wait(ep, out, 4, 1000), 1);
+	CHECK_EQ(out[0].events, EPOLLIN | EPOLLRDHUP);
+	CHECK_EQ(read(s, buf, sizeof buf), 0);
+	close(s);
+	close(l);
+	close(ep);
+}
+
+struct slow {
+	int fd;
+};
+
+static void *slow_writer(void *arg)
+{
+	struct slow *w = arg;
+	st_sleep_ms(50);
+	write_all(w->fd, "abc", 3);
+	st_sleep_ms(50);
+	write_all(w->fd, "defgh", 5);
+	return NULL;
+}
+
+CASE(tcp_msg_peek_dontwait_waitall)
+{
+	int l = listener(AF_INET6, 1);
+	int c = connect_to(AF_INET6, port_of(l));
+	int s = CHECK_OK(accept(l, NULL, NULL));
+	char buf[16];
+	CHECK_ERR(recv(s, buf, sizeof buf, MSG_DONTWAIT), EAGAIN);
+	CHECK_ERR(recv(s, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT), EAGAIN);
+	write_all(c, "peekaboo", 8);
+	int avail = 0;
+	for (int i = 0; i < 100 && avail < 8; i++) {
+		CHECK_OK(ioctl(s, FIONREAD, &avail));
+		if (avail < 8)
+			st_sleep_ms(10);
+	}
+	CHECK_EQ(avail, 8);
+	CHECK_EQ(recv(s, buf, 4, MSG_PEEK), 4);
+	CHECK_MEMEQ(buf, "peek", 4);
+	CHECK_EQ(recv(s, buf, 8, MSG_PEEK), 8);
+	CHECK_OK(ioctl(s, FIONREAD, &avail));
+	CHECK_EQ(avail, 8);
+	CHECK_EQ(recv(s, buf, 4, 0), 4);
+	CHECK_MEMEQ(buf, "peek", 4);
+	CHECK_EQ(recv(s, buf, sizeof buf, 0), 4);
+	CHECK_MEMEQ(buf, "aboo", 4);
+	/* MSG_WAITALL waits for the whole request across writes. */
+	struct slow w = { c };
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, slow_writer, &w), 0);
+	CHECK_EQ(recv(s, buf, 8, MSG_WAITALL), 8);
+	CHECK_MEMEQ(buf, "abcdefgh", 8);
+	CHECK_EQ(pthread_join(th, NULL), 0);
+	/* ... and returns short at EOF. */
+	write_all(c, "xy", 2);
+	close(c);
+	CHECK_EQ(recv(s, buf, 8, MSG_WAITALL), 2);
+	close(s);
+	close(l);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+CASE(tcp_blocking_calls_interrupted)
+{
+	st_handle(SIGALRM, on_alarm, 0);
+	int l = listener(AF_INET, 1);
+	struct itimerval it = { { 0, 0 }, { 0, 100000 } };
+	CHECK_OK(setitimer(ITIMER_REAL, &it, NULL));
+	CHECK_ERR(accept(l, NULL, NULL), EINTR);
+	int c = connect_to(AF_INET, port_of(l));
+	int s = CHECK_OK(accept(l, NULL, NULL));
+	char buf[4];
+	CHECK_OK(setitimer(ITIMER_REAL, &it, NULL));
+	CHECK_ERR(read(s, buf, sizeof buf), EINTR);
+	/* SO_RCVTIMEO: EAGAIN after the timeout. */
+	struct timeval tv = { 0, 100000 };
+	CHECK_OK(setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv));
+	long long t0 = st_mono_ms();
+	CHECK_ERR(recv(s, buf, sizeof buf, 0), EAGAIN);
+	CHECK_GE(st_mono_ms() - t0, 90);
+	close(s);
+	close(c);
+	close(l);
+}
+
+CASE(tcp_socket_options)
+{
+	int fd = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	int v = -1;
+	socklen_t len = sizeof v;
+	CHECK_OK(getsockopt(fd, SOL_SOCKET, SO_TYPE, &v, &len));
+	CHECK_EQ(v, SOCK_STREAM);
+	CHECK_OK(getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len));
+	CHECK_EQ(v, AF_INET);
+	CHECK_OK(getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len));
+	CHECK_EQ(v, IPPROTO_TCP);
+	CHECK_OK(getsockopt(fd, SOL_SOCKET, SO_ERROR, &v, &len));
+	CHECK_EQ(v, 0);
+	CHECK_OK(getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len));
+	CHECK_EQ(v, 0);
+	int on = 1, off = 0;
+	CHECK_OK(getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &v, &len));
+	CHECK_EQ(v, 0);
+	CHECK_OK(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on));
+	CHECK_OK(getsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &v, &len));
+	CHECK_EQ(v, 1);
+	CHECK_OK(setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on));
+	CHECK_OK(getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &v, &len));
+	CHECK_EQ(v, 1);
+	CHECK_OK(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len));
+	CHECK_EQ(v, 0);
+	CHECK_OK(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on));
+	CHECK_OK(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len));
+	CHECK_EQ(v, 1);
+	CHECK_OK(setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &off, sizeof off));
+	CHECK_OK(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len));
+	CHECK_EQ(v, 0);
+	/* Buffer sizes are doubled, as Linux does. */
+	int sz = 8192;
+	CHECK_OK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz));
+	CHECK_OK(getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, &len));
+	CHECK_EQ(v, 16384);
+	CHECK_OK(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz));
+	CHECK_OK(getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, &len));
+	CHECK_EQ(v, 16384);
+	CHECK_OK(setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &sz, sizeof sz));
+	CHECK_OK(getsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v, &len));
+	CHECK_EQ(v, 8192);
+	CHECK_ERR(setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &off, sizeof off), EINVAL);
+	CHECK_ERR(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, 2), EINVAL);
+	CHECK_ERR(getsockopt(fd, SOL_SOCKET, 12345, &v, &len), ENOPROTOOPT);
+	CHECK_ERR(setsockopt(fd, IPPROTO_TCP, 12345, &on, sizeof on), ENOPROTOOPT);
+	/* IPv6 options on an IPv4 socket. */
+	CHECK_ERR(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on), ENOPROTOOPT);
+	/* A short length copies part of the value and reports it. */
+	char c1 = 0x55;
+	len = 1;
+	CHECK_OK(getsockopt(fd, SOL_SOCKET, SO_TYPE, &c1, &len));
+	CHECK_EQ(len, 1);
+	CHECK_EQ(c1, SOCK_STREAM);
+	CHECK_OK(listen(fd, 1));
+	len = sizeof v;
+	CHECK_OK(getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &v, &len));
+	CHECK_EQ(v, 1);
+	close(fd);
+
+	int fd6 = CHECK_OK(socket(AF_INET6, SOCK_STREAM, 0));
+	CHECK_OK(getsockopt(fd6, IPPROTO_IPV6, IPV6_V6ONLY, &v, &len));
+	CHECK_EQ(v, 0);
+	CHECK_OK(setsockopt(fd6, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on));
+	CHECK_OK(getsockopt(fd6, IPPROTO_IPV6, IPV6_V6ONLY, &v, &len));
+	CHECK_EQ(v, 1);
+	CHECK_OK(getsockopt(fd6, SOL_SOCKET, SO_DOMAIN, &v, &len));
+	CHECK_EQ(v, AF_INET6);
+	close(fd6);
+}
+
+CASE(tcp_errors)
+{
+	CHECK_ERR(socket(AF_INET, SOCK_STREAM, IPPROTO_UDP), EPROTONOSUPPORT);
+	CHECK_ERR(socket(AF_INET, SOCK_DGRAM, IPPROTO_TCP), EPROTONOSUPPORT);
+	CHECK_ERR(socket(AF_INET, SOCK_SEQPACKET, 0), ESOCKTNOSUPPORT);
+	int sv[2];
+	CHECK_ERR(socketpair(AF_INET, SOCK_STREAM, 0, sv), EOPNOTSUPP);
+	int fd = CHECK_OK(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+	CHECK_EQ(fcntl(fd, F_GETFD), FD_CLOEXEC);
+	struct stat st;
+	CHECK_OK(fstat(fd, &st));
+	CHECK(S_ISSOCK(st.st_mode));
+	struct sockaddr_in a = lo4(0);
+	CHECK_ERR(bind(fd, (struct sockaddr *)&a, sizeof a - 1), EINVAL);
+	struct sockaddr_in6 a6 = lo6(0);
+	CHECK_ERR(bind(fd, (struct sockaddr *)&a6, sizeof a6), EAFNOSUPPORT);
+	char buf[4];
+	CHECK_ERR(recv(fd, buf, sizeof buf, 0), ENOTCONN);
+	CHECK_ERR(send(fd, "x", 1, MSG_NOSIGNAL), EPIPE);
+	struct sockaddr_in peer;
+	socklen_t len = sizeof peer;
+	CHECK_ERR(getpeername(fd, (struct sockaddr *)&peer, &len), ENOTCONN);
+	/* An unbound socket's name is the wildcard address, port 0. */
+	CHECK_OK(getsockname(fd, (struct sockaddr *)&peer, &len));
+	CHECK_EQ(len, sizeof peer);
+	CHECK_EQ(peer.sin_family, AF_INET);
+	CHECK_EQ(peer.sin_port, 0);
+	CHECK_EQ(peer.sin_addr.s_addr, htonl(INADDR_ANY));
+	CHECK_ERR(accept(fd, NULL, NULL), EINVAL);
+	/* listen on an unbound socket picks a port. */
+	CHECK_OK(listen(fd, 1));
+	CHECK_GT(port_of(fd), 0);
+	CHECK_ERR(recv(fd, buf, sizeof buf, 0), ENOTCONN);
+	a = lo4(port_of(fd));
+	CHECK_ERR(connect(fd, (struct sockaddr *)&a, sizeof a), EISCONN);
+	CHECK_ERR(accept4(fd, NULL, NULL, 0x1234), EINVAL);
+	close(fd);
+}
+
+CASE(udp_echo_ipv4_and_ipv6)
+{
+	for (int fam = 0; fam < 2; fam++) {
+		int family = fam ? AF_INET6 : AF_INET;
+		int s = CHECK_OK(socket(family, SOCK_DGRAM, 0));
+		int c = CHECK_OK(socket(family, SOCK_DGRAM, 0));
+		struct sockaddr_storage sa;
+		socklen_t salen;
+		if (family == AF_INET) {
+			struct sockaddr_in a = lo4(0);
+			CHECK_OK(bind(s, (struct sockaddr *)&a, sizeof a));
+			a = lo4(port_of(s));
+			memcpy(&sa, &a, sizeof a);
+			salen = sizeof a;
+		} else {
+			struct sockaddr_in6 a = lo6(0);
+			CHECK_OK(bind(s, (struct sockaddr *)&a, sizeof a));
+			a = lo6(port_of(s));
+			memcpy(&sa, &a, sizeof a);
+			salen = sizeof a;
+		}
+		CHECK_EQ(sendto(c, "ping", 4, 0, (struct sockaddr *)&sa, salen), 4);
+		CHECK_EQ(sendto(c, "second", 6, 0, (struct sockaddr *)&sa, salen), 6);
+		/* The sender got an ephemeral port. */
+		CHECK_GT(port_of(c), 0);
+		char buf[16];
+		struct sockaddr_storage from;
+		socklen_t flen = sizeof from;
+		CHECK_EQ(recvfrom(s, buf, sizeof buf, 0, (struct sockaddr *)&from, &flen), 4);
+		CHECK_MEMEQ(buf, "ping", 4);
+		CHECK_EQ(flen, salen);
+		CHECK_EQ(from.ss_family, family);
+		int avail = 0;
+		CHECK_OK(ioctl(s, FIONREAD, &avail));
+		CHECK_EQ(avail, 6);
+		/* A short buffer truncates; MSG_TRUNC reports the datagram's size. */
+		CHECK_EQ(recv(s, buf, 2, MSG_PEEK), 2);
+		CHECK_EQ(recv(s, buf, 2, MSG_TRUNC), 6);
+		CHECK_ERR(recv(s, buf, sizeof buf, MSG_DONTWAIT), EAGAIN);
+		CHECK_EQ(sendto(s, "pong", 4, 0, (struct sockaddr *)&from, flen), 4);
+		CHECK_EQ(recv(c, buf, sizeof buf, 0), 4);
+		CHECK_MEMEQ(buf, "pong", 4);
+
+		/* recvmsg reports truncation in msg_flags. */
+		CHECK_EQ(sendto(c, "truncated", 9, 0, (struct sockaddr *)&sa, salen), 9);
+		struct iovec iov = { buf, 3 };
+		struct msghdr mh;
+		memset(&mh, 0, sizeof mh);
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_name = &from;
+		mh.msg_namelen = sizeof from;
+		CHECK_EQ(recvmsg(s, &mh, 0), 3);
+		CHECK_EQ(mh.msg_flags & MSG_TRUNC, MSG_TRUNC);
+		CHECK_EQ(mh.msg_namelen, salen);
+
+		/* Connected: send/recv without addresses; others are filtered out. */
+		CHECK_OK(connect(c, (struct sockaddr *)&sa, salen));
+		struct sockaddr_storage cpeer;
+		socklen_t cplen = sizeof cpeer;
+		CHECK_OK(getpeername(c, (struct sockaddr *)&cpeer, &cplen));
+		CHECK_EQ(cplen, salen);
+		CHECK_EQ(send(c, "conn", 4, 0), 4);
+		CHECK_EQ(recv(s, buf, sizeof buf, 0), 4);
+		int other = CHECK_OK(socket(family, SOCK_DGRAM, 0));
+		struct sockaddr_storage cname;
+		socklen_t cnlen = sizeof cname;
+		CHECK_OK(getsockname(c, (struct sockaddr *)&cname, &cnlen));
+		CHECK_EQ(sendto(other, "noise", 5, 0, (struct sockaddr *)&cname, cnlen), 5);
+		CHECK_EQ(sendto(s, "reply", 5, 0, (struct sockaddr *)&cname, cnlen), 5);
+		CHECK_EQ(recv(c, buf, sizeof buf, 0), 5);
+		CHECK_MEMEQ(buf, "reply", 5);
+		CHECK_EQ(write(c, "w", 1), 1);
+		CHECK_EQ(read(s, buf, sizeof buf), 1);
+		close(other);
+		close(c);
+		close(s);
+	}
+}
+
+CASE(udp_errors_and_readiness)
+{
+	int u = CHECK_OK(socket(AF_INET, SOCK_DGRAM, 0));
+	int v = 0;
+	socklen_t len = sizeof v;
+	CHECK_OK(getsockopt(u, SOL_SOCKET, SO_TYPE, &v, &len));
+	CHECK_EQ(v, SOCK_DGRAM);
+	CHECK_OK(getsockopt(u, SOL_SOCKET, SO_PROTOCOL, &v, &len));
+	CHECK_EQ(v, IPPROTO_UDP);
+	CHECK_ERR(send(u, "x", 1, 0), EDESTADDRREQ);
+	CHECK_ERR(listen(u, 1), EOPNOTSUPP);
+	CHECK_ERR(accept(u, NULL, NULL), EOPNOTSUPP);
+	CHECK_ERR(shutdown(u, SHUT_RD), ENOTCONN);
+	/* send bound the socket to an ephemeral port even though it failed. */
+	struct sockaddr_in a = lo4(0);
+	CHECK_GT(port_of(u), 0);
+	CHECK_ERR(bind(u, (struct sockaddr *)&a, sizeof a), EINVAL);
+	close(u);
+	u = CHECK_OK(socket(AF_INET, SOCK_DGRAM, 0));
+	CHECK_OK(bind(u, (struct sockaddr *)&a, sizeof a));
+	int u2 = CHECK_OK(socket(AF_INET, SOCK_DGRAM, 0));
+	a = lo4(port_of(u));
+	CHECK_ERR(bind(u2, (struct sockaddr *)&a, sizeof a), EADDRINUSE);
+	static char big[70000];
+	CHECK_ERR(sendto(u2, big, sizeof big, 0, (struct sockaddr *)&a, sizeof a), EMSGSIZE);
+	struct pollfd p = { u, POLLIN | POLLOUT, 0 };
+	CHECK_EQ(poll(&p, 1, 0), 1);
+	CHECK_EQ(p.revents, POLLOUT);
+	CHECK_EQ(sendto(u2, "d", 1, 0, (struct sockaddr *)&a, sizeof a), 1);
+	CHECK_EQ(poll(&p, 1, 1000), 1);
+	CHECK_EQ(p.revents, POLLIN | POLLOUT);
+	/* A zero-length datagram is a datagram. */
+	char buf[4];
+	CHECK_EQ(recv(u, buf, sizeof buf, 0), 1);
+	CHECK_EQ(sendto(u2, "", 0, 0, (struct sockaddr *)&a, sizeof a), 0);
+	CHECK_EQ(recv(u, buf, sizeof buf, 0), 0);
+	/* AF_UNSPEC dissolves a UDP association. */
+	CHECK_OK(connect(u2, (struct sockaddr *)&a, sizeof a));
+	struct sockaddr un = { .sa_family = AF_UNSPEC };
+	CHECK_OK(connect(u2, &un, sizeof un));
+	CHECK_ERR(send(u2, "x", 1, 0), EDESTADDRREQ);
+	close(u2);
+	close(u);
+}
