@@ -27,7 +27,7 @@ mod udp;
 
 pub use link::{Link, LinkNotify, MemLink};
 pub use tcp::{TcpOpts, TcpSocket};
-pub use udp::{Datagram, UdpSocket, MAX_PAYLOAD as UDP_MAX_PAYLOAD};
+pub use udp::{Datagram, UdpOpts, UdpSocket, MAX_PAYLOAD as UDP_MAX_PAYLOAD};
 
 use parking_lot::{Condvar, Mutex};
 use smoltcp::iface::{Config, Interface, SocketSet};

@@ -15,7 +15,7 @@ use smoltcp::socket::tcp::State as S;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
 /// The most pooled listening sockets one listener keeps at once.
-const POOL_MAX: usize = 64;
+const POOL_MAX: usize = 16;
 /// How long an orphan may take to finish its shutdown (Linux: tcp_fin_timeout).
 const ORPHAN_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a connect waits for the handshake (Linux: ~127 s with tcp_syn_retries 6).
@@ -709,7 +709,7 @@ impl TcpSocket {
                 return Err(Error::WouldBlock);
             }
             let s = i.sockets.get_mut::<tcp::Socket>(*h);
-            if s.can_recv() && e.shut & SHUT_RD == 0 {
+            if s.can_recv() {
                 let n = if peek {
                     s.peek_slice(buf).unwrap_or(0)
                 } else {

@@ -148,6 +148,15 @@ impl Drop for UdpSocket {
     }
 }
 
+/// Socket options of a UDP socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpOpts {
+    pub reuseaddr: bool,
+    pub v6only: bool,
+    pub rcvbuf: usize,
+    pub sndbuf: usize,
+}
+
 /// A received datagram.
 #[derive(Debug)]
 pub struct Datagram {
@@ -193,25 +202,30 @@ impl UdpSocket {
         self.sh.peek(|i| i.uent(self.id).waker = Some(w));
     }
 
-    /// (SO_REUSEADDR, IPV6_V6ONLY, SO_RCVBUF, SO_SNDBUF).
-    pub fn opts(&self) -> (bool, bool, usize, usize) {
+    pub fn opts(&self) -> UdpOpts {
         self.sh.peek(|i| {
             let e = i.uent(self.id);
-            (e.reuse, e.v6only, e.rcvbuf, e.sndbuf)
+            UdpOpts {
+                reuseaddr: e.reuse,
+                v6only: e.v6only,
+                rcvbuf: e.rcvbuf,
+                sndbuf: e.sndbuf,
+            }
         })
     }
 
-    pub fn set_opts(&self, reuse: bool, v6only: bool, rcvbuf: usize, sndbuf: usize) {
+    /// Change options; buffer sizes only matter before the socket is bound.
+    pub fn set_opts(&self, o: UdpOpts) {
         let id = self.id;
         self.sh.peek(|i| {
             let e = i.udp.get_mut(&id).expect("live udp socket");
-            e.v6only = v6only;
-            e.rcvbuf = rcvbuf;
-            e.sndbuf = sndbuf;
-            if e.reuse != reuse {
-                e.reuse = reuse;
+            e.v6only = o.v6only;
+            e.rcvbuf = o.rcvbuf;
+            e.sndbuf = o.sndbuf;
+            if e.reuse != o.reuseaddr {
+                e.reuse = o.reuseaddr;
                 if let Some(p) = e.port {
-                    i.ports.set_reuse(UDP, p, id, reuse);
+                    i.ports.set_reuse(UDP, p, id, o.reuseaddr);
                 }
             }
         })

@@ -874,3 +874,52 @@ CASE(udp_errors_and_readiness)
 	close(u2);
 	close(u);
 }
+
+CASE(tcp_iovecs_linger_and_wildcard_connect)
+{
+	int l = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	struct sockaddr_in any = lo4(0);
+	any.sin_addr.s_addr = htonl(INADDR_ANY);
+	CHECK_OK(bind(l, (struct sockaddr *)&any, sizeof any));
+	CHECK_OK(listen(l, 2));
+	/* Connecting to the wildcard address reaches this host. */
+	int c = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	any.sin_port = htons(port_of(l));
+	CHECK_OK(connect(c, (struct sockaddr *)&any, sizeof any));
+	struct sockaddr_in name;
+	socklen_t len = sizeof name;
+	CHECK_OK(getsockname(c, (struct sockaddr *)&name, &len));
+	CHECK_EQ(name.sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+	CHECK_GE(ntohs(name.sin_port), 1024);
+	int s = CHECK_OK(accept(l, NULL, NULL));
+
+	/* writev / sendmsg gather, readv / recvmsg scatter. */
+	struct iovec w[3] = { { "ab", 2 }, { "", 0 }, { "cdef", 4 } };
+	CHECK_EQ(writev(c, w, 3), 6);
+	struct msghdr mh;
+	memset(&mh, 0, sizeof mh);
+	mh.msg_iov = w;
+	mh.msg_iovlen = 3;
+	CHECK_EQ(sendmsg(c, &mh, 0), 6);
+	char b1[3], b2[9];
+	struct iovec r[2] = { { b1, 3 }, { b2, 9 } };
+	memset(&mh, 0, sizeof mh);
+	mh.msg_iov = r;
+	mh.msg_iovlen = 2;
+	CHECK_EQ(recvmsg(s, &mh, MSG_WAITALL), 12);
+	CHECK_MEMEQ(b1, "abc", 3);
+	CHECK_MEMEQ(b2, "defabcdef", 9);
+	CHECK_EQ(mh.msg_flags, 0);
+
+	/* SO_LINGER with a zero timeout: close resets the connection. */
+	struct linger lg = { 1, 0 };
+	CHECK_OK(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg));
+	len = sizeof lg;
+	CHECK_OK(getsockopt(s, SOL_SOCKET, SO_LINGER, &lg, &len));
+	CHECK_EQ(lg.l_onoff, 1);
+	close(s);
+	char ch;
+	CHECK_ERR(read(c, &ch, 1), ECONNRESET);
+	close(c);
+	close(l);
+}

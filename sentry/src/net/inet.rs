@@ -523,7 +523,7 @@ impl InetSock {
             (SOL_SOCKET, SO_ACCEPTCONN) => int_bytes(tcp.is_some_and(|s| s.is_listening()) as i32),
             (SOL_SOCKET, SO_REUSEADDR) => int_bytes(match (topts, udp_opts) {
                 (Some(t), _) => t.reuseaddr as i32,
-                (_, Some(u)) => u.0 as i32,
+                (_, Some(u)) => u.reuseaddr as i32,
                 _ => 0,
             }),
             (SOL_SOCKET, SO_KEEPALIVE) => int_bytes(topts.is_some_and(|t| t.keepalive) as i32),
@@ -554,7 +554,7 @@ impl InetSock {
             }),
             (IPPROTO_IPV6, IPV6_V6ONLY) if self.v6() => int_bytes(match (topts, udp_opts) {
                 (Some(t), _) => t.v6only as i32,
-                (_, Some(u)) => u.1 as i32,
+                (_, Some(u)) => u.v6only as i32,
                 _ => 0,
             }),
             (IPPROTO_IPV6, IPV6_UNICAST_HOPS) if self.v6() => misc(64),
@@ -611,11 +611,11 @@ impl InetSock {
                 s.set_opts(o);
             }
         };
-        let set_udp = |f: &dyn Fn(&mut (bool, bool, usize, usize))| {
+        let set_udp = |f: &dyn Fn(&mut netstack::UdpOpts)| {
             if let Proto::Udp(s) = &self.proto {
                 let mut o = s.opts();
                 f(&mut o);
-                s.set_opts(o.0, o.1, o.2, o.3);
+                s.set_opts(o);
             }
         };
         let mut o = self.opts.lock();
@@ -623,7 +623,7 @@ impl InetSock {
             (SOL_SOCKET, SO_REUSEADDR) => {
                 let v = int()? != 0;
                 set_tcp(&|t| t.reuseaddr = v);
-                set_udp(&|u| u.0 = v);
+                set_udp(&|u| u.reuseaddr = v);
             }
             (SOL_SOCKET, SO_KEEPALIVE) => {
                 let v = int()? != 0;
@@ -642,7 +642,7 @@ impl InetSock {
                 let b = (v.min(i32::MAX as usize / 2) * 2).max(SNDBUF_MIN);
                 o.sndbuf = b;
                 set_tcp(&|t| t.sndbuf = b);
-                set_udp(&|u| u.3 = b);
+                set_udp(&|u| u.sndbuf = b);
             }
             (SOL_SOCKET, SO_RCVBUF | SO_RCVBUFFORCE) => {
                 let v = int()?;
@@ -656,7 +656,7 @@ impl InetSock {
                 let b = (v.min(i32::MAX as usize / 2) * 2).max(RCVBUF_MIN);
                 o.rcvbuf = b;
                 set_tcp(&|t| t.rcvbuf = b);
-                set_udp(&|u| u.2 = b);
+                set_udp(&|u| u.rcvbuf = b);
             }
             (SOL_SOCKET, SO_RCVTIMEO_OLD | SO_RCVTIMEO_NEW) => o.rcvtimeo = timeout()?,
             (SOL_SOCKET, SO_SNDTIMEO_OLD | SO_SNDTIMEO_NEW) => o.sndtimeo = timeout()?,
@@ -738,7 +738,7 @@ impl InetSock {
                     return Err(EINVAL);
                 }
                 set_tcp(&|t| t.v6only = v);
-                set_udp(&|u| u.1 = v);
+                set_udp(&|u| u.v6only = v);
             }
             (IPPROTO_IPV6, IPV6_UNICAST_HOPS) if self.v6() => {
                 let v = int()?;
