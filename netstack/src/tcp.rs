@@ -590,6 +590,8 @@ impl TcpSocket {
                         return Err(Error::Already);
                     }
                     if e.unreported {
+                        // The first connect(2) after a non-blocking one finished
+                        // reports how it went (ECONNABORTED if SO_ERROR took the error).
                         e.unreported = false;
                         if let Some(err) = e.err.take() {
                             return Err(err);
@@ -597,6 +599,7 @@ impl TcpSocket {
                         if !e.dead {
                             return Ok(());
                         }
+                        return Err(Error::ConnAborted);
                     }
                     if !e.dead {
                         return Err(Error::IsConn);
@@ -803,7 +806,7 @@ impl TcpSocket {
         self.sh.peek(|i| {
             let e = i.ent(self.id);
             match (&e.st, e.remote) {
-                (St::Conn(_), Some(r)) if !(e.connecting || e.dead && e.err.is_some()) => Ok(r),
+                (St::Conn(_), Some(r)) if !e.connecting && !e.dead => Ok(r),
                 _ => Err(Error::NotConn),
             }
         })
@@ -818,11 +821,7 @@ impl TcpSocket {
     pub fn take_error(&self) -> Option<Error> {
         self.sh.peek(|i| {
             let e = i.ent(self.id);
-            let r = e.err.take();
-            if r.is_some() {
-                e.unreported = false;
-            }
-            r
+            e.err.take()
         })
     }
 

@@ -377,6 +377,11 @@ CASE(tcp_nonblocking_connect)
 		CHECK_EQ(err, ECONNREFUSED);
 		CHECK_OK(getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &len));
 		CHECK_EQ(err, 0);
+		/* connect reports the failed attempt (its error already taken), then the
+		 * socket may try again. */
+		CHECK_ERR(connect(c, (struct sockaddr *)&a, sizeof a), ECONNABORTED);
+		r = connect(c, (struct sockaddr *)&a, sizeof a);
+		CHECK(r == -1 && (errno == EINPROGRESS || errno == ECONNREFUSED));
 	} else {
 		CHECK_EQ(errno, ECONNREFUSED);
 	}
@@ -922,4 +927,22 @@ CASE(tcp_iovecs_linger_and_wildcard_connect)
 	CHECK_ERR(read(c, &ch, 1), ECONNRESET);
 	close(c);
 	close(l);
+}
+
+CASE(bind_privileged_port_needs_capability)
+{
+	IN_CHILD({
+		st_drop_privileges();
+		int fd = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+		struct sockaddr_in a = lo4(1023);
+		CHECK_ERR(bind(fd, (struct sockaddr *)&a, sizeof a), EACCES);
+		int u = CHECK_OK(socket(AF_INET6, SOCK_DGRAM, 0));
+		struct sockaddr_in6 a6 = lo6(80);
+		CHECK_ERR(bind(u, (struct sockaddr *)&a6, sizeof a6), EACCES);
+		/* Port 0 and unprivileged ports are fine. */
+		a = lo4(0);
+		CHECK_OK(bind(fd, (struct sockaddr *)&a, sizeof a));
+		close(u);
+		close(fd);
+	});
 }

@@ -27,6 +27,8 @@ pub const IPPROTO_ICMPV6: i32 = 58;
 
 pub const SO_REUSEPORT: i32 = 15;
 
+const CAP_NET_BIND_SERVICE: u32 = 10;
+
 const TCP_NODELAY: i32 = 1;
 const TCP_MAXSEG: i32 = 2;
 const TCP_CORK: i32 = 3;
@@ -277,13 +279,17 @@ impl InetSock {
         }
     }
 
-    pub fn bind(&self, a: Option<SocketAddr>, raw_family: u16) -> KResult<()> {
+    pub fn bind(&self, t: &Task, a: Option<SocketAddr>, raw_family: u16) -> KResult<()> {
         let a = match a {
             Some(a) => a,
             // Linux accepts AF_UNSPEC with INADDR_ANY on AF_INET sockets.
             None if !self.v6() && raw_family == AF_UNSPEC as u16 => self.any(),
             None => return Err(EAFNOSUPPORT),
         };
+        // Ports below net.ipv4.ip_unprivileged_port_start (1024).
+        if (1..1024).contains(&a.port()) && !t.creds().has_cap(CAP_NET_BIND_SERVICE) {
+            return Err(EACCES);
+        }
         match &self.proto {
             Proto::Tcp(s) => s.bind(a),
             Proto::Udp(s) => s.bind(a),

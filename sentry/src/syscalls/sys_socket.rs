@@ -231,7 +231,7 @@ fn resolve(c: &Ctx, a: &UAddr) -> KResult<Arc<Sock>> {
 fn bind(c: &Ctx, fd: u64, addr: u64, len: u32) -> SysResult {
     if let Some(s) = inet_of(c, fd)? {
         let (a, fam) = read_inet_addr(c, &s, addr, len)?;
-        s.bind(a, fam)?;
+        s.bind(c.t, a, fam)?;
         return Ok(0);
     }
     let (_, s) = sock_of(c, fd)?;
