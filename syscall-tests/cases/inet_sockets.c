@@ -691,8 +691,19 @@ CASE(tcp_socket_options)
 	CHECK_ERR(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, 2), EINVAL);
 	CHECK_ERR(getsockopt(fd, SOL_SOCKET, 12345, &v, &len), ENOPROTOOPT);
 	CHECK_ERR(setsockopt(fd, IPPROTO_TCP, 12345, &on, sizeof on), ENOPROTOOPT);
-	/* IPv6 options on an IPv4 socket. */
+	/* IPv6 options on an IPv4 socket; TCP options on UDP sockets. */
 	CHECK_ERR(setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on), ENOPROTOOPT);
+	CHECK_ERR(getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, &len), EOPNOTSUPP);
+	int u4 = CHECK_OK(socket(AF_INET, SOCK_DGRAM, 0));
+	int u6 = CHECK_OK(socket(AF_INET6, SOCK_DGRAM, 0));
+	CHECK_ERR(setsockopt(u4, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on), ENOPROTOOPT);
+	CHECK_ERR(getsockopt(u4, IPPROTO_TCP, TCP_NODELAY, &v, &len), EOPNOTSUPP);
+	CHECK_ERR(setsockopt(u6, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on), ENOPROTOOPT);
+	CHECK_ERR(getsockopt(u6, IPPROTO_TCP, TCP_NODELAY, &v, &len), ENOPROTOOPT);
+	CHECK_OK(getsockopt(u4, IPPROTO_IP, IP_TTL, &v, &len));
+	CHECK_EQ(v, 64);
+	close(u4);
+	close(u6);
 	/* A short length copies part of the value and reports it. */
 	char c1 = 0x55;
 	len = 1;

@@ -547,17 +547,22 @@ impl InetSock {
                 SOL_SOCKET,
                 SO_DEBUG | SO_DONTROUTE | SO_BROADCAST | SO_OOBINLINE | SO_PRIORITY | SO_REUSEPORT,
             ) => misc(0),
-            (IPPROTO_TCP, _) if tcp.is_none() => return Err(EOPNOTSUPP),
-            (IPPROTO_TCP, TCP_NODELAY) => int_bytes(topts.is_some_and(|t| t.nodelay) as i32),
-            (IPPROTO_TCP, TCP_KEEPIDLE) => int_bytes(topts.map_or(7200, |t| t.keepidle as i32)),
-            (IPPROTO_TCP, TCP_KEEPINTVL) => misc(75),
-            (IPPROTO_TCP, TCP_KEEPCNT) => misc(9),
-            (IPPROTO_TCP, TCP_CORK | TCP_QUICKACK | TCP_USER_TIMEOUT) => misc(0),
-            (IPPROTO_TCP, TCP_MAXSEG) => misc(if tcp.is_some_and(|s| s.peer_addr().is_ok()) {
-                65483
-            } else {
-                536
-            }),
+            (IPPROTO_TCP, TCP_NODELAY) if tcp.is_some() => {
+                int_bytes(topts.is_some_and(|t| t.nodelay) as i32)
+            }
+            (IPPROTO_TCP, TCP_KEEPIDLE) if tcp.is_some() => {
+                int_bytes(topts.map_or(7200, |t| t.keepidle as i32))
+            }
+            (IPPROTO_TCP, TCP_KEEPINTVL) if tcp.is_some() => misc(75),
+            (IPPROTO_TCP, TCP_KEEPCNT) if tcp.is_some() => misc(9),
+            (IPPROTO_TCP, TCP_CORK | TCP_QUICKACK | TCP_USER_TIMEOUT) if tcp.is_some() => misc(0),
+            (IPPROTO_TCP, TCP_MAXSEG) if tcp.is_some() => {
+                misc(if tcp.is_some_and(|s| s.peer_addr().is_ok()) {
+                    65483
+                } else {
+                    536
+                })
+            }
             (IPPROTO_IPV6, IPV6_V6ONLY) if self.v6() => int_bytes(match (topts, udp_opts) {
                 (Some(t), _) => t.v6only as i32,
                 (_, Some(u)) => u.v6only as i32,
@@ -567,13 +572,7 @@ impl InetSock {
             (IPPROTO_IPV6, IPV6_TCLASS) if self.v6() => misc(0),
             (IPPROTO_IP, IP_TOS) => misc(0),
             (IPPROTO_IP, IP_TTL) => misc(64),
-            _ => {
-                unsupported(
-                    &t.kernel,
-                    format!("getsockopt(level {level}, option {name}) on inet sockets"),
-                );
-                return Err(ENOPROTOOPT);
-            }
+            _ => return Err(self.unknown_opt(t, "getsockopt", level, name)),
         };
         v.truncate(len);
         Ok(v)
@@ -700,7 +699,7 @@ impl InetSock {
                 }
                 o.misc.insert((level, name), v);
             }
-            (IPPROTO_TCP, _) if tcp.is_none() => return Err(EOPNOTSUPP),
+            (IPPROTO_TCP, _) if tcp.is_none() => return Err(ENOPROTOOPT),
             (IPPROTO_TCP, TCP_NODELAY) => {
                 let v = int()? != 0;
                 set_tcp(&|t| t.nodelay = v);
@@ -771,17 +770,35 @@ impl InetSock {
                 }
                 o.misc.insert((level, name), if v == -1 { 64 } else { v });
             }
-            _ => {
-                unsupported(
-                    &t.kernel,
-                    format!("setsockopt(level {level}, option {name}) on inet sockets"),
-                );
-                return Err(ENOPROTOOPT);
-            }
+            _ => return Err(self.unknown_opt(t, "setsockopt", level, name)),
         }
         drop(o);
         self.wq.notify_all();
         Ok(())
+    }
+
+    /// The errno Linux gives for an option it does not know at `level` (logged when the
+    /// level is one it does implement, where the option might exist in Linux).
+    fn unknown_opt(&self, t: &Task, call: &str, level: i32, name: i32) -> Errno {
+        let tcp = self.ty == SOCK_STREAM;
+        let own_level = matches!(level, SOL_SOCKET | IPPROTO_IP)
+            || (level == IPPROTO_TCP && tcp)
+            || (level == IPPROTO_UDP && !tcp)
+            || (level == IPPROTO_IPV6 && self.v6());
+        if own_level {
+            unsupported(
+                &t.kernel,
+                format!("{call}(level {level}, option {name}) on inet sockets"),
+            );
+            return ENOPROTOOPT;
+        }
+        // Other levels end in ip_getsockopt (EOPNOTSUPP) or ip_setsockopt / the IPv6
+        // handlers (ENOPROTOOPT).
+        if call == "getsockopt" && !self.v6() {
+            EOPNOTSUPP
+        } else {
+            ENOPROTOOPT
+        }
     }
 
     /// FIONREAD and TIOCOUTQ.
