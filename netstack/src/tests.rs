@@ -387,3 +387,84 @@ fn idle_stack_has_no_timer() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A link that loses every `n`th packet it sends.
+struct Lossy {
+    inner: MemLink,
+    n: usize,
+    count: usize,
+}
+
+impl Link for Lossy {
+    fn transmit(&mut self, packet: &[u8]) {
+        self.count += 1;
+        if self.count % self.n != 0 {
+            self.inner.transmit(packet);
+        }
+    }
+    fn receive(&mut self) -> Option<Vec<u8>> {
+        self.inner.receive()
+    }
+    fn set_notify(&mut self, notify: LinkNotify) {
+        self.inner.set_notify(notify)
+    }
+}
+
+#[test]
+fn retransmission_over_a_lossy_link() {
+    let (la, lb) = MemLink::pair();
+    let mk = |link: Box<dyn Link>, a: &str| {
+        Stack::new(StackConfig {
+            loopback: true,
+            links: vec![LinkConfig {
+                link,
+                addrs: vec![(a.parse().unwrap(), 24)],
+                gateway4: None,
+                gateway6: None,
+            }],
+            seed: 7,
+        })
+    };
+    let a = mk(
+        Box::new(Lossy {
+            inner: la,
+            n: 5,
+            count: 0,
+        }),
+        "10.0.0.1",
+    );
+    let b = mk(
+        Box::new(Lossy {
+            inner: lb,
+            n: 7,
+            count: 0,
+        }),
+        "10.0.0.2",
+    );
+    let l = b.tcp(false);
+    l.bind(addr("10.0.0.2:80")).unwrap();
+    l.listen(1).unwrap();
+    let c = a.tcp(false);
+    connect(&c, addr("10.0.0.2:80")).unwrap();
+    let (s, _) = wait(|| l.accept()).unwrap();
+    // Lost segments come back only through the retransmission timers (the poller).
+    let data: Vec<u8> = (0..200_000).map(|i| (i % 253) as u8).collect();
+    let d2 = data.clone();
+    let t = std::thread::spawn(move || {
+        send_all(&c, &d2);
+        c
+    });
+    let end = Instant::now() + Duration::from_secs(60);
+    let mut got = vec![];
+    let mut buf = vec![0u8; 65536];
+    while got.len() < data.len() {
+        assert!(Instant::now() < end, "stalled at {} bytes", got.len());
+        match s.recv(&mut buf, false) {
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(Error::WouldBlock) => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(got, data);
+    drop(t.join().unwrap());
+}
