@@ -398,7 +398,7 @@ struct Lossy {
 impl Link for Lossy {
     fn transmit(&mut self, packet: &[u8]) {
         self.count += 1;
-        if self.count % self.n != 0 {
+        if !self.count.is_multiple_of(self.n) {
             self.inner.transmit(packet);
         }
     }
