@@ -957,3 +957,89 @@ CASE(bind_privileged_port_needs_capability)
 		close(fd);
 	});
 }
+
+static volatile sig_atomic_t alarms;
+static void count_alarm(int sig)
+{
+	(void)sig;
+	alarms++;
+}
+
+CASE(tcp_accept_restarts_with_sa_restart)
+{
+	st_handle(SIGALRM, count_alarm, SA_RESTART);
+	int l = listener(AF_INET, 1);
+	int port = port_of(l);
+	pid_t pid = CHECK_OK(fork());
+	if (pid == 0) {
+		st_sleep_ms(300);
+		int c = connect_to(AF_INET, port);
+		write_all(c, "late", 4);
+		close(c);
+		_exit(0);
+	}
+	struct itimerval it = { { 0, 0 }, { 0, 50000 } };
+	CHECK_OK(setitimer(ITIMER_REAL, &it, NULL));
+	/* The handler runs and accept carries on until the connection comes. */
+	int s = CHECK_OK(accept(l, NULL, NULL));
+	CHECK_EQ(alarms, 1);
+	char buf[8];
+	CHECK_EQ(recv(s, buf, sizeof buf, MSG_WAITALL), 4);
+	CHECK_MEMEQ(buf, "late", 4);
+	CHECK_EXITED(st_wait(pid), 0);
+	close(s);
+	close(l);
+}
+
+CASE(udp_sendmmsg_recvmmsg_and_blocking_recv)
+{
+	int s = CHECK_OK(socket(AF_INET, SOCK_DGRAM, 0));
+	struct sockaddr_in a = lo4(0);
+	CHECK_OK(bind(s, (struct sockaddr *)&a, sizeof a));
+	a = lo4(port_of(s));
+	int c = CHECK_OK(socket(AF_INET, SOCK_DGRAM, 0));
+	CHECK_OK(connect(c, (struct sockaddr *)&a, sizeof a));
+	struct iovec iov[3] = { { "one", 3 }, { "three", 5 }, { "xy", 2 } };
+	struct mmsghdr out[3];
+	memset(out, 0, sizeof out);
+	for (int i = 0; i < 3; i++) {
+		out[i].msg_hdr.msg_iov = &iov[i];
+		out[i].msg_hdr.msg_iovlen = 1;
+	}
+	CHECK_EQ(sendmmsg(c, out, 3, 0), 3);
+	CHECK_EQ(out[1].msg_len, 5);
+	char bufs[3][8];
+	struct iovec riov[3];
+	struct mmsghdr in[3];
+	struct sockaddr_in from[3];
+	memset(in, 0, sizeof in);
+	for (int i = 0; i < 3; i++) {
+		riov[i].iov_base = bufs[i];
+		riov[i].iov_len = sizeof bufs[i];
+		in[i].msg_hdr.msg_iov = &riov[i];
+		in[i].msg_hdr.msg_iovlen = 1;
+		in[i].msg_hdr.msg_name = &from[i];
+		in[i].msg_hdr.msg_namelen = sizeof from[i];
+	}
+	CHECK_EQ(recvmmsg(s, in, 3, MSG_WAITFORONE, NULL), 3);
+	CHECK_EQ(in[0].msg_len, 3);
+	CHECK_EQ(in[1].msg_len, 5);
+	CHECK_EQ(in[2].msg_len, 2);
+	CHECK_MEMEQ(bufs[1], "three", 5);
+	CHECK_EQ(from[2].sin_port, htons(port_of(c)));
+	CHECK_EQ(from[2].sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+
+	/* A blocked receiver is woken by a datagram from another process. */
+	pid_t pid = CHECK_OK(fork());
+	if (pid == 0) {
+		st_sleep_ms(100);
+		CHECK_EQ(send(c, "wake", 4, 0), 4);
+		_exit(0);
+	}
+	char buf[8];
+	CHECK_EQ(recv(s, buf, sizeof buf, 0), 4);
+	CHECK_MEMEQ(buf, "wake", 4);
+	CHECK_EXITED(st_wait(pid), 0);
+	close(c);
+	close(s);
+}
