@@ -168,17 +168,45 @@ fn is_loopback(a: IpAddr) -> bool {
     }
 }
 
+/// The destination address of an IP packet.
+fn dst_of(pkt: &[u8]) -> Option<IpAddr> {
+    match pkt.first().map(|b| b >> 4) {
+        Some(4) if pkt.len() >= 20 => Some(IpAddr::V4(Ipv4Addr::new(
+            pkt[16], pkt[17], pkt[18], pkt[19],
+        ))),
+        Some(6) if pkt.len() >= 40 => {
+            let b: [u8; 16] = pkt[24..40].try_into().expect("16 bytes");
+            Some(IpAddr::V6(Ipv6Addr::from(b)))
+        }
+        _ => None,
+    }
+}
+
 impl Dev {
+    /// Whether a packet from a link is for this host. (The interface runs in smoltcp's
+    /// "any IP" mode so that all of 127.0.0.0/8 is local, as on Linux; links must not
+    /// deliver other hosts' traffic to our sockets.)
+    fn for_us(&self, dst: IpAddr) -> bool {
+        if self.own.contains(&dst) {
+            return true;
+        }
+        match dst {
+            IpAddr::V4(v) => {
+                v.is_multicast()
+                    || v.is_broadcast()
+                    || self
+                        .links
+                        .iter()
+                        .flat_map(|l| l.nets.iter())
+                        .any(|n| matches!(n, IpCidr::Ipv4(c) if c.broadcast() == Some(v)))
+            }
+            IpAddr::V6(v) => v.is_multicast(),
+        }
+    }
+
     fn output(&mut self, pkt: Vec<u8>) {
-        let dst = match pkt.first().map(|b| b >> 4) {
-            Some(4) if pkt.len() >= 20 => {
-                IpAddr::V4(Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]))
-            }
-            Some(6) if pkt.len() >= 40 => {
-                let b: [u8; 16] = pkt[24..40].try_into().expect("16 bytes");
-                IpAddr::V6(Ipv6Addr::from(b))
-            }
-            _ => return,
+        let Some(dst) = dst_of(&pkt) else {
+            return;
         };
         if is_loopback(dst) || self.own.contains(&dst) {
             if self.lo.len() < LOOPBACK_QUEUE {
@@ -229,10 +257,15 @@ impl Device for Dev {
         &mut self,
         _ts: smoltcp::time::Instant,
     ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let pkt = self
-            .lo
-            .pop_front()
-            .or_else(|| self.links.iter_mut().find_map(|l| l.link.receive()))?;
+        let pkt = match self.lo.pop_front() {
+            Some(p) => p,
+            None => loop {
+                let p = self.links.iter_mut().find_map(|l| l.link.receive())?;
+                if dst_of(&p).is_some_and(|d| self.for_us(d)) {
+                    break p;
+                }
+            },
+        };
         Some((RxTok(pkt), TxTok(self)))
     }
 
@@ -504,6 +537,8 @@ impl Stack {
         ic.random_seed = cfg.seed;
         let base = Instant::now();
         let mut iface = Interface::new(ic, &mut dev, smoltcp::time::Instant::from_micros(0));
+        // Every address of 127.0.0.0/8 is local (Dev filters what links deliver).
+        iface.set_any_ip(true);
         iface.update_ip_addrs(|a| {
             for c in cidrs {
                 if a.push(c).is_err() {

@@ -83,6 +83,9 @@ fn tcp_echo_loopback_v4_and_v6() {
     echo_on(&st, false, "127.0.0.1:0", "127.0.0.1:0");
     echo_on(&st, true, "[::1]:0", "[::1]:0");
     echo_on(&st, false, "0.0.0.0:0", "127.0.0.1:0");
+    // All of 127.0.0.0/8 is loopback.
+    echo_on(&st, false, "127.0.0.2:0", "127.0.0.2:0");
+    echo_on(&st, false, "0.0.0.0:0", "127.45.6.7:0");
 }
 
 #[test]

@@ -1043,3 +1043,47 @@ CASE(udp_sendmmsg_recvmmsg_and_blocking_recv)
 	close(c);
 	close(s);
 }
+
+CASE(loopback_net_is_all_local)
+{
+	/* Every address of 127.0.0.0/8 is this host's. */
+	int l = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	struct sockaddr_in a = lo4(0);
+	a.sin_addr.s_addr = inet_addr("127.0.0.2");
+	CHECK_OK(bind(l, (struct sockaddr *)&a, sizeof a));
+	CHECK_OK(listen(l, 1));
+	a.sin_port = htons(port_of(l));
+	int c = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	CHECK_OK(connect(c, (struct sockaddr *)&a, sizeof a));
+	struct sockaddr_in name;
+	socklen_t len = sizeof name;
+	CHECK_OK(getsockname(c, (struct sockaddr *)&name, &len));
+	char txt[32];
+	inet_ntop(AF_INET, &name.sin_addr, txt, sizeof txt);
+	CHECK_STREQ(txt, "127.0.0.1");
+	/* The listener took only its own address. */
+	struct sockaddr_in other = a;
+	other.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int d = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	CHECK_ERR(connect(d, (struct sockaddr *)&other, sizeof other), ECONNREFUSED);
+	int s = CHECK_OK(accept(l, NULL, NULL));
+	CHECK_OK(getsockname(s, (struct sockaddr *)&name, &len));
+	inet_ntop(AF_INET, &name.sin_addr, txt, sizeof txt);
+	CHECK_STREQ(txt, "127.0.0.2");
+	/* UDP too. */
+	int u = CHECK_OK(socket(AF_INET, SOCK_DGRAM, 0));
+	struct sockaddr_in ua = lo4(0);
+	ua.sin_addr.s_addr = inet_addr("127.9.9.9");
+	CHECK_OK(bind(u, (struct sockaddr *)&ua, sizeof ua));
+	ua.sin_port = htons(port_of(u));
+	int v = CHECK_OK(socket(AF_INET, SOCK_DGRAM, 0));
+	CHECK_EQ(sendto(v, "u", 1, 0, (struct sockaddr *)&ua, sizeof ua), 1);
+	char ch;
+	CHECK_EQ(recv(u, &ch, 1, 0), 1);
+	close(v);
+	close(u);
+	close(s);
+	close(d);
+	close(c);
+	close(l);
+}
