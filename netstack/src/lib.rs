@@ -153,8 +153,10 @@ struct LinkSlot {
 }
 
 /// The interface's device: the loopback queue plus the links, routed by destination.
-struct Dev {
+pub(crate) struct Dev {
     lo: VecDeque<Vec<u8>>,
+    /// ICMP "port unreachable" errors seen for our UDP datagrams: (our port, their end).
+    udp_unreachable: Vec<(u16, SocketAddr)>,
     links: Vec<LinkSlot>,
     own: Vec<IpAddr>,
     mtu: usize,
@@ -177,6 +179,44 @@ fn dst_of(pkt: &[u8]) -> Option<IpAddr> {
         Some(6) if pkt.len() >= 40 => {
             let b: [u8; 16] = pkt[24..40].try_into().expect("16 bytes");
             Some(IpAddr::V6(Ipv6Addr::from(b)))
+        }
+        _ => None,
+    }
+}
+
+/// For an ICMP/ICMPv6 "port unreachable" about one of our UDP datagrams: the datagram's
+/// source port and its destination.
+fn udp_unreachable(pkt: &[u8]) -> Option<(u16, SocketAddr)> {
+    let be16 = |b: &[u8], o: usize| u16::from_be_bytes([b[o], b[o + 1]]);
+    match pkt.first()? >> 4 {
+        4 => {
+            let ihl = ((pkt[0] & 0xf) as usize) * 4;
+            if pkt.len() < ihl + 8 || pkt[9] != 1 || pkt[ihl] != 3 || pkt[ihl + 1] != 3 {
+                return None;
+            }
+            let inner = &pkt[ihl + 8..];
+            let iihl = ((*inner.first()? & 0xf) as usize) * 4;
+            if inner.len() < iihl + 4 || inner[9] != 17 {
+                return None;
+            }
+            let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
+            let udp = &inner[iihl..];
+            Some((be16(udp, 0), SocketAddr::new(IpAddr::V4(dst), be16(udp, 2))))
+        }
+        6 => {
+            if pkt.len() < 40 + 8 + 40 + 4 || pkt[6] != 58 || pkt[40] != 1 || pkt[41] != 4 {
+                return None;
+            }
+            let inner = &pkt[48..];
+            if inner[6] != 17 {
+                return None;
+            }
+            let b: [u8; 16] = inner[24..40].try_into().expect("16 bytes");
+            let udp = &inner[40..];
+            Some((
+                be16(udp, 0),
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::from(b)), be16(udp, 2)),
+            ))
         }
         _ => None,
     }
@@ -266,6 +306,9 @@ impl Device for Dev {
                 }
             },
         };
+        if let Some(e) = udp_unreachable(&pkt) {
+            self.udp_unreachable.push(e);
+        }
         Some((RxTok(pkt), TxTok(self)))
     }
 
@@ -290,7 +333,7 @@ impl Device for Dev {
 /// Everything behind the stack's lock.
 pub(crate) struct Inner {
     pub(crate) iface: Interface,
-    dev: Dev,
+    pub(crate) dev: Dev,
     pub(crate) sockets: SocketSet<'static>,
     base: Instant,
     pub(crate) tcp: HashMap<u64, tcp::Ent>,
@@ -528,6 +571,7 @@ impl Stack {
         }
         let mut dev = Dev {
             lo: VecDeque::new(),
+            udp_unreachable: vec![],
             checksums: !links.is_empty(),
             links,
             own,

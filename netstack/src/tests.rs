@@ -284,7 +284,21 @@ fn udp_echo_loopback() {
         assert_eq!(&b[..d.len], b"peer");
         assert_eq!(c.send_to(b"x", None), Ok(1));
     }
+    // A connected socket hears ICMP port unreachable as ECONNREFUSED, once.
+    let gone = st.udp(false);
+    gone.bind(addr("127.0.0.1:0")).unwrap();
+    let to = gone.local_addr();
+    drop(gone);
+    let c = st.udp(false);
+    c.connect(Some(to)).unwrap();
+    assert_eq!(c.send_to(b"x", None), Ok(1));
+    assert_ne!(c.events() & EV_ERR, 0);
+    let mut b = [0u8; 4];
+    assert_eq!(c.recv_from(&mut b, false).err(), Some(Error::ConnRefused));
+    assert_eq!(c.recv_from(&mut b, false).err(), Some(Error::WouldBlock));
     let u = st.udp(false);
+    assert_eq!(u.send_to(b"x", Some(to)), Ok(1));
+    assert_eq!(u.events() & EV_ERR, 0);
     assert_eq!(u.send_to(b"x", None), Err(Error::DestAddrRequired));
     assert_eq!(
         u.send_to(&vec![0u8; 70000], Some(addr("127.0.0.1:9"))),

@@ -26,6 +26,8 @@ pub(crate) struct Ent {
     peer: Option<SocketAddr>,
     peer_src: Option<IpAddr>,
     shut: u8,
+    /// A pending error (ECONNREFUSED from an ICMP port unreachable, connected only).
+    err: Option<Error>,
     waker: Option<Waker>,
     sig: (u32, usize, usize),
 }
@@ -56,6 +58,9 @@ fn events(e: &Ent, set: &SocketSet<'static>) -> (u32, usize, usize) {
     if e.shut == SHUT_RD | SHUT_WR {
         m |= EV_HUP;
     }
+    if e.err.is_some() {
+        m |= EV_ERR;
+    }
     (m, rq, sq)
 }
 
@@ -63,6 +68,15 @@ impl Inner {
     /// Drop datagrams the socket would not take (not from the connected peer, or of the
     /// wrong family), so that readiness tells the truth.
     pub(crate) fn udp_maintain(&mut self) -> bool {
+        // Port unreachable: an error for the connected socket that sent the datagram, as
+        // Linux reports it (unconnected sockets do not hear about it).
+        for (port, to) in std::mem::take(&mut self.dev.udp_unreachable) {
+            for e in self.udp.values_mut() {
+                if e.port == Some(port) && e.peer == Some(to) {
+                    e.err = Some(Error::ConnRefused);
+                }
+            }
+        }
         for e in self.udp.values_mut() {
             let Some(h) = e.h else { continue };
             let s = self.sockets.get_mut::<udp::Socket>(h);
@@ -185,6 +199,7 @@ impl UdpSocket {
                     peer: None,
                     peer_src: None,
                     shut: 0,
+                    err: None,
                     waker: None,
                     sig: (u32::MAX, 0, 0),
                 },
@@ -301,6 +316,9 @@ impl UdpSocket {
                 i.udp_bind(id, unspecified(v6))?;
             }
             let e = i.uent(id);
+            if let Some(err) = e.err.take() {
+                return Err(err);
+            }
             if e.shut & SHUT_WR != 0 {
                 return Err(Error::Pipe);
             }
@@ -357,11 +375,16 @@ impl UdpSocket {
         let id = self.id;
         let v6 = self.v6;
         let f = |i: &mut Inner| {
-            let e = i.uent(id);
+            let e = i.udp.get_mut(&id).expect("live udp socket");
             let shut = e.shut;
             let Some(h) = e.h else {
                 return Err(Error::WouldBlock);
             };
+            if !i.sockets.get::<udp::Socket>(h).can_recv() {
+                if let Some(err) = e.err.take() {
+                    return Err(err);
+                }
+            }
             let s = i.sockets.get_mut::<udp::Socket>(h);
             let r = if peek {
                 s.peek().map(|(d, m)| (d, *m))
@@ -424,6 +447,11 @@ impl UdpSocket {
 
     pub fn events(&self) -> u32 {
         self.sh.peek(|i| events(&i.udp[&self.id], &i.sockets).0)
+    }
+
+    /// SO_ERROR: the pending error, cleared.
+    pub fn take_error(&self) -> Option<Error> {
+        self.sh.peek(|i| i.uent(self.id).err.take())
     }
 
     /// FIONREAD: the size of the next datagram; TIOCOUTQ: bytes queued to send.

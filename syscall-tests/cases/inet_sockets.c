@@ -1087,3 +1087,52 @@ CASE(loopback_net_is_all_local)
 	close(c);
 	close(l);
 }
+
+CASE(udp_connected_port_unreachable_refused)
+{
+	for (int fam = 0; fam < 2; fam++) {
+		int family = fam ? AF_INET6 : AF_INET;
+		/* A port nobody has bound (any more). */
+		int gone = CHECK_OK(socket(family, SOCK_DGRAM, 0));
+		struct sockaddr_storage to;
+		socklen_t tolen;
+		if (family == AF_INET) {
+			struct sockaddr_in a = lo4(0);
+			CHECK_OK(bind(gone, (struct sockaddr *)&a, sizeof a));
+			a = lo4(port_of(gone));
+			memcpy(&to, &a, sizeof a);
+			tolen = sizeof a;
+		} else {
+			struct sockaddr_in6 a = lo6(0);
+			CHECK_OK(bind(gone, (struct sockaddr *)&a, sizeof a));
+			a = lo6(port_of(gone));
+			memcpy(&to, &a, sizeof a);
+			tolen = sizeof a;
+		}
+		close(gone);
+		int c = CHECK_OK(socket(family, SOCK_DGRAM, 0));
+		CHECK_OK(connect(c, (struct sockaddr *)&to, tolen));
+		CHECK_EQ(send(c, "x", 1, 0), 1);
+		struct pollfd p = { c, POLLIN, 0 };
+		CHECK_EQ(poll(&p, 1, 1000), 1);
+		CHECK_EQ(p.revents, POLLERR);
+		char buf[4];
+		CHECK_ERR(recv(c, buf, sizeof buf, 0), ECONNREFUSED);
+		CHECK_ERR(recv(c, buf, sizeof buf, MSG_DONTWAIT), EAGAIN);
+		/* Again, taken by SO_ERROR this time. */
+		CHECK_EQ(send(c, "x", 1, 0), 1);
+		CHECK_EQ(poll(&p, 1, 1000), 1);
+		int err = 0;
+		socklen_t len = sizeof err;
+		CHECK_OK(getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &len));
+		CHECK_EQ(err, ECONNREFUSED);
+		CHECK_EQ(poll(&p, 1, 0), 0);
+		/* Unconnected senders do not hear about it. */
+		int u = CHECK_OK(socket(family, SOCK_DGRAM, 0));
+		CHECK_EQ(sendto(u, "x", 1, 0, (struct sockaddr *)&to, tolen), 1);
+		p.fd = u;
+		CHECK_EQ(poll(&p, 1, 100), 0);
+		close(u);
+		close(c);
+	}
+}

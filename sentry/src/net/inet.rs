@@ -522,10 +522,13 @@ impl InetSock {
             (SOL_SOCKET, SO_TYPE) => int_bytes(self.ty),
             (SOL_SOCKET, SO_DOMAIN) => int_bytes(self.family),
             (SOL_SOCKET, SO_PROTOCOL) => int_bytes(self.protocol),
-            (SOL_SOCKET, SO_ERROR) => int_bytes(match tcp {
-                Some(s) => s.take_error().map_or(0, |e| e.errno()),
-                None => 0,
-            }),
+            (SOL_SOCKET, SO_ERROR) => int_bytes(
+                match &self.proto {
+                    Proto::Tcp(s) => s.take_error(),
+                    Proto::Udp(s) => s.take_error(),
+                }
+                .map_or(0, |e| e.errno()),
+            ),
             (SOL_SOCKET, SO_ACCEPTCONN) => int_bytes(tcp.is_some_and(|s| s.is_listening()) as i32),
             (SOL_SOCKET, SO_REUSEADDR) => int_bytes(match (topts, udp_opts) {
                 (Some(t), _) => t.reuseaddr as i32,
