@@ -134,6 +134,12 @@ impl Ports {
         Ok(())
     }
 
+    pub fn unlisten(&mut self, proto: u8, port: u16, owner: u64) {
+        if let Some(u) = self.find(proto, port, owner) {
+            u.listen = false;
+        }
+    }
+
     pub fn set_reuse(&mut self, proto: u8, port: u16, owner: u64, reuse: bool) {
         if let Some(u) = self.find(proto, port, owner) {
             u.reuse = reuse;

@@ -73,6 +73,8 @@ pub(crate) struct Ent {
     opts: TcpOpts,
     /// The port reserved for this socket (bind, listen or connect), and the address.
     port: Option<u16>,
+    /// The port came from bind(2) (not picked by listen or connect).
+    bound: bool,
     addr: IpAddr,
     st: St,
     /// SHUT_RD / SHUT_WR asked for by the application.
@@ -99,6 +101,7 @@ impl Ent {
             v6,
             opts,
             port: None,
+            bound: false,
             addr: unspecified(v6).ip(),
             st: St::Init,
             shut: 0,
@@ -347,6 +350,69 @@ impl Inner {
         self.tcp.get_mut(&id).expect("live tcp socket")
     }
 
+    /// Drop a listener's pool; connections not accepted yet are reset.
+    fn stop_listening(&mut self, l: Listener) {
+        for h in l.pool.into_iter().map(|p| p.0).chain(l.ready) {
+            let s = self.sockets.get_mut::<tcp::Socket>(h);
+            if s.state() == S::Listen {
+                self.sockets.remove(h);
+            } else {
+                s.abort();
+                let oid = self.id();
+                self.orphans.push(Orphan {
+                    h,
+                    id: oid,
+                    port: None,
+                    deadline: None,
+                });
+            }
+        }
+    }
+
+    /// Linux's tcp_disconnect: the connection (or listener) is reset and the socket is
+    /// unconnected again; a port it got implicitly is given back.
+    fn tcp_disconnect(&mut self, id: u64) {
+        let Some(e) = self.tcp.get_mut(&id) else {
+            return;
+        };
+        let st = std::mem::replace(&mut e.st, St::Init);
+        let port = e.port;
+        let implicit = !e.bound;
+        e.shut = 0;
+        e.fin = false;
+        e.dead = false;
+        e.err = None;
+        e.connecting = false;
+        e.unreported = false;
+        e.local = None;
+        e.remote = None;
+        e.last = S::Closed;
+        if implicit {
+            e.port = None;
+        }
+        match st {
+            St::Init => {}
+            St::Listen(l) => self.stop_listening(l),
+            St::Conn(h) => {
+                self.sockets.get_mut::<tcp::Socket>(h).abort();
+                let oid = self.id();
+                self.orphans.push(Orphan {
+                    h,
+                    id: oid,
+                    port: None,
+                    deadline: None,
+                });
+            }
+        }
+        if let Some(p) = port {
+            if implicit {
+                self.ports.remove(TCP, p, id);
+            } else {
+                self.ports.unlisten(TCP, p, id);
+            }
+        }
+    }
+
     fn tcp_release(&mut self, id: u64) {
         let Some(e) = self.tcp.remove(&id) else {
             return;
@@ -362,21 +428,7 @@ impl Inner {
                 if let Some(p) = e.port {
                     self.ports.remove(TCP, p, id);
                 }
-                for h in l.pool.into_iter().map(|p| p.0).chain(l.ready) {
-                    let s = self.sockets.get_mut::<tcp::Socket>(h);
-                    if s.state() == S::Listen {
-                        self.sockets.remove(h);
-                    } else {
-                        s.abort();
-                        let oid = self.id();
-                        self.orphans.push(Orphan {
-                            h,
-                            id: oid,
-                            port: None,
-                            deadline: None,
-                        });
-                    }
-                }
+                self.stop_listening(l);
             }
             St::Conn(h) => {
                 let s = self.sockets.get_mut::<tcp::Socket>(h);
@@ -490,6 +542,7 @@ impl TcpSocket {
             let u = Use::new(id, v6, e.opts.v6only, a.ip(), e.opts.reuseaddr);
             let p = i.ports.add(TCP, a.port(), u)?;
             e.port = Some(p);
+            e.bound = true;
             e.addr = a.ip();
             Ok(())
         })
@@ -745,23 +798,10 @@ impl TcpSocket {
             let e = i.tcp.get_mut(&id).expect("live tcp socket");
             match &mut e.st {
                 St::Init => Err(Error::NotConn),
-                St::Listen(l) => {
+                St::Listen(_) => {
+                    // SHUT_RD stops listening (Linux disconnects the socket).
                     if how & SHUT_RD != 0 {
-                        for h in l.pool.drain(..).map(|p| p.0).chain(l.ready.drain(..)) {
-                            let s = i.sockets.get_mut::<tcp::Socket>(h);
-                            if s.state() == S::Listen {
-                                i.sockets.remove(h);
-                            } else {
-                                s.abort();
-                                i.orphans.push(Orphan {
-                                    h,
-                                    id: u64::MAX,
-                                    port: None,
-                                    deadline: None,
-                                });
-                            }
-                        }
-                        e.st = St::Init;
+                        i.tcp_disconnect(id);
                     }
                     Ok(())
                 }
@@ -784,6 +824,12 @@ impl TcpSocket {
                 }
             }
         })
+    }
+
+    /// connect(2) with AF_UNSPEC.
+    pub fn disconnect(&self) {
+        let id = self.id;
+        self.sh.run(|i| i.tcp_disconnect(id));
     }
 
     /// getsockname(2).

@@ -1136,3 +1136,39 @@ CASE(udp_connected_port_unreachable_refused)
 		close(c);
 	}
 }
+
+CASE(tcp_connect_af_unspec_disconnects)
+{
+	int l = listener(AF_INET, 4);
+	int port = port_of(l);
+	int c = connect_to(AF_INET, port);
+	int s = CHECK_OK(accept(l, NULL, NULL));
+	struct sockaddr un = { .sa_family = AF_UNSPEC };
+	CHECK_OK(connect(c, &un, sizeof un));
+	char ch;
+	CHECK_ERR(read(s, &ch, 1), ECONNRESET);
+	struct sockaddr_in peer;
+	socklen_t len = sizeof peer;
+	CHECK_ERR(getpeername(c, (struct sockaddr *)&peer, &len), ENOTCONN);
+	/* Unconnected again: it may connect anew. */
+	struct sockaddr_in a = lo4(port);
+	CHECK_OK(connect(c, (struct sockaddr *)&a, sizeof a));
+	int s2 = CHECK_OK(accept(l, NULL, NULL));
+	CHECK_EQ(write(c, "k", 1), 1);
+	CHECK_EQ(read(s2, &ch, 1), 1);
+	/* A listener stops listening: with AF_UNSPEC, and with shutdown(SHUT_RD). */
+	CHECK_OK(connect(l, &un, sizeof un));
+	CHECK_ERR(accept(l, NULL, NULL), EINVAL);
+	int d = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	CHECK_ERR(connect(d, (struct sockaddr *)&a, sizeof a), ECONNREFUSED);
+	close(d);
+	int l2 = listener(AF_INET, 1);
+	CHECK_OK(shutdown(l2, SHUT_WR));
+	CHECK_OK(shutdown(l2, SHUT_RD));
+	CHECK_ERR(accept(l2, NULL, NULL), EINVAL);
+	close(l2);
+	close(s2);
+	close(s);
+	close(c);
+	close(l);
+}

@@ -344,7 +344,8 @@ impl InetSock {
             Proto::Tcp(s) => {
                 let Some(a) = a else {
                     // AF_UNSPEC: disconnect (Linux's tcp_disconnect).
-                    let _ = s.shutdown(netstack::SHUT_RD | netstack::SHUT_WR);
+                    s.disconnect();
+                    self.wq.notify_all();
                     return Ok(());
                 };
                 match s.connect(a) {
