@@ -134,6 +134,17 @@ impl Ports {
         Ok(())
     }
 
+    /// A reservation for `new` like `owner`'s (not listening): an accepted connection.
+    pub fn share(&mut self, proto: u8, port: u16, owner: u64, new: u64) {
+        if let Some(u) = self.find(proto, port, owner).cloned() {
+            self.map.entry((proto, port)).or_default().push(Use {
+                owner: new,
+                listen: false,
+                ..u
+            });
+        }
+    }
+
     pub fn unlisten(&mut self, proto: u8, port: u16, owner: u64) {
         if let Some(u) = self.find(proto, port, owner) {
             u.listen = false;

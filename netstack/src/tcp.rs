@@ -591,6 +591,7 @@ impl TcpSocket {
         let (nid, peer) = self.sh.run(|i| {
             let e = i.tcp.get_mut(&id).expect("live tcp socket");
             let opts = e.opts;
+            let port = e.port;
             let St::Listen(l) = &mut e.st else {
                 return Err(Error::Invalid);
             };
@@ -603,6 +604,13 @@ impl TcpSocket {
             ne.st = St::Conn(h);
             let peer = ne.remote.unwrap_or(unspecified(v6));
             let nid = i.id();
+            // The connection shares the listener's port reservation (Linux's inherited
+            // bind bucket): rebinding the port while it lives needs SO_REUSEADDR.
+            if let Some(p) = port {
+                i.ports.share(TCP, p, id, nid);
+                ne.port = Some(p);
+                ne.bound = true;
+            }
             i.tcp.insert(nid, ne);
             Ok((nid, peer))
         })?;

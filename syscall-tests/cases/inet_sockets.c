@@ -338,6 +338,20 @@ CASE(tcp_bind_addr_in_use_and_reuseaddr)
 	CHECK_OK(bind(c, (struct sockaddr *)&sa, sizeof sa));
 	CHECK_EQ(port_of(c), port);
 	close(c);
+
+	/* Accepted connections keep the port: a new listener needs SO_REUSEADDR. */
+	int l = listener(AF_INET, 1);
+	sa = lo4(port_of(l));
+	int cl = connect_to(AF_INET, port_of(l));
+	int sv = CHECK_OK(accept(l, NULL, NULL));
+	close(l);
+	int l2 = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	CHECK_ERR(bind(l2, (struct sockaddr *)&sa, sizeof sa), EADDRINUSE);
+	CHECK_OK(setsockopt(l2, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on));
+	CHECK_ERR(bind(l2, (struct sockaddr *)&sa, sizeof sa), EADDRINUSE);
+	close(l2);
+	close(cl);
+	close(sv);
 }
 
 CASE(tcp_nonblocking_connect)
