@@ -781,9 +781,6 @@ impl TcpSocket {
                 };
                 return Ok(n);
             }
-            if buf.is_empty() {
-                return Ok(0);
-            }
             if let Some(err) = e.err.take() {
                 return Err(err);
             }

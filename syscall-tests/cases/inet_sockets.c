@@ -598,6 +598,9 @@ CASE(tcp_msg_peek_dontwait_waitall)
 	char buf[16];
 	CHECK_ERR(recv(s, buf, sizeof buf, MSG_DONTWAIT), EAGAIN);
 	CHECK_ERR(recv(s, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT), EAGAIN);
+	/* Even an empty request waits for data. */
+	CHECK_ERR(recv(s, buf, 0, MSG_DONTWAIT), EAGAIN);
+	CHECK_EQ(read(s, buf, 0), 0);
 	write_all(c, "peekaboo", 8);
 	int avail = 0;
 	for (int i = 0; i < 100 && avail < 8; i++) {
