@@ -231,9 +231,14 @@ impl Inner {
                         e.dead = true;
                         // Linux's tcp_reset: EPIPE once the peer had closed, else
                         // ECONNRESET.
+                        // (A pump may pass through several states: both FINs seen
+                        // means the connection ended normally.)
+                        let both_fins = e.fin && e.shut & SHUT_WR != 0;
                         match e.last {
                             S::LastAck | S::TimeWait | S::Closed => {}
+                            _ if both_fins => {}
                             S::CloseWait => e.err = Some(Error::Pipe),
+                            _ if e.fin => e.err = Some(Error::Pipe),
                             _ => e.err = Some(Error::ConnReset),
                         }
                     }
@@ -823,6 +828,9 @@ impl TcpSocket {
                     }
                     e.shut |= how;
                     if how & SHUT_WR != 0 {
+                        if s.state() == S::CloseWait {
+                            e.fin = true;
+                        }
                         s.close();
                     }
                     Ok(())

@@ -246,15 +246,20 @@ impl UdpSocket {
         })
     }
 
+    /// An IPv6 socket also takes IPv4 addresses (Linux accepts a sockaddr_in on
+    /// connect and sendto of an AF_INET6 UDP socket).
     fn norm(&self, a: SocketAddr) -> Result<SocketAddr> {
         match (self.v6, a) {
-            (false, SocketAddr::V6(_)) | (true, SocketAddr::V4(_)) => Err(Error::AfNoSupport),
+            (false, SocketAddr::V6(_)) => Err(Error::AfNoSupport),
             _ => Ok(unmap(a)),
         }
     }
 
     pub fn bind(&self, a: SocketAddr) -> Result<()> {
         let id = self.id;
+        if self.v6 && a.is_ipv4() {
+            return Err(Error::AfNoSupport);
+        }
         let a = self.norm(a)?;
         self.sh.run(|i| {
             if !i.is_local(a.ip()) {
@@ -287,6 +292,9 @@ impl UdpSocket {
                     IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
                     IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
                 });
+            }
+            if v6 && a.is_ipv4() && i.uent(id).v6only {
+                return Err(Error::AfNoSupport);
             }
             if !i.routable(a.ip()) {
                 return Err(Error::NetUnreach);

@@ -1189,3 +1189,62 @@ CASE(tcp_connect_af_unspec_disconnects)
 	close(c);
 	close(l);
 }
+
+CASE(udp_ipv6_socket_takes_ipv4_destinations)
+{
+	int s = CHECK_OK(socket(AF_INET, SOCK_DGRAM, 0));
+	struct sockaddr_in a = lo4(0);
+	CHECK_OK(bind(s, (struct sockaddr *)&a, sizeof a));
+	a = lo4(port_of(s));
+	int u6 = CHECK_OK(socket(AF_INET6, SOCK_DGRAM, 0));
+	/* bind is strict about the family; sendto and connect take sockaddr_in. */
+	CHECK_ERR(bind(u6, (struct sockaddr *)&a, sizeof a), EINVAL);
+	CHECK_EQ(sendto(u6, "v4", 2, 0, (struct sockaddr *)&a, sizeof a), 2);
+	char buf[4];
+	struct sockaddr_in from;
+	socklen_t flen = sizeof from;
+	CHECK_EQ(recvfrom(s, buf, sizeof buf, 0, (struct sockaddr *)&from, &flen), 2);
+	CHECK_EQ(ntohs(from.sin_port), port_of(u6));
+	CHECK_OK(connect(u6, (struct sockaddr *)&a, sizeof a));
+	struct sockaddr_in6 peer;
+	socklen_t plen = sizeof peer;
+	CHECK_OK(getpeername(u6, (struct sockaddr *)&peer, &plen));
+	CHECK_EQ(plen, sizeof peer);
+	CHECK(IN6_IS_ADDR_V4MAPPED(&peer.sin6_addr));
+	CHECK_EQ(sendto(s, "r", 1, 0, (struct sockaddr *)&from, flen), 1);
+	CHECK_EQ(recv(u6, buf, sizeof buf, 0), 1);
+	int only = CHECK_OK(socket(AF_INET6, SOCK_DGRAM, 0));
+	int on = 1;
+	CHECK_OK(setsockopt(only, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on));
+	CHECK_ERR(connect(only, (struct sockaddr *)&a, sizeof a), EAFNOSUPPORT);
+	close(only);
+	close(u6);
+	close(s);
+}
+
+CASE(tcp_orderly_close_both_ways_no_error)
+{
+	int l = listener(AF_INET, 1);
+	int c = connect_to(AF_INET, port_of(l));
+	int s = CHECK_OK(accept(l, NULL, NULL));
+	CHECK_OK(shutdown(c, SHUT_WR));
+	char ch;
+	CHECK_EQ(read(s, &ch, 1), 0);
+	CHECK_OK(shutdown(s, SHUT_RDWR));
+	CHECK_EQ(read(c, &ch, 1), 0);
+	struct pollfd p[2] = { { s, POLLIN | POLLOUT | POLLRDHUP, 0 },
+			       { c, POLLIN | POLLOUT | POLLRDHUP, 0 } };
+	st_sleep_ms(20);
+	CHECK_EQ(poll(p, 2, 0), 2);
+	CHECK_EQ(p[0].revents, POLLIN | POLLOUT | POLLHUP | POLLRDHUP);
+	CHECK_EQ(p[1].revents, POLLIN | POLLOUT | POLLHUP | POLLRDHUP);
+	int err = -1;
+	socklen_t len = sizeof err;
+	CHECK_OK(getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len));
+	CHECK_EQ(err, 0);
+	CHECK_OK(getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &len));
+	CHECK_EQ(err, 0);
+	close(s);
+	close(c);
+	close(l);
+}

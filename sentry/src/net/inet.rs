@@ -228,14 +228,29 @@ impl InetSock {
 
     /// Parse a sockaddr for this socket's family. Ok(None): AF_UNSPEC.
     pub fn parse_addr(&self, b: &[u8]) -> KResult<Option<SocketAddr>> {
-        let min = if self.v6() { SIN6_LEN_MIN } else { SIN_LEN };
+        let fam = if b.len() >= 2 {
+            u16::from_le_bytes([b[0], b[1]]) as i32
+        } else {
+            -1
+        };
+        let min = if self.v6() && !(fam == AF_INET && self.ty == SOCK_DGRAM) {
+            SIN6_LEN_MIN
+        } else {
+            SIN_LEN
+        };
         if b.len() < min {
             return Err(EINVAL);
         }
-        let fam = u16::from_le_bytes([b[0], b[1]]) as i32;
         let port = u16::from_be_bytes([b[2], b[3]]);
         if fam == AF_UNSPEC {
             return Ok(None);
+        }
+        if fam == AF_INET && self.v6() && self.ty == SOCK_DGRAM {
+            // udpv6 takes IPv4 destinations (connect, sendto).
+            return Ok(Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::new(b[4], b[5], b[6], b[7]),
+                port,
+            ))));
         }
         if fam != self.family {
             return Err(EAFNOSUPPORT);
@@ -280,6 +295,9 @@ impl InetSock {
     }
 
     pub fn bind(&self, t: &Task, a: Option<SocketAddr>, raw_family: u16) -> KResult<()> {
+        if self.v6() && raw_family != AF_INET6 as u16 {
+            return Err(EAFNOSUPPORT);
+        }
         let a = match a {
             Some(a) => a,
             // Linux accepts AF_UNSPEC with INADDR_ANY on AF_INET sockets.

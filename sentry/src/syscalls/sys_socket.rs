@@ -230,6 +230,10 @@ fn resolve(c: &Ctx, a: &UAddr) -> KResult<Arc<Sock>> {
 
 fn bind(c: &Ctx, fd: u64, addr: u64, len: u32) -> SysResult {
     if let Some(s) = inet_of(c, fd)? {
+        // inet6_bind checks the length before the family.
+        if s.v6() && (len as i32) >= 0 && (len as usize) < 24 {
+            return Err(EINVAL);
+        }
         let (a, fam) = read_inet_addr(c, &s, addr, len)?;
         s.bind(c.t, a, fam)?;
         return Ok(0);
