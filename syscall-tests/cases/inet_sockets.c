@@ -1248,3 +1248,50 @@ CASE(tcp_orderly_close_both_ways_no_error)
 	close(c);
 	close(l);
 }
+
+CASE(tcp_full_send_buffer_blocks_and_wakes)
+{
+	int l = listener(AF_INET, 1);
+	int c = CHECK_OK(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+	struct sockaddr_in a = lo4(port_of(l));
+	int r = connect(c, (struct sockaddr *)&a, sizeof a);
+	CHECK(r == 0 || errno == EINPROGRESS);
+	int s = CHECK_OK(accept(l, NULL, NULL));
+	struct pollfd p = { c, POLLOUT, 0 };
+	CHECK_EQ(poll(&p, 1, 5000), 1);
+	/* Fill everything (our send buffer, the peer's receive buffer) until EAGAIN. */
+	static char chunk[65536];
+	long total = 0;
+	for (;;) {
+		ssize_t k = send(c, chunk, sizeof chunk, 0);
+		if (k < 0) {
+			CHECK_EQ(errno, EAGAIN);
+			break;
+		}
+		total += k;
+		CHECK_LT(total, 1L << 30);
+	}
+	CHECK_GT(total, 0);
+	CHECK_EQ(poll(&p, 1, 0), 0);
+	int ep = CHECK_OK(epoll_create1(0));
+	struct epoll_event ev = { .events = EPOLLOUT | EPOLLET, .data.u32 = 7 };
+	CHECK_OK(epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev));
+	struct epoll_event out;
+	CHECK_EQ(epoll_wait(ep, &out, 1, 0), 0);
+	/* The reader drains it all; the writer becomes writable again. */
+	long got = 0;
+	static char buf[65536];
+	while (got < total) {
+		ssize_t k = CHECK_OK(read(s, buf, sizeof buf));
+		CHECK_GT(k, 0);
+		got += k;
+	}
+	CHECK_EQ(epoll_wait(ep, &out, 1, 5000), 1);
+	CHECK_EQ(out.data.u32, 7);
+	CHECK_EQ(poll(&p, 1, 0), 1);
+	CHECK_EQ(p.revents, POLLOUT);
+	close(ep);
+	close(s);
+	close(c);
+	close(l);
+}
