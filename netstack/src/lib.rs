@@ -17,6 +17,12 @@
 //! Timers (retransmission, delayed ACKs, keep-alive, TIME-WAIT) are run by one poller
 //! thread per stack that sleeps until smoltcp's next deadline (`poll_at`) or until a link
 //! has packets; an idle stack has no thread waking up.
+//!
+//! Not yet: Ethernet links (ARP/NDP, for a veth in the container's network namespace),
+//! ICMP and raw sockets, TCP urgent data, SO_REUSEPORT balancing, TCP_INFO-style
+//! statistics. Keep-alive is smoltcp's (one interval until the peer answers). A
+//! TIME-WAIT connection is forgotten at once (smoltcp would keep it for its timer), so
+//! ports come back sooner than on Linux.
 
 mod link;
 mod ports;
