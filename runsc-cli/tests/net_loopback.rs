@@ -5,10 +5,11 @@
 //! * python3's http.server (threaded, in-process, on 127.0.0.1 and ::1; and
 //!   `python3 -m http.server` as a separate process) fetched with urllib inside one
 //!   `rvisor do` sandbox, compared with the same script run natively;
+//! * busybox wget (a C client) against `python3 -m http.server` in one sandbox;
 //! * the sandbox's loopback is not the host's: a port the host listens on is refused
 //!   inside the sandbox.
 //!
-//! Debian packages: python3 (python3-minimal + libpython3.11-stdlib).
+//! Debian packages: python3 (python3-minimal + libpython3.11-stdlib), busybox.
 
 mod common;
 
@@ -141,4 +142,42 @@ fn sandbox_loopback_is_not_the_hosts() {
     let s = sandboxed(&[PYTHON3, "-c", code, &port]);
     assert_eq!(s.stdout, "refused\n", "{}", s.describe());
     assert!(s.status.success(), "{}", s.describe());
+}
+
+/// A C client (busybox wget) against `python3 -m http.server`, each its own process,
+/// started from one shell inside the sandbox.
+#[test]
+fn busybox_wget_against_python_http_server() {
+    require(PYTHON3, "python3");
+    require(BUSYBOX, "busybox");
+    let dir = TempDir::new("netwget");
+    std::fs::write(dir.join("hello.txt"), "hello wget\n").unwrap();
+    let script = format!(
+        r#"cd {dir}
+{py} -m http.server --bind 127.0.0.1 "$1" >/dev/null 2>&1 &
+pid=$!
+i=0
+while [ $i -lt 100 ]; do
+  {bb} wget -q -O - "http://127.0.0.1:$1/hello.txt" 2>/dev/null && break
+  i=$((i+1)); sleep 0.1
+done
+{bb} wget -q -O - "http://127.0.0.1:$1/nope" 2>&1; echo "status $?"
+kill $pid; wait $pid; echo "server $?"
+"#,
+        dir = dir.path().display(),
+        py = PYTHON3,
+        bb = BUSYBOX,
+    );
+    // A port free on the host for the native run (the sandbox has its own loopback).
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port().to_string()
+    };
+    let (n, _) = compare(&[BUSYBOX, "sh", "-c", &script, "sh", &port]);
+    assert_eq!(
+        n.stdout,
+        "hello wget\nwget: server returned error: HTTP/1.0 404 File not found\nstatus 1\nserver 143\n",
+        "the NATIVE run (broken test or host set-up)\n{}",
+        n.describe()
+    );
 }
