@@ -258,6 +258,11 @@ impl Inner {
                         let s = self.sockets.get_mut::<tcp::Socket>(h);
                         let st = s.state();
                         if st == S::Listen {
+                            // Back from SYN-RECEIVED (the peer reset): hold SYN-ACKs again.
+                            if released {
+                                s.pause_synack(true);
+                                l.pool[i].1 = false;
+                            }
                             i += 1;
                             continue;
                         }
