@@ -197,6 +197,7 @@ impl Inner {
         let mut again = false;
         let now = Instant::now();
         let mut new_orphans = vec![];
+        let mut handover = vec![];
         for e in self.tcp.values_mut() {
             match &mut e.st {
                 St::Init => {}
@@ -274,11 +275,12 @@ impl Inner {
                             });
                         if st == S::SynReceived {
                             if !ok {
-                                // Not for this socket's family: nobody listens (RST).
-                                s.abort();
-                                again = true;
+                                // Not for this socket's family (smoltcp's wildcard takes
+                                // both): another listener on the port may take it.
                                 l.pool.swap_remove(i);
-                                new_orphans.push(h);
+                                let remote = s.remote_endpoint().map(|r| IpAddr::from(r.addr));
+                                let local = s.local_endpoint().map(|r| IpAddr::from(r.addr));
+                                handover.push((h, e.port, remote, local));
                                 continue;
                             }
                             if !released && l.ready.len() < target {
@@ -310,6 +312,28 @@ impl Inner {
                     }
                 }
             }
+        }
+        for (h, port, remote, local) in handover {
+            let taker = self.tcp.values_mut().find(|e| {
+                matches!(e.st, St::Listen(_))
+                    && e.port == port
+                    && remote.is_some_and(|r| match r {
+                        IpAddr::V4(_) => !e.v6 || !e.opts.v6only,
+                        IpAddr::V6(_) => e.v6,
+                    })
+                    && (e.addr.is_unspecified() || Some(e.addr) == local)
+            });
+            match taker {
+                Some(Ent {
+                    st: St::Listen(l), ..
+                }) => l.pool.push((h, false)),
+                _ => {
+                    // Nobody listens for this family: RST.
+                    self.sockets.get_mut::<tcp::Socket>(h).abort();
+                    new_orphans.push(h);
+                }
+            }
+            again = true;
         }
         for h in new_orphans {
             let id = self.id();

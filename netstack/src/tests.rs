@@ -116,6 +116,35 @@ fn dual_stack_listener_takes_ipv4() {
 }
 
 #[test]
+fn ipv4_and_ipv6_only_listeners_share_a_port() {
+    let st = Stack::new(StackConfig::default());
+    let l4 = st.tcp(false);
+    l4.bind(addr("0.0.0.0:0")).unwrap();
+    let port = l4.local_addr().port();
+    l4.listen(8).unwrap();
+    let l6 = st.tcp(true);
+    l6.set_opts(TcpOpts {
+        v6only: true,
+        ..l6.opts()
+    });
+    l6.bind(SocketAddr::new("::".parse().unwrap(), port))
+        .unwrap();
+    l6.listen(8).unwrap();
+    for _ in 0..6 {
+        let c4 = st.tcp(false);
+        connect(&c4, SocketAddr::new("127.0.0.1".parse().unwrap(), port)).unwrap();
+        let (_a, p) = wait(|| l4.accept()).unwrap();
+        assert_eq!(p, c4.local_addr());
+        let c6 = st.tcp(true);
+        connect(&c6, SocketAddr::new("::1".parse().unwrap(), port)).unwrap();
+        let (_b, p) = wait(|| l6.accept()).unwrap();
+        assert_eq!(p, c6.local_addr());
+    }
+    assert_eq!(l4.accept().err(), Some(Error::WouldBlock));
+    assert_eq!(l6.accept().err(), Some(Error::WouldBlock));
+}
+
+#[test]
 fn refused_and_addr_in_use() {
     let st = Stack::new(StackConfig::default());
     let c = st.tcp(false);

@@ -1295,3 +1295,38 @@ CASE(tcp_full_send_buffer_blocks_and_wakes)
 	close(c);
 	close(l);
 }
+
+CASE(tcp_ipv4_and_ipv6_only_listeners_share_a_port)
+{
+	/* nginx style: "listen 80" and "listen [::]:80 ipv6only=on". */
+	int l4 = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	struct sockaddr_in a = lo4(0);
+	a.sin_addr.s_addr = htonl(INADDR_ANY);
+	CHECK_OK(bind(l4, (struct sockaddr *)&a, sizeof a));
+	int port = port_of(l4);
+	CHECK_OK(listen(l4, 8));
+	int l6 = CHECK_OK(socket(AF_INET6, SOCK_STREAM, 0));
+	int on = 1;
+	CHECK_OK(setsockopt(l6, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on));
+	struct sockaddr_in6 a6 = lo6(port);
+	a6.sin6_addr = in6addr_any;
+	CHECK_OK(bind(l6, (struct sockaddr *)&a6, sizeof a6));
+	CHECK_OK(listen(l6, 8));
+	for (int i = 0; i < 4; i++) {
+		int c6 = connect_to(AF_INET6, port);
+		int c4 = connect_to(AF_INET, port);
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		int s4 = CHECK_OK(accept(l4, (struct sockaddr *)&ss, &len));
+		CHECK_EQ(ss.ss_family, AF_INET);
+		len = sizeof ss;
+		int s6 = CHECK_OK(accept(l6, (struct sockaddr *)&ss, &len));
+		CHECK_EQ(ss.ss_family, AF_INET6);
+		close(s4);
+		close(s6);
+		close(c4);
+		close(c6);
+	}
+	close(l4);
+	close(l6);
+}
