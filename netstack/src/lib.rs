@@ -22,7 +22,10 @@
 //! ICMP and raw sockets, TCP urgent data, SO_REUSEPORT balancing, TCP_INFO-style
 //! statistics. Keep-alive is smoltcp's (one interval until the peer answers). A
 //! TIME-WAIT connection is forgotten at once (smoltcp would keep it for its timer), so
-//! ports come back sooner than on Linux.
+//! ports come back sooner than on Linux. smoltcp gives a datagram to the first UDP socket
+//! bound to its port: two UDP sockets sharing a port (an IPv4 and an IPv6-only one, or
+//! SO_REUSEADDR) may lose datagrams meant for the other. A full TCP accept queue resets
+//! new connections (Linux drops their SYNs until there is room).
 
 mod link;
 mod ports;
