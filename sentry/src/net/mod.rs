@@ -1,9 +1,10 @@
-//! Sockets. AF_UNIX endpoints live entirely in the Sentry ([`unix`]); inet sockets will
-//! come from the netstack crate.
+//! Sockets. AF_UNIX endpoints live entirely in the Sentry ([`unix`]); AF_INET and
+//! AF_INET6 sockets ([`inet`]) are served by rvisor's own TCP/IP stack (the netstack crate).
 //!
 //! Every socket's open file has a path on a private "sockfs" mount (never in the mount
 //! table) whose inode reports `S_IFSOCK`, so fstat and friends see a socket.
 
+pub mod inet;
 pub mod unix;
 
 use crate::errno::*;
@@ -162,8 +163,18 @@ fn sockfs() -> Arc<Mount> {
 
 /// An open file for a unix socket endpoint. `flags` may hold O_NONBLOCK.
 pub fn socket_file(sock: Arc<unix::Sock>, flags: u32, t: &Task) -> Arc<OpenFile> {
-    let cr = t.creds();
     let ino = sock.ino;
+    sock_open_file(Arc::new(unix::SockFile { sock }), ino, flags, t)
+}
+
+/// An open file for an inet socket. `flags` may hold O_NONBLOCK.
+pub fn inet_socket_file(sock: Arc<inet::InetSock>, flags: u32, t: &Task) -> Arc<OpenFile> {
+    let ino = sock.ino;
+    sock_open_file(Arc::new(inet::InetFile { sock }), ino, flags, t)
+}
+
+fn sock_open_file(ops: Arc<dyn FileOps>, ino: u64, flags: u32, t: &Task) -> Arc<OpenFile> {
+    let cr = t.creds();
     let mnt = sockfs();
     let dentry = Arc::new(Dentry {
         name: format!("socket:[{ino}]").into_bytes(),
@@ -171,7 +182,7 @@ pub fn socket_file(sock: Arc<unix::Sock>, flags: u32, t: &Task) -> Arc<OpenFile>
         inode: SockInode::new(ino, S_IFSOCK | 0o777, cr.fsuid, cr.fsgid),
     });
     OpenFile::new(
-        Arc::new(unix::SockFile { sock }),
+        ops,
         Some(Path { mnt, dentry }),
         O_RDWR | (flags & O_NONBLOCK),
     )
@@ -184,4 +195,12 @@ pub fn unix_sock(f: &OpenFile) -> KResult<Arc<unix::Sock>> {
         .downcast_ref::<unix::SockFile>()
         .map(|s| s.sock.clone())
         .ok_or(ENOTSOCK)
+}
+
+/// The inet socket behind an open file, if it is one.
+pub fn inet_sock(f: &OpenFile) -> Option<Arc<inet::InetSock>> {
+    f.ops
+        .as_any()
+        .downcast_ref::<inet::InetFile>()
+        .map(|s| s.sock.clone())
 }

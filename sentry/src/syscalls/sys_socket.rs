@@ -1,11 +1,14 @@
-//! Socket system calls. AF_UNIX is served by [`crate::net::unix`]; other families are not
-//! supported yet (EAFNOSUPPORT).
+//! Socket system calls. AF_UNIX is served by [`crate::net::unix`], AF_INET and AF_INET6
+//! by [`crate::net::inet`] (rvisor's own TCP/IP stack); other families are not supported
+//! (EAFNOSUPPORT).
 
 use super::*;
 use crate::kernel::signal::{self, SigInfo};
+use crate::net::inet::{self, InetSock, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 use crate::net::unix::{self, Dest, Recv, Sock, Ucred};
 use crate::net::*;
 use crate::vfs::{may_access, OpenFile, O_NONBLOCK, S_IFMT, S_IFSOCK};
+use std::net::SocketAddr;
 
 pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
     let a = |i| c.arg(i);
@@ -65,17 +68,13 @@ fn check_type(c: &Ctx, domain: i32, ty: i32, proto: i32, pair: bool) -> KResult<
     if !(0..SOCK_MAX).contains(&base) {
         return Err(EINVAL);
     }
-    if domain != AF_UNIX {
-        if domain == AF_INET || domain == AF_INET6 {
-            c.t.kernel.report_unimplemented(
-                if pair { 53 } else { 41 },
-                "socket(AF_INET/AF_INET6)",
-                c.t.tgid(),
-            );
-            if pair {
-                return Err(EOPNOTSUPP);
-            }
+    if domain == AF_INET || domain == AF_INET6 {
+        if pair {
+            return Err(EOPNOTSUPP);
         }
+        return check_inet_type(c, domain, base, proto).map(|b| (b, flags));
+    }
+    if domain != AF_UNIX {
         return Err(EAFNOSUPPORT);
     }
     if proto != 0 && proto != AF_UNIX {
@@ -89,8 +88,42 @@ fn check_type(c: &Ctx, domain: i32, ty: i32, proto: i32, pair: bool) -> KResult<
     Ok((base, flags))
 }
 
+/// socket(2)'s checks for AF_INET/AF_INET6: the base type (TCP or UDP) or Linux's errno.
+fn check_inet_type(c: &Ctx, domain: i32, base: i32, proto: i32) -> KResult<i32> {
+    let icmp = if domain == AF_INET {
+        IPPROTO_ICMP
+    } else {
+        IPPROTO_ICMPV6
+    };
+    match (base, proto) {
+        (SOCK_STREAM, 0 | IPPROTO_TCP) => Ok(SOCK_STREAM),
+        (SOCK_DGRAM, 0 | IPPROTO_UDP) => Ok(SOCK_DGRAM),
+        (SOCK_STREAM | SOCK_DGRAM, p) if p == icmp && base == SOCK_DGRAM => {
+            // Ping sockets: Linux's default net.ipv4.ping_group_range allows nobody.
+            inet::unsupported(&c.t.kernel, "ICMP ping sockets".into());
+            Err(EACCES)
+        }
+        (SOCK_STREAM | SOCK_DGRAM, _) => Err(EPROTONOSUPPORT),
+        (SOCK_RAW, _) => {
+            inet::unsupported(&c.t.kernel, "raw inet sockets (SOCK_RAW)".into());
+            Err(EPERM)
+        }
+        _ => Err(ESOCKTNOSUPPORT),
+    }
+}
+
 fn socket(c: &Ctx, domain: i32, ty: i32, proto: i32) -> SysResult {
     let (base, flags) = check_type(c, domain, ty, proto, false)?;
+    if domain == AF_INET || domain == AF_INET6 {
+        let protocol = if base == SOCK_STREAM {
+            IPPROTO_TCP
+        } else {
+            IPPROTO_UDP
+        };
+        let s = InetSock::new(&c.t.kernel, domain, base, protocol);
+        let f = inet_socket_file(s, flags as u32 & O_NONBLOCK, c.t);
+        return Ok(install(c, f, flags & SOCK_CLOEXEC != 0)? as u64);
+    }
     let s = Sock::new(&c.t.kernel, base);
     let f = socket_file(s, flags as u32 & O_NONBLOCK, c.t);
     Ok(install(c, f, flags & SOCK_CLOEXEC != 0)? as u64)
@@ -196,6 +229,15 @@ fn resolve(c: &Ctx, a: &UAddr) -> KResult<Arc<Sock>> {
 }
 
 fn bind(c: &Ctx, fd: u64, addr: u64, len: u32) -> SysResult {
+    if let Some(s) = inet_of(c, fd)? {
+        // inet6_bind checks the length before the family.
+        if s.v6() && (len as i32) >= 0 && (len as usize) < 24 {
+            return Err(EINVAL);
+        }
+        let (a, fam) = read_inet_addr(c, &s, addr, len)?;
+        s.bind(c.t, a, fam)?;
+        return Ok(0);
+    }
     let (_, s) = sock_of(c, fd)?;
     match read_addr(c, addr, len)? {
         UAddr::Autobind => s.autobind()?,
@@ -237,12 +279,22 @@ fn bind(c: &Ctx, fd: u64, addr: u64, len: u32) -> SysResult {
 }
 
 fn listen(c: &Ctx, fd: u64, backlog: i32) -> SysResult {
+    if let Some(s) = inet_of(c, fd)? {
+        s.listen(backlog)?;
+        return Ok(0);
+    }
     let (_, s) = sock_of(c, fd)?;
     s.listen(c.t, backlog)?;
     Ok(0)
 }
 
 fn connect(c: &Ctx, fd: u64, addr: u64, len: u32) -> SysResult {
+    let f = c.fd(fd)?;
+    if let Some(s) = inet_sock(&f) {
+        let (a, _) = read_inet_addr(c, &s, addr, len)?;
+        s.connect(c.t, a, f.nonblock())?;
+        return Ok(0);
+    }
     let (f, s) = sock_of(c, fd)?;
     let a = read_addr(c, addr, len)?;
     if s.ty == SOCK_DGRAM {
@@ -267,6 +319,19 @@ fn accept(c: &Ctx, fd: u64, addr: u64, lenp: u64, flags: i32) -> SysResult {
     if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
         return Err(EINVAL);
     }
+    let f = c.fd(fd)?;
+    if let Some(s) = inet_sock(&f) {
+        let (ns, peer) = s.accept(c.t, f.nonblock())?;
+        let nf = inet_socket_file(ns, flags as u32 & O_NONBLOCK, c.t);
+        let nfd = install(c, nf, flags & SOCK_CLOEXEC != 0)?;
+        if addr != 0 {
+            if let Err(err) = write_inet_addr(c, addr, lenp, Some(peer)) {
+                c.t.files().remove(nfd);
+                return Err(err);
+            }
+        }
+        return Ok(nfd as u64);
+    }
     let (f, s) = sock_of(c, fd)?;
     let e = s.accept(c.t, f.nonblock())?;
     let peer = e.peer_name().ok().flatten();
@@ -282,6 +347,11 @@ fn accept(c: &Ctx, fd: u64, addr: u64, lenp: u64, flags: i32) -> SysResult {
 }
 
 fn getname(c: &Ctx, fd: u64, addr: u64, lenp: u64, peer: bool) -> SysResult {
+    if let Some(s) = inet_of(c, fd)? {
+        let a = if peer { s.peer()? } else { s.name() };
+        write_inet_addr(c, addr, lenp, Some(a))?;
+        return Ok(0);
+    }
     let (_, s) = sock_of(c, fd)?;
     let name = if peer { s.peer_name()? } else { s.name() };
     write_addr(c, addr, lenp, name.as_deref())?;
@@ -289,13 +359,23 @@ fn getname(c: &Ctx, fd: u64, addr: u64, lenp: u64, peer: bool) -> SysResult {
 }
 
 fn shutdown(c: &Ctx, fd: u64, how: i32) -> SysResult {
+    if let Some(s) = inet_of(c, fd)? {
+        s.shutdown(how)?;
+        return Ok(0);
+    }
     let (_, s) = sock_of(c, fd)?;
     s.shutdown(how)?;
     Ok(0)
 }
 
 fn setsockopt(c: &Ctx, fd: u64, level: i32, name: i32, val: u64, len: u32) -> SysResult {
-    let (_, s) = sock_of(c, fd)?;
+    let f = c.fd(fd)?;
+    let inet = inet_sock(&f);
+    let unix = if inet.is_none() {
+        Some(unix_sock(&f)?)
+    } else {
+        None
+    };
     if (len as i32) < 0 {
         return Err(EINVAL);
     }
@@ -304,18 +384,32 @@ fn setsockopt(c: &Ctx, fd: u64, level: i32, name: i32, val: u64, len: u32) -> Sy
     } else {
         vec![]
     };
-    s.setsockopt(c.t, level, name, &v)?;
+    match (inet, unix) {
+        (Some(s), _) => s.setsockopt(c.t, level, name, &v)?,
+        (_, Some(s)) => s.setsockopt(c.t, level, name, &v)?,
+        _ => unreachable!("a socket"),
+    }
     Ok(0)
 }
 
 fn getsockopt(c: &Ctx, fd: u64, level: i32, name: i32, val: u64, lenp: u64) -> SysResult {
-    let (_, s) = sock_of(c, fd)?;
+    let f = c.fd(fd)?;
+    let inet = inet_sock(&f);
+    let unix = if inet.is_none() {
+        Some(unix_sock(&f)?)
+    } else {
+        None
+    };
     let mm = c.t.mm();
     let len: i32 = mm.read_obj(lenp)?;
     if len < 0 {
         return Err(EINVAL);
     }
-    let v = s.getsockopt(level, name, len as usize)?;
+    let v = match (inet, unix) {
+        (Some(s), _) => s.getsockopt(c.t, level, name, len as usize)?,
+        (_, Some(s)) => s.getsockopt(level, name, len as usize)?,
+        _ => unreachable!("a socket"),
+    };
     if !v.is_empty() {
         mm.write(val, &v)?;
     }
@@ -494,6 +588,14 @@ fn do_send(
 }
 
 fn sendto(c: &Ctx, fd: u64, buf: u64, len: u64, flags: u32, addr: u64, alen: u32) -> SysResult {
+    let f = c.fd(fd)?;
+    if let Some(s) = inet_sock(&f) {
+        if len > i32::MAX as u64 {
+            return Err(EINVAL);
+        }
+        let data = c.t.mm().read_vec(buf, len as usize)?;
+        return Ok(inet_send(c, &f, &s, &data, addr, alen, flags)? as u64);
+    }
     let (f, s) = sock_of(c, fd)?;
     if len > i32::MAX as u64 {
         return Err(EINVAL);
@@ -529,17 +631,32 @@ fn sendmsg_one(c: &Ctx, f: &OpenFile, s: &Arc<Sock>, p: u64, flags: u32) -> KRes
 }
 
 fn sendmsg(c: &Ctx, fd: u64, p: u64, flags: u32) -> SysResult {
+    let f = c.fd(fd)?;
+    if let Some(s) = inet_sock(&f) {
+        return Ok(inet_sendmsg_one(c, &f, &s, p, flags)? as u64);
+    }
     let (f, s) = sock_of(c, fd)?;
     Ok(sendmsg_one(c, &f, &s, p, flags)? as u64)
 }
 
 fn sendmmsg(c: &Ctx, fd: u64, vec: u64, vlen: u32, flags: u32) -> SysResult {
-    let (f, s) = sock_of(c, fd)?;
+    let f = c.fd(fd)?;
+    let inet = inet_sock(&f);
+    let unix = if inet.is_none() {
+        Some(unix_sock(&f)?)
+    } else {
+        None
+    };
     let vlen = (vlen as u64).min(UIO_MAXIOV);
     let mut n = 0;
     while n < vlen {
         let p = vec + n * 64;
-        match sendmsg_one(c, &f, &s, p, flags) {
+        let r = match (&inet, &unix) {
+            (Some(s), _) => inet_sendmsg_one(c, &f, s, p, flags),
+            (_, Some(s)) => sendmsg_one(c, &f, s, p, flags),
+            _ => unreachable!("a socket"),
+        };
+        match r {
             Ok(k) => c.t.mm().write_obj(p + 56, &(k as u32))?,
             Err(_) if n > 0 => break,
             Err(e) => return Err(e),
@@ -555,10 +672,23 @@ fn recv_common(c: &Ctx, f: &OpenFile, s: &Arc<Sock>, want: usize, flags: u32) ->
 }
 
 fn recvfrom(c: &Ctx, fd: u64, buf: u64, len: u64, flags: u32, addr: u64, lenp: u64) -> SysResult {
-    let (f, s) = sock_of(c, fd)?;
+    let f = c.fd(fd)?;
     if len > i32::MAX as u64 {
         return Err(EINVAL);
     }
+    if let Some(s) = inet_sock(&f) {
+        let nonblock = f.nonblock() || flags & MSG_DONTWAIT != 0;
+        let r = s.recv(c.t, nonblock, len as usize, flags)?;
+        c.t.mm().write(buf, &r.data)?;
+        if addr != 0 {
+            match r.from {
+                Some(a) => write_inet_addr(c, addr, lenp, Some(a))?,
+                None => c.t.mm().write_obj(lenp, &0u32)?,
+            }
+        }
+        return Ok(r.ret as u64);
+    }
+    let (f, s) = sock_of(c, fd)?;
     let r = recv_common(c, &f, &s, len as usize, flags)?;
     c.t.mm().write(buf, &r.data)?;
     if addr != 0 {
@@ -666,12 +796,22 @@ fn recvmsg_one(c: &Ctx, f: &OpenFile, s: &Arc<Sock>, p: u64, flags: u32) -> KRes
 }
 
 fn recvmsg(c: &Ctx, fd: u64, p: u64, flags: u32) -> SysResult {
+    let f = c.fd(fd)?;
+    if let Some(s) = inet_sock(&f) {
+        return Ok(inet_recvmsg_one(c, &f, &s, p, flags)? as u64);
+    }
     let (f, s) = sock_of(c, fd)?;
     Ok(recvmsg_one(c, &f, &s, p, flags)? as u64)
 }
 
 fn recvmmsg(c: &Ctx, fd: u64, vec: u64, vlen: u32, flags: u32, timeout: u64) -> SysResult {
-    let (f, s) = sock_of(c, fd)?;
+    let f = c.fd(fd)?;
+    let inet = inet_sock(&f);
+    let unix = if inet.is_none() {
+        Some(unix_sock(&f)?)
+    } else {
+        None
+    };
     let deadline = if timeout != 0 {
         let t: [i64; 2] = c.t.mm().read_obj(timeout)?;
         if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
@@ -686,7 +826,12 @@ fn recvmmsg(c: &Ctx, fd: u64, vec: u64, vlen: u32, flags: u32, timeout: u64) -> 
     let mut fl = flags & !MSG_WAITFORONE;
     while n < vlen {
         let p = vec + n * 64;
-        match recvmsg_one(c, &f, &s, p, fl) {
+        let r = match (&inet, &unix) {
+            (Some(s), _) => inet_recvmsg_one(c, &f, s, p, fl),
+            (_, Some(s)) => recvmsg_one(c, &f, s, p, fl),
+            _ => unreachable!("a socket"),
+        };
+        match r {
             Ok(k) => c.t.mm().write_obj(p + 56, &(k as u32))?,
             Err(_) if n > 0 => break,
             Err(e) => return Err(e),
@@ -700,4 +845,128 @@ fn recvmmsg(c: &Ctx, fd: u64, vec: u64, vlen: u32, flags: u32, timeout: u64) -> 
         }
     }
     Ok(n)
+}
+
+// ---- inet ----
+
+/// The inet socket `fd` refers to: Ok(None) for another socket, ENOTSOCK for no socket.
+fn inet_of(c: &Ctx, fd: u64) -> KResult<Option<Arc<InetSock>>> {
+    let f = c.fd(fd)?;
+    match inet_sock(&f) {
+        Some(s) => Ok(Some(s)),
+        None => unix_sock(&f).map(|_| None),
+    }
+}
+
+/// Read a sockaddr_in/sockaddr_in6 for `s`: the address (None: AF_UNSPEC) and the raw family.
+fn read_inet_addr(
+    c: &Ctx,
+    s: &InetSock,
+    addr: u64,
+    len: u32,
+) -> KResult<(Option<SocketAddr>, u16)> {
+    let len = len as i32;
+    if len < 0 || len as usize > SS_LEN {
+        return Err(EINVAL);
+    }
+    let b = c.t.mm().read_vec(addr, len as usize)?;
+    let fam = if b.len() >= 2 {
+        u16::from_le_bytes([b[0], b[1]])
+    } else {
+        0
+    };
+    Ok((s.parse_addr(&b)?, fam))
+}
+
+/// Write a sockaddr for `a` (None: none, length 0) Linux style: at most the caller's
+/// length is copied, the full length is reported.
+fn write_inet_addr(c: &Ctx, addr: u64, lenp: u64, a: Option<SocketAddr>) -> KResult<()> {
+    let b = a.map(InetSock::addr_bytes).unwrap_or_default();
+    let mm = c.t.mm();
+    let ulen: i32 = mm.read_obj(lenp)?;
+    if ulen < 0 {
+        return Err(EINVAL);
+    }
+    let n = (ulen as usize).min(b.len());
+    if n > 0 {
+        mm.write(addr, &b[..n])?;
+    }
+    mm.write_obj(lenp, &(b.len() as u32))
+}
+
+/// Send on an inet socket: sendto, sendmsg, sendmmsg.
+fn inet_send(
+    c: &Ctx,
+    f: &OpenFile,
+    s: &InetSock,
+    data: &[u8],
+    addr: u64,
+    alen: u32,
+    flags: u32,
+) -> KResult<usize> {
+    let to = if addr != 0 && s.ty == SOCK_DGRAM {
+        match read_inet_addr(c, s, addr, alen)? {
+            (Some(a), _) => Some(a),
+            (None, _) => None,
+        }
+    } else {
+        None
+    };
+    let nonblock = f.nonblock() || flags & MSG_DONTWAIT != 0;
+    let r = s.send(c.t, nonblock, data, to, flags);
+    if r == Err(EPIPE) && s.ty == SOCK_STREAM && flags & MSG_NOSIGNAL == 0 {
+        c.t.send_signal(SigInfo::user(
+            signal::SIGPIPE,
+            signal::SI_USER,
+            c.t.tgid(),
+            0,
+        ));
+    }
+    r
+}
+
+fn inet_sendmsg_one(c: &Ctx, f: &OpenFile, s: &InetSock, p: u64, flags: u32) -> KResult<usize> {
+    let h = read_msghdr(c, p)?;
+    let iov = iovecs(c, h.iov, h.iovlen)?;
+    if h.controllen > 0 && h.control != 0 {
+        inet::unsupported(
+            &c.t.kernel,
+            "control messages in sendmsg on inet sockets".into(),
+        );
+    }
+    let data = gather(c, &iov)?;
+    let (name, namelen) = if h.name != 0 && h.namelen != 0 {
+        (h.name, h.namelen)
+    } else {
+        (0, 0)
+    };
+    inet_send(c, f, s, &data, name, namelen, flags)
+}
+
+fn inet_recvmsg_one(c: &Ctx, f: &OpenFile, s: &InetSock, p: u64, flags: u32) -> KResult<usize> {
+    let h = read_msghdr(c, p)?;
+    let iov = iovecs(c, h.iov, h.iovlen)?;
+    let want: usize = iov.iter().map(|v| v.1).sum();
+    let nonblock = f.nonblock() || flags & MSG_DONTWAIT != 0;
+    let r = s.recv(c.t, nonblock, want, flags)?;
+    let mm = c.t.mm();
+    scatter(c, &iov, &r.data)?;
+    let mut oflags = flags & MSG_CMSG_CLOEXEC;
+    if r.trunc {
+        oflags |= MSG_TRUNC;
+    }
+    match (h.name, r.from) {
+        (n, Some(a)) if n != 0 => {
+            let b = InetSock::addr_bytes(a);
+            let k = (h.namelen as usize).min(b.len());
+            if k > 0 {
+                mm.write(h.name, &b[..k])?;
+            }
+            mm.write_obj(p + 8, &(b.len() as u32))?;
+        }
+        _ => mm.write_obj(p + 8, &0u32)?,
+    }
+    mm.write_obj(p + 40, &0u64)?;
+    mm.write_obj(p + 48, &oflags)?;
+    Ok(r.ret)
 }

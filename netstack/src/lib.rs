@@ -1,0 +1,691 @@
+//! rvisor's TCP/IP stack for the sandbox, on smoltcp.
+//!
+//! A [`Stack`] owns one smoltcp interface whose device is a small router: packets for the
+//! loopback ranges (127.0.0.0/8, ::1) or for one of the stack's own addresses go back into
+//! the stack (the loopback queue); everything else goes out of the [`Link`] whose subnet
+//! holds the destination, or the link with a default gateway. Links are IP-level
+//! (point-to-point, tun-like) for now; an Ethernet link for the container's network
+//! namespace is the next step and only needs another kind of [`Link`].
+//!
+//! Sockets ([`TcpSocket`], [`UdpSocket`]) are non-blocking: an operation that cannot
+//! complete yet returns [`Error::WouldBlock`] (or [`Error::InProgress`] for connect), and
+//! the socket's waker is called whenever its readiness ([`TcpSocket::events`]) or its
+//! queues change. Whoever blocks (the Sentry) re-tries when woken.
+//!
+//! Every operation runs under the stack's one lock and ends by polling the interface until
+//! the loopback queue is empty, so loopback traffic is delivered before the call returns.
+//! Timers (retransmission, delayed ACKs, keep-alive, TIME-WAIT) are run by one poller
+//! thread per stack that sleeps until smoltcp's next deadline (`poll_at`) or until a link
+//! has packets; an idle stack has no thread waking up.
+//!
+//! Not yet: Ethernet links (ARP/NDP, for a veth in the container's network namespace),
+//! ICMP and raw sockets, TCP urgent data, SO_REUSEPORT balancing, TCP_INFO-style
+//! statistics. Keep-alive is smoltcp's (one interval until the peer answers). A
+//! TIME-WAIT connection is forgotten at once (smoltcp would keep it for its timer), so
+//! ports come back sooner than on Linux. smoltcp gives a datagram to the first UDP socket
+//! bound to its port: two UDP sockets sharing a port (an IPv4 and an IPv6-only one, or
+//! SO_REUSEADDR) may lose datagrams meant for the other. A full TCP accept queue resets
+//! new connections (Linux drops their SYNs until there is room).
+
+mod link;
+mod ports;
+mod tcp;
+#[cfg(test)]
+mod tests;
+mod udp;
+
+pub use link::{Link, LinkNotify, MemLink};
+pub use tcp::{TcpOpts, TcpSocket};
+pub use udp::{Datagram, UdpOpts, UdpSocket, MAX_PAYLOAD as UDP_MAX_PAYLOAD};
+
+use parking_lot::{Condvar, Mutex};
+use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium};
+use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// Readiness bits, with Linux's poll(2) values.
+pub const EV_IN: u32 = 0x1;
+pub const EV_OUT: u32 = 0x4;
+pub const EV_ERR: u32 = 0x8;
+pub const EV_HUP: u32 = 0x10;
+pub const EV_RDHUP: u32 = 0x2000;
+
+/// Shutdown bits (Linux's RCV_SHUTDOWN / SEND_SHUTDOWN).
+pub const SHUT_RD: u8 = 1;
+pub const SHUT_WR: u8 = 2;
+
+/// The loopback device's MTU (Linux's lo has 65536).
+const LOOPBACK_MTU: usize = 65535;
+/// Packets the loopback queue holds before the stack must drain it.
+const LOOPBACK_QUEUE: usize = 1024;
+
+/// Why an operation did not succeed. [`Error::errno`] gives the Linux errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    WouldBlock,
+    InProgress,
+    Already,
+    AddrInUse,
+    AddrNotAvail,
+    ConnRefused,
+    ConnReset,
+    ConnAborted,
+    TimedOut,
+    NotConn,
+    IsConn,
+    Pipe,
+    Invalid,
+    NetUnreach,
+    MsgSize,
+    DestAddrRequired,
+    AfNoSupport,
+}
+
+impl Error {
+    pub fn errno(self) -> i32 {
+        match self {
+            Error::WouldBlock => libc::EAGAIN,
+            Error::InProgress => libc::EINPROGRESS,
+            Error::Already => libc::EALREADY,
+            Error::AddrInUse => libc::EADDRINUSE,
+            Error::AddrNotAvail => libc::EADDRNOTAVAIL,
+            Error::ConnRefused => libc::ECONNREFUSED,
+            Error::ConnReset => libc::ECONNRESET,
+            Error::ConnAborted => libc::ECONNABORTED,
+            Error::TimedOut => libc::ETIMEDOUT,
+            Error::NotConn => libc::ENOTCONN,
+            Error::IsConn => libc::EISCONN,
+            Error::Pipe => libc::EPIPE,
+            Error::Invalid => libc::EINVAL,
+            Error::NetUnreach => libc::ENETUNREACH,
+            Error::MsgSize => libc::EMSGSIZE,
+            Error::DestAddrRequired => libc::EDESTADDRREQ,
+            Error::AfNoSupport => libc::EAFNOSUPPORT,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Called (with no stack lock held) when a socket's readiness or queues may have changed.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// One external link and its static configuration.
+pub struct LinkConfig {
+    pub link: Box<dyn Link>,
+    /// Addresses with their prefix lengths.
+    pub addrs: Vec<(IpAddr, u8)>,
+    pub gateway4: Option<Ipv4Addr>,
+    pub gateway6: Option<Ipv6Addr>,
+}
+
+/// The stack's static configuration, handed in by the caller.
+pub struct StackConfig {
+    /// 127.0.0.1/8 and ::1/128.
+    pub loopback: bool,
+    pub links: Vec<LinkConfig>,
+    /// Seeds initial sequence numbers and the first ephemeral port.
+    pub seed: u64,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        StackConfig {
+            loopback: true,
+            links: vec![],
+            seed: default_seed(),
+        }
+    }
+}
+
+fn default_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+struct LinkSlot {
+    link: Box<dyn Link>,
+    nets: Vec<IpCidr>,
+    gw4: bool,
+    gw6: bool,
+}
+
+/// The interface's device: the loopback queue plus the links, routed by destination.
+pub(crate) struct Dev {
+    lo: VecDeque<Vec<u8>>,
+    /// ICMP "port unreachable" errors seen for our UDP datagrams: (our port, their end).
+    udp_unreachable: Vec<(u16, SocketAddr)>,
+    links: Vec<LinkSlot>,
+    own: Vec<IpAddr>,
+    mtu: usize,
+    checksums: bool,
+}
+
+fn is_loopback(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(v) => v.is_loopback(),
+        IpAddr::V6(v) => v.is_loopback(),
+    }
+}
+
+/// The destination address of an IP packet.
+fn dst_of(pkt: &[u8]) -> Option<IpAddr> {
+    match pkt.first().map(|b| b >> 4) {
+        Some(4) if pkt.len() >= 20 => Some(IpAddr::V4(Ipv4Addr::new(
+            pkt[16], pkt[17], pkt[18], pkt[19],
+        ))),
+        Some(6) if pkt.len() >= 40 => {
+            let b: [u8; 16] = pkt[24..40].try_into().expect("16 bytes");
+            Some(IpAddr::V6(Ipv6Addr::from(b)))
+        }
+        _ => None,
+    }
+}
+
+/// For an ICMP/ICMPv6 "port unreachable" about one of our UDP datagrams: the datagram's
+/// source port and its destination.
+fn udp_unreachable(pkt: &[u8]) -> Option<(u16, SocketAddr)> {
+    let be16 = |b: &[u8], o: usize| u16::from_be_bytes([b[o], b[o + 1]]);
+    match pkt.first()? >> 4 {
+        4 => {
+            let ihl = ((pkt[0] & 0xf) as usize) * 4;
+            if pkt.len() < ihl + 8 || pkt[9] != 1 || pkt[ihl] != 3 || pkt[ihl + 1] != 3 {
+                return None;
+            }
+            let inner = &pkt[ihl + 8..];
+            let iihl = ((*inner.first()? & 0xf) as usize) * 4;
+            if inner.len() < iihl + 4 || inner[9] != 17 {
+                return None;
+            }
+            let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
+            let udp = &inner[iihl..];
+            Some((be16(udp, 0), SocketAddr::new(IpAddr::V4(dst), be16(udp, 2))))
+        }
+        6 => {
+            if pkt.len() < 40 + 8 + 40 + 4 || pkt[6] != 58 || pkt[40] != 1 || pkt[41] != 4 {
+                return None;
+            }
+            let inner = &pkt[48..];
+            if inner[6] != 17 {
+                return None;
+            }
+            let b: [u8; 16] = inner[24..40].try_into().expect("16 bytes");
+            let udp = &inner[40..];
+            Some((
+                be16(udp, 0),
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::from(b)), be16(udp, 2)),
+            ))
+        }
+        _ => None,
+    }
+}
+
+impl Dev {
+    /// Whether a packet from a link is for this host. (The interface runs in smoltcp's
+    /// "any IP" mode so that all of 127.0.0.0/8 is local, as on Linux; links must not
+    /// deliver other hosts' traffic to our sockets.)
+    fn for_us(&self, dst: IpAddr) -> bool {
+        if self.own.contains(&dst) {
+            return true;
+        }
+        match dst {
+            IpAddr::V4(v) => {
+                v.is_multicast()
+                    || v.is_broadcast()
+                    || self
+                        .links
+                        .iter()
+                        .flat_map(|l| l.nets.iter())
+                        .any(|n| matches!(n, IpCidr::Ipv4(c) if c.broadcast() == Some(v)))
+            }
+            IpAddr::V6(v) => v.is_multicast(),
+        }
+    }
+
+    fn output(&mut self, pkt: Vec<u8>) {
+        let Some(dst) = dst_of(&pkt) else {
+            return;
+        };
+        if is_loopback(dst) || self.own.contains(&dst) {
+            if self.lo.len() < LOOPBACK_QUEUE {
+                self.lo.push_back(pkt);
+            }
+            return;
+        }
+        let d = IpAddress::from(dst);
+        let i = self
+            .links
+            .iter()
+            .position(|l| l.nets.iter().any(|n| n.contains_addr(&d)))
+            .or_else(|| {
+                self.links.iter().position(|l| match dst {
+                    IpAddr::V4(_) => l.gw4,
+                    IpAddr::V6(_) => l.gw6,
+                })
+            });
+        if let Some(i) = i {
+            self.links[i].link.transmit(&pkt);
+        }
+    }
+}
+
+struct RxTok(Vec<u8>);
+struct TxTok<'a>(&'a mut Dev);
+
+impl smoltcp::phy::RxToken for RxTok {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl smoltcp::phy::TxToken for TxTok<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut buf = vec![0u8; len];
+        let r = f(&mut buf);
+        self.0.output(buf);
+        r
+    }
+}
+
+impl Device for Dev {
+    type RxToken<'a> = RxTok;
+    type TxToken<'a> = TxTok<'a>;
+
+    fn receive(
+        &mut self,
+        _ts: smoltcp::time::Instant,
+    ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let pkt = match self.lo.pop_front() {
+            Some(p) => p,
+            None => loop {
+                let p = self.links.iter_mut().find_map(|l| l.link.receive())?;
+                if dst_of(&p).is_some_and(|d| self.for_us(d)) {
+                    break p;
+                }
+            },
+        };
+        if let Some(e) = udp_unreachable(&pkt) {
+            self.udp_unreachable.push(e);
+        }
+        Some((RxTok(pkt), TxTok(self)))
+    }
+
+    fn transmit(&mut self, _ts: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
+        if self.lo.len() >= LOOPBACK_QUEUE {
+            return None;
+        }
+        Some(TxTok(self))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut c = DeviceCapabilities::default();
+        c.medium = Medium::Ip;
+        c.max_transmission_unit = self.mtu;
+        if !self.checksums {
+            c.checksum = smoltcp::phy::ChecksumCapabilities::ignored();
+        }
+        c
+    }
+}
+
+/// Everything behind the stack's lock.
+pub(crate) struct Inner {
+    pub(crate) iface: Interface,
+    pub(crate) dev: Dev,
+    pub(crate) sockets: SocketSet<'static>,
+    base: Instant,
+    pub(crate) tcp: HashMap<u64, tcp::Ent>,
+    pub(crate) udp: HashMap<u64, udp::Ent>,
+    pub(crate) orphans: Vec<tcp::Orphan>,
+    pub(crate) ports: ports::Ports,
+    next_id: u64,
+    /// Wakers to call once the lock is dropped.
+    wakes: Vec<Waker>,
+    /// When the poller thread will next wake up by itself (None: it sleeps until kicked).
+    timer_at: Option<Instant>,
+}
+
+impl Inner {
+    pub(crate) fn now(&self) -> smoltcp::time::Instant {
+        smoltcp::time::Instant::from_micros(self.base.elapsed().as_micros() as i64)
+    }
+
+    pub(crate) fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Whether `a` may be a local address of a socket.
+    pub(crate) fn is_local(&self, a: IpAddr) -> bool {
+        a.is_unspecified() || is_loopback(a) || self.dev.own.contains(&a)
+    }
+
+    /// Whether packets to `a` have somewhere to go.
+    pub(crate) fn routable(&self, a: IpAddr) -> bool {
+        if is_loopback(a) || self.dev.own.contains(&a) {
+            return true;
+        }
+        let d = IpAddress::from(a);
+        self.dev.links.iter().any(|l| {
+            l.nets.iter().any(|n| n.contains_addr(&d))
+                || match a {
+                    IpAddr::V4(_) => l.gw4,
+                    IpAddr::V6(_) => l.gw6,
+                }
+        })
+    }
+
+    /// The source address a packet to `dst` leaves from.
+    pub(crate) fn source_for(&mut self, dst: IpAddr) -> Option<IpAddr> {
+        if is_loopback(dst) {
+            return Some(match dst {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            });
+        }
+        if self.dev.own.contains(&dst) {
+            return Some(dst);
+        }
+        let d = IpAddress::from(dst);
+        let same = |a: &IpAddr| a.is_ipv4() == dst.is_ipv4() && !is_loopback(*a);
+        self.dev
+            .links
+            .iter()
+            .flat_map(|l| l.nets.iter())
+            .find(|n| n.contains_addr(&d))
+            .map(|n| IpAddr::from(n.address()))
+            .or_else(|| self.dev.own.iter().copied().find(same))
+    }
+
+    /// Poll the interface until the loopback queue is empty and the sockets' bookkeeping
+    /// settled, then collect the wakers of sockets whose readiness changed.
+    fn pump(&mut self) {
+        for _ in 0..64 {
+            for _ in 0..4096 {
+                let now = self.now();
+                self.iface.poll(now, &mut self.dev, &mut self.sockets);
+                if self.dev.lo.is_empty() {
+                    break;
+                }
+            }
+            let a = self.tcp_maintain();
+            let b = self.udp_maintain();
+            if !a && !b {
+                break;
+            }
+        }
+        let mut wakes = std::mem::take(&mut self.wakes);
+        self.tcp_collect_wakes(&mut wakes);
+        self.udp_collect_wakes(&mut wakes);
+        self.wakes = wakes;
+    }
+
+    /// When the interface next needs polling, if ever.
+    fn next_poll(&mut self) -> Option<Instant> {
+        let now = self.now();
+        let at = self.iface.poll_at(now, &self.sockets);
+        let orphan = self.orphans.iter().filter_map(|o| o.deadline).min();
+        let at = at.map(|t| {
+            let d = (t - now).total_micros();
+            Instant::now() + Duration::from_micros(d)
+        });
+        match (at, orphan) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// The poller's wake-up state (a leaf lock: links kick from under other stacks' locks).
+#[derive(Default)]
+struct Kick {
+    kicked: bool,
+    stop: bool,
+}
+
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    kick: Mutex<Kick>,
+    cv: Condvar,
+}
+
+impl Shared {
+    /// Run `f` under the lock, pump the interface, wake whoever needs waking.
+    pub(crate) fn run<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        let (r, wakes, kick) = {
+            let mut g = self.inner.lock();
+            let r = f(&mut g);
+            g.pump();
+            let wakes = std::mem::take(&mut g.wakes);
+            let next = g.next_poll();
+            let kick = match (next, g.timer_at) {
+                (Some(n), Some(t)) => n < t,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            (r, wakes, kick)
+        };
+        if kick {
+            self.kick();
+        }
+        for w in wakes {
+            w();
+        }
+        r
+    }
+
+    /// Read-only access (no pumping).
+    pub(crate) fn peek<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
+        f(&mut self.inner.lock())
+    }
+
+    fn kick(&self) {
+        self.kick.lock().kicked = true;
+        self.cv.notify_one();
+    }
+}
+
+/// The poller: runs timers and link input.
+fn poller(sh: Arc<Shared>) {
+    loop {
+        sh.kick.lock().kicked = false;
+        let (wakes, timer_at) = {
+            let mut g = sh.inner.lock();
+            g.pump();
+            let next = g.next_poll();
+            // Never sleep less than a millisecond: no spinning on a deadline in the past.
+            g.timer_at = next.map(|t| t.max(Instant::now() + Duration::from_millis(1)));
+            (std::mem::take(&mut g.wakes), g.timer_at)
+        };
+        for w in wakes {
+            w();
+        }
+        let mut k = sh.kick.lock();
+        if k.stop {
+            return;
+        }
+        if k.kicked {
+            continue;
+        }
+        match timer_at {
+            Some(t) => {
+                sh.cv.wait_until(&mut k, t);
+            }
+            None => sh.cv.wait(&mut k),
+        }
+        if k.stop {
+            return;
+        }
+    }
+}
+
+struct Handle {
+    sh: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.sh.kick.lock().stop = true;
+        self.sh.cv.notify_all();
+    }
+}
+
+/// A TCP/IP stack. Clones share it; the poller thread stops when the last clone is
+/// dropped (sockets still open keep working, without timers).
+#[derive(Clone)]
+pub struct Stack {
+    h: Arc<Handle>,
+}
+
+impl Stack {
+    pub fn new(cfg: StackConfig) -> Stack {
+        let mut own = vec![];
+        let mut cidrs: Vec<IpCidr> = vec![];
+        if cfg.loopback {
+            cidrs.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8));
+            cidrs.push(IpCidr::new(IpAddress::Ipv6(Ipv6Addr::LOCALHOST), 128));
+            own.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            own.push(IpAddr::V6(Ipv6Addr::LOCALHOST));
+        }
+        let mut links = vec![];
+        let mut gws = vec![];
+        for l in cfg.links {
+            let nets: Vec<IpCidr> = l
+                .addrs
+                .iter()
+                .map(|&(a, p)| IpCidr::new(IpAddress::from(a), p))
+                .collect();
+            for &(a, _) in &l.addrs {
+                own.push(a);
+            }
+            cidrs.extend(nets.iter().copied());
+            gws.push((l.gateway4, l.gateway6));
+            links.push(LinkSlot {
+                link: l.link,
+                nets,
+                gw4: l.gateway4.is_some(),
+                gw6: l.gateway6.is_some(),
+            });
+        }
+        let mut dev = Dev {
+            lo: VecDeque::new(),
+            udp_unreachable: vec![],
+            checksums: !links.is_empty(),
+            links,
+            own,
+            mtu: LOOPBACK_MTU,
+        };
+        let mut ic = Config::new(HardwareAddress::Ip);
+        ic.random_seed = cfg.seed;
+        let base = Instant::now();
+        let mut iface = Interface::new(ic, &mut dev, smoltcp::time::Instant::from_micros(0));
+        // Every address of 127.0.0.0/8 is local (Dev filters what links deliver).
+        iface.set_any_ip(true);
+        iface.update_ip_addrs(|a| {
+            for c in cidrs {
+                if a.push(c).is_err() {
+                    tracing::warn!("netstack: too many addresses, {c} dropped");
+                }
+            }
+        });
+        for (g4, g6) in gws {
+            if let Some(g) = g4 {
+                let _ = iface.routes_mut().add_default_ipv4_route(g);
+            }
+            if let Some(g) = g6 {
+                let _ = iface.routes_mut().add_default_ipv6_route(g);
+            }
+        }
+        let inner = Inner {
+            iface,
+            dev,
+            sockets: SocketSet::new(vec![]),
+            base,
+            tcp: HashMap::new(),
+            udp: HashMap::new(),
+            orphans: vec![],
+            ports: ports::Ports::new(cfg.seed),
+            next_id: 0,
+            wakes: vec![],
+            timer_at: None,
+        };
+        let sh = Arc::new(Shared {
+            inner: Mutex::new(inner),
+            kick: Mutex::new(Kick::default()),
+            cv: Condvar::new(),
+        });
+        {
+            // Links tell the poller when they have packets.
+            let w: Weak<Shared> = Arc::downgrade(&sh);
+            let mut g = sh.inner.lock();
+            for l in g.dev.links.iter_mut() {
+                let w = w.clone();
+                l.link.set_notify(Arc::new(move || {
+                    if let Some(s) = w.upgrade() {
+                        s.kick();
+                    }
+                }));
+            }
+        }
+        let s2 = sh.clone();
+        std::thread::Builder::new()
+            .name("netstack".into())
+            .spawn(move || poller(s2))
+            .expect("spawn the netstack poller");
+        Stack {
+            h: Arc::new(Handle { sh }),
+        }
+    }
+
+    /// A TCP socket of family AF_INET (`v6` false) or AF_INET6.
+    pub fn tcp(&self, v6: bool) -> TcpSocket {
+        TcpSocket::new(self.h.sh.clone(), v6)
+    }
+
+    /// A UDP socket of family AF_INET (`v6` false) or AF_INET6.
+    pub fn udp(&self, v6: bool) -> UdpSocket {
+        UdpSocket::new(self.h.sh.clone(), v6)
+    }
+}
+
+// ---- addresses ----
+
+/// An address as the stack handles it: IPv4-mapped IPv6 addresses become IPv4.
+pub(crate) fn unmap(a: SocketAddr) -> SocketAddr {
+    match a {
+        SocketAddr::V6(v) => match v.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), v.port()),
+            None => a,
+        },
+        _ => a,
+    }
+}
+
+/// An address as a socket of the family `v6` reports it.
+pub(crate) fn map_for(v6: bool, a: SocketAddr) -> SocketAddr {
+    match (v6, a) {
+        (true, SocketAddr::V4(v)) => {
+            SocketAddr::V6(SocketAddrV6::new(v.ip().to_ipv6_mapped(), v.port(), 0, 0))
+        }
+        _ => a,
+    }
+}
+
+pub(crate) fn unspecified(v6: bool) -> SocketAddr {
+    if v6 {
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0)
+    } else {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
+    }
+}

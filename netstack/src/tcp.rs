@@ -1,0 +1,940 @@
+//! TCP sockets.
+//!
+//! smoltcp listens with one socket per connection: a listening [`TcpSocket`] keeps a pool
+//! of smoltcp sockets in LISTEN (as many as the backlog allows, at most `POOL_MAX` at a
+//! time); a pooled socket that completes a handshake moves to the accept queue and a
+//! fresh one takes its place. Closed sockets whose connection is still winding down (FIN
+//! sent, waiting for the peer) stay in the stack as orphans until smoltcp is done with
+//! them, as Linux keeps them after close(2).
+
+use crate::ports::{Use, TCP};
+use crate::*;
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp;
+use smoltcp::socket::tcp::State as S;
+use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
+
+/// The most pooled listening sockets one listener keeps at once.
+const POOL_MAX: usize = 16;
+/// How long an orphan may take to finish its shutdown (Linux: tcp_fin_timeout).
+const ORPHAN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a connect waits for the handshake (Linux: ~127 s with tcp_syn_retries 6).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(127);
+/// Buffer limits.
+const BUF_MIN: usize = 4096;
+const BUF_MAX: usize = 4 << 20;
+
+/// Socket options that shape the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpOpts {
+    pub reuseaddr: bool,
+    pub v6only: bool,
+    pub nodelay: bool,
+    pub keepalive: bool,
+    /// Seconds of idleness before keep-alive probes (TCP_KEEPIDLE).
+    pub keepidle: u32,
+    /// Receive and send buffer sizes in bytes (fixed once the connection exists).
+    pub rcvbuf: usize,
+    pub sndbuf: usize,
+    /// SO_LINGER with a zero timeout: close(2) resets the connection.
+    pub linger0: bool,
+}
+
+impl Default for TcpOpts {
+    fn default() -> Self {
+        TcpOpts {
+            reuseaddr: false,
+            v6only: false,
+            nodelay: false,
+            keepalive: false,
+            keepidle: 7200,
+            rcvbuf: 256 << 10,
+            sndbuf: 256 << 10,
+            linger0: false,
+        }
+    }
+}
+
+pub(crate) struct Listener {
+    backlog: usize,
+    /// Pooled sockets, and whether their SYN-ACK may go out.
+    pool: Vec<(SocketHandle, bool)>,
+    ready: VecDeque<SocketHandle>,
+}
+
+pub(crate) enum St {
+    Init,
+    Listen(Listener),
+    Conn(SocketHandle),
+}
+
+pub(crate) struct Ent {
+    v6: bool,
+    opts: TcpOpts,
+    /// The port reserved for this socket (bind, listen or connect), and the address.
+    port: Option<u16>,
+    /// The port came from bind(2) (not picked by listen or connect).
+    bound: bool,
+    addr: IpAddr,
+    st: St,
+    /// SHUT_RD / SHUT_WR asked for by the application.
+    shut: u8,
+    /// The peer's FIN arrived.
+    fin: bool,
+    /// The connection is over (reset, refused, timed out, or fully closed).
+    dead: bool,
+    err: Option<Error>,
+    connecting: bool,
+    connect_deadline: Option<Instant>,
+    /// A connect whose outcome connect(2) has not reported yet.
+    unreported: bool,
+    last: S,
+    local: Option<SocketAddr>,
+    remote: Option<SocketAddr>,
+    waker: Option<Waker>,
+    sig: (u32, usize, usize),
+}
+
+impl Ent {
+    fn new(v6: bool, opts: TcpOpts) -> Ent {
+        Ent {
+            v6,
+            opts,
+            port: None,
+            bound: false,
+            addr: unspecified(v6).ip(),
+            st: St::Init,
+            shut: 0,
+            fin: false,
+            dead: false,
+            err: None,
+            connecting: false,
+            connect_deadline: None,
+            unreported: false,
+            last: S::Closed,
+            local: None,
+            remote: None,
+            waker: None,
+            sig: (u32::MAX, 0, 0),
+        }
+    }
+}
+
+pub(crate) struct Orphan {
+    h: SocketHandle,
+    id: u64,
+    port: Option<u16>,
+    pub(crate) deadline: Option<Instant>,
+}
+
+fn new_sock(o: &TcpOpts) -> tcp::Socket<'static> {
+    let rx = o.rcvbuf.clamp(BUF_MIN, BUF_MAX);
+    let tx = o.sndbuf.clamp(BUF_MIN, BUF_MAX);
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0u8; rx]),
+        tcp::SocketBuffer::new(vec![0u8; tx]),
+    );
+    apply_opts(&mut s, o);
+    // ACK at once, as Linux does on loopback (no 10 ms delayed-ACK stalls).
+    s.set_ack_delay(None);
+    s
+}
+
+fn apply_opts(s: &mut tcp::Socket<'static>, o: &TcpOpts) {
+    s.set_nagle_enabled(!o.nodelay);
+    s.set_keep_alive(
+        o.keepalive
+            .then(|| smoltcp::time::Duration::from_secs(o.keepidle.max(1) as u64)),
+    );
+}
+
+fn ep(e: IpEndpoint) -> SocketAddr {
+    SocketAddr::new(IpAddr::from(e.addr), e.port)
+}
+
+fn synchronized(st: S) -> bool {
+    !matches!(st, S::Closed | S::Listen | S::SynSent | S::SynReceived)
+}
+
+/// (readiness, receive queue, send queue) of one socket.
+fn events(e: &Ent, set: &SocketSet<'static>) -> (u32, usize, usize) {
+    match &e.st {
+        St::Init => (EV_OUT | EV_HUP, 0, 0),
+        St::Listen(l) => (if l.ready.is_empty() { 0 } else { EV_IN }, l.ready.len(), 0),
+        St::Conn(h) => {
+            let s = set.get::<tcp::Socket>(*h);
+            let st = s.state();
+            let shut = e.shut | if e.fin || e.dead { SHUT_RD } else { 0 };
+            let mut m = 0;
+            if shut & SHUT_RD != 0 {
+                m |= EV_IN | EV_RDHUP;
+            }
+            if e.dead || (shut & SHUT_RD != 0 && e.shut & SHUT_WR != 0) {
+                m |= EV_HUP;
+            }
+            if e.dead || !matches!(st, S::SynSent | S::SynReceived) {
+                if s.can_recv() {
+                    m |= EV_IN;
+                }
+                let queued = s.send_queue();
+                let free = s.send_capacity() - queued;
+                if e.shut & SHUT_WR != 0 || e.dead || (s.may_send() && free * 2 >= queued) {
+                    m |= EV_OUT;
+                }
+            }
+            if e.err.is_some() {
+                m |= EV_ERR;
+            }
+            (m, s.recv_queue(), s.send_queue())
+        }
+    }
+}
+
+impl Inner {
+    /// Bring the sockets' bookkeeping up to date with smoltcp. True if something changed
+    /// that needs another poll (packets to send).
+    pub(crate) fn tcp_maintain(&mut self) -> bool {
+        let mut again = false;
+        let now = Instant::now();
+        let mut new_orphans = vec![];
+        let mut handover = vec![];
+        for e in self.tcp.values_mut() {
+            match &mut e.st {
+                St::Init => {}
+                St::Conn(h) => {
+                    let s = self.sockets.get_mut::<tcp::Socket>(*h);
+                    let st = s.state();
+                    if e.local.is_none() || e.remote.is_none() {
+                        if let (Some(l), Some(r)) = (s.local_endpoint(), s.remote_endpoint()) {
+                            e.local = Some(map_for(e.v6, ep(l)));
+                            e.remote = Some(map_for(e.v6, ep(r)));
+                        }
+                    }
+                    if e.connecting {
+                        match st {
+                            S::SynSent | S::SynReceived => {
+                                if e.connect_deadline.is_some_and(|d| now >= d) {
+                                    s.abort();
+                                    again = true;
+                                    e.connecting = false;
+                                    e.dead = true;
+                                    e.err = Some(Error::TimedOut);
+                                }
+                            }
+                            S::Closed => {
+                                e.connecting = false;
+                                e.dead = true;
+                                e.err = Some(Error::ConnRefused);
+                            }
+                            _ => e.connecting = false,
+                        }
+                    } else if st == S::Closed && !e.dead {
+                        e.dead = true;
+                        // Linux's tcp_reset: EPIPE once the peer had closed, else
+                        // ECONNRESET.
+                        // (A pump may pass through several states: both FINs seen
+                        // means the connection ended normally.)
+                        let both_fins = e.fin && e.shut & SHUT_WR != 0;
+                        match e.last {
+                            S::LastAck | S::TimeWait | S::Closed => {}
+                            _ if both_fins => {}
+                            S::CloseWait => e.err = Some(Error::Pipe),
+                            _ if e.fin => e.err = Some(Error::Pipe),
+                            _ => e.err = Some(Error::ConnReset),
+                        }
+                    }
+                    if matches!(st, S::CloseWait | S::LastAck | S::Closing | S::TimeWait) {
+                        e.fin = true;
+                    }
+                    e.last = st;
+                }
+                St::Listen(l) => {
+                    // Pooled sockets hold their SYN-ACK until the connection is known to
+                    // be this socket's (family) and the accept queue has room; others wait
+                    // in SYN-RECEIVED (their SYN retransmits), as Linux drops SYNs then.
+                    let target = l.backlog + 1;
+                    let mut i = 0;
+                    while i < l.pool.len() {
+                        let (h, released) = l.pool[i];
+                        let s = self.sockets.get_mut::<tcp::Socket>(h);
+                        let st = s.state();
+                        if st == S::Listen {
+                            // Back from SYN-RECEIVED (the peer reset): hold SYN-ACKs again.
+                            if released {
+                                s.pause_synack(true);
+                                l.pool[i].1 = false;
+                            }
+                            i += 1;
+                            continue;
+                        }
+                        let ok = s
+                            .remote_endpoint()
+                            .is_some_and(|r| match IpAddr::from(r.addr) {
+                                IpAddr::V4(_) => !e.v6 || !e.opts.v6only,
+                                IpAddr::V6(_) => e.v6,
+                            });
+                        if st == S::SynReceived {
+                            if !ok {
+                                // Not for this socket's family (smoltcp's wildcard takes
+                                // both): another listener on the port may take it.
+                                l.pool.swap_remove(i);
+                                let remote = s.remote_endpoint().map(|r| IpAddr::from(r.addr));
+                                let local = s.local_endpoint().map(|r| IpAddr::from(r.addr));
+                                handover.push((h, e.port, remote, local));
+                                continue;
+                            }
+                            if !released && l.ready.len() < target {
+                                s.pause_synack(false);
+                                l.pool[i].1 = true;
+                                again = true;
+                            }
+                            i += 1;
+                            continue;
+                        }
+                        l.pool.swap_remove(i);
+                        if synchronized(st) && ok {
+                            l.ready.push_back(h);
+                        } else {
+                            self.sockets.remove(h);
+                        }
+                    }
+                    let endpoint = IpListenEndpoint {
+                        addr: (!e.addr.is_unspecified()).then(|| IpAddress::from(e.addr)),
+                        port: e.port.unwrap_or(0),
+                    };
+                    while l.pool.len() + l.ready.len() < target && l.pool.len() < POOL_MAX {
+                        let mut s = new_sock(&e.opts);
+                        if s.listen(endpoint).is_err() {
+                            break;
+                        }
+                        s.pause_synack(true);
+                        l.pool.push((self.sockets.add(s), false));
+                    }
+                }
+            }
+        }
+        for (h, port, remote, local) in handover {
+            let taker = self.tcp.values_mut().find(|e| {
+                matches!(e.st, St::Listen(_))
+                    && e.port == port
+                    && remote.is_some_and(|r| match r {
+                        IpAddr::V4(_) => !e.v6 || !e.opts.v6only,
+                        IpAddr::V6(_) => e.v6,
+                    })
+                    && (e.addr.is_unspecified() || Some(e.addr) == local)
+            });
+            match taker {
+                Some(Ent {
+                    st: St::Listen(l), ..
+                }) => l.pool.push((h, false)),
+                _ => {
+                    // Nobody listens for this family: RST.
+                    self.sockets.get_mut::<tcp::Socket>(h).abort();
+                    new_orphans.push(h);
+                }
+            }
+            again = true;
+        }
+        for h in new_orphans {
+            let id = self.id();
+            self.orphans.push(Orphan {
+                h,
+                id,
+                port: None,
+                deadline: None,
+            });
+        }
+        let sockets = &mut self.sockets;
+        let ports = &mut self.ports;
+        self.orphans.retain(|o| {
+            let s = sockets.get_mut::<tcp::Socket>(o.h);
+            let st = s.state();
+            // An aborted socket stays until its RST went out (smoltcp then forgets the peer).
+            if st == S::TimeWait || (st == S::Closed && s.remote_endpoint().is_none()) {
+                sockets.remove(o.h);
+                if let Some(p) = o.port {
+                    ports.remove(TCP, p, o.id);
+                }
+                return false;
+            }
+            if s.recv_queue() > 0 || o.deadline.is_some_and(|d| now >= d) {
+                // Data for a closed socket, or a peer that never finishes: reset.
+                let _ = s.recv(|b| (b.len(), ()));
+                s.abort();
+                again = true;
+            }
+            true
+        });
+        again
+    }
+
+    pub(crate) fn tcp_collect_wakes(&mut self, out: &mut Vec<Waker>) {
+        for e in self.tcp.values_mut() {
+            let sig = events(e, &self.sockets);
+            if sig != e.sig {
+                e.sig = sig;
+                if let Some(w) = &e.waker {
+                    out.push(w.clone());
+                }
+            }
+        }
+    }
+
+    fn ent(&mut self, id: u64) -> &mut Ent {
+        self.tcp.get_mut(&id).expect("live tcp socket")
+    }
+
+    /// Drop a listener's pool; connections not accepted yet are reset.
+    fn stop_listening(&mut self, l: Listener) {
+        for h in l.pool.into_iter().map(|p| p.0).chain(l.ready) {
+            let s = self.sockets.get_mut::<tcp::Socket>(h);
+            if s.state() == S::Listen {
+                self.sockets.remove(h);
+            } else {
+                s.abort();
+                let oid = self.id();
+                self.orphans.push(Orphan {
+                    h,
+                    id: oid,
+                    port: None,
+                    deadline: None,
+                });
+            }
+        }
+    }
+
+    /// Linux's tcp_disconnect: the connection (or listener) is reset and the socket is
+    /// unconnected again; a port it got implicitly is given back.
+    fn tcp_disconnect(&mut self, id: u64) {
+        let Some(e) = self.tcp.get_mut(&id) else {
+            return;
+        };
+        let st = std::mem::replace(&mut e.st, St::Init);
+        let port = e.port;
+        let implicit = !e.bound;
+        e.shut = 0;
+        e.fin = false;
+        e.dead = false;
+        e.err = None;
+        e.connecting = false;
+        e.unreported = false;
+        e.local = None;
+        e.remote = None;
+        e.last = S::Closed;
+        if implicit {
+            e.port = None;
+        }
+        match st {
+            St::Init => {}
+            St::Listen(l) => self.stop_listening(l),
+            St::Conn(h) => {
+                self.sockets.get_mut::<tcp::Socket>(h).abort();
+                let oid = self.id();
+                self.orphans.push(Orphan {
+                    h,
+                    id: oid,
+                    port: None,
+                    deadline: None,
+                });
+            }
+        }
+        if let Some(p) = port {
+            if implicit {
+                self.ports.remove(TCP, p, id);
+            } else {
+                self.ports.unlisten(TCP, p, id);
+            }
+        }
+    }
+
+    fn tcp_release(&mut self, id: u64) {
+        let Some(e) = self.tcp.remove(&id) else {
+            return;
+        };
+        let now = Instant::now();
+        match e.st {
+            St::Init => {
+                if let Some(p) = e.port {
+                    self.ports.remove(TCP, p, id);
+                }
+            }
+            St::Listen(l) => {
+                if let Some(p) = e.port {
+                    self.ports.remove(TCP, p, id);
+                }
+                self.stop_listening(l);
+            }
+            St::Conn(h) => {
+                let s = self.sockets.get_mut::<tcp::Socket>(h);
+                if s.recv_queue() > 0 || e.opts.linger0 || e.connecting {
+                    // Unread data is lost: Linux resets the connection.
+                    s.abort();
+                } else {
+                    s.close();
+                }
+                let oid = self.id();
+                if let Some(p) = e.port {
+                    self.ports.orphan(TCP, p, id, oid);
+                }
+                self.orphans.push(Orphan {
+                    h,
+                    id: oid,
+                    port: e.port,
+                    deadline: Some(now + ORPHAN_TIMEOUT),
+                });
+            }
+        }
+    }
+}
+
+/// A TCP socket of the stack.
+pub struct TcpSocket {
+    sh: Arc<Shared>,
+    id: u64,
+    v6: bool,
+}
+
+impl Drop for TcpSocket {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.sh.run(|i| i.tcp_release(id));
+    }
+}
+
+impl TcpSocket {
+    pub(crate) fn new(sh: Arc<Shared>, v6: bool) -> TcpSocket {
+        let id = sh.peek(|i| {
+            let id = i.id();
+            i.tcp.insert(id, Ent::new(v6, TcpOpts::default()));
+            id
+        });
+        TcpSocket { sh, id, v6 }
+    }
+
+    pub fn is_v6(&self) -> bool {
+        self.v6
+    }
+
+    /// Called whenever readiness or queue lengths change.
+    pub fn set_waker(&self, w: Waker) {
+        self.sh.peek(|i| i.ent(self.id).waker = Some(w));
+    }
+
+    pub fn opts(&self) -> TcpOpts {
+        self.sh.peek(|i| i.ent(self.id).opts)
+    }
+
+    /// Change options; buffer sizes only matter before listen/connect.
+    pub fn set_opts(&self, o: TcpOpts) {
+        let id = self.id;
+        self.sh.run(|i| {
+            let e = i.tcp.get_mut(&id).expect("live tcp socket");
+            let old = e.opts;
+            e.opts = o;
+            if old.reuseaddr != o.reuseaddr {
+                if let Some(p) = e.port {
+                    i.ports.set_reuse(TCP, p, id, o.reuseaddr);
+                }
+            }
+            match &e.st {
+                St::Conn(h) => apply_opts(i.sockets.get_mut::<tcp::Socket>(*h), &o),
+                St::Listen(l) => {
+                    for h in l.pool.iter().map(|p| &p.0).chain(l.ready.iter()) {
+                        apply_opts(i.sockets.get_mut::<tcp::Socket>(*h), &o);
+                    }
+                }
+                St::Init => {}
+            }
+        })
+    }
+
+    /// The address as the stack handles it, checked against the socket's family.
+    fn norm(&self, a: SocketAddr, v6only: bool) -> Result<SocketAddr> {
+        match (self.v6, a) {
+            (false, SocketAddr::V6(_)) => Err(Error::AfNoSupport),
+            (true, SocketAddr::V4(_)) => Err(Error::AfNoSupport),
+            (true, SocketAddr::V6(v)) if v.ip().to_ipv4_mapped().is_some() && v6only => {
+                Err(Error::Invalid)
+            }
+            _ => Ok(unmap(a)),
+        }
+    }
+
+    pub fn bind(&self, a: SocketAddr) -> Result<()> {
+        let id = self.id;
+        let v6 = self.v6;
+        let o = self.opts();
+        let a = self.norm(a, o.v6only)?;
+        self.sh.run(|i| {
+            if !i.is_local(a.ip()) {
+                return Err(Error::AddrNotAvail);
+            }
+            let e = i.tcp.get_mut(&id).expect("live tcp socket");
+            if e.port.is_some() || !matches!(e.st, St::Init) {
+                return Err(Error::Invalid);
+            }
+            let u = Use::new(id, v6, e.opts.v6only, a.ip(), e.opts.reuseaddr);
+            let p = i.ports.add(TCP, a.port(), u)?;
+            e.port = Some(p);
+            e.bound = true;
+            e.addr = a.ip();
+            Ok(())
+        })
+    }
+
+    pub fn listen(&self, backlog: usize) -> Result<()> {
+        let id = self.id;
+        let v6 = self.v6;
+        self.sh.run(|i| {
+            let e = i.tcp.get_mut(&id).expect("live tcp socket");
+            match &mut e.st {
+                St::Conn(_) => return Err(Error::Invalid),
+                St::Listen(l) => {
+                    l.backlog = backlog;
+                    return Ok(());
+                }
+                St::Init => {}
+            }
+            let port = match e.port {
+                Some(p) => p,
+                None => {
+                    let u = Use::new(id, v6, e.opts.v6only, e.addr, e.opts.reuseaddr);
+                    let p = i.ports.add(TCP, 0, u)?;
+                    e.port = Some(p);
+                    p
+                }
+            };
+            i.ports.set_listen(TCP, port, id)?;
+            e.st = St::Listen(Listener {
+                backlog,
+                pool: vec![],
+                ready: VecDeque::new(),
+            });
+            Ok(())
+        })
+    }
+
+    pub fn is_listening(&self) -> bool {
+        self.sh.peek(|i| matches!(i.ent(self.id).st, St::Listen(_)))
+    }
+
+    /// A connection from the accept queue, with the peer's address.
+    pub fn accept(&self) -> Result<(TcpSocket, SocketAddr)> {
+        let id = self.id;
+        let v6 = self.v6;
+        let (nid, peer) = self.sh.run(|i| {
+            let e = i.tcp.get_mut(&id).expect("live tcp socket");
+            let opts = e.opts;
+            let port = e.port;
+            let St::Listen(l) = &mut e.st else {
+                return Err(Error::Invalid);
+            };
+            let h = l.ready.pop_front().ok_or(Error::WouldBlock)?;
+            let s = i.sockets.get::<tcp::Socket>(h);
+            let mut ne = Ent::new(v6, opts);
+            ne.local = s.local_endpoint().map(|l| map_for(v6, ep(l)));
+            ne.remote = s.remote_endpoint().map(|r| map_for(v6, ep(r)));
+            ne.last = S::Established;
+            ne.st = St::Conn(h);
+            let peer = ne.remote.unwrap_or(unspecified(v6));
+            let nid = i.id();
+            // The connection shares the listener's port reservation (Linux's inherited
+            // bind bucket): rebinding the port while it lives needs SO_REUSEADDR.
+            if let Some(p) = port {
+                i.ports.share(TCP, p, id, nid);
+                ne.port = Some(p);
+                ne.bound = true;
+            }
+            i.tcp.insert(nid, ne);
+            Ok((nid, peer))
+        })?;
+        Ok((
+            TcpSocket {
+                sh: self.sh.clone(),
+                id: nid,
+                v6,
+            },
+            peer,
+        ))
+    }
+
+    /// Start connecting: Err(InProgress) when the handshake started (then wait for
+    /// [`TcpSocket::connect_result`]), Err(Already) while one is in progress, Ok(()) for
+    /// the first call after a connection that was started earlier got established.
+    pub fn connect(&self, a: SocketAddr) -> Result<()> {
+        let id = self.id;
+        let v6 = self.v6;
+        let o = self.opts();
+        let mut a = self.norm(a, false)?;
+        if a.ip().is_unspecified() {
+            // Linux connects to the wildcard address as to loopback.
+            a.set_ip(match a.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            });
+        }
+        if v6 && o.v6only && a.is_ipv4() {
+            return Err(Error::NetUnreach);
+        }
+        self.sh.run(|i| {
+            let e = i.tcp.get_mut(&id).expect("live tcp socket");
+            match &e.st {
+                St::Listen(_) => return Err(Error::IsConn),
+                St::Conn(h) => {
+                    if e.connecting {
+                        return Err(Error::Already);
+                    }
+                    if e.unreported {
+                        // The first connect(2) after a non-blocking one finished
+                        // reports how it went (ECONNABORTED if SO_ERROR took the error).
+                        e.unreported = false;
+                        if let Some(err) = e.err.take() {
+                            return Err(err);
+                        }
+                        if !e.dead {
+                            return Ok(());
+                        }
+                        return Err(Error::ConnAborted);
+                    }
+                    if !e.dead {
+                        return Err(Error::IsConn);
+                    }
+                    // A failed connection: start over.
+                    let h = *h;
+                    i.sockets.remove(h);
+                    e.st = St::Init;
+                    e.dead = false;
+                    e.fin = false;
+                    e.shut = 0;
+                    e.err = None;
+                    e.local = None;
+                    e.remote = None;
+                }
+                St::Init => {}
+            }
+            if !i.routable(a.ip()) {
+                return Err(Error::NetUnreach);
+            }
+            let e = i.tcp.get_mut(&id).expect("live tcp socket");
+            if e.addr.is_ipv4() != a.is_ipv4() && !e.addr.is_unspecified() {
+                return Err(Error::NetUnreach);
+            }
+            if a.port() == 0 {
+                return Err(Error::ConnRefused);
+            }
+            let port = match e.port {
+                Some(p) => p,
+                None => {
+                    let u = Use::new(id, v6, e.opts.v6only, e.addr, e.opts.reuseaddr);
+                    let p = i.ports.add(TCP, 0, u)?;
+                    e.port = Some(p);
+                    p
+                }
+            };
+            let local = IpListenEndpoint {
+                addr: (!e.addr.is_unspecified()).then(|| IpAddress::from(e.addr)),
+                port,
+            };
+            let mut s = new_sock(&e.opts);
+            let remote = IpEndpoint::new(IpAddress::from(a.ip()), a.port());
+            s.connect(i.iface.context(), remote, local)
+                .map_err(|_| Error::AddrNotAvail)?;
+            let e = i.tcp.get_mut(&id).expect("live tcp socket");
+            e.st = St::Conn(i.sockets.add(s));
+            e.connecting = true;
+            e.unreported = true;
+            e.connect_deadline = Some(Instant::now() + CONNECT_TIMEOUT);
+            e.last = S::SynSent;
+            Err(Error::InProgress)
+        })
+    }
+
+    /// The outcome of a connect: None while in progress. Reporting it consumes it.
+    pub fn connect_result(&self) -> Option<Result<()>> {
+        self.sh.peek(|i| {
+            let e = i.ent(self.id);
+            if e.connecting {
+                return None;
+            }
+            e.unreported = false;
+            Some(match e.err.take() {
+                Some(err) => Err(err),
+                None if e.dead && e.remote.is_none() => Err(Error::ConnRefused),
+                None => Ok(()),
+            })
+        })
+    }
+
+    pub fn is_connecting(&self) -> bool {
+        self.sh.peek(|i| i.ent(self.id).connecting)
+    }
+
+    /// Queue `data` for sending: how much was taken.
+    pub fn send(&self, data: &[u8]) -> Result<usize> {
+        let id = self.id;
+        self.sh.run(|i| {
+            let e = i.tcp.get_mut(&id).expect("live tcp socket");
+            let St::Conn(h) = &e.st else {
+                return Err(Error::Pipe);
+            };
+            if let Some(err) = e.err.take() {
+                return Err(err);
+            }
+            if e.connecting {
+                return Err(Error::WouldBlock);
+            }
+            if e.shut & SHUT_WR != 0 || e.dead {
+                return Err(Error::Pipe);
+            }
+            let s = i.sockets.get_mut::<tcp::Socket>(*h);
+            match s.send_slice(data) {
+                Ok(0) if !data.is_empty() => Err(Error::WouldBlock),
+                Ok(n) => Ok(n),
+                Err(_) => Err(Error::Pipe),
+            }
+        })
+    }
+
+    /// Receive (or with `peek`, copy) up to `buf.len()` bytes; Ok(0) at end of stream.
+    pub fn recv(&self, buf: &mut [u8], peek: bool) -> Result<usize> {
+        let id = self.id;
+        let f = |i: &mut Inner| {
+            let e = i.tcp.get_mut(&id).expect("live tcp socket");
+            let St::Conn(h) = &e.st else {
+                return Err(Error::NotConn);
+            };
+            if e.connecting {
+                return Err(Error::WouldBlock);
+            }
+            let s = i.sockets.get_mut::<tcp::Socket>(*h);
+            if s.can_recv() {
+                let n = if peek {
+                    s.peek_slice(buf).unwrap_or(0)
+                } else {
+                    s.recv_slice(buf).unwrap_or(0)
+                };
+                return Ok(n);
+            }
+            if let Some(err) = e.err.take() {
+                return Err(err);
+            }
+            if e.shut & SHUT_RD != 0 || e.fin || e.dead {
+                return Ok(0);
+            }
+            Err(Error::WouldBlock)
+        };
+        if peek {
+            self.sh.peek(f)
+        } else {
+            self.sh.run(f)
+        }
+    }
+
+    /// shutdown(2) with SHUT_RD / SHUT_WR bits.
+    pub fn shutdown(&self, how: u8) -> Result<()> {
+        let id = self.id;
+        self.sh.run(|i| {
+            let e = i.tcp.get_mut(&id).expect("live tcp socket");
+            match &mut e.st {
+                St::Init => Err(Error::NotConn),
+                St::Listen(_) => {
+                    // SHUT_RD stops listening (Linux disconnects the socket).
+                    if how & SHUT_RD != 0 {
+                        i.tcp_disconnect(id);
+                    }
+                    Ok(())
+                }
+                St::Conn(h) => {
+                    let s = i.sockets.get_mut::<tcp::Socket>(*h);
+                    if e.connecting {
+                        s.abort();
+                        e.connecting = false;
+                        e.dead = true;
+                        return Ok(());
+                    }
+                    if e.dead {
+                        return Err(Error::NotConn);
+                    }
+                    e.shut |= how;
+                    if how & SHUT_WR != 0 {
+                        if s.state() == S::CloseWait {
+                            e.fin = true;
+                        }
+                        s.close();
+                    }
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    /// connect(2) with AF_UNSPEC.
+    pub fn disconnect(&self) {
+        let id = self.id;
+        self.sh.run(|i| i.tcp_disconnect(id));
+    }
+
+    /// getsockname(2).
+    pub fn local_addr(&self) -> SocketAddr {
+        let v6 = self.v6;
+        self.sh.peek(|i| {
+            let e = i.ent(self.id);
+            if let Some(l) = e.local {
+                return l;
+            }
+            match e.port {
+                Some(p) => map_for(v6, SocketAddr::new(e.addr, p)),
+                None => unspecified(v6),
+            }
+        })
+    }
+
+    /// getpeername(2).
+    pub fn peer_addr(&self) -> Result<SocketAddr> {
+        self.sh.peek(|i| {
+            let e = i.ent(self.id);
+            match (&e.st, e.remote) {
+                (St::Conn(_), Some(r)) if !e.connecting && !e.dead => Ok(r),
+                _ => Err(Error::NotConn),
+            }
+        })
+    }
+
+    /// Readiness (EV_* bits).
+    pub fn events(&self) -> u32 {
+        self.sh.peek(|i| events(&i.tcp[&self.id], &i.sockets).0)
+    }
+
+    /// SO_ERROR: the pending error, cleared.
+    pub fn take_error(&self) -> Option<Error> {
+        self.sh.peek(|i| {
+            let e = i.ent(self.id);
+            e.err.take()
+        })
+    }
+
+    /// Bytes waiting to be read (FIONREAD) and waiting to be sent (TIOCOUTQ).
+    pub fn queues(&self) -> (usize, usize) {
+        self.sh.peek(|i| {
+            let (_, r, s) = events(&i.tcp[&self.id], &i.sockets);
+            (r, s)
+        })
+    }
+
+    /// The buffer sizes in use (the smoltcp buffers once connected).
+    pub fn buffer_sizes(&self) -> (usize, usize) {
+        self.sh.peek(|i| {
+            let e = &i.tcp[&self.id];
+            match &e.st {
+                St::Conn(h) => {
+                    let s = i.sockets.get::<tcp::Socket>(*h);
+                    (s.recv_capacity(), s.send_capacity())
+                }
+                _ => (
+                    e.opts.rcvbuf.clamp(BUF_MIN, BUF_MAX),
+                    e.opts.sndbuf.clamp(BUF_MIN, BUF_MAX),
+                ),
+            }
+        })
+    }
+}

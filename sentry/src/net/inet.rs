@@ -1,0 +1,893 @@
+//! AF_INET and AF_INET6 sockets over rvisor's own TCP/IP stack (the `netstack` crate):
+//! SOCK_STREAM is TCP, SOCK_DGRAM is UDP. Nothing here reaches the host's network.
+//!
+//! The netstack sockets never block: an operation that cannot complete yet says so, and
+//! the socket's waker (called by the stack whenever the socket's readiness or queues
+//! change) notifies the socket's wait queue, which blocked callers and poll/select/epoll
+//! sleep on. Blocking calls are interruptible like every other (ERESTARTSYS; EINTR when a
+//! SO_RCVTIMEO/SO_SNDTIMEO is set, as Linux does).
+//!
+//! There is one stack per sandbox, with the loopback interface (127.0.0.1/8, ::1).
+
+use super::*;
+use crate::kernel::{klog, Kernel};
+use crate::waitq::WaitQueue;
+use netstack::{Error as NErr, TcpSocket, UdpSocket};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+pub const IPPROTO_IP: i32 = 0;
+pub const IPPROTO_ICMP: i32 = 1;
+pub const IPPROTO_TCP: i32 = 6;
+pub const IPPROTO_UDP: i32 = 17;
+pub const IPPROTO_IPV6: i32 = 41;
+pub const IPPROTO_ICMPV6: i32 = 58;
+
+pub const SO_REUSEPORT: i32 = 15;
+
+const CAP_NET_BIND_SERVICE: u32 = 10;
+
+const TCP_NODELAY: i32 = 1;
+const TCP_MAXSEG: i32 = 2;
+const TCP_CORK: i32 = 3;
+const TCP_KEEPIDLE: i32 = 4;
+const TCP_KEEPINTVL: i32 = 5;
+const TCP_KEEPCNT: i32 = 6;
+const TCP_QUICKACK: i32 = 12;
+const TCP_USER_TIMEOUT: i32 = 18;
+
+const IP_TOS: i32 = 1;
+const IP_TTL: i32 = 2;
+const IPV6_UNICAST_HOPS: i32 = 16;
+const IPV6_V6ONLY: i32 = 26;
+const IPV6_TCLASS: i32 = 67;
+
+/// sizeof(struct sockaddr_in), sizeof(struct sockaddr_in6), SIN6_LEN_RFC2133.
+const SIN_LEN: usize = 16;
+const SIN6_LEN: usize = 28;
+const SIN6_LEN_MIN: usize = 24;
+
+/// Linux's default socket buffer sizes as getsockopt reports them.
+const TCP_RCVBUF_DEFAULT: usize = 131_072;
+const TCP_SNDBUF_DEFAULT: usize = 16_384;
+const UDP_BUF_DEFAULT: usize = 212_992;
+const WMEM_MAX: usize = 212_992;
+const RMEM_MAX: usize = 212_992;
+const SNDBUF_MIN: usize = 4608;
+const RCVBUF_MIN: usize = 2304;
+/// The most one receive copies out per wait (a bound on the bounce buffer).
+const RECV_CHUNK: usize = 4 << 20;
+
+/// The stack of the sandbox `k` runs.
+pub fn stack(k: &Arc<Kernel>) -> netstack::Stack {
+    static ALL: Mutex<Vec<(Weak<Kernel>, netstack::Stack)>> = Mutex::new(Vec::new());
+    let mut all = ALL.lock();
+    all.retain(|(w, _)| w.strong_count() > 0);
+    if let Some((_, s)) = all
+        .iter()
+        .find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(k)))
+    {
+        return s.clone();
+    }
+    let s = netstack::Stack::new(netstack::StackConfig::default());
+    all.push((Arc::downgrade(k), s.clone()));
+    s
+}
+
+/// Log an unsupported option or operation once per sandbox.
+pub fn unsupported(k: &Kernel, what: String) {
+    static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    if SEEN
+        .lock()
+        .get_or_insert_with(HashSet::new)
+        .insert(what.clone())
+    {
+        k.klog.log(
+            klog::KERN,
+            klog::WARNING,
+            format!("rvisor: unsupported {what}"),
+        );
+        tracing::debug!(what, "unsupported socket feature");
+    }
+}
+
+pub fn errno(e: NErr) -> Errno {
+    Errno(e.errno())
+}
+
+pub enum Proto {
+    Tcp(TcpSocket),
+    Udp(UdpSocket),
+}
+
+/// Options the Sentry keeps (those the stack needs live in the netstack socket).
+struct Opts {
+    rcvtimeo: Option<Duration>,
+    sndtimeo: Option<Duration>,
+    linger: (i32, i32),
+    /// SO_RCVBUF / SO_SNDBUF as getsockopt reports them.
+    rcvbuf: usize,
+    sndbuf: usize,
+    /// Plain integer options that are remembered and reported back.
+    misc: HashMap<(i32, i32), i32>,
+}
+
+/// An AF_INET/AF_INET6 socket.
+pub struct InetSock {
+    pub family: i32,
+    pub ty: i32,
+    pub protocol: i32,
+    pub ino: u64,
+    pub wq: Arc<WaitQueue>,
+    pub proto: Proto,
+    opts: Mutex<Opts>,
+}
+
+fn int_bytes(v: i32) -> Vec<u8> {
+    v.to_le_bytes().to_vec()
+}
+
+fn timeval_bytes(d: Option<Duration>) -> Vec<u8> {
+    let (s, us) = d.map_or((0, 0), |d| (d.as_secs() as i64, d.subsec_micros() as i64));
+    let mut b = s.to_le_bytes().to_vec();
+    b.extend_from_slice(&us.to_le_bytes());
+    b
+}
+
+/// What a receive returned.
+pub struct InetRecv {
+    pub data: Vec<u8>,
+    /// The call's return value (a datagram's full length with MSG_TRUNC).
+    pub ret: usize,
+    pub trunc: bool,
+    pub from: Option<SocketAddr>,
+}
+
+impl InetSock {
+    /// socket(2). `ty` is SOCK_STREAM or SOCK_DGRAM, `protocol` already checked.
+    pub fn new(k: &Arc<Kernel>, family: i32, ty: i32, protocol: i32) -> Arc<InetSock> {
+        let st = stack(k);
+        let v6 = family == AF_INET6;
+        let wq = Arc::new(WaitQueue::default());
+        let proto = if ty == SOCK_STREAM {
+            Proto::Tcp(st.tcp(v6))
+        } else {
+            Proto::Udp(st.udp(v6))
+        };
+        Self::wrap(family, ty, protocol, proto, wq)
+    }
+
+    fn wrap(
+        family: i32,
+        ty: i32,
+        protocol: i32,
+        proto: Proto,
+        wq: Arc<WaitQueue>,
+    ) -> Arc<InetSock> {
+        let w = wq.clone();
+        let waker: netstack::Waker = Arc::new(move || w.notify_all());
+        let (rcvbuf, sndbuf) = match &proto {
+            Proto::Tcp(s) => {
+                s.set_waker(waker);
+                (TCP_RCVBUF_DEFAULT, TCP_SNDBUF_DEFAULT)
+            }
+            Proto::Udp(s) => {
+                s.set_waker(waker);
+                (UDP_BUF_DEFAULT, UDP_BUF_DEFAULT)
+            }
+        };
+        Arc::new(InetSock {
+            family,
+            ty,
+            protocol,
+            ino: next_ino(),
+            wq,
+            proto,
+            opts: Mutex::new(Opts {
+                rcvtimeo: None,
+                sndtimeo: None,
+                linger: (0, 0),
+                rcvbuf,
+                sndbuf,
+                misc: HashMap::new(),
+            }),
+        })
+    }
+
+    pub fn v6(&self) -> bool {
+        self.family == AF_INET6
+    }
+
+    /// Block (unless `nonblock`) until `f` stops saying "would block".
+    fn wait<T>(
+        &self,
+        t: &Task,
+        nonblock: bool,
+        timeo: Option<Duration>,
+        mut f: impl FnMut() -> Result<T, NErr>,
+    ) -> KResult<T> {
+        let mut check = || match f() {
+            Err(NErr::WouldBlock) => None,
+            Err(e) => Some(Err(errno(e))),
+            Ok(v) => Some(Ok(v)),
+        };
+        if nonblock || timeo == Some(Duration::ZERO) {
+            return check().unwrap_or(Err(EAGAIN));
+        }
+        let deadline = timeo.map(|d| Instant::now() + d);
+        match t.block_on(&[&self.wq], deadline, check) {
+            Err(e) if e == ETIMEDOUT => Err(EAGAIN),
+            Err(e) if e == ERESTARTSYS && timeo.is_some() => Err(EINTR),
+            r => r,
+        }
+    }
+
+    // ---- addresses ----
+
+    /// Parse a sockaddr for this socket's family. Ok(None): AF_UNSPEC.
+    pub fn parse_addr(&self, b: &[u8]) -> KResult<Option<SocketAddr>> {
+        let fam = if b.len() >= 2 {
+            u16::from_le_bytes([b[0], b[1]]) as i32
+        } else {
+            -1
+        };
+        let min = if self.v6() && !(fam == AF_INET && self.ty == SOCK_DGRAM) {
+            SIN6_LEN_MIN
+        } else {
+            SIN_LEN
+        };
+        if b.len() < min {
+            return Err(EINVAL);
+        }
+        let port = u16::from_be_bytes([b[2], b[3]]);
+        if fam == AF_UNSPEC {
+            return Ok(None);
+        }
+        if fam == AF_INET && self.v6() && self.ty == SOCK_DGRAM {
+            // udpv6 takes IPv4 destinations (connect, sendto).
+            return Ok(Some(SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::new(b[4], b[5], b[6], b[7]),
+                port,
+            ))));
+        }
+        if fam != self.family {
+            return Err(EAFNOSUPPORT);
+        }
+        Ok(Some(if self.v6() {
+            let a: [u8; 16] = b[8..24].try_into().expect("16 bytes");
+            SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::from(a), port, 0, 0))
+        } else {
+            SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::new(b[4], b[5], b[6], b[7]),
+                port,
+            ))
+        }))
+    }
+
+    /// A sockaddr_in / sockaddr_in6 for `a`.
+    pub fn addr_bytes(a: SocketAddr) -> Vec<u8> {
+        match a {
+            SocketAddr::V4(v) => {
+                let mut b = vec![0u8; SIN_LEN];
+                b[0..2].copy_from_slice(&(AF_INET as u16).to_le_bytes());
+                b[2..4].copy_from_slice(&v.port().to_be_bytes());
+                b[4..8].copy_from_slice(&v.ip().octets());
+                b
+            }
+            SocketAddr::V6(v) => {
+                let mut b = vec![0u8; SIN6_LEN];
+                b[0..2].copy_from_slice(&(AF_INET6 as u16).to_le_bytes());
+                b[2..4].copy_from_slice(&v.port().to_be_bytes());
+                b[8..24].copy_from_slice(&v.ip().octets());
+                b
+            }
+        }
+    }
+
+    fn any(&self) -> SocketAddr {
+        if self.v6() {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0)
+        } else {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)
+        }
+    }
+
+    pub fn bind(&self, t: &Task, a: Option<SocketAddr>, raw_family: u16) -> KResult<()> {
+        if self.v6() && raw_family != AF_INET6 as u16 {
+            return Err(EAFNOSUPPORT);
+        }
+        let a = match a {
+            Some(a) => a,
+            // Linux accepts AF_UNSPEC with INADDR_ANY on AF_INET sockets.
+            None if !self.v6() && raw_family == AF_UNSPEC as u16 => self.any(),
+            None => return Err(EAFNOSUPPORT),
+        };
+        // Ports below net.ipv4.ip_unprivileged_port_start (1024).
+        if (1..1024).contains(&a.port()) && !t.creds().has_cap(CAP_NET_BIND_SERVICE) {
+            return Err(EACCES);
+        }
+        match &self.proto {
+            Proto::Tcp(s) => s.bind(a),
+            Proto::Udp(s) => s.bind(a),
+        }
+        .map_err(errno)
+    }
+
+    pub fn listen(&self, backlog: i32) -> KResult<()> {
+        let Proto::Tcp(s) = &self.proto else {
+            return Err(EOPNOTSUPP);
+        };
+        // Linux: a negative or too large backlog is net.core.somaxconn.
+        let b = if backlog as u32 as usize > unix::SOMAXCONN {
+            unix::SOMAXCONN
+        } else {
+            backlog as usize
+        };
+        s.listen(b).map_err(errno)
+    }
+
+    pub fn accept(&self, t: &Task, nonblock: bool) -> KResult<(Arc<InetSock>, SocketAddr)> {
+        let Proto::Tcp(s) = &self.proto else {
+            return Err(EOPNOTSUPP);
+        };
+        if !s.is_listening() {
+            return Err(EINVAL);
+        }
+        let timeo = self.opts.lock().rcvtimeo;
+        let (ns, peer) = self.wait(t, nonblock, timeo, || s.accept())?;
+        let n = Self::wrap(
+            self.family,
+            self.ty,
+            self.protocol,
+            Proto::Tcp(ns),
+            Arc::new(WaitQueue::default()),
+        );
+        {
+            let (mine, mut theirs) = (self.opts.lock(), n.opts.lock());
+            theirs.misc = mine.misc.clone();
+            theirs.linger = mine.linger;
+            theirs.rcvbuf = mine.rcvbuf;
+            theirs.sndbuf = mine.sndbuf;
+        }
+        // Room in the accept queue again.
+        self.wq.notify_all();
+        Ok((n, peer))
+    }
+
+    pub fn connect(&self, t: &Task, a: Option<SocketAddr>, nonblock: bool) -> KResult<()> {
+        match &self.proto {
+            Proto::Udp(s) => s.connect(a).map_err(errno),
+            Proto::Tcp(s) => {
+                let Some(a) = a else {
+                    // AF_UNSPEC: disconnect (Linux's tcp_disconnect).
+                    s.disconnect();
+                    self.wq.notify_all();
+                    return Ok(());
+                };
+                match s.connect(a) {
+                    Ok(()) => Ok(()),
+                    Err(NErr::InProgress) if nonblock => Err(EINPROGRESS),
+                    Err(NErr::InProgress) | Err(NErr::Already) if !nonblock => {
+                        let timeo = self.opts.lock().sndtimeo;
+                        let r = self.wait(t, false, timeo, || match s.connect_result() {
+                            None => Err(NErr::WouldBlock),
+                            Some(r) => r,
+                        });
+                        match r {
+                            Err(e) if e == EAGAIN => Err(EINPROGRESS),
+                            r => r,
+                        }
+                    }
+                    Err(e) => Err(errno(e)),
+                }
+            }
+        }
+    }
+
+    pub fn name(&self) -> SocketAddr {
+        match &self.proto {
+            Proto::Tcp(s) => s.local_addr(),
+            Proto::Udp(s) => s.local_addr(),
+        }
+    }
+
+    pub fn peer(&self) -> KResult<SocketAddr> {
+        match &self.proto {
+            Proto::Tcp(s) => s.peer_addr(),
+            Proto::Udp(s) => s.peer_addr(),
+        }
+        .map_err(errno)
+    }
+
+    pub fn shutdown(&self, how: i32) -> KResult<()> {
+        if !(SHUT_RD..=SHUT_RDWR).contains(&how) {
+            return Err(EINVAL);
+        }
+        let bits = how as u8 + 1;
+        let r = match &self.proto {
+            Proto::Tcp(s) => s.shutdown(bits),
+            Proto::Udp(s) => s.shutdown(bits),
+        };
+        self.wq.notify_all();
+        r.map_err(errno)
+    }
+
+    // ---- data ----
+
+    /// sendmsg(2). EPIPE is returned as is (the caller raises SIGPIPE).
+    pub fn send(
+        &self,
+        t: &Task,
+        nonblock: bool,
+        data: &[u8],
+        to: Option<SocketAddr>,
+        flags: u32,
+    ) -> KResult<usize> {
+        if flags & MSG_OOB != 0 {
+            unsupported(&t.kernel, "MSG_OOB on inet sockets".into());
+            return Err(EOPNOTSUPP);
+        }
+        let timeo = self.opts.lock().sndtimeo;
+        match &self.proto {
+            Proto::Udp(s) => self.wait(t, nonblock, timeo, || s.send_to(data, to)),
+            Proto::Tcp(s) => {
+                // A destination address is ignored on TCP, as Linux does.
+                let mut sent = 0;
+                loop {
+                    match self.wait(t, nonblock, timeo, || s.send(&data[sent..])) {
+                        Ok(n) => {
+                            sent += n;
+                            if sent >= data.len() {
+                                break;
+                            }
+                        }
+                        Err(_) if sent > 0 => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(sent)
+            }
+        }
+    }
+
+    /// recvmsg(2): up to `want` bytes.
+    pub fn recv(&self, t: &Task, nonblock: bool, want: usize, flags: u32) -> KResult<InetRecv> {
+        if flags & MSG_OOB != 0 {
+            unsupported(&t.kernel, "MSG_OOB on inet sockets".into());
+            return Err(EINVAL);
+        }
+        let peek = flags & MSG_PEEK != 0;
+        let timeo = self.opts.lock().rcvtimeo;
+        match &self.proto {
+            Proto::Udp(s) => {
+                let mut buf = vec![0u8; want.min(netstack::UDP_MAX_PAYLOAD)];
+                let d = self.wait(t, nonblock, timeo, || s.recv_from(&mut buf, peek))?;
+                buf.truncate(d.len);
+                Ok(InetRecv {
+                    data: buf,
+                    ret: if flags & MSG_TRUNC != 0 {
+                        d.full
+                    } else {
+                        d.len
+                    },
+                    trunc: d.full > d.len,
+                    from: Some(d.from),
+                })
+            }
+            Proto::Tcp(s) => {
+                let waitall = flags & MSG_WAITALL != 0 && !peek;
+                let mut out: Vec<u8> = vec![];
+                let mut buf = vec![0u8; want.min(RECV_CHUNK)];
+                loop {
+                    let room = (want - out.len()).min(buf.len());
+                    let r = self.wait(t, nonblock, timeo, || s.recv(&mut buf[..room], peek));
+                    match r {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            out.extend_from_slice(&buf[..n]);
+                            if !waitall || out.len() >= want {
+                                break;
+                            }
+                        }
+                        Err(_) if !out.is_empty() => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                let n = out.len();
+                Ok(InetRecv {
+                    data: out,
+                    ret: n,
+                    trunc: false,
+                    from: None,
+                })
+            }
+        }
+    }
+
+    // ---- readiness ----
+
+    pub fn poll(&self) -> u32 {
+        let ev = match &self.proto {
+            Proto::Tcp(s) => s.events(),
+            Proto::Udp(s) => s.events(),
+        };
+        let mut m = ev;
+        if ev & POLLIN != 0 {
+            m |= POLLRDNORM;
+        }
+        if ev & POLLOUT != 0 {
+            m |= POLLWRNORM;
+        }
+        m
+    }
+
+    // ---- options ----
+
+    pub fn getsockopt(&self, t: &Task, level: i32, name: i32, len: usize) -> KResult<Vec<u8>> {
+        let o = self.opts.lock();
+        let tcp = match &self.proto {
+            Proto::Tcp(s) => Some(s),
+            Proto::Udp(_) => None,
+        };
+        let topts = tcp.map(|s| s.opts());
+        let udp_opts = match &self.proto {
+            Proto::Udp(s) => Some(s.opts()),
+            _ => None,
+        };
+        let misc = |d: i32| int_bytes(*o.misc.get(&(level, name)).unwrap_or(&d));
+        let mut v = match (level, name) {
+            (SOL_SOCKET, SO_TYPE) => int_bytes(self.ty),
+            (SOL_SOCKET, SO_DOMAIN) => int_bytes(self.family),
+            (SOL_SOCKET, SO_PROTOCOL) => int_bytes(self.protocol),
+            (SOL_SOCKET, SO_ERROR) => int_bytes(
+                match &self.proto {
+                    Proto::Tcp(s) => s.take_error(),
+                    Proto::Udp(s) => s.take_error(),
+                }
+                .map_or(0, |e| e.errno()),
+            ),
+            (SOL_SOCKET, SO_ACCEPTCONN) => int_bytes(tcp.is_some_and(|s| s.is_listening()) as i32),
+            (SOL_SOCKET, SO_REUSEADDR) => int_bytes(match (topts, udp_opts) {
+                (Some(t), _) => t.reuseaddr as i32,
+                (_, Some(u)) => u.reuseaddr as i32,
+                _ => 0,
+            }),
+            (SOL_SOCKET, SO_KEEPALIVE) => int_bytes(topts.is_some_and(|t| t.keepalive) as i32),
+            (SOL_SOCKET, SO_SNDBUF) => int_bytes(o.sndbuf as i32),
+            (SOL_SOCKET, SO_RCVBUF) => int_bytes(o.rcvbuf as i32),
+            (SOL_SOCKET, SO_RCVTIMEO_OLD | SO_RCVTIMEO_NEW) => timeval_bytes(o.rcvtimeo),
+            (SOL_SOCKET, SO_SNDTIMEO_OLD | SO_SNDTIMEO_NEW) => timeval_bytes(o.sndtimeo),
+            (SOL_SOCKET, SO_LINGER) => {
+                let mut b = int_bytes(o.linger.0);
+                b.extend_from_slice(&o.linger.1.to_le_bytes());
+                b
+            }
+            (SOL_SOCKET, SO_RCVLOWAT | SO_SNDLOWAT) => misc(1),
+            (
+                SOL_SOCKET,
+                SO_DEBUG | SO_DONTROUTE | SO_BROADCAST | SO_OOBINLINE | SO_PRIORITY | SO_REUSEPORT,
+            ) => misc(0),
+            (IPPROTO_TCP, TCP_NODELAY) if tcp.is_some() => {
+                int_bytes(topts.is_some_and(|t| t.nodelay) as i32)
+            }
+            (IPPROTO_TCP, TCP_KEEPIDLE) if tcp.is_some() => {
+                int_bytes(topts.map_or(7200, |t| t.keepidle as i32))
+            }
+            (IPPROTO_TCP, TCP_KEEPINTVL) if tcp.is_some() => misc(75),
+            (IPPROTO_TCP, TCP_KEEPCNT) if tcp.is_some() => misc(9),
+            (IPPROTO_TCP, TCP_CORK | TCP_QUICKACK | TCP_USER_TIMEOUT) if tcp.is_some() => misc(0),
+            (IPPROTO_TCP, TCP_MAXSEG) if tcp.is_some() => {
+                misc(if tcp.is_some_and(|s| s.peer_addr().is_ok()) {
+                    65483
+                } else {
+                    536
+                })
+            }
+            (IPPROTO_IPV6, IPV6_V6ONLY) if self.v6() => int_bytes(match (topts, udp_opts) {
+                (Some(t), _) => t.v6only as i32,
+                (_, Some(u)) => u.v6only as i32,
+                _ => 0,
+            }),
+            (IPPROTO_IPV6, IPV6_UNICAST_HOPS) if self.v6() => misc(64),
+            (IPPROTO_IPV6, IPV6_TCLASS) if self.v6() => misc(0),
+            (IPPROTO_IP, IP_TOS) => misc(0),
+            (IPPROTO_IP, IP_TTL) => misc(64),
+            _ => return Err(self.unknown_opt(t, "getsockopt", level, name)),
+        };
+        v.truncate(len);
+        Ok(v)
+    }
+
+    pub fn setsockopt(&self, t: &Task, level: i32, name: i32, val: &[u8]) -> KResult<()> {
+        let int = || -> KResult<i32> {
+            if val.len() < 4 {
+                return Err(EINVAL);
+            }
+            Ok(i32::from_le_bytes(val[..4].try_into().expect("4 bytes")))
+        };
+        let timeout = || -> KResult<Option<Duration>> {
+            if val.len() < 16 {
+                return Err(EINVAL);
+            }
+            let sec = i64::from_le_bytes(val[..8].try_into().expect("8 bytes"));
+            let usec = i64::from_le_bytes(val[8..16].try_into().expect("8 bytes"));
+            if !(0..1_000_000).contains(&usec) {
+                return Err(EDOM);
+            }
+            if sec < 0 {
+                return Ok(Some(Duration::ZERO));
+            }
+            if sec == 0 && usec == 0 {
+                return Ok(None);
+            }
+            Ok(Some(
+                Duration::from_secs(sec as u64) + Duration::from_micros(usec as u64),
+            ))
+        };
+        let privileged = t.creds().euid == 0;
+        let tcp = match &self.proto {
+            Proto::Tcp(s) => Some(s),
+            Proto::Udp(_) => None,
+        };
+        let set_tcp = |f: &dyn Fn(&mut netstack::TcpOpts)| {
+            if let Some(s) = tcp {
+                let mut o = s.opts();
+                f(&mut o);
+                s.set_opts(o);
+            }
+        };
+        let set_udp = |f: &dyn Fn(&mut netstack::UdpOpts)| {
+            if let Proto::Udp(s) = &self.proto {
+                let mut o = s.opts();
+                f(&mut o);
+                s.set_opts(o);
+            }
+        };
+        let mut o = self.opts.lock();
+        match (level, name) {
+            (SOL_SOCKET, SO_REUSEADDR) => {
+                let v = int()? != 0;
+                set_tcp(&|t| t.reuseaddr = v);
+                set_udp(&|u| u.reuseaddr = v);
+            }
+            (SOL_SOCKET, SO_KEEPALIVE) => {
+                let v = int()? != 0;
+                set_tcp(&|t| t.keepalive = v);
+                o.misc.insert((level, name), v as i32);
+            }
+            (SOL_SOCKET, SO_SNDBUF | SO_SNDBUFFORCE) => {
+                let v = int()?;
+                let v = if name == SO_SNDBUF {
+                    (v as u32 as usize).min(WMEM_MAX)
+                } else if privileged {
+                    v.max(0) as usize
+                } else {
+                    return Err(EPERM);
+                };
+                let b = (v.min(i32::MAX as usize / 2) * 2).max(SNDBUF_MIN);
+                o.sndbuf = b;
+                set_tcp(&|t| t.sndbuf = b);
+                set_udp(&|u| u.sndbuf = b);
+            }
+            (SOL_SOCKET, SO_RCVBUF | SO_RCVBUFFORCE) => {
+                let v = int()?;
+                let v = if name == SO_RCVBUF {
+                    (v as u32 as usize).min(RMEM_MAX)
+                } else if privileged {
+                    v.max(0) as usize
+                } else {
+                    return Err(EPERM);
+                };
+                let b = (v.min(i32::MAX as usize / 2) * 2).max(RCVBUF_MIN);
+                o.rcvbuf = b;
+                set_tcp(&|t| t.rcvbuf = b);
+                set_udp(&|u| u.rcvbuf = b);
+            }
+            (SOL_SOCKET, SO_RCVTIMEO_OLD | SO_RCVTIMEO_NEW) => o.rcvtimeo = timeout()?,
+            (SOL_SOCKET, SO_SNDTIMEO_OLD | SO_SNDTIMEO_NEW) => o.sndtimeo = timeout()?,
+            (SOL_SOCKET, SO_LINGER) => {
+                if val.len() < 8 {
+                    return Err(EINVAL);
+                }
+                let on = i32::from_le_bytes(val[..4].try_into().expect("4 bytes"));
+                let secs = i32::from_le_bytes(val[4..8].try_into().expect("4 bytes"));
+                o.linger = ((on != 0) as i32, if on != 0 { secs } else { 0 });
+                let zero = on != 0 && secs == 0;
+                set_tcp(&|t| t.linger0 = zero);
+            }
+            (SOL_SOCKET, SO_RCVLOWAT) => {
+                let v = int()?;
+                o.misc.insert((level, name), v.max(1));
+            }
+            (SOL_SOCKET, SO_DEBUG | SO_DONTROUTE | SO_BROADCAST | SO_OOBINLINE) => {
+                let v = int()?;
+                o.misc.insert((level, name), (v != 0) as i32);
+            }
+            (SOL_SOCKET, SO_REUSEPORT) => {
+                // Remembered; binding a port twice still needs SO_REUSEADDR here.
+                let v = int()?;
+                unsupported(
+                    &t.kernel,
+                    "SO_REUSEPORT load balancing on inet sockets".into(),
+                );
+                o.misc.insert((level, name), (v != 0) as i32);
+            }
+            (SOL_SOCKET, SO_PRIORITY) => {
+                let v = int()?;
+                if !(0..=6).contains(&v) && !privileged {
+                    return Err(EPERM);
+                }
+                o.misc.insert((level, name), v);
+            }
+            (IPPROTO_TCP, _) if tcp.is_none() => return Err(ENOPROTOOPT),
+            (IPPROTO_TCP, TCP_NODELAY) => {
+                let v = int()? != 0;
+                set_tcp(&|t| t.nodelay = v);
+            }
+            (IPPROTO_TCP, TCP_KEEPIDLE) => {
+                let v = int()?;
+                if !(1..=32767).contains(&v) {
+                    return Err(EINVAL);
+                }
+                set_tcp(&|t| t.keepidle = v as u32);
+            }
+            (IPPROTO_TCP, TCP_KEEPINTVL) => {
+                // smoltcp probes at one interval (TCP_KEEPIDLE) until the peer answers.
+                let v = int()?;
+                if !(1..=32767).contains(&v) {
+                    return Err(EINVAL);
+                }
+                o.misc.insert((level, name), v);
+            }
+            (IPPROTO_TCP, TCP_KEEPCNT) => {
+                let v = int()?;
+                if !(1..=127).contains(&v) {
+                    return Err(EINVAL);
+                }
+                o.misc.insert((level, name), v);
+            }
+            (IPPROTO_TCP, TCP_CORK | TCP_QUICKACK) => {
+                let v = int()?;
+                o.misc.insert((level, name), (v != 0) as i32);
+            }
+            (IPPROTO_TCP, TCP_USER_TIMEOUT | TCP_MAXSEG) => {
+                let v = int()?;
+                if v < 0 {
+                    return Err(EINVAL);
+                }
+                o.misc.insert((level, name), v);
+            }
+            (IPPROTO_IPV6, IPV6_V6ONLY) if self.v6() => {
+                let v = int()? != 0;
+                if self.name().port() != 0 {
+                    return Err(EINVAL);
+                }
+                set_tcp(&|t| t.v6only = v);
+                set_udp(&|u| u.v6only = v);
+            }
+            (IPPROTO_IPV6, IPV6_UNICAST_HOPS) if self.v6() => {
+                let v = int()?;
+                if !(-1..=255).contains(&v) {
+                    return Err(EINVAL);
+                }
+                o.misc.insert((level, name), if v == -1 { 64 } else { v });
+            }
+            (IPPROTO_IPV6, IPV6_TCLASS) if self.v6() => {
+                let v = int()?;
+                if !(-1..=255).contains(&v) {
+                    return Err(EINVAL);
+                }
+                o.misc.insert((level, name), v.max(0));
+            }
+            (IPPROTO_IP, IP_TOS) => {
+                let v = int()?;
+                o.misc.insert((level, name), v & 0xff);
+            }
+            (IPPROTO_IP, IP_TTL) => {
+                let v = int()?;
+                if !(-1..=255).contains(&v) || v == 0 {
+                    return Err(EINVAL);
+                }
+                o.misc.insert((level, name), if v == -1 { 64 } else { v });
+            }
+            _ => return Err(self.unknown_opt(t, "setsockopt", level, name)),
+        }
+        drop(o);
+        self.wq.notify_all();
+        Ok(())
+    }
+
+    /// The errno Linux gives for an option it does not know at `level` (logged when the
+    /// level is one it does implement, where the option might exist in Linux).
+    fn unknown_opt(&self, t: &Task, call: &str, level: i32, name: i32) -> Errno {
+        let tcp = self.ty == SOCK_STREAM;
+        let own_level = matches!(level, SOL_SOCKET | IPPROTO_IP)
+            || (level == IPPROTO_TCP && tcp)
+            || (level == IPPROTO_UDP && !tcp)
+            || (level == IPPROTO_IPV6 && self.v6());
+        if own_level {
+            unsupported(
+                &t.kernel,
+                format!("{call}(level {level}, option {name}) on inet sockets"),
+            );
+            return ENOPROTOOPT;
+        }
+        // Other levels end in ip_getsockopt (EOPNOTSUPP) or ip_setsockopt / the IPv6
+        // handlers (ENOPROTOOPT).
+        if call == "getsockopt" && !self.v6() {
+            EOPNOTSUPP
+        } else {
+            ENOPROTOOPT
+        }
+    }
+
+    /// FIONREAD and TIOCOUTQ.
+    pub fn queues(&self) -> KResult<(usize, usize)> {
+        match &self.proto {
+            Proto::Tcp(s) => {
+                if s.is_listening() {
+                    return Err(EINVAL);
+                }
+                Ok(s.queues())
+            }
+            Proto::Udp(s) => Ok(s.queues()),
+        }
+    }
+}
+
+/// The open-file face of an inet socket. Dropping it (the last close) closes the socket.
+pub struct InetFile {
+    pub sock: Arc<InetSock>,
+}
+
+impl FileOps for InetFile {
+    fn read(&self, f: &OpenFile, t: &Task, buf: &mut [u8], _off: u64) -> KResult<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let r = self.sock.recv(t, f.nonblock(), buf.len(), 0)?;
+        buf[..r.data.len()].copy_from_slice(&r.data);
+        Ok(r.data.len())
+    }
+
+    fn write(&self, f: &OpenFile, t: &Task, buf: &[u8], _off: u64) -> KResult<usize> {
+        if let Proto::Udp(s) = &self.sock.proto {
+            if s.peer_addr().is_err() {
+                return Err(EDESTADDRREQ);
+            }
+        }
+        self.sock.send(t, f.nonblock(), buf, None, 0)
+    }
+
+    fn poll(&self) -> u32 {
+        self.sock.poll()
+    }
+
+    fn wait_queue(&self) -> Option<&WaitQueue> {
+        Some(&self.sock.wq)
+    }
+
+    fn ioctl(&self, _f: &OpenFile, t: &Task, cmd: u32, arg: u64) -> SysResult {
+        const FIONREAD: u32 = 0x541b;
+        const TIOCOUTQ: u32 = 0x5411;
+        let n = match cmd {
+            FIONREAD => self.sock.queues()?.0,
+            TIOCOUTQ => self.sock.queues()?.1,
+            _ => {
+                // Socket and interface ioctls (SIOC*, 0x89xx) exist in Linux.
+                if cmd & 0xff00 == 0x8900 {
+                    unsupported(&t.kernel, format!("ioctl {cmd:#x} on inet sockets"));
+                }
+                return Err(ENOTTY);
+            }
+        };
+        t.mm().write_obj(arg, &(n.min(i32::MAX as usize) as i32))?;
+        Ok(0)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
