@@ -916,7 +916,7 @@ impl Inode for Node {
                     data: f.clone(),
                 }))
             }
-            Kind::Fifo(p) => super::pipe::open_fifo(p, flags),
+            Kind::Fifo(p) => super::pipe::open_fifo(p, flags, false),
             Kind::Symlink(_) => Err(ELOOP),
             Kind::Special => {
                 let m = self.meta.lock();

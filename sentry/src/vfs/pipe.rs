@@ -146,7 +146,7 @@ pub fn pipe_pair(flags: u32) -> (Arc<OpenFile>, Arc<OpenFile>) {
         ..Default::default()
     };
     let pipe = p.clone();
-    let opener = Box::new(move |f: u32| open_fifo(&pipe, f));
+    let opener = Box::new(move |f: u32| open_fifo(&pipe, f, true));
     let path = super::anonfs::path(format!("pipe:[{ino}]"), stat, opener);
     (
         OpenFile::new(PipeEnd::new(&p, true, false), Some(path.clone()), nb),
@@ -154,9 +154,11 @@ pub fn pipe_pair(flags: u32) -> (Arc<OpenFile>, Arc<OpenFile>) {
     )
 }
 
-pub fn open_fifo(p: &Arc<Pipe>, flags: u32) -> KResult<Arc<dyn FileOps>> {
+/// Opens an end of a FIFO, or reopens an anonymous pipe through /proc/PID/fd
+/// (`anonymous`): as in Linux's fifo_open, only FIFOs wait for the other end or give ENXIO.
+pub fn open_fifo(p: &Arc<Pipe>, flags: u32, anonymous: bool) -> KResult<Arc<dyn FileOps>> {
     let acc = flags & O_ACCMODE;
-    if acc == O_WRONLY && flags & O_NONBLOCK != 0 && p.inner.lock().readers == 0 {
+    if !anonymous && acc == O_WRONLY && flags & O_NONBLOCK != 0 && p.inner.lock().readers == 0 {
         return Err(ENXIO);
     }
     let (read, write) = (acc != O_WRONLY, acc != 0);
@@ -171,7 +173,7 @@ pub fn open_fifo(p: &Arc<Pipe>, flags: u32) -> KResult<Arc<dyn FileOps>> {
     };
     let end = PipeEnd::new(p, read, write);
     // A blocking open of one end of a FIFO waits until the other end is opened.
-    if flags & O_NONBLOCK == 0 && read != write {
+    if !anonymous && flags & O_NONBLOCK == 0 && read != write {
         if let Some(t) = crate::kernel::current() {
             t.block_on(&[&p.wq], None, || {
                 let i = p.inner.lock();
