@@ -601,31 +601,8 @@ impl InetSock {
     }
 
     pub fn setsockopt(&self, t: &Task, level: i32, name: i32, val: &[u8]) -> KResult<()> {
-        let int = || -> KResult<i32> {
-            if val.len() < 4 {
-                return Err(EINVAL);
-            }
-            Ok(i32::from_le_bytes(val[..4].try_into().expect("4 bytes")))
-        };
-        let timeout = || -> KResult<Option<Duration>> {
-            if val.len() < 16 {
-                return Err(EINVAL);
-            }
-            let sec = i64::from_le_bytes(val[..8].try_into().expect("8 bytes"));
-            let usec = i64::from_le_bytes(val[8..16].try_into().expect("8 bytes"));
-            if !(0..1_000_000).contains(&usec) {
-                return Err(EDOM);
-            }
-            if sec < 0 {
-                return Ok(Some(Duration::ZERO));
-            }
-            if sec == 0 && usec == 0 {
-                return Ok(None);
-            }
-            Ok(Some(
-                Duration::from_secs(sec as u64) + Duration::from_micros(usec as u64),
-            ))
-        };
+        let int = || super::opt_int(val);
+        let timeout = || super::opt_timeout(val);
         let privileged = t.creds().euid == 0;
         let tcp = match &self.proto {
             Proto::Tcp(s) => Some(s),

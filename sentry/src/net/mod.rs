@@ -80,6 +80,37 @@ const SOCKFS_DEV: u64 = 0x8;
 
 static NEXT_INO: AtomicU64 = AtomicU64::new(10_000);
 
+/// A setsockopt(2) value read as an int: EINVAL when shorter than 4 bytes.
+pub(crate) fn opt_int(val: &[u8]) -> KResult<i32> {
+    if val.len() < 4 {
+        return Err(EINVAL);
+    }
+    Ok(i32::from_le_bytes(val[..4].try_into().expect("4 bytes")))
+}
+
+/// An SO_RCVTIMEO/SO_SNDTIMEO struct timeval: None (0, 0) means no timeout, a negative
+/// second count means "do not wait", usec outside [0, 1e6) is EDOM.
+pub(crate) fn opt_timeout(val: &[u8]) -> KResult<Option<std::time::Duration>> {
+    use std::time::Duration;
+    if val.len() < 16 {
+        return Err(EINVAL);
+    }
+    let sec = i64::from_le_bytes(val[..8].try_into().expect("8 bytes"));
+    let usec = i64::from_le_bytes(val[8..16].try_into().expect("8 bytes"));
+    if !(0..1_000_000).contains(&usec) {
+        return Err(EDOM);
+    }
+    if sec < 0 {
+        return Ok(Some(Duration::ZERO));
+    }
+    if sec == 0 && usec == 0 {
+        return Ok(None);
+    }
+    Ok(Some(
+        Duration::from_secs(sec as u64) + Duration::from_micros(usec as u64),
+    ))
+}
+
 /// A fresh socket inode number.
 pub fn next_ino() -> u64 {
     NEXT_INO.fetch_add(1, Ordering::Relaxed)

@@ -196,6 +196,12 @@ fn write_addr(c: &Ctx, addr: u64, lenp: u64, name: Option<&[u8]>) -> KResult<()>
     if let Some(n) = name {
         b.extend_from_slice(n);
     }
+    write_sockaddr(c, addr, lenp, &b)
+}
+
+/// Copy an encoded sockaddr out: at most the caller's `*lenp` bytes, and the full length
+/// back into `*lenp` (EINVAL for a negative length).
+fn write_sockaddr(c: &Ctx, addr: u64, lenp: u64, b: &[u8]) -> KResult<()> {
     let mm = c.t.mm();
     let ulen: i32 = mm.read_obj(lenp)?;
     if ulen < 0 {
@@ -882,16 +888,7 @@ fn read_inet_addr(
 /// length is copied, the full length is reported.
 fn write_inet_addr(c: &Ctx, addr: u64, lenp: u64, a: Option<SocketAddr>) -> KResult<()> {
     let b = a.map(InetSock::addr_bytes).unwrap_or_default();
-    let mm = c.t.mm();
-    let ulen: i32 = mm.read_obj(lenp)?;
-    if ulen < 0 {
-        return Err(EINVAL);
-    }
-    let n = (ulen as usize).min(b.len());
-    if n > 0 {
-        mm.write(addr, &b[..n])?;
-    }
-    mm.write_obj(lenp, &(b.len() as u32))
+    write_sockaddr(c, addr, lenp, &b)
 }
 
 /// Send on an inet socket: sendto, sendmsg, sendmmsg.
