@@ -67,6 +67,11 @@ pub struct MmInner {
 pub struct Mm {
     pub aspace: Arc<dyn AddressSpace>,
     pub inner: Mutex<MmInner>,
+    /// The most pages ever resident at once, noted before pages are dropped (peak RSS).
+    hiwater: std::sync::atomic::AtomicU64,
+    /// How much of the address space's CPU time (see `AddressSpace::cpu_time_ns`) has
+    /// been attributed to tasks as user time.
+    pub cpu_claimed: std::sync::atomic::AtomicU64,
 }
 
 /// Why a fault could not be resolved.
@@ -109,7 +114,11 @@ pub fn page_up(a: u64) -> Option<u64> {
 
 impl Mm {
     pub fn new(aspace: Arc<dyn AddressSpace>) -> Mm {
+        // The platform's work to create the address space is not the application's.
+        let claimed = aspace.cpu_time_ns().unwrap_or(0);
         Mm {
+            hiwater: Default::default(),
+            cpu_claimed: claimed.into(),
             aspace,
             inner: Mutex::new(MmInner {
                 vmas: BTreeMap::new(),
@@ -409,6 +418,7 @@ impl Mm {
             inner.vmas.remove(&k);
         }
         let pages: Vec<u64> = inner.ptes.range(start..end).map(|(k, _)| *k).collect();
+        self.note_hiwater(inner);
         let any_mapped = pages.iter().any(|p| inner.ptes[p].mapped != 0);
         if any_mapped {
             let _ = self.aspace.unmap(start, end - start);
@@ -520,6 +530,7 @@ impl Mm {
         let end = page_up(addr.checked_add(len).ok_or(EINVAL)?).ok_or(EINVAL)?;
         let mut inner = self.inner.lock();
         let pages: Vec<u64> = inner.ptes.range(addr..end).map(|(k, _)| *k).collect();
+        self.note_hiwater(&inner);
         if pages.iter().any(|p| inner.ptes[p].mapped != 0) {
             self.aspace.unmap(addr, end - addr).map_err(|_| ENOMEM)?;
         }
@@ -625,6 +636,23 @@ impl Mm {
     /// Resident pages (for /proc and rusage).
     pub fn rss_pages(&self) -> u64 {
         self.inner.lock().ptes.len() as u64
+    }
+
+    /// Remember the current resident size if it is the largest yet (called before
+    /// pages go away, so the peak is never missed).
+    fn note_hiwater(&self, inner: &MmInner) {
+        self.hiwater.fetch_max(
+            inner.ptes.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// The peak resident size in pages (VmHWM, ru_maxrss).
+    pub fn hiwater_pages(&self) -> u64 {
+        let now = self.rss_pages();
+        self.hiwater
+            .fetch_max(now, std::sync::atomic::Ordering::Relaxed)
+            .max(now)
     }
 
     /// Pages present in [start, end) (for smaps).

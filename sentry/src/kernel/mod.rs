@@ -1,5 +1,6 @@
 //! The kernel: tasks, thread groups, the process tree, credentials.
 
+pub mod acct;
 pub mod futex;
 pub mod klog;
 pub mod run;
@@ -218,9 +219,11 @@ pub struct ThreadGroup {
     pub personality: AtomicU32,
     pub stop_wq: WaitQueue,
     pub start: Instant,
-    /// (user, system) ns of reaped children (and their children), and of exited threads.
-    pub children_time: Mutex<(u64, u64)>,
-    pub dead_time: Mutex<(u64, u64)>,
+    /// Usage of reaped children (and the children they reaped), and of exited threads.
+    pub children: Mutex<acct::Usage>,
+    pub dead: Mutex<acct::Usage>,
+    /// Peak RSS (KiB) of address spaces the group has left behind (exec).
+    pub maxrss_kb: AtomicU64,
     pub itimer_real: Mutex<Option<(Instant, u64, u64)>>,
     /// ITIMER_VIRTUAL and ITIMER_PROF: (ns left, interval ns).
     pub cpu_itimers: Mutex<[Option<(u64, u64)>; 2]>,
@@ -441,9 +444,8 @@ pub struct Task {
     pub sched_policy: AtomicU32,
     pub vfork: Mutex<Option<Arc<VforkDone>>>,
     pub start: Instant,
-    /// Nanoseconds spent in application code and in the Sentry on its behalf.
-    pub utime: AtomicU64,
-    pub stime: AtomicU64,
+    /// CPU time and other usage counters.
+    pub acct: acct::TaskAcct,
 }
 
 impl Task {
@@ -513,7 +515,12 @@ impl Task {
                     break Err(ETIMEDOUT);
                 }
             }
+            self.acct.nvcsw.fetch_add(1, Ordering::Relaxed);
+            let b0 = Instant::now();
             self.waiter.wait(deadline);
+            self.acct
+                .blocked_wall
+                .fetch_add(b0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         };
         for q in queues {
             q.remove(&self.waiter);
@@ -535,21 +542,6 @@ impl Task {
 }
 
 impl ThreadGroup {
-    /// (user, system) ns of the whole group: live threads plus exited ones.
-    pub fn times(&self, k: &Kernel) -> (u64, u64) {
-        let (mut u, mut s) = *self.dead_time.lock();
-        let t = k.table.lock();
-        if let Some(p) = t.procs.get(&self.tgid) {
-            for tid in &p.threads {
-                if let Some(task) = t.tasks.get(tid) {
-                    u += task.utime.load(Ordering::Relaxed);
-                    s += task.stime.load(Ordering::Relaxed);
-                }
-            }
-        }
-        (u, s)
-    }
-
     pub fn new(
         tgid: i32,
         actions: Arc<Mutex<[SigAction; 65]>>,
@@ -567,8 +559,9 @@ impl ThreadGroup {
             personality: AtomicU32::new(0),
             stop_wq: WaitQueue::default(),
             start: Instant::now(),
-            children_time: Mutex::new((0, 0)),
-            dead_time: Mutex::new((0, 0)),
+            children: Default::default(),
+            dead: Default::default(),
+            maxrss_kb: AtomicU64::new(0),
             itimer_real: Mutex::new(None),
             cpu_itimers: Mutex::new([None, None]),
             timers: Mutex::new(HashMap::new()),

@@ -201,20 +201,3 @@ fn call(c: &mut Ctx, nr: u64) -> SysResult {
         .report_unimplemented(nr, names::name(nr), c.t.tgid());
     Err(ENOSYS)
 }
-
-/// A struct rusage with the given (user, system) ns and max RSS in KiB.
-pub fn rusage_bytes(t: (u64, u64), maxrss_kb: u64) -> [u8; 144] {
-    let mut b = [0u8; 144];
-    let tv = |ns: u64| {
-        (
-            (ns / 1_000_000_000) as i64,
-            ((ns % 1_000_000_000) / 1000) as i64,
-        )
-    };
-    let (us, uu) = tv(t.0);
-    let (ss, su) = tv(t.1);
-    for (i, v) in [us, uu, ss, su, maxrss_kb as i64].iter().enumerate() {
-        b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-    }
-    b
-}

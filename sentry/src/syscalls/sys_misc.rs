@@ -31,13 +31,7 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
             }
         }
         228 => clock_gettime(c, a0 as i32, a1),
-        229 => clock_check(a0 as i32).and_then(|_| {
-            if a1 != 0 {
-                c.t.mm().write_obj(a1, &[0i64, 1]).map(|_| 0)
-            } else {
-                Ok(0)
-            }
-        }),
+        229 => clock_getres(c, a0 as i32, a1),
         97 => {
             let r = c.t.rlimit(a0 as usize);
             if a0 >= 16 {
@@ -70,6 +64,8 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
             }
             Err(EPERM)
         }
+        // CPU-time clocks cannot be set (EPERM once the clock is valid).
+        227 if (a0 as i32) < 0 => cpu_clock(c, a0 as i32, false).and(Err(EPERM)),
         227 => clock_check(a0 as i32).and(if a0 == 0 { Err(EPERM) } else { Err(EINVAL) }),
         135 => personality(c, a0 as u32),
         _ => return None,
@@ -84,16 +80,118 @@ fn clock_check(id: i32) -> KResult<()> {
     }
 }
 
+/// The resolution of the coarse clocks: one tick (HZ = 250).
+const COARSE_RES_NS: u64 = 4_000_000;
+
+fn realtime() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// The clock at its last tick.
+fn coarse(d: Duration) -> Duration {
+    let ns = d.as_nanos() as u64;
+    Duration::from_nanos(ns - ns % COARSE_RES_NS)
+}
+
 fn clock_now(c: &Ctx, id: i32) -> KResult<Duration> {
+    if id < 0 {
+        let (target, which) = cpu_clock(c, id, true)?;
+        return Ok(Duration::from_nanos(target.read(c, which)));
+    }
     clock_check(id)?;
     Ok(match id {
-        0 | 8 | 11 => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default(),
-        2 => c.t.tg.start.elapsed() / 4,
-        3 => c.t.start.elapsed() / 4,
+        0 | 8 | 11 => realtime(),
+        5 => coarse(realtime()),
+        6 => coarse(c.t.kernel.uptime()),
+        2 => Duration::from_nanos(crate::kernel::acct::group_usage(&c.t.kernel, &c.t.tg).cpu()),
+        3 => Duration::from_nanos(crate::kernel::acct::task_usage(c.t).cpu()),
         _ => c.t.kernel.uptime(),
     })
+}
+
+/// Whose CPU time a CPU-time clock id (negative: pid and flags encoded, see
+/// clock_getcpuclockid(3)) reads.
+enum CpuClockOf {
+    Thread(Arc<crate::kernel::Task>),
+    Process(Arc<crate::kernel::ThreadGroup>),
+}
+
+/// CPUCLOCK_PROF (user + system), CPUCLOCK_VIRT (user), CPUCLOCK_SCHED (all).
+const CPUCLOCK_VIRT: i32 = 1;
+const CPUCLOCK_SCHED: i32 = 2;
+
+impl CpuClockOf {
+    fn read(&self, c: &Ctx, which: i32) -> u64 {
+        let u = match self {
+            CpuClockOf::Thread(t) => crate::kernel::acct::task_usage(t),
+            CpuClockOf::Process(tg) => crate::kernel::acct::group_usage(&c.t.kernel, tg),
+        };
+        if which == CPUCLOCK_VIRT {
+            u.utime
+        } else {
+            u.cpu()
+        }
+    }
+}
+
+/// Decode a CPU-time clock id as Linux does (pid_for_clock): a thread clock names a
+/// thread of the caller's own process; a process clock names a live or zombie process
+/// (for clock_gettime also by the caller's own thread id); pid 0 is the caller.
+fn cpu_clock(c: &Ctx, id: i32, gettime: bool) -> KResult<(CpuClockOf, i32)> {
+    let which = id & 3;
+    if which > CPUCLOCK_SCHED {
+        return Err(EINVAL);
+    }
+    let thread = id & 4 != 0;
+    let pid = !(id >> 3);
+    if pid == 0 {
+        return Ok((
+            if thread {
+                CpuClockOf::Thread(c.t.clone())
+            } else {
+                CpuClockOf::Process(c.t.tg.clone())
+            },
+            which,
+        ));
+    }
+    let tab = c.t.kernel.table.lock();
+    if thread {
+        return match tab.tasks.get(&pid) {
+            Some(t) if t.tgid() == c.t.tgid() => Ok((CpuClockOf::Thread(t.clone()), which)),
+            _ => Err(EINVAL),
+        };
+    }
+    if gettime && pid == c.t.tid() {
+        return Ok((CpuClockOf::Process(c.t.tg.clone()), which));
+    }
+    match tab.procs.get(&pid) {
+        Some(p) => Ok((CpuClockOf::Process(p.tg.clone()), which)),
+        None => Err(EINVAL),
+    }
+}
+
+fn clock_getres(c: &Ctx, id: i32, res: u64) -> SysResult {
+    let ns: u64 = if id < 0 {
+        let (_, which) = cpu_clock(c, id, false)?;
+        if which == CPUCLOCK_SCHED {
+            1
+        } else {
+            COARSE_RES_NS
+        }
+    } else {
+        clock_check(id)?;
+        if id == 5 || id == 6 {
+            COARSE_RES_NS
+        } else {
+            1
+        }
+    };
+    if res != 0 {
+        c.t.mm().write_obj(res, &[0i64, ns as i64])?;
+    }
+    Ok(0)
 }
 
 fn clock_gettime(c: &Ctx, id: i32, tp: u64) -> SysResult {
@@ -365,28 +463,44 @@ fn sysinfo(c: &Ctx, buf: u64) -> SysResult {
 }
 
 fn getrusage(c: &Ctx, who: i32, buf: u64) -> SysResult {
-    use std::sync::atomic::Ordering::Relaxed;
-    let rss = c.t.mm().rss_pages() * 4;
-    let t = match who {
-        0 => c.t.tg.times(&c.t.kernel),
-        -1 => *c.t.tg.children_time.lock(),
-        1 => (c.t.utime.load(Relaxed), c.t.stime.load(Relaxed)),
+    use crate::kernel::acct;
+    let k = &c.t.kernel;
+    let u = match who {
+        0 => acct::group_usage(k, &c.t.tg),
+        -1 => *c.t.tg.children.lock(),
+        1 => {
+            let mut u = acct::task_usage(c.t);
+            u.maxrss_kb =
+                c.t.tg
+                    .maxrss_kb
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .max(c.t.mm().hiwater_pages() * 4);
+            u
+        }
         _ => return Err(EINVAL),
     };
-    c.t.mm().write(
-        buf,
-        &super::rusage_bytes(t, if who == -1 { 0 } else { rss }),
-    )?;
+    c.t.mm().write(buf, &u.to_rusage())?;
     Ok(0)
+}
+
+/// Clock ticks (USER_HZ = 100) of `ns`.
+fn ticks(ns: u64) -> i64 {
+    (ns / 10_000_000) as i64
 }
 
 fn times(c: &Ctx, buf: u64) -> SysResult {
     if buf != 0 {
-        let me = c.t.tg.times(&c.t.kernel);
-        let ch = *c.t.tg.children_time.lock();
-        let ticks = |ns: u64| (ns / 10_000_000) as i64;
-        c.t.mm()
-            .write_obj(buf, &[ticks(me.0), ticks(me.1), ticks(ch.0), ticks(ch.1)])?;
+        let me = crate::kernel::acct::group_usage(&c.t.kernel, &c.t.tg);
+        let ch = *c.t.tg.children.lock();
+        c.t.mm().write_obj(
+            buf,
+            &[
+                ticks(me.utime),
+                ticks(me.stime),
+                ticks(ch.utime),
+                ticks(ch.stime),
+            ],
+        )?;
     }
     Ok((c.t.kernel.uptime().as_millis() / 10) as u64)
 }

@@ -215,8 +215,7 @@ pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64
         sched_policy: AtomicU32::new(t.sched_policy.load(Ordering::Relaxed)),
         vfork: Mutex::new(vfork.clone()),
         start: Instant::now(),
-        utime: AtomicU64::new(0),
-        stime: AtomicU64::new(0),
+        acct: Default::default(),
     });
     let mut regs = *c.regs;
     regs.rax = 0;
@@ -354,8 +353,7 @@ pub fn new_init(
         sched_policy: AtomicU32::new(0),
         vfork: Mutex::new(None),
         start: Instant::now(),
-        utime: AtomicU64::new(0),
-        stime: AtomicU64::new(0),
+        acct: Default::default(),
     });
     {
         let mut tab = k.table.lock();
@@ -493,6 +491,7 @@ fn exec_image(
     let mut regs = platform::initial_regs();
     regs.rip = entry;
     regs.rsp = sp;
+    crate::kernel::acct::leave_mm(t);
     *t.mm.lock() = mm;
     let base = name.rsplit(|b| *b == b'/').next().unwrap_or(&name).to_vec();
     *t.name.lock() = base.iter().take(15).copied().collect();
@@ -626,8 +625,16 @@ fn kill_other_threads(t: &Arc<Task>) -> KResult<()> {
     Ok(())
 }
 
-/// The (user, system) ns of the child most recently reaped, for wait4's rusage.
-static LAST_REAPED: Mutex<(u64, u64)> = Mutex::new((0, 0));
+/// The usage of the child most recently reaped, for wait4's rusage.
+static LAST_REAPED: Mutex<crate::kernel::acct::Usage> = Mutex::new(crate::kernel::acct::Usage {
+    utime: 0,
+    stime: 0,
+    minflt: 0,
+    majflt: 0,
+    nvcsw: 0,
+    nivcsw: 0,
+    maxrss_kb: 0,
+});
 
 /// Find a waitable child. Returns (pid, status, kind) and reaps zombies unless `peek`.
 fn find_child(
@@ -671,16 +678,12 @@ fn find_child(
         if options & WEXITED != 0 {
             if let Some(st) = p.zombie {
                 let ctg = p.tg.clone();
-                let dead = *ctg.dead_time.lock();
-                let cc = *ctg.children_time.lock();
-                let total = (dead.0 + cc.0, dead.1 + cc.1);
+                let total = crate::kernel::acct::usage_for_parent(&ctg);
                 if !peek {
                     tab.procs.remove(c);
                     if let Some(me) = tab.procs.get_mut(&me) {
                         me.children.retain(|x| x != c);
-                        let mut ct = me.tg.children_time.lock();
-                        ct.0 += total.0;
-                        ct.1 += total.1;
+                        me.tg.children.lock().add(&total);
                     }
                 }
                 *LAST_REAPED.lock() = total;
@@ -733,8 +736,7 @@ fn wait4(c: &Ctx, pid: i32, status: u64, options: u32, rusage: u64) -> SysResult
             }
             if rusage != 0 {
                 let t = *LAST_REAPED.lock();
-                c.t.mm()
-                    .write(rusage, &crate::syscalls::rusage_bytes(t, 0))?;
+                c.t.mm().write(rusage, &t.to_rusage())?;
             }
             Ok(p as u64)
         }

@@ -1,0 +1,326 @@
+//! CPU time and resource usage of tasks (getrusage, times, the CPU-time clocks).
+//!
+//! A task's CPU time (its CPU-time clock, `sum_exec_runtime` in Linux) is real host CPU
+//! time, read lazily (getrusage, times, clock_gettime, exit, exec), never per system call:
+//!
+//! * the Sentry thread that runs it (`pthread_getcpuclockid`), counted from when the
+//!   task started on that thread: handling its system calls and faults, and driving the
+//!   platform;
+//! * plus the CPU time of the platform running its application code: the address
+//!   space's CPU clock (`AddressSpace::cpu_time_ns`, for ptrace the stub process's),
+//!   attributed to the tasks that ran in it, none getting more than the wall time it
+//!   spent in `Context::switch` (so one thread does not take another's time).
+//!
+//! Time blocked (sleeping, waiting, stopped) uses no CPU and so counts as nothing.
+//!
+//! The split into user and system time follows Linux's `cputime_adjust`: the CPU time
+//! is divided in the proportion of two cheap samples, the wall time in application code
+//! (`switch`) and the wall time in the Sentry not blocked, and both parts are kept
+//! monotonic. Everything the platform costs to run application code is user time.
+
+use super::{Kernel, Task, ThreadGroup};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::*};
+
+/// What getrusage reports, summed over threads or reaped children.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub utime: u64,
+    pub stime: u64,
+    pub minflt: u64,
+    pub majflt: u64,
+    pub nvcsw: u64,
+    pub nivcsw: u64,
+    /// Peak resident set, KiB (a maximum, not a sum).
+    pub maxrss_kb: u64,
+}
+
+impl Usage {
+    pub fn add(&mut self, o: &Usage) {
+        self.utime += o.utime;
+        self.stime += o.stime;
+        self.minflt += o.minflt;
+        self.majflt += o.majflt;
+        self.nvcsw += o.nvcsw;
+        self.nivcsw += o.nivcsw;
+        self.maxrss_kb = self.maxrss_kb.max(o.maxrss_kb);
+    }
+
+    pub fn cpu(&self) -> u64 {
+        self.utime + self.stime
+    }
+
+    /// The struct rusage (144 bytes) of this usage.
+    pub fn to_rusage(&self) -> [u8; 144] {
+        let mut b = [0u8; 144];
+        let tv = |ns: u64| {
+            [
+                (ns / 1_000_000_000) as i64,
+                ((ns % 1_000_000_000) / 1000) as i64,
+            ]
+        };
+        let [us, uu] = tv(self.utime);
+        let [ss, su] = tv(self.stime);
+        // ru_utime, ru_stime, ru_maxrss, ru_ixrss, ru_idrss, ru_isrss, ru_minflt,
+        // ru_majflt, ru_nswap, ru_inblock, ru_oublock, ru_msgsnd, ru_msgrcv,
+        // ru_nsignals, ru_nvcsw, ru_nivcsw.
+        let fields: [(usize, i64); 9] = [
+            (0, us),
+            (8, uu),
+            (16, ss),
+            (24, su),
+            (32, self.maxrss_kb as i64),
+            (64, self.minflt as i64),
+            (72, self.majflt as i64),
+            (128, self.nvcsw as i64),
+            (136, self.nivcsw as i64),
+        ];
+        for (off, v) in fields {
+            b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+        }
+        b
+    }
+}
+
+/// The Sentry thread a task runs on, for its system time.
+#[derive(Default)]
+struct SentryThread {
+    /// The thread's CPU clock while the task runs on it.
+    clock: Option<libc::clockid_t>,
+    /// The thread's CPU time when the task started on it.
+    base: u64,
+    /// System time of the task once it stopped running on the thread.
+    done: u64,
+}
+
+/// Per-task counters.
+#[derive(Default)]
+pub struct TaskAcct {
+    /// Wall ns in application code not yet matched against the address space's clock.
+    app_wall: AtomicU64,
+    /// When the switch in progress began (ns since boot, never 0), or 0.
+    in_app_since: AtomicU64,
+    /// Address-space CPU time attributed to this task.
+    app_cpu: AtomicU64,
+    sentry: Mutex<SentryThread>,
+    /// Wall time in application code, in the Sentry, and blocked in the Sentry.
+    user_wall: AtomicU64,
+    sentry_wall: AtomicU64,
+    pub blocked_wall: AtomicU64,
+    /// The last (user, system) reported, which never go backwards.
+    prev: Mutex<(u64, u64)>,
+    pub minflt: AtomicU64,
+    pub nvcsw: AtomicU64,
+    pub nivcsw: AtomicU64,
+}
+
+fn read_clock(clock: libc::clockid_t) -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to a valid pointer.
+    let r = unsafe { libc::clock_gettime(clock, &mut ts) };
+    (r == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+impl TaskAcct {
+    /// The calling Sentry thread starts running this task.
+    pub fn attach(&self) {
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: pthread_self is the calling thread; the clock id is written to a
+        // valid pointer.
+        let ok = unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0;
+        let mut s = self.sentry.lock();
+        if ok {
+            if let Some(now) = read_clock(clock) {
+                s.clock = Some(clock);
+                s.base = now;
+            }
+        }
+    }
+
+    /// The task's thread is done with it (called on that thread).
+    pub fn detach(&self) {
+        let mut s = self.sentry.lock();
+        if let Some(c) = s.clock.take() {
+            s.done += read_clock(c).unwrap_or(s.base).saturating_sub(s.base);
+        }
+    }
+
+    /// CPU time of the Sentry thread on this task's behalf.
+    fn stime_cpu(&self) -> u64 {
+        let s = self.sentry.lock();
+        s.done
+            + s.clock
+                .and_then(read_clock)
+                .map(|now| now.saturating_sub(s.base))
+                .unwrap_or(0)
+    }
+
+    /// Application code starts running (`now`: ns since boot); `sentry_ns` is the wall
+    /// time in the Sentry since application code last stopped.
+    pub fn enter_app(&self, now: u64, sentry_ns: u64) {
+        self.sentry_wall.fetch_add(sentry_ns, Relaxed);
+        self.in_app_since.store(now.max(1), Release);
+    }
+
+    /// Application code stopped running.
+    pub fn leave_app(&self, now: u64) {
+        let since = self.in_app_since.swap(0, AcqRel);
+        let d = now.saturating_sub(since);
+        self.user_wall.fetch_add(d, Relaxed);
+        if since != 0 {
+            self.app_wall.fetch_add(d, Relaxed);
+        }
+    }
+
+    /// (CPU time, user-time weight, system-time weight).
+    fn samples(&self) -> (u64, u64, u64) {
+        let rtime = self.app_cpu.load(Relaxed) + self.stime_cpu();
+        let user = self.user_wall.load(Relaxed);
+        let sys = self
+            .sentry_wall
+            .load(Relaxed)
+            .saturating_sub(self.blocked_wall.load(Relaxed));
+        (rtime, user, sys)
+    }
+}
+
+/// Linux's cputime_adjust: split `rtime` as `utime : stime`, never below `prev`.
+fn cputime_adjust(rtime: u64, utime: u64, stime: u64, prev: &mut (u64, u64)) -> (u64, u64) {
+    if prev.0 + prev.1 >= rtime {
+        return *prev;
+    }
+    let (u, s) = if stime == 0 {
+        (rtime, 0)
+    } else if utime == 0 {
+        (0, rtime)
+    } else {
+        let mut s = (stime as u128 * rtime as u128 / (stime as u128 + utime as u128)) as u64;
+        s = s.max(prev.1);
+        let mut u = rtime - s.min(rtime);
+        if u < prev.0 {
+            u = prev.0;
+            s = rtime - u;
+        }
+        (u, s)
+    };
+    *prev = (u, s);
+    (u, s)
+}
+
+fn since_boot(k: &Kernel) -> u64 {
+    k.boot.elapsed().as_nanos() as u64
+}
+
+/// Move the CPU time `t`'s address space used while `t` ran application code into
+/// `t`'s user time.
+pub fn claim_user(t: &Task) {
+    let a = &t.acct;
+    let mut wall = a.app_wall.swap(0, AcqRel);
+    let since = a.in_app_since.load(Acquire);
+    if since != 0 {
+        // Still running application code: take the part of the window so far.
+        let now = since_boot(&t.kernel).max(since);
+        if a.in_app_since
+            .compare_exchange(since, now, AcqRel, Acquire)
+            .is_ok()
+        {
+            wall += now - since;
+        }
+    }
+    if wall == 0 {
+        return;
+    }
+    let mm = t.mm();
+    let Some(total) = mm.aspace.cpu_time_ns() else {
+        return;
+    };
+    let mut claimed = mm.cpu_claimed.load(Acquire);
+    loop {
+        let take = wall.min(total.saturating_sub(claimed));
+        if take == 0 {
+            return;
+        }
+        match mm
+            .cpu_claimed
+            .compare_exchange(claimed, claimed + take, AcqRel, Acquire)
+        {
+            Ok(_) => {
+                a.app_cpu.fetch_add(take, Relaxed);
+                return;
+            }
+            Err(c) => claimed = c,
+        }
+    }
+}
+
+/// The usage of one task, brought up to date.
+pub fn task_usage(t: &Task) -> Usage {
+    claim_user(t);
+    let a = &t.acct;
+    let (rtime, uw, sw) = a.samples();
+    let (utime, stime) = cputime_adjust(rtime, uw, sw, &mut a.prev.lock());
+    Usage {
+        utime,
+        stime,
+        minflt: a.minflt.load(Relaxed),
+        majflt: 0,
+        nvcsw: a.nvcsw.load(Relaxed),
+        nivcsw: a.nivcsw.load(Relaxed),
+        maxrss_kb: 0,
+    }
+}
+
+/// The usage of a whole thread group: live threads, exited ones, and its peak RSS.
+pub fn group_usage(k: &Kernel, tg: &ThreadGroup) -> Usage {
+    let threads: Vec<std::sync::Arc<Task>> = {
+        let t = k.table.lock();
+        t.procs
+            .get(&tg.tgid)
+            .map(|p| {
+                p.threads
+                    .iter()
+                    .filter_map(|x| t.tasks.get(x).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut u = *tg.dead.lock();
+    let mut rss = tg.maxrss_kb.load(Relaxed);
+    for th in &threads {
+        u.add(&task_usage(th));
+    }
+    if let Some(th) = threads.first() {
+        rss = rss.max(th.mm().hiwater_pages() * 4);
+    }
+    u.maxrss_kb = u.maxrss_kb.max(rss);
+    u
+}
+
+/// Before a task's address space is replaced (exec) or dropped (exit): settle its
+/// user time and the group's peak RSS against the old one.
+pub fn leave_mm(t: &Task) {
+    claim_user(t);
+    let rss = t.mm().hiwater_pages() * 4;
+    t.tg.maxrss_kb.fetch_max(rss, Relaxed);
+}
+
+/// A task ends: fold its usage into its group's dead threads (on the task's thread).
+pub fn task_exit(t: &Task) {
+    leave_mm(t);
+    t.acct.detach();
+    let u = task_usage(t);
+    t.tg.dead.lock().add(&u);
+}
+
+/// What a reaped child adds to its parent's RUSAGE_CHILDREN: the child's own usage
+/// and that of the children it reaped itself.
+pub fn usage_for_parent(child: &ThreadGroup) -> Usage {
+    let mut u = *child.dead.lock();
+    u.maxrss_kb = u.maxrss_kb.max(child.maxrss_kb.load(Relaxed));
+    let c = *child.children.lock();
+    u.add(&c);
+    u
+}
