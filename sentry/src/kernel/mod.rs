@@ -446,6 +446,50 @@ pub struct Task {
     pub start: Instant,
     /// CPU time and other usage counters.
     pub acct: acct::TaskAcct,
+    pub misc: TaskMisc,
+}
+
+/// How restart_syscall(2) resumes a call interrupted with ERESTART_RESTARTBLOCK when no
+/// handler ran (Linux's restart_block).
+#[derive(Clone, Copy, Debug)]
+pub enum Restart {
+    /// A relative sleep: sleep on until `deadline`, writing what is left to `rem`
+    /// if interrupted again.
+    Sleep { deadline: Instant, rem: u64 },
+}
+
+/// The default timer slack (prctl(PR_SET_TIMERSLACK)), 50 us.
+pub const DEFAULT_TIMER_SLACK_NS: u64 = 50_000;
+
+/// Smaller per-task state.
+pub struct TaskMisc {
+    pub restart: Mutex<Option<Restart>>,
+    /// prctl(PR_SET_TIMERSLACK) and what setting 0 restores.
+    pub timer_slack_ns: AtomicU64,
+    pub default_timer_slack_ns: AtomicU64,
+}
+
+impl Default for TaskMisc {
+    fn default() -> TaskMisc {
+        TaskMisc {
+            restart: Mutex::new(None),
+            timer_slack_ns: AtomicU64::new(DEFAULT_TIMER_SLACK_NS),
+            default_timer_slack_ns: AtomicU64::new(DEFAULT_TIMER_SLACK_NS),
+        }
+    }
+}
+
+impl TaskMisc {
+    /// A new task's state, from the task that cloned it: the timer slack is
+    /// inherited and becomes the child's default too.
+    pub fn inherit(parent: &TaskMisc) -> TaskMisc {
+        let slack = parent.timer_slack_ns.load(Ordering::Relaxed);
+        TaskMisc {
+            restart: Mutex::new(None),
+            timer_slack_ns: AtomicU64::new(slack),
+            default_timer_slack_ns: AtomicU64::new(slack),
+        }
+    }
 }
 
 impl Task {

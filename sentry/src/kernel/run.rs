@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 type Job = Box<dyn FnOnce() + Send>;
 
+const SYS_RESTART_SYSCALL: u64 = 219;
+
 /// Idle task threads. Threads are reused rather than ended: a ptrace tracer thread that
 /// exits would kill (PTRACE_O_EXITKILL) the stub threads it traces.
 static POOL: Mutex<Vec<Sender<Job>>> = Mutex::new(Vec::new());
@@ -93,14 +95,14 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
             continue;
         }
         if let Some(e) = restart.take() {
-            // Interrupted by nothing that ran a handler: restart the call.
-            if e == ERESTART_RESTARTBLOCK
-                || e == ERESTARTSYS
-                || e == ERESTARTNOINTR
-                || e == ERESTARTNOHAND
-            {
+            // Interrupted by nothing that ran a handler: restart the call, or resume it
+            // through restart_syscall(2) from the state it saved.
+            if e == ERESTARTSYS || e == ERESTARTNOINTR || e == ERESTARTNOHAND {
                 regs.rip -= 2;
                 regs.rax = regs.orig_rax;
+            } else if e == ERESTART_RESTARTBLOCK {
+                regs.rip -= 2;
+                regs.rax = SYS_RESTART_SYSCALL;
             }
         }
         if let Some(m) = task.saved_mask.lock().take() {
@@ -256,6 +258,9 @@ fn deliver(
                 regs.rax = regs.orig_rax;
             } else {
                 regs.rax = (-(EINTR.0 as i64)) as u64;
+            }
+            if e == ERESTART_RESTARTBLOCK {
+                *task.misc.restart.lock() = None;
             }
         }
         let old_mask = task.saved_mask.lock().take().unwrap_or(mask);

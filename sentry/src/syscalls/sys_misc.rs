@@ -13,6 +13,7 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
             Ok(0)
         }
         35 => nanosleep(c, 1, 0, a0, a1),
+        219 => restart_syscall(c),
         230 => nanosleep(c, a0 as i32, a1, a2, a3),
         37 => alarm(c, a0),
         36 => getitimer(c, a0, a1),
@@ -225,22 +226,40 @@ fn nanosleep(c: &Ctx, clock: i32, flags: u64, req: u64, rem: u64) -> SysResult {
         return Err(EINVAL);
     }
     let dur = Duration::new(t[0] as u64, t[1] as u32);
-    let deadline = if flags & 1 != 0 {
+    if flags & 1 != 0 {
         let now = clock_now(c, clock)?;
-        Instant::now() + dur.saturating_sub(now)
-    } else {
-        Instant::now() + dur
-    };
+        // Absolute: an interruption without a handler restarts the same call.
+        return match c.t.sleep_until(Instant::now() + dur.saturating_sub(now)) {
+            Ok(()) => Ok(0),
+            Err(_) => Err(ERESTARTNOHAND),
+        };
+    }
+    sleep_rel(c, Instant::now() + dur, rem)
+}
+
+/// A relative sleep until `deadline`. Interrupted, it stores the time left in `rem` and
+/// returns ERESTART_RESTARTBLOCK: EINTR if a handler runs, else restart_syscall(2)
+/// sleeps on for what is left.
+fn sleep_rel(c: &Ctx, deadline: Instant, rem: u64) -> SysResult {
     match c.t.sleep_until(deadline) {
         Ok(()) => Ok(0),
         Err(_) => {
-            if rem != 0 && flags & 1 == 0 {
+            if rem != 0 {
                 let left = deadline.saturating_duration_since(Instant::now());
                 c.t.mm()
                     .write_obj(rem, &[left.as_secs() as i64, left.subsec_nanos() as i64])?;
             }
-            Err(EINTR)
+            *c.t.misc.restart.lock() = Some(crate::kernel::Restart::Sleep { deadline, rem });
+            Err(ERESTART_RESTARTBLOCK)
         }
+    }
+}
+
+fn restart_syscall(c: &Ctx) -> SysResult {
+    match c.t.misc.restart.lock().take() {
+        Some(crate::kernel::Restart::Sleep { deadline, rem }) => sleep_rel(c, deadline, rem),
+        // Nothing to resume (Linux's do_no_restart_syscall).
+        None => Err(EINTR),
     }
 }
 

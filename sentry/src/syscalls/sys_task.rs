@@ -216,6 +216,7 @@ pub fn clone(c: &mut Ctx, flags: u64, stack: u64, ptid: u64, ctid: u64, tls: u64
         vfork: Mutex::new(vfork.clone()),
         start: Instant::now(),
         acct: Default::default(),
+        misc: crate::kernel::TaskMisc::inherit(&t.misc),
     });
     let mut regs = *c.regs;
     regs.rax = 0;
@@ -354,6 +355,7 @@ pub fn new_init(
         vfork: Mutex::new(None),
         start: Instant::now(),
         acct: Default::default(),
+        misc: Default::default(),
     });
     {
         let mut tab = k.table.lock();
