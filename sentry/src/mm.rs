@@ -72,6 +72,9 @@ pub struct Mm {
     /// How much of the address space's CPU time (see `AddressSpace::cpu_time_ns`) has
     /// been attributed to tasks as user time.
     pub cpu_claimed: std::sync::atomic::AtomicU64,
+    /// prctl(PR_SET_DUMPABLE): a property of the address space, as in Linux (copied by
+    /// fork, set again by execve's new address space).
+    pub dumpable: std::sync::atomic::AtomicBool,
 }
 
 /// Why a fault could not be resolved.
@@ -119,6 +122,7 @@ impl Mm {
         Mm {
             hiwater: Default::default(),
             cpu_claimed: claimed.into(),
+            dumpable: true.into(),
             aspace,
             inner: Mutex::new(MmInner {
                 vmas: BTreeMap::new(),
@@ -570,6 +574,10 @@ impl Mm {
     pub fn fork(&self, aspace: Arc<dyn AddressSpace>) -> KResult<Mm> {
         let mut inner = self.inner.lock();
         let child = Mm::new(aspace);
+        child.dumpable.store(
+            self.dumpable.load(std::sync::atomic::Ordering::Relaxed),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         {
             let mut c = child.inner.lock();
             for (s, v) in inner.vmas.iter() {

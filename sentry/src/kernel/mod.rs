@@ -35,12 +35,35 @@ pub struct Creds {
     pub cap_effective: u64,
     pub cap_permitted: u64,
     pub cap_inheritable: u64,
+    /// The capability bounding set (PR_CAPBSET_READ/DROP).
+    pub cap_bset: u64,
     /// prctl(PR_SET_KEEPCAPS): keep permitted capabilities when dropping root ids.
     pub keep_caps: bool,
 }
 
 /// All capabilities up to CAP_CHECKPOINT_RESTORE (40), as Linux 6.8 has them.
 pub const CAP_FULL: u64 = (1 << 41) - 1;
+
+/// Capability numbers (capabilities(7)), for `Creds::has_cap`.
+pub mod cap {
+    pub const CHOWN: u32 = 0;
+    pub const DAC_OVERRIDE: u32 = 1;
+    pub const DAC_READ_SEARCH: u32 = 2;
+    pub const FOWNER: u32 = 3;
+    pub const FSETID: u32 = 4;
+    pub const KILL: u32 = 5;
+    pub const SETGID: u32 = 6;
+    pub const SETUID: u32 = 7;
+    pub const SETPCAP: u32 = 8;
+    pub const NET_ADMIN: u32 = 12;
+    pub const SYS_ADMIN: u32 = 21;
+    pub const SYS_RESOURCE: u32 = 24;
+    pub const MKNOD: u32 = 27;
+    pub const SYSLOG: u32 = 34;
+    pub const WAKE_ALARM: u32 = 35;
+    /// The highest capability number (CAP_CHECKPOINT_RESTORE).
+    pub const LAST: u32 = 40;
+}
 
 impl Creds {
     pub fn new(uid: u32, gid: u32) -> Creds {
@@ -58,8 +81,29 @@ impl Creds {
             cap_effective: caps,
             cap_permitted: caps,
             cap_inheritable: 0,
+            cap_bset: CAP_FULL,
             keep_caps: false,
         }
+    }
+
+    /// The capability transformation of execve(2) for a file with no file capabilities
+    /// and no set-user-ID bit (capabilities(7)): root (real or effective) gets the
+    /// bounding set plus its inheritable set as permitted, effective too if the
+    /// effective uid is 0; anyone else keeps no permitted or effective capabilities
+    /// (there are no ambient ones). PR_SET_KEEPCAPS is cleared.
+    pub fn apply_exec(&mut self) {
+        if self.uid == 0 || self.euid == 0 {
+            self.cap_permitted = self.cap_bset | self.cap_inheritable;
+            self.cap_effective = if self.euid == 0 {
+                self.cap_permitted
+            } else {
+                0
+            };
+        } else {
+            self.cap_permitted = 0;
+            self.cap_effective = 0;
+        }
+        self.keep_caps = false;
     }
 
     /// Capability changes when user ids change (capabilities(7), "Effect of user ID
@@ -215,7 +259,6 @@ pub struct ThreadGroup {
     /// Set when the whole group is exiting (exit_group, fatal signal, exec).
     pub exiting: AtomicBool,
     pub stopped: AtomicBool,
-    pub dumpable: AtomicBool,
     pub personality: AtomicU32,
     pub stop_wq: WaitQueue,
     pub start: Instant,
@@ -599,7 +642,6 @@ impl ThreadGroup {
             child_wq: WaitQueue::default(),
             exiting: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
-            dumpable: AtomicBool::new(true),
             personality: AtomicU32::new(0),
             stop_wq: WaitQueue::default(),
             start: Instant::now(),

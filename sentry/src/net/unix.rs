@@ -1135,7 +1135,7 @@ impl Sock {
                 Duration::from_secs(sec as u64) + Duration::from_micros(usec as u64),
             ))
         };
-        let privileged = t.creds().euid == 0;
+        let privileged = t.creds().has_cap(crate::kernel::cap::NET_ADMIN);
         let mut s = self.st.lock();
         match name {
             SO_PASSCRED => s.passcred = int()? != 0,

@@ -5,6 +5,7 @@ mod sys_event;
 mod sys_file;
 mod sys_misc;
 mod sys_mm;
+mod sys_prctl;
 mod sys_sched;
 mod sys_signal;
 mod sys_socket;
@@ -171,6 +172,9 @@ fn call(c: &mut Ctx, nr: u64) -> SysResult {
         return r;
     }
     if let Some(r) = sys_mm::call(c, nr) {
+        return r;
+    }
+    if let Some(r) = sys_prctl::call(c, nr) {
         return r;
     }
     if let Some(r) = sys_task::call(c, nr) {

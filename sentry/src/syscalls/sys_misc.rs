@@ -413,7 +413,7 @@ fn uname(c: &Ctx, buf: u64) -> SysResult {
 }
 
 fn sethostname(c: &Ctx, name: u64, len: u64, host: bool) -> SysResult {
-    if c.t.creds().euid != 0 {
+    if !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
         return Err(EPERM);
     }
     if len > 64 {
@@ -450,7 +450,7 @@ fn prlimit(c: &Ctx, pid: i32, res: u64, new: u64, old: u64) -> SysResult {
         if n[0] > n[1] {
             return Err(EINVAL);
         }
-        if n[1] > cur.1 && c.t.creds().euid != 0 {
+        if n[1] > cur.1 && !c.t.creds().has_cap(crate::kernel::cap::SYS_RESOURCE) {
             return Err(EPERM);
         }
         if res as usize == crate::kernel::RLIMIT_NOFILE && n[1] > 1 << 20 {
@@ -636,8 +636,10 @@ fn getcpu(c: &Ctx, cpu: u64, node: u64) -> SysResult {
 fn syslog(c: &Ctx, typ: i32, buf: u64, len: i64) -> SysResult {
     let log = &c.t.kernel.klog;
     // READ_ALL and SIZE_BUFFER are open to all unless dmesg_restrict; the rest need
-    // CAP_SYSLOG (root here).
-    let privileged = c.t.creds().euid == 0;
+    // CAP_SYSLOG (or, as Linux still allows, CAP_SYS_ADMIN).
+    let cr = c.t.creds();
+    let privileged =
+        cr.has_cap(crate::kernel::cap::SYSLOG) || cr.has_cap(crate::kernel::cap::SYS_ADMIN);
     let restricted = log.restrict.load(std::sync::atomic::Ordering::Relaxed);
     let open = matches!(typ, 3 | 10) && !restricted;
     if !(0..=10).contains(&typ) {
