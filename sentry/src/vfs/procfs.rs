@@ -845,6 +845,14 @@ impl PNode {
     fn pid_stat(&self, pid: i32, tid: i32) -> KResult<String> {
         let t = task_of(&self.k, tid).ok_or(ESRCH)?;
         let (ppid, pgid, sid, nthreads, state) = self.proc_facts(pid)?;
+        // The whole process for /proc/PID/stat, the thread for .../task/TID/stat.
+        let u = if tid == pid {
+            crate::kernel::acct::group_usage(&self.k, &t.tg)
+        } else {
+            crate::kernel::acct::task_usage(&t)
+        };
+        let cu = *t.tg.children.lock();
+        let ticks = |ns: u64| ns / 10_000_000;
         let mm = t.mm();
         let (vsize, rss) = (mm.total_vm(), mm.rss_pages());
         let inner = mm.inner.lock();
@@ -857,8 +865,14 @@ impl PNode {
             0
         };
         Ok(format!(
-            "{tid} ({name}) {state} {ppid} {pgid} {sid} {tty} {fg} 4194560 0 0 0 0 0 0 0 0 20 0 {nthreads} 0 {start} {vsize} {rss} 18446744073709551615 0 0 {stack} 0 0 0 {sigmask} 0 0 0 0 0 17 0 0 0 0 0 0 {bs} {brk} {brk2} {a0} {a1} {e0} {e1} 0\n",
+            "{tid} ({name}) {state} {ppid} {pgid} {sid} {tty} {fg} 4194560 {minflt} {cminflt} 0 0 {utime} {stime} {cutime} {cstime} 20 0 {nthreads} 0 {start} {vsize} {rss} 18446744073709551615 0 0 {stack} 0 0 0 {sigmask} 0 0 0 0 0 17 0 0 0 0 0 0 {bs} {brk} {brk2} {a0} {a1} {e0} {e1} 0\n",
             fg = self.k.foreground_pgrp(),
+            minflt = u.minflt,
+            cminflt = cu.minflt,
+            utime = ticks(u.utime),
+            stime = ticks(u.stime),
+            cutime = ticks(cu.utime),
+            cstime = ticks(cu.stime),
             stack = inner.stack_top,
             bs = inner.brk_start,
             brk = inner.brk_start,
@@ -876,7 +890,10 @@ impl PNode {
         let c = t.creds();
         let mm = t.mm();
         let rss = mm.rss_pages() * 4;
+        let hwm = mm.hiwater_pages() * 4;
         let vm = mm.total_vm() / 1024;
+        let nvcsw = t.acct.nvcsw.load(std::sync::atomic::Ordering::Relaxed);
+        let nivcsw = t.acct.nivcsw.load(std::sync::atomic::Ordering::Relaxed);
         let acts = *t.tg.actions.lock().lock();
         let (mut ign, mut cgt) = (0u64, 0u64);
         for (i, a) in acts.iter().enumerate().skip(1) {
@@ -900,7 +917,7 @@ impl PNode {
         let nnp = t.no_new_privs.load(std::sync::atomic::Ordering::Relaxed) as u8;
         let groups: Vec<String> = c.groups.iter().map(|g| g.to_string()).collect();
         Ok(format!(
-            "Name:\t{}\nUmask:\t{:04o}\nState:\t{state_name}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nVmPeak:\t{vm:>8} kB\nVmSize:\t{vm:>8} kB\nVmRSS:\t{rss:>8} kB\nRssAnon:\t{rss:>8} kB\nThreads:\t{nthreads}\nSigQ:\t0/63432\nSigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\nCapInh:\t{cap_inh:016x}\nCapPrm:\t{cap_prm:016x}\nCapEff:\t{cap_eff:016x}\nCapBnd:\t{cap_bnd:016x}\nCapAmb:\t0000000000000000\nNoNewPrivs:\t{nnp}\nSeccomp:\t0\nCpus_allowed_list:\t{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+            "Name:\t{}\nUmask:\t{:04o}\nState:\t{state_name}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nVmPeak:\t{vm:>8} kB\nVmSize:\t{vm:>8} kB\nVmHWM:\t{hwm:>8} kB\nVmRSS:\t{rss:>8} kB\nRssAnon:\t{rss:>8} kB\nThreads:\t{nthreads}\nSigQ:\t0/63432\nSigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\nCapInh:\t{cap_inh:016x}\nCapPrm:\t{cap_prm:016x}\nCapEff:\t{cap_eff:016x}\nCapBnd:\t{cap_bnd:016x}\nCapAmb:\t0000000000000000\nNoNewPrivs:\t{nnp}\nSeccomp:\t0\nCpus_allowed_list:\t{}\nvoluntary_ctxt_switches:\t{nvcsw}\nnonvoluntary_ctxt_switches:\t{nivcsw}\n",
             String::from_utf8_lossy(&t.name.lock()),
             t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed),
             c.uid,
