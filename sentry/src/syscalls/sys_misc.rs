@@ -34,10 +34,10 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         228 => clock_gettime(c, a0 as i32, a1),
         229 => clock_getres(c, a0 as i32, a1),
         97 => {
-            let r = c.t.rlimit(a0 as usize);
             if a0 >= 16 {
                 return Some(Err(EINVAL));
             }
+            let r = c.t.rlimit(a0 as usize);
             c.t.mm().write_obj(a1, &[r.0, r.1]).map(|_| 0)
         }
         160 => prlimit(c, 0, a0, a1, 0),
@@ -436,13 +436,25 @@ fn prlimit(c: &Ctx, pid: i32, res: u64, new: u64, old: u64) -> SysResult {
     let tg = if pid == 0 || pid == c.t.tgid() {
         c.t.tg.clone()
     } else {
-        c.t.kernel
-            .table
-            .lock()
-            .procs
-            .get(&pid)
-            .map(|p| p.tg.clone())
-            .ok_or(ESRCH)?
+        let (tg, target) = {
+            let tab = c.t.kernel.table.lock();
+            let p = tab.procs.get(&pid).ok_or(ESRCH)?;
+            let leader = p.threads.first().and_then(|x| tab.tasks.get(x)).cloned();
+            (p.tg.clone(), leader.ok_or(ESRCH)?)
+        };
+        // Another process's limits: all its user and group ids must be the caller's
+        // real ones, or the caller needs CAP_SYS_RESOURCE (check_prlimit_permission).
+        let (me, them) = (c.t.creds(), target.creds());
+        let same = [them.uid, them.euid, them.suid]
+            .iter()
+            .all(|u| *u == me.uid)
+            && [them.gid, them.egid, them.sgid]
+                .iter()
+                .all(|g| *g == me.gid);
+        if !same && !me.has_cap(crate::kernel::cap::SYS_RESOURCE) {
+            return Err(EPERM);
+        }
+        tg
     };
     let cur = tg.rlimits.lock()[res as usize];
     if new != 0 {
