@@ -107,14 +107,13 @@ impl Creds {
     }
 
     /// Capability changes when user ids change (capabilities(7), "Effect of user ID
-    /// changes on capabilities"), without SECBIT_KEEP_CAPS.
+    /// changes on capabilities"; Linux's cap_emulate_setxuid), with PR_SET_KEEPCAPS as
+    /// SECBIT_KEEP_CAPS.
     pub fn fix_caps_after_setuid(&mut self, old: &Creds) {
         let had_root = old.uid == 0 || old.euid == 0 || old.suid == 0;
         let has_root = self.uid == 0 || self.euid == 0 || self.suid == 0;
-        if had_root && !has_root {
-            if !self.keep_caps {
-                self.cap_permitted = 0;
-            }
+        if had_root && !has_root && !self.keep_caps {
+            self.cap_permitted = 0;
             self.cap_effective = 0;
         }
         if old.euid == 0 && self.euid != 0 {
