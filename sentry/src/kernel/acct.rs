@@ -165,13 +165,13 @@ impl TaskAcct {
         self.in_app_since.store(now.max(1), Release);
     }
 
-    /// Application code stopped running.
-    pub fn leave_app(&self, now: u64) {
+    /// Application code, entered at `start`, stopped running at `now`.
+    pub fn leave_app(&self, start: u64, now: u64) {
+        self.user_wall.fetch_add(now.saturating_sub(start), Relaxed);
+        // What a claim (claim_user) has not taken of the window yet.
         let since = self.in_app_since.swap(0, AcqRel);
-        let d = now.saturating_sub(since);
-        self.user_wall.fetch_add(d, Relaxed);
         if since != 0 {
-            self.app_wall.fetch_add(d, Relaxed);
+            self.app_wall.fetch_add(now.saturating_sub(since), Relaxed);
         }
     }
 
@@ -323,4 +323,69 @@ pub fn usage_for_parent(child: &ThreadGroup) -> Usage {
     let c = *child.children.lock();
     u.add(&c);
     u
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cputime_adjust_splits_in_proportion() {
+        let mut prev = (0, 0);
+        assert_eq!(cputime_adjust(100, 3, 1, &mut prev), (75, 25));
+        assert_eq!(prev, (75, 25));
+        // Only one kind of sample: all of it.
+        assert_eq!(cputime_adjust(100, 0, 5, &mut (0, 0)), (0, 100));
+        assert_eq!(cputime_adjust(100, 5, 0, &mut (0, 0)), (100, 0));
+    }
+
+    #[test]
+    fn cputime_adjust_never_goes_back() {
+        let mut prev = (0, 0);
+        cputime_adjust(100, 1, 1, &mut prev);
+        assert_eq!(prev, (50, 50));
+        // The proportion moves towards user time: system time stays where it was.
+        assert_eq!(cputime_adjust(120, 100, 1, &mut prev), (70, 50));
+        // ...and back towards system time: user time stays.
+        assert_eq!(cputime_adjust(130, 1, 100, &mut prev), (70, 60));
+        // No new CPU time: the last answer.
+        assert_eq!(cputime_adjust(100, 1, 1, &mut prev), (70, 60));
+    }
+
+    #[test]
+    fn rusage_layout() {
+        let u = Usage {
+            utime: 1_500_000_000,
+            stime: 2_000_001_000,
+            minflt: 7,
+            majflt: 0,
+            nvcsw: 9,
+            nivcsw: 3,
+            maxrss_kb: 4096,
+        };
+        let b = u.to_rusage();
+        let at = |off: usize| i64::from_le_bytes(b[off..off + 8].try_into().unwrap());
+        assert_eq!((at(0), at(8)), (1, 500_000));
+        assert_eq!((at(16), at(24)), (2, 1));
+        assert_eq!(at(32), 4096);
+        assert_eq!(at(64), 7);
+        assert_eq!(at(128), 9);
+        assert_eq!(at(136), 3);
+    }
+
+    #[test]
+    fn usage_add_sums_and_keeps_peak_rss() {
+        let mut a = Usage {
+            utime: 1,
+            maxrss_kb: 10,
+            ..Default::default()
+        };
+        a.add(&Usage {
+            utime: 2,
+            minflt: 4,
+            maxrss_kb: 5,
+            ..Default::default()
+        });
+        assert_eq!((a.utime, a.minflt, a.maxrss_kb), (3, 4, 10));
+    }
 }

@@ -118,7 +118,7 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
         let ev = pctx.switch(&aspace, &mut regs);
         let t1 = k.boot.elapsed().as_nanos() as u64;
         last_t1 = t1;
-        task.acct.leave_app(t1);
+        task.acct.leave_app(t0, t1);
         charge_cpu_timers(&task, t1.saturating_sub(t0), sys_ns);
         match ev {
             Ok(Event::Syscall) => {
