@@ -57,6 +57,7 @@ pub mod cap {
     pub const SETPCAP: u32 = 8;
     pub const NET_ADMIN: u32 = 12;
     pub const SYS_ADMIN: u32 = 21;
+    pub const SYS_NICE: u32 = 23;
     pub const SYS_RESOURCE: u32 = 24;
     pub const MKNOD: u32 = 27;
     pub const SYSLOG: u32 = 34;
