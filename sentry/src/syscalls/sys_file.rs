@@ -820,15 +820,7 @@ fn unlinkat(c: &Ctx, dirfd: u64, pathp: u64, flags: u64) -> SysResult {
         return Err(ENOTEMPTY);
     }
     // Sticky directories: only the owner of the file or the directory may remove.
-    let pst = parent.dentry.inode.stat();
-    if pst.mode & 0o1000 != 0 {
-        let cr = c.t.creds();
-        let victim = parent.dentry.inode.lookup(&name)?.stat();
-        if cr.fsuid != victim.uid && cr.fsuid != pst.uid && !cr.has_cap(crate::kernel::cap::FOWNER)
-        {
-            return Err(EPERM);
-        }
-    }
+    check_sticky(c, &parent, &name)?;
     let target = c.with_walk(|w| w.walk(&parent, &name, false))?;
     if c.t
         .kernel
@@ -844,6 +836,25 @@ fn unlinkat(c: &Ctx, dirfd: u64, pathp: u64, flags: u64) -> SysResult {
     Ok(0)
 }
 
+/// Sticky directories (check_sticky): only the owner of the entry `name` or of the
+/// directory, or a task with CAP_FOWNER, may remove or replace it. A missing entry is
+/// left for the operation itself to report.
+fn check_sticky(c: &Ctx, dir: &Path, name: &[u8]) -> KResult<()> {
+    let dst = dir.dentry.inode.stat();
+    if dst.mode & 0o1000 == 0 {
+        return Ok(());
+    }
+    let Ok(victim) = dir.dentry.inode.lookup(name) else {
+        return Ok(());
+    };
+    let cr = c.t.creds();
+    let vuid = victim.stat().uid;
+    if cr.fsuid != vuid && cr.fsuid != dst.uid && !cr.has_cap(crate::kernel::cap::FOWNER) {
+        return Err(EPERM);
+    }
+    Ok(())
+}
+
 fn renameat(c: &Ctx, olddir: u64, oldp: u64, newdir: u64, newp: u64, flags: u32) -> SysResult {
     if flags & !7 != 0 || (flags & 1 != 0 && flags & 2 != 0) {
         return Err(EINVAL);
@@ -856,6 +867,8 @@ fn renameat(c: &Ctx, olddir: u64, oldp: u64, newdir: u64, newp: u64, flags: u32)
     if op.mnt.id != np.mnt.id {
         return Err(EXDEV);
     }
+    check_sticky(c, &op, &on)?;
+    check_sticky(c, &np, &nn)?;
     op.dentry.inode.rename(&on, &np.dentry.inode, &nn, flags)?;
     Ok(0)
 }
