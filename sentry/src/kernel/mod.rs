@@ -499,6 +499,8 @@ pub enum Restart {
     /// A relative sleep: sleep on until `deadline`, writing what is left to `rem`
     /// if interrupted again.
     Sleep { deadline: Instant, rem: u64 },
+    /// The same on a CPU-time clock: sleep on until `clock` reads `deadline` ns.
+    CpuSleep { clock: i32, deadline: u64, rem: u64 },
 }
 
 /// The default timer slack (prctl(PR_SET_TIMERSLACK)), 50 us.

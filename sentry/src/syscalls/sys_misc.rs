@@ -124,6 +124,18 @@ const CPUCLOCK_VIRT: i32 = 1;
 const CPUCLOCK_SCHED: i32 = 2;
 
 impl CpuClockOf {
+    /// Can the clock still advance?
+    fn alive(&self, k: &crate::kernel::Kernel) -> bool {
+        let tab = k.table.lock();
+        match self {
+            CpuClockOf::Thread(t) => tab.tasks.contains_key(&t.tid()),
+            CpuClockOf::Process(tg) => tab
+                .procs
+                .get(&tg.tgid)
+                .is_some_and(|p| p.zombie.is_none() && !p.threads.is_empty()),
+        }
+    }
+
     fn read(&self, c: &Ctx, which: i32) -> u64 {
         let u = match self {
             CpuClockOf::Thread(t) => crate::kernel::acct::task_usage(t),
@@ -214,6 +226,11 @@ fn gettimeofday(c: &Ctx, tv: u64) -> SysResult {
 }
 
 fn nanosleep(c: &Ctx, clock: i32, flags: u64, req: u64, rem: u64) -> SysResult {
+    // CPU-time clocks: CLOCK_PROCESS_CPUTIME_ID and encoded ids (but not the ids of
+    // posix dynamic clocks, CLOCKFD = 3, which cannot sleep).
+    if clock == 2 || (clock < 0 && clock & 7 != 3) {
+        return cpu_nanosleep(c, clock, flags, req, rem);
+    }
     if !matches!(clock, 0 | 1 | 7 | 9 | 11) {
         return Err(if clock_check(clock).is_ok() {
             ENOTSUP_
@@ -255,9 +272,81 @@ fn sleep_rel(c: &Ctx, deadline: Instant, rem: u64) -> SysResult {
     }
 }
 
+/// clock_nanosleep on a CPU-time clock: sleep until the clock reaches `req` (absolute)
+/// or advances by it. The thread's own CPU clock cannot be slept on (EINVAL).
+fn cpu_nanosleep(c: &Ctx, clock: i32, flags: u64, req: u64, rem: u64) -> SysResult {
+    let clock = if clock == 2 {
+        // MAKE_PROCESS_CPUCLOCK(0, CPUCLOCK_SCHED)
+        ((!0i32) << 3) | CPUCLOCK_SCHED
+    } else {
+        clock
+    };
+    if clock & 4 != 0 && (!(clock >> 3) == 0 || !(clock >> 3) == c.t.tid()) {
+        return Err(EINVAL);
+    }
+    let t: [i64; 2] = c.t.mm().read_obj(req)?;
+    if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
+        return Err(EINVAL);
+    }
+    let (target, which) = cpu_clock(c, clock, false)?;
+    let ns = t[0] as u64 * 1_000_000_000 + t[1] as u64;
+    if flags & 1 != 0 {
+        return match cpu_sleep_until(c, &target, which, ns) {
+            Ok(()) => Ok(0),
+            Err(_) => Err(ERESTARTNOHAND),
+        };
+    }
+    let deadline = target.read(c, which) + ns;
+    cpu_sleep_rel(c, clock, deadline, rem)
+}
+
+/// A relative CPU-clock sleep until the clock reads `deadline`; interrupted, as
+/// `sleep_rel` (the time left, in CPU time, in `rem`).
+fn cpu_sleep_rel(c: &Ctx, clock: i32, deadline: u64, rem: u64) -> SysResult {
+    let (target, which) = cpu_clock(c, clock, false)?;
+    match cpu_sleep_until(c, &target, which, deadline) {
+        Ok(()) => Ok(0),
+        Err(_) => {
+            if rem != 0 {
+                let left = deadline.saturating_sub(target.read(c, which));
+                c.t.mm().write_obj(
+                    rem,
+                    &[(left / 1_000_000_000) as i64, (left % 1_000_000_000) as i64],
+                )?;
+            }
+            *c.t.misc.restart.lock() = Some(crate::kernel::Restart::CpuSleep {
+                clock,
+                deadline,
+                rem,
+            });
+            Err(ERESTART_RESTARTBLOCK)
+        }
+    }
+}
+
+/// Wait until `target`'s clock reads `deadline`, or it can no longer advance (the
+/// thread or process is gone). The clock is polled: it advances at most as fast as
+/// all CPUs together, so the wait before the next look is the time left over that.
+fn cpu_sleep_until(c: &Ctx, target: &CpuClockOf, which: i32, deadline: u64) -> KResult<()> {
+    let k = &c.t.kernel;
+    loop {
+        let now = target.read(c, which);
+        if now >= deadline || !target.alive(k) {
+            return Ok(());
+        }
+        let wait = ((deadline - now) / k.ncpus.max(1) as u64).clamp(1_000_000, 100_000_000);
+        c.t.sleep_until(Instant::now() + Duration::from_nanos(wait))?;
+    }
+}
+
 fn restart_syscall(c: &Ctx) -> SysResult {
     match c.t.misc.restart.lock().take() {
         Some(crate::kernel::Restart::Sleep { deadline, rem }) => sleep_rel(c, deadline, rem),
+        Some(crate::kernel::Restart::CpuSleep {
+            clock,
+            deadline,
+            rem,
+        }) => cpu_sleep_rel(c, clock, deadline, rem),
         // Nothing to resume (Linux's do_no_restart_syscall).
         None => Err(EINTR),
     }
