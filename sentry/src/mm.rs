@@ -72,6 +72,9 @@ pub struct Mm {
     /// How much of the address space's CPU time (see `AddressSpace::cpu_time_ns`) has
     /// been attributed to tasks as user time.
     pub cpu_claimed: std::sync::atomic::AtomicU64,
+    /// The tasks running application code in this address space, among which its CPU
+    /// time is shared out (kernel::acct).
+    pub cpu_users: Mutex<Vec<std::sync::Weak<crate::kernel::Task>>>,
     /// prctl(PR_SET_DUMPABLE): a property of the address space, as in Linux (copied by
     /// fork, set again by execve's new address space).
     pub dumpable: std::sync::atomic::AtomicBool,
@@ -122,6 +125,7 @@ impl Mm {
         Mm {
             hiwater: Default::default(),
             cpu_claimed: claimed.into(),
+            cpu_users: Mutex::new(Vec::new()),
             dumpable: true.into(),
             aspace,
             inner: Mutex::new(MmInner {

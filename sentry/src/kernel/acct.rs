@@ -8,8 +8,8 @@
 //!   platform;
 //! * plus the CPU time of the platform running its application code: the address
 //!   space's CPU clock (`AddressSpace::cpu_time_ns`, for ptrace the stub process's),
-//!   attributed to the tasks that ran in it, none getting more than the wall time it
-//!   spent in `Context::switch` (so one thread does not take another's time).
+//!   shared out among the tasks running in it in proportion to the wall time each spent
+//!   in `Context::switch` since the last look, none getting more than that wall time.
 //!
 //! Time blocked (sleeping, waiting, stopped) uses no CPU and so counts as nothing.
 //!
@@ -21,6 +21,7 @@
 use super::{Kernel, Task, ThreadGroup};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::*};
+use std::sync::Arc;
 
 /// What getrusage reports, summed over threads or reaped children.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -214,45 +215,67 @@ fn since_boot(k: &Kernel) -> u64 {
     k.boot.elapsed().as_nanos() as u64
 }
 
-/// Move the CPU time `t`'s address space used while `t` ran application code into
-/// `t`'s user time.
-pub fn claim_user(t: &Task) {
-    let a = &t.acct;
-    let mut wall = a.app_wall.swap(0, AcqRel);
-    let since = a.in_app_since.load(Acquire);
-    if since != 0 {
-        // Still running application code: take the part of the window so far.
-        let now = since_boot(&t.kernel).max(since);
-        if a.in_app_since
-            .compare_exchange(since, now, AcqRel, Acquire)
-            .is_ok()
-        {
-            wall += now - since;
+impl TaskAcct {
+    /// Take the wall time in application code not yet matched against the address
+    /// space's clock, including the part of a switch still in progress.
+    fn take_app_wall(&self, k: &Kernel) -> u64 {
+        let mut wall = self.app_wall.swap(0, AcqRel);
+        let since = self.in_app_since.load(Acquire);
+        if since != 0 {
+            let now = since_boot(k).max(since);
+            if self
+                .in_app_since
+                .compare_exchange(since, now, AcqRel, Acquire)
+                .is_ok()
+            {
+                wall += now - since;
+            }
         }
+        wall
     }
+}
+
+/// Attribute the CPU time `mm`'s address space has used since the last call to the
+/// tasks running in it, in proportion to the wall time each spent in application code
+/// meanwhile (none getting more than that wall time).
+fn claim_mm(k: &Kernel, mm: &crate::mm::Mm) {
+    let mut users = mm.cpu_users.lock();
+    users.retain(|w| w.strong_count() > 0);
+    let tasks: Vec<Arc<Task>> = users.iter().filter_map(|w| w.upgrade()).collect();
+    let walls: Vec<u64> = tasks.iter().map(|t| t.acct.take_app_wall(k)).collect();
+    let wall: u64 = walls.iter().sum();
     if wall == 0 {
         return;
     }
-    let mm = t.mm();
     let Some(total) = mm.aspace.cpu_time_ns() else {
         return;
     };
-    let mut claimed = mm.cpu_claimed.load(Acquire);
-    loop {
-        let take = wall.min(total.saturating_sub(claimed));
-        if take == 0 {
-            return;
-        }
-        match mm
-            .cpu_claimed
-            .compare_exchange(claimed, claimed + take, AcqRel, Acquire)
-        {
-            Ok(_) => {
-                a.app_cpu.fetch_add(take, Relaxed);
-                return;
-            }
-            Err(c) => claimed = c,
-        }
+    // Claims of one address space are serialized by the users lock.
+    let avail = total.saturating_sub(mm.cpu_claimed.load(Acquire)).min(wall);
+    let mut given = 0;
+    for (t, w) in tasks.iter().zip(walls) {
+        let g = (avail as u128 * w as u128 / wall as u128) as u64;
+        t.acct.app_cpu.fetch_add(g, Relaxed);
+        given += g;
+    }
+    mm.cpu_claimed.fetch_add(given, AcqRel);
+}
+
+/// Bring `t`'s user time (and that of the tasks sharing its address space) up to date.
+pub fn claim_user(t: &Task) {
+    claim_mm(&t.kernel, &t.mm());
+}
+
+/// `t` starts running application code in its current address space (task start,
+/// after execve).
+pub fn enter_mm(t: &Arc<Task>) {
+    let mm = t.mm();
+    let mut users = mm.cpu_users.lock();
+    if !users
+        .iter()
+        .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(t)))
+    {
+        users.push(Arc::downgrade(t));
     }
 }
 
@@ -275,7 +298,7 @@ pub fn task_usage(t: &Task) -> Usage {
 
 /// The usage of a whole thread group: live threads, exited ones, and its peak RSS.
 pub fn group_usage(k: &Kernel, tg: &ThreadGroup) -> Usage {
-    let threads: Vec<std::sync::Arc<Task>> = {
+    let threads: Vec<Arc<Task>> = {
         let t = k.table.lock();
         t.procs
             .get(&tg.tgid)
@@ -302,9 +325,12 @@ pub fn group_usage(k: &Kernel, tg: &ThreadGroup) -> Usage {
 /// Before a task's address space is replaced (exec) or dropped (exit): settle its
 /// user time and the group's peak RSS against the old one.
 pub fn leave_mm(t: &Task) {
-    claim_user(t);
-    let rss = t.mm().hiwater_pages() * 4;
-    t.tg.maxrss_kb.fetch_max(rss, Relaxed);
+    let mm = t.mm();
+    claim_mm(&t.kernel, &mm);
+    mm.cpu_users
+        .lock()
+        .retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), t));
+    t.tg.maxrss_kb.fetch_max(mm.hiwater_pages() * 4, Relaxed);
 }
 
 /// A task ends: fold its usage into its group's dead threads (on the task's thread).

@@ -63,6 +63,7 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
     };
     *task.interrupter.lock() = Some(pctx.interrupter());
     task.acct.attach();
+    super::acct::enter_mm(&task);
     super::set_current(Some(task.clone()));
     if let Some(fp) = fp {
         let _ = pctx.set_fp_state(&task.mm().aspace, &fp);

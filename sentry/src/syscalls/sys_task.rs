@@ -492,6 +492,7 @@ fn exec_image(
     regs.rsp = sp;
     crate::kernel::acct::leave_mm(t);
     *t.mm.lock() = mm;
+    crate::kernel::acct::enter_mm(t);
     let base = name.rsplit(|b| *b == b'/').next().unwrap_or(&name).to_vec();
     *t.name.lock() = base.iter().take(15).copied().collect();
     if let Some(p) = k.table.lock().procs.get_mut(&t.tgid()) {
