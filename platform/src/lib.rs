@@ -142,6 +142,12 @@ pub trait AddressSpace: std::any::Any + Send + Sync {
     fn protect(&self, addr: u64, len: u64, prot: Prot) -> Result<()>;
     /// A number unique among live address spaces.
     fn id(&self) -> u64;
+    /// The host CPU time, in ns, used so far by everything that ran in this address
+    /// space (application code and the host kernel's work for it), or None where the
+    /// platform cannot tell. It only grows; the Sentry attributes it to tasks.
+    fn cpu_time_ns(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A thread of application execution.

@@ -173,3 +173,36 @@ fn two_address_spaces_one_thread() {
     drop(b);
     assert!(matches!(ctx.switch(&a, &mut regs).unwrap(), Event::Syscall));
 }
+
+#[test]
+fn cpu_time_counts_application_code() {
+    let code = [0xeb, 0xfe]; // jmp .
+    let (_fd, _p, as_, mut ctx, mut regs) = setup(&code);
+    let before = as_.cpu_time_ns().expect("the stub's CPU clock");
+    let intr = ctx.interrupter();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d2 = done.clone();
+    let t = std::thread::spawn(move || {
+        // Interrupt until the switch has returned (the first may come too early).
+        for _ in 0..20 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if d2.load(std::sync::atomic::Ordering::Acquire) {
+                return;
+            }
+            intr.interrupt();
+        }
+    });
+    let t0 = std::time::Instant::now();
+    let ev = ctx.switch(&as_, &mut regs).unwrap();
+    let wall = t0.elapsed().as_nanos() as u64;
+    done.store(true, std::sync::atomic::Ordering::Release);
+    assert!(matches!(ev, Event::Interrupted), "{ev:?}");
+    let spent = as_.cpu_time_ns().unwrap() - before;
+    // The spin used CPU (some of the wall time, on a busy machine not all of it)...
+    assert!(spent > wall / 10, "spent {spent} ns of {wall} ns");
+    // ...and the clock stands still while nothing runs.
+    let idle = as_.cpu_time_ns().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(as_.cpu_time_ns().unwrap() - idle < 5_000_000);
+    t.join().unwrap();
+}

@@ -82,6 +82,17 @@ pub struct MmInner {
 pub struct Mm {
     pub aspace: Arc<dyn AddressSpace>,
     pub inner: Mutex<MmInner>,
+    /// The most pages ever resident at once, noted before pages are dropped (peak RSS).
+    hiwater: std::sync::atomic::AtomicU64,
+    /// How much of the address space's CPU time (see `AddressSpace::cpu_time_ns`) has
+    /// been attributed to tasks as user time.
+    pub cpu_claimed: std::sync::atomic::AtomicU64,
+    /// The tasks running application code in this address space, among which its CPU
+    /// time is shared out (kernel::acct).
+    pub cpu_users: Mutex<Vec<std::sync::Weak<crate::kernel::Task>>>,
+    /// prctl(PR_SET_DUMPABLE): a property of the address space, as in Linux (copied by
+    /// fork, set again by execve's new address space).
+    pub dumpable: std::sync::atomic::AtomicBool,
 }
 
 /// Why a fault could not be resolved.
@@ -154,7 +165,13 @@ pub fn page_up(a: u64) -> Option<u64> {
 
 impl Mm {
     pub fn new(aspace: Arc<dyn AddressSpace>) -> Mm {
+        // The platform's work to create the address space is not the application's.
+        let claimed = aspace.cpu_time_ns().unwrap_or(0);
         Mm {
+            hiwater: Default::default(),
+            cpu_claimed: claimed.into(),
+            cpu_users: Mutex::new(Vec::new()),
+            dumpable: true.into(),
             aspace,
             inner: Mutex::new(MmInner {
                 vmas: BTreeMap::new(),
@@ -467,6 +484,7 @@ impl Mm {
             inner.vmas.remove(&k);
         }
         let pages: Vec<u64> = inner.ptes.range(start..end).map(|(k, _)| *k).collect();
+        self.note_hiwater(inner);
         let any_mapped = pages.iter().any(|p| inner.ptes[p].mapped != 0);
         if any_mapped {
             let _ = self.aspace.unmap(start, end - start);
@@ -578,6 +596,7 @@ impl Mm {
     /// shared ones fault back in from the file (MADV_DONTNEED).
     fn drop_pages(&self, inner: &mut MmInner, start: u64, end: u64) -> KResult<()> {
         let pages: Vec<u64> = inner.ptes.range(start..end).map(|(k, _)| *k).collect();
+        self.note_hiwater(inner);
         if pages.iter().any(|p| inner.ptes[p].mapped != 0) {
             self.aspace.unmap(start, end - start).map_err(|_| ENOMEM)?;
         }
@@ -757,6 +776,10 @@ impl Mm {
     pub fn fork(&self, aspace: Arc<dyn AddressSpace>) -> KResult<Mm> {
         let mut inner = self.inner.lock();
         let child = Mm::new(aspace);
+        child.dumpable.store(
+            self.dumpable.load(std::sync::atomic::Ordering::Relaxed),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         {
             let mut c = child.inner.lock();
             for (s, v) in inner.vmas.iter() {
@@ -825,6 +848,23 @@ impl Mm {
     /// Resident pages (for /proc and rusage).
     pub fn rss_pages(&self) -> u64 {
         self.inner.lock().ptes.len() as u64
+    }
+
+    /// Remember the current resident size if it is the largest yet (called before
+    /// pages go away, so the peak is never missed).
+    fn note_hiwater(&self, inner: &MmInner) {
+        self.hiwater.fetch_max(
+            inner.ptes.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// The peak resident size in pages (VmHWM, ru_maxrss).
+    pub fn hiwater_pages(&self) -> u64 {
+        let now = self.rss_pages();
+        self.hiwater
+            .fetch_max(now, std::sync::atomic::Ordering::Relaxed)
+            .max(now)
     }
 
     /// Pages present in [start, end) (for smaps).

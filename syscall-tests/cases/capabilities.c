@@ -279,3 +279,96 @@ CASE(bounding_set)
 		IN_CHILD(CHECK_EQ(prctl(PR_CAPBSET_READ, CAP_CHOWN, 0, 0, 0), 0));
 	});
 }
+
+/* Exits with bit 0 = CAP arg in the effective set, bit 1 = in the permitted set. */
+HELPER(cap_bits)
+{
+	int cap = atoi(argv[1]);
+	struct caps c = mycaps();
+	return (int)(((c.eff >> cap) & 1) | (((c.prm >> cap) & 1) << 1));
+}
+
+extern char **environ;
+
+static int exec_cap_bits(int cap)
+{
+	char num[16];
+	snprintf(num, sizeof num, "%d", cap);
+	pid_t pid = fork();
+	if (pid < 0)
+		FAIL("fork: %s", st_errname(errno));
+	if (pid == 0) {
+		char *argv[] = { (char *)st_self, "--helper", "cap_bits", num, NULL };
+		execve(st_self, argv, environ);
+		_exit(127);
+	}
+	int status = st_wait(pid);
+	if (!WIFEXITED(status))
+		FAIL("helper status %#x", status);
+	return WEXITSTATUS(status);
+}
+
+CASE(file_permission_overrides_are_capabilities)
+{
+	uint64_t need = BIT(CAP_DAC_OVERRIDE) | BIT(CAP_DAC_READ_SEARCH) | BIT(CAP_FOWNER);
+	if (!privileged_with(need | BIT(CAP_CHOWN)))
+		return;
+	st_write_file(P("f"), "x");
+	CHECK_OK(chown(P("f"), 1234, 1234));
+	CHECK_OK(chmod(P("f"), 0));
+	CHECK_OK(mkdir(P("sticky"), 0777));
+	CHECK_OK(chmod(P("sticky"), 01777));
+	/* (Owned by someone else: the owner of a sticky directory may remove anything.) */
+	CHECK_OK(chown(P("sticky"), 4321, 4321));
+	st_write_file(P("sticky/theirs"), "y");
+	CHECK_OK(chown(P("sticky/theirs"), 1234, 1234));
+	IN_CHILD({
+		/* Root reads a mode-000 file through CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH. */
+		close(CHECK_OK(open(P("f"), O_RDONLY)));
+		struct caps c = mycaps();
+		c.eff &= ~(BIT(CAP_DAC_OVERRIDE) | BIT(CAP_DAC_READ_SEARCH));
+		CHECK_EQ(capset_raw(0, &c), 0);
+		/* Still uid 0, but without the overrides the mode bits rule. */
+		CHECK_ERR(open(P("f"), O_RDONLY), EACCES);
+		/* access() checks as the real uid would: root's permitted set. */
+		CHECK_EQ(access(P("f"), R_OK), 0);
+		CHECK_ERR(faccessat(AT_FDCWD, P("f"), R_OK, AT_EACCESS), EACCES);
+		/* Changing another user's file's mode needs CAP_FOWNER. */
+		CHECK_OK(chmod(P("f"), 0));
+		c.eff &= ~BIT(CAP_FOWNER);
+		CHECK_EQ(capset_raw(0, &c), 0);
+		CHECK_ERR(chmod(P("f"), 0644), EPERM);
+		/* So does moving another user's file out of a sticky directory. */
+		CHECK_ERR(rename(P("sticky/theirs"), P("sticky/mine")), EPERM);
+		CHECK_ERR(unlink(P("sticky/theirs")), EPERM);
+		c.eff |= BIT(CAP_FOWNER);
+		CHECK_EQ(capset_raw(0, &c), 0);
+		CHECK_OK(rename(P("sticky/theirs"), P("sticky/mine")));
+	});
+}
+
+CASE(execve_recomputes_capabilities)
+{
+	if (!privileged_with(BIT(CAP_CHOWN) | BIT(CAP_SETPCAP) | BIT(CAP_SETUID)))
+		return;
+	IN_CHILD({
+		struct caps c = mycaps();
+		c.inh = 0;
+		c.eff &= ~BIT(CAP_CHOWN);
+		CHECK_EQ(capset_raw(0, &c), 0);
+		/* Root's execve gives it the bounding set again, effective too. */
+		CHECK_EQ(exec_cap_bits(CAP_CHOWN), 3);
+		/* Not what the bounding set lacks, even though it is still permitted here. */
+		CHECK_EQ(prctl(PR_CAPBSET_DROP, CAP_CHOWN, 0, 0, 0), 0);
+		CHECK_UEQ(mycaps().prm & BIT(CAP_CHOWN), BIT(CAP_CHOWN));
+		CHECK_EQ(exec_cap_bits(CAP_CHOWN), 0);
+	});
+	IN_CHILD({
+		/* Capabilities kept across setuid (PR_SET_KEEPCAPS) do not survive execve
+		 * of an ordinary program by a non-root user. */
+		CHECK_OK(prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0));
+		CHECK_OK(setresuid(65534, 65534, 65534));
+		CHECK_UEQ(mycaps().prm & BIT(CAP_CHOWN), BIT(CAP_CHOWN));
+		CHECK_EQ(exec_cap_bits(CAP_CHOWN), 0);
+	});
+}

@@ -262,3 +262,47 @@ CASE(settime_errors)
 	CHECK_ERR(syscall(SYS_clock_gettime, CLOCK_MONOTONIC, (struct timespec *)8), EFAULT);
 	CHECK_ERR(syscall(SYS_clock_gettime, (clockid_t)12345, &r), EINVAL);
 }
+
+static volatile int spin_stop;
+
+static void *spinner(void *arg)
+{
+	(void)arg;
+	while (!spin_stop)
+		burn_ms(10);
+	return NULL;
+}
+
+CASE(sleep_on_process_cpu_clock)
+{
+	/* The process's CPU clock advances while another thread burns. */
+	pthread_t t;
+	spin_stop = 0;
+	CHECK_PT(pthread_create(&t, NULL, spinner, NULL));
+	long long c0 = now(CLOCK_PROCESS_CPUTIME_ID);
+	struct timespec req = { 0, 100000000L };
+	CHECK_EQ(clock_nanosleep(CLOCK_PROCESS_CPUTIME_ID, 0, &req, NULL), 0);
+	CHECK_GE(now(CLOCK_PROCESS_CPUTIME_ID) - c0, 100000000LL);
+	/* Absolute, through the encoded id of our own process (clock_getcpuclockid). */
+	clockid_t pc;
+	CHECK_PT(clock_getcpuclockid(getpid(), &pc));
+	long long target = now(pc) + 50000000LL;
+	struct timespec abs = { target / 1000000000LL, target % 1000000000LL };
+	CHECK_EQ(clock_nanosleep(pc, TIMER_ABSTIME, &abs, NULL), 0);
+	CHECK_GE(now(pc), target);
+	/* A time already past returns at once. */
+	CHECK_EQ(clock_nanosleep(pc, TIMER_ABSTIME, &abs, NULL), 0);
+	spin_stop = 1;
+	CHECK_PT(pthread_join(t, NULL));
+	/* The calling thread's own CPU clock can never advance while it sleeps. */
+	clockid_t tc;
+	CHECK_PT(pthread_getcpuclockid(pthread_self(), &tc));
+	CHECK_EQ(clock_nanosleep(tc, 0, &req, NULL), EINVAL);
+	/* Nor can a process that is gone be named. */
+	pid_t pid = CHECK_OK(fork());
+	if (pid == 0)
+		_exit(0);
+	CHECK_EXITED(st_wait(pid), 0);
+	clockid_t gone = ((~(clockid_t)pid) << 3) | 2;
+	CHECK_EQ(clock_nanosleep(gone, 0, &req, NULL), EINVAL);
+}

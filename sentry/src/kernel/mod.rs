@@ -1,5 +1,6 @@
 //! The kernel: tasks, thread groups, the process tree, credentials.
 
+pub mod acct;
 pub mod futex;
 pub mod jobctl;
 pub mod klog;
@@ -35,12 +36,37 @@ pub struct Creds {
     pub cap_effective: u64,
     pub cap_permitted: u64,
     pub cap_inheritable: u64,
+    /// The capability bounding set (PR_CAPBSET_READ/DROP).
+    pub cap_bset: u64,
     /// prctl(PR_SET_KEEPCAPS): keep permitted capabilities when dropping root ids.
     pub keep_caps: bool,
 }
 
 /// All capabilities up to CAP_CHECKPOINT_RESTORE (40), as Linux 6.8 has them.
 pub const CAP_FULL: u64 = (1 << 41) - 1;
+
+/// Capability numbers (capabilities(7)), for `Creds::has_cap`.
+pub mod cap {
+    pub const CHOWN: u32 = 0;
+    pub const DAC_OVERRIDE: u32 = 1;
+    pub const DAC_READ_SEARCH: u32 = 2;
+    pub const FOWNER: u32 = 3;
+    pub const FSETID: u32 = 4;
+    pub const KILL: u32 = 5;
+    pub const SETGID: u32 = 6;
+    pub const SETUID: u32 = 7;
+    pub const SETPCAP: u32 = 8;
+    pub const NET_ADMIN: u32 = 12;
+    pub const SYS_PTRACE: u32 = 19;
+    pub const SYS_ADMIN: u32 = 21;
+    pub const SYS_NICE: u32 = 23;
+    pub const SYS_RESOURCE: u32 = 24;
+    pub const MKNOD: u32 = 27;
+    pub const SYSLOG: u32 = 34;
+    pub const WAKE_ALARM: u32 = 35;
+    /// The highest capability number (CAP_CHECKPOINT_RESTORE).
+    pub const LAST: u32 = 40;
+}
 
 impl Creds {
     pub fn new(uid: u32, gid: u32) -> Creds {
@@ -58,19 +84,39 @@ impl Creds {
             cap_effective: caps,
             cap_permitted: caps,
             cap_inheritable: 0,
+            cap_bset: CAP_FULL,
             keep_caps: false,
         }
     }
 
+    /// The capability transformation of execve(2) for a file with no file capabilities
+    /// and no set-user-ID bit (capabilities(7)): root (real or effective) gets the
+    /// bounding set plus its inheritable set as permitted, effective too if the
+    /// effective uid is 0; anyone else keeps no permitted or effective capabilities
+    /// (there are no ambient ones). PR_SET_KEEPCAPS is cleared.
+    pub fn apply_exec(&mut self) {
+        if self.uid == 0 || self.euid == 0 {
+            self.cap_permitted = self.cap_bset | self.cap_inheritable;
+            self.cap_effective = if self.euid == 0 {
+                self.cap_permitted
+            } else {
+                0
+            };
+        } else {
+            self.cap_permitted = 0;
+            self.cap_effective = 0;
+        }
+        self.keep_caps = false;
+    }
+
     /// Capability changes when user ids change (capabilities(7), "Effect of user ID
-    /// changes on capabilities"), without SECBIT_KEEP_CAPS.
+    /// changes on capabilities"; Linux's cap_emulate_setxuid), with PR_SET_KEEPCAPS as
+    /// SECBIT_KEEP_CAPS.
     pub fn fix_caps_after_setuid(&mut self, old: &Creds) {
         let had_root = old.uid == 0 || old.euid == 0 || old.suid == 0;
         let has_root = self.uid == 0 || self.euid == 0 || self.suid == 0;
-        if had_root && !has_root {
-            if !self.keep_caps {
-                self.cap_permitted = 0;
-            }
+        if had_root && !has_root && !self.keep_caps {
+            self.cap_permitted = 0;
             self.cap_effective = 0;
         }
         if old.euid == 0 && self.euid != 0 {
@@ -215,13 +261,14 @@ pub struct ThreadGroup {
     /// Set when the whole group is exiting (exit_group, fatal signal, exec).
     pub exiting: AtomicBool,
     pub stopped: AtomicBool,
-    pub dumpable: AtomicBool,
     pub personality: AtomicU32,
     pub stop_wq: WaitQueue,
     pub start: Instant,
-    /// (user, system) ns of reaped children (and their children), and of exited threads.
-    pub children_time: Mutex<(u64, u64)>,
-    pub dead_time: Mutex<(u64, u64)>,
+    /// Usage of reaped children (and the children they reaped), and of exited threads.
+    pub children: Mutex<acct::Usage>,
+    pub dead: Mutex<acct::Usage>,
+    /// Peak RSS (KiB) of address spaces the group has left behind (exec).
+    pub maxrss_kb: AtomicU64,
     pub itimer_real: Mutex<Option<(Instant, u64, u64)>>,
     /// ITIMER_VIRTUAL and ITIMER_PROF: (ns left, interval ns).
     pub cpu_itimers: Mutex<[Option<(u64, u64)>; 2]>,
@@ -454,9 +501,54 @@ pub struct Task {
     pub sched_policy: AtomicU32,
     pub vfork: Mutex<Option<Arc<VforkDone>>>,
     pub start: Instant,
-    /// Nanoseconds spent in application code and in the Sentry on its behalf.
-    pub utime: AtomicU64,
-    pub stime: AtomicU64,
+    /// CPU time and other usage counters.
+    pub acct: acct::TaskAcct,
+    pub misc: TaskMisc,
+}
+
+/// How restart_syscall(2) resumes a call interrupted with ERESTART_RESTARTBLOCK when no
+/// handler ran (Linux's restart_block).
+#[derive(Clone, Copy, Debug)]
+pub enum Restart {
+    /// A relative sleep: sleep on until `deadline`, writing what is left to `rem`
+    /// if interrupted again.
+    Sleep { deadline: Instant, rem: u64 },
+    /// The same on a CPU-time clock: sleep on until `clock` reads `deadline` ns.
+    CpuSleep { clock: i32, deadline: u64, rem: u64 },
+}
+
+/// The default timer slack (prctl(PR_SET_TIMERSLACK)), 50 us.
+pub const DEFAULT_TIMER_SLACK_NS: u64 = 50_000;
+
+/// Smaller per-task state.
+pub struct TaskMisc {
+    pub restart: Mutex<Option<Restart>>,
+    /// prctl(PR_SET_TIMERSLACK) and what setting 0 restores.
+    pub timer_slack_ns: AtomicU64,
+    pub default_timer_slack_ns: AtomicU64,
+}
+
+impl Default for TaskMisc {
+    fn default() -> TaskMisc {
+        TaskMisc {
+            restart: Mutex::new(None),
+            timer_slack_ns: AtomicU64::new(DEFAULT_TIMER_SLACK_NS),
+            default_timer_slack_ns: AtomicU64::new(DEFAULT_TIMER_SLACK_NS),
+        }
+    }
+}
+
+impl TaskMisc {
+    /// A new task's state, from the task that cloned it: the timer slack is
+    /// inherited and becomes the child's default too.
+    pub fn inherit(parent: &TaskMisc) -> TaskMisc {
+        let slack = parent.timer_slack_ns.load(Ordering::Relaxed);
+        TaskMisc {
+            restart: Mutex::new(None),
+            timer_slack_ns: AtomicU64::new(slack),
+            default_timer_slack_ns: AtomicU64::new(slack),
+        }
+    }
 }
 
 impl Task {
@@ -526,7 +618,12 @@ impl Task {
                     break Err(ETIMEDOUT);
                 }
             }
+            self.acct.nvcsw.fetch_add(1, Ordering::Relaxed);
+            let b0 = Instant::now();
             self.waiter.wait(deadline);
+            self.acct
+                .blocked_wall
+                .fetch_add(b0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         };
         for q in queues {
             q.remove(&self.waiter);
@@ -548,21 +645,6 @@ impl Task {
 }
 
 impl ThreadGroup {
-    /// (user, system) ns of the whole group: live threads plus exited ones.
-    pub fn times(&self, k: &Kernel) -> (u64, u64) {
-        let (mut u, mut s) = *self.dead_time.lock();
-        let t = k.table.lock();
-        if let Some(p) = t.procs.get(&self.tgid) {
-            for tid in &p.threads {
-                if let Some(task) = t.tasks.get(tid) {
-                    u += task.utime.load(Ordering::Relaxed);
-                    s += task.stime.load(Ordering::Relaxed);
-                }
-            }
-        }
-        (u, s)
-    }
-
     pub fn new(
         tgid: i32,
         actions: Arc<Mutex<[SigAction; 65]>>,
@@ -576,12 +658,12 @@ impl ThreadGroup {
             child_wq: WaitQueue::default(),
             exiting: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
-            dumpable: AtomicBool::new(true),
             personality: AtomicU32::new(0),
             stop_wq: WaitQueue::default(),
             start: Instant::now(),
-            children_time: Mutex::new((0, 0)),
-            dead_time: Mutex::new((0, 0)),
+            children: Default::default(),
+            dead: Default::default(),
+            maxrss_kb: AtomicU64::new(0),
             itimer_real: Mutex::new(None),
             cpu_itimers: Mutex::new([None, None]),
             timers: Mutex::new(HashMap::new()),

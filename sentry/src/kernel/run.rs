@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 type Job = Box<dyn FnOnce() + Send>;
 
+const SYS_RESTART_SYSCALL: u64 = 219;
+
 /// Idle task threads. Threads are reused rather than ended: a ptrace tracer thread that
 /// exits would kill (PTRACE_O_EXITKILL) the stub threads it traces.
 static POOL: Mutex<Vec<Sender<Job>>> = Mutex::new(Vec::new());
@@ -60,14 +62,17 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
         }
     };
     *task.interrupter.lock() = Some(pctx.interrupter());
+    task.acct.attach();
+    super::acct::enter_mm(&task);
     super::set_current(Some(task.clone()));
     if let Some(fp) = fp {
         let _ = pctx.set_fp_state(&task.mm().aspace, &fp);
     }
     let mut restart: Option<Errno> = None;
     let mut exit_code = 0;
-    // When the thread last came back from application code (for system time).
-    let mut sentry_since: Option<std::time::Instant> = None;
+    // When application code last stopped, and the time blocked by then (ns).
+    let mut last_t1 = k.boot.elapsed().as_nanos() as u64;
+    let mut last_blocked = task.acct.blocked_wall.load(Ordering::Relaxed);
     // The last fault that found its page already mapped (see FaultError::AlreadyMapped).
     let mut last_fault: Option<u64> = None;
     loop {
@@ -82,31 +87,31 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
             continue;
         }
         if let Some(e) = restart.take() {
-            // Interrupted by nothing that ran a handler: restart the call.
-            if e == ERESTART_RESTARTBLOCK
-                || e == ERESTARTSYS
-                || e == ERESTARTNOINTR
-                || e == ERESTARTNOHAND
-            {
+            // Interrupted by nothing that ran a handler: restart the call, or resume it
+            // through restart_syscall(2) from the state it saved.
+            if e == ERESTARTSYS || e == ERESTARTNOINTR || e == ERESTARTNOHAND {
                 regs.rip -= 2;
                 regs.rax = regs.orig_rax;
+            } else if e == ERESTART_RESTARTBLOCK {
+                regs.rip -= 2;
+                regs.rax = SYS_RESTART_SYSCALL;
             }
         }
         if let Some(m) = task.saved_mask.lock().take() {
             task.sigmask.store(m, Ordering::Release);
         }
         let aspace = task.mm().aspace.clone();
-        let t0 = std::time::Instant::now();
+        let t0 = k.boot.elapsed().as_nanos() as u64;
+        let blocked = task.acct.blocked_wall.load(Ordering::Relaxed);
+        let sentry_ns = t0.saturating_sub(last_t1);
+        let sys_ns = sentry_ns.saturating_sub(blocked - last_blocked);
+        last_blocked = blocked;
+        task.acct.enter_app(t0, sentry_ns);
         let ev = pctx.switch(&aspace, &mut regs);
-        let t1 = std::time::Instant::now();
-        task.utime
-            .fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
-        let sys_ns = sentry_since
-            .replace(t1)
-            .map(|s| (t0 - s).as_nanos() as u64)
-            .unwrap_or(0);
-        task.stime.fetch_add(sys_ns, Ordering::Relaxed);
-        charge_cpu_timers(&task, (t1 - t0).as_nanos() as u64, sys_ns);
+        let t1 = k.boot.elapsed().as_nanos() as u64;
+        last_t1 = t1;
+        task.acct.leave_app(t0, t1);
+        charge_cpu_timers(&task, t1.saturating_sub(t0), sys_ns);
         match ev {
             Ok(Event::Syscall) => {
                 last_fault = None;
@@ -133,6 +138,7 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
                 }
             }
             Ok(Event::Fault { addr, access, .. }) => {
+                task.acct.minflt.fetch_add(1, Ordering::Relaxed);
                 let mm = task.mm();
                 match mm.fault(addr, access) {
                     Ok(()) => {}
@@ -270,6 +276,9 @@ fn deliver(
             } else {
                 regs.rax = (-(EINTR.0 as i64)) as u64;
             }
+            if e == ERESTART_RESTARTBLOCK {
+                *task.misc.restart.lock() = None;
+            }
         }
         let old_mask = task.saved_mask.lock().take().unwrap_or(mask);
         let fp = pctx
@@ -394,11 +403,7 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
         v.wq.notify_all();
     }
     let tgid = task.tgid();
-    {
-        let mut d = task.tg.dead_time.lock();
-        d.0 += task.utime.load(Ordering::Relaxed);
-        d.1 += task.stime.load(Ordering::Relaxed);
-    }
+    super::acct::task_exit(task);
     let tid = task.tid();
     let mut pdeath: Vec<(Arc<Task>, i32)> = vec![];
     let (last, status) = {
@@ -631,7 +636,8 @@ fn send_death_signal(
 ) {
     if (1..=64).contains(&sig) {
         let (code, st) = chld_code(status);
-        let (u, s) = *ctg.dead_time.lock();
+        let u = *ctg.dead.lock();
+        let (u, s) = (u.utime, u.stime);
         let mut info = SigInfo::new(sig, code);
         info.set_i32(16, pid)
             .set_i32(20, uid as i32)
@@ -692,7 +698,8 @@ fn log_fatal(task: &Task, regs: &Regs, info: &SigInfo) {
 }
 
 /// ITIMER_VIRTUAL counts user time, ITIMER_PROF user and system time; on expiry they
-/// send SIGVTALRM and SIGPROF and reload from their interval.
+/// send SIGVTALRM and SIGPROF and reload from their interval. Both are charged with the
+/// wall time just spent in application code and in the Sentry (not blocked).
 fn charge_cpu_timers(task: &Task, user_ns: u64, sys_ns: u64) {
     let mut t = task.tg.cpu_itimers.lock();
     for (i, spent, sig) in [(0, user_ns, 26), (1, user_ns + sys_ns, 27)] {

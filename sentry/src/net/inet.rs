@@ -603,7 +603,7 @@ impl InetSock {
     pub fn setsockopt(&self, t: &Task, level: i32, name: i32, val: &[u8]) -> KResult<()> {
         let int = || super::opt_int(val);
         let timeout = || super::opt_timeout(val);
-        let privileged = t.creds().euid == 0;
+        let privileged = t.creds().has_cap(crate::kernel::cap::NET_ADMIN);
         let tcp = match &self.proto {
             Proto::Tcp(s) => Some(s),
             Proto::Udp(_) => None,

@@ -1112,7 +1112,7 @@ impl Sock {
         }
         let int = || super::opt_int(val);
         let timeout = || super::opt_timeout(val);
-        let privileged = t.creds().euid == 0;
+        let privileged = t.creds().has_cap(crate::kernel::cap::NET_ADMIN);
         let mut s = self.st.lock();
         match name {
             SO_PASSCRED => s.passcred = int()? != 0,

@@ -6,6 +6,7 @@ mod sys_file;
 mod sys_misc;
 mod sys_mm;
 mod sys_pidfd;
+mod sys_prctl;
 mod sys_sched;
 mod sys_signal;
 mod sys_socket;
@@ -174,6 +175,9 @@ fn call(c: &mut Ctx, nr: u64) -> SysResult {
     if let Some(r) = sys_mm::call(c, nr) {
         return r;
     }
+    if let Some(r) = sys_prctl::call(c, nr) {
+        return r;
+    }
     if let Some(r) = sys_task::call(c, nr) {
         return r;
     }
@@ -204,21 +208,4 @@ fn call(c: &mut Ctx, nr: u64) -> SysResult {
     c.t.kernel
         .report_unimplemented(nr, names::name(nr), c.t.tgid());
     Err(ENOSYS)
-}
-
-/// A struct rusage with the given (user, system) ns and max RSS in KiB.
-pub fn rusage_bytes(t: (u64, u64), maxrss_kb: u64) -> [u8; 144] {
-    let mut b = [0u8; 144];
-    let tv = |ns: u64| {
-        (
-            (ns / 1_000_000_000) as i64,
-            ((ns % 1_000_000_000) / 1000) as i64,
-        )
-    };
-    let (us, uu) = tv(t.0);
-    let (ss, su) = tv(t.1);
-    for (i, v) in [us, uu, ss, su, maxrss_kb as i64].iter().enumerate() {
-        b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
-    }
-    b
 }

@@ -288,7 +288,7 @@ fn timerfd_create(c: &Ctx, clock: i32, flags: u32) -> SysResult {
     if matches!(
         clock,
         timerfd::CLOCK_REALTIME_ALARM | timerfd::CLOCK_BOOTTIME_ALARM
-    ) && c.t.creds().euid != 0
+    ) && !c.t.creds().has_cap(crate::kernel::cap::WAKE_ALARM)
     {
         return Err(EPERM);
     }

@@ -673,6 +673,8 @@ fn faccessat(c: &Ctx, dirfd: u64, pathp: u64, mode: u32, flags: u64) -> SysResul
     if flags & 0x200 == 0 {
         cr.fsuid = cr.uid;
         cr.fsgid = cr.gid;
+        // ...and with the capabilities root would have (none for anyone else).
+        cr.cap_effective = if cr.uid == 0 { cr.cap_permitted } else { 0 };
     }
     let st = p.dentry.inode.stat();
     if !may_access(&st, &cr, mode) {
@@ -966,7 +968,7 @@ fn mknodat(c: &Ctx, dirfd: u64, pathp: u64, mode: u32, dev: u64) -> SysResult {
     if kind == S_IFDIR {
         return Err(EINVAL);
     }
-    if matches!(kind, S_IFCHR | S_IFBLK) && c.t.creds().euid != 0 {
+    if matches!(kind, S_IFCHR | S_IFBLK) && !c.t.creds().has_cap(crate::kernel::cap::MKNOD) {
         return Err(EPERM);
     }
     parent
@@ -990,14 +992,7 @@ fn unlinkat(c: &Ctx, dirfd: u64, pathp: u64, flags: u64) -> SysResult {
         return Err(ENOTEMPTY);
     }
     // Sticky directories: only the owner of the file or the directory may remove.
-    let pst = parent.dentry.inode.stat();
-    if pst.mode & 0o1000 != 0 {
-        let cr = c.t.creds();
-        let victim = parent.dentry.inode.lookup(&name)?.stat();
-        if cr.fsuid != 0 && cr.fsuid != victim.uid && cr.fsuid != pst.uid {
-            return Err(EPERM);
-        }
-    }
+    check_sticky(c, &parent, &name)?;
     let target = c.with_walk(|w| w.walk(&parent, &name, false))?;
     if c.t
         .kernel
@@ -1023,6 +1018,25 @@ fn unlinkat(c: &Ctx, dirfd: u64, pathp: u64, flags: u64) -> SysResult {
     Ok(0)
 }
 
+/// Sticky directories (check_sticky): only the owner of the entry `name` or of the
+/// directory, or a task with CAP_FOWNER, may remove or replace it. A missing entry is
+/// left for the operation itself to report.
+fn check_sticky(c: &Ctx, dir: &Path, name: &[u8]) -> KResult<()> {
+    let dst = dir.dentry.inode.stat();
+    if dst.mode & 0o1000 == 0 {
+        return Ok(());
+    }
+    let Ok(victim) = dir.dentry.inode.lookup(name) else {
+        return Ok(());
+    };
+    let cr = c.t.creds();
+    let vuid = victim.stat().uid;
+    if cr.fsuid != vuid && cr.fsuid != dst.uid && !cr.has_cap(crate::kernel::cap::FOWNER) {
+        return Err(EPERM);
+    }
+    Ok(())
+}
+
 fn renameat(c: &Ctx, olddir: u64, oldp: u64, newdir: u64, newp: u64, flags: u32) -> SysResult {
     if flags & !7 != 0 || (flags & 1 != 0 && flags & 2 != 0) {
         return Err(EINVAL);
@@ -1035,6 +1049,8 @@ fn renameat(c: &Ctx, olddir: u64, oldp: u64, newdir: u64, newp: u64, flags: u32)
     if op.mnt.id != np.mnt.id {
         return Err(EXDEV);
     }
+    check_sticky(c, &op, &on)?;
+    check_sticky(c, &np, &nn)?;
     let src = c.with_walk(|w| w.walk(&op, &on, false)).ok();
     let dst = c.with_walk(|w| w.walk(&np, &nn, false)).ok();
     op.dentry.inode.rename(&on, &np.dentry.inode, &nn, flags)?;
@@ -1126,14 +1142,15 @@ fn readlinkat(c: &Ctx, dirfd: u64, pathp: u64, buf: u64, size: u64) -> SysResult
 fn chmod_path(c: &Ctx, p: &Path, mode: u32) -> SysResult {
     let st = p.dentry.inode.stat();
     let cr = c.t.creds();
-    if cr.fsuid != 0 && cr.fsuid != st.uid {
+    if cr.fsuid != st.uid && !cr.has_cap(crate::kernel::cap::FOWNER) {
         return Err(EPERM);
     }
     if p.mnt.readonly {
         return Err(EROFS);
     }
     let mut mode = mode & 0o7777;
-    if cr.fsuid != 0 && st.gid != cr.fsgid && !cr.groups.contains(&st.gid) {
+    if st.gid != cr.fsgid && !cr.groups.contains(&st.gid) && !cr.has_cap(crate::kernel::cap::FSETID)
+    {
         mode &= !0o2000;
     }
     p.dentry.inode.setattr(&SetAttr {
@@ -1160,13 +1177,17 @@ fn chown_path(c: &Ctx, p: &Path, uid: u32, gid: u32) -> SysResult {
     let cr = c.t.creds();
     let uid = if uid == u32::MAX { None } else { Some(uid) };
     let gid = if gid == u32::MAX { None } else { Some(gid) };
-    if cr.euid != 0 {
-        if uid.is_some_and(|u| u != st.uid) || cr.fsuid != st.uid {
-            return Err(EPERM);
-        }
-        if gid.is_some_and(|g| g != cr.fsgid && !cr.groups.contains(&g)) {
-            return Err(EPERM);
-        }
+    // chown_ok/chgrp_ok: the owner may "change" the owner to itself and the group to
+    // one of its groups; anything else needs CAP_CHOWN.
+    let owner = cr.fsuid == st.uid;
+    let may_chown = cr.has_cap(crate::kernel::cap::CHOWN);
+    if uid.is_some_and(|u| !(owner && u == st.uid)) && !may_chown {
+        return Err(EPERM);
+    }
+    if gid.is_some_and(|g| !(owner && (g == st.gid || g == cr.fsgid || cr.groups.contains(&g))))
+        && !may_chown
+    {
+        return Err(EPERM);
     }
     let mut a = SetAttr {
         uid,
@@ -1222,7 +1243,10 @@ fn utimensat(c: &Ctx, dirfd: u64, pathp: u64, times: u64, flags: u64) -> SysResu
     let st = p.dentry.inode.stat();
     let cr = c.t.creds();
     let now_only = at.1 == (1 << 30) - 1 && mt.1 == (1 << 30) - 1;
-    if cr.fsuid != 0 && cr.fsuid != st.uid && (!now_only || !may_access(&st, &cr, 2)) {
+    if cr.fsuid != st.uid
+        && !cr.has_cap(crate::kernel::cap::FOWNER)
+        && (!now_only || !may_access(&st, &cr, 2))
+    {
         return Err(if now_only { EACCES } else { EPERM });
     }
     p.dentry.inode.setattr(&SetAttr {

@@ -13,6 +13,7 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
             Ok(0)
         }
         35 => nanosleep(c, 1, 0, a0, a1),
+        219 => restart_syscall(c),
         230 => nanosleep(c, a0 as i32, a1, a2, a3),
         37 => alarm(c, a0),
         36 => getitimer(c, a0, a1),
@@ -31,18 +32,12 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
             }
         }
         228 => clock_gettime(c, a0 as i32, a1),
-        229 => clock_check(a0 as i32).and_then(|_| {
-            if a1 != 0 {
-                c.t.mm().write_obj(a1, &[0i64, 1]).map(|_| 0)
-            } else {
-                Ok(0)
-            }
-        }),
+        229 => clock_getres(c, a0 as i32, a1),
         97 => {
-            let r = c.t.rlimit(a0 as usize);
             if a0 >= 16 {
                 return Some(Err(EINVAL));
             }
+            let r = c.t.rlimit(a0 as usize);
             c.t.mm().write_obj(a1, &[r.0, r.1]).map(|_| 0)
         }
         160 => prlimit(c, 0, a0, a1, 0),
@@ -70,6 +65,8 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
             }
             Err(EPERM)
         }
+        // CPU-time clocks cannot be set (EPERM once the clock is valid).
+        227 if (a0 as i32) < 0 => cpu_clock(c, a0 as i32, false).and(Err(EPERM)),
         227 => clock_check(a0 as i32).and(if a0 == 0 { Err(EPERM) } else { Err(EINVAL) }),
         135 => personality(c, a0 as u32),
         _ => return None,
@@ -84,16 +81,130 @@ fn clock_check(id: i32) -> KResult<()> {
     }
 }
 
+/// The resolution of the coarse clocks: one tick (HZ = 250).
+const COARSE_RES_NS: u64 = 4_000_000;
+
+fn realtime() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// The clock at its last tick.
+fn coarse(d: Duration) -> Duration {
+    let ns = d.as_nanos() as u64;
+    Duration::from_nanos(ns - ns % COARSE_RES_NS)
+}
+
 fn clock_now(c: &Ctx, id: i32) -> KResult<Duration> {
+    if id < 0 {
+        let (target, which) = cpu_clock(c, id, true)?;
+        return Ok(Duration::from_nanos(target.read(c, which)));
+    }
     clock_check(id)?;
     Ok(match id {
-        0 | 8 | 11 => SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default(),
-        2 => c.t.tg.start.elapsed() / 4,
-        3 => c.t.start.elapsed() / 4,
+        0 | 8 | 11 => realtime(),
+        5 => coarse(realtime()),
+        6 => coarse(c.t.kernel.uptime()),
+        2 => Duration::from_nanos(crate::kernel::acct::group_usage(&c.t.kernel, &c.t.tg).cpu()),
+        3 => Duration::from_nanos(crate::kernel::acct::task_usage(c.t).cpu()),
         _ => c.t.kernel.uptime(),
     })
+}
+
+/// Whose CPU time a CPU-time clock id (negative: pid and flags encoded, see
+/// clock_getcpuclockid(3)) reads.
+enum CpuClockOf {
+    Thread(Arc<crate::kernel::Task>),
+    Process(Arc<crate::kernel::ThreadGroup>),
+}
+
+/// CPUCLOCK_PROF (user + system), CPUCLOCK_VIRT (user), CPUCLOCK_SCHED (all).
+const CPUCLOCK_VIRT: i32 = 1;
+const CPUCLOCK_SCHED: i32 = 2;
+
+impl CpuClockOf {
+    /// Can the clock still advance?
+    fn alive(&self, k: &crate::kernel::Kernel) -> bool {
+        let tab = k.table.lock();
+        match self {
+            CpuClockOf::Thread(t) => tab.tasks.contains_key(&t.tid()),
+            CpuClockOf::Process(tg) => tab
+                .procs
+                .get(&tg.tgid)
+                .is_some_and(|p| p.zombie.is_none() && !p.threads.is_empty()),
+        }
+    }
+
+    fn read(&self, c: &Ctx, which: i32) -> u64 {
+        let u = match self {
+            CpuClockOf::Thread(t) => crate::kernel::acct::task_usage(t),
+            CpuClockOf::Process(tg) => crate::kernel::acct::group_usage(&c.t.kernel, tg),
+        };
+        if which == CPUCLOCK_VIRT {
+            u.utime
+        } else {
+            u.cpu()
+        }
+    }
+}
+
+/// Decode a CPU-time clock id as Linux does (pid_for_clock): a thread clock names a
+/// thread of the caller's own process; a process clock names a live or zombie process
+/// (for clock_gettime also by the caller's own thread id); pid 0 is the caller.
+fn cpu_clock(c: &Ctx, id: i32, gettime: bool) -> KResult<(CpuClockOf, i32)> {
+    let which = id & 3;
+    if which > CPUCLOCK_SCHED {
+        return Err(EINVAL);
+    }
+    let thread = id & 4 != 0;
+    let pid = !(id >> 3);
+    if pid == 0 {
+        return Ok((
+            if thread {
+                CpuClockOf::Thread(c.t.clone())
+            } else {
+                CpuClockOf::Process(c.t.tg.clone())
+            },
+            which,
+        ));
+    }
+    let tab = c.t.kernel.table.lock();
+    if thread {
+        return match tab.tasks.get(&pid) {
+            Some(t) if t.tgid() == c.t.tgid() => Ok((CpuClockOf::Thread(t.clone()), which)),
+            _ => Err(EINVAL),
+        };
+    }
+    if gettime && pid == c.t.tid() {
+        return Ok((CpuClockOf::Process(c.t.tg.clone()), which));
+    }
+    match tab.procs.get(&pid) {
+        Some(p) => Ok((CpuClockOf::Process(p.tg.clone()), which)),
+        None => Err(EINVAL),
+    }
+}
+
+fn clock_getres(c: &Ctx, id: i32, res: u64) -> SysResult {
+    let ns: u64 = if id < 0 {
+        let (_, which) = cpu_clock(c, id, false)?;
+        if which == CPUCLOCK_SCHED {
+            1
+        } else {
+            COARSE_RES_NS
+        }
+    } else {
+        clock_check(id)?;
+        if id == 5 || id == 6 {
+            COARSE_RES_NS
+        } else {
+            1
+        }
+    };
+    if res != 0 {
+        c.t.mm().write_obj(res, &[0i64, ns as i64])?;
+    }
+    Ok(0)
 }
 
 fn clock_gettime(c: &Ctx, id: i32, tp: u64) -> SysResult {
@@ -115,6 +226,11 @@ fn gettimeofday(c: &Ctx, tv: u64) -> SysResult {
 }
 
 fn nanosleep(c: &Ctx, clock: i32, flags: u64, req: u64, rem: u64) -> SysResult {
+    // CPU-time clocks: CLOCK_PROCESS_CPUTIME_ID and encoded ids (but not the ids of
+    // posix dynamic clocks, CLOCKFD = 3, which cannot sleep).
+    if clock == 2 || (clock < 0 && clock & 7 != 3) {
+        return cpu_nanosleep(c, clock, flags, req, rem);
+    }
     if !matches!(clock, 0 | 1 | 7 | 9 | 11) {
         return Err(if clock_check(clock).is_ok() {
             ENOTSUP_
@@ -127,22 +243,112 @@ fn nanosleep(c: &Ctx, clock: i32, flags: u64, req: u64, rem: u64) -> SysResult {
         return Err(EINVAL);
     }
     let dur = Duration::new(t[0] as u64, t[1] as u32);
-    let deadline = if flags & 1 != 0 {
+    if flags & 1 != 0 {
         let now = clock_now(c, clock)?;
-        Instant::now() + dur.saturating_sub(now)
-    } else {
-        Instant::now() + dur
-    };
+        // Absolute: an interruption without a handler restarts the same call.
+        return match c.t.sleep_until(Instant::now() + dur.saturating_sub(now)) {
+            Ok(()) => Ok(0),
+            Err(_) => Err(ERESTARTNOHAND),
+        };
+    }
+    sleep_rel(c, Instant::now() + dur, rem)
+}
+
+/// A relative sleep until `deadline`. Interrupted, it stores the time left in `rem` and
+/// returns ERESTART_RESTARTBLOCK: EINTR if a handler runs, else restart_syscall(2)
+/// sleeps on for what is left.
+fn sleep_rel(c: &Ctx, deadline: Instant, rem: u64) -> SysResult {
     match c.t.sleep_until(deadline) {
         Ok(()) => Ok(0),
         Err(_) => {
-            if rem != 0 && flags & 1 == 0 {
+            if rem != 0 {
                 let left = deadline.saturating_duration_since(Instant::now());
                 c.t.mm()
                     .write_obj(rem, &[left.as_secs() as i64, left.subsec_nanos() as i64])?;
             }
-            Err(EINTR)
+            *c.t.misc.restart.lock() = Some(crate::kernel::Restart::Sleep { deadline, rem });
+            Err(ERESTART_RESTARTBLOCK)
         }
+    }
+}
+
+/// clock_nanosleep on a CPU-time clock: sleep until the clock reaches `req` (absolute)
+/// or advances by it. The thread's own CPU clock cannot be slept on (EINVAL).
+fn cpu_nanosleep(c: &Ctx, clock: i32, flags: u64, req: u64, rem: u64) -> SysResult {
+    let clock = if clock == 2 {
+        // MAKE_PROCESS_CPUCLOCK(0, CPUCLOCK_SCHED)
+        ((!0i32) << 3) | CPUCLOCK_SCHED
+    } else {
+        clock
+    };
+    if clock & 4 != 0 && (!(clock >> 3) == 0 || !(clock >> 3) == c.t.tid()) {
+        return Err(EINVAL);
+    }
+    let t: [i64; 2] = c.t.mm().read_obj(req)?;
+    if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
+        return Err(EINVAL);
+    }
+    let (target, which) = cpu_clock(c, clock, false)?;
+    let ns = t[0] as u64 * 1_000_000_000 + t[1] as u64;
+    if flags & 1 != 0 {
+        return match cpu_sleep_until(c, &target, which, ns) {
+            Ok(()) => Ok(0),
+            Err(_) => Err(ERESTARTNOHAND),
+        };
+    }
+    let deadline = target.read(c, which) + ns;
+    cpu_sleep_rel(c, clock, deadline, rem)
+}
+
+/// A relative CPU-clock sleep until the clock reads `deadline`; interrupted, as
+/// `sleep_rel` (the time left, in CPU time, in `rem`).
+fn cpu_sleep_rel(c: &Ctx, clock: i32, deadline: u64, rem: u64) -> SysResult {
+    let (target, which) = cpu_clock(c, clock, false)?;
+    match cpu_sleep_until(c, &target, which, deadline) {
+        Ok(()) => Ok(0),
+        Err(_) => {
+            if rem != 0 {
+                let left = deadline.saturating_sub(target.read(c, which));
+                c.t.mm().write_obj(
+                    rem,
+                    &[(left / 1_000_000_000) as i64, (left % 1_000_000_000) as i64],
+                )?;
+            }
+            *c.t.misc.restart.lock() = Some(crate::kernel::Restart::CpuSleep {
+                clock,
+                deadline,
+                rem,
+            });
+            Err(ERESTART_RESTARTBLOCK)
+        }
+    }
+}
+
+/// Wait until `target`'s clock reads `deadline`, or it can no longer advance (the
+/// thread or process is gone). The clock is polled: it advances at most as fast as
+/// all CPUs together, so the wait before the next look is the time left over that.
+fn cpu_sleep_until(c: &Ctx, target: &CpuClockOf, which: i32, deadline: u64) -> KResult<()> {
+    let k = &c.t.kernel;
+    loop {
+        let now = target.read(c, which);
+        if now >= deadline || !target.alive(k) {
+            return Ok(());
+        }
+        let wait = ((deadline - now) / k.ncpus.max(1) as u64).clamp(1_000_000, 100_000_000);
+        c.t.sleep_until(Instant::now() + Duration::from_nanos(wait))?;
+    }
+}
+
+fn restart_syscall(c: &Ctx) -> SysResult {
+    match c.t.misc.restart.lock().take() {
+        Some(crate::kernel::Restart::Sleep { deadline, rem }) => sleep_rel(c, deadline, rem),
+        Some(crate::kernel::Restart::CpuSleep {
+            clock,
+            deadline,
+            rem,
+        }) => cpu_sleep_rel(c, clock, deadline, rem),
+        // Nothing to resume (Linux's do_no_restart_syscall).
+        None => Err(EINTR),
     }
 }
 
@@ -296,7 +502,7 @@ fn uname(c: &Ctx, buf: u64) -> SysResult {
 }
 
 fn sethostname(c: &Ctx, name: u64, len: u64, host: bool) -> SysResult {
-    if c.t.creds().euid != 0 {
+    if !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
         return Err(EPERM);
     }
     if len > 64 {
@@ -319,13 +525,25 @@ fn prlimit(c: &Ctx, pid: i32, res: u64, new: u64, old: u64) -> SysResult {
     let tg = if pid == 0 || pid == c.t.tgid() {
         c.t.tg.clone()
     } else {
-        c.t.kernel
-            .table
-            .lock()
-            .procs
-            .get(&pid)
-            .map(|p| p.tg.clone())
-            .ok_or(ESRCH)?
+        let (tg, target) = {
+            let tab = c.t.kernel.table.lock();
+            let p = tab.procs.get(&pid).ok_or(ESRCH)?;
+            let leader = p.threads.first().and_then(|x| tab.tasks.get(x)).cloned();
+            (p.tg.clone(), leader.ok_or(ESRCH)?)
+        };
+        // Another process's limits: all its user and group ids must be the caller's
+        // real ones, or the caller needs CAP_SYS_RESOURCE (check_prlimit_permission).
+        let (me, them) = (c.t.creds(), target.creds());
+        let same = [them.uid, them.euid, them.suid]
+            .iter()
+            .all(|u| *u == me.uid)
+            && [them.gid, them.egid, them.sgid]
+                .iter()
+                .all(|g| *g == me.gid);
+        if !same && !me.has_cap(crate::kernel::cap::SYS_RESOURCE) {
+            return Err(EPERM);
+        }
+        tg
     };
     let cur = tg.rlimits.lock()[res as usize];
     if new != 0 {
@@ -333,7 +551,7 @@ fn prlimit(c: &Ctx, pid: i32, res: u64, new: u64, old: u64) -> SysResult {
         if n[0] > n[1] {
             return Err(EINVAL);
         }
-        if n[1] > cur.1 && c.t.creds().euid != 0 {
+        if n[1] > cur.1 && !c.t.creds().has_cap(crate::kernel::cap::SYS_RESOURCE) {
             return Err(EPERM);
         }
         if res as usize == crate::kernel::RLIMIT_NOFILE && n[1] > 1 << 20 {
@@ -365,28 +583,44 @@ fn sysinfo(c: &Ctx, buf: u64) -> SysResult {
 }
 
 fn getrusage(c: &Ctx, who: i32, buf: u64) -> SysResult {
-    use std::sync::atomic::Ordering::Relaxed;
-    let rss = c.t.mm().rss_pages() * 4;
-    let t = match who {
-        0 => c.t.tg.times(&c.t.kernel),
-        -1 => *c.t.tg.children_time.lock(),
-        1 => (c.t.utime.load(Relaxed), c.t.stime.load(Relaxed)),
+    use crate::kernel::acct;
+    let k = &c.t.kernel;
+    let u = match who {
+        0 => acct::group_usage(k, &c.t.tg),
+        -1 => *c.t.tg.children.lock(),
+        1 => {
+            let mut u = acct::task_usage(c.t);
+            u.maxrss_kb =
+                c.t.tg
+                    .maxrss_kb
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .max(c.t.mm().hiwater_pages() * 4);
+            u
+        }
         _ => return Err(EINVAL),
     };
-    c.t.mm().write(
-        buf,
-        &super::rusage_bytes(t, if who == -1 { 0 } else { rss }),
-    )?;
+    c.t.mm().write(buf, &u.to_rusage())?;
     Ok(0)
+}
+
+/// Clock ticks (USER_HZ = 100) of `ns`.
+fn ticks(ns: u64) -> i64 {
+    (ns / 10_000_000) as i64
 }
 
 fn times(c: &Ctx, buf: u64) -> SysResult {
     if buf != 0 {
-        let me = c.t.tg.times(&c.t.kernel);
-        let ch = *c.t.tg.children_time.lock();
-        let ticks = |ns: u64| (ns / 10_000_000) as i64;
-        c.t.mm()
-            .write_obj(buf, &[ticks(me.0), ticks(me.1), ticks(ch.0), ticks(ch.1)])?;
+        let me = crate::kernel::acct::group_usage(&c.t.kernel, &c.t.tg);
+        let ch = *c.t.tg.children.lock();
+        c.t.mm().write_obj(
+            buf,
+            &[
+                ticks(me.utime),
+                ticks(me.stime),
+                ticks(ch.utime),
+                ticks(ch.stime),
+            ],
+        )?;
     }
     Ok((c.t.kernel.uptime().as_millis() / 10) as u64)
 }
@@ -503,8 +737,10 @@ fn getcpu(c: &Ctx, cpu: u64, node: u64) -> SysResult {
 fn syslog(c: &Ctx, typ: i32, buf: u64, len: i64) -> SysResult {
     let log = &c.t.kernel.klog;
     // READ_ALL and SIZE_BUFFER are open to all unless dmesg_restrict; the rest need
-    // CAP_SYSLOG (root here).
-    let privileged = c.t.creds().euid == 0;
+    // CAP_SYSLOG (or, as Linux still allows, CAP_SYS_ADMIN).
+    let cr = c.t.creds();
+    let privileged =
+        cr.has_cap(crate::kernel::cap::SYSLOG) || cr.has_cap(crate::kernel::cap::SYS_ADMIN);
     let restricted = log.restrict.load(std::sync::atomic::Ordering::Relaxed);
     let open = matches!(typ, 3 | 10) && !restricted;
     if !(0..=10).contains(&typ) {

@@ -99,7 +99,7 @@ fn may_attach(c: &Ctx, target: &Task) -> bool {
     }
     let me = c.t.creds();
     let them = target.creds();
-    const CAP_SYS_PTRACE: u32 = 19;
+    use crate::kernel::cap::SYS_PTRACE as CAP_SYS_PTRACE;
     let same = [them.uid, them.euid, them.suid]
         .iter()
         .all(|x| *x == me.uid)
@@ -107,7 +107,7 @@ fn may_attach(c: &Ctx, target: &Task) -> bool {
             .iter()
             .all(|x| *x == me.gid);
     let dumpable = target
-        .tg
+        .mm()
         .dumpable
         .load(std::sync::atomic::Ordering::Relaxed);
     (same || me.has_cap(CAP_SYS_PTRACE)) && (dumpable || me.has_cap(CAP_SYS_PTRACE))

@@ -39,6 +39,18 @@ fn target(c: &Ctx, pid: i32) -> KResult<Arc<Task>> {
     c.t.kernel.task(pid).ok_or(ESRCH)
 }
 
+/// May the caller change `t`'s scheduling (check_same_owner / set_one_prio_perm): it is
+/// the target's owner (the caller's effective uid is the target's real or effective
+/// one), or it has CAP_SYS_NICE.
+fn may_sched(c: &Ctx, t: &Task) -> KResult<()> {
+    let (me, them) = (c.t.creds(), t.creds());
+    if me.euid == them.uid || me.euid == them.euid || me.has_cap(crate::kernel::cap::SYS_NICE) {
+        Ok(())
+    } else {
+        Err(EPERM)
+    }
+}
+
 fn all_cpus(c: &Ctx) -> u64 {
     let n = c.t.kernel.ncpus;
     if n >= 64 {
@@ -56,6 +68,7 @@ fn setaffinity(c: &Ctx, pid: i32, len: u64, maskp: u64) -> SysResult {
     for (i, b) in bytes.iter().take(8).enumerate() {
         mask |= (*b as u64) << (8 * i);
     }
+    may_sched(c, &t)?;
     let mask = mask & all_cpus(c);
     if mask == 0 {
         return Err(EINVAL);
@@ -112,12 +125,13 @@ fn check_policy(c: &Ctx, policy: u64, prio: i32) -> KResult<()> {
 }
 
 fn setparam(c: &Ctx, pid: i32, p: u64) -> SysResult {
-    target(c, pid)?;
+    let t = target(c, pid)?;
     if p == 0 {
         return Err(EINVAL);
     }
     let prio: i32 = c.t.mm().read_obj(p)?;
-    check_policy(c, SCHED_OTHER, prio).map(|_| 0)
+    check_policy(c, SCHED_OTHER, prio)?;
+    may_sched(c, &t).map(|_| 0)
 }
 
 fn setscheduler(c: &Ctx, pid: i32, policy: u64, p: u64) -> SysResult {
@@ -127,6 +141,7 @@ fn setscheduler(c: &Ctx, pid: i32, policy: u64, p: u64) -> SysResult {
     }
     let prio: i32 = c.t.mm().read_obj(p)?;
     check_policy(c, policy, prio)?;
+    may_sched(c, &t)?;
     t.sched_policy
         .store((policy & !0x4000_0000) as u32, Ordering::Relaxed);
     Ok(0)
@@ -188,12 +203,12 @@ fn setpriority(c: &Ctx, which: i32, who: i32, nice: i32) -> SysResult {
     let nice = nice.clamp(-20, 19);
     let ts = prio_targets(c, which, who)?;
     let cr = c.t.creds();
+    // Lowering the nice value needs RLIMIT_NICE to allow it or CAP_SYS_NICE (can_nice).
+    let rlimit_nice = c.t.rlimit(13).0;
+    let can_nice = (20 - nice) as u64 <= rlimit_nice || cr.has_cap(crate::kernel::cap::SYS_NICE);
     for t in &ts {
-        let tc = t.creds();
-        if cr.euid != tc.uid && cr.euid != tc.euid && !cr.has_cap(21) {
-            return Err(EPERM);
-        }
-        if nice < t.nice.load(Ordering::Relaxed) && !cr.has_cap(23) {
+        may_sched(c, t)?;
+        if nice < t.nice.load(Ordering::Relaxed) && !can_nice {
             return Err(EACCES);
         }
     }

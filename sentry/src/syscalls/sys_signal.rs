@@ -111,7 +111,7 @@ fn sigreturn(c: &mut Ctx) -> SysResult {
 pub(super) fn may_signal(c: &Ctx, target: &crate::kernel::Task, sig: i32) -> bool {
     let me = c.t.creds();
     let them = target.creds();
-    me.euid == 0
+    me.has_cap(crate::kernel::cap::KILL)
         || me.euid == them.uid
         || me.uid == them.uid
         || me.euid == them.suid

@@ -530,11 +530,12 @@ fn parse_control(c: &Ctx, ctl: &[u8]) -> KResult<(Vec<Arc<OpenFile>>, Option<Ucr
                         gid: u32::from_le_bytes(data[8..12].try_into().expect("4")),
                     };
                     let cr = c.t.creds();
-                    // Root (all capabilities in the sandbox) may claim anything.
-                    let ok = cr.euid == 0
-                        || (u.pid == c.t.tgid()
-                            && [cr.uid, cr.euid, cr.suid].contains(&u.uid)
-                            && [cr.gid, cr.egid, cr.sgid].contains(&u.gid));
+                    // Another pid needs CAP_SYS_ADMIN, another uid CAP_SETUID, another
+                    // gid CAP_SETGID (scm_check_creds).
+                    use crate::kernel::cap;
+                    let ok = (u.pid == c.t.tgid() || cr.has_cap(cap::SYS_ADMIN))
+                        && ([cr.uid, cr.euid, cr.suid].contains(&u.uid) || cr.has_cap(cap::SETUID))
+                        && ([cr.gid, cr.egid, cr.sgid].contains(&u.gid) || cr.has_cap(cap::SETGID));
                     if !ok {
                         return Err(EPERM);
                     }

@@ -76,7 +76,6 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
             Ok(0)
         }
         158 => arch_prctl(c, a0, a1),
-        157 => prctl(c, a0, a1),
         102 => Ok(c.t.creds().uid as u64),
         104 => Ok(c.t.creds().gid as u64),
         107 => Ok(c.t.creds().euid as u64),
@@ -101,8 +100,6 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         111 => getpgid(c, 0),
         112 => setsid(c),
         124 => getsid(c, a0 as i32),
-        125 => capget(c, a0, a1),
-        126 => capset(c, a0, a1),
         _ => return None,
     })
 }
@@ -362,8 +359,8 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
         sched_policy: AtomicU32::new(t.sched_policy.load(Ordering::Relaxed)),
         vfork: Mutex::new(vfork.clone()),
         start: Instant::now(),
-        utime: AtomicU64::new(0),
-        stime: AtomicU64::new(0),
+        acct: Default::default(),
+        misc: crate::kernel::TaskMisc::inherit(&t.misc),
     });
     let mut regs = *c.regs;
     regs.rax = 0;
@@ -546,8 +543,8 @@ pub fn new_init(
         sched_policy: AtomicU32::new(0),
         vfork: Mutex::new(None),
         start: Instant::now(),
-        utime: AtomicU64::new(0),
-        stime: AtomicU64::new(0),
+        acct: Default::default(),
+        misc: Default::default(),
     });
     {
         let mut tab = k.table.lock();
@@ -568,7 +565,7 @@ pub fn new_init(
                 group_exit: None,
                 stop_report: None,
                 cont_report: false,
-                subreaper: true,
+                subreaper: false,
                 cmdline_name: vec![],
                 parent_thread: 0,
                 execed: true,
@@ -690,7 +687,9 @@ fn exec_image(
     let mut regs = platform::initial_regs();
     regs.rip = entry;
     regs.rsp = sp;
+    crate::kernel::acct::leave_mm(t);
     *t.mm.lock() = mm;
+    crate::kernel::acct::enter_mm(t);
     let base = name.rsplit(|b| *b == b'/').next().unwrap_or(&name).to_vec();
     *t.name.lock() = base.iter().take(15).copied().collect();
     if let Some(p) = k.table.lock().procs.get_mut(&t.tgid()) {
@@ -750,6 +749,7 @@ fn execve(c: &mut Ctx, dirfd: u64, pathp: u64, argvp: u64, envpp: u64, flags: u6
     // Other threads die first (de_thread); then the new image replaces ours.
     kill_other_threads(&t)?;
     let regs = exec_image(&t, &full, argv, envp)?;
+    t.creds.lock().apply_exec();
     if let Some(v) = t.vfork.lock().take() {
         *v.done.lock() = true;
         v.wq.notify_all();
@@ -838,8 +838,16 @@ fn kill_other_threads(t: &Arc<Task>) -> KResult<()> {
     Ok(())
 }
 
-/// The (user, system) ns of the child most recently reaped, for wait4's rusage.
-static LAST_REAPED: Mutex<(u64, u64)> = Mutex::new((0, 0));
+/// The usage of the child most recently reaped, for wait4's rusage.
+static LAST_REAPED: Mutex<crate::kernel::acct::Usage> = Mutex::new(crate::kernel::acct::Usage {
+    utime: 0,
+    stime: 0,
+    minflt: 0,
+    majflt: 0,
+    nvcsw: 0,
+    nivcsw: 0,
+    maxrss_kb: 0,
+});
 
 const WNOHANG: u32 = 1;
 const WSTOPPED: u32 = 2;
@@ -905,16 +913,12 @@ fn find_child(c: &Ctx, sel: &WaitSel, options: u32, peek: bool) -> KResult<Optio
             }
             let uid = p.exit_uid;
             let ctg = p.tg.clone();
-            let dead = *ctg.dead_time.lock();
-            let cc = *ctg.children_time.lock();
-            let total = (dead.0 + cc.0, dead.1 + cc.1);
+            let total = crate::kernel::acct::usage_for_parent(&ctg);
             if !peek {
                 tab.procs.remove(ch);
                 if let Some(me) = tab.procs.get_mut(&me) {
                     me.children.retain(|x| x != ch);
-                    let mut ct = me.tg.children_time.lock();
-                    ct.0 += total.0;
-                    ct.1 += total.1;
+                    me.tg.children.lock().add(&total);
                 }
                 drop(tab);
                 ctg.exit_wq.notify_all();
@@ -985,8 +989,7 @@ fn wait4(c: &Ctx, pid: i32, status: u64, options: u32, rusage: u64) -> SysResult
             }
             if rusage != 0 {
                 let t = *LAST_REAPED.lock();
-                c.t.mm()
-                    .write(rusage, &crate::syscalls::rusage_bytes(t, 0))?;
+                c.t.mm().write(rusage, &t.to_rusage())?;
             }
             Ok(p as u64)
         }
@@ -1021,8 +1024,7 @@ fn waitid(c: &Ctx, idtype: u32, id: i32, infop: u64, options: u32, rusage: u64) 
     };
     if found && rusage != 0 {
         let t = *LAST_REAPED.lock();
-        c.t.mm()
-            .write(rusage, &crate::syscalls::rusage_bytes(t, 0))?;
+        c.t.mm().write(rusage, &t.to_rusage())?;
     }
     if infop != 0 {
         let mm = c.t.mm();
@@ -1106,186 +1108,8 @@ fn arch_prctl(c: &mut Ctx, code: u64, addr: u64) -> SysResult {
     }
 }
 
-fn prctl(c: &Ctx, op: u64, a1: u64) -> SysResult {
-    match op {
-        15 => {
-            let mut n = c.t.mm().read_cstr(a1, 4096).or_else(|e| {
-                if e == ENAMETOOLONG {
-                    Ok(vec![])
-                } else {
-                    Err(e)
-                }
-            })?;
-            n.truncate(15);
-            *c.t.name.lock() = n;
-            Ok(0)
-        }
-        16 => {
-            let mut n = c.t.name.lock().clone();
-            n.resize(16, 0);
-            c.t.mm().write(a1, &n)?;
-            Ok(0)
-        }
-        1 => {
-            if a1 > 64 {
-                return Err(EINVAL);
-            }
-            c.t.pdeathsig.store(a1 as i32, Ordering::Relaxed);
-            Ok(0)
-        }
-        2 => {
-            c.t.mm()
-                .write_obj(a1, &c.t.pdeathsig.load(Ordering::Relaxed))
-                .map(|_| 0)
-        }
-        3 => Ok(c.t.tg.dumpable.load(Ordering::Relaxed) as u64),
-        4 => {
-            if a1 > 1 {
-                return Err(EINVAL);
-            }
-            c.t.tg.dumpable.store(a1 == 1, Ordering::Relaxed);
-            Ok(0)
-        }
-        21 => Ok(0),
-        7 => Ok(c.t.creds().keep_caps as u64),
-        8 => {
-            if a1 > 1 {
-                return Err(EINVAL);
-            }
-            c.t.creds.lock().keep_caps = a1 == 1;
-            Ok(0)
-        }
-        27 => Ok(0),
-        47 => match a1 {
-            // PR_CAP_AMBIENT: no ambient capabilities are ever raised here.
-            1 => Ok(0),
-            4 => Ok(0),
-            2 | 3 => {
-                c.t.kernel.report_unimplemented(
-                    157,
-                    "prctl(PR_CAP_AMBIENT raise/lower)",
-                    c.t.tgid(),
-                );
-                Err(EINVAL)
-            }
-            _ => Err(EINVAL),
-        },
-        23 => {
-            if a1 > 40 {
-                return Err(EINVAL);
-            }
-            Ok(1)
-        }
-        36 => {
-            let mut tab = c.t.kernel.table.lock();
-            tab.procs.get_mut(&c.t.tgid()).ok_or(ESRCH)?.subreaper = a1 != 0;
-            Ok(0)
-        }
-        37 => {
-            let v =
-                c.t.kernel
-                    .table
-                    .lock()
-                    .procs
-                    .get(&c.t.tgid())
-                    .map(|p| p.subreaper as i32)
-                    .unwrap_or(0);
-            c.t.mm().write_obj(a1, &v).map(|_| 0)
-        }
-        38 => {
-            if a1 != 1 {
-                return Err(EINVAL);
-            }
-            c.t.no_new_privs.store(true, Ordering::Relaxed);
-            Ok(0)
-        }
-        39 => Ok(c.t.no_new_privs.load(Ordering::Relaxed) as u64),
-        _ => {
-            c.t.kernel
-                .report_unimplemented(157, "prctl(option)", c.t.tgid());
-            Err(EINVAL)
-        }
-    }
-}
-
 fn can_set(v: u32, allowed: [u32; 3], privileged: bool) -> bool {
     v == u32::MAX || privileged || allowed.contains(&v)
-}
-
-/// capget/capset (v1: one 32-bit set; v2/v3: two).
-fn capget(c: &Ctx, hdrp: u64, datap: u64) -> SysResult {
-    let (words, pid) = cap_header(c, hdrp)?;
-    let cr = if pid == 0 || pid == c.t.tid() {
-        c.t.creds()
-    } else {
-        c.t.kernel.task(pid).ok_or(ESRCH)?.creds()
-    };
-    if datap == 0 {
-        return Ok(0);
-    }
-    let mut out = vec![];
-    for w in 0..words {
-        for set in [cr.cap_effective, cr.cap_permitted, cr.cap_inheritable] {
-            out.extend_from_slice(&((set >> (32 * w)) as u32).to_le_bytes());
-        }
-    }
-    c.t.mm().write(datap, &out)?;
-    Ok(0)
-}
-
-fn cap_header(c: &Ctx, hdrp: u64) -> KResult<(usize, i32)> {
-    const V1: u32 = 0x1998_0330;
-    const V2: u32 = 0x2007_1026;
-    const V3: u32 = 0x2008_0522;
-    let h: [u32; 2] = c.t.mm().read_obj(hdrp)?;
-    let words = match h[0] {
-        V1 => 1,
-        V2 | V3 => 2,
-        _ => {
-            c.t.mm().write_obj(hdrp, &V3)?;
-            return Err(EINVAL);
-        }
-    };
-    if (h[1] as i32) < 0 {
-        return Err(EINVAL);
-    }
-    Ok((words, h[1] as i32))
-}
-
-fn capset(c: &Ctx, hdrp: u64, datap: u64) -> SysResult {
-    let (words, pid) = cap_header(c, hdrp)?;
-    if pid != 0 && pid != c.t.tid() {
-        return Err(EPERM);
-    }
-    let raw = c.t.mm().read_vec(datap, words * 12)?;
-    let mut sets = [0u64; 3];
-    for w in 0..words {
-        for (i, set) in sets.iter_mut().enumerate() {
-            let off = w * 12 + i * 4;
-            *set |=
-                (u32::from_le_bytes(raw[off..off + 4].try_into().expect("4")) as u64) << (32 * w);
-        }
-    }
-    let [eff, perm, inh] = sets;
-    let mut cr = c.t.creds.lock();
-    const CAP_SETPCAP: u64 = 1 << 8;
-    let inh_limit = cr.cap_inheritable
-        | if cr.cap_effective & CAP_SETPCAP != 0 {
-            crate::kernel::CAP_FULL
-        } else {
-            cr.cap_permitted
-        };
-    if perm & !cr.cap_permitted != 0
-        || eff & !perm != 0
-        || inh & !inh_limit != 0
-        || (inh | perm | eff) & !crate::kernel::CAP_FULL != 0
-    {
-        return Err(EPERM);
-    }
-    cr.cap_effective = eff;
-    cr.cap_permitted = perm;
-    cr.cap_inheritable = inh;
-    Ok(0)
 }
 
 fn setresuid(c: &Ctx, r: u32, e: u32, s: u32, plain: bool) -> SysResult {

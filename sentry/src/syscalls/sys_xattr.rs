@@ -49,7 +49,7 @@ fn name(c: &Ctx, p: u64) -> KResult<Vec<u8>> {
 }
 
 fn privileged_ns(c: &Ctx, n: &[u8]) -> bool {
-    n.starts_with(b"trusted.") && c.t.creds().euid != 0
+    n.starts_with(b"trusted.") && !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN)
 }
 
 fn getxattr(c: &Ctx, p: &crate::vfs::Path, np: u64, buf: u64, size: u64) -> SysResult {
@@ -93,7 +93,9 @@ fn setxattr(c: &Ctx, p: &crate::vfs::Path, np: u64, val: u64, size: u64, flags: 
     }
     let st = p.dentry.inode.stat();
     let cr = c.t.creds();
-    if privileged_ns(c, &n) || (n.starts_with(b"security.") && cr.euid != 0) {
+    if privileged_ns(c, &n)
+        || (n.starts_with(b"security.") && !cr.has_cap(crate::kernel::cap::SYS_ADMIN))
+    {
         return Err(EPERM);
     }
     if n.starts_with(b"user.") && !crate::vfs::may_access(&st, &cr, 2) {
@@ -106,7 +108,7 @@ fn setxattr(c: &Ctx, p: &crate::vfs::Path, np: u64, val: u64, size: u64, flags: 
 
 fn listxattr(c: &Ctx, p: &crate::vfs::Path, buf: u64, size: u64) -> SysResult {
     let mut out = vec![];
-    let root = c.t.creds().euid == 0;
+    let root = c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN);
     for n in p.dentry.inode.listxattr()? {
         if n.starts_with(b"trusted.") && !root {
             continue;

@@ -427,11 +427,11 @@ impl Mounts {
 }
 
 /// Permission check: may `c` access a file with `st` for `mask` (4 read, 2 write, 1 exec)?
+/// As Linux's generic_permission: the owner, group or other bits, then the capability
+/// overrides (CAP_DAC_READ_SEARCH for reading and searching, CAP_DAC_OVERRIDE for
+/// everything but executing a file with no exec bit at all).
 pub fn may_access(st: &Stat, c: &Creds, mask: u32) -> bool {
-    if c.fsuid == 0 {
-        // root: everything but executing a file with no exec bit at all.
-        return mask & 1 == 0 || st.is_dir() || st.mode & 0o111 != 0;
-    }
+    use crate::kernel::cap;
     let bits = if c.fsuid == st.uid {
         st.mode >> 6
     } else if c.fsgid == st.gid || c.groups.contains(&st.gid) {
@@ -439,7 +439,16 @@ pub fn may_access(st: &Stat, c: &Creds, mask: u32) -> bool {
     } else {
         st.mode
     } & 7;
-    bits & mask == mask
+    if bits & mask == mask {
+        return true;
+    }
+    if st.is_dir() {
+        return (mask & 2 == 0 && c.has_cap(cap::DAC_READ_SEARCH)) || c.has_cap(cap::DAC_OVERRIDE);
+    }
+    if mask == 4 && c.has_cap(cap::DAC_READ_SEARCH) {
+        return true;
+    }
+    (mask & 1 == 0 || st.mode & 0o111 != 0) && c.has_cap(cap::DAC_OVERRIDE)
 }
 
 pub const MAX_SYMLINKS: u32 = 40;

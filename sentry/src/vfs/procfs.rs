@@ -384,7 +384,7 @@ impl Inode for PNode {
                 (S_IFREG | 0o644, 1)
             }
             Kind::File(Gen::Kmsg, ..) => (S_IFREG | 0o400, 1),
-            Kind::File(Gen::PidOomAdj, ..) => (S_IFREG | 0o644, 1),
+            Kind::File(Gen::PidOomAdj | Gen::PidComm, ..) => (S_IFREG | 0o644, 1),
             Kind::File(..) => (S_IFREG | 0o444, 1),
             Kind::Fd(..) => (S_IFLNK | 0o700, 1),
             _ => (S_IFLNK | 0o777, 1),
@@ -506,7 +506,10 @@ impl Inode for PNode {
         match &self.kind {
             Kind::File(Gen::Kmsg, ..) => {
                 let cur = current().ok_or(EPERM)?;
-                if cur.creds().euid != 0 {
+                let cr = cur.creds();
+                if !cr.has_cap(crate::kernel::cap::SYSLOG)
+                    && !cr.has_cap(crate::kernel::cap::SYS_ADMIN)
+                {
                     return Err(EACCES);
                 }
                 Ok(Arc::new(crate::kernel::klog::ProcKmsg {
@@ -524,6 +527,9 @@ impl Inode for PNode {
                     name,
                 }))
             }
+            Kind::File(Gen::PidComm, _, t) if flags & O_ACCMODE != 0 => Ok(Arc::new(CommFile {
+                task: task_of(&self.k, *t).ok_or(ESRCH)?,
+            })),
             Kind::File(g, p, t) => {
                 if flags & O_ACCMODE != 0 {
                     return Err(EACCES);
@@ -865,6 +871,14 @@ impl PNode {
         let t = task_of(&self.k, tid).ok_or(ESRCH)?;
         let (ppid, pgid, sid, nthreads, state) = self.proc_facts(pid)?;
         let (tty, fg) = super::pty::stat_tty(&t);
+        // The whole process for /proc/PID/stat, the thread for .../task/TID/stat.
+        let u = if tid == pid {
+            crate::kernel::acct::group_usage(&self.k, &t.tg)
+        } else {
+            crate::kernel::acct::task_usage(&t)
+        };
+        let cu = *t.tg.children.lock();
+        let ticks = |ns: u64| ns / 10_000_000;
         let mm = t.mm();
         let (vsize, rss) = (mm.total_vm(), mm.rss_pages());
         let inner = mm.inner.lock();
@@ -872,7 +886,13 @@ impl PNode {
         let name = String::from_utf8_lossy(&t.name.lock()).into_owned();
         let sigmask = t.sigmask.load(std::sync::atomic::Ordering::Relaxed);
         Ok(format!(
-            "{tid} ({name}) {state} {ppid} {pgid} {sid} {tty} {fg} 4194560 0 0 0 0 0 0 0 0 20 0 {nthreads} 0 {start} {vsize} {rss} 18446744073709551615 0 0 {stack} 0 0 0 {sigmask} 0 0 0 0 0 17 0 0 0 0 0 0 {bs} {brk} {brk2} {a0} {a1} {e0} {e1} 0\n",
+            "{tid} ({name}) {state} {ppid} {pgid} {sid} {tty} {fg} 4194560 {minflt} {cminflt} 0 0 {utime} {stime} {cutime} {cstime} 20 0 {nthreads} 0 {start} {vsize} {rss} 18446744073709551615 0 0 {stack} 0 0 0 {sigmask} 0 0 0 0 0 17 0 0 0 0 0 0 {bs} {brk} {brk2} {a0} {a1} {e0} {e1} 0\n",
+            minflt = u.minflt,
+            cminflt = cu.minflt,
+            utime = ticks(u.utime),
+            stime = ticks(u.stime),
+            cutime = ticks(cu.utime),
+            cstime = ticks(cu.stime),
             stack = inner.stack_top,
             bs = inner.brk_start,
             brk = inner.brk_start,
@@ -890,7 +910,10 @@ impl PNode {
         let c = t.creds();
         let mm = t.mm();
         let rss = mm.rss_pages() * 4;
+        let hwm = mm.hiwater_pages() * 4;
         let vm = mm.total_vm() / 1024;
+        let nvcsw = t.acct.nvcsw.load(std::sync::atomic::Ordering::Relaxed);
+        let nivcsw = t.acct.nivcsw.load(std::sync::atomic::Ordering::Relaxed);
         let acts = *t.tg.actions.lock().lock();
         let (mut ign, mut cgt) = (0u64, 0u64);
         for (i, a) in acts.iter().enumerate().skip(1) {
@@ -905,11 +928,16 @@ impl PNode {
             'T' => "T (stopped)",
             _ => "S (sleeping)",
         };
-        let (cap_inh, cap_prm, cap_eff) = (c.cap_inheritable, c.cap_permitted, c.cap_effective);
+        let (cap_inh, cap_prm, cap_eff, cap_bnd) = (
+            c.cap_inheritable,
+            c.cap_permitted,
+            c.cap_effective,
+            c.cap_bset,
+        );
         let nnp = t.no_new_privs.load(std::sync::atomic::Ordering::Relaxed) as u8;
         let groups: Vec<String> = c.groups.iter().map(|g| g.to_string()).collect();
         Ok(format!(
-            "Name:\t{}\nUmask:\t{:04o}\nState:\t{state_name}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nVmPeak:\t{vm:>8} kB\nVmSize:\t{vm:>8} kB\nVmRSS:\t{rss:>8} kB\nRssAnon:\t{rss:>8} kB\nThreads:\t{nthreads}\nSigQ:\t0/63432\nSigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\nCapInh:\t{cap_inh:016x}\nCapPrm:\t{cap_prm:016x}\nCapEff:\t{cap_eff:016x}\nCapBnd:\t000001ffffffffff\nCapAmb:\t0000000000000000\nNoNewPrivs:\t{nnp}\nSeccomp:\t0\nCpus_allowed_list:\t{}\nvoluntary_ctxt_switches:\t0\nnonvoluntary_ctxt_switches:\t0\n",
+            "Name:\t{}\nUmask:\t{:04o}\nState:\t{state_name}\nTgid:\t{pid}\nNgid:\t0\nPid:\t{tid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t{}\t{}\t{}\t{}\nGid:\t{}\t{}\t{}\t{}\nFDSize:\t64\nGroups:\t{}\nVmPeak:\t{vm:>8} kB\nVmSize:\t{vm:>8} kB\nVmHWM:\t{hwm:>8} kB\nVmRSS:\t{rss:>8} kB\nRssAnon:\t{rss:>8} kB\nThreads:\t{nthreads}\nSigQ:\t0/63432\nSigPnd:\t{:016x}\nShdPnd:\t{:016x}\nSigBlk:\t{:016x}\nSigIgn:\t{ign:016x}\nSigCgt:\t{cgt:016x}\nCapInh:\t{cap_inh:016x}\nCapPrm:\t{cap_prm:016x}\nCapEff:\t{cap_eff:016x}\nCapBnd:\t{cap_bnd:016x}\nCapAmb:\t0000000000000000\nNoNewPrivs:\t{nnp}\nSeccomp:\t0\nCpus_allowed_list:\t{}\nvoluntary_ctxt_switches:\t{nvcsw}\nnonvoluntary_ctxt_switches:\t{nivcsw}\n",
             String::from_utf8_lossy(&t.name.lock()),
             t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed),
             c.uid,
@@ -930,6 +958,41 @@ impl PNode {
 }
 
 /// A writable /proc/sys file (hostname, domainname, dmesg_restrict).
+/// /proc/PID/comm and /proc/PID/task/TID/comm opened for writing: a thread of the
+/// writer's own process gets the name written (at most 15 bytes), as PR_SET_NAME.
+struct CommFile {
+    task: Arc<Task>,
+}
+
+impl FileOps for CommFile {
+    fn write(&self, _f: &OpenFile, t: &Task, buf: &[u8], _off: u64) -> KResult<usize> {
+        if self.task.tgid() != t.tgid() {
+            return Err(EINVAL);
+        }
+        *self.task.name.lock() = buf
+            .iter()
+            .copied()
+            .take(15)
+            .take_while(|b| *b != 0)
+            .collect();
+        Ok(buf.len())
+    }
+    fn read(&self, _f: &OpenFile, _t: &Task, buf: &mut [u8], off: u64) -> KResult<usize> {
+        let mut data = self.task.name.lock().clone();
+        data.push(b'\n');
+        let off = off.min(data.len() as u64) as usize;
+        let n = buf.len().min(data.len() - off);
+        buf[..n].copy_from_slice(&data[off..off + n]);
+        Ok(n)
+    }
+    fn seekable(&self) -> bool {
+        true
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
 struct SysctlFile {
     k: Arc<Kernel>,
     name: &'static str,
