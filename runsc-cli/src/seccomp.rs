@@ -63,6 +63,11 @@ const SENTRY: &[i64] = &[
     libc::SYS_ioctl,
     libc::SYS_fallocate,
     libc::SYS_close_range,
+    // The control server (sentry::control) accepts the runtime's connections.
+    libc::SYS_accept4,
+    libc::SYS_accept,
+    libc::SYS_recvfrom,
+    libc::SYS_sendto,
     libc::SYS_sysinfo,
     libc::SYS_prlimit64,
     libc::SYS_getuid,

@@ -1,0 +1,154 @@
+//! The mounts a container's config asks for beyond the root: tmpfs (in the Sentry's
+//! memory), bind mounts (served by a gofer of their own), and the kernel file systems
+//! (proc, sysfs, devpts) at places other than their usual ones.
+
+use crate::kernel::{Creds, Kernel};
+use crate::vfs::{self, memfs::MemFs, Dentry, Inode, Path};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+pub enum Kind {
+    /// An empty in-memory file system (also what `mqueue` and `cgroup` get until those
+    /// file systems exist: an empty directory, so that programs find the mount point).
+    Tmpfs { mode: u32, fstype: String },
+    /// A host directory or file served by a gofer on `sock` (the gofer's root is the
+    /// directory; `file` names the file in it for a file bind mount). Reads come from
+    /// the host; changes stay in the sandbox's memory.
+    Gofer { sock: OwnedFd, file: Option<Vec<u8>> },
+    Proc,
+    Sysfs,
+    Devpts,
+}
+
+pub struct Spec {
+    /// Absolute path inside the container.
+    pub target: Vec<u8>,
+    pub kind: Kind,
+    pub readonly: bool,
+    /// What /proc/mounts shows as the source.
+    pub source: String,
+}
+
+/// Walk `p` from `root`, crossing mounts, making missing directories (and, for the last
+/// component when `file` is set, an empty file) in the file system that lacks them.
+fn walk_make(k: &Kernel, root: &Path, p: &[u8], file: bool) -> Result<Path, String> {
+    let comps: Vec<&[u8]> = p
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect();
+    let mut cur = root.clone();
+    let shown = String::from_utf8_lossy(p).into_owned();
+    for (i, c) in comps.iter().enumerate() {
+        if *c == b".." {
+            return Err(format!("mount target {shown}: \"..\" is not allowed"));
+        }
+        let last = i + 1 == comps.len();
+        let inode = match cur.dentry.inode.lookup(c) {
+            Ok(n) => n,
+            Err(_) => {
+                let root_creds = Creds::new(0, 0);
+                let made = if last && file {
+                    cur.dentry.inode.create(c, 0o644, &root_creds)
+                } else {
+                    cur.dentry.inode.mkdir(c, 0o755, &root_creds)
+                };
+                made.map_err(|e| {
+                    format!(
+                        "mount target {shown}: cannot make {}: {}",
+                        String::from_utf8_lossy(c),
+                        std::io::Error::from_raw_os_error(e.0)
+                    )
+                })?
+            }
+        };
+        if !last && !inode.stat().is_dir() {
+            return Err(format!(
+                "mount target {shown}: {} is not a directory",
+                String::from_utf8_lossy(c)
+            ));
+        }
+        cur = Path {
+            mnt: cur.mnt.clone(),
+            dentry: Arc::new(Dentry {
+                name: c.to_vec(),
+                parent: Some(cur.dentry.clone()),
+                inode,
+            }),
+        };
+        while let Some(m) = k.mounts.mounted_on(&cur) {
+            cur = Path {
+                mnt: m.clone(),
+                dentry: m.root.clone(),
+            };
+        }
+    }
+    Ok(cur)
+}
+
+/// Mount each of `specs`, in order, under `root`.
+pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), String> {
+    for (i, s) in specs.into_iter().enumerate() {
+        let shown = String::from_utf8_lossy(&s.target).into_owned();
+        let err = |what: &str, e: crate::errno::Errno| {
+            format!(
+                "mount {shown}: {what}: {}",
+                std::io::Error::from_raw_os_error(e.0)
+            )
+        };
+        let is_file = matches!(&s.kind, Kind::Gofer { file: Some(_), .. });
+        let at = match walk_make(k, root, &s.target, is_file) {
+            Ok(p) => p,
+            // Until there is a cgroup file system, a cgroup mount point the Sentry's
+            // /sys cannot hold is left out (and said so in the kernel log).
+            Err(e) if matches!(&s.kind, Kind::Tmpfs { fstype, .. } if fstype.starts_with("cgroup")) => {
+                k.klog.info(format!("rvisor: skipped the cgroup mount: {e}"));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let ro = if s.readonly { "ro" } else { "rw" };
+        let dev = 0x40 + i as u64;
+        let (inode, fstype, opts): (Arc<dyn Inode>, String, String) = match s.kind {
+            Kind::Tmpfs { mode, fstype } => {
+                let fs = MemFs::new(dev, None);
+                let r = fs.root(mode, 0, 0).map_err(|e| err("tmpfs", e))?;
+                (r, fstype, format!("{ro},mode={mode:o}"))
+            }
+            Kind::Gofer { sock, file } => {
+                let client = Arc::new(gofer::Client::new(sock));
+                let fs = MemFs::new(dev, Some(client));
+                let r: Arc<dyn Inode> = fs.root(0o755, 0, 0).map_err(|e| err("gofer", e))?;
+                let r = match file {
+                    Some(name) => r.lookup(&name).map_err(|e| err("bind source", e))?,
+                    None => r,
+                };
+                (r, "bind".into(), format!("{ro},lowerdir=gofer,upperdir=memory"))
+            }
+            Kind::Proc => (
+                vfs::procfs::proc_root(k),
+                "proc".into(),
+                format!("{ro},nosuid,nodev,noexec"),
+            ),
+            Kind::Sysfs => (
+                vfs::procfs::sys_root(k),
+                "sysfs".into(),
+                format!("{ro},nosuid,nodev,noexec"),
+            ),
+            Kind::Devpts => (
+                vfs::devpts::new_root(),
+                "devpts".into(),
+                vfs::devpts::MOUNT_OPTS.into(),
+            ),
+        };
+        if inode.stat().is_dir() != at.dentry.inode.stat().is_dir() {
+            return Err(format!(
+                "mount {shown}: a {} cannot be mounted on a {}",
+                if inode.stat().is_dir() { "directory" } else { "file" },
+                if at.dentry.inode.stat().is_dir() { "directory" } else { "file" },
+            ));
+        }
+        k.mounts
+            .add(inode, Some(&at), &fstype, &s.source, s.readonly, &opts);
+    }
+    Ok(())
+}
