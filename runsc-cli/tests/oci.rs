@@ -134,3 +134,252 @@ fn bad_bundles_are_clear_errors() {
     assert_eq!(r.shell_status(), 1);
     assert!(r.stderr.contains("file exists"), "{}", r.describe());
 }
+
+// ---- The lifecycle: create, start, state, kill, delete (issue 4, first item) ----
+
+/// rvisor with a private state root; stdio to files (a created container keeps the
+/// caller's stdio, so pipes would stay open).
+struct Rv {
+    root: TempDir,
+}
+
+impl Rv {
+    fn new(tag: &str) -> Rv {
+        Rv {
+            root: TempDir::new(tag),
+        }
+    }
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(rvisor_bin());
+        c.arg("--root").arg(self.root.join("state"));
+        c
+    }
+    /// Run a command that does not leave anything behind; capture its output.
+    fn run(&self, args: &[&str]) -> Run {
+        let mut c = self.cmd();
+        c.args(args);
+        run_cmd(c, TIMEOUT)
+    }
+    /// `create` (or `run --detach`) with the container's stdout and stderr in `out`.
+    fn detached(&self, args: &[&str], out: &std::path::Path) -> (i32, String) {
+        let f = std::fs::File::create(out).unwrap();
+        let err = self.root.join("create.err");
+        let mut c = self.cmd();
+        c.args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(std::fs::File::create(&err).unwrap());
+        let st = c.status().unwrap();
+        (
+            st.code().unwrap_or(-1),
+            std::fs::read_to_string(&err).unwrap_or_default(),
+        )
+    }
+    fn status(&self, id: &str) -> String {
+        let r = self.run(&["state", id]);
+        assert!(r.status.success(), "{}", r.describe());
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        v["status"].as_str().unwrap().to_string()
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn create_waits_at_the_gate_start_runs_kill_and_delete_clean_up() {
+    let rv = Rv::new("oci-life");
+    let b = bundle("oci-life-b", |v| {
+        v["process"]["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 9' TERM; echo ran; while true; do sleep 0.1; done"
+        ]);
+        v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+        v["annotations"] = serde_json::json!({"org.example.k": "v"});
+    });
+    let out = rv.root.join("out");
+    let pidf = rv.root.join("pid");
+    let bp = b.path().to_str().unwrap();
+    let (code, err) = rv.detached(
+        &["create", "--bundle", bp, "--pid-file", pidf.to_str().unwrap(), "l1"],
+        &out,
+    );
+    assert_eq!(code, 0, "{err}");
+    let pid: i32 = std::fs::read_to_string(&pidf).unwrap().trim().parse().unwrap();
+    assert!(alive(pid), "the container's pid is alive after create");
+    let r = rv.run(&["state", "l1"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["status"], "created", "{}", r.stdout);
+    assert_eq!(v["pid"], pid);
+    assert_eq!(v["id"], "l1");
+    assert_eq!(v["ociVersion"], "1.0.2");
+    assert_eq!(v["annotations"]["org.example.k"], "v");
+    assert_eq!(v["bundle"], b.path().canonicalize().unwrap().to_str().unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "",
+        "the workload must not run before start"
+    );
+    // The same id again, and commands on unknown containers.
+    let (code, err) = rv.detached(&["create", "--bundle", bp, "l1"], &rv.root.join("o2"));
+    assert_eq!(code, 1);
+    assert!(err.contains("container l1 already exists"), "{err}");
+    let r = rv.run(&["start", "nosuch"]);
+    assert_eq!(r.shell_status(), 1);
+    assert!(r.stderr.contains("container nosuch does not exist"), "{}", r.describe());
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
+    // start releases it.
+    let r = rv.run(&["start", "l1"]);
+    assert!(r.status.success(), "{}", r.describe());
+    wait_for("the workload's output", || {
+        std::fs::read_to_string(&out).unwrap() == "ran\n"
+    });
+    assert_eq!(rv.status("l1"), "running");
+    let r = rv.run(&["start", "l1"]);
+    assert_eq!(r.shell_status(), 1, "{}", r.describe());
+    let r = rv.run(&["delete", "l1"]);
+    assert_eq!(r.shell_status(), 1, "{}", r.describe());
+    assert!(r.stderr.contains("not stopped"), "{}", r.describe());
+    let r = rv.run(&["ps", "l1"]);
+    assert!(r.stdout.starts_with("PID\n1\n"), "{}", r.describe());
+    // kill by name: the trap runs, the sandbox exits with the workload's status.
+    let r = rv.run(&["kill", "l1", "TERM"]);
+    assert!(r.status.success(), "{}", r.describe());
+    wait_for("the container to stop", || rv.status("l1") == "stopped");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "ran\ngot TERM\n");
+    let r = rv.run(&["kill", "l1", "KILL"]);
+    assert_eq!(r.shell_status(), 1, "{}", r.describe());
+    let r = rv.run(&["delete", "l1"]);
+    assert!(r.status.success(), "{}", r.describe());
+    assert!(!rv.root.join("state/l1").exists(), "the state directory is gone");
+    assert!(!alive(pid));
+    let r = rv.run(&["state", "l1"]);
+    assert!(r.stderr.contains("does not exist"), "{}", r.describe());
+}
+
+#[test]
+fn kill_before_start_force_delete_wait_list_and_run_detach() {
+    let rv = Rv::new("oci-kill");
+    let b = bundle("oci-kill-b", |v| {
+        v["process"]["args"] = serde_json::json!(["sh", "-c", "sleep 0.3; exit 42"]);
+        v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+    });
+    let bp = b.path().to_str().unwrap();
+    let pidf = rv.root.join("pid");
+    // A created container killed with a number never runs.
+    let (code, err) = rv.detached(
+        &["create", "--bundle", bp, "--pid-file", pidf.to_str().unwrap(), "k1"],
+        &rv.root.join("o1"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let pid: i32 = std::fs::read_to_string(&pidf).unwrap().trim().parse().unwrap();
+    let r = rv.run(&["kill", "k1", "9"]);
+    assert!(r.status.success(), "{}", r.describe());
+    wait_for("the sandbox to exit", || !alive(pid));
+    assert_eq!(rv.status("k1"), "stopped");
+    let r = rv.run(&["kill", "k1", "NOSUCHSIG"]);
+    assert_eq!(r.shell_status(), 1);
+    let r = rv.run(&["delete", "k1"]);
+    assert!(r.status.success(), "{}", r.describe());
+    // run --detach, list, wait for the exit code.
+    let (code, err) = rv.detached(&["run", "--detach", "--bundle", bp, "k2"], &rv.root.join("o2"));
+    assert_eq!(code, 0, "{err}");
+    let r = rv.run(&["list", "-q"]);
+    assert_eq!(r.stdout, "k2\n", "{}", r.describe());
+    let r = rv.run(&["list", "--format", "json"]);
+    assert!(r.stdout.contains("\"id\":\"k2\""), "{}", r.describe());
+    let r = rv.run(&["wait", "k2"]);
+    assert_eq!(r.stdout, "42\n", "{}", r.describe());
+    assert_eq!(r.shell_status(), 42);
+    rv.run(&["delete", "k2"]);
+    // delete --force of a running container ends every process.
+    let long = bundle("oci-kill-c", |v| {
+        v["process"]["args"] = serde_json::json!(["sh", "-c", "sleep 1000 & sleep 1000"]);
+        v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+    });
+    let (code, err) = rv.detached(
+        &[
+            "run",
+            "--detach",
+            "--bundle",
+            long.path().to_str().unwrap(),
+            "--pid-file",
+            pidf.to_str().unwrap(),
+            "k3",
+        ],
+        &rv.root.join("o3"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let pid: i32 = std::fs::read_to_string(&pidf).unwrap().trim().parse().unwrap();
+    let r = rv.run(&["delete", "--force", "k3"]);
+    assert!(r.status.success(), "{}", r.describe());
+    assert!(!alive(pid));
+    let left = Command::new("pgrep")
+        .args(["-f", long.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(left.stdout.is_empty(), "processes left behind");
+    let r = rv.run(&["list", "-q"]);
+    assert_eq!(r.stdout, "", "{}", r.describe());
+}
+
+#[test]
+fn log_file_json_errors_version_and_mounts() {
+    let rv = Rv::new("oci-log");
+    let log = rv.root.join("log.json");
+    let r = rv.run(&["--log", log.to_str().unwrap(), "--log-format", "json", "start", "zz"]);
+    assert_eq!(r.shell_status(), 1);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(v["level"], "error");
+    assert!(v["msg"].as_str().unwrap().contains("zz does not exist"), "{text}");
+    assert!(v["time"].as_str().unwrap().ends_with('Z'), "{text}");
+    let r = rv.run(&["--version"]);
+    assert!(r.stdout.contains("rvisor version") && r.stdout.contains("spec: 1.0.2"), "{}", r.describe());
+    // tmpfs and bind mounts; an unknown type is a clear error.
+    let host = TempDir::new("oci-bind-src");
+    std::fs::write(host.join("hello"), "from host\n").unwrap();
+    let src = host.path().to_str().unwrap().to_string();
+    let b = bundle("oci-mounts", |v| {
+        v["process"]["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "cat /data/hello /etc/one; echo t > /scratch/t && cat /scratch/t; grep -c scratch /proc/mounts; touch /data/x"
+        ]);
+        v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+        v["mounts"].as_array_mut().unwrap().extend([
+            serde_json::json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=1777"]}),
+            serde_json::json!({"destination": "/data", "type": "bind", "source": src, "options": ["rbind", "ro"]}),
+            serde_json::json!({"destination": "/etc/one", "type": "bind", "source": format!("{src}/hello"), "options": ["rbind"]}),
+        ]);
+    });
+    let r = run(&b, "m1");
+    assert_eq!(
+        r.stdout, "from host\nfrom host\nt\n1\n",
+        "{}",
+        r.describe()
+    );
+    assert!(r.stderr.contains("Read-only file system"), "{}", r.describe());
+    let bad = bundle("oci-badmount", |v| {
+        v["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": "/x", "type": "nfs", "source": "srv:/x"}));
+    });
+    let r = run(&bad, "m2");
+    assert_eq!(r.shell_status(), 1);
+    assert!(r.stderr.contains("file system type \"nfs\" is not supported"), "{}", r.describe());
+}
