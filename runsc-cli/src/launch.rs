@@ -95,12 +95,15 @@ fn place_fds(fds: &[(RawFd, RawFd)], tmp: &mut [RawFd]) -> std::io::Result<()> {
     Ok(())
 }
 
-fn spawn_gofer(me: &Path, dir: &Path) -> Result<(Child, OwnedFd)> {
+fn spawn_gofer(me: &Path, dir: &Path, readonly: bool) -> Result<(Child, OwnedFd)> {
     let (sentry_end, gofer_end) = gofer::pair()?;
     let gfd = gofer_end.as_raw_fd();
     let mut gofer = Command::new(me);
     gofer.arg("gofer").arg("--path").arg(dir);
-    gofer.args(["--fd", "3", "--readonly"]);
+    gofer.args(["--fd", "3"]);
+    if readonly {
+        gofer.arg("--readonly");
+    }
     let fds = [(gfd, 3)];
     let mut tmp = [0; 1];
     // SAFETY: the pre_exec closure only calls fcntl, dup2 and prctl.
@@ -129,7 +132,7 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
             let _ = g.wait();
         }
     };
-    let (c, f) = spawn_gofer(&me, Path::new(&o.root))?;
+    let (c, f) = spawn_gofer(&me, Path::new(&o.root), true)?;
     gofers.push(c);
     fds.push(f);
     let mut mounts = vec![];
@@ -165,7 +168,7 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
                         .map(|n| n.to_string_lossy().into_owned());
                     (parent, name)
                 };
-                let (c, f) = match spawn_gofer(&me, &dir) {
+                let (c, f) = match spawn_gofer(&me, &dir, m.readonly) {
                     Ok(x) => x,
                     Err(e) => {
                         kill_all(&mut gofers);

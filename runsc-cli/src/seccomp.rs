@@ -90,6 +90,7 @@ const GOFER: &[i64] = &[
     libc::SYS_linkat,
     libc::SYS_unlinkat,
     libc::SYS_renameat2,
+    libc::SYS_renameat,
     libc::SYS_fchownat,
     libc::SYS_fchmodat,
     libc::SYS_fchmod,

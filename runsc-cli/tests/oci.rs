@@ -356,17 +356,20 @@ fn log_file_json_errors_version_and_mounts() {
     let host = TempDir::new("oci-bind-src");
     std::fs::write(host.join("hello"), "from host\n").unwrap();
     let src = host.path().to_str().unwrap().to_string();
+    let rw = TempDir::new("oci-bind-rw");
+    let rw_src = rw.path().to_str().unwrap().to_string();
     let b = bundle("oci-mounts", |v| {
         v["process"]["args"] = serde_json::json!([
             "sh",
             "-c",
-            "cat /data/hello /etc/one; echo t > /scratch/t && cat /scratch/t; grep -c scratch /proc/mounts; touch /data/x"
+            "cat /data/hello /etc/one; echo t > /scratch/t && cat /scratch/t; grep -c scratch /proc/mounts; echo w > /rw/new && mkdir /rw/d && mv /rw/new /rw/d/moved; touch /data/x"
         ]);
         v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
         v["mounts"].as_array_mut().unwrap().extend([
             serde_json::json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=1777"]}),
             serde_json::json!({"destination": "/data", "type": "bind", "source": src, "options": ["rbind", "ro"]}),
             serde_json::json!({"destination": "/etc/one", "type": "bind", "source": format!("{src}/hello"), "options": ["rbind"]}),
+            serde_json::json!({"destination": "/rw", "type": "bind", "source": rw_src, "options": ["rbind"]}),
         ]);
     });
     let r = run(&b, "m1");
@@ -376,6 +379,12 @@ fn log_file_json_errors_version_and_mounts() {
         r.describe()
     );
     assert!(r.stderr.contains("Read-only file system"), "{}", r.describe());
+    assert_eq!(
+        std::fs::read_to_string(rw.join("d/moved")).unwrap(),
+        "w\n",
+        "writes to a bind mount reach the host"
+    );
+    assert!(!host.join("x").exists());
     let bad = bundle("oci-badmount", |v| {
         v["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": "/x", "type": "nfs", "source": "srv:/x"}));
     });

@@ -12,8 +12,8 @@ pub enum Kind {
     /// file systems exist: an empty directory, so that programs find the mount point).
     Tmpfs { mode: u32, fstype: String },
     /// A host directory or file served by a gofer on `sock` (the gofer's root is the
-    /// directory; `file` names the file in it for a file bind mount). Reads come from
-    /// the host; changes stay in the sandbox's memory.
+    /// directory; `file` names the file in it for a file bind mount). Reads and writes
+    /// go through to the host (`vfs::goferfs`).
     Gofer { sock: OwnedFd, file: Option<Vec<u8>> },
     Proc,
     Sysfs,
@@ -116,13 +116,13 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
             }
             Kind::Gofer { sock, file } => {
                 let client = Arc::new(gofer::Client::new(sock));
-                let fs = MemFs::new(dev, Some(client));
-                let r: Arc<dyn Inode> = fs.root(0o755, 0, 0).map_err(|e| err("gofer", e))?;
+                let r: Arc<dyn Inode> =
+                    vfs::goferfs::root(client, dev).map_err(|e| err("gofer", e))?;
                 let r = match file {
                     Some(name) => r.lookup(&name).map_err(|e| err("bind source", e))?,
                     None => r,
                 };
-                (r, "bind".into(), format!("{ro},lowerdir=gofer,upperdir=memory"))
+                (r, "bind".into(), ro.to_string())
             }
             Kind::Proc => (
                 vfs::procfs::proc_root(k),
