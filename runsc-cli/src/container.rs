@@ -128,6 +128,7 @@ impl Container {
         }
         match self.request("state", Some(Duration::from_secs(5))) {
             Ok(s) if s == "created" => "created",
+            Ok(s) if s == "stopped" => "stopped",
             Ok(_) => "running",
             // Alive but no longer answering: its init has exited and it is going away.
             Err(_) => "stopped",
@@ -699,6 +700,8 @@ pub fn wait(g: &Global, id: &str) -> Result<i32> {
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| anyhow!("container {id}: unexpected reply {r:?}"))?;
     let code = if w & 0x7f == 0 { (w >> 8) & 0xff } else { 128 + (w & 0x7f) };
+    // The sandbox exits right after answering: let it be gone when wait returns.
+    wait_gone(&c, Duration::from_secs(5));
     println!("{code}");
     Ok(code)
 }

@@ -7,7 +7,7 @@
 //!
 //! | request | reply |
 //! |---|---|
-//! | `state` | `created` or `running` |
+//! | `state` | `created`, `running` or `stopped` (the workload has exited) |
 //! | `start` | `ok` (the workload's first instruction runs after it) |
 //! | `signal N all|init` | `ok` (before start: a fatal signal ends the sandbox with it) |
 //! | `wait` | `exited W` (W: the init's wait status) when the workload ends |
@@ -105,10 +105,14 @@ impl Control {
     fn request(&self, req: &str) -> String {
         let words: Vec<&str> = req.split_whitespace().collect();
         match words.as_slice() {
-            ["state"] => match self.st.lock().gate {
-                None => "created".into(),
-                Some(_) => "running".into(),
-            },
+            ["state"] => {
+                let st = self.st.lock();
+                match (st.gate, st.exited) {
+                    (_, Some(_)) => "stopped".into(),
+                    (None, _) => "created".into(),
+                    (Some(_), None) => "running".into(),
+                }
+            }
             ["start"] => {
                 let mut st = self.st.lock();
                 match st.gate {
