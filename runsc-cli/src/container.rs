@@ -555,7 +555,7 @@ pub fn state(g: &Global, id: &str) -> Result<()> {
 pub fn kill(g: &Global, id: &str, sig: &str, all: bool) -> Result<()> {
     let c = Container::load(g, id)?;
     let sig = parse_signal(sig)?;
-    if !c.alive() {
+    if c.status() == "stopped" {
         bail!("container {id} is not running");
     }
     if c.frozen() && (sig == libc::SIGKILL || sig == libc::SIGTERM) {
