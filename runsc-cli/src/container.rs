@@ -752,3 +752,202 @@ pub fn freeze(g: &Global, id: &str, freeze: bool) -> Result<()> {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// The options `exec` takes (runc's).
+pub struct ExecOpts {
+    pub process: Option<String>,
+    pub console_socket: Option<String>,
+    pub cwd: Option<String>,
+    pub env: Vec<String>,
+    pub tty: bool,
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub detach: bool,
+    pub pid_file: Option<String>,
+    pub args: Vec<String>,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|c| format!("{c:02x}")).collect()
+}
+
+fn hex_list(v: &[String]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    v.iter().map(|s| hex(s.as_bytes())).collect::<Vec<_>>().join(",")
+}
+
+/// Send the exec request with `stdio` attached; returns the connection and the
+/// sandbox pid of the new process.
+fn exec_request(c: &Container, req: &str, stdio: &[i32]) -> Result<(UnixStream, i32)> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let sp = sock_path(&c.dir)?;
+    let s = UnixStream::connect(&sp.path)
+        .with_context(|| format!("container {}: control socket", c.id))?;
+    let iov = [std::io::IoSlice::new(req.as_bytes())];
+    sendmsg::<()>(
+        s.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(stdio)],
+        MsgFlags::empty(),
+        None,
+    )
+    .context("sending the exec request")?;
+    let mut line = String::new();
+    let mut r = BufReader::new(s.try_clone()?);
+    r.read_line(&mut line)?;
+    let line = line.trim();
+    if let Some(e) = line.strip_prefix("error ") {
+        bail!("container {}: {e}", c.id);
+    }
+    let pid = line
+        .strip_prefix("started ")
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| anyhow!("container {}: unexpected reply {line:?}", c.id))?;
+    Ok((s, pid))
+}
+
+/// Wait for the exec'd process's end, passing forwarded signals on to it; its exit code.
+fn exec_supervise(c: &Container, s: UnixStream, pid: i32) -> Result<i32> {
+    crate::sandbox::block_forwarded()?;
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(&s).read_line(&mut line);
+        let code = line
+            .trim()
+            .strip_prefix("exited ")
+            .and_then(|w| w.parse::<i32>().ok())
+            .map(|w| if w & 0x7f == 0 { (w >> 8) & 0xff } else { 128 + (w & 0x7f) })
+            .unwrap_or(255);
+        std::process::exit(code);
+    });
+    let set = crate::sandbox::forwarded_set();
+    loop {
+        let sig = set.wait()?;
+        if sig != nix::sys::signal::Signal::SIGCHLD {
+            let _ = c.request(&format!("signal {} pid {pid}", sig as i32), Some(Duration::from_secs(5)));
+        }
+    }
+}
+
+/// `exec`: run a new process in a running container (same kernel, pid namespace and
+/// file systems).
+pub fn exec(g: &Global, id: &str, o: &ExecOpts) -> Result<i32> {
+    let c = Container::load(g, id)?;
+    if c.status() != "running" {
+        bail!("cannot exec in container {id}: it is {}", c.status());
+    }
+    let mut p: oci_spec::runtime::Process = match &o.process {
+        Some(f) => {
+            let text = std::fs::read_to_string(f).with_context(|| format!("--process {f}"))?;
+            serde_json::from_str(&text).map_err(|e| anyhow!("--process {f}: invalid JSON: {e}"))?
+        }
+        None => {
+            let mut p = oci_spec::runtime::Process::default();
+            p.set_args(Some(o.args.clone()));
+            p.set_terminal(Some(o.tty));
+            p.set_env(Some(vec![
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ]));
+            p
+        }
+    };
+    if o.process.is_none() {
+        let mut env = p.env().clone().unwrap_or_default();
+        env.extend(o.env.iter().cloned());
+        p.set_env(Some(env));
+        if let Some(cwd) = &o.cwd {
+            p.set_cwd(cwd.into());
+        }
+    }
+    let args = p.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        bail!("exec: no command given");
+    }
+    let (mut uid, mut gid) = (p.user().uid(), p.user().gid());
+    let mut groups = p.user().additional_gids().clone().unwrap_or_default();
+    if let Some(u) = &o.user {
+        let (a, b) = u.split_once(':').unwrap_or((u, "0"));
+        uid = a.parse().map_err(|_| anyhow!("--user {u:?}: expected UID[:GID]"))?;
+        gid = b.parse().map_err(|_| anyhow!("--user {u:?}: expected UID[:GID]"))?;
+    }
+    groups.extend(&o.additional_gids);
+    let groups_s = if groups.is_empty() {
+        "-".to_string()
+    } else {
+        groups.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(",")
+    };
+    let req = format!(
+        "exec {uid} {gid} {groups_s} {} {} {}\n",
+        hex(p.cwd().to_string_lossy().as_bytes()),
+        hex_list(&args),
+        hex_list(&p.env().clone().unwrap_or_default())
+    );
+    let terminal = p.terminal().unwrap_or(false);
+    let mut pty_slave = None;
+    if terminal {
+        match &o.console_socket {
+            Some(sock) => {
+                let pty = nix::pty::openpty(None, None).context("openpty")?;
+                let name = nix::unistd::ttyname(&pty.slave)
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                send_console(sock, &pty.master, &name)?;
+                pty_slave = Some(pty.slave);
+            }
+            None if !std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                bail!("exec with a terminal needs --console-socket or a terminal on stdin")
+            }
+            None => {}
+        }
+    }
+    let stdio: Vec<i32> = match &pty_slave {
+        Some(s) => vec![s.as_raw_fd(); 3],
+        None => vec![0, 1, 2],
+    };
+    if !o.detach {
+        let (s, pid) = exec_request(&c, &req, &stdio)?;
+        drop(pty_slave);
+        return exec_supervise(&c, s, pid);
+    }
+    // Detached: a child of ours stays as the process's host pid (the caller reaps it)
+    // and exits with its status.
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // SAFETY: the CLI is single-threaded here; the child talks to the sandbox and exits.
+    match unsafe { nix::unistd::fork() }.context("fork")? {
+        nix::unistd::ForkResult::Child => {
+            drop(rd);
+            let r = exec_request(&c, &req, &stdio);
+            drop(pty_slave);
+            match r {
+                Ok((s, pid)) => {
+                    let _ = nix::unistd::write(&wr, b"ok");
+                    drop(wr);
+                    let code = exec_supervise(&c, s, pid).unwrap_or(255);
+                    // SAFETY: leaving the forked child.
+                    unsafe { libc::_exit(code) };
+                }
+                Err(e) => {
+                    let _ = nix::unistd::write(&wr, format!("{e:#}").as_bytes());
+                    // SAFETY: leaving the forked child.
+                    unsafe { libc::_exit(1) };
+                }
+            }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(wr);
+            drop(pty_slave);
+            let mut msg = String::new();
+            let _ = std::fs::File::from(rd).read_to_string(&mut msg);
+            if msg != "ok" {
+                let _ = nix::sys::wait::waitpid(child, None);
+                bail!("{}", if msg.is_empty() { "exec failed" } else { &msg });
+            }
+            if let Some(pf) = &o.pid_file {
+                write_pid_file(pf, child.as_raw())?;
+            }
+            Ok(0)
+        }
+    }
+}

@@ -206,6 +206,35 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+    /// Run a new process in a running container.
+    Exec {
+        /// A JSON file with the OCI process to run (args, env, cwd, user, terminal).
+        #[arg(long, short = 'p')]
+        process: Option<String>,
+        #[arg(long)]
+        console_socket: Option<String>,
+        #[arg(long)]
+        cwd: Option<String>,
+        #[arg(long, short = 'e')]
+        env: Vec<String>,
+        #[arg(long, short = 't')]
+        tty: bool,
+        /// UID[:GID]
+        #[arg(long, short = 'u')]
+        user: Option<String>,
+        #[arg(long = "additional-gids", short = 'g')]
+        additional_gids: Vec<u32>,
+        #[arg(long, short = 'd')]
+        detach: bool,
+        #[arg(long)]
+        pid_file: Option<String>,
+        /// Accepted for runc compatibility.
+        #[arg(long, default_value_t = 0)]
+        preserve_fds: u32,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Freeze every process of a container.
     Pause { id: String },
     /// Thaw a paused container.
@@ -442,6 +471,35 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::List { quiet, format } => container::list(&g, quiet, format == "json").map(|_| 0),
         Cmd::Wait { id } => container::wait(&g, &id),
         Cmd::Ps { format, id, .. } => container::ps(&g, &id, format == "json").map(|_| 0),
+        Cmd::Exec {
+            process,
+            console_socket,
+            cwd,
+            env,
+            tty,
+            user,
+            additional_gids,
+            detach,
+            pid_file,
+            preserve_fds: _,
+            id,
+            args,
+        } => container::exec(
+            &g,
+            &id,
+            &container::ExecOpts {
+                process,
+                console_socket,
+                cwd,
+                env,
+                tty,
+                user,
+                additional_gids,
+                detach,
+                pid_file,
+                args,
+            },
+        ),
         Cmd::Pause { id } => container::freeze(&g, &id, true).map(|_| 0),
         Cmd::Resume { id } => container::freeze(&g, &id, false).map(|_| 0),
         Cmd::Gofer {

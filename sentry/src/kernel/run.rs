@@ -490,6 +490,11 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
         }
         None => true,
     };
+    if parent_tg.is_none() {
+        // Started by the runtime (`rvisor exec`): the runtime collects the status.
+        k.exec_exits.lock().insert(tgid, status);
+        k.exec_done.notify_all();
+    }
     {
         let mut t = k.table.lock();
         if autoreap {

@@ -311,18 +311,46 @@ pub fn new_init(
     creds: Creds,
     umask: u32,
 ) -> Result<(), (Errno, String)> {
+    new_process(k, true, root, cwd, files, exe, argv, envp, creds, umask).map(|_| ())
+}
+
+/// Start a process from nothing: init (pid 1), or (`init` false) a process the
+/// runtime executes in the running sandbox (`rvisor exec`): it has no parent in the
+/// sandbox, leads its own session, and its exit status goes to `Kernel::exec_exits`.
+/// Returns its pid.
+#[allow(clippy::too_many_arguments)]
+pub fn new_process(
+    k: &Arc<Kernel>,
+    init: bool,
+    root: crate::vfs::Path,
+    cwd: crate::vfs::Path,
+    files: FdTable,
+    exe: Vec<u8>,
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+    creds: Creds,
+    umask: u32,
+) -> Result<i32, (Errno, String)> {
     let aspace = k
         .platform
         .new_address_space()
         .map_err(|e| (EAGAIN, format!("cannot create the address space: {e}")))?;
     let acts: [SigAction; 65] = [SigAction::default(); 65];
+    let pid = {
+        let mut tab = k.table.lock();
+        let pid = tab.alloc_pid();
+        if init {
+            debug_assert_eq!(pid, 1);
+        }
+        pid
+    };
     let tg = ThreadGroup::new(
-        1,
+        pid,
         Arc::new(Mutex::new(acts)),
         crate::kernel::default_rlimits(),
     );
     let task = Arc::new(Task {
-        tid: AtomicI32::new(1),
+        tid: AtomicI32::new(pid),
         tg: tg.clone(),
         kernel: k.clone(),
         mm: Mutex::new(Arc::new(Mm::new(aspace))),
@@ -359,24 +387,22 @@ pub fn new_init(
     });
     {
         let mut tab = k.table.lock();
-        let pid = tab.alloc_pid();
-        debug_assert_eq!(pid, 1);
-        tab.tasks.insert(1, task.clone());
+        tab.tasks.insert(pid, task.clone());
         tab.procs.insert(
-            1,
+            pid,
             Proc {
                 tg,
                 parent: 0,
                 children: vec![],
-                threads: vec![1],
-                pgid: 1,
-                sid: 1,
+                threads: vec![pid],
+                pgid: pid,
+                sid: pid,
                 exit_signal: signal::SIGCHLD,
                 zombie: None,
                 group_exit: None,
                 stop_report: None,
                 cont_report: false,
-                subreaper: true,
+                subreaper: init,
                 cmdline_name: vec![],
             },
         );
@@ -395,10 +421,12 @@ pub fn new_init(
     match regs {
         Ok(r) => {
             run::start(task, r, Some(platform::initial_fp_state()));
-            Ok(())
+            Ok(pid)
         }
         Err(e) => {
-            k.table.lock().procs.clear();
+            let mut tab = k.table.lock();
+            tab.procs.remove(&pid);
+            tab.tasks.remove(&pid);
             Err(e)
         }
     }
