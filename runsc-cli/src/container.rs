@@ -316,17 +316,27 @@ fn interfaces(pid: i32) -> Vec<String> {
         .collect()
 }
 
-/// Join the freezer cgroup docker (or the spec) names, so that pause can freeze the
-/// whole sandbox. Returns the cgroup path joined.
-fn join_freezer(path: &str) -> Option<String> {
-    let base = Path::new("/sys/fs/cgroup/freezer");
-    if !base.is_dir() {
+/// Join the cgroup docker (or the spec) names in the cgroup v1 hierarchies that only
+/// account (memory, cpu, pids, blkio) and in the freezer, so that `pause` freezes the
+/// whole sandbox and docker's stats see it. No limits are set there: the Sentry
+/// enforces the memory limit itself (an OOM kill inside, not of the sandbox).
+fn join_cgroups(path: &str) -> Option<String> {
+    let base = Path::new("/sys/fs/cgroup");
+    if !base.join("freezer").is_dir() {
         return None;
     }
-    let dir = base.join(path.trim_start_matches('/'));
-    std::fs::create_dir_all(&dir).ok()?;
-    std::fs::write(dir.join("cgroup.procs"), "0").ok()?;
-    Some(path.to_string())
+    let rel = path.trim_start_matches('/');
+    let mut joined = false;
+    for h in ["freezer", "memory", "cpu,cpuacct", "pids", "blkio"] {
+        let dir = base.join(h).join(rel);
+        if std::fs::create_dir_all(&dir).is_ok()
+            && std::fs::write(dir.join("cgroup.procs"), "0").is_ok()
+            && h == "freezer"
+        {
+            joined = true;
+        }
+    }
+    joined.then(|| path.to_string())
 }
 
 /// `create`: build the sandbox and leave it at its start gate. Returns the container.
@@ -428,7 +438,7 @@ fn create_in(
                 }
                 drop(pty_slave);
                 if let Some(c) = &cgroup_path {
-                    join_freezer(c);
+                    join_cgroups(c);
                 }
                 let mut opts = std::mem::take(opts);
                 opts.control = Some(listener.into());
@@ -621,8 +631,12 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
             bail!("container {id}: the sandbox (pid {}) did not exit", c.pid);
         }
     }
-    if let Some(f) = c.freezer() {
-        let _ = std::fs::remove_dir(f);
+    if let Some(cg) = &c.cgroup {
+        for h in ["freezer", "memory", "cpu,cpuacct", "pids", "blkio"] {
+            let _ = std::fs::remove_dir(
+                Path::new("/sys/fs/cgroup").join(h).join(cg.trim_start_matches('/')),
+            );
+        }
     }
     if let Ok((spec, _)) = oci::load(&c.bundle) {
         if let Some(h) = spec.hooks() {
@@ -950,4 +964,139 @@ pub fn exec(g: &Global, id: &str, o: &ExecOpts) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// One stats event as runc prints it (the fields rvisor can measure).
+fn stats_event(c: &Container) -> Result<Value> {
+    let r = c.request("stats", Some(Duration::from_secs(5)))?;
+    let f: Vec<u64> = r
+        .trim_start_matches("stats")
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let (used, limit, procs) = (
+        f.first().copied().unwrap_or(0),
+        f.get(1).copied().unwrap_or(0),
+        f.get(2).copied().unwrap_or(0),
+    );
+    Ok(json!({
+        "type": "stats",
+        "id": c.id,
+        "data": {
+            "memory": {
+                "usage": {"usage": used, "limit": if limit == 0 { u64::MAX } else { limit }},
+            },
+            "pids": {"current": procs},
+        }
+    }))
+}
+
+/// `events`: with --stats one stats event; else one every `interval` until the
+/// container stops.
+pub fn events(g: &Global, id: &str, stats_once: bool, interval: Duration) -> Result<()> {
+    let c = Container::load(g, id)?;
+    if c.status() == "stopped" {
+        bail!("container {id} is not running");
+    }
+    loop {
+        match stats_event(&c) {
+            Ok(e) => println!("{e}"),
+            Err(_) if !stats_once => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        if stats_once {
+            return Ok(());
+        }
+        std::thread::sleep(interval);
+        if c.status() == "stopped" {
+            return Ok(());
+        }
+    }
+}
+
+/// `update`: the memory limit of a running sandbox, from --memory or the
+/// linux.resources JSON of --resources.
+pub fn update(g: &Global, id: &str, resources: Option<&str>, memory: Option<u64>) -> Result<()> {
+    let c = Container::load(g, id)?;
+    if c.status() == "stopped" {
+        bail!("container {id} is not running");
+    }
+    let mut limit = memory;
+    if let Some(r) = resources {
+        let text = if r == "-" {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s)?;
+            s
+        } else {
+            std::fs::read_to_string(r).with_context(|| format!("--resources {r}"))?
+        };
+        let v: oci_spec::runtime::LinuxResources = serde_json::from_str(&text)
+            .map_err(|e| anyhow!("--resources {r}: invalid JSON: {e}"))?;
+        if let Some(l) = v.memory().as_ref().and_then(|m| m.limit()) {
+            limit = Some(if l <= 0 { 0 } else { l as u64 });
+        }
+    }
+    let Some(l) = limit else {
+        bail!("update: nothing to change (rvisor can update the memory limit)");
+    };
+    c.request(&format!("update memory {l}"), Some(Duration::from_secs(5)))?;
+    Ok(())
+}
+
+/// `features`: what this runtime supports, in the OCI features format.
+pub fn features() -> Value {
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": oci::OCI_VERSION,
+        "hooks": ["prestart", "createRuntime", "poststart", "poststop"],
+        "mountOptions": ["ro", "rw", "bind", "rbind", "mode"],
+        "linux": {
+            "namespaces": ["pid", "network", "ipc", "uts", "mount"],
+            "capabilities": [],
+            "cgroup": {"v1": true, "v2": false, "systemd": false},
+            "seccomp": {"enabled": false},
+            "apparmor": {"enabled": false},
+            "selinux": {"enabled": false}
+        },
+        "annotations": {
+            "dev.rvisor.platform": "ptrace",
+            "dev.rvisor.sandbox": "user-space kernel (Sentry) with a gofer per served tree"
+        }
+    })
+}
+
+/// `install`: register rvisor as a docker runtime, keeping what the file has.
+pub fn install(config: &str, runtime: &str, flags: &[String]) -> Result<()> {
+    let path = Path::new(config);
+    let mut v: Value = match std::fs::read_to_string(path) {
+        Ok(t) if t.trim().is_empty() => json!({}),
+        Ok(t) => serde_json::from_str(&t)
+            .map_err(|e| anyhow!("{config}: invalid JSON ({e}); not changing it"))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
+        Err(e) => bail!("{config}: {e}"),
+    };
+    if !v.is_object() {
+        bail!("{config}: not a JSON object; not changing it");
+    }
+    let me = std::env::current_exe()?;
+    if !v["runtimes"].is_object() {
+        v["runtimes"] = json!({});
+    }
+    let mut entry = json!({"path": me.to_string_lossy()});
+    if !flags.is_empty() {
+        entry["runtimeArgs"] = json!(flags);
+    }
+    v["runtimes"][runtime] = entry;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.rvisor-tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&v)? + "\n")
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {config}"))?;
+    println!(
+        "Added runtime {runtime:?} ({}) to {config}.\nReload docker to use it: systemctl reload docker (or: kill -HUP $(pidof dockerd)); then docker run --runtime={runtime} --network=none ...",
+        me.display()
+    );
+    Ok(())
 }

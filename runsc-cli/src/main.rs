@@ -235,6 +235,37 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Print a container's stats (memory, processes) as JSON events.
+    Events {
+        /// One stats event, then exit.
+        #[arg(long)]
+        stats: bool,
+        /// Seconds between events.
+        #[arg(long, default_value_t = 5)]
+        interval: u64,
+        id: String,
+    },
+    /// Change a running container's memory limit.
+    Update {
+        /// linux.resources JSON ("-" for stdin).
+        #[arg(long, short = 'r')]
+        resources: Option<String>,
+        #[arg(long, short = 'm', value_parser = parse_size)]
+        memory: Option<u64>,
+        id: String,
+    },
+    /// What this runtime supports (OCI features JSON).
+    Features,
+    /// Register rvisor as a docker runtime in daemon.json (keeping the rest).
+    Install {
+        #[arg(long, default_value = "rvisor")]
+        runtime: String,
+        #[arg(long, default_value = "/etc/docker/daemon.json")]
+        config: String,
+        /// Flags docker passes to rvisor (after --).
+        #[arg(last = true)]
+        flags: Vec<String>,
+    },
     /// Freeze every process of a container.
     Pause { id: String },
     /// Thaw a paused container.
@@ -500,6 +531,26 @@ fn run(cli: Cli) -> Result<i32> {
                 args,
             },
         ),
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => container::events(&g, &id, stats, std::time::Duration::from_secs(interval.max(1)))
+            .map(|_| 0),
+        Cmd::Update {
+            resources,
+            memory,
+            id,
+        } => container::update(&g, &id, resources.as_deref(), memory).map(|_| 0),
+        Cmd::Features => {
+            println!("{}", serde_json::to_string_pretty(&container::features())?);
+            Ok(0)
+        }
+        Cmd::Install {
+            runtime,
+            config,
+            flags,
+        } => container::install(&config, &runtime, &flags).map(|_| 0),
         Cmd::Pause { id } => container::freeze(&g, &id, true).map(|_| 0),
         Cmd::Resume { id } => container::freeze(&g, &id, false).map(|_| 0),
         Cmd::Gofer {

@@ -14,6 +14,8 @@
 //! | `ps` | `pids P...` (the sandbox's virtual pids) |
 //! | `exec UID GID GROUPS CWD ARGV ENV` + stdio descriptors (SCM_RIGHTS) | `started PID`, then `exited W` |
 //! | `signal N pid P` | `ok` (to one process, e.g. an exec'd one) |
+//! | `stats` | `stats MEM_USED MEM_LIMIT NPROCS` (bytes; limit 0: none) |
+//! | `update memory N` | `ok` (the sandbox's memory limit, bytes; 0: none) |
 //!
 //! In `exec`, GROUPS is a comma-separated list or `-`; CWD is hex; ARGV and ENV are
 //! comma-separated hex strings (or `-` for none). Errors are `error TEXT`.
@@ -275,6 +277,22 @@ impl Control {
                     self.cv.wait(&mut st);
                 }
             }
+            ["stats"] => {
+                let mf = crate::memfile::memfile();
+                let n = self.k.table.lock().procs.len();
+                format!(
+                    "stats {} {} {n}",
+                    mf.used_bytes(),
+                    mf.limit_bytes().unwrap_or(0)
+                )
+            }
+            ["update", "memory", n] => match n.parse::<u64>() {
+                Ok(v) => {
+                    crate::memfile::memfile().set_limit(if v == 0 { u64::MAX } else { v });
+                    "ok".into()
+                }
+                Err(_) => format!("error bad memory limit {n:?}"),
+            },
             ["ps"] => {
                 let mut pids: Vec<i32> = self.k.table.lock().procs.keys().copied().collect();
                 pids.sort_unstable();
