@@ -42,6 +42,11 @@ pub struct DoOpts {
     pub root_readonly: bool,
     pub user: Option<(u32, u32)>,
     pub groups: Vec<u32>,
+    /// Capability sets (effective, permitted, inheritable) of the workload.
+    pub caps: Option<(u64, u64, u64)>,
+    /// (RLIMIT_* number, soft, hard).
+    pub rlimits: Vec<(u32, u64, u64)>,
+    pub no_new_privs: bool,
     pub mounts: Vec<MountReq>,
     /// A listening control socket: the sandbox waits at its start gate (see
     /// `sentry::control`).
@@ -213,6 +218,15 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
     }
     if o.root_readonly {
         boot.arg("--readonly-root");
+    }
+    if let Some((e, p, i)) = o.caps {
+        boot.args(["--caps", &format!("{e:x},{p:x},{i:x}")]);
+    }
+    for (r, soft, hard) in &o.rlimits {
+        boot.args(["--rlimit", &format!("{r}:{soft}:{hard}")]);
+    }
+    if o.no_new_privs {
+        boot.arg("--no-new-privs");
     }
     if !mounts.is_empty() {
         boot.args(["--mounts", &serde_json::Value::from(mounts).to_string()]);

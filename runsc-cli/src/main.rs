@@ -112,6 +112,14 @@ enum Cmd {
         groups: Vec<u32>,
         #[arg(long)]
         readonly_root: bool,
+        /// Capability sets in hex: EFFECTIVE,PERMITTED,INHERITABLE.
+        #[arg(long)]
+        caps: Option<String>,
+        /// RESOURCE:SOFT:HARD (RLIMIT_* numbers).
+        #[arg(long = "rlimit")]
+        rlimits: Vec<String>,
+        #[arg(long)]
+        no_new_privs: bool,
         /// JSON list of extra mounts (see launch.rs).
         #[arg(long)]
         mounts: Option<String>,
@@ -579,6 +587,9 @@ fn run(cli: Cli) -> Result<i32> {
             gid,
             groups,
             readonly_root,
+            caps,
+            rlimits,
+            no_new_privs,
             mounts,
             control_fd,
             error_fd,
@@ -607,6 +618,30 @@ fn run(cli: Cli) -> Result<i32> {
                 extra_mounts.push(m.into_spec(&take));
             }
             let control = control_fd.map(take);
+            let caps = match caps {
+                Some(c) => {
+                    let v: Vec<u64> = c
+                        .split(',')
+                        .map(|x| u64::from_str_radix(x, 16))
+                        .collect::<Result<_, _>>()
+                        .map_err(|_| anyhow::anyhow!("--caps {c:?}"))?;
+                    if v.len() != 3 {
+                        bail!("--caps {c:?}: expected three sets");
+                    }
+                    Some((v[0], v[1], v[2]))
+                }
+                None => None,
+            };
+            let rlimits: Vec<(u32, u64, u64)> = rlimits
+                .iter()
+                .map(|r| {
+                    let v: Vec<u64> = r.split(':').filter_map(|x| x.parse().ok()).collect();
+                    if v.len() != 3 {
+                        bail!("--rlimit {r:?}: expected RESOURCE:SOFT:HARD");
+                    }
+                    Ok((v[0] as u32, v[1], v[2]))
+                })
+                .collect::<Result<_>>()?;
             let preserved: Vec<OwnedFd> = (extra_fds_from..extra_fds_from + extra_fds)
                 .map(take)
                 .collect();
@@ -668,6 +703,9 @@ fn run(cli: Cli) -> Result<i32> {
                 })),
                 mounts: extra_mounts,
                 control,
+                caps,
+                rlimits,
+                no_new_privs,
             };
             match sentry::boot(cfg) {
                 Ok(status) => Ok(if status & 0x7f == 0 {

@@ -45,14 +45,21 @@ struct State {
 
 pub struct Control {
     k: Arc<Kernel>,
+    /// Limits and no_new_privs of the container's process, for exec'd ones too.
+    exec_opts: crate::syscalls::ProcOpts,
     st: Mutex<State>,
     cv: Condvar,
 }
 
 /// Serve `listener` (a bound, listening unix socket) for kernel `k` on a thread of its own.
-pub fn serve(listener: OwnedFd, k: &Arc<Kernel>) -> Arc<Control> {
+pub fn serve(
+    listener: OwnedFd,
+    k: &Arc<Kernel>,
+    exec_opts: crate::syscalls::ProcOpts,
+) -> Arc<Control> {
     let c = Arc::new(Control {
         k: k.clone(),
+        exec_opts,
         st: Mutex::new(State::default()),
         cv: Condvar::new(),
     });
@@ -217,8 +224,12 @@ impl Control {
             let f = OpenFile::new(h.clone(), Some(h.path()), O_RDWR);
             files.install_at(i as i32, f, false);
         }
+        let o = crate::syscalls::ProcOpts {
+            umask: 0o022,
+            ..self.exec_opts.clone()
+        };
         crate::syscalls::new_process(
-            &self.k, false, root, cwd_path, files, exe, argv, envp, creds, 0o022,
+            &self.k, false, root, cwd_path, files, exe, argv, envp, creds, &o,
         )
         .map_err(|(e, p)| format!("exec: {p}: {}", io_err(e)))
     }

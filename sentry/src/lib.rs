@@ -33,6 +33,12 @@ pub struct Config {
     pub gid: u32,
     /// Supplementary groups of the first process.
     pub groups: Vec<u32>,
+    /// Capability sets of the first process (effective, permitted, inheritable); None:
+    /// all for root, none for others.
+    pub caps: Option<(u64, u64, u64)>,
+    /// (RLIMIT_* number, soft, hard) of the first process.
+    pub rlimits: Vec<(u32, u64, u64)>,
+    pub no_new_privs: bool,
     pub hostname: Option<String>,
     /// The most memory the workload may use, in bytes: allocations past it fail and the
     /// faulting process is OOM-killed.
@@ -104,6 +110,16 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
     }
     let mut creds = Creds::new(cfg.uid, cfg.gid);
     creds.groups = cfg.groups.clone();
+    if let Some((e, p, i)) = cfg.caps {
+        creds.cap_effective = e;
+        creds.cap_permitted = p;
+        creds.cap_inheritable = i;
+    }
+    let popts = syscalls::ProcOpts {
+        umask: cfg.umask,
+        rlimits: cfg.rlimits.clone(),
+        no_new_privs: cfg.no_new_privs,
+    };
     let client = Arc::new(gofer::Client::new(cfg.gofer));
     let rootfs = MemFs::new(0x30, Some(client));
     let root_inode: Arc<dyn vfs::Inode> = rootfs
@@ -203,7 +219,10 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
         }
     }
     mounts::apply(&k, &root, cfg.mounts).map_err(BootError::Setup)?;
-    let cwd = tmp_task_walk(&cfg.cwd).unwrap_or_else(|| root.clone());
+    let cwd = match tmp_task_walk(&cfg.cwd) {
+        Some(p) => p,
+        None => mounts::make_dir(&k, &root, &cfg.cwd).map_err(BootError::Setup)?,
+    };
     let files = FdTable::default();
     for (i, fd) in cfg.stdio.into_iter().enumerate() {
         let h = HostFile::new(fd);
@@ -240,7 +259,9 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
         f().map_err(BootError::Setup)?;
         log.info("rvisor: sandbox confined (seccomp allow-list, no capabilities, empty root)");
     }
-    let control = cfg.control.map(|l| control::serve(l, &k));
+    let control = cfg
+        .control
+        .map(|l| control::serve(l, &k, popts.clone()));
     if let Some(c) = &control {
         log.info("rvisor: sandbox created, waiting for start");
         match c.wait_start() {
@@ -281,9 +302,10 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
             }
         }
     }
-    syscalls::new_init(
-        &k, root, cwd, files, exe, cfg.argv, cfg.envp, creds, cfg.umask,
+    syscalls::new_process(
+        &k, true, root, cwd, files, exe, cfg.argv, cfg.envp, creds, &popts,
     )
+    .map(|_| ())
     .map_err(|(e, p)| BootError::Exec {
         path: if p.is_empty() {
             String::from_utf8_lossy(&path).into_owned()

@@ -85,6 +85,12 @@ fn walk_make(k: &Kernel, root: &Path, p: &[u8], file: bool) -> Result<Path, Stri
     Ok(cur)
 }
 
+/// The directory `p` under `root`, made (with its parents) if missing: the first
+/// process's working directory, as runc makes it.
+pub fn make_dir(k: &Kernel, root: &Path, p: &[u8]) -> Result<Path, String> {
+    walk_make(k, root, p, false)
+}
+
 /// Mount each of `specs`, in order, under `root`.
 pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), String> {
     for (i, s) in specs.into_iter().enumerate() {

@@ -311,7 +311,20 @@ pub fn new_init(
     creds: Creds,
     umask: u32,
 ) -> Result<(), (Errno, String)> {
-    new_process(k, true, root, cwd, files, exe, argv, envp, creds, umask).map(|_| ())
+    let o = ProcOpts {
+        umask,
+        ..Default::default()
+    };
+    new_process(k, true, root, cwd, files, exe, argv, envp, creds, &o).map(|_| ())
+}
+
+/// What else a process started from nothing gets (the OCI process's settings).
+#[derive(Default, Clone)]
+pub struct ProcOpts {
+    pub umask: u32,
+    /// (RLIMIT_* number, soft, hard), over the inherited defaults.
+    pub rlimits: Vec<(u32, u64, u64)>,
+    pub no_new_privs: bool,
 }
 
 /// Start a process from nothing: init (pid 1), or (`init` false) a process the
@@ -329,8 +342,15 @@ pub fn new_process(
     argv: Vec<Vec<u8>>,
     envp: Vec<Vec<u8>>,
     creds: Creds,
-    umask: u32,
+    o: &ProcOpts,
 ) -> Result<i32, (Errno, String)> {
+    let umask = o.umask;
+    let mut rlimits = crate::kernel::default_rlimits();
+    for (res, soft, hard) in &o.rlimits {
+        if let Some(r) = rlimits.get_mut(*res as usize) {
+            *r = (*soft, *hard);
+        }
+    }
     let aspace = k
         .platform
         .new_address_space()
@@ -347,7 +367,7 @@ pub fn new_process(
     let tg = ThreadGroup::new(
         pid,
         Arc::new(Mutex::new(acts)),
-        crate::kernel::default_rlimits(),
+        rlimits,
     );
     let task = Arc::new(Task {
         tid: AtomicI32::new(pid),
@@ -372,7 +392,7 @@ pub fn new_process(
         name: Mutex::new(vec![]),
         killed: AtomicBool::new(false),
         pdeathsig: AtomicI32::new(0),
-        no_new_privs: AtomicBool::new(false),
+        no_new_privs: AtomicBool::new(o.no_new_privs),
         affinity: AtomicU64::new(if k.ncpus >= 64 {
             u64::MAX
         } else {
