@@ -23,6 +23,10 @@ pub enum MountKind {
     Proc,
     Sysfs,
     Devpts,
+    /// OCI readonlyPaths: the path again, read-only.
+    ReadonlyAgain,
+    /// OCI maskedPaths: hidden under an empty read-only file or directory.
+    Mask,
 }
 
 /// How to launch a sandbox (for `do`, `run` and `create`).
@@ -152,6 +156,8 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
             MountKind::Proc => v["kind"] = "proc".into(),
             MountKind::Sysfs => v["kind"] = "sysfs".into(),
             MountKind::Devpts => v["kind"] = "devpts".into(),
+            MountKind::ReadonlyAgain => v["kind"] = "readonly".into(),
+            MountKind::Mask => v["kind"] = "mask".into(),
             MountKind::Bind { source } => {
                 let meta = match std::fs::metadata(source) {
                     Ok(m) => m,

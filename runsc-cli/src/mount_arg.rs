@@ -56,6 +56,8 @@ impl Parsed {
             "proc" => Kind::Proc,
             "sysfs" => Kind::Sysfs,
             "devpts" => Kind::Devpts,
+            "readonly" => Kind::ReadonlyAgain,
+            "mask" => Kind::Mask,
             _ => Kind::Tmpfs {
                 mode: self.mode,
                 fstype: if self.fstype.is_empty() {
@@ -71,6 +73,7 @@ impl Parsed {
             Kind::Proc => "proc".into(),
             Kind::Sysfs => "sysfs".into(),
             Kind::Devpts => "devpts".into(),
+            Kind::ReadonlyAgain | Kind::Mask => self.target.clone(),
         };
         Spec {
             target: self.target.into_bytes(),

@@ -121,6 +121,21 @@ fn mounts(spec: &Spec, bundle: &Path) -> Result<Vec<MountReq>> {
             readonly,
         });
     }
+    if let Some(l) = spec.linux() {
+        for (paths, kind) in [(l.readonly_paths(), 0), (l.masked_paths(), 1)] {
+            for p in paths.as_deref().unwrap_or_default() {
+                out.push(MountReq {
+                    target: p.clone(),
+                    kind: if kind == 0 {
+                        MountKind::ReadonlyAgain
+                    } else {
+                        MountKind::Mask
+                    },
+                    readonly: true,
+                });
+            }
+        }
+    }
     Ok(out)
 }
 

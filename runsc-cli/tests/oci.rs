@@ -392,3 +392,94 @@ fn log_file_json_errors_version_and_mounts() {
     assert_eq!(r.shell_status(), 1);
     assert!(r.stderr.contains("file system type \"nfs\" is not supported"), "{}", r.describe());
 }
+
+#[test]
+fn hooks_process_settings_paths_and_exec() {
+    let rv = Rv::new("oci-hooks");
+    let marks = TempDir::new("oci-hook-marks");
+    let m = marks.path().to_str().unwrap().to_string();
+    let b = bundle("oci-hooks-b", |v| {
+        v["process"]["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "grep -E 'CapEff|NoNewPrivs' /proc/self/status; ulimit -n; touch /etc/x 2>&1; cat /etc/passwd; echo $(pwd); while true; do sleep 0.1; done"
+        ]);
+        v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+        v["process"]["cwd"] = "/made/here".into();
+        v["process"]["noNewPrivileges"] = true.into();
+        v["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 77, "hard": 88}]);
+        v["process"]["capabilities"] = serde_json::json!({
+            "bounding": ["CAP_CHOWN", "CAP_KILL"],
+            "effective": ["CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN"],
+            "permitted": ["CAP_CHOWN", "CAP_KILL"]
+        });
+        v["linux"]["readonlyPaths"] = serde_json::json!(["/etc"]);
+        v["linux"]["maskedPaths"] = serde_json::json!(["/etc/passwd", "/nonexistent"]);
+        v["hooks"] = serde_json::json!({
+            "prestart": [{"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {m}/prestart")]}],
+            "poststart": [{"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {m}/poststart")]}],
+            "poststop": [{"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {m}/poststop")]}]
+        });
+    });
+    std::fs::create_dir_all(b.join("rootfs/etc")).unwrap();
+    std::fs::write(b.join("rootfs/etc/passwd"), "root:x:0:0::/:/bin/sh\n").unwrap();
+    let out = rv.root.join("out");
+    let bp = b.path().to_str().unwrap();
+    let (code, err) = rv.detached(&["run", "--detach", "--bundle", bp, "h1"], &out);
+    assert_eq!(code, 0, "{err}");
+    let pre: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(marks.join("prestart")).unwrap()).unwrap();
+    assert_eq!(pre["id"], "h1");
+    assert_eq!(pre["status"], "created");
+    assert!(pre["pid"].as_i64().unwrap() > 0);
+    let post: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(marks.join("poststart")).unwrap()).unwrap();
+    assert_eq!(post["status"], "running");
+    wait_for("the workload's output", || {
+        std::fs::read_to_string(&out).unwrap().contains("/made/here")
+    });
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("CapEff:\t0000000000000021\n"), "{text}");
+    assert!(text.contains("NoNewPrivs:\t1\n"), "{text}");
+    assert!(text.contains("\n77\n"), "{text}");
+    assert!(text.contains("Read-only file system"), "{text}");
+    assert!(!text.contains("root:x"), "the masked file is empty: {text}");
+    // exec: same kernel and file systems; status, environment, user, cwd.
+    let r = rv.run(&["exec", "--cwd", "/made", "-e", "K=v", "-u", "1000:1000", "h1", "sh", "-c", "echo $K $(id -u) $(pwd); ls /proc | grep -c '^[0-9]'; exit 6"]);
+    assert_eq!(r.shell_status(), 6, "{}", r.describe());
+    assert_eq!(r.stdout.lines().next(), Some("v 1000 /made"), "{}", r.describe());
+    let r = rv.run(&["exec", "h1", "nosuchcmd"]);
+    assert_eq!(r.shell_status(), 1, "{}", r.describe());
+    assert!(r.stderr.contains("nosuchcmd: No such file or directory"), "{}", r.describe());
+    let r = rv.run(&["events", "--stats", "h1"]);
+    let ev: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(ev["type"], "stats");
+    assert!(ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0);
+    let r = rv.run(&["update", "--memory", "96M", "h1"]);
+    assert!(r.status.success(), "{}", r.describe());
+    let r = rv.run(&["exec", "h1", "sh", "-c", "busybox grep MemTotal /proc/meminfo"]);
+    assert!(r.stdout.contains("98304 kB"), "{}", r.describe());
+    let r = rv.run(&["delete", "--force", "h1"]);
+    assert!(r.status.success(), "{}", r.describe());
+    let stop: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(marks.join("poststop")).unwrap()).unwrap();
+    assert_eq!(stop["status"], "stopped");
+    // features and install.
+    let r = rv.run(&["features"]);
+    let f: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(f["ociVersionMax"], "1.0.2");
+    let cfg = rv.root.join("daemon.json");
+    std::fs::write(&cfg, "{\"log-level\": \"warn\", \"runtimes\": {\"other\": {\"path\": \"/x\"}}}").unwrap();
+    let r = rv.run(&["install", "--config", cfg.to_str().unwrap(), "--runtime", "rv-t", "--", "--debug"]);
+    assert!(r.status.success(), "{}", r.describe());
+    assert!(r.stdout.contains("kill -HUP"), "{}", r.describe());
+    let d: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    assert_eq!(d["log-level"], "warn");
+    assert_eq!(d["runtimes"]["other"]["path"], "/x");
+    assert_eq!(d["runtimes"]["rv-t"]["path"], rvisor_bin());
+    assert_eq!(d["runtimes"]["rv-t"]["runtimeArgs"], serde_json::json!(["--debug"]));
+    std::fs::write(&cfg, "{bad").unwrap();
+    let r = rv.run(&["install", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(r.shell_status(), 1);
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "{bad");
+}

@@ -18,6 +18,12 @@ pub enum Kind {
     Proc,
     Sysfs,
     Devpts,
+    /// The tree already at the target, again, read-only (OCI readonlyPaths); nothing
+    /// if the target does not exist.
+    ReadonlyAgain,
+    /// Hide what is at the target (OCI maskedPaths): an empty read-only directory or
+    /// file over it; nothing if the target does not exist.
+    Mask,
 }
 
 pub struct Spec {
@@ -85,6 +91,32 @@ fn walk_make(k: &Kernel, root: &Path, p: &[u8], file: bool) -> Result<Path, Stri
     Ok(cur)
 }
 
+/// `p` under `root` if it exists (symlinks are not followed), crossing mounts.
+fn walk_existing(k: &Kernel, root: &Path, p: &[u8]) -> Option<Path> {
+    let mut cur = root.clone();
+    for c in p.split(|b| *b == b'/').filter(|c| !c.is_empty() && *c != b".") {
+        if c == b".." {
+            return None;
+        }
+        let inode = cur.dentry.inode.lookup(c).ok()?;
+        cur = Path {
+            mnt: cur.mnt.clone(),
+            dentry: Arc::new(Dentry {
+                name: c.to_vec(),
+                parent: Some(cur.dentry.clone()),
+                inode,
+            }),
+        };
+        while let Some(m) = k.mounts.mounted_on(&cur) {
+            cur = Path {
+                mnt: m.clone(),
+                dentry: m.root.clone(),
+            };
+        }
+    }
+    Some(cur)
+}
+
 /// The directory `p` under `root`, made (with its parents) if missing: the first
 /// process's working directory, as runc makes it.
 pub fn make_dir(k: &Kernel, root: &Path, p: &[u8]) -> Result<Path, String> {
@@ -101,6 +133,41 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
                 std::io::Error::from_raw_os_error(e.0)
             )
         };
+        if matches!(s.kind, Kind::ReadonlyAgain | Kind::Mask) {
+            let Some(at) = walk_existing(k, root, &s.target) else {
+                continue;
+            };
+            let is_dir = at.dentry.inode.stat().is_dir();
+            let inode: Arc<dyn Inode> = match s.kind {
+                Kind::ReadonlyAgain => at.dentry.inode.clone(),
+                _ => {
+                    let fs = MemFs::new(0x40 + i as u64, None);
+                    let r = fs.root(0o555, 0, 0).map_err(|e| err("mask", e))?;
+                    if is_dir {
+                        r
+                    } else {
+                        r.create(b"masked", 0o444, &Creds::new(0, 0))
+                            .map_err(|e| err("mask", e))?
+                    }
+                }
+            };
+            let fstype = if matches!(s.kind, Kind::Mask) {
+                "tmpfs"
+            } else {
+                "bind"
+            };
+            let m = k.mounts.add(inode, Some(&at), fstype, &s.source, true, "ro");
+            // A file system whose lookups make a new inode each time (the Sentry's
+            // /proc) cannot be mounted on yet: say so rather than pretend.
+            if walk_existing(k, root, &s.target).is_none_or(|p| p.mnt.id != m.id) {
+                k.mounts.list.write().retain(|x| x.id != m.id);
+                k.klog.info(format!(
+                    "rvisor: {} {shown}: not applied (the file system there has no stable inodes)",
+                    if fstype == "tmpfs" { "masked path" } else { "read-only path" }
+                ));
+            }
+            continue;
+        }
         let is_file = matches!(&s.kind, Kind::Gofer { file: Some(_), .. });
         let at = match walk_make(k, root, &s.target, is_file) {
             Ok(p) => p,
@@ -145,6 +212,7 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
                 "devpts".into(),
                 vfs::devpts::MOUNT_OPTS.into(),
             ),
+            Kind::ReadonlyAgain | Kind::Mask => unreachable!("handled above"),
         };
         if inode.stat().is_dir() != at.dentry.inode.stat().is_dir() {
             return Err(format!(
