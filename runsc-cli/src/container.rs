@@ -65,8 +65,8 @@ impl Container {
             }
             Err(e) => bail!("container {id}: {e}"),
         };
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| anyhow!("container {id}: state.json: {e}"))?;
+        let v: Value =
+            serde_json::from_str(&text).map_err(|e| anyhow!("container {id}: state.json: {e}"))?;
         Ok(Container {
             id: id.into(),
             pid: v["pid"].as_i64().unwrap_or(0) as i32,
@@ -110,7 +110,10 @@ impl Container {
         let mut line = String::new();
         BufReader::new(&s).read_line(&mut line)?;
         if line.is_empty() {
-            bail!("container {}: the sandbox closed the control socket", self.id);
+            bail!(
+                "container {}: the sandbox closed the control socket",
+                self.id
+            );
         }
         let line = line.trim().to_string();
         if let Some(e) = line.strip_prefix("error ") {
@@ -259,7 +262,11 @@ fn send_console(socket: &str, master: &OwnedFd, name: &str) -> Result<()> {
 }
 
 /// Run the hooks of one kind with the container's state on their stdin.
-fn run_hooks(hooks: Option<&Vec<oci_spec::runtime::Hook>>, state: &Value, what: &str) -> Result<()> {
+fn run_hooks(
+    hooks: Option<&Vec<oci_spec::runtime::Hook>>,
+    state: &Value,
+    what: &str,
+) -> Result<()> {
     for h in hooks.map(|v| v.as_slice()).unwrap_or_default() {
         let mut c = std::process::Command::new(h.path());
         if let Some(args) = h.args() {
@@ -342,8 +349,8 @@ fn join_cgroups(path: &str) -> Option<String> {
 /// `create`: build the sandbox and leave it at its start gate. Returns the container.
 pub fn create(g: &Global, id: &str, o: &CreateOpts) -> Result<Container> {
     oci::check_id(id)?;
-    let bundle = std::fs::canonicalize(o.bundle)
-        .map_err(|e| anyhow!("bundle {}: {e}", o.bundle))?;
+    let bundle =
+        std::fs::canonicalize(o.bundle).map_err(|e| anyhow!("bundle {}: {e}", o.bundle))?;
     let (spec, root) = oci::load(&bundle.to_string_lossy())?;
     let (mut opts, exe, args) = oci::opts_from_spec(&spec, &root, &bundle, g.debug, o.strace)
         .map_err(|e| anyhow!("bundle {}: {e:#}", bundle.display()))?;
@@ -371,7 +378,9 @@ pub fn create(g: &Global, id: &str, o: &CreateOpts) -> Result<Container> {
         }
         Err(e) => bail!("state directory {}: {e}", dir.display()),
     }
-    let r = create_in(g, id, o, &dir, &spec, bundle, &mut opts, &exe, &args, terminal);
+    let r = create_in(
+        g, id, o, &dir, &spec, bundle, &mut opts, &exe, &args, terminal,
+    );
     if r.is_err() {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -409,7 +418,10 @@ fn create_in(
         // SAFETY: duplicating a descriptor the caller asked us to pass on.
         let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
         if d < 0 {
-            bail!("--preserve-fds: descriptor {fd}: {}", std::io::Error::last_os_error());
+            bail!(
+                "--preserve-fds: descriptor {fd}: {}",
+                std::io::Error::last_os_error()
+            );
         }
         // SAFETY: a fresh descriptor we own.
         opts.extra_fds.push(unsafe { OwnedFd::from_raw_fd(d) });
@@ -485,18 +497,22 @@ fn create_in(
     // Ready when the Sentry answers at its start gate.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(nix::sys::wait::WaitStatus::Exited(..) | nix::sys::wait::WaitStatus::Signaled(..)) =
-            nix::sys::wait::waitpid(
-                nix::unistd::Pid::from_raw(pid),
-                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-            )
-        {
+        if let Ok(
+            nix::sys::wait::WaitStatus::Exited(..) | nix::sys::wait::WaitStatus::Signaled(..),
+        ) = nix::sys::wait::waitpid(
+            nix::unistd::Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        ) {
             let mut msg = String::new();
             let _ = std::fs::File::from(err_r).read_to_string(&mut msg);
             let msg = msg.trim();
             bail!(
                 "container {id}: the sandbox failed to start: {}",
-                if msg.is_empty() { "it exited early" } else { msg }
+                if msg.is_empty() {
+                    "it exited early"
+                } else {
+                    msg
+                }
             );
         }
         if let Ok(s) = c.request("state", Some(Duration::from_millis(200))) {
@@ -505,7 +521,10 @@ fn create_in(
             }
         }
         if Instant::now() > deadline {
-            return Err(fail(&c, format!("container {id}: the sandbox did not become ready in 60 s")));
+            return Err(fail(
+                &c,
+                format!("container {id}: the sandbox did not become ready in 60 s"),
+            ));
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -575,7 +594,10 @@ pub fn kill(g: &Global, id: &str, sig: &str, all: bool) -> Result<()> {
         }
     }
     let scope = if all { "all" } else { "init" };
-    if let Err(e) = c.request(&format!("signal {sig} {scope}"), Some(Duration::from_secs(5))) {
+    if let Err(e) = c.request(
+        &format!("signal {sig} {scope}"),
+        Some(Duration::from_secs(5)),
+    ) {
         if c.alive() {
             // The Sentry is not answering: signal the sandbox process itself.
             // SAFETY: kill(2) on the pid we verified is still our sandbox.
@@ -634,7 +656,9 @@ pub fn delete(g: &Global, id: &str, force: bool) -> Result<()> {
     if let Some(cg) = &c.cgroup {
         for h in ["freezer", "memory", "cpu,cpuacct", "pids", "blkio"] {
             let _ = std::fs::remove_dir(
-                Path::new("/sys/fs/cgroup").join(h).join(cg.trim_start_matches('/')),
+                Path::new("/sys/fs/cgroup")
+                    .join(h)
+                    .join(cg.trim_start_matches('/')),
             );
         }
     }
@@ -691,7 +715,10 @@ pub fn list(g: &Global, quiet: bool, json_out: bool) -> Result<()> {
         println!("{}", Value::from(all));
         return Ok(());
     }
-    println!("{:<20} {:<8} {:<8} {:<40} CREATED", "ID", "PID", "STATUS", "BUNDLE");
+    println!(
+        "{:<20} {:<8} {:<8} {:<40} CREATED",
+        "ID", "PID", "STATUS", "BUNDLE"
+    );
     for s in all {
         println!(
             "{:<20} {:<8} {:<8} {:<40} {}",
@@ -713,7 +740,11 @@ pub fn wait(g: &Global, id: &str) -> Result<i32> {
         .strip_prefix("exited ")
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| anyhow!("container {id}: unexpected reply {r:?}"))?;
-    let code = if w & 0x7f == 0 { (w >> 8) & 0xff } else { 128 + (w & 0x7f) };
+    let code = if w & 0x7f == 0 {
+        (w >> 8) & 0xff
+    } else {
+        128 + (w & 0x7f)
+    };
     // The sandbox exits right after answering: let it be gone when wait returns.
     wait_gone(&c, Duration::from_secs(5));
     println!("{code}");
@@ -789,7 +820,10 @@ fn hex_list(v: &[String]) -> String {
     if v.is_empty() {
         return "-".into();
     }
-    v.iter().map(|s| hex(s.as_bytes())).collect::<Vec<_>>().join(",")
+    v.iter()
+        .map(|s| hex(s.as_bytes()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Send the exec request with `stdio` attached; returns the connection and the
@@ -832,7 +866,13 @@ fn exec_supervise(c: &Container, s: UnixStream, pid: i32) -> Result<i32> {
             .trim()
             .strip_prefix("exited ")
             .and_then(|w| w.parse::<i32>().ok())
-            .map(|w| if w & 0x7f == 0 { (w >> 8) & 0xff } else { 128 + (w & 0x7f) })
+            .map(|w| {
+                if w & 0x7f == 0 {
+                    (w >> 8) & 0xff
+                } else {
+                    128 + (w & 0x7f)
+                }
+            })
             .unwrap_or(255);
         std::process::exit(code);
     });
@@ -840,7 +880,10 @@ fn exec_supervise(c: &Container, s: UnixStream, pid: i32) -> Result<i32> {
     loop {
         let sig = set.wait()?;
         if sig != nix::sys::signal::Signal::SIGCHLD {
-            let _ = c.request(&format!("signal {} pid {pid}", sig as i32), Some(Duration::from_secs(5)));
+            let _ = c.request(
+                &format!("signal {} pid {pid}", sig as i32),
+                Some(Duration::from_secs(5)),
+            );
         }
     }
 }
@@ -883,14 +926,22 @@ pub fn exec(g: &Global, id: &str, o: &ExecOpts) -> Result<i32> {
     let mut groups = p.user().additional_gids().clone().unwrap_or_default();
     if let Some(u) = &o.user {
         let (a, b) = u.split_once(':').unwrap_or((u, "0"));
-        uid = a.parse().map_err(|_| anyhow!("--user {u:?}: expected UID[:GID]"))?;
-        gid = b.parse().map_err(|_| anyhow!("--user {u:?}: expected UID[:GID]"))?;
+        uid = a
+            .parse()
+            .map_err(|_| anyhow!("--user {u:?}: expected UID[:GID]"))?;
+        gid = b
+            .parse()
+            .map_err(|_| anyhow!("--user {u:?}: expected UID[:GID]"))?;
     }
     groups.extend(&o.additional_gids);
     let groups_s = if groups.is_empty() {
         "-".to_string()
     } else {
-        groups.iter().map(|g| g.to_string()).collect::<Vec<_>>().join(",")
+        groups
+            .iter()
+            .map(|g| g.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     };
     let req = format!(
         "exec {uid} {gid} {groups_s} {} {} {}\n",

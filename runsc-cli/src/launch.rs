@@ -17,9 +17,14 @@ pub struct MountReq {
 }
 
 pub enum MountKind {
-    Tmpfs { mode: u32, fstype: String },
+    Tmpfs {
+        mode: u32,
+        fstype: String,
+    },
     /// A host directory or file, served by a gofer of its own.
-    Bind { source: PathBuf },
+    Bind {
+        source: PathBuf,
+    },
     Proc,
     Sysfs,
     Devpts,
@@ -163,20 +168,14 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
                     Ok(m) => m,
                     Err(e) => {
                         kill_all(&mut gofers);
-                        bail!(
-                            "mount {}: bind source {}: {e}",
-                            m.target,
-                            source.display()
-                        );
+                        bail!("mount {}: bind source {}: {e}", m.target, source.display());
                     }
                 };
                 let (dir, file) = if meta.is_dir() {
                     (source.clone(), None)
                 } else {
                     let parent = source.parent().unwrap_or(Path::new("/")).to_path_buf();
-                    let name = source
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned());
+                    let name = source.file_name().map(|n| n.to_string_lossy().into_owned());
                     (parent, name)
                 };
                 let (c, f) = match spawn_gofer(&me, &dir, m.readonly) {
@@ -273,7 +272,8 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
         let (k, v) = e.split_once('=').unwrap_or((e, ""));
         boot.env(k, v);
     }
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
+    let mut flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
     if !o.netns_in_launcher {
         flags |= libc::CLONE_NEWNET;
     }

@@ -341,7 +341,10 @@ fn main() {
     let sub = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter));
     match (log_file.as_ref().and_then(|f| f.try_clone().ok()), json) {
         (Some(f), true) => sub.json().with_writer(std::sync::Mutex::new(f)).init(),
-        (Some(f), false) => sub.with_ansi(false).with_writer(std::sync::Mutex::new(f)).init(),
+        (Some(f), false) => sub
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(f))
+            .init(),
         (None, _) => sub.with_writer(std::io::stderr).init(),
     }
     let mut errlog = ErrLog {
@@ -349,7 +352,10 @@ fn main() {
         json,
     };
     if !matches!(cli.log_format.as_str(), "text" | "json") {
-        eprintln!("rvisor: --log-format {:?}: expected text or json", cli.log_format);
+        eprintln!(
+            "rvisor: --log-format {:?}: expected text or json",
+            cli.log_format
+        );
         std::process::exit(1);
     }
     let code = match run(cli) {
@@ -543,8 +549,13 @@ fn run(cli: Cli) -> Result<i32> {
             stats,
             interval,
             id,
-        } => container::events(&g, &id, stats, std::time::Duration::from_secs(interval.max(1)))
-            .map(|_| 0),
+        } => container::events(
+            &g,
+            &id,
+            stats,
+            std::time::Duration::from_secs(interval.max(1)),
+        )
+        .map(|_| 0),
         Cmd::Update {
             resources,
             memory,
@@ -726,4 +737,3 @@ fn run(cli: Cli) -> Result<i32> {
         }
     }
 }
-

@@ -17,8 +17,7 @@ pub struct Parsed {
 }
 
 pub fn parse(text: &str) -> Result<Vec<Parsed>> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| anyhow!("--mounts: {e}"))?;
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| anyhow!("--mounts: {e}"))?;
     let Some(list) = v.as_array() else {
         bail!("--mounts: expected a list");
     };

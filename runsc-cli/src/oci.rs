@@ -188,10 +188,18 @@ pub fn opts_from_spec(
         caps: process.capabilities().as_ref().map(|c| {
             let set = |s: &Option<oci_spec::runtime::Capabilities>| -> u64 {
                 s.as_ref()
-                    .map(|v| v.iter().filter_map(|c| cap_number(&c.to_string())).fold(0, |a, n| a | (1 << n)))
+                    .map(|v| {
+                        v.iter()
+                            .filter_map(|c| cap_number(&c.to_string()))
+                            .fold(0, |a, n| a | (1 << n))
+                    })
                     .unwrap_or(0)
             };
-            let bounding = c.bounding().as_ref().map(|_| set(c.bounding())).unwrap_or(u64::MAX);
+            let bounding = c
+                .bounding()
+                .as_ref()
+                .map(|_| set(c.bounding()))
+                .unwrap_or(u64::MAX);
             (
                 set(c.effective()) & bounding,
                 set(c.permitted()) & bounding,
@@ -218,13 +226,47 @@ pub fn opts_from_spec(
 
 /// CAP_* names in number order (Linux 6.8).
 const CAPS: [&str; 41] = [
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
-    "SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
-    "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
-    "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
-    "AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
-    "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
 ];
 
 fn cap_number(name: &str) -> Option<u32> {
@@ -234,8 +276,22 @@ fn cap_number(name: &str) -> Option<u32> {
 
 /// RLIMIT_* names in number order.
 const RLIMITS: [&str; 16] = [
-    "CPU", "FSIZE", "DATA", "STACK", "CORE", "RSS", "NPROC", "NOFILE", "MEMLOCK", "AS",
-    "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME",
+    "CPU",
+    "FSIZE",
+    "DATA",
+    "STACK",
+    "CORE",
+    "RSS",
+    "NPROC",
+    "NOFILE",
+    "MEMLOCK",
+    "AS",
+    "LOCKS",
+    "SIGPENDING",
+    "MSGQUEUE",
+    "NICE",
+    "RTPRIO",
+    "RTTIME",
 ];
 
 fn rlimit_number(name: &str) -> Option<u32> {

@@ -41,7 +41,10 @@ fn setup() -> Result<Docker, String> {
     if Command::new("docker").arg("--version").output().is_err() {
         let r = sh("DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io");
         if !r.status.success() {
-            return Err(format!("docker is not installed and apt-get failed: {}", r.describe()));
+            return Err(format!(
+                "docker is not installed and apt-get failed: {}",
+                r.describe()
+            ));
         }
     }
     if !docker_info_ok() {
@@ -59,7 +62,9 @@ fn setup() -> Result<Docker, String> {
     }
     // The runtime: a name of our own, pointing at the binary under test.
     let bin = rvisor_bin();
-    let tag: u32 = bin.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+    let tag: u32 = bin
+        .bytes()
+        .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
     let runtime = format!("rvisor-test-{:08x}", tag);
     let path = "/etc/docker/daemon.json";
     let mut v: serde_json::Value = std::fs::read_to_string(path)
@@ -107,13 +112,20 @@ fn setup() -> Result<Docker, String> {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
         std::fs::copy(BUSYBOX, root.join("bin/busybox")).map_err(|e| format!("{BUSYBOX}: {e}"))?;
-        let list = Command::new(BUSYBOX).arg("--list").output().map_err(|e| e.to_string())?;
+        let list = Command::new(BUSYBOX)
+            .arg("--list")
+            .output()
+            .map_err(|e| e.to_string())?;
         for applet in String::from_utf8_lossy(&list.stdout).lines() {
             if applet != "busybox" {
                 let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
             }
         }
-        std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n").unwrap();
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n",
+        )
+        .unwrap();
         std::fs::write(root.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
         let hog = build_static_c(
             &dir,
@@ -193,10 +205,28 @@ fn docker_run_kernel_status_env_workdir_user_hostname() {
     let r = d.run(&[], &["sh", "-c", "exit 7"]);
     assert_eq!(r.shell_status(), 7, "{}", r.describe());
     let r = d.run(
-        &["-e", "GREETING=hi", "-w", "/tmp", "-u", "1000:1000", "--hostname", "box7"],
-        &["sh", "-c", "echo $GREETING $(pwd) $(id -u):$(id -g) $(hostname) $(cat /etc/hostname)"],
+        &[
+            "-e",
+            "GREETING=hi",
+            "-w",
+            "/tmp",
+            "-u",
+            "1000:1000",
+            "--hostname",
+            "box7",
+        ],
+        &[
+            "sh",
+            "-c",
+            "echo $GREETING $(pwd) $(id -u):$(id -g) $(hostname) $(cat /etc/hostname)",
+        ],
     );
-    assert_eq!(r.stdout, "hi /tmp 1000:1000 box7 box7\n", "{}", r.describe());
+    assert_eq!(
+        r.stdout,
+        "hi /tmp 1000:1000 box7 box7\n",
+        "{}",
+        r.describe()
+    );
 }
 
 #[test]
@@ -206,7 +236,10 @@ fn docker_volumes_readonly_root_and_tmpfs() {
     let host = TempDir::new("docker-vol");
     std::fs::write(host.join("in"), "from host\n").unwrap();
     let v = format!("{}:/data", host.path().display());
-    let r = d.run(&["-v", &v], &["sh", "-c", "cat /data/in && echo written > /data/out"]);
+    let r = d.run(
+        &["-v", &v],
+        &["sh", "-c", "cat /data/in && echo written > /data/out"],
+    );
     assert_eq!(r.stdout, "from host\n", "{}", r.describe());
     assert_eq!(
         std::fs::read_to_string(host.join("out")).unwrap_or_default(),
@@ -216,14 +249,26 @@ fn docker_volumes_readonly_root_and_tmpfs() {
     let ro = format!("{}:/data:ro", host.path().display());
     let r = d.run(&["-v", &ro], &["sh", "-c", "echo x > /data/ro"]);
     assert_ne!(r.shell_status(), 0, "{}", r.describe());
-    assert!(r.stderr.contains("Read-only file system"), "{}", r.describe());
+    assert!(
+        r.stderr.contains("Read-only file system"),
+        "{}",
+        r.describe()
+    );
     assert!(!host.join("ro").exists());
     let r = d.run(&["--read-only"], &["touch", "/probe"]);
     assert_ne!(r.shell_status(), 0, "{}", r.describe());
-    assert!(r.stderr.contains("Read-only file system"), "{}", r.describe());
+    assert!(
+        r.stderr.contains("Read-only file system"),
+        "{}",
+        r.describe()
+    );
     let r = d.run(
         &["--read-only", "--tmpfs", "/scratch"],
-        &["sh", "-c", "echo s > /scratch/f && cat /scratch/f && grep -c ' /scratch ' /proc/mounts"],
+        &[
+            "sh",
+            "-c",
+            "echo s > /scratch/f && cat /scratch/f && grep -c ' /scratch ' /proc/mounts",
+        ],
     );
     assert_eq!(r.stdout, "s\n1\n", "{}", r.describe());
 }
@@ -246,14 +291,28 @@ fn docker_detached_exec_logs_pause_stop_rm() {
         if l.stdout.contains("started") {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "{}", l.describe());
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            l.describe()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let r = d.cmd(&["exec", &name, "cat", "/tmp/s"]);
     assert_eq!(r.stdout, "state\n", "{}", r.describe());
     let r = d.cmd(&["exec", &name, "sh", "-c", "exit 5"]);
     assert_eq!(r.shell_status(), 5, "{}", r.describe());
-    let r = d.cmd(&["exec", "-u", "1000", "-e", "X=y", &name, "sh", "-c", "echo $X $(id -u)"]);
+    let r = d.cmd(&[
+        "exec",
+        "-u",
+        "1000",
+        "-e",
+        "X=y",
+        &name,
+        "sh",
+        "-c",
+        "echo $X $(id -u)",
+    ]);
     assert_eq!(r.stdout, "y 1000\n", "{}", r.describe());
     let r = d.cmd(&["pause", &name]);
     assert!(r.status.success(), "{}", r.describe());
@@ -266,7 +325,11 @@ fn docker_detached_exec_logs_pause_stop_rm() {
     let r = d.cmd(&["stop", "-t", "20", &name]);
     assert!(r.status.success(), "{}", r.describe());
     let r = d.cmd(&["logs", &name]);
-    assert!(r.stdout.contains("got TERM"), "the TERM trap ran: {}", r.describe());
+    assert!(
+        r.stdout.contains("got TERM"),
+        "the TERM trap ran: {}",
+        r.describe()
+    );
     let r = d.cmd(&["inspect", "--format", "{{.State.ExitCode}}", &name]);
     assert_eq!(r.stdout.trim(), "0", "{}", r.describe());
     let r = d.cmd(&["rm", &name]);
@@ -310,7 +373,18 @@ fn docker_twenty_containers_leave_nothing_behind() {
     let mut ids = vec![];
     for i in 0..20 {
         let name = format!("rvisor-test-loop-{}-{i}", std::process::id());
-        let r = d.cmd(&["run", "-d", "--name", &name, &rt, "--network=none", IMAGE, "sh", "-c", "echo $HOSTNAME; sleep 0.2"]);
+        let r = d.cmd(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            &rt,
+            "--network=none",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo $HOSTNAME; sleep 0.2",
+        ]);
         assert!(r.status.success(), "{}", r.describe());
         ids.push(r.stdout.trim().to_string());
         let r = d.cmd(&["wait", &name]);
@@ -328,7 +402,11 @@ fn docker_twenty_containers_leave_nothing_behind() {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     for id in &ids {
         assert!(!mounts.contains(id.as_str()), "a mount of {id} is left");
-        for root in ["/var/run/docker/runtime-runc/moby", "/run/docker/runtime-runc/moby", "/var/run/rvisor"] {
+        for root in [
+            "/var/run/docker/runtime-runc/moby",
+            "/run/docker/runtime-runc/moby",
+            "/var/run/rvisor",
+        ] {
             assert!(
                 !std::path::Path::new(root).join(id).exists(),
                 "state of {id} left in {root}"

@@ -216,11 +216,22 @@ fn create_waits_at_the_gate_start_runs_kill_and_delete_clean_up() {
     let pidf = rv.root.join("pid");
     let bp = b.path().to_str().unwrap();
     let (code, err) = rv.detached(
-        &["create", "--bundle", bp, "--pid-file", pidf.to_str().unwrap(), "l1"],
+        &[
+            "create",
+            "--bundle",
+            bp,
+            "--pid-file",
+            pidf.to_str().unwrap(),
+            "l1",
+        ],
         &out,
     );
     assert_eq!(code, 0, "{err}");
-    let pid: i32 = std::fs::read_to_string(&pidf).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pidf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(alive(pid), "the container's pid is alive after create");
     let r = rv.run(&["state", "l1"]);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
@@ -229,7 +240,10 @@ fn create_waits_at_the_gate_start_runs_kill_and_delete_clean_up() {
     assert_eq!(v["id"], "l1");
     assert_eq!(v["ociVersion"], "1.0.2");
     assert_eq!(v["annotations"]["org.example.k"], "v");
-    assert_eq!(v["bundle"], b.path().canonicalize().unwrap().to_str().unwrap());
+    assert_eq!(
+        v["bundle"],
+        b.path().canonicalize().unwrap().to_str().unwrap()
+    );
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),
@@ -242,7 +256,11 @@ fn create_waits_at_the_gate_start_runs_kill_and_delete_clean_up() {
     assert!(err.contains("container l1 already exists"), "{err}");
     let r = rv.run(&["start", "nosuch"]);
     assert_eq!(r.shell_status(), 1);
-    assert!(r.stderr.contains("container nosuch does not exist"), "{}", r.describe());
+    assert!(
+        r.stderr.contains("container nosuch does not exist"),
+        "{}",
+        r.describe()
+    );
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.describe());
     // start releases it.
     let r = rv.run(&["start", "l1"]);
@@ -267,7 +285,10 @@ fn create_waits_at_the_gate_start_runs_kill_and_delete_clean_up() {
     assert_eq!(r.shell_status(), 1, "{}", r.describe());
     let r = rv.run(&["delete", "l1"]);
     assert!(r.status.success(), "{}", r.describe());
-    assert!(!rv.root.join("state/l1").exists(), "the state directory is gone");
+    assert!(
+        !rv.root.join("state/l1").exists(),
+        "the state directory is gone"
+    );
     assert!(!alive(pid));
     let r = rv.run(&["state", "l1"]);
     assert!(r.stderr.contains("does not exist"), "{}", r.describe());
@@ -284,11 +305,22 @@ fn kill_before_start_force_delete_wait_list_and_run_detach() {
     let pidf = rv.root.join("pid");
     // A created container killed with a number never runs.
     let (code, err) = rv.detached(
-        &["create", "--bundle", bp, "--pid-file", pidf.to_str().unwrap(), "k1"],
+        &[
+            "create",
+            "--bundle",
+            bp,
+            "--pid-file",
+            pidf.to_str().unwrap(),
+            "k1",
+        ],
         &rv.root.join("o1"),
     );
     assert_eq!(code, 0, "{err}");
-    let pid: i32 = std::fs::read_to_string(&pidf).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pidf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let r = rv.run(&["kill", "k1", "9"]);
     assert!(r.status.success(), "{}", r.describe());
     wait_for("the sandbox to exit", || !alive(pid));
@@ -298,7 +330,10 @@ fn kill_before_start_force_delete_wait_list_and_run_detach() {
     let r = rv.run(&["delete", "k1"]);
     assert!(r.status.success(), "{}", r.describe());
     // run --detach, list, wait for the exit code.
-    let (code, err) = rv.detached(&["run", "--detach", "--bundle", bp, "k2"], &rv.root.join("o2"));
+    let (code, err) = rv.detached(
+        &["run", "--detach", "--bundle", bp, "k2"],
+        &rv.root.join("o2"),
+    );
     assert_eq!(code, 0, "{err}");
     let r = rv.run(&["list", "-q"]);
     assert_eq!(r.stdout, "k2\n", "{}", r.describe());
@@ -326,7 +361,11 @@ fn kill_before_start_force_delete_wait_list_and_run_detach() {
         &rv.root.join("o3"),
     );
     assert_eq!(code, 0, "{err}");
-    let pid: i32 = std::fs::read_to_string(&pidf).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pidf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let r = rv.run(&["delete", "--force", "k3"]);
     assert!(r.status.success(), "{}", r.describe());
     assert!(!alive(pid));
@@ -343,15 +382,29 @@ fn kill_before_start_force_delete_wait_list_and_run_detach() {
 fn log_file_json_errors_version_and_mounts() {
     let rv = Rv::new("oci-log");
     let log = rv.root.join("log.json");
-    let r = rv.run(&["--log", log.to_str().unwrap(), "--log-format", "json", "start", "zz"]);
+    let r = rv.run(&[
+        "--log",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+        "start",
+        "zz",
+    ]);
     assert_eq!(r.shell_status(), 1);
     let text = std::fs::read_to_string(&log).unwrap();
     let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     assert_eq!(v["level"], "error");
-    assert!(v["msg"].as_str().unwrap().contains("zz does not exist"), "{text}");
+    assert!(
+        v["msg"].as_str().unwrap().contains("zz does not exist"),
+        "{text}"
+    );
     assert!(v["time"].as_str().unwrap().ends_with('Z'), "{text}");
     let r = rv.run(&["--version"]);
-    assert!(r.stdout.contains("rvisor version") && r.stdout.contains("spec: 1.0.2"), "{}", r.describe());
+    assert!(
+        r.stdout.contains("rvisor version") && r.stdout.contains("spec: 1.0.2"),
+        "{}",
+        r.describe()
+    );
     // tmpfs and bind mounts; an unknown type is a clear error.
     let host = TempDir::new("oci-bind-src");
     std::fs::write(host.join("hello"), "from host\n").unwrap();
@@ -373,12 +426,12 @@ fn log_file_json_errors_version_and_mounts() {
         ]);
     });
     let r = run(&b, "m1");
-    assert_eq!(
-        r.stdout, "from host\nfrom host\nt\n1\n",
+    assert_eq!(r.stdout, "from host\nfrom host\nt\n1\n", "{}", r.describe());
+    assert!(
+        r.stderr.contains("Read-only file system"),
         "{}",
         r.describe()
     );
-    assert!(r.stderr.contains("Read-only file system"), "{}", r.describe());
     assert_eq!(
         std::fs::read_to_string(rw.join("d/moved")).unwrap(),
         "w\n",
@@ -386,11 +439,19 @@ fn log_file_json_errors_version_and_mounts() {
     );
     assert!(!host.join("x").exists());
     let bad = bundle("oci-badmount", |v| {
-        v["mounts"].as_array_mut().unwrap().push(serde_json::json!({"destination": "/x", "type": "nfs", "source": "srv:/x"}));
+        v["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"destination": "/x", "type": "nfs", "source": "srv:/x"}));
     });
     let r = run(&bad, "m2");
     assert_eq!(r.shell_status(), 1);
-    assert!(r.stderr.contains("file system type \"nfs\" is not supported"), "{}", r.describe());
+    assert!(
+        r.stderr
+            .contains("file system type \"nfs\" is not supported"),
+        "{}",
+        r.describe()
+    );
 }
 
 #[test]
@@ -407,7 +468,8 @@ fn hooks_process_settings_paths_and_exec() {
         v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
         v["process"]["cwd"] = "/made/here".into();
         v["process"]["noNewPrivileges"] = true.into();
-        v["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 77, "hard": 88}]);
+        v["process"]["rlimits"] =
+            serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 77, "hard": 88}]);
         v["process"]["capabilities"] = serde_json::json!({
             "bounding": ["CAP_CHOWN", "CAP_KILL"],
             "effective": ["CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN"],
@@ -436,7 +498,9 @@ fn hooks_process_settings_paths_and_exec() {
         serde_json::from_str(&std::fs::read_to_string(marks.join("poststart")).unwrap()).unwrap();
     assert_eq!(post["status"], "running");
     wait_for("the workload's output", || {
-        std::fs::read_to_string(&out).unwrap().contains("/made/here")
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("/made/here")
     });
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains("CapEff:\t0000000000000021\n"), "{text}");
@@ -445,19 +509,46 @@ fn hooks_process_settings_paths_and_exec() {
     assert!(text.contains("Read-only file system"), "{text}");
     assert!(!text.contains("root:x"), "the masked file is empty: {text}");
     // exec: same kernel and file systems; status, environment, user, cwd.
-    let r = rv.run(&["exec", "--cwd", "/made", "-e", "K=v", "-u", "1000:1000", "h1", "sh", "-c", "echo $K $(id -u) $(pwd); ls /proc | grep -c '^[0-9]'; exit 6"]);
+    let r = rv.run(&[
+        "exec",
+        "--cwd",
+        "/made",
+        "-e",
+        "K=v",
+        "-u",
+        "1000:1000",
+        "h1",
+        "sh",
+        "-c",
+        "echo $K $(id -u) $(pwd); ls /proc | grep -c '^[0-9]'; exit 6",
+    ]);
     assert_eq!(r.shell_status(), 6, "{}", r.describe());
-    assert_eq!(r.stdout.lines().next(), Some("v 1000 /made"), "{}", r.describe());
+    assert_eq!(
+        r.stdout.lines().next(),
+        Some("v 1000 /made"),
+        "{}",
+        r.describe()
+    );
     let r = rv.run(&["exec", "h1", "nosuchcmd"]);
     assert_eq!(r.shell_status(), 1, "{}", r.describe());
-    assert!(r.stderr.contains("nosuchcmd: No such file or directory"), "{}", r.describe());
+    assert!(
+        r.stderr.contains("nosuchcmd: No such file or directory"),
+        "{}",
+        r.describe()
+    );
     let r = rv.run(&["events", "--stats", "h1"]);
     let ev: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(ev["type"], "stats");
     assert!(ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0);
     let r = rv.run(&["update", "--memory", "96M", "h1"]);
     assert!(r.status.success(), "{}", r.describe());
-    let r = rv.run(&["exec", "h1", "sh", "-c", "busybox grep MemTotal /proc/meminfo"]);
+    let r = rv.run(&[
+        "exec",
+        "h1",
+        "sh",
+        "-c",
+        "busybox grep MemTotal /proc/meminfo",
+    ]);
     assert!(r.stdout.contains("98304 kB"), "{}", r.describe());
     let r = rv.run(&["delete", "--force", "h1"]);
     assert!(r.status.success(), "{}", r.describe());
@@ -469,15 +560,31 @@ fn hooks_process_settings_paths_and_exec() {
     let f: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(f["ociVersionMax"], "1.0.2");
     let cfg = rv.root.join("daemon.json");
-    std::fs::write(&cfg, "{\"log-level\": \"warn\", \"runtimes\": {\"other\": {\"path\": \"/x\"}}}").unwrap();
-    let r = rv.run(&["install", "--config", cfg.to_str().unwrap(), "--runtime", "rv-t", "--", "--debug"]);
+    std::fs::write(
+        &cfg,
+        "{\"log-level\": \"warn\", \"runtimes\": {\"other\": {\"path\": \"/x\"}}}",
+    )
+    .unwrap();
+    let r = rv.run(&[
+        "install",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--runtime",
+        "rv-t",
+        "--",
+        "--debug",
+    ]);
     assert!(r.status.success(), "{}", r.describe());
     assert!(r.stdout.contains("kill -HUP"), "{}", r.describe());
-    let d: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
     assert_eq!(d["log-level"], "warn");
     assert_eq!(d["runtimes"]["other"]["path"], "/x");
     assert_eq!(d["runtimes"]["rv-t"]["path"], rvisor_bin());
-    assert_eq!(d["runtimes"]["rv-t"]["runtimeArgs"], serde_json::json!(["--debug"]));
+    assert_eq!(
+        d["runtimes"]["rv-t"]["runtimeArgs"],
+        serde_json::json!(["--debug"])
+    );
     std::fs::write(&cfg, "{bad").unwrap();
     let r = rv.run(&["install", "--config", cfg.to_str().unwrap()]);
     assert_eq!(r.shell_status(), 1);

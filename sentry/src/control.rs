@@ -353,7 +353,7 @@ fn io_err(e: crate::errno::Errno) -> std::io::Error {
 }
 
 fn unhex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err("bad hex".into());
     }
     (0..s.len())

@@ -259,9 +259,7 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
         f().map_err(BootError::Setup)?;
         log.info("rvisor: sandbox confined (seccomp allow-list, no capabilities, empty root)");
     }
-    let control = cfg
-        .control
-        .map(|l| control::serve(l, &k, popts.clone()));
+    let control = cfg.control.map(|l| control::serve(l, &k, popts.clone()));
     if let Some(c) = &control {
         log.info("rvisor: sandbox created, waiting for start");
         match c.wait_start() {

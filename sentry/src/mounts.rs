@@ -10,11 +10,17 @@ use std::sync::Arc;
 pub enum Kind {
     /// An empty in-memory file system (also what `mqueue` and `cgroup` get until those
     /// file systems exist: an empty directory, so that programs find the mount point).
-    Tmpfs { mode: u32, fstype: String },
+    Tmpfs {
+        mode: u32,
+        fstype: String,
+    },
     /// A host directory or file served by a gofer on `sock` (the gofer's root is the
     /// directory; `file` names the file in it for a file bind mount). Reads and writes
     /// go through to the host (`vfs::goferfs`).
-    Gofer { sock: OwnedFd, file: Option<Vec<u8>> },
+    Gofer {
+        sock: OwnedFd,
+        file: Option<Vec<u8>>,
+    },
     Proc,
     Sysfs,
     Devpts,
@@ -94,7 +100,10 @@ fn walk_make(k: &Kernel, root: &Path, p: &[u8], file: bool) -> Result<Path, Stri
 /// `p` under `root` if it exists (symlinks are not followed), crossing mounts.
 fn walk_existing(k: &Kernel, root: &Path, p: &[u8]) -> Option<Path> {
     let mut cur = root.clone();
-    for c in p.split(|b| *b == b'/').filter(|c| !c.is_empty() && *c != b".") {
+    for c in p
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+    {
         if c == b".." {
             return None;
         }
@@ -156,14 +165,20 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
             } else {
                 "bind"
             };
-            let m = k.mounts.add(inode, Some(&at), fstype, &s.source, true, "ro");
+            let m = k
+                .mounts
+                .add(inode, Some(&at), fstype, &s.source, true, "ro");
             // A file system whose lookups make a new inode each time (the Sentry's
             // /proc) cannot be mounted on yet: say so rather than pretend.
             if walk_existing(k, root, &s.target).is_none_or(|p| p.mnt.id != m.id) {
                 k.mounts.list.write().retain(|x| x.id != m.id);
                 k.klog.info(format!(
                     "rvisor: {} {shown}: not applied (the file system there has no stable inodes)",
-                    if fstype == "tmpfs" { "masked path" } else { "read-only path" }
+                    if fstype == "tmpfs" {
+                        "masked path"
+                    } else {
+                        "read-only path"
+                    }
                 ));
             }
             continue;
@@ -173,8 +188,10 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
             Ok(p) => p,
             // Until there is a cgroup file system, a cgroup mount point the Sentry's
             // /sys cannot hold is left out (and said so in the kernel log).
-            Err(e) if matches!(&s.kind, Kind::Tmpfs { fstype, .. } if fstype.starts_with("cgroup")) => {
-                k.klog.info(format!("rvisor: skipped the cgroup mount: {e}"));
+            Err(e) if matches!(&s.kind, Kind::Tmpfs { fstype, .. } if fstype.starts_with("cgroup")) =>
+            {
+                k.klog
+                    .info(format!("rvisor: skipped the cgroup mount: {e}"));
                 continue;
             }
             Err(e) => return Err(e),
@@ -217,8 +234,16 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
         if inode.stat().is_dir() != at.dentry.inode.stat().is_dir() {
             return Err(format!(
                 "mount {shown}: a {} cannot be mounted on a {}",
-                if inode.stat().is_dir() { "directory" } else { "file" },
-                if at.dentry.inode.stat().is_dir() { "directory" } else { "file" },
+                if inode.stat().is_dir() {
+                    "directory"
+                } else {
+                    "file"
+                },
+                if at.dentry.inode.stat().is_dir() {
+                    "directory"
+                } else {
+                    "file"
+                },
             ));
         }
         k.mounts

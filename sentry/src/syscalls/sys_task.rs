@@ -364,11 +364,7 @@ pub fn new_process(
         }
         pid
     };
-    let tg = ThreadGroup::new(
-        pid,
-        Arc::new(Mutex::new(acts)),
-        rlimits,
-    );
+    let tg = ThreadGroup::new(pid, Arc::new(Mutex::new(acts)), rlimits);
     let task = Arc::new(Task {
         tid: AtomicI32::new(pid),
         tg: tg.clone(),

@@ -162,7 +162,14 @@ impl Inode for GNode {
     fn create(&self, name: &[u8], mode: u32, c: &Creds) -> KResult<Arc<dyn Inode>> {
         let (fid, st, _fd) = self
             .g()
-            .create(self.fid, name, libc::O_RDWR, mode & 0o7777, c.fsuid, c.fsgid)
+            .create(
+                self.fid,
+                name,
+                libc::O_RDWR,
+                mode & 0o7777,
+                c.fsuid,
+                c.fsgid,
+            )
             .map_err(errno)?;
         Ok(self.child(name, fid, st))
     }
@@ -265,7 +272,11 @@ pub struct GFile {
 }
 
 fn last_errno() -> Errno {
-    Errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    Errno(
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
 }
 
 impl FileOps for GFile {
@@ -288,7 +299,12 @@ impl FileOps for GFile {
     fn write(&self, _f: &OpenFile, _t: &Task, buf: &[u8], off: u64) -> KResult<usize> {
         // SAFETY: pwrite from a buffer we own, of its length.
         let n = unsafe {
-            libc::pwrite64(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), off as i64)
+            libc::pwrite64(
+                self.fd.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                off as i64,
+            )
         };
         if n < 0 {
             return Err(last_errno());
