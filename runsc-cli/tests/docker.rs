@@ -67,20 +67,18 @@ fn setup() -> Result<Docker, String> {
         .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
     let runtime = format!("rvisor-test-{:08x}", tag);
     let path = "/etc/docker/daemon.json";
-    let mut v: serde_json::Value = std::fs::read_to_string(path)
+    let v: serde_json::Value = std::fs::read_to_string(path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_else(|| serde_json::json!({}));
     if v["runtimes"][&runtime]["path"] != bin {
-        if !v["runtimes"].is_object() {
-            v["runtimes"] = serde_json::json!({});
+        // `rvisor install` itself registers the runtime (keeping the file's other keys).
+        let mut c = Command::new(bin);
+        c.args(["install", "--runtime", &runtime]);
+        let r = run_cmd(c, Duration::from_secs(60));
+        if !r.status.success() {
+            return Err(format!("rvisor install failed: {}", r.describe()));
         }
-        v["runtimes"][&runtime] = serde_json::json!({ "path": bin });
-        std::fs::create_dir_all("/etc/docker").map_err(|e| e.to_string())?;
-        let tmp = format!("{path}.rvisor-test");
-        std::fs::write(&tmp, serde_json::to_string_pretty(&v).unwrap())
-            .and_then(|_| std::fs::rename(&tmp, path))
-            .map_err(|e| format!("writing {path}: {e}"))?;
         let r = sh("kill -HUP $(pidof dockerd)");
         if !r.status.success() {
             return Err(format!("cannot reload dockerd: {}", r.describe()));
@@ -333,6 +331,64 @@ fn docker_detached_exec_logs_pause_stop_rm() {
     let r = d.cmd(&["inspect", "--format", "{{.State.ExitCode}}", &name]);
     assert_eq!(r.stdout.trim(), "0", "{}", r.describe());
     let r = d.cmd(&["rm", &name]);
+    assert!(r.status.success(), "{}", r.describe());
+}
+
+#[test]
+fn docker_exec_detached_and_terminal() {
+    let Some(d) = docker() else { return };
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let name = format!("rvisor-test-tty-{}", std::process::id());
+    let _ = d.cmd(&["rm", "-f", &name]);
+    let rt = format!("--runtime={}", d.runtime);
+    let r = d.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        &rt,
+        "--network=none",
+        IMAGE,
+        "sh",
+        "-c",
+        "while true; do sleep 0.1; done",
+    ]);
+    assert!(r.status.success(), "{}", r.describe());
+    let r = d.cmd(&["exec", "-d", &name, "sh", "-c", "echo bg > /tmp/bg"]);
+    assert!(r.status.success(), "{}", r.describe());
+    let start = Instant::now();
+    loop {
+        let r = d.cmd(&["exec", &name, "cat", "/tmp/bg"]);
+        if r.stdout == "bg\n" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{}",
+            r.describe()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // -it: a terminal through the console socket (script(1) gives docker a terminal).
+    if Command::new("script").arg("--version").output().is_ok() {
+        let run_it = format!(
+            "docker run --rm -it {rt} --network=none {IMAGE} sh -c 'test -t 0 && test -t 1 && echo on-a-tty; exit 3'"
+        );
+        let mut c = Command::new("script");
+        c.args(["-eqc", &run_it, "/dev/null"]);
+        let r = run_cmd(c, Duration::from_secs(120));
+        assert_eq!(r.shell_status(), 3, "{}", r.describe());
+        assert!(r.stdout.contains("on-a-tty"), "{}", r.describe());
+        let exec_it = format!("docker exec -it {name} sh -c 'test -t 0 && echo exec-tty; exit 4'");
+        let mut c = Command::new("script");
+        c.args(["-eqc", &exec_it, "/dev/null"]);
+        let r = run_cmd(c, Duration::from_secs(120));
+        assert_eq!(r.shell_status(), 4, "{}", r.describe());
+        assert!(r.stdout.contains("exec-tty"), "{}", r.describe());
+    } else {
+        eprintln!("SKIPPED: the -it part: script(1) is not installed");
+    }
+    let r = d.cmd(&["rm", "-f", &name]);
     assert!(r.status.success(), "{}", r.describe());
 }
 
