@@ -143,6 +143,18 @@ struct Rv {
     root: TempDir,
 }
 
+impl Drop for Rv {
+    /// A failed test leaves no sandbox running.
+    fn drop(&mut self) {
+        let state = self.root.join("state");
+        for e in std::fs::read_dir(&state).into_iter().flatten().flatten() {
+            let mut c = self.cmd();
+            c.args(["delete", "--force"]).arg(e.file_name());
+            let _ = c.output();
+        }
+    }
+}
+
 impl Rv {
     fn new(tag: &str) -> Rv {
         Rv {
@@ -376,6 +388,38 @@ fn kill_before_start_force_delete_wait_list_and_run_detach() {
     assert!(left.stdout.is_empty(), "processes left behind");
     let r = rv.run(&["list", "-q"]);
     assert_eq!(r.stdout, "", "{}", r.describe());
+    // As on Linux, the container's init gets only the signals it handles (and KILL);
+    // kill --all reaches every process.
+    let waiter = bundle("oci-kill-d", |v| {
+        v["process"]["args"] =
+            serde_json::json!(["sh", "-c", "sleep 1000 & wait $!; echo waited-$?"]);
+        v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+    });
+    let o4 = rv.root.join("o4");
+    let (code, err) = rv.detached(
+        &[
+            "run",
+            "--detach",
+            "--bundle",
+            waiter.path().to_str().unwrap(),
+            "k4",
+        ],
+        &o4,
+    );
+    assert_eq!(code, 0, "{err}");
+    let r = rv.run(&["kill", "k4", "TERM"]);
+    assert!(r.status.success(), "{}", r.describe());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        rv.status("k4"),
+        "running",
+        "init ignores an unhandled SIGTERM"
+    );
+    let r = rv.run(&["kill", "--all", "k4", "SIGTERM"]);
+    assert!(r.status.success(), "{}", r.describe());
+    wait_for("k4 to stop", || rv.status("k4") == "stopped");
+    assert_eq!(std::fs::read_to_string(&o4).unwrap(), "waited-143\n");
+    rv.run(&["delete", "k4"]);
 }
 
 #[test]

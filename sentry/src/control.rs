@@ -342,6 +342,15 @@ impl Control {
                 .collect()
         };
         for tg in tgs {
+            // As from an ancestor pid namespace on Linux: the container's init gets
+            // only the signals it handles, and SIGKILL and SIGSTOP.
+            if tg.tgid == 1
+                && sig != signal::SIGKILL
+                && sig != signal::SIGSTOP
+                && tg.action(sig).handler == signal::SIG_DFL
+            {
+                continue;
+            }
             signal::send_external(&self.k, &tg, signal::SigInfo::kernel(sig));
         }
         "ok".into()
