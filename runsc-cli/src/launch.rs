@@ -164,6 +164,8 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
             MountKind::ReadonlyAgain => v["kind"] = "readonly".into(),
             MountKind::Mask => v["kind"] = "mask".into(),
             MountKind::Bind { source } => {
+                // As mount(2) does, the source's symlinks are followed.
+                let source = &std::fs::canonicalize(source).unwrap_or_else(|_| source.clone());
                 let meta = match std::fs::metadata(source) {
                     Ok(m) => m,
                     Err(e) => {

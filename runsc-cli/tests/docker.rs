@@ -225,6 +225,18 @@ fn docker_run_kernel_status_env_workdir_user_hostname() {
         "{}",
         r.describe()
     );
+    // --init: docker-init is bind-mounted from the host (a file bind mount, executed
+    // through mmap of a gofer-served file) and runs as pid 1.
+    let r = d.run(
+        &["--init"],
+        &["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline; exit 4"],
+    );
+    assert_eq!(r.shell_status(), 4, "{}", r.describe());
+    assert!(
+        r.stdout.starts_with("/sbin/docker-init"),
+        "{}",
+        r.describe()
+    );
 }
 
 #[test]

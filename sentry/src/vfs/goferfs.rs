@@ -2,9 +2,12 @@
 //! (bind mounts: a file written in the container appears in the host directory).
 //! Each inode is a gofer fid; file data moves through the host descriptor the gofer
 //! donates on open (pread/pwrite); metadata is asked of the gofer each time, so changes
-//! made on the host side show too.
+//! made on the host side show too. mmap reads pages into a per-inode cache that every
+//! write through the sandbox drops (so exec and private mappings work; a shared
+//! writable mapping's stores do not reach the host file).
 
 use super::*;
+use crate::memfile::{memfile, Frame, PAGE};
 use gofer::{Client, Fid};
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -22,6 +25,8 @@ pub struct GNode {
     /// Children already walked to: the same name gives the same inode (mount points
     /// and hard-link identity depend on it).
     children: Mutex<HashMap<Vec<u8>, Arc<GNode>>>,
+    /// Pages for mmap, by index.
+    pages: Mutex<HashMap<u64, Frame>>,
 }
 
 fn errno(e: gofer::Errno) -> Errno {
@@ -42,6 +47,7 @@ impl GNode {
             fid,
             st: Mutex::new(st),
             children: Mutex::new(HashMap::new()),
+            pages: Mutex::new(HashMap::new()),
         })
     }
 
@@ -151,7 +157,13 @@ impl Inode for GNode {
             S_IFREG => {
                 let host = (flags & O_ACCMODE) | (flags & O_TRUNC);
                 let fd = self.g().open(self.fid, host as i32).map_err(errno)?;
-                Ok(Arc::new(GFile { fd, node: self }))
+                if flags & O_TRUNC != 0 {
+                    self.pages.lock().clear();
+                }
+                Ok(Arc::new(GFile {
+                    fd: Arc::new(fd),
+                    node: self,
+                }))
             }
             // FIFOs, sockets and devices on a bind mount are not reachable from the
             // sandbox: the Sentry has no host path to them.
@@ -267,8 +279,62 @@ impl Inode for GNode {
 
 /// An open regular file: the host descriptor the gofer donated.
 pub struct GFile {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     node: Arc<GNode>,
+}
+
+/// What mmap of a bind-mounted file maps: its pages, read from the host on first use.
+struct GMap {
+    fd: Arc<OwnedFd>,
+    node: Arc<GNode>,
+}
+
+fn host_size(fd: &OwnedFd) -> u64 {
+    // SAFETY: fstat fills a plain struct for a descriptor we own.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return 0;
+    }
+    st.st_size as u64
+}
+
+impl crate::mm::MapSource for GMap {
+    fn page(&self, index: u64) -> KResult<Option<Frame>> {
+        let size = host_size(&self.fd);
+        let off = index * PAGE;
+        if off >= size {
+            return Ok(None);
+        }
+        let mut pages = self.node.pages.lock();
+        if let Some(f) = pages.get(&index) {
+            return Ok(Some(f.clone()));
+        }
+        let f = memfile().alloc()?;
+        let n = ((size - off) as usize).min(PAGE as usize);
+        let buf = &mut f.bytes_mut()[..n];
+        let mut done = 0;
+        while done < n {
+            // SAFETY: pread into the frame's bytes, within their length.
+            let r = unsafe {
+                libc::pread64(
+                    self.fd.as_raw_fd(),
+                    buf[done..].as_mut_ptr().cast(),
+                    n - done,
+                    (off + done as u64) as i64,
+                )
+            };
+            if r < 0 {
+                return Err(last_errno());
+            }
+            if r == 0 {
+                break;
+            }
+            done += r as usize;
+        }
+        pages.insert(index, f.clone());
+        Ok(Some(f))
+    }
 }
 
 fn last_errno() -> Errno {
@@ -297,6 +363,7 @@ impl FileOps for GFile {
     }
 
     fn write(&self, _f: &OpenFile, _t: &Task, buf: &[u8], off: u64) -> KResult<usize> {
+        self.node.pages.lock().clear();
         // SAFETY: pwrite from a buffer we own, of its length.
         let n = unsafe {
             libc::pwrite64(
@@ -316,7 +383,15 @@ impl FileOps for GFile {
         true
     }
 
+    fn mmap_source(&self) -> Option<Arc<dyn crate::mm::MapSource>> {
+        Some(Arc::new(GMap {
+            fd: self.fd.clone(),
+            node: self.node.clone(),
+        }))
+    }
+
     fn truncate(&self, len: u64) -> KResult<()> {
+        self.node.pages.lock().clear();
         self.node.setattr(&SetAttr {
             size: Some(len),
             ..Default::default()
@@ -324,13 +399,7 @@ impl FileOps for GFile {
     }
 
     fn size(&self) -> u64 {
-        // SAFETY: fstat fills a plain struct for a descriptor we own.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        if unsafe { libc::fstat(self.fd.as_raw_fd(), &mut st) } != 0 {
-            return 0;
-        }
-        st.st_size as u64
+        host_size(&self.fd)
     }
 
     fn as_any(&self) -> &dyn Any {
