@@ -532,6 +532,12 @@ fn create_in(
     c.save()?;
     let state = c.state_json();
     if let Some(h) = spec.hooks() {
+        if h.create_container().as_ref().is_some_and(|v| !v.is_empty())
+            || h.start_container().as_ref().is_some_and(|v| !v.is_empty())
+        {
+            // They would run inside the container, where no host program can run.
+            tracing::warn!("createContainer and startContainer hooks are not supported: not run");
+        }
         let r = run_hooks(h.create_runtime().as_ref(), &state, "createRuntime")
             .and_then(|_| run_hooks(h.prestart().as_ref(), &state, "prestart"));
         if let Err(e) = r {

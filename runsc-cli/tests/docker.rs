@@ -225,6 +225,16 @@ fn docker_run_kernel_status_env_workdir_user_hostname() {
         "{}",
         r.describe()
     );
+    // -i: the standard input reaches the workload.
+    let rt = format!("--runtime={}", d.runtime);
+    let mut c = Command::new("sh");
+    c.args([
+        "-c",
+        &format!("echo abc | docker run --rm -i {rt} --network=none {IMAGE} sh -c 'read x; echo got $x; exit 2'"),
+    ]);
+    let r = run_cmd(c, Duration::from_secs(120));
+    assert_eq!(r.shell_status(), 2, "{}", r.describe());
+    assert_eq!(r.stdout, "got abc\n", "{}", r.describe());
     // --init: docker-init is bind-mounted from the host (a file bind mount, executed
     // through mmap of a gofer-served file) and runs as pid 1.
     let r = d.run(
