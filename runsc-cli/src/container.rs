@@ -494,9 +494,38 @@ fn create_in(
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(c.pid), None);
         anyhow!(msg)
     };
-    // Ready when the Sentry answers at its start gate.
+    // Ready when the Sentry answers at its start gate: one `state` request, queued on
+    // the listening socket until the control server takes it.
     let deadline = Instant::now() + Duration::from_secs(60);
+    let sp = sock_path(dir)?;
+    let conn = UnixStream::connect(&sp.path).context("control socket")?;
+    conn.set_read_timeout(Some(Duration::from_millis(50)))?;
+    (&conn).write_all(b"state\n")?;
+    let mut reply = Vec::new();
     loop {
+        let mut buf = [0u8; 64];
+        let eof = match (&conn).read(&mut buf) {
+            Ok(0) => true,
+            Ok(n) => {
+                reply.extend_from_slice(&buf[..n]);
+                false
+            }
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut
+                    || e.kind() == std::io::ErrorKind::Interrupted =>
+            {
+                false
+            }
+            Err(_) => true,
+        };
+        if reply.ends_with(b"\n") {
+            if reply == b"created\n" {
+                break;
+            }
+            let r = String::from_utf8_lossy(&reply).trim().to_string();
+            return Err(fail(&c, format!("container {id}: unexpected reply {r:?}")));
+        }
         if let Ok(
             nix::sys::wait::WaitStatus::Exited(..) | nix::sys::wait::WaitStatus::Signaled(..),
         ) = nix::sys::wait::waitpid(
@@ -515,10 +544,9 @@ fn create_in(
                 }
             );
         }
-        if let Ok(s) = c.request("state", Some(Duration::from_millis(200))) {
-            if s == "created" {
-                break;
-            }
+        if eof {
+            // The sandbox closed the socket without answering: it is going away.
+            std::thread::sleep(Duration::from_millis(5));
         }
         if Instant::now() > deadline {
             return Err(fail(
@@ -526,8 +554,8 @@ fn create_in(
                 format!("container {id}: the sandbox did not become ready in 60 s"),
             ));
         }
-        std::thread::sleep(Duration::from_millis(5));
     }
+    drop(conn);
     c.start_time = proc_start_time(pid).unwrap_or(0);
     c.save()?;
     let state = c.state_json();
