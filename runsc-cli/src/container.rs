@@ -378,9 +378,7 @@ pub fn create(g: &Global, id: &str, o: &CreateOpts) -> Result<Container> {
         }
         Err(e) => bail!("state directory {}: {e}", dir.display()),
     }
-    let r = create_in(
-        g, id, o, &dir, &spec, bundle, &mut opts, &exe, &args, terminal,
-    );
+    let r = create_in(id, o, &dir, &spec, bundle, &mut opts, &exe, &args, terminal);
     if r.is_err() {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -389,7 +387,6 @@ pub fn create(g: &Global, id: &str, o: &CreateOpts) -> Result<Container> {
 
 #[allow(clippy::too_many_arguments)]
 fn create_in(
-    g: &Global,
     id: &str,
     o: &CreateOpts,
     dir: &Path,
@@ -400,7 +397,6 @@ fn create_in(
     args: &[String],
     terminal: bool,
 ) -> Result<Container> {
-    let _ = g;
     let sp = sock_path(dir)?;
     let listener = UnixListener::bind(&sp.path).context("binding the control socket")?;
     std::fs::set_permissions(dir.join("ctl"), std::fs::Permissions::from_mode(0o600))?;
