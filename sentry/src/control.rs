@@ -145,8 +145,11 @@ impl Control {
     /// Start a process in the running sandbox, in init's root, with `fds` as its
     /// descriptors 0, 1, 2, ...
     fn exec(&self, line: &str, fds: Vec<OwnedFd>) -> Result<i32, String> {
-        if self.st.lock().gate != Some(Gate::Start) || self.st.lock().exited.is_some() {
-            return Err("the container is not running".into());
+        {
+            let st = self.st.lock();
+            if st.gate != Some(Gate::Start) || st.exited.is_some() {
+                return Err("the container is not running".into());
+            }
         }
         let w: Vec<&str> = line.split_whitespace().collect();
         if w.len() != 7 {
