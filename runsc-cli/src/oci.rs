@@ -155,7 +155,11 @@ pub fn opts_from_spec(
         bail!("config.json: process.args is empty");
     }
     if let Some(linux) = spec.linux() {
-        for ns in linux.namespaces().as_deref().unwrap_or_default() {
+        let nss = linux.namespaces().as_deref().unwrap_or_default();
+        if !nss.iter().any(|ns| ns.typ() == LinuxNamespaceType::Network) {
+            bail!("networking not supported yet: the container would share the host's network (no network namespace in linux.namespaces)");
+        }
+        for ns in nss {
             if ns.typ() == LinuxNamespaceType::Network && ns.path().is_some() {
                 bail!("networking not supported yet: the container would join the network namespace {} (use --network=none)", ns.path().as_ref().unwrap().display());
             }

@@ -496,6 +496,31 @@ fn log_file_json_errors_version_and_mounts() {
         "{}",
         r.describe()
     );
+    let hostnet = bundle("oci-hostnet", |v| {
+        let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+    });
+    let r = run(&hostnet, "m3");
+    assert_eq!(r.shell_status(), 1);
+    assert!(
+        r.stderr.contains("networking not supported yet"),
+        "{}",
+        r.describe()
+    );
+    let joined = bundle("oci-netns", |v| {
+        for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = "/proc/1/ns/net".into();
+            }
+        }
+    });
+    let r = run(&joined, "m4");
+    assert_eq!(r.shell_status(), 1);
+    assert!(
+        r.stderr.contains("networking not supported yet"),
+        "{}",
+        r.describe()
+    );
 }
 
 #[test]
