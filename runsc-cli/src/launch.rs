@@ -150,6 +150,7 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
     gofers.push(c);
     fds.push(f);
     let mut mounts = vec![];
+    let mut served: std::collections::HashMap<(PathBuf, bool), usize> = Default::default();
     for m in &o.mounts {
         let mut v = json!({"target": m.target, "readonly": m.readonly});
         match &m.kind {
@@ -180,19 +181,29 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
                     let name = source.file_name().map(|n| n.to_string_lossy().into_owned());
                     (parent, name)
                 };
-                let (c, f) = match spawn_gofer(&me, &dir, m.readonly) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        kill_all(&mut gofers);
-                        return Err(e);
+                // One gofer per directory served (and per read-only-ness).
+                let key = (dir.clone(), m.readonly);
+                let fd_no = match served.get(&key) {
+                    Some(n) => *n,
+                    None => {
+                        let (c, f) = match spawn_gofer(&me, &dir, m.readonly) {
+                            Ok(x) => x,
+                            Err(e) => {
+                                kill_all(&mut gofers);
+                                return Err(e);
+                            }
+                        };
+                        gofers.push(c);
+                        let n = 3 + fds.len();
+                        fds.push(f);
+                        served.insert(key, n);
+                        n
                     }
                 };
-                gofers.push(c);
                 v["kind"] = "bind".into();
                 v["source"] = source.to_string_lossy().as_ref().into();
-                v["fd"] = (3 + fds.len()).into();
+                v["fd"] = fd_no.into();
                 v["file"] = file.into();
-                fds.push(f);
             }
         }
         mounts.push(v);

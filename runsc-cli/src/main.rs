@@ -625,8 +625,9 @@ fn run(cli: Cli) -> Result<i32> {
                 extra = mount_arg::parse(m)?;
             }
             let mut extra_mounts = vec![];
+            let mut clients = std::collections::HashMap::new();
             for m in extra {
-                extra_mounts.push(m.into_spec(&take));
+                extra_mounts.push(m.into_spec(&take, &mut clients));
             }
             let control = control_fd.map(take);
             let caps = match caps {

@@ -3,7 +3,9 @@
 
 use anyhow::{anyhow, bail, Result};
 use sentry::mounts::{Kind, Spec};
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 pub struct Parsed {
     target: String,
@@ -46,10 +48,19 @@ pub fn parse(text: &str) -> Result<Vec<Parsed>> {
 }
 
 impl Parsed {
-    pub fn into_spec(self, take: &dyn Fn(i32) -> OwnedFd) -> Spec {
+    /// `clients`: the gofer connections made so far, by descriptor (mounts served by
+    /// the same gofer share one).
+    pub fn into_spec(
+        self,
+        take: &dyn Fn(i32) -> OwnedFd,
+        clients: &mut HashMap<i32, Arc<gofer::Client>>,
+    ) -> Spec {
         let kind = match self.kind.as_str() {
             "bind" => Kind::Gofer {
-                sock: take(self.fd),
+                client: clients
+                    .entry(self.fd)
+                    .or_insert_with(|| Arc::new(gofer::Client::new(take(self.fd))))
+                    .clone(),
                 file: self.file.map(|f| f.into_bytes()),
             },
             "proc" => Kind::Proc,

@@ -4,7 +4,6 @@
 
 use crate::kernel::{Creds, Kernel};
 use crate::vfs::{self, memfs::MemFs, Dentry, Inode, Path};
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 pub enum Kind {
@@ -14,11 +13,12 @@ pub enum Kind {
         mode: u32,
         fstype: String,
     },
-    /// A host directory or file served by a gofer on `sock` (the gofer's root is the
-    /// directory; `file` names the file in it for a file bind mount). Reads and writes
-    /// go through to the host (`vfs::goferfs`).
+    /// A host directory or file served by the gofer `client` talks to (the gofer's
+    /// root is the directory; `file` names the file in it for a file bind mount; one
+    /// gofer may serve several mounts). Reads and writes go through to the host
+    /// (`vfs::goferfs`).
     Gofer {
-        sock: OwnedFd,
+        client: Arc<gofer::Client>,
         file: Option<Vec<u8>>,
     },
     Proc,
@@ -204,8 +204,7 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
                 let r = fs.root(mode, 0, 0).map_err(|e| err("tmpfs", e))?;
                 (r, fstype, format!("{ro},mode={mode:o}"))
             }
-            Kind::Gofer { sock, file } => {
-                let client = Arc::new(gofer::Client::new(sock));
+            Kind::Gofer { client, file } => {
                 let r: Arc<dyn Inode> =
                     vfs::goferfs::root(client, dev).map_err(|e| err("gofer", e))?;
                 let r = match file {
