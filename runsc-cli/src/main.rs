@@ -4,10 +4,11 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 
 mod compare;
+mod container;
+mod launch;
+mod mount_arg;
 mod oci;
 mod sandbox;
 mod seccomp;
@@ -15,14 +16,32 @@ mod seccomp;
 #[derive(Parser)]
 #[command(
     name = "rvisor",
-    version,
-    about = "A user-space application kernel (gVisor-style) in Rust"
+    disable_version_flag = true,
+    about = "A user-space application kernel (gVisor-style) in Rust, and an OCI runtime"
 )]
 struct Cli {
     #[arg(long, global = true)]
     debug: bool,
+    /// The state directory (one subdirectory per container).
+    #[arg(long, global = true, default_value = "/var/run/rvisor")]
+    root: String,
+    /// Append logs (and errors) to this file instead of the standard error.
+    #[arg(long, global = true)]
+    log: Option<String>,
+    /// text or json (one JSON object a line: level, msg, time).
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    log_format: String,
+    /// Accepted for runc compatibility (the sandbox enforces its own memory limit).
+    #[arg(long = "systemd-cgroup", global = true)]
+    systemd_cgroup: bool,
+    /// Where application code runs: ptrace (default) or kvm.
+    #[arg(long, global = true, default_value = "ptrace")]
+    platform: String,
+    /// Print the version of rvisor and of the OCI runtime spec it implements.
+    #[arg(long, short = 'v')]
+    version: bool,
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
 #[derive(Subcommand)]
@@ -30,8 +49,6 @@ enum Cmd {
     /// Run a command in a sandbox over the host's root file system (read-only, with an
     /// in-memory overlay: changes never reach the host).
     Do {
-        #[arg(long, default_value = "ptrace")]
-        platform: String,
         #[arg(long)]
         cwd: Option<String>,
         #[arg(long = "env")]
@@ -51,8 +68,6 @@ enum Cmd {
     /// (with no command: uname, /proc/version, dmesg, hostname, id, /proc, nproc,
     /// MemTotal, mount).
     Compare {
-        #[arg(long, default_value = "ptrace")]
-        platform: String,
         #[arg(long)]
         cwd: Option<String>,
         #[arg(long = "env")]
@@ -65,11 +80,11 @@ enum Cmd {
         #[arg(last = true)]
         command: Vec<String>,
     },
-    /// Internal: serve a root file system to a sandbox.
+    /// Internal: serve a directory to a sandbox.
     #[command(hide = true)]
     Gofer {
         #[arg(long)]
-        root: String,
+        path: String,
         #[arg(long)]
         fd: i32,
         #[arg(long)]
@@ -92,10 +107,29 @@ enum Cmd {
         uid: Option<u32>,
         #[arg(long)]
         gid: Option<u32>,
+        #[arg(long = "group")]
+        groups: Vec<u32>,
         #[arg(long)]
         readonly_root: bool,
-        #[arg(long, default_value = "ptrace")]
-        platform: String,
+        /// Capability sets in hex: EFFECTIVE,PERMITTED,INHERITABLE.
+        #[arg(long)]
+        caps: Option<String>,
+        /// RESOURCE:SOFT:HARD (RLIMIT_* numbers).
+        #[arg(long = "rlimit")]
+        rlimits: Vec<String>,
+        #[arg(long)]
+        no_new_privs: bool,
+        /// JSON list of extra mounts (see launch.rs).
+        #[arg(long)]
+        mounts: Option<String>,
+        #[arg(long)]
+        control_fd: Option<i32>,
+        #[arg(long)]
+        error_fd: Option<i32>,
+        #[arg(long, default_value_t = 0)]
+        extra_fds_from: i32,
+        #[arg(long, default_value_t = 0)]
+        extra_fds: i32,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
@@ -104,15 +138,145 @@ enum Cmd {
         #[arg(long, short = 'b', default_value = ".")]
         bundle: String,
     },
-    /// Create and run a container from an OCI bundle in the foreground.
+    /// Create a container from an OCI bundle: the sandbox is built and waits for start.
+    Create {
+        #[arg(long, short = 'b', default_value = ".")]
+        bundle: String,
+        /// Write the container's pid (the sandbox process) here.
+        #[arg(long)]
+        pid_file: Option<String>,
+        /// A unix socket to send the terminal's master end to (process.terminal).
+        #[arg(long)]
+        console_socket: Option<String>,
+        /// Accepted for runc compatibility (the Sentry always pivots into an empty root).
+        #[arg(long)]
+        no_pivot: bool,
+        /// Pass this many descriptors from 3 on to the workload.
+        #[arg(long, default_value_t = 0)]
+        preserve_fds: u32,
+        #[arg(long)]
+        strace: bool,
+        id: String,
+    },
+    /// Start a created container's workload.
+    Start { id: String },
+    /// Print a container's OCI state as JSON.
+    State { id: String },
+    /// Send a signal (name or number; default SIGTERM) to a container's init, or with
+    /// --all to every process in it.
+    Kill {
+        #[arg(long, short = 'a')]
+        all: bool,
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Remove a container: its processes, and its state.
+    Delete {
+        #[arg(long, short = 'f')]
+        force: bool,
+        id: String,
+    },
+    /// Create and start a container (in the foreground unless --detach).
     Run {
         #[arg(long, short = 'b', default_value = ".")]
         bundle: String,
+        #[arg(long, short = 'd')]
+        detach: bool,
+        #[arg(long)]
+        pid_file: Option<String>,
+        #[arg(long)]
+        console_socket: Option<String>,
+        #[arg(long)]
+        no_pivot: bool,
+        #[arg(long, default_value_t = 0)]
+        preserve_fds: u32,
         #[arg(long)]
         strace: bool,
         /// The container's id.
         id: String,
     },
+    /// List containers.
+    List {
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        #[arg(long, short = 'f', default_value = "table")]
+        format: String,
+    },
+    /// Wait for a container's init to exit and print its exit code.
+    Wait { id: String },
+    /// The processes in a container.
+    Ps {
+        #[arg(long, short = 'f', default_value = "table")]
+        format: String,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
+    /// Run a new process in a running container.
+    Exec {
+        /// A JSON file with the OCI process to run (args, env, cwd, user, terminal).
+        #[arg(long, short = 'p')]
+        process: Option<String>,
+        #[arg(long)]
+        console_socket: Option<String>,
+        #[arg(long)]
+        cwd: Option<String>,
+        #[arg(long, short = 'e')]
+        env: Vec<String>,
+        #[arg(long, short = 't')]
+        tty: bool,
+        /// UID[:GID]
+        #[arg(long, short = 'u')]
+        user: Option<String>,
+        #[arg(long = "additional-gids", short = 'g')]
+        additional_gids: Vec<u32>,
+        #[arg(long, short = 'd')]
+        detach: bool,
+        #[arg(long)]
+        pid_file: Option<String>,
+        /// Accepted for runc compatibility.
+        #[arg(long, default_value_t = 0)]
+        preserve_fds: u32,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Print a container's stats (memory, processes) as JSON events.
+    Events {
+        /// One stats event, then exit.
+        #[arg(long)]
+        stats: bool,
+        /// Seconds between events.
+        #[arg(long, default_value_t = 5)]
+        interval: u64,
+        id: String,
+    },
+    /// Change a running container's memory limit.
+    Update {
+        /// linux.resources JSON ("-" for stdin).
+        #[arg(long, short = 'r')]
+        resources: Option<String>,
+        #[arg(long, short = 'm', value_parser = parse_size)]
+        memory: Option<u64>,
+        id: String,
+    },
+    /// What this runtime supports (OCI features JSON).
+    Features,
+    /// Register rvisor as a docker runtime in daemon.json (keeping the rest).
+    Install {
+        #[arg(long, default_value = "rvisor")]
+        runtime: String,
+        #[arg(long, default_value = "/etc/docker/daemon.json")]
+        config: String,
+        /// Flags docker passes to rvisor (after --).
+        #[arg(last = true)]
+        flags: Vec<String>,
+    },
+    /// Freeze every process of a container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
 }
 
 /// A size with an optional K, M, G or T suffix (powers of 1024).
@@ -137,22 +301,80 @@ fn parse_size(s: &str) -> Result<u64, String> {
     Ok(v)
 }
 
+/// Where errors go besides the standard error: the --log file, in its format.
+struct ErrLog {
+    file: Option<std::fs::File>,
+    json: bool,
+}
+
+impl ErrLog {
+    fn error(&mut self, msg: &str) {
+        let Some(f) = self.file.as_mut() else { return };
+        let line = if self.json {
+            serde_json::json!({
+                "level": "error",
+                "msg": msg,
+                "time": container::now_rfc3339(),
+            })
+            .to_string()
+        } else {
+            format!("{} error: {msg}", container::now_rfc3339())
+        };
+        use std::io::Write;
+        let _ = writeln!(f, "{line}");
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
     let filter = if cli.debug { "debug" } else { "warn" };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .init();
+    let log_file = cli.log.as_ref().and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map_err(|e| eprintln!("rvisor: --log {p}: {e}"))
+            .ok()
+    });
+    let json = cli.log_format == "json";
+    let sub = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter));
+    match (log_file.as_ref().and_then(|f| f.try_clone().ok()), json) {
+        (Some(f), true) => sub.json().with_writer(std::sync::Mutex::new(f)).init(),
+        (Some(f), false) => sub
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(f))
+            .init(),
+        (None, _) => sub.with_writer(std::io::stderr).init(),
+    }
+    let mut errlog = ErrLog {
+        file: log_file,
+        json,
+    };
+    if !matches!(cli.log_format.as_str(), "text" | "json") {
+        eprintln!(
+            "rvisor: --log-format {:?}: expected text or json",
+            cli.log_format
+        );
+        std::process::exit(1);
+    }
     let code = match run(cli) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("rvisor: {e:#}");
+            let msg = format!("{e:#}");
+            eprintln!("rvisor: {msg}");
+            errlog.error(&msg);
+            if let Some(fd) = BOOT_ERROR_FD.get() {
+                // SAFETY: writing to the error pipe the launcher gave the boot process.
+                unsafe { libc::write(*fd, msg.as_ptr().cast(), msg.len()) };
+            }
             1
         }
     };
     std::process::exit(code);
 }
+
+/// In `rvisor boot`: the pipe on which `create` hears why the sandbox failed.
+static BOOT_ERROR_FD: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
 
 /// Find `cmd` the way execvp would, on the host's root (which the sandbox sees too).
 fn resolve(cmd: &str, cwd: &std::path::Path) -> Option<String> {
@@ -171,9 +393,31 @@ fn resolve(cmd: &str, cwd: &std::path::Path) -> Option<String> {
 }
 
 fn run(cli: Cli) -> Result<i32> {
-    match cli.cmd {
+    if cli.version {
+        println!(
+            "rvisor version {}\nspec: {}",
+            env!("CARGO_PKG_VERSION"),
+            oci::OCI_VERSION
+        );
+        return Ok(0);
+    }
+    let _ = cli.systemd_cgroup;
+    let Some(cmd) = cli.cmd else {
+        bail!("no command given (see rvisor --help)");
+    };
+    if cli.platform != "ptrace" && cli.platform != "kvm" {
+        bail!(
+            "platform {:?} is not available (supported: ptrace, kvm)",
+            cli.platform
+        );
+    }
+    let g = container::Global {
+        root: std::path::PathBuf::from(&cli.root),
+        debug: cli.debug,
+        platform: cli.platform.clone(),
+    };
+    match cmd {
         Cmd::Do {
-            platform,
             cwd,
             env,
             strace,
@@ -181,9 +425,6 @@ fn run(cli: Cli) -> Result<i32> {
             memory_limit,
             command,
         } => {
-            if platform != "ptrace" && platform != "kvm" {
-                bail!("platform {platform:?} is not available (supported: ptrace, kvm)");
-            }
             let cwd = match cwd {
                 Some(c) => c,
                 None => std::env::current_dir()?.to_string_lossy().into_owned(),
@@ -197,30 +438,28 @@ fn run(cli: Cli) -> Result<i32> {
                     bail!("--env {e:?}: expected KEY=VALUE");
                 }
             }
-            let opts = DoOpts {
+            let opts = launch::DoOpts {
                 debug: cli.debug,
                 cwd,
                 env,
-                clear_env: false,
                 strace,
                 hostname,
                 memory_limit,
                 root: "/".into(),
-                root_readonly: false,
-                user: None,
-                platform,
+                platform: cli.platform.clone(),
+                netns_in_launcher: false,
+                ..Default::default()
             };
-            run_do(&opts, exe, &command)
+            launch::run_do(opts, exe, &command)
         }
         Cmd::Compare {
-            platform,
             cwd,
             env,
             hostname,
             json,
             command,
         } => {
-            let mut flags = vec!["--platform".to_string(), platform];
+            let mut flags = vec!["--platform".to_string(), cli.platform.clone()];
             if let Some(c) = &cwd {
                 flags.extend(["--cwd".to_string(), c.clone()]);
             }
@@ -233,8 +472,113 @@ fn run(cli: Cli) -> Result<i32> {
             compare::compare(&flags, cwd.as_deref(), &env, &command, json)
         }
         Cmd::Spec { bundle } => oci::write_spec(&bundle).map(|_| 0),
-        Cmd::Run { bundle, strace, id } => oci::run(cli.debug, strace, &bundle, &id),
-        Cmd::Gofer { root, fd, readonly } => {
+        Cmd::Create {
+            bundle,
+            pid_file,
+            console_socket,
+            no_pivot: _,
+            preserve_fds,
+            strace,
+            id,
+        } => {
+            let o = container::CreateOpts {
+                bundle: &bundle,
+                pid_file: pid_file.as_deref(),
+                console_socket: console_socket.as_deref(),
+                preserve_fds,
+                strace,
+                foreground: false,
+            };
+            container::create(&g, &id, &o).map(|_| 0)
+        }
+        Cmd::Run {
+            bundle,
+            detach,
+            pid_file,
+            console_socket,
+            no_pivot: _,
+            preserve_fds,
+            strace,
+            id,
+        } => {
+            let o = container::CreateOpts {
+                bundle: &bundle,
+                pid_file: pid_file.as_deref(),
+                console_socket: console_socket.as_deref(),
+                preserve_fds,
+                strace,
+                foreground: !detach,
+            };
+            container::run(&g, &id, &o, detach)
+        }
+        Cmd::Start { id } => container::start(&g, &id).map(|_| 0),
+        Cmd::State { id } => container::state(&g, &id).map(|_| 0),
+        Cmd::Kill { all, id, signal } => container::kill(&g, &id, &signal, all).map(|_| 0),
+        Cmd::Delete { force, id } => container::delete(&g, &id, force).map(|_| 0),
+        Cmd::List { quiet, format } => container::list(&g, quiet, format == "json").map(|_| 0),
+        Cmd::Wait { id } => container::wait(&g, &id),
+        Cmd::Ps { format, id, .. } => container::ps(&g, &id, format == "json").map(|_| 0),
+        Cmd::Exec {
+            process,
+            console_socket,
+            cwd,
+            env,
+            tty,
+            user,
+            additional_gids,
+            detach,
+            pid_file,
+            preserve_fds: _,
+            id,
+            args,
+        } => container::exec(
+            &g,
+            &id,
+            &container::ExecOpts {
+                process,
+                console_socket,
+                cwd,
+                env,
+                tty,
+                user,
+                additional_gids,
+                detach,
+                pid_file,
+                args,
+            },
+        ),
+        Cmd::Events {
+            stats,
+            interval,
+            id,
+        } => container::events(
+            &g,
+            &id,
+            stats,
+            std::time::Duration::from_secs(interval.max(1)),
+        )
+        .map(|_| 0),
+        Cmd::Update {
+            resources,
+            memory,
+            id,
+        } => container::update(&g, &id, resources.as_deref(), memory).map(|_| 0),
+        Cmd::Features => {
+            println!("{}", serde_json::to_string_pretty(&container::features())?);
+            Ok(0)
+        }
+        Cmd::Install {
+            runtime,
+            config,
+            flags,
+        } => container::install(&config, &runtime, &flags).map(|_| 0),
+        Cmd::Pause { id } => container::freeze(&g, &id, true).map(|_| 0),
+        Cmd::Resume { id } => container::freeze(&g, &id, false).map(|_| 0),
+        Cmd::Gofer {
+            path: root,
+            fd,
+            readonly,
+        } => {
             // SAFETY: the launcher passed us this descriptor.
             let sock = unsafe { OwnedFd::from_raw_fd(fd) };
             let dir = std::fs::File::open(&root).with_context(|| format!("gofer root {root}"))?;
@@ -254,10 +598,67 @@ fn run(cli: Cli) -> Result<i32> {
             memory_limit,
             uid,
             gid,
+            groups,
             readonly_root,
-            platform,
+            caps,
+            rlimits,
+            no_new_privs,
+            mounts,
+            control_fd,
+            error_fd,
+            extra_fds_from,
+            extra_fds,
             command,
         } => {
+            if let Some(fd) = error_fd {
+                // Close-on-exec: no workload or stub process inherits it.
+                // SAFETY: fcntl on the descriptor the launcher passed us.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+                let _ = BOOT_ERROR_FD.set(fd);
+            }
+            let take = |fd: i32| -> OwnedFd {
+                // SAFETY: the launcher passed us this descriptor; we own it from here.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+                // SAFETY: as above.
+                unsafe { OwnedFd::from_raw_fd(fd) }
+            };
+            let mut extra: Vec<mount_arg::Parsed> = vec![];
+            if let Some(m) = &mounts {
+                extra = mount_arg::parse(m)?;
+            }
+            let mut extra_mounts = vec![];
+            let mut clients = std::collections::HashMap::new();
+            for m in extra {
+                extra_mounts.push(m.into_spec(&take, &mut clients));
+            }
+            let control = control_fd.map(take);
+            let caps = match caps {
+                Some(c) => {
+                    let v: Vec<u64> = c
+                        .split(',')
+                        .map(|x| u64::from_str_radix(x, 16))
+                        .collect::<Result<_, _>>()
+                        .map_err(|_| anyhow::anyhow!("--caps {c:?}"))?;
+                    if v.len() != 3 {
+                        bail!("--caps {c:?}: expected three sets");
+                    }
+                    Some((v[0], v[1], v[2]))
+                }
+                None => None,
+            };
+            let rlimits: Vec<(u32, u64, u64)> = rlimits
+                .iter()
+                .map(|r| {
+                    let v: Vec<u64> = r.split(':').filter_map(|x| x.parse().ok()).collect();
+                    if v.len() != 3 {
+                        bail!("--rlimit {r:?}: expected RESOURCE:SOFT:HARD");
+                    }
+                    Ok((v[0] as u32, v[1], v[2]))
+                })
+                .collect::<Result<_>>()?;
+            let preserved: Vec<OwnedFd> = (extra_fds_from..extra_fds_from + extra_fds)
+                .map(take)
+                .collect();
             if let Some(code) = sandbox::become_pid1()? {
                 return Ok(code);
             }
@@ -284,13 +685,18 @@ fn run(cli: Cli) -> Result<i32> {
             let (host_uid, host_gid) = unsafe { (libc::getuid(), libc::getgid()) };
             let (uid, gid) = (uid.unwrap_or(host_uid), gid.unwrap_or(host_gid));
             // /dev/kvm must be opened while the host's /dev is still in sight.
-            let kvm = match platform.as_str() {
+            let kvm = match cli.platform.as_str() {
                 "kvm" => Some(platform::kvm::Kvm::open_dev()?),
                 "ptrace" => None,
                 p => bail!("platform {p:?} is not available (supported: ptrace, kvm)"),
             };
             sandbox::pivot_to_empty_root()?;
             sandbox::drop_privileges()?;
+            let mut stdio = vec![dup(0)?, dup(1)?, dup(2)?];
+            for f in &preserved {
+                stdio.push(dup(f.as_raw_fd())?);
+            }
+            drop(preserved);
             let cfg = sentry::Config {
                 argv: command.iter().map(|s| s.as_bytes().to_vec()).collect(),
                 envp,
@@ -298,7 +704,8 @@ fn run(cli: Cli) -> Result<i32> {
                 debug: cli.debug,
                 strace,
                 gofer,
-                stdio: [dup(0)?, dup(1)?, dup(2)?],
+                stdio,
+                groups,
                 uid,
                 gid,
                 hostname,
@@ -315,6 +722,11 @@ fn run(cli: Cli) -> Result<i32> {
                 confine: Some(Box::new(|| {
                     seccomp::install_sentry().map_err(|e| format!("{e:#}"))
                 })),
+                mounts: extra_mounts,
+                control,
+                caps,
+                rlimits,
+                no_new_privs,
             };
             match sentry::boot(cfg) {
                 Ok(status) => Ok(if status & 0x7f == 0 {
@@ -334,112 +746,4 @@ fn run(cli: Cli) -> Result<i32> {
             }
         }
     }
-}
-
-/// How to launch a sandbox (for `do` and `run`).
-pub struct DoOpts {
-    pub debug: bool,
-    pub cwd: String,
-    /// Variables added to (or, with `clear_env`, making up) the workload's environment.
-    pub env: Vec<String>,
-    pub clear_env: bool,
-    pub strace: bool,
-    pub hostname: Option<String>,
-    pub memory_limit: Option<u64>,
-    /// The host directory the gofer serves as the root file system.
-    pub root: String,
-    /// The root is mounted read-only inside (writes fail with EROFS).
-    pub root_readonly: bool,
-    pub user: Option<(u32, u32)>,
-    /// "ptrace" or "kvm".
-    pub platform: String,
-}
-
-pub fn run_do(o: &DoOpts, exe: String, command: &[String]) -> Result<i32> {
-    let (debug, cwd, env, strace, hostname) =
-        (o.debug, o.cwd.as_str(), &o.env, o.strace, &o.hostname);
-    let me = std::env::current_exe()?;
-    let (sentry_end, gofer_end) = gofer::pair()?;
-    let gfd = gofer_end.as_raw_fd();
-    let mut gofer = Command::new(&me);
-    gofer.args(["gofer", "--root", &o.root, "--fd", "3", "--readonly"]);
-    // SAFETY: the pre_exec closure only calls dup2, which is async-signal-safe.
-    unsafe {
-        gofer.pre_exec(move || {
-            // dup2 onto itself keeps FD_CLOEXEC: clear it explicitly then.
-            if (gfd == 3 && libc::fcntl(3, libc::F_SETFD, 0) < 0)
-                || (gfd != 3 && libc::dup2(gfd, 3) < 0)
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The gofer dies with the runtime, whatever kills it.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let mut gofer_child = gofer.spawn().context("starting the gofer")?;
-    drop(gofer_end);
-    let sfd = sentry_end.as_raw_fd();
-    let mut boot = Command::new(&me);
-    if debug {
-        boot.arg("--debug");
-    }
-    boot.args(["boot", "--gofer-fd", "3", "--cwd", cwd]);
-    if strace {
-        boot.arg("--strace");
-    }
-    if let Some(m) = o.memory_limit {
-        boot.args(["--memory-limit", &m.to_string()]);
-    }
-    if let Some(h) = hostname {
-        boot.args(["--hostname", h]);
-    }
-    if let Some((u, g)) = o.user {
-        boot.args(["--uid", &u.to_string(), "--gid", &g.to_string()]);
-    }
-    if o.root_readonly {
-        boot.arg("--readonly-root");
-    }
-    boot.args(["--platform", &o.platform]);
-    boot.arg("--").arg(&exe).args(&command[1..]);
-    if o.clear_env {
-        boot.env_clear();
-    }
-    for e in env {
-        let (k, v) = e.split_once('=').unwrap_or((e, ""));
-        boot.env(k, v);
-    }
-    // SAFETY: dup2 and unshare are async-signal-safe.
-    unsafe {
-        boot.pre_exec(move || {
-            // dup2 onto itself keeps FD_CLOEXEC: clear it explicitly then.
-            if (sfd == 3 && libc::fcntl(3, libc::F_SETFD, 0) < 0)
-                || (sfd != 3 && libc::dup2(sfd, 3) < 0)
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::unshare(
-                libc::CLONE_NEWNS
-                    | libc::CLONE_NEWUTS
-                    | libc::CLONE_NEWIPC
-                    | libc::CLONE_NEWNET
-                    | libc::CLONE_NEWPID,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    sandbox::block_forwarded()?;
-    let boot_child = boot.spawn();
-    drop(sentry_end);
-    let code = match boot_child {
-        Ok(c) => sandbox::supervise(nix::unistd::Pid::from_raw(c.id() as i32)),
-        Err(e) => Err(anyhow::anyhow!("starting the sandbox: {e}")),
-    };
-    let _ = gofer_child.kill();
-    let _ = gofer_child.wait();
-    code
 }

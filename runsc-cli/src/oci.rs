@@ -1,10 +1,13 @@
-//! OCI bundles: `rvisor spec` and `rvisor run` (foreground). The full lifecycle
-//! (create/start/state/kill/delete/exec) and docker come next, on top of this.
+//! OCI bundles: `rvisor spec`, reading a bundle's config.json, and turning it into a
+//! sandbox launch.
 
-use crate::DoOpts;
+use crate::launch::{DoOpts, MountKind, MountReq};
 use anyhow::{bail, Context, Result};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::path::{Path, PathBuf};
+
+/// The OCI runtime spec version rvisor implements.
+pub const OCI_VERSION: &str = "1.0.2";
 
 /// Write the default config.json (runc's default, with `sh` as the process).
 pub fn write_spec(bundle: &str) -> Result<()> {
@@ -49,20 +52,118 @@ pub fn load(bundle: &str) -> Result<(Spec, PathBuf)> {
     Ok((spec, root))
 }
 
-pub fn run(debug: bool, strace: bool, bundle: &str, id: &str) -> Result<i32> {
-    if id.is_empty() || id.contains('/') {
+/// A container id as runc accepts them.
+pub fn check_id(id: &str) -> Result<()> {
+    if id.is_empty()
+        || id.len() > 1024
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+-.".contains(c))
+        || id.starts_with('.')
+    {
         bail!("invalid container id {id:?}");
     }
-    let (spec, root) = load(bundle)?;
+    Ok(())
+}
+
+/// Translate the spec's mounts. The Sentry provides /proc, /sys, /dev and /dev/pts
+/// itself; the rest become tmpfs (Sentry memory) or bind mounts (a gofer each).
+fn mounts(spec: &Spec, bundle: &Path) -> Result<Vec<MountReq>> {
+    let mut out = vec![];
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        let target = m.destination().to_string_lossy().into_owned();
+        let target = if target.starts_with('/') {
+            target
+        } else {
+            format!("/{target}")
+        };
+        let t = target.trim_end_matches('/');
+        let opts = m.options().clone().unwrap_or_default();
+        let readonly = opts.iter().any(|o| o == "ro");
+        let typ = m.typ().clone().unwrap_or_default();
+        let is_bind = typ == "bind" || opts.iter().any(|o| o == "bind" || o == "rbind");
+        let kind = if is_bind {
+            let Some(src) = m.source() else {
+                bail!("mount {target}: a bind mount needs a source");
+            };
+            let src = if src.is_absolute() {
+                src.clone()
+            } else {
+                bundle.join(src)
+            };
+            MountKind::Bind { source: src }
+        } else {
+            match (typ.as_str(), t) {
+                ("proc", "/proc") | ("sysfs", "/sys") | ("devpts", "/dev/pts") => continue,
+                ("tmpfs", "/dev") => continue,
+                ("proc", _) => MountKind::Proc,
+                ("sysfs", _) => MountKind::Sysfs,
+                ("devpts", _) => MountKind::Devpts,
+                ("tmpfs" | "mqueue" | "cgroup" | "cgroup2", _) => {
+                    let mode = opts
+                        .iter()
+                        .find_map(|o| o.strip_prefix("mode="))
+                        .and_then(|m| u32::from_str_radix(m, 8).ok())
+                        .unwrap_or(0o1777);
+                    MountKind::Tmpfs {
+                        mode,
+                        fstype: typ.clone(),
+                    }
+                }
+                (other, _) => bail!(
+                    "mount {target}: file system type {other:?} is not supported (supported: bind, tmpfs, proc, sysfs, devpts, mqueue, cgroup)"
+                ),
+            }
+        };
+        out.push(MountReq {
+            target,
+            kind,
+            readonly,
+        });
+    }
+    if let Some(l) = spec.linux() {
+        for (paths, kind) in [(l.readonly_paths(), 0), (l.masked_paths(), 1)] {
+            for p in paths.as_deref().unwrap_or_default() {
+                out.push(MountReq {
+                    target: p.clone(),
+                    kind: if kind == 0 {
+                        MountKind::ReadonlyAgain
+                    } else {
+                        MountKind::Mask
+                    },
+                    readonly: true,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The launch a bundle describes: options, the executable and its argv.
+pub fn opts_from_spec(
+    spec: &Spec,
+    root: &Path,
+    bundle: &Path,
+    debug: bool,
+    strace: bool,
+) -> Result<(DoOpts, String, Vec<String>)> {
     let Some(process) = spec.process().as_ref() else {
-        bail!("bundle {bundle}: config.json has no process")
+        bail!("config.json has no process")
     };
     let args = process.args().clone().unwrap_or_default();
     if args.is_empty() {
-        bail!("bundle {bundle}: process.args is empty");
+        bail!("config.json: process.args is empty");
     }
-    if process.terminal().unwrap_or(false) && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        bail!("process.terminal is true but the standard input is not a terminal (use --console-socket with create, or set terminal to false)");
+    if let Some(linux) = spec.linux() {
+        let nss = linux.namespaces().as_deref().unwrap_or_default();
+        if !nss.iter().any(|ns| ns.typ() == LinuxNamespaceType::Network) {
+            bail!("networking not supported yet: the container would share the host's network (no network namespace in linux.namespaces)");
+        }
+        for ns in nss {
+            if ns.typ() == LinuxNamespaceType::Network && ns.path().is_some() {
+                bail!("networking not supported yet: the container would join the network namespace {} (use --network=none)", ns.path().as_ref().unwrap().display());
+            }
+        }
     }
     let user = process.user();
     let opts = DoOpts {
@@ -87,7 +188,117 @@ pub fn run(debug: bool, strace: bool, bundle: &str, id: &str) -> Result<i32> {
             .and_then(|r| r.readonly())
             .unwrap_or(false),
         user: Some((user.uid(), user.gid())),
-        platform: "ptrace".into(),
+        groups: user.additional_gids().clone().unwrap_or_default(),
+        caps: process.capabilities().as_ref().map(|c| {
+            let set = |s: &Option<oci_spec::runtime::Capabilities>| -> u64 {
+                s.as_ref()
+                    .map(|v| {
+                        v.iter()
+                            .filter_map(|c| cap_number(&c.to_string()))
+                            .fold(0, |a, n| a | (1 << n))
+                    })
+                    .unwrap_or(0)
+            };
+            let bounding = c
+                .bounding()
+                .as_ref()
+                .map(|_| set(c.bounding()))
+                .unwrap_or(u64::MAX);
+            (
+                set(c.effective()) & bounding,
+                set(c.permitted()) & bounding,
+                set(c.inheritable()) & bounding,
+            )
+        }),
+        rlimits: process
+            .rlimits()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| {
+                let name = serde_json::to_value(r.typ()).ok()?;
+                let n = rlimit_number(name.as_str()?)?;
+                Some((n, r.soft(), r.hard()))
+            })
+            .collect(),
+        no_new_privs: process.no_new_privileges().unwrap_or(false),
+        mounts: mounts(spec, bundle)?,
+        ..Default::default()
     };
-    crate::run_do(&opts, args[0].clone(), &args)
+    Ok((opts, args[0].clone(), args))
+}
+
+/// CAP_* names in number order (Linux 6.8).
+const CAPS: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+fn cap_number(name: &str) -> Option<u32> {
+    let n = name.trim_start_matches("CAP_");
+    CAPS.iter().position(|c| *c == n).map(|i| i as u32)
+}
+
+/// RLIMIT_* names in number order.
+const RLIMITS: [&str; 16] = [
+    "CPU",
+    "FSIZE",
+    "DATA",
+    "STACK",
+    "CORE",
+    "RSS",
+    "NPROC",
+    "NOFILE",
+    "MEMLOCK",
+    "AS",
+    "LOCKS",
+    "SIGPENDING",
+    "MSGQUEUE",
+    "NICE",
+    "RTPRIO",
+    "RTTIME",
+];
+
+fn rlimit_number(name: &str) -> Option<u32> {
+    let n = name.trim_start_matches("RLIMIT_");
+    RLIMITS.iter().position(|c| *c == n).map(|i| i as u32)
 }

@@ -1,11 +1,13 @@
 //! The Sentry: rvisor's application kernel. It implements the Linux system call ABI for
 //! the sandboxed workload on top of a [`platform::Platform`].
 
+pub mod control;
 pub mod errno;
 pub mod kernel;
 pub mod loader;
 pub mod memfile;
 pub mod mm;
+pub mod mounts;
 pub mod net;
 pub mod syscalls;
 pub mod vfs;
@@ -24,10 +26,19 @@ pub struct Config {
     pub strace: bool,
     /// The gofer's end of the file protocol, serving the root file system.
     pub gofer: OwnedFd,
-    /// stdin, stdout, stderr of the workload.
-    pub stdio: [OwnedFd; 3],
+    /// The workload's first descriptors: stdin, stdout, stderr, then any the runtime
+    /// was asked to preserve (`--preserve-fds`), numbered from 3.
+    pub stdio: Vec<OwnedFd>,
     pub uid: u32,
     pub gid: u32,
+    /// Supplementary groups of the first process.
+    pub groups: Vec<u32>,
+    /// Capability sets of the first process (effective, permitted, inheritable); None:
+    /// all for root, none for others.
+    pub caps: Option<(u64, u64, u64)>,
+    /// (RLIMIT_* number, soft, hard) of the first process.
+    pub rlimits: Vec<(u32, u64, u64)>,
+    pub no_new_privs: bool,
     pub hostname: Option<String>,
     /// The most memory the workload may use, in bytes: allocations past it fail and the
     /// faulting process is OOM-killed.
@@ -41,6 +52,12 @@ pub struct Config {
     /// Run once the kernel is set up and before the workload starts (the runtime's
     /// seccomp filter goes here: after it, the Sentry opens nothing on the host).
     pub confine: Option<Box<dyn FnOnce() -> Result<(), String> + Send>>,
+    /// Mounts beyond the root, /dev, /dev/pts, /proc and /sys, in order.
+    pub mounts: Vec<mounts::Spec>,
+    /// A listening unix socket for the runtime's commands (see [`control`]). With it,
+    /// the sandbox is built and then waits at the start gate: the workload runs its
+    /// first instruction only after `start`.
+    pub control: Option<OwnedFd>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +123,18 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
     if let Some(h) = &cfg.hostname {
         *k.hostname.lock() = h.as_bytes().to_vec();
     }
-    let creds = Creds::new(cfg.uid, cfg.gid);
+    let mut creds = Creds::new(cfg.uid, cfg.gid);
+    creds.groups = cfg.groups.clone();
+    if let Some((e, p, i)) = cfg.caps {
+        creds.cap_effective = e;
+        creds.cap_permitted = p;
+        creds.cap_inheritable = i;
+    }
+    let popts = syscalls::ProcOpts {
+        umask: cfg.umask,
+        rlimits: cfg.rlimits.clone(),
+        no_new_privs: cfg.no_new_privs,
+    };
     let client = Arc::new(gofer::Client::new(cfg.gofer));
     let rootfs = MemFs::new(0x30, Some(client));
     let root_inode: Arc<dyn vfs::Inode> = rootfs
@@ -205,7 +233,11 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
             }
         }
     }
-    let cwd = tmp_task_walk(&cfg.cwd).unwrap_or_else(|| root.clone());
+    mounts::apply(&k, &root, cfg.mounts).map_err(BootError::Setup)?;
+    let cwd = match tmp_task_walk(&cfg.cwd) {
+        Some(p) => p,
+        None => mounts::make_dir(&k, &root, &cfg.cwd).map_err(BootError::Setup)?,
+    };
     let files = FdTable::default();
     for (i, fd) in cfg.stdio.into_iter().enumerate() {
         let h = HostFile::new(fd);
@@ -242,6 +274,17 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
         f().map_err(BootError::Setup)?;
         log.info("rvisor: sandbox confined (seccomp allow-list, no capabilities, empty root)");
     }
+    let control = cfg.control.map(|l| control::serve(l, &k, popts.clone()));
+    if let Some(c) = &control {
+        log.info("rvisor: sandbox created, waiting for start");
+        match c.wait_start() {
+            control::Gate::Start => {}
+            control::Gate::Killed(sig) => {
+                c.finish(sig);
+                return Ok(sig);
+            }
+        }
+    }
     let shown: Vec<String> = cfg
         .argv
         .iter()
@@ -272,9 +315,10 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
             }
         }
     }
-    syscalls::new_init(
-        &k, root, cwd, files, exe, cfg.argv, cfg.envp, creds, cfg.umask,
+    syscalls::new_process(
+        &k, true, root, cwd, files, exe, cfg.argv, cfg.envp, creds, &popts,
     )
+    .map(|_| ())
     .map_err(|(e, p)| BootError::Exec {
         path: if p.is_empty() {
             String::from_utf8_lossy(&path).into_owned()
@@ -288,7 +332,12 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
     while st.is_none() {
         k.init_done.wait(&mut st);
     }
-    Ok(st.unwrap_or(0))
+    let status = st.unwrap_or(0);
+    drop(st);
+    if let Some(c) = &control {
+        c.finish(status);
+    }
+    Ok(status)
 }
 
 /// Deliver signals sent to the sandbox process (already blocked by the runtime in every

@@ -82,9 +82,15 @@ impl MemFile {
 
     /// A zeroed frame with one reference.
     /// Cap the memory all application pages together may use.
+    /// `u64::MAX` removes the limit.
     pub fn set_limit(&self, bytes: u64) {
+        let pages = if bytes == u64::MAX {
+            u64::MAX
+        } else {
+            bytes / PAGE
+        };
         self.limit_pages
-            .store(bytes / PAGE, std::sync::atomic::Ordering::Relaxed);
+            .store(pages, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn limit_bytes(&self) -> Option<u64> {

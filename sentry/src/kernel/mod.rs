@@ -346,6 +346,10 @@ pub struct Kernel {
     /// The init process's wait status, once it is gone.
     pub init_status: Mutex<Option<i32>>,
     pub init_done: Condvar,
+    /// Exit statuses of processes the runtime started with no parent in the sandbox
+    /// (`rvisor exec`), by pid, until collected; `exec_done` is notified on each.
+    pub exec_exits: Mutex<HashMap<i32, i32>>,
+    pub exec_done: Condvar,
     pub ncpus: usize,
     pub boot_wall: std::time::SystemTime,
     memfd: std::sync::OnceLock<(Arc<crate::vfs::memfs::MemFs>, Arc<crate::vfs::Mount>)>,
@@ -412,6 +416,8 @@ impl Kernel {
             reported: Mutex::new(HashSet::new()),
             foreground: AtomicI32::new(1),
             init_status: Mutex::new(None),
+            exec_exits: Mutex::new(HashMap::new()),
+            exec_done: Condvar::new(),
             init_done: Condvar::new(),
             ncpus: std::thread::available_parallelism()
                 .map(|n| n.get())

@@ -575,6 +575,11 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
         k.init_done.notify_all();
         return;
     }
+    if parent_tg.is_none() {
+        // Started by the runtime (`rvisor exec`): the runtime collects the status.
+        k.exec_exits.lock().insert(tgid, status);
+        k.exec_done.notify_all();
+    }
     task.tg.exit_wq.notify_all();
     if let Some(ptg) = parent_tg {
         send_death_signal(&k, &ptg, tgid, &task.tg, death_sig, status, uid);

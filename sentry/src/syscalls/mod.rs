@@ -20,7 +20,7 @@ use crate::vfs::{OpenFile, Path, Walk};
 use platform::{Context, Regs};
 use std::sync::Arc;
 
-pub use sys_task::new_init;
+pub use sys_task::{new_init, new_process, ProcOpts};
 
 /// What a handler sees: the calling task, its registers and its platform context.
 pub struct Ctx<'a> {

@@ -499,18 +499,62 @@ pub fn new_init(
     creds: Creds,
     umask: u32,
 ) -> Result<(), (Errno, String)> {
+    let o = ProcOpts {
+        umask,
+        ..Default::default()
+    };
+    new_process(k, true, root, cwd, files, exe, argv, envp, creds, &o).map(|_| ())
+}
+
+/// What else a process started from nothing gets (the OCI process's settings).
+#[derive(Default, Clone)]
+pub struct ProcOpts {
+    pub umask: u32,
+    /// (RLIMIT_* number, soft, hard), over the inherited defaults.
+    pub rlimits: Vec<(u32, u64, u64)>,
+    pub no_new_privs: bool,
+}
+
+/// Start a process from nothing: init (pid 1), or (`init` false) a process the
+/// runtime executes in the running sandbox (`rvisor exec`): it has no parent in the
+/// sandbox, leads its own session, and its exit status goes to `Kernel::exec_exits`.
+/// Returns its pid.
+#[allow(clippy::too_many_arguments)]
+pub fn new_process(
+    k: &Arc<Kernel>,
+    init: bool,
+    root: crate::vfs::Path,
+    cwd: crate::vfs::Path,
+    files: FdTable,
+    exe: Vec<u8>,
+    argv: Vec<Vec<u8>>,
+    envp: Vec<Vec<u8>>,
+    creds: Creds,
+    o: &ProcOpts,
+) -> Result<i32, (Errno, String)> {
+    let umask = o.umask;
+    let mut rlimits = crate::kernel::default_rlimits();
+    for (res, soft, hard) in &o.rlimits {
+        if let Some(r) = rlimits.get_mut(*res as usize) {
+            *r = (*soft, *hard);
+        }
+    }
     let aspace = k
         .platform
         .new_address_space()
         .map_err(|e| (EAGAIN, format!("cannot create the address space: {e}")))?;
     let acts: [SigAction; 65] = [SigAction::default(); 65];
-    let tg = ThreadGroup::new(
-        1,
-        Arc::new(Mutex::new(acts)),
-        crate::kernel::default_rlimits(),
-    );
+    let pid = {
+        let mut tab = k.table.lock();
+        let pid = tab.alloc_pid();
+        if init {
+            debug_assert_eq!(pid, 1);
+        }
+        pid
+    };
+    let tg = ThreadGroup::new(pid, Arc::new(Mutex::new(acts)), rlimits);
     let task = Arc::new(Task {
-        tid: AtomicI32::new(1),
+        tid: AtomicI32::new(pid),
         tg: tg.clone(),
         kernel: k.clone(),
         mm: Mutex::new(Arc::new(Mm::new(aspace))),
@@ -533,7 +577,7 @@ pub fn new_init(
         name: Mutex::new(vec![]),
         killed: AtomicBool::new(false),
         pdeathsig: AtomicI32::new(0),
-        no_new_privs: AtomicBool::new(false),
+        no_new_privs: AtomicBool::new(o.no_new_privs),
         affinity: AtomicU64::new(if k.ncpus >= 64 {
             u64::MAX
         } else {
@@ -548,18 +592,16 @@ pub fn new_init(
     });
     {
         let mut tab = k.table.lock();
-        let pid = tab.alloc_pid();
-        debug_assert_eq!(pid, 1);
-        tab.tasks.insert(1, task.clone());
+        tab.tasks.insert(pid, task.clone());
         tab.procs.insert(
-            1,
+            pid,
             Proc {
                 tg,
                 parent: 0,
                 children: vec![],
-                threads: vec![1],
-                pgid: 1,
-                sid: 1,
+                threads: vec![pid],
+                pgid: pid,
+                sid: pid,
                 exit_signal: signal::SIGCHLD,
                 zombie: None,
                 group_exit: None,
@@ -587,10 +629,12 @@ pub fn new_init(
     match regs {
         Ok(r) => {
             run::start(task, r, Some(platform::initial_fp_state()));
-            Ok(())
+            Ok(pid)
         }
         Err(e) => {
-            k.table.lock().procs.clear();
+            let mut tab = k.table.lock();
+            tab.procs.remove(&pid);
+            tab.tasks.remove(&pid);
             Err(e)
         }
     }

@@ -6,6 +6,7 @@ pub mod devpts;
 pub mod epoll;
 pub mod eventfd;
 pub mod fdtable;
+pub mod goferfs;
 pub mod host;
 pub mod inotify;
 pub mod lock;
