@@ -51,8 +51,8 @@ pub struct DoOpts {
     pub root_readonly: bool,
     pub user: Option<(u32, u32)>,
     pub groups: Vec<u32>,
-    /// Capability sets (effective, permitted, inheritable) of the workload.
-    pub caps: Option<(u64, u64, u64)>,
+    /// Capability sets (effective, permitted, inheritable, bounding) of the workload.
+    pub caps: Option<(u64, u64, u64, u64)>,
     /// (RLIMIT_* number, soft, hard).
     pub rlimits: Vec<(u32, u64, u64)>,
     pub no_new_privs: bool,
@@ -239,8 +239,8 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
     if o.root_readonly {
         boot.arg("--readonly-root");
     }
-    if let Some((e, p, i)) = o.caps {
-        boot.args(["--caps", &format!("{e:x},{p:x},{i:x}")]);
+    if let Some((e, p, i, b)) = o.caps {
+        boot.args(["--caps", &format!("{e:x},{p:x},{i:x},{b:x}")]);
     }
     for (r, soft, hard) in &o.rlimits {
         boot.args(["--rlimit", &format!("{r}:{soft}:{hard}")]);

@@ -111,7 +111,7 @@ enum Cmd {
         groups: Vec<u32>,
         #[arg(long)]
         readonly_root: bool,
-        /// Capability sets in hex: EFFECTIVE,PERMITTED,INHERITABLE.
+        /// Capability sets in hex: EFFECTIVE,PERMITTED,INHERITABLE,BOUNDING.
         #[arg(long)]
         caps: Option<String>,
         /// RESOURCE:SOFT:HARD (RLIMIT_* numbers).
@@ -639,10 +639,10 @@ fn run(cli: Cli) -> Result<i32> {
                         .map(|x| u64::from_str_radix(x, 16))
                         .collect::<Result<_, _>>()
                         .map_err(|_| anyhow::anyhow!("--caps {c:?}"))?;
-                    if v.len() != 3 {
-                        bail!("--caps {c:?}: expected three sets");
+                    if v.len() != 4 {
+                        bail!("--caps {c:?}: expected four sets");
                     }
-                    Some((v[0], v[1], v[2]))
+                    Some((v[0], v[1], v[2], v[3]))
                 }
                 None => None,
             };

@@ -208,6 +208,7 @@ pub fn opts_from_spec(
                 set(c.effective()) & bounding,
                 set(c.permitted()) & bounding,
                 set(c.inheritable()) & bounding,
+                bounding,
             )
         }),
         rlimits: process

@@ -35,7 +35,8 @@ pub struct Config {
     pub groups: Vec<u32>,
     /// Capability sets of the first process (effective, permitted, inheritable); None:
     /// all for root, none for others.
-    pub caps: Option<(u64, u64, u64)>,
+    /// Capability sets: (effective, permitted, inheritable, bounding).
+    pub caps: Option<(u64, u64, u64, u64)>,
     /// (RLIMIT_* number, soft, hard) of the first process.
     pub rlimits: Vec<(u32, u64, u64)>,
     pub no_new_privs: bool,
@@ -125,10 +126,11 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
     }
     let mut creds = Creds::new(cfg.uid, cfg.gid);
     creds.groups = cfg.groups.clone();
-    if let Some((e, p, i)) = cfg.caps {
+    if let Some((e, p, i, b)) = cfg.caps {
         creds.cap_effective = e;
         creds.cap_permitted = p;
         creds.cap_inheritable = i;
+        creds.cap_bset = b & kernel::CAP_FULL;
     }
     let popts = syscalls::ProcOpts {
         umask: cfg.umask,
