@@ -68,6 +68,8 @@ pub struct DoOpts {
     /// started (`create`: the container's pid then names the container's network
     /// namespace, as docker's network hooks expect).
     pub netns_in_launcher: bool,
+    /// `create`: hand the links of that namespace to the Sentry (`--network sandbox`).
+    pub take_network: bool,
     /// "ptrace" or "kvm".
     pub platform: String,
 }

@@ -157,11 +157,14 @@ pub fn opts_from_spec(
     if let Some(linux) = spec.linux() {
         let nss = linux.namespaces().as_deref().unwrap_or_default();
         if !nss.iter().any(|ns| ns.typ() == LinuxNamespaceType::Network) {
-            bail!("networking not supported yet: the container would share the host's network (no network namespace in linux.namespaces)");
+            bail!("the container would share the host's network (no network namespace in linux.namespaces): --network host is not supported yet");
         }
         for ns in nss {
             if ns.typ() == LinuxNamespaceType::Network && ns.path().is_some() {
-                bail!("networking not supported yet: the container would join the network namespace {} (use --network=none)", ns.path().as_ref().unwrap().display());
+                bail!(
+                    "joining the existing network namespace {} is not supported yet",
+                    ns.path().as_ref().unwrap().display()
+                );
             }
         }
     }

@@ -16,6 +16,7 @@
 //! | `signal N pid P` | `ok` (to one process, e.g. an exec'd one) |
 //! | `stats` | `stats MEM_USED MEM_LIMIT NPROCS` (bytes; limit 0: none) |
 //! | `update memory N` | `ok` (the sandbox's memory limit, bytes; 0: none) |
+//! | `net NAME INDEX MAC MTU addr=IP/P... [gw4=IP] [gw6=IP] [route=IP/P,VIA]...` + a packet socket | `ok` (see net/ext.rs) |
 //!
 //! In `exec`, GROUPS is a comma-separated list or `-`; CWD is hex; ARGV and ENV are
 //! comma-separated hex strings (or `-` for none). Errors are `error TEXT`.
@@ -127,7 +128,13 @@ impl Control {
             }
             return;
         }
-        let reply = self.request(&line);
+        let reply = match line.strip_prefix("net ") {
+            Some(args) => match crate::net::ext::attach(&self.k, args, fds) {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("error {e}"),
+            },
+            None => self.request(&line),
+        };
         let _ = w.write_all(format!("{reply}\n").as_bytes());
     }
 
