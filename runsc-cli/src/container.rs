@@ -566,7 +566,7 @@ fn create_in(
         }
     }
     if opts.take_network {
-        if let Err(e) = crate::network::setup(pid, &c.dir) {
+        if let Err(e) = crate::network::setup(pid, &c.dir, spec) {
             return Err(fail(&c, format!("container {id}: network: {e:#}")));
         }
     }

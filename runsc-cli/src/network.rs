@@ -81,11 +81,29 @@ impl Link {
     }
 }
 
+/// Docker's embedded DNS server, as user-defined networks' resolv.conf names it.
+const DOCKER_DNS: &str = "127.0.0.11";
+
 /// In sandbox mode, hand the links of the network namespace of process `pid` to its
-/// Sentry (served on the control socket in `dir`). Fails clearly, never hangs.
-pub fn setup(pid: i32, dir: &Path) -> Result<()> {
+/// Sentry (served on the control socket in `dir`), and a way to docker's embedded DNS
+/// server when the container's resolv.conf names it. Fails clearly, never hangs.
+pub fn setup(pid: i32, dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
     let ns = format!("/proc/{pid}/ns/net");
-    let taken = in_netns(&ns, take_links)?;
+    let dns = uses_docker_dns(spec);
+    let (taken, dns) = in_netns(&ns, move || {
+        let links = take_links()?;
+        let dns = match dns {
+            true => Some(dns_socket().context("a socket to docker's DNS server")?),
+            false => None,
+        };
+        Ok((links, dns))
+    })?;
+    if let Some(fd) = dns {
+        let reply = send(dir, &format!("dns {DOCKER_DNS}"), &fd)?;
+        if reply != "ok" {
+            bail!("{}", reply.strip_prefix("error ").unwrap_or(&reply));
+        }
+    }
     for (l, fd) in taken {
         tracing::debug!("network: {}", l.request());
         let reply = send(dir, &l.request(), &fd)?;
@@ -98,6 +116,32 @@ pub fn setup(pid: i32, dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether the resolv.conf the spec mounts names docker's embedded DNS server.
+fn uses_docker_dns(spec: &oci_spec::runtime::Spec) -> bool {
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    let Some(m) = mounts
+        .iter()
+        .find(|m| m.destination() == Path::new("/etc/resolv.conf"))
+    else {
+        return false;
+    };
+    let Some(src) = m.source() else { return false };
+    std::fs::read_to_string(src).is_ok_and(|t| {
+        t.lines().any(|l| {
+            let mut w = l.split_whitespace();
+            w.next() == Some("nameserver") && w.next() == Some(DOCKER_DNS)
+        })
+    })
+}
+
+/// A UDP socket of the current namespace connected to docker's DNS server (reached
+/// through docker's DNAT rules there).
+fn dns_socket() -> Result<OwnedFd> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
+    s.connect((DOCKER_DNS, 53))?;
+    Ok(s.into())
 }
 
 /// Run `f` on a thread of its own that has joined the network namespace `ns`.
