@@ -461,3 +461,85 @@ fn send(dir: &Path, req: &str, fd: &OwnedFd) -> Result<String> {
         .context("the sandbox's answer to the network configuration")?;
     Ok(reply.trim().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn ip(args: &str) -> String {
+        let out = Command::new("ip")
+            .args(args.split_whitespace())
+            .output()
+            .expect("run ip");
+        assert!(out.status.success(), "ip {args}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Removes the namespace and the veth however the test ends.
+    struct Ns(String);
+
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+
+    #[test]
+    fn modes() {
+        assert_eq!(Mode::parse(None).unwrap(), None);
+        assert_eq!(Mode::parse(Some("none")).unwrap(), Some(Mode::None));
+        assert_eq!(Mode::parse(Some("sandbox")).unwrap(), Some(Mode::Sandbox));
+        assert_eq!(Mode::parse(Some("host")).unwrap(), Some(Mode::Host));
+        let e = Mode::parse(Some("bridge")).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "unknown network mode \"bridge\" (expected none, sandbox or host)"
+        );
+    }
+
+    #[test]
+    fn takes_a_veth_over() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 || Command::new("ip").arg("-V").output().is_err() {
+            eprintln!("SKIPPED: takes_a_veth_over needs root and iproute2");
+            return;
+        }
+        let ns = Ns(format!("rvisor-nettest-{}", std::process::id()));
+        let n = &ns.0;
+        ip(&format!("netns add {n}"));
+        ip(&format!("-n {n} link add rvt0 type veth peer name rvt1"));
+        ip(&format!(
+            "-n {n} link set rvt1 address 02:00:0a:4d:00:02 mtu 1400 up"
+        ));
+        ip(&format!("-n {n} addr add 10.77.0.2/24 dev rvt1"));
+        ip(&format!("-n {n} route add default via 10.77.0.1"));
+        ip(&format!("-n {n} route add 10.88.0.0/16 via 10.77.0.3"));
+        // rvt0 is down: left alone. rvt1 is taken over.
+        let taken = in_netns(&format!("/run/netns/{n}"), take_links).expect("take_links");
+        assert_eq!(taken.len(), 1, "{taken:?}");
+        let l = &taken[0].0;
+        assert_eq!((l.name.as_str(), l.mtu), ("rvt1", 1400));
+        assert_eq!(l.mac, [2, 0, 10, 77, 0, 2]);
+        assert!(
+            l.addrs.contains(&("10.77.0.2".parse().unwrap(), 24)),
+            "{l:?}"
+        );
+        assert_eq!(l.gw4, Some("10.77.0.1".parse().unwrap()));
+        assert_eq!(
+            l.routes,
+            vec![(
+                "10.88.0.0".parse().unwrap(),
+                16,
+                "10.77.0.3".parse().unwrap()
+            )]
+        );
+        assert!(l.request().starts_with("net rvt1 "), "{}", l.request());
+        // The host kernel's view of the namespace keeps no address on it.
+        let left = ip(&format!("-n {n} -o addr show dev rvt1"));
+        assert!(!left.contains("inet"), "{left}");
+        // A missing namespace is a clear error.
+        let e = in_netns("/run/netns/rvisor-no-such-ns", take_links).unwrap_err();
+        assert!(format!("{e:#}").contains("network namespace"), "{e:#}");
+    }
+}
