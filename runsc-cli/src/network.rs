@@ -89,6 +89,10 @@ const DOCKER_DNS: &str = "127.0.0.11";
 /// server when the container's resolv.conf names it. Fails clearly, never hangs.
 pub fn setup(pid: i32, dir: &Path, spec: &oci_spec::runtime::Spec) -> Result<()> {
     let ns = format!("/proc/{pid}/ns/net");
+    // Never take the runtime's own network (the host's) away from it.
+    if ns_id(&ns)? == ns_id("/proc/self/ns/net")? {
+        bail!("the container's network namespace is the runtime's own: refusing to take its links over (use --network none)");
+    }
     let dns = uses_docker_dns(spec);
     let (taken, dns) = in_netns(&ns, move || {
         let links = take_links()?;
@@ -142,6 +146,20 @@ fn dns_socket() -> Result<OwnedFd> {
     let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
     s.connect((DOCKER_DNS, 53))?;
     Ok(s.into())
+}
+
+/// Join the network namespace at `path` (the spec names one that already exists).
+pub fn join(path: &Path) -> Result<()> {
+    let f = std::fs::File::open(path)
+        .with_context(|| format!("network namespace {}", path.display()))?;
+    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+        .with_context(|| format!("joining the network namespace {}", path.display()))
+}
+
+/// (device, inode) of a namespace file.
+fn ns_id(path: &str) -> Result<(u64, u64)> {
+    let st = nix::sys::stat::stat(path).with_context(|| format!("network namespace {path}"))?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 /// Run `f` on a thread of its own that has joined the network namespace `ns`.
