@@ -63,3 +63,29 @@ pub(crate) fn checksums() -> ChecksumCapabilities {
     c.icmpv6 = Checksum::Tx;
     c
 }
+
+/// What the stack's Ethernet link looks like from outside: for queries over the stack's
+/// interfaces (netlink, /proc/net, SIOCGIF*). The loopback addresses are not in it.
+#[derive(Clone, Debug)]
+pub struct EthernetInfo {
+    pub config: super::EthernetConfig,
+    pub addrs: Vec<(IpAddr, u8)>,
+}
+
+impl super::Stack {
+    /// The Ethernet link (name, index, MAC, MTU, routes, addresses), if there is one.
+    pub fn ethernet(&self) -> Option<EthernetInfo> {
+        self.h.sh.peek(|i| {
+            i.dev.links.iter().find_map(|l| {
+                Some(EthernetInfo {
+                    config: l.ethernet.clone()?,
+                    addrs: l
+                        .nets
+                        .iter()
+                        .map(|c| (IpAddr::from(c.address()), c.prefix_len()))
+                        .collect(),
+                })
+            })
+        })
+    }
+}

@@ -130,6 +130,22 @@ fn nothing_answers_for_other_hosts() {
 }
 
 #[test]
+fn the_link_is_described() {
+    let (a, _b, _) = pair();
+    let e = a.ethernet().expect("an Ethernet link");
+    assert_eq!((e.config.name.as_str(), e.config.index), ("eth0", 2));
+    assert_eq!((e.config.mac, e.config.mtu), ([2, 0, 0, 0, 0, 1], 1500));
+    assert_eq!(
+        e.addrs,
+        vec![
+            ("10.1.0.1".parse().unwrap(), 24),
+            ("fd01::1".parse().unwrap(), 64)
+        ]
+    );
+    assert!(Stack::new(StackConfig::default()).ethernet().is_none());
+}
+
+#[test]
 fn a_second_ethernet_link_is_refused() {
     let (a, _b, _) = pair();
     let (l, _) = MemLink::pair();

@@ -37,6 +37,7 @@ mod tcp;
 mod tests;
 mod udp;
 
+pub use eth::EthernetInfo;
 pub use link::{Link, LinkNotify, MemLink};
 pub use packet::PacketLink;
 pub use tcp::{TcpOpts, TcpSocket};
