@@ -175,7 +175,10 @@ impl Forwarder {
 
 /// Serve DNS on `addr`:53 in the sandbox's stack, forwarding to `upstream`.
 pub fn serve(k: &Arc<Kernel>, addr: IpAddr, upstream: OwnedFd) -> Result<(), String> {
-    let stack = super::inet::stack(k);
+    serve_on(&super::inet::stack(k), addr, upstream)
+}
+
+fn serve_on(stack: &netstack::Stack, addr: IpAddr, upstream: OwnedFd) -> Result<(), String> {
     let at = SocketAddr::new(addr, 53);
     let v6 = addr.is_ipv6();
     let udp = stack.udp(v6);
@@ -258,5 +261,86 @@ fn tcp_client(f: &Forwarder, c: netstack::TcpSocket) {
             Some(0) | None => return,
             Some(n) => have.extend_from_slice(&buf[..n]),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+
+    /// A stand-in for docker's resolver on the host's loopback: answers each query with
+    /// its own bytes, the QR bit set.
+    fn fake_resolver() -> OwnedFd {
+        let srv = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let up = UdpSocket::bind("127.0.0.1:0").unwrap();
+        up.connect(srv.local_addr().unwrap()).unwrap();
+        std::thread::spawn(move || {
+            let mut b = [0u8; 512];
+            while let Ok((n, from)) = srv.recv_from(&mut b) {
+                b[2] |= 0x80;
+                let _ = srv.send_to(&b[..n], from);
+            }
+        });
+        up.into()
+    }
+
+    fn query(id: u16) -> Vec<u8> {
+        let mut q = id.to_be_bytes().to_vec();
+        q.extend_from_slice(&[
+            1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'f', b'o', b'o', 0, 0, 1, 0, 1,
+        ]);
+        q
+    }
+
+    #[test]
+    fn forwards_udp_and_tcp_queries() {
+        let st = netstack::Stack::new(netstack::StackConfig::default());
+        let at: IpAddr = "127.0.0.11".parse().unwrap();
+        serve_on(&st, at, fake_resolver()).unwrap();
+        let dns = SocketAddr::new(at, 53);
+        // UDP: two askers with the same id each get their own answer, id restored.
+        let (a, b) = (st.udp(false), st.udp(false));
+        for s in [&a, &b] {
+            s.send_to(&query(0x1234), Some(dns)).unwrap();
+        }
+        for s in [&a, &b] {
+            let sig = Arc::new(Signal::default());
+            s.set_waker(sig.waker());
+            let mut buf = [0u8; 512];
+            let d = blocking(&sig, Some(Duration::from_secs(5)), || {
+                s.recv_from(&mut buf, false)
+            })
+            .expect("an answer");
+            assert_eq!(d.from, dns);
+            let mut want = query(0x1234);
+            want[2] |= 0x80;
+            assert_eq!(&buf[..d.len], &want[..]);
+        }
+        // TCP: a length-prefixed query, a length-prefixed answer.
+        let c = st.tcp(false);
+        let sig = Arc::new(Signal::default());
+        c.set_waker(sig.waker());
+        match c.connect(dns) {
+            Ok(()) | Err(Error::InProgress) => {}
+            Err(e) => panic!("connect: {e:?}"),
+        }
+        let q = query(7);
+        let mut msg = (q.len() as u16).to_be_bytes().to_vec();
+        msg.extend_from_slice(&q);
+        let n = blocking(&sig, Some(Duration::from_secs(5)), || c.send(&msg)).unwrap();
+        assert_eq!(n, msg.len());
+        let mut got = vec![];
+        let mut buf = [0u8; 512];
+        while got.len() < msg.len() {
+            let n = blocking(&sig, Some(Duration::from_secs(5)), || {
+                c.recv(&mut buf, false)
+            })
+            .expect("a TCP answer");
+            assert!(n > 0, "EOF after {got:?}");
+            got.extend_from_slice(&buf[..n]);
+        }
+        msg[4] |= 0x80;
+        assert_eq!(got, msg);
     }
 }
