@@ -247,7 +247,7 @@ fn apply_runs_a_batch_and_stops_at_a_failure() {
             len: 0x1000,
         },
         platform::MapOp::Map {
-            addr: u64::MAX & !0xfff,
+            addr: !0xfff,
             len: 0x1000,
             file_offset: 0,
             prot: Prot::READ,
