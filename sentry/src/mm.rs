@@ -561,6 +561,14 @@ impl Mm {
         })
     }
 
+    /// Hand the bytes of [addr, addr+len) to `f` a page-sized piece at a time, straight
+    /// from the memory file (no copy in between).
+    pub fn read_each(&self, addr: u64, len: usize, mut f: impl FnMut(&[u8])) -> KResult<()> {
+        self.access(addr, len, false, |fr, off, _, n| {
+            f(&fr.bytes()[off..off + n])
+        })
+    }
+
     pub fn read_vec(&self, addr: u64, len: usize) -> KResult<Vec<u8>> {
         let mut v = vec![0u8; len];
         self.read(addr, &mut v)?;
