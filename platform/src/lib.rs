@@ -155,6 +155,7 @@ pub trait AddressSpace: std::any::Any + Send + Sync {
                     ..
                 } => self.map(addr, len, file_offset, prot)?,
                 MapOp::Unmap { addr, len } => self.unmap(addr, len)?,
+                MapOp::Protect { addr, len, prot } => self.protect(addr, len, prot)?,
             }
         }
         Ok(())
@@ -182,6 +183,12 @@ pub enum MapOp {
     Unmap {
         addr: u64,
         len: u64,
+    },
+    /// As [`AddressSpace::protect`].
+    Protect {
+        addr: u64,
+        len: u64,
+        prot: Prot,
     },
 }
 

@@ -261,6 +261,15 @@ impl AddressSpace for StubProcess {
                     ]
                 }
                 MapOp::Unmap { addr, len } => [libc::SYS_munmap as u64, addr, len, 0, 0, 0, 0],
+                MapOp::Protect { addr, len, prot } => [
+                    libc::SYS_mprotect as u64,
+                    addr,
+                    len,
+                    prot_bits(prot),
+                    0,
+                    0,
+                    0,
+                ],
             })
             .collect();
         match calls.len() {

@@ -170,8 +170,9 @@ fn merge_runs(ops: Vec<platform::MapOp>) -> Vec<platform::MapOp> {
     let mut out: Vec<platform::MapOp> = Vec::with_capacity(ops.len());
     let mut ops = ops;
     ops.sort_by_key(|op| match op {
-        Map { addr, .. } => *addr,
-        platform::MapOp::Unmap { addr, .. } => *addr,
+        Map { addr, .. }
+        | platform::MapOp::Unmap { addr, .. }
+        | platform::MapOp::Protect { addr, .. } => *addr,
     });
     for op in ops {
         if let (
@@ -957,9 +958,11 @@ impl Mm {
                     ranges.push((*s, v.end));
                 }
             }
+            let mut ops = vec![];
             for (s, e) in &ranges {
                 // Only mapped pages can be protected (mprotect fails on holes), so
-                // downgrade each run of consecutive writable-mapped pages.
+                // downgrade each run of consecutive writable-mapped pages, all in one
+                // platform call.
                 let prot = to_prot(inner.vmas[s].prot & !PROT_WRITE);
                 let mut runs: Vec<(u64, u64)> = vec![];
                 for (a, p) in inner.ptes.range_mut(*s..*e) {
@@ -971,10 +974,13 @@ impl Mm {
                         }
                     }
                 }
-                for (a, b) in runs {
-                    self.aspace.protect(a, b - a, prot).map_err(|_| ENOMEM)?;
-                }
+                ops.extend(runs.into_iter().map(|(a, b)| platform::MapOp::Protect {
+                    addr: a,
+                    len: b - a,
+                    prot,
+                }));
             }
+            self.aspace.apply(&ops).map_err(|_| ENOMEM)?;
             for (k, p) in inner.ptes.iter() {
                 // MADV_WIPEONFORK ranges start empty in the child: fresh zero pages.
                 if c.vmas
@@ -1123,7 +1129,7 @@ mod tests {
             .iter()
             .map(|op| match op {
                 platform::MapOp::Map { len, .. } => len / PAGE,
-                platform::MapOp::Unmap { .. } => 0,
+                _ => 0,
             })
             .sum()
     }
