@@ -1,12 +1,14 @@
 //! `rvisor-bench`: runs each workload natively, under `rvisor do` on each platform and
 //! under gVisor's `runsc do` (when installed), interleaved, and prints medians with
 //! min-max and the ratios rvisor/native and rvisor/runsc. Not part of the test suite;
-//! it never asserts timings.
+//! it never asserts timings. It also measures each platform's own round trip in-process
+//! (see `roundtrip`).
 
 mod format;
 mod helper;
 mod parse;
 mod proc;
+mod roundtrip;
 mod run;
 mod stats;
 mod workloads;
@@ -48,8 +50,9 @@ struct Args {
     /// The rvisor binary [default: <workspace>/target/release/rvisor]
     #[arg(long, value_name = "PATH")]
     rvisor: Option<PathBuf>,
-    /// rvisor platforms to measure (repeatable)
-    #[arg(long = "platform", value_name = "NAME", default_values_t = [String::from("ptrace")])]
+    /// rvisor platforms to measure (repeatable) [default: ptrace, and kvm when /dev/kvm
+    /// is usable]
+    #[arg(long = "platform", value_name = "NAME")]
     platforms: Vec<String>,
     /// gVisor's runsc binary (skipped when missing)
     #[arg(long, value_name = "PATH", default_value = "/usr/bin/runsc")]
@@ -154,6 +157,8 @@ struct Report {
     sizes: Sizes,
     runners: Vec<RunnerInfo>,
     notes: Vec<String>,
+    /// Each platform's own round trip, measured in this process.
+    round_trips: Vec<roundtrip::RoundTrip>,
     workloads: Vec<WorkloadReport>,
     total_seconds: f64,
 }
@@ -221,7 +226,19 @@ fn real_main() -> Result<()> {
     let selected =
         workloads::select(workloads::all(&sizes, &files), &args.only).map_err(|e| anyhow!(e))?;
 
-    let (runners, infos, runsc_version) = make_runners(&args, &root);
+    let (platforms, skipped_platforms) = platforms(&args);
+    let (runners, mut infos, runsc_version) = make_runners(&args, &root, &platforms);
+    for (p, why) in skipped_platforms {
+        infos.insert(
+            infos.len() - 1,
+            RunnerInfo {
+                name: format!("rvisor-{p}"),
+                kind: RunnerKind::Rvisor,
+                command: vec![],
+                skipped: Some(why),
+            },
+        );
+    }
     let ctx = Ctx {
         rvbench: files.rvbench.display().to_string(),
         cwd: cache.clone(),
@@ -279,6 +296,9 @@ fn real_main() -> Result<()> {
         }
     }
     println!();
+
+    let round_trips = roundtrip::measure(&platforms, reps, args.quick);
+    print_round_trips(&round_trips);
 
     let mut reports = Vec::new();
     for (wi, w) in selected.iter().enumerate() {
@@ -378,6 +398,7 @@ fn real_main() -> Result<()> {
             sizes,
             runners: infos,
             notes,
+            round_trips,
             workloads: reports,
             total_seconds: total,
         };
@@ -388,9 +409,55 @@ fn real_main() -> Result<()> {
     Ok(())
 }
 
+/// The rvisor platforms to measure, and those left out with the reason: the ones asked
+/// for, or ptrace and (when rvisor's KVM platform can start here) kvm.
+fn platforms(args: &Args) -> (Vec<String>, Vec<(String, String)>) {
+    if !args.platforms.is_empty() {
+        return (args.platforms.clone(), vec![]);
+    }
+    match roundtrip::kvm_usable() {
+        Ok(()) => (vec!["ptrace".into(), "kvm".into()], vec![]),
+        Err(why) => (vec!["ptrace".into()], vec![("kvm".into(), why)]),
+    }
+}
+
+fn print_round_trips(rts: &[roundtrip::RoundTrip]) {
+    if rts.is_empty() {
+        return;
+    }
+    let header = [
+        "platform round trip (in-process)",
+        "us",
+        "measured before rvisor",
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows: Vec<Vec<String>> = rts
+        .iter()
+        .map(|r| {
+            let us = match (&r.summary, &r.failure) {
+                (Some(s), _) => format::cell(&stats::Summary {
+                    median: s.median / 1e3,
+                    min: s.min / 1e3,
+                    max: s.max / 1e3,
+                    count: s.count,
+                }),
+                (None, Some(f)) => format!("FAILED: {f}"),
+                (None, None) => "-".into(),
+            };
+            vec![r.name.clone(), us, r.quoted_what.to_string()]
+        })
+        .collect();
+    println!("{}", format::table(&header, &rows));
+}
+
 /// The runners that can run here, a description of every runner (with the reason
 /// when skipped), and runsc's version.
-fn make_runners(args: &Args, root: &Path) -> (Vec<Runner>, Vec<RunnerInfo>, Option<String>) {
+fn make_runners(
+    args: &Args,
+    root: &Path,
+    platforms: &[String],
+) -> (Vec<Runner>, Vec<RunnerInfo>, Option<String>) {
     let mut runners = vec![Runner {
         name: "native".into(),
         kind: RunnerKind::Native,
@@ -406,7 +473,7 @@ fn make_runners(args: &Args, root: &Path) -> (Vec<Runner>, Vec<RunnerInfo>, Opti
         .rvisor
         .clone()
         .unwrap_or_else(|| root.join("target").join("release").join("rvisor"));
-    for p in &args.platforms {
+    for p in platforms {
         let name = format!("rvisor-{p}");
         let prefix = vec![
             rvisor.display().to_string(),

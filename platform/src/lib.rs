@@ -142,12 +142,54 @@ pub trait AddressSpace: std::any::Any + Send + Sync {
     fn protect(&self, addr: u64, len: u64, prot: Prot) -> Result<()>;
     /// A number unique among live address spaces.
     fn id(&self) -> u64;
+    /// Apply `ops` in order, stopping at the first failure. Platforms where each call
+    /// costs a round trip (ptrace) do them all in one.
+    fn apply(&self, ops: &[MapOp]) -> Result<()> {
+        for op in ops {
+            match *op {
+                MapOp::Map {
+                    addr,
+                    len,
+                    file_offset,
+                    prot,
+                    ..
+                } => self.map(addr, len, file_offset, prot)?,
+                MapOp::Unmap { addr, len } => self.unmap(addr, len)?,
+                MapOp::Protect { addr, len, prot } => self.protect(addr, len, prot)?,
+            }
+        }
+        Ok(())
+    }
     /// The host CPU time, in ns, used so far by everything that ran in this address
     /// space (application code and the host kernel's work for it), or None where the
     /// platform cannot tell. It only grows; the Sentry attributes it to tasks.
     fn cpu_time_ns(&self) -> Option<u64> {
         None
     }
+}
+
+/// One change of an address space, for [`AddressSpace::apply`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapOp {
+    /// As [`AddressSpace::map`]; `populate`: the pages are about to be used, so the
+    /// platform may make them present now rather than on first touch.
+    Map {
+        addr: u64,
+        len: u64,
+        file_offset: u64,
+        prot: Prot,
+        populate: bool,
+    },
+    Unmap {
+        addr: u64,
+        len: u64,
+    },
+    /// As [`AddressSpace::protect`].
+    Protect {
+        addr: u64,
+        len: u64,
+        prot: Prot,
+    },
 }
 
 /// A thread of application execution.

@@ -9,7 +9,7 @@
 
 use crate::stub::{self, Ctl};
 use crate::{
-    Access, AddressSpace, Context, Error, Event, FpState, Interrupter, Platform, Prot, Regs,
+    Access, AddressSpace, Context, Error, Event, FpState, Interrupter, MapOp, Platform, Prot, Regs,
     Result, SigInfo,
 };
 use parking_lot::Mutex;
@@ -59,6 +59,7 @@ impl Platform for Ptrace {
             pid,
             ctl,
             spawn: Mutex::new(()),
+            batch: Mutex::new(()),
             id,
             memfd: self.memfd.as_raw_fd(),
             _memfd: self.memfd.clone(),
@@ -80,6 +81,8 @@ pub struct StubProcess {
     pid: i32,
     ctl: usize,
     spawn: Mutex<()>,
+    /// Held while the control page's batch area is in use.
+    batch: Mutex<()>,
     id: u64,
     memfd: i32,
     _memfd: Arc<OwnedFd>,
@@ -120,18 +123,57 @@ impl StubProcess {
 
     /// Run one system call in the calling thread's stub thread.
     fn inject(&self, nr: i64, args: [u64; 6]) -> Result<u64> {
-        let aspace_id = self.id;
-        let tid = thread_for(self)?;
         let mut regs = crate::initial_regs();
         regs.rip = stub::syscall_addr();
         regs.rax = nr as u64;
-        regs.orig_rax = u64::MAX;
         regs.rdi = args[0];
         regs.rsi = args[1];
         regs.rdx = args[2];
         regs.r10 = args[3];
         regs.r8 = args[4];
         regs.r9 = args[5];
+        let r = self.run_injected(regs, nr)?;
+        let ret = r.rax as i64;
+        if (-4095..0).contains(&ret) {
+            return Err(Error::errno("injected syscall", -ret as i32));
+        }
+        Ok(r.rax)
+    }
+
+    /// Run system calls (number and six arguments each) in order in the calling
+    /// thread's stub thread, up to [`stub::BATCH_MAX`] per stop; stops at the first
+    /// failure.
+    fn inject_batch(&self, calls: &[[u64; 7]]) -> Result<()> {
+        let _g = self.batch.lock();
+        for chunk in calls.chunks(stub::BATCH_MAX) {
+            let area = (self.ctl + stub::BATCH_OFFSET) as *mut [u64; 7];
+            // SAFETY: the control page is mapped for as long as self lives and the
+            // batch area holds BATCH_MAX entries; the lock above makes it ours.
+            unsafe { std::ptr::copy_nonoverlapping(chunk.as_ptr(), area, chunk.len()) };
+            let mut regs = crate::initial_regs();
+            regs.rip = stub::batch_addr();
+            regs.rbx = stub::STUB_CTL + stub::BATCH_OFFSET as u64;
+            regs.r12 = chunk.len() as u64;
+            let r = self.run_injected(regs, chunk[0][0] as i64)?;
+            if r.r12 != 0 {
+                let ret = r.rax as i64;
+                let errno = if (-4095..0).contains(&ret) {
+                    -ret as i32
+                } else {
+                    libc::EIO
+                };
+                return Err(Error::errno("injected syscall", errno));
+            }
+        }
+        Ok(())
+    }
+
+    /// Run the stub thread from `regs` until it stops at the `int3` after injected code;
+    /// its registers there.
+    fn run_injected(&self, mut regs: Regs, nr: i64) -> Result<Regs> {
+        let aspace_id = self.id;
+        let tid = thread_for(self)?;
+        regs.orig_rax = u64::MAX;
         set_regs(tid, &regs)?;
         loop {
             ptrace(libc::PTRACE_CONT, tid, 0, 0).map_err(|e| Error::errno("PTRACE_CONT", e))?;
@@ -148,12 +190,7 @@ impl StubProcess {
                 other => return Err(Error::StubDied(format!("injected syscall {nr}: {other:?}"))),
             }
         }
-        let r = get_regs(tid)?;
-        let ret = r.rax as i64;
-        if (-4095..0).contains(&ret) {
-            return Err(Error::errno("injected syscall", -ret as i32));
-        }
-        Ok(r.rax)
+        get_regs(tid)
     }
 }
 
@@ -197,6 +234,53 @@ impl AddressSpace for StubProcess {
     }
     fn id(&self) -> u64 {
         self.id
+    }
+    fn apply(&self, ops: &[MapOp]) -> Result<()> {
+        let calls: Vec<[u64; 7]> = ops
+            .iter()
+            .map(|op| match *op {
+                MapOp::Map {
+                    addr,
+                    len,
+                    file_offset,
+                    prot,
+                    populate,
+                } => {
+                    let mut flags = libc::MAP_SHARED | libc::MAP_FIXED;
+                    if populate {
+                        flags |= libc::MAP_POPULATE;
+                    }
+                    [
+                        libc::SYS_mmap as u64,
+                        addr,
+                        len,
+                        prot_bits(prot),
+                        flags as u64,
+                        self.memfd as u64,
+                        file_offset,
+                    ]
+                }
+                MapOp::Unmap { addr, len } => [libc::SYS_munmap as u64, addr, len, 0, 0, 0, 0],
+                MapOp::Protect { addr, len, prot } => [
+                    libc::SYS_mprotect as u64,
+                    addr,
+                    len,
+                    prot_bits(prot),
+                    0,
+                    0,
+                    0,
+                ],
+            })
+            .collect();
+        match calls.len() {
+            0 => Ok(()),
+            1 => {
+                let c = calls[0];
+                self.inject(c[0] as i64, [c[1], c[2], c[3], c[4], c[5], c[6]])
+                    .map(|_| ())
+            }
+            _ => self.inject_batch(&calls),
+        }
     }
     fn cpu_time_ns(&self) -> Option<u64> {
         // The stub process's CPU clock (MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)):

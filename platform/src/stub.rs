@@ -15,8 +15,13 @@ pub const STUB_CTL: u64 = STUB_ADDR + 0x1000;
 pub const STUB_END: u64 = STUB_ADDR + 0x2000;
 /// The end of the user half of the address space (TASK_SIZE with 4-level paging).
 pub const TASK_TOP: u64 = 0x7fff_ffff_f000;
+/// Where a batch of system calls starts in the control page: entries of seven u64
+/// (number, six arguments); the stub writes each result over the number.
+pub const BATCH_OFFSET: usize = 64;
+pub const BATCH_MAX: usize = (4096 - BATCH_OFFSET) / 56;
 
 /// Control page layout (u32 words): request flag, the new thread's tid, ready flag.
+/// From [`BATCH_OFFSET`] on, the page holds the system calls of one injected batch.
 #[repr(C)]
 pub struct Ctl {
     pub req: AtomicU32,
@@ -105,6 +110,29 @@ std::arch::global_asm!(
     "rvisor_stub_syscall:",
     "syscall",
     "int3",
+    // A batch: rbx points at the first entry, r12 counts them. Stops at the int3 after
+    // the last one or at the first failure (r12 then counts the failed one and the rest).
+    ".globl rvisor_stub_batch",
+    "rvisor_stub_batch:",
+    "5:",
+    "test r12, r12",
+    "jz 6f",
+    "mov rax, qword ptr [rbx]",
+    "mov rdi, qword ptr [rbx + 8]",
+    "mov rsi, qword ptr [rbx + 16]",
+    "mov rdx, qword ptr [rbx + 24]",
+    "mov r10, qword ptr [rbx + 32]",
+    "mov r8, qword ptr [rbx + 40]",
+    "mov r9, qword ptr [rbx + 48]",
+    "syscall",
+    "mov qword ptr [rbx], rax",
+    "cmp rax, -4095",
+    "jae 6f",
+    "add rbx, 56",
+    "dec r12",
+    "jmp 5b",
+    "6:",
+    "int3",
     ".globl rvisor_stub_end",
     "rvisor_stub_end:",
     ".popsection",
@@ -121,6 +149,7 @@ extern "C" {
     static rvisor_stub_start: u8;
     static rvisor_stub_end: u8;
     static rvisor_stub_syscall: u8;
+    static rvisor_stub_batch: u8;
 }
 
 fn code() -> (usize, usize) {
@@ -133,6 +162,12 @@ fn code() -> (usize, usize) {
 pub fn syscall_addr() -> u64 {
     let (start, _) = code();
     STUB_ADDR + (std::ptr::addr_of!(rvisor_stub_syscall) as usize - start) as u64
+}
+
+/// The address, in a stub process, of the batch loop (see [`BATCH_OFFSET`]).
+pub fn batch_addr() -> u64 {
+    let (start, _) = code();
+    STUB_ADDR + (std::ptr::addr_of!(rvisor_stub_batch) as usize - start) as u64
 }
 
 /// The stub's seccomp program: the few calls the stub itself makes (its spawner loop and

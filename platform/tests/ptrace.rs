@@ -206,3 +206,69 @@ fn cpu_time_counts_application_code() {
     assert!(as_.cpu_time_ns().unwrap() - idle < 5_000_000);
     t.join().unwrap();
 }
+
+#[test]
+fn apply_runs_a_batch_and_stops_at_a_failure() {
+    // Stores a byte to each of 100 data pages, then exits through a syscall.
+    let code = [
+        0xbb, 0, 0, 0x60, 0, // mov ebx, 0x600000
+        0xb9, 100, 0, 0, 0, // mov ecx, 100
+        0xc6, 0x03, 0x07, // mov byte [rbx], 7
+        0x48, 0x81, 0xc3, 0, 0x10, 0, 0, // add rbx, 0x1000
+        0xe2, 0xf4, // loop back to the store
+        0xb8, 0x27, 0, 0, 0, // mov eax, 39
+        0x0f, 0x05, // syscall
+    ];
+    let (fd, _p, as_, mut ctx, mut regs) = setup(&code);
+    // One page each, every other frame: 100 separate mappings, more than one stop's worth.
+    let ops: Vec<platform::MapOp> = (0..100u64)
+        .map(|i| platform::MapOp::Map {
+            addr: DATA + i * 0x1000,
+            len: 0x1000,
+            file_offset: 0x2000 + 2 * i * 0x1000,
+            prot: Prot::READ | Prot::WRITE,
+            populate: i % 2 == 0,
+        })
+        .collect();
+    as_.apply(&ops).unwrap();
+    let ev = ctx.switch(&as_, &mut regs).unwrap();
+    assert!(matches!(ev, Event::Syscall), "{ev:?}");
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::from(fd);
+    for i in 0..100u64 {
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, 0x2000 + 2 * i * 0x1000).unwrap();
+        assert_eq!(b[0], 7, "page {i}");
+    }
+    // An unmap, a map past the end of the address space (fails), and one never run.
+    let ops = [
+        platform::MapOp::Unmap {
+            addr: DATA,
+            len: 0x1000,
+        },
+        platform::MapOp::Map {
+            addr: !0xfff,
+            len: 0x1000,
+            file_offset: 0,
+            prot: Prot::READ,
+            populate: false,
+        },
+        platform::MapOp::Unmap {
+            addr: DATA + 0x1000,
+            len: 0x1000,
+        },
+    ];
+    assert!(as_.apply(&ops).is_err());
+    regs.rip = CODE;
+    match ctx.switch(&as_, &mut regs).unwrap() {
+        Event::Fault { addr, .. } => assert_eq!(addr, DATA, "the first unmap ran"),
+        e => panic!("{e:?}"),
+    }
+    as_.map(DATA, 0x1000, 0x2000, Prot::READ | Prot::WRITE)
+        .unwrap();
+    let ev = ctx.switch(&as_, &mut regs).unwrap();
+    assert!(
+        matches!(ev, Event::Syscall),
+        "the unmap after the failure did not run: {ev:?}"
+    );
+}

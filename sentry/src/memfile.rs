@@ -1,9 +1,14 @@
 //! The memory file: one memfd holding all application memory, mapped once into the
 //! Sentry. Frames are 4 KiB pages of it, reference counted for sharing (copy-on-write,
 //! page cache).
+//!
+//! Free frames are kept as runs, so that a large allocation gets consecutive frames and
+//! can be mapped with one call. Released frames are given back to the host (a hole
+//! punched in the file) in batches, not one system call per page.
 
 use crate::errno::{KResult, ENOMEM};
 use parking_lot::Mutex;
+use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::OnceLock;
 
@@ -20,10 +25,92 @@ pub struct MemFile {
 }
 
 struct Alloc {
+    /// Frames from here on have never been used.
     next: u64,
-    free: Vec<u64>,
+    /// Free runs of frames (first frame -> count), coalesced; they read as zeros.
+    free: BTreeMap<u64, u64>,
+    /// Released frames whose memory is not yet given back (see `flush`).
+    released: Vec<u64>,
     refs: Vec<u32>,
     used: u64,
+}
+
+/// Released frames are punched out of the file once this many have gathered.
+const RELEASE_BATCH: usize = 512;
+/// How many free runs an allocation looks at for one long enough.
+const FIRST_FIT_SCAN: usize = 32;
+
+impl Alloc {
+    /// Give the released frames' memory back to the host and make them free runs.
+    fn flush(&mut self, fd: i32) {
+        if self.released.is_empty() {
+            return;
+        }
+        let mut r = std::mem::take(&mut self.released);
+        r.sort_unstable();
+        let mut i = 0;
+        while i < r.len() {
+            let mut j = i + 1;
+            while j < r.len() && r[j] == r[j - 1] + 1 {
+                j += 1;
+            }
+            let (start, n) = (r[i], (j - i) as u64);
+            // SAFETY: punching a hole in our own memfd, over frames nobody references.
+            unsafe {
+                libc::fallocate(
+                    fd,
+                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                    (start * PAGE) as i64,
+                    (n * PAGE) as i64,
+                )
+            };
+            self.add_free(start, n);
+            i = j;
+        }
+        self.released = r;
+        self.released.clear();
+    }
+
+    fn add_free(&mut self, mut start: u64, mut n: u64) {
+        if let Some((&ps, &pn)) = self.free.range(..start).next_back() {
+            if ps + pn == start {
+                self.free.remove(&ps);
+                start = ps;
+                n += pn;
+            }
+        }
+        if let Some(nn) = self.free.remove(&(start + n)) {
+            n += nn;
+        }
+        self.free.insert(start, n);
+    }
+
+    /// Up to `n` consecutive frames: from a free run long enough, else from the
+    /// never-used end, else the first free run. Returns (first frame, count).
+    fn take_run(&mut self, n: u64) -> Option<(u64, u64)> {
+        let fit = self
+            .free
+            .iter()
+            .take(FIRST_FIT_SCAN)
+            .find(|(_, &l)| l >= n)
+            .map(|(&s, &l)| (s, l));
+        let (start, len) = match fit {
+            Some(f) => f,
+            None if (self.next + n) * PAGE <= SIZE => {
+                let s = self.next;
+                self.next += n;
+                self.refs.resize(self.next as usize, 0);
+                return Some((s, n));
+            }
+            None => self.free.iter().next().map(|(&s, &l)| (s, l))?,
+        };
+        self.free.remove(&start);
+        let got = len.min(n);
+        if len > got {
+            self.free.insert(start + got, len - got);
+        }
+        Some((start, got))
+    }
 }
 
 static MEMFILE: OnceLock<MemFile> = OnceLock::new();
@@ -67,7 +154,8 @@ impl MemFile {
             base: p as usize,
             alloc: Mutex::new(Alloc {
                 next: 0,
-                free: vec![],
+                free: BTreeMap::new(),
+                released: vec![],
                 refs: vec![],
                 used: 0,
             }),
@@ -80,7 +168,6 @@ impl MemFile {
         self.fd.as_fd()
     }
 
-    /// A zeroed frame with one reference.
     /// Cap the memory all application pages together may use.
     /// `u64::MAX` removes the limit.
     pub fn set_limit(&self, bytes: u64) {
@@ -98,25 +185,45 @@ impl MemFile {
         (l != u64::MAX).then(|| l * PAGE)
     }
 
+    /// A zeroed frame with one reference.
     pub fn alloc(&self) -> KResult<Frame> {
+        Ok(self.alloc_many(1)?.pop().expect("one frame"))
+    }
+
+    /// `n` zeroed frames with one reference each, as consecutive in the file as the
+    /// free space allows (in file order within each run).
+    pub fn alloc_many(&self, n: usize) -> KResult<Vec<Frame>> {
         let mut a = self.alloc.lock();
-        if a.used >= self.limit_pages.load(std::sync::atomic::Ordering::Relaxed) {
+        let limit = self.limit_pages.load(std::sync::atomic::Ordering::Relaxed);
+        if a.used.saturating_add(n as u64) > limit {
             return Err(ENOMEM);
         }
-        let idx = match a.free.pop() {
-            Some(i) => i,
-            None => {
-                if (a.next + 1) * PAGE > SIZE {
+        if a.free.is_empty() || a.released.len() >= RELEASE_BATCH {
+            a.flush(self.fd.as_raw_fd());
+        }
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let want = (n - out.len()) as u64;
+            let (start, got) = match a.take_run(want) {
+                Some(r) => r,
+                None if !a.released.is_empty() => {
+                    a.flush(self.fd.as_raw_fd());
+                    continue;
+                }
+                None => {
+                    // Out of space: give back what was taken.
+                    drop(a);
+                    drop(out);
                     return Err(ENOMEM);
                 }
-                a.next += 1;
-                a.refs.push(0);
-                a.next - 1
+            };
+            for idx in start..start + got {
+                a.refs[idx as usize] = 1;
+                out.push(Frame(idx));
             }
-        };
-        a.refs[idx as usize] = 1;
-        a.used += 1;
-        Ok(Frame(idx))
+            a.used += got;
+        }
+        Ok(out)
     }
 
     /// A frame holding a copy of `src`.
@@ -203,17 +310,12 @@ impl Drop for Frame {
         *r -= 1;
         if *r == 0 {
             a.used -= 1;
-            a.free.push(self.0);
-            // Give the memory back and make the frame read as zeros when reused.
-            // SAFETY: punching a hole in our own memfd.
-            unsafe {
-                libc::fallocate(
-                    mf.fd.as_raw_fd(),
-                    libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
-                    (self.0 * PAGE) as i64,
-                    PAGE as i64,
-                )
-            };
+            // Its memory goes back to the host with the next batch; until then it is
+            // not free, so nobody gets it with old contents.
+            a.released.push(self.0);
+            if a.released.len() >= RELEASE_BATCH {
+                a.flush(mf.fd.as_raw_fd());
+            }
         }
     }
 }
@@ -221,5 +323,42 @@ impl Drop for Frame {
 impl std::fmt::Debug for Frame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Frame({:#x})", self.offset())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_are_consecutive_and_reused_frames_read_as_zeros() {
+        let mf = memfile();
+        let n = RELEASE_BATCH + 100;
+        let frames = mf.alloc_many(n).unwrap();
+        assert_eq!(frames.len(), n);
+        let consecutive = frames
+            .windows(2)
+            .filter(|w| w[1].offset() == w[0].offset() + PAGE)
+            .count();
+        assert!(consecutive > n / 2, "mostly one run: {consecutive} of {n}");
+        for f in &frames {
+            f.bytes_mut().fill(0xaa);
+        }
+        let offsets: Vec<u64> = frames.iter().map(|f| f.offset()).collect();
+        drop(frames);
+        // Released frames come back (after their memory was punched out) reading as
+        // zeros; other tests allocate at the same time, so look a while.
+        let mut kept = vec![];
+        let mut reused = false;
+        for _ in 0..4 * n {
+            let f = mf.alloc().unwrap();
+            assert!(f.bytes().iter().all(|&b| b == 0), "{f:?} reads as zeros");
+            reused |= offsets.contains(&f.offset());
+            kept.push(f);
+            if reused {
+                break;
+            }
+        }
+        assert!(reused);
     }
 }

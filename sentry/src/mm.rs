@@ -25,6 +25,11 @@ pub trait MapSource: Send + Sync {
     fn cached(&self, _index: u64) -> bool {
         false
     }
+    /// Whether a fault on a nearby page may bring page `index` in too: it is cached, or
+    /// cheap to read (fault-around).
+    fn fault_around(&self, index: u64) -> bool {
+        self.cached(index)
+    }
     /// Make [offset, offset+len) of the file read as zeros and free its memory, keeping
     /// the size (fallocate PUNCH_HOLE|KEEP_SIZE, MADV_REMOVE).
     fn punch_hole(&self, _offset: u64, _len: u64) -> KResult<()> {
@@ -77,6 +82,9 @@ pub struct MmInner {
     pub env_range: (u64, u64),
     pub auxv: Vec<(u64, u64)>,
     pub exe: Vec<u8>,
+    /// Where the last anonymous fault-around run ended, and its length in pages.
+    ra_next: u64,
+    ra_pages: u64,
 }
 
 pub struct Mm {
@@ -156,6 +164,44 @@ fn to_prot(p: u32) -> Prot {
     r
 }
 
+/// Join mappings (`ops` holds maps only) of consecutive pages of consecutive frames with the same protection.
+fn merge_runs(ops: Vec<platform::MapOp>) -> Vec<platform::MapOp> {
+    use platform::MapOp::Map;
+    let mut out: Vec<platform::MapOp> = Vec::with_capacity(ops.len());
+    let mut ops = ops;
+    ops.sort_by_key(|op| match op {
+        Map { addr, .. }
+        | platform::MapOp::Unmap { addr, .. }
+        | platform::MapOp::Protect { addr, .. } => *addr,
+    });
+    for op in ops {
+        if let (
+            Some(Map {
+                addr,
+                len,
+                file_offset,
+                prot,
+                populate,
+            }),
+            Map {
+                addr: a2,
+                len: l2,
+                file_offset: o2,
+                prot: p2,
+                populate: q2,
+            },
+        ) = (out.last_mut(), op)
+        {
+            if *addr + *len == a2 && *file_offset + *len == o2 && *prot == p2 && *populate == q2 {
+                *len += l2;
+                continue;
+            }
+        }
+        out.push(op);
+    }
+    out
+}
+
 pub fn page_down(a: u64) -> u64 {
     a & !(PAGE - 1)
 }
@@ -184,6 +230,8 @@ impl Mm {
                 env_range: (0, 0),
                 auxv: vec![],
                 exe: vec![],
+                ra_next: 0,
+                ra_pages: 0,
             }),
         }
     }
@@ -198,7 +246,8 @@ impl Mm {
             .map(|(s, v)| (*s, v))
     }
 
-    /// Resolve a fault at `addr` and map the page into the platform.
+    /// Resolve a fault at `addr` and map the page into the platform, with the pages
+    /// around it that need no new memory (see `map_around`), in one platform call.
     pub fn fault(&self, addr: u64, access: platform::Access) -> Result<(), FaultError> {
         let mut inner = self.inner.lock();
         let page = page_down(addr);
@@ -208,17 +257,94 @@ impl Mm {
             platform::Access::Read => PROT_READ,
             platform::Access::Unknown => 0,
         };
-        self.resolve(&mut inner, page, want, true).map(|_| ())
+        let mut ops = vec![];
+        self.resolve(&mut inner, page, want, Some(&mut ops))?;
+        if !ops.is_empty() {
+            self.map_around(&mut inner, page, &mut ops);
+            self.aspace
+                .apply(&merge_runs(ops))
+                .map_err(|_| FaultError::Oom)?;
+        }
+        Ok(())
+    }
+
+    /// Pages near a fault (the aligned block of AROUND pages holding it) that the
+    /// Sentry has but the platform does not map, or that are in the file's page cache:
+    /// add mappings for them to `ops`, as Linux's fault-around does. After a fork the
+    /// child has every page of its parent, none mapped; an exec'd program reads its
+    /// libraries' pages from the page cache.
+    fn map_around(&self, inner: &mut MmInner, page: u64, ops: &mut Vec<platform::MapOp>) {
+        const AROUND: u64 = 32;
+        let Some((start, vma)) = Self::find_vma(inner, page).map(|(s, v)| (s, v.clone())) else {
+            return;
+        };
+        if vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 {
+            return;
+        }
+        let block = page & !(AROUND * PAGE - 1);
+        let lo = block.max(start);
+        let hi = (block + AROUND * PAGE).min(vma.end);
+        let mut p = lo;
+        while p < hi {
+            if p != page {
+                self.map_one_around(inner, p, start, &vma, ops);
+            }
+            p += PAGE;
+        }
+    }
+
+    fn map_one_around(
+        &self,
+        inner: &mut MmInner,
+        p: u64,
+        start: u64,
+        vma: &Vma,
+        ops: &mut Vec<platform::MapOp>,
+    ) {
+        if let std::collections::btree_map::Entry::Vacant(e) = inner.ptes.entry(p) {
+            let Backing::File { src, offset } = &vma.backing else {
+                return;
+            };
+            let idx = (offset + (p - start)) / PAGE;
+            if !src.fault_around(idx) {
+                return;
+            }
+            let Ok(Some(frame)) = src.page(idx) else {
+                return;
+            };
+            e.insert(Pte { frame, mapped: 0 });
+        }
+        let pte = inner.ptes.get_mut(&p).expect("present");
+        if pte.mapped != 0 {
+            return;
+        }
+        let prot = if vma.shared || pte.frame.refs() == 1 {
+            vma.prot
+        } else {
+            vma.prot & !PROT_WRITE
+        };
+        pte.mapped = prot;
+        // Host page-table entries now for pages that hold data (file pages, a
+        // parent's pages): one in-kernel walk instead of a host fault per page later.
+        // Frames never touched stay holes (and not resident, see `resident`).
+        let populate = matches!(vma.backing, Backing::File { .. }) || pte.frame.resident();
+        ops.push(platform::MapOp::Map {
+            addr: p,
+            len: PAGE,
+            file_offset: pte.frame.offset(),
+            prot: to_prot(prot),
+            populate,
+        });
     }
 
     /// Make `page` present with at least `want` access; with `map`, also mirror it into
-    /// the platform. Returns the frame.
+    /// the platform (through `map`, which `fault` applies). Returns the frame.
     fn resolve(
         &self,
         inner: &mut MmInner,
         page: u64,
         want: u32,
-        map: bool,
+        map: Option<&mut Vec<platform::MapOp>>,
     ) -> Result<Frame, FaultError> {
         let (start, vma) = match Self::find_vma(inner, page) {
             Some((s, v)) => (s, v.clone()),
@@ -227,7 +353,7 @@ impl Mm {
         if vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) == 0 || want & !vma.prot != 0 {
             return Err(FaultError::Segv(2));
         }
-        if map
+        if map.is_some()
             && matches!(vma.backing, Backing::Anon)
             && !inner.ptes.contains_key(&page)
             && vma.prot != 0
@@ -263,7 +389,7 @@ impl Mm {
                 .alloc_copy(&pte.frame)
                 .map_err(|_| FaultError::Oom)?;
             copied = true;
-        } else if want == 0 && !fresh && pte.mapped == vma.prot && map {
+        } else if want == 0 && !fresh && pte.mapped == vma.prot && map.is_some() {
             // Everything the VMA allows is mapped: either another thread mapped the
             // page while this fault was on its way, or the access is not allowed.
             return Err(FaultError::AlreadyMapped);
@@ -275,18 +401,31 @@ impl Mm {
             vma.prot & !PROT_WRITE
         };
         // Mirror into the platform only what changed: a new frame, or new protections.
-        if (map || pte.mapped != 0) && (pte.mapped != prot || copied || fresh) {
-            self.aspace
-                .map(page, PAGE, pte.frame.offset(), to_prot(prot))
-                .map_err(|_| FaultError::Oom)?;
+        if (map.is_some() || pte.mapped != 0) && (pte.mapped != prot || copied || fresh) {
+            match map {
+                // The faulting page is used at once: make it present in the host now.
+                Some(ops) => ops.push(platform::MapOp::Map {
+                    addr: page,
+                    len: PAGE,
+                    file_offset: pte.frame.offset(),
+                    prot: to_prot(prot),
+                    populate: true,
+                }),
+                None => self
+                    .aspace
+                    .map(page, PAGE, pte.frame.offset(), to_prot(prot))
+                    .map_err(|_| FaultError::Oom)?,
+            }
             pte.mapped = prot;
         }
         Ok(pte.frame.clone())
     }
 
-    /// A fault on fresh anonymous memory: allocate this page and up to FAULT_AROUND-1
-    /// following absent pages of the VMA, and map them in as few platform calls as the
-    /// frames' contiguity allows (one page fault costs a ptrace round trip or more).
+    /// A fault on fresh anonymous memory: allocate this page and the following absent
+    /// pages of the VMA, FAULT_AROUND of them, or more while the application keeps
+    /// faulting just past the previous run (sequential use: up to 2 MiB, made present
+    /// in the host at once), and map them in as few platform calls as the frames'
+    /// contiguity allows (one page fault costs a ptrace round trip or more).
     fn fault_around_anon(
         &self,
         inner: &mut MmInner,
@@ -295,38 +434,51 @@ impl Mm {
         prot: u32,
     ) -> Result<Frame, FaultError> {
         const FAULT_AROUND: u64 = 16;
-        let mut pages = vec![];
-        let mut p = page;
-        while p < vma_end
-            && pages.len() < FAULT_AROUND as usize
-            && (p == page || !inner.ptes.contains_key(&p))
-        {
-            pages.push((p, memfile().alloc().map_err(|_| FaultError::Oom)?));
-            p += PAGE;
-        }
-        let first = pages[0].1.clone();
+        const MAX_AROUND: u64 = 512;
+        let sequential = page == inner.ra_next;
+        let window = if sequential {
+            (inner.ra_pages * 4).min(MAX_AROUND)
+        } else {
+            FAULT_AROUND
+        };
+        let next_present = inner
+            .ptes
+            .range(page + PAGE..)
+            .next()
+            .map_or(u64::MAX, |(k, _)| *k);
+        let end = vma_end.min(next_present).min(page + window * PAGE);
+        let n = ((end - page) / PAGE) as usize;
+        let frames = memfile().alloc_many(n).map_err(|_| FaultError::Oom)?;
+        let mut ops = vec![];
         let mut i = 0;
-        while i < pages.len() {
+        while i < n {
             // A run of pages whose frames are consecutive in the memory file.
             let mut j = i + 1;
-            while j < pages.len() && pages[j].1.offset() == pages[j - 1].1.offset() + PAGE {
+            while j < n && frames[j].offset() == frames[j - 1].offset() + PAGE {
                 j += 1;
             }
-            let len = (j - i) as u64 * PAGE;
-            self.aspace
-                .map(pages[i].0, len, pages[i].1.offset(), to_prot(prot))
-                .map_err(|_| FaultError::Oom)?;
+            ops.push(platform::MapOp::Map {
+                addr: page + i as u64 * PAGE,
+                len: (j - i) as u64 * PAGE,
+                file_offset: frames[i].offset(),
+                prot: to_prot(prot),
+                populate: sequential,
+            });
             i = j;
         }
-        for (p, frame) in pages {
+        self.aspace.apply(&ops).map_err(|_| FaultError::Oom)?;
+        let first = frames[0].clone();
+        for (k, frame) in frames.into_iter().enumerate() {
             inner.ptes.insert(
-                p,
+                page + k as u64 * PAGE,
                 Pte {
                     frame,
                     mapped: prot,
                 },
             );
         }
+        inner.ra_next = end;
+        inner.ra_pages = window;
         Ok(first)
     }
 
@@ -389,7 +541,7 @@ impl Mm {
             let n = ((PAGE as usize) - off).min((end - a) as usize);
             let want = if write { PROT_WRITE } else { PROT_READ };
             let frame = self
-                .resolve(&mut inner, page, want, false)
+                .resolve(&mut inner, page, want, None)
                 .map_err(|_| EFAULT)?;
             f(&frame, off, done, n);
             a += n as u64;
@@ -407,6 +559,14 @@ impl Mm {
     pub fn write(&self, addr: u64, buf: &[u8]) -> KResult<()> {
         self.access(addr, buf.len(), true, |fr, off, done, n| {
             fr.bytes_mut()[off..off + n].copy_from_slice(&buf[done..done + n])
+        })
+    }
+
+    /// Hand the bytes of [addr, addr+len) to `f` a page-sized piece at a time, straight
+    /// from the memory file (no copy in between).
+    pub fn read_each(&self, addr: u64, len: usize, mut f: impl FnMut(&[u8])) -> KResult<()> {
+        self.access(addr, len, false, |fr, off, _, n| {
+            f(&fr.bytes()[off..off + n])
         })
     }
 
@@ -696,7 +856,7 @@ impl Mm {
                     }
                     let mut p = lo;
                     while p < hi {
-                        match self.resolve(inner, p, want, false) {
+                        match self.resolve(inner, p, want, None) {
                             Ok(_) => {}
                             Err(FaultError::Oom) => return Err(ENOMEM),
                             Err(_) => return Err(EFAULT),
@@ -798,9 +958,11 @@ impl Mm {
                     ranges.push((*s, v.end));
                 }
             }
+            let mut ops = vec![];
             for (s, e) in &ranges {
                 // Only mapped pages can be protected (mprotect fails on holes), so
-                // downgrade each run of consecutive writable-mapped pages.
+                // downgrade each run of consecutive writable-mapped pages, all in one
+                // platform call.
                 let prot = to_prot(inner.vmas[s].prot & !PROT_WRITE);
                 let mut runs: Vec<(u64, u64)> = vec![];
                 for (a, p) in inner.ptes.range_mut(*s..*e) {
@@ -812,10 +974,13 @@ impl Mm {
                         }
                     }
                 }
-                for (a, b) in runs {
-                    self.aspace.protect(a, b - a, prot).map_err(|_| ENOMEM)?;
-                }
+                ops.extend(runs.into_iter().map(|(a, b)| platform::MapOp::Protect {
+                    addr: a,
+                    len: b - a,
+                    prot,
+                }));
             }
+            self.aspace.apply(&ops).map_err(|_| ENOMEM)?;
             for (k, p) in inner.ptes.iter() {
                 // MADV_WIPEONFORK ranges start empty in the child: fresh zero pages.
                 if c.vmas
@@ -902,7 +1067,7 @@ impl Mm {
     pub fn frame_offset(&self, addr: u64) -> KResult<u64> {
         let mut inner = self.inner.lock();
         let f = self
-            .resolve(&mut inner, page_down(addr), PROT_READ, false)
+            .resolve(&mut inner, page_down(addr), PROT_READ, None)
             .map_err(|_| EFAULT)?;
         Ok(f.offset() + (addr % PAGE))
     }
@@ -930,6 +1095,102 @@ mod tests {
     }
 
     const BASE: u64 = 0x10_0000_0000;
+
+    /// An address space that records what it is asked to map.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<platform::MapOp>>);
+    impl AddressSpace for Recorder {
+        fn map(&self, addr: u64, len: u64, off: u64, prot: Prot) -> platform::Result<()> {
+            self.apply(&[platform::MapOp::Map {
+                addr,
+                len,
+                file_offset: off,
+                prot,
+                populate: false,
+            }])
+        }
+        fn unmap(&self, _: u64, _: u64) -> platform::Result<()> {
+            Ok(())
+        }
+        fn protect(&self, _: u64, _: u64, _: Prot) -> platform::Result<()> {
+            Ok(())
+        }
+        fn id(&self) -> u64 {
+            0
+        }
+        fn apply(&self, ops: &[platform::MapOp]) -> platform::Result<()> {
+            self.0.lock().extend_from_slice(ops);
+            Ok(())
+        }
+    }
+
+    fn mapped_pages(r: &Recorder) -> u64 {
+        r.0.lock()
+            .iter()
+            .map(|op| match op {
+                platform::MapOp::Map { len, .. } => len / PAGE,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    #[test]
+    fn sequential_faults_map_growing_runs() {
+        let rec = Arc::new(Recorder::default());
+        let mm = Mm::new(rec.clone());
+        mm.map_fixed(&mut mm.inner.lock(), BASE, 4 << 20, anon(BASE + (4 << 20)));
+        let present = |mm: &Mm| mm.resident_in(&mm.inner.lock(), BASE, BASE + (4 << 20));
+        mm.fault(BASE, platform::Access::Write).unwrap();
+        assert_eq!(present(&mm), 16);
+        // Just past the run: four times as many, made present in the host at once.
+        mm.fault(BASE + 16 * PAGE, platform::Access::Write).unwrap();
+        assert_eq!(present(&mm), 16 + 64);
+        mm.fault(BASE + 80 * PAGE, platform::Access::Write).unwrap();
+        assert_eq!(present(&mm), 16 + 64 + 256);
+        mm.fault(BASE + 336 * PAGE, platform::Access::Write)
+            .unwrap();
+        assert_eq!(present(&mm), 16 + 64 + 256 + 512, "at most 2 MiB");
+        assert!(rec
+            .0
+            .lock()
+            .iter()
+            .skip(1)
+            .all(|op| matches!(op, platform::MapOp::Map { populate: true, .. })));
+        assert_eq!(mapped_pages(&rec), present(&mm));
+        // Elsewhere: back to 16.
+        mm.fault(BASE + 950 * PAGE, platform::Access::Write)
+            .unwrap();
+        assert_eq!(present(&mm), 16 + 64 + 256 + 512 + 16);
+    }
+
+    #[test]
+    fn a_fault_in_a_forked_child_maps_the_pages_around_read_only() {
+        let mm = mm_with(BASE, anon(BASE + 64 * PAGE));
+        for i in 0..40 {
+            mm.write(BASE + i * PAGE, b"p").unwrap();
+        }
+        let rec = Arc::new(Recorder::default());
+        let child = mm.fork(rec.clone()).unwrap();
+        child
+            .fault(BASE + 3 * PAGE, platform::Access::Read)
+            .unwrap();
+        // The aligned block of 32 pages holding the fault, all shared with the parent.
+        assert_eq!(mapped_pages(&rec), 32);
+        assert!(rec.0.lock().iter().all(|op| matches!(
+            op,
+            platform::MapOp::Map { prot, .. } if !prot.contains(Prot::WRITE)
+        )));
+        // A write copies the page and maps it writable.
+        rec.0.lock().clear();
+        child
+            .fault(BASE + 3 * PAGE, platform::Access::Write)
+            .unwrap();
+        assert!(rec.0.lock().iter().any(|op| matches!(
+            op,
+            platform::MapOp::Map { addr, prot, .. } if *addr == BASE + 3 * PAGE && prot.contains(Prot::WRITE)
+        )));
+        assert_eq!(byte(&child, BASE + 3 * PAGE), b'p');
+    }
 
     fn anon(end: u64) -> Vma {
         Vma {

@@ -204,8 +204,14 @@ fn do_write_inner(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResul
         }
         None => f.ops.write(f, c.t, buf, 0),
     };
-    // SIGPIPE goes with EPIPE, except on datagram and seqpacket sockets.
-    if r == Err(EPIPE) && crate::net::unix_sock(f).map_or(true, |s| s.ty == crate::net::SOCK_STREAM)
+    sigpipe(c, f, &r);
+    r
+}
+
+/// SIGPIPE goes with EPIPE, except on datagram and seqpacket sockets.
+fn sigpipe(c: &Ctx, f: &OpenFile, r: &KResult<usize>) {
+    if *r == Err(EPIPE)
+        && crate::net::unix_sock(f).map_or(true, |s| s.ty == crate::net::SOCK_STREAM)
     {
         c.t.send_signal(SigInfo::user(
             signal::SIGPIPE,
@@ -214,7 +220,6 @@ fn do_write_inner(c: &Ctx, f: &OpenFile, buf: &[u8], off: Option<u64>) -> KResul
             0,
         ));
     }
-    r
 }
 
 /// A write or truncation by a task without CAP_FSETID drops a regular file's
@@ -253,6 +258,20 @@ fn read(c: &Ctx, fd: u64, buf: u64, count: u64, off: Option<u64>) -> SysResult {
     let mm = c.t.mm();
     let mut done = 0usize;
     let count = count as usize;
+    if let (None, Some(p)) = (off, f.ops.as_any().downcast_ref::<pipe::PipeEnd>()) {
+        // Straight from the pipe into the reader's memory.
+        if !f.readable() {
+            return Err(EBADF);
+        }
+        let n = p.read_into(&f, c.t, count.min(CHUNK), &mut |a, b| {
+            mm.write(buf, a)?;
+            mm.write(buf + a.len() as u64, b)
+        })?;
+        if n > 0 {
+            notify(&f, IN_ACCESS);
+        }
+        return Ok(n as u64);
+    }
     loop {
         let n = (count - done).min(CHUNK);
         let mut tmp = vec![0u8; n];
@@ -279,6 +298,21 @@ fn write(c: &Ctx, fd: u64, buf: u64, count: u64, off: Option<u64>) -> SysResult 
     let mm = c.t.mm();
     let count = count as usize;
     let mut done = 0;
+    if let (None, Some(p)) = (off, f.ops.as_any().downcast_ref::<pipe::PipeEnd>()) {
+        // Straight from the writer's memory into the pipe.
+        if !f.writable() {
+            return Err(EBADF);
+        }
+        let r = p.write_from(&f, c.t, count, &mut |q, at, n| {
+            mm.read_each(buf + at as u64, n, |s| q.extend(s))
+        });
+        sigpipe(c, &f, &r);
+        let n = r?;
+        if n > 0 {
+            notify(&f, IN_MODIFY);
+        }
+        return Ok(n as u64);
+    }
     loop {
         let n = (count - done).min(CHUNK);
         let tmp = mm.read_vec(buf + done as u64, n)?;

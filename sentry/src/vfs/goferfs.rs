@@ -300,6 +300,13 @@ fn host_size(fd: &OwnedFd) -> u64 {
 }
 
 impl crate::mm::MapSource for GMap {
+    fn cached(&self, index: u64) -> bool {
+        self.node.pages.lock().contains_key(&index)
+    }
+    /// A page of the host file is one pread away: cheaper than a fault round trip.
+    fn fault_around(&self, index: u64) -> bool {
+        self.cached(index) || index * PAGE < host_size(&self.fd)
+    }
     fn page(&self, index: u64) -> KResult<Option<Frame>> {
         let size = host_size(&self.fd);
         let off = index * PAGE;

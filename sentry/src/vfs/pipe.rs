@@ -189,19 +189,28 @@ pub fn open_fifo(p: &Arc<Pipe>, flags: u32, anonymous: bool) -> KResult<Arc<dyn 
     Ok(end)
 }
 
-impl FileOps for PipeEnd {
-    fn read(&self, f: &OpenFile, t: &Task, buf: &mut [u8], _off: u64) -> KResult<usize> {
-        if buf.is_empty() {
+/// Copies bytes out of the pipe: its contents, in one or two slices.
+pub type Sink<'a> = dyn FnMut(&[u8], &[u8]) -> KResult<()> + 'a;
+/// Appends `n` bytes from offset `done` of the writer's buffer to the pipe's contents.
+pub type Source<'a> = dyn FnMut(&mut VecDeque<u8>, usize, usize) -> KResult<()> + 'a;
+
+impl PipeEnd {
+    /// read(2) of at most `len` bytes, handed to `out` straight from the pipe (for
+    /// copying to the reader's memory without a buffer between); nothing is consumed
+    /// when `out` fails.
+    pub fn read_into(&self, f: &OpenFile, t: &Task, len: usize, out: &mut Sink) -> KResult<usize> {
+        if len == 0 {
             return Ok(0);
         }
         let n = t.block_on(&[&self.pipe.wq], None, || {
             let mut i = self.pipe.inner.lock();
             if !i.buf.is_empty() {
-                let n = buf.len().min(i.buf.len());
+                let n = len.min(i.buf.len());
                 let (a, b) = i.buf.as_slices();
                 let k = n.min(a.len());
-                buf[..k].copy_from_slice(&a[..k]);
-                buf[k..n].copy_from_slice(&b[..n - k]);
+                if let Err(e) = out(&a[..k], &b[..n - k]) {
+                    return Some(Err(e));
+                }
                 i.buf.drain(..n);
                 return Some(Ok(n));
             }
@@ -217,21 +226,33 @@ impl FileOps for PipeEnd {
         Ok(n)
     }
 
-    fn write(&self, f: &OpenFile, t: &Task, buf: &[u8], _off: u64) -> KResult<usize> {
+    /// write(2) of `len` bytes that `src` appends straight to the pipe; when `src`
+    /// fails, what it appended is taken back.
+    pub fn write_from(
+        &self,
+        f: &OpenFile,
+        t: &Task,
+        len: usize,
+        src: &mut Source,
+    ) -> KResult<usize> {
         let mut done = 0;
-        while done < buf.len() {
+        while done < len {
             let r = t.block_on(&[&self.pipe.wq], None, || {
                 let mut i = self.pipe.inner.lock();
                 if i.readers == 0 {
                     return Some(Err(EPIPE));
                 }
                 let space = i.cap.saturating_sub(i.buf.len());
-                let rest = buf.len() - done;
+                let rest = len - done;
                 // Writes of at most PIPE_BUF bytes are atomic.
-                let need = if buf.len() <= PIPE_BUF { rest } else { 1 };
+                let need = if len <= PIPE_BUF { rest } else { 1 };
                 if space >= need {
                     let n = space.min(rest);
-                    i.buf.extend(&buf[done..done + n]);
+                    let before = i.buf.len();
+                    if let Err(e) = src(&mut i.buf, done, n) {
+                        i.buf.truncate(before);
+                        return Some(Err(e));
+                    }
                     return Some(Ok(n));
                 }
                 if f.nonblock() {
@@ -244,11 +265,28 @@ impl FileOps for PipeEnd {
                     done += n;
                     self.pipe.wq.notify_all();
                 }
-                Err(e) if done > 0 && (e == EAGAIN || e.is_restart()) => break,
+                Err(e) if done > 0 && (e == EAGAIN || e.is_restart() || e == EFAULT) => break,
                 Err(e) => return Err(e),
             }
         }
         Ok(done)
+    }
+}
+
+impl FileOps for PipeEnd {
+    fn read(&self, f: &OpenFile, t: &Task, buf: &mut [u8], _off: u64) -> KResult<usize> {
+        self.read_into(f, t, buf.len(), &mut |a, b| {
+            buf[..a.len()].copy_from_slice(a);
+            buf[a.len()..a.len() + b.len()].copy_from_slice(b);
+            Ok(())
+        })
+    }
+
+    fn write(&self, f: &OpenFile, t: &Task, buf: &[u8], _off: u64) -> KResult<usize> {
+        self.write_from(f, t, buf.len(), &mut |q, done, n| {
+            q.extend(&buf[done..done + n]);
+            Ok(())
+        })
     }
 
     fn poll(&self) -> u32 {
