@@ -27,6 +27,7 @@
 //! SO_REUSEADDR) may lose datagrams meant for the other. A full TCP accept queue resets
 //! new connections (Linux drops their SYNs until there is room).
 
+mod info;
 mod link;
 mod ports;
 mod tcp;
@@ -34,6 +35,7 @@ mod tcp;
 mod tests;
 mod udp;
 
+pub use info::{Counters, HwKind, IfaceInfo, RouteInfo, RouteKind};
 pub use link::{Link, LinkNotify, MemLink};
 pub use tcp::{TcpOpts, TcpSocket};
 pub use udp::{Datagram, UdpOpts, UdpSocket, MAX_PAYLOAD as UDP_MAX_PAYLOAD};
@@ -159,11 +161,13 @@ struct LinkSlot {
     nets: Vec<IpCidr>,
     gw4: bool,
     gw6: bool,
+    stats: Counters,
 }
 
 /// The interface's device: the loopback queue plus the links, routed by destination.
 pub(crate) struct Dev {
     lo: VecDeque<Vec<u8>>,
+    lo_stats: Counters,
     /// ICMP "port unreachable" errors seen for our UDP datagrams: (our port, their end).
     udp_unreachable: Vec<(u16, SocketAddr)>,
     links: Vec<LinkSlot>,
@@ -259,6 +263,8 @@ impl Dev {
         };
         if is_loopback(dst) || self.own.contains(&dst) {
             if self.lo.len() < LOOPBACK_QUEUE {
+                self.lo_stats.tx(pkt.len());
+                self.lo_stats.rx(pkt.len());
                 self.lo.push_back(pkt);
             }
             return;
@@ -275,6 +281,7 @@ impl Dev {
                 })
             });
         if let Some(i) = i {
+            self.links[i].stats.tx(pkt.len());
             self.links[i].link.transmit(&pkt);
         }
     }
@@ -309,7 +316,11 @@ impl Device for Dev {
         let pkt = match self.lo.pop_front() {
             Some(p) => p,
             None => loop {
-                let p = self.links.iter_mut().find_map(|l| l.link.receive())?;
+                let p = self.links.iter_mut().find_map(|l| {
+                    let p = l.link.receive()?;
+                    l.stats.rx(p.len());
+                    Some(p)
+                })?;
                 if dst_of(&p).is_some_and(|d| self.for_us(d)) {
                     break p;
                 }
@@ -576,10 +587,12 @@ impl Stack {
                 nets,
                 gw4: l.gateway4.is_some(),
                 gw6: l.gateway6.is_some(),
+                stats: Counters::default(),
             });
         }
         let mut dev = Dev {
             lo: VecDeque::new(),
+            lo_stats: Counters::default(),
             udp_unreachable: vec![],
             checksums: !links.is_empty(),
             links,
