@@ -852,13 +852,7 @@ impl FileOps for InetFile {
         let n = match cmd {
             FIONREAD => self.sock.queues()?.0,
             TIOCOUTQ => self.sock.queues()?.1,
-            _ => {
-                // Socket and interface ioctls (SIOC*, 0x89xx) exist in Linux.
-                if cmd & 0xff00 == 0x8900 {
-                    unsupported(&t.kernel, format!("ioctl {cmd:#x} on inet sockets"));
-                }
-                return Err(ENOTTY);
-            }
+            _ => return super::ifreq::ioctl_for(t, cmd, arg, !self.sock.v6()),
         };
         t.mm().write_obj(arg, &(n.min(i32::MAX as usize) as i32))?;
         Ok(0)
