@@ -1211,7 +1211,7 @@ impl FileOps for SockFile {
         let n = match cmd {
             FIONREAD => self.sock.inq()?,
             TIOCOUTQ => self.sock.outq(),
-            _ => return Err(ENOTTY),
+            _ => return super::ifreq::ioctl(t, cmd, arg),
         };
         t.mm().write_obj(arg, &(n.min(i32::MAX as usize) as i32))?;
         Ok(0)
