@@ -76,6 +76,33 @@ pub fn stack(k: &Arc<Kernel>) -> netstack::Stack {
     s
 }
 
+type SockList = Arc<Mutex<Vec<Weak<InetSock>>>>;
+
+/// Every inet socket of the sandbox `k` runs (for /proc/net).
+fn sock_list(k: &Arc<Kernel>) -> SockList {
+    static ALL: Mutex<Vec<(Weak<Kernel>, SockList)>> = Mutex::new(Vec::new());
+    let mut all = ALL.lock();
+    all.retain(|(w, _)| w.strong_count() > 0);
+    if let Some((_, l)) = all
+        .iter()
+        .find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(k)))
+    {
+        return l.clone();
+    }
+    let l = SockList::default();
+    all.push((Arc::downgrade(k), l.clone()));
+    l
+}
+
+/// The open inet sockets of the sandbox `k` runs, oldest first.
+pub fn sockets(k: &Arc<Kernel>) -> Vec<Arc<InetSock>> {
+    sock_list(k)
+        .lock()
+        .iter()
+        .filter_map(|w| w.upgrade())
+        .collect()
+}
+
 /// Log an unsupported option or operation once per sandbox.
 pub fn unsupported(k: &Kernel, what: String) {
     static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
@@ -122,7 +149,10 @@ pub struct InetSock {
     pub ino: u64,
     pub wq: Arc<WaitQueue>,
     pub proto: Proto,
+    /// The owner /proc/net shows (the creator's fsuid).
+    pub uid: u32,
     opts: Mutex<Opts>,
+    list: SockList,
 }
 
 fn int_bytes(v: i32) -> Vec<u8> {
@@ -147,7 +177,8 @@ pub struct InetRecv {
 
 impl InetSock {
     /// socket(2). `ty` is SOCK_STREAM or SOCK_DGRAM, `protocol` already checked.
-    pub fn new(k: &Arc<Kernel>, family: i32, ty: i32, protocol: i32) -> Arc<InetSock> {
+    pub fn new(t: &Task, family: i32, ty: i32, protocol: i32) -> Arc<InetSock> {
+        let k = &t.kernel;
         let st = stack(k);
         let v6 = family == AF_INET6;
         let wq = Arc::new(WaitQueue::default());
@@ -156,7 +187,8 @@ impl InetSock {
         } else {
             Proto::Udp(st.udp(v6))
         };
-        Self::wrap(family, ty, protocol, proto, wq)
+        let list = sock_list(k);
+        Self::wrap(family, ty, protocol, proto, wq, (t.creds().fsuid, list))
     }
 
     fn wrap(
@@ -165,6 +197,7 @@ impl InetSock {
         protocol: i32,
         proto: Proto,
         wq: Arc<WaitQueue>,
+        (uid, list): (u32, SockList),
     ) -> Arc<InetSock> {
         let w = wq.clone();
         let waker: netstack::Waker = Arc::new(move || w.notify_all());
@@ -178,13 +211,15 @@ impl InetSock {
                 (UDP_BUF_DEFAULT, UDP_BUF_DEFAULT)
             }
         };
-        Arc::new(InetSock {
+        let s = Arc::new(InetSock {
             family,
             ty,
             protocol,
             ino: next_ino(),
             wq,
             proto,
+            uid,
+            list: list.clone(),
             opts: Mutex::new(Opts {
                 rcvtimeo: None,
                 sndtimeo: None,
@@ -193,7 +228,13 @@ impl InetSock {
                 sndbuf,
                 misc: HashMap::new(),
             }),
-        })
+        });
+        let mut l = list.lock();
+        if l.len().is_power_of_two() {
+            l.retain(|w| w.strong_count() > 0);
+        }
+        l.push(Arc::downgrade(&s));
+        s
     }
 
     pub fn v6(&self) -> bool {
@@ -343,6 +384,7 @@ impl InetSock {
             self.protocol,
             Proto::Tcp(ns),
             Arc::new(WaitQueue::default()),
+            (t.creds().fsuid, self.list.clone()),
         );
         {
             let (mine, mut theirs) = (self.opts.lock(), n.opts.lock());

@@ -136,7 +136,7 @@ fn socket(c: &Ctx, domain: i32, ty: i32, proto: i32) -> SysResult {
         } else {
             IPPROTO_UDP
         };
-        let s = InetSock::new(&c.t.kernel, domain, base, protocol);
+        let s = InetSock::new(c.t, domain, base, protocol);
         let f = inet_socket_file(s, flags as u32 & O_NONBLOCK, c.t);
         return Ok(install(c, f, flags & SOCK_CLOEXEC != 0)? as u64);
     }
