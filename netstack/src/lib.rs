@@ -25,7 +25,8 @@
 //! ports come back sooner than on Linux. smoltcp gives a datagram to the first UDP socket
 //! bound to its port: two UDP sockets sharing a port (an IPv4 and an IPv6-only one, or
 //! SO_REUSEADDR) may lose datagrams meant for the other. A full TCP accept queue resets
-//! new connections (Linux drops their SYNs until there is room).
+//! new connections (Linux drops their SYNs until there is room). IP fragmentation: an IPv6
+//! UDP datagram must fit the MTU (65487 bytes on loopback; Linux allows 65527).
 
 mod info;
 mod link;

@@ -562,3 +562,16 @@ fn interfaces_and_routes() {
     assert_eq!(after.tx_packets, before.tx_packets + 1);
     assert_eq!(after.rx_packets, before.rx_packets + 1);
 }
+
+#[test]
+fn udp_ipv6_datagram_larger_than_the_mtu_is_refused_not_lost() {
+    let st = Stack::new(StackConfig::default());
+    let u = st.udp(true);
+    u.bind("[::1]:0".parse().unwrap()).unwrap();
+    let to = u.local_addr();
+    assert_eq!(u.send_to(&[7u8; 65488], Some(to)), Err(Error::MsgSize));
+    assert_eq!(u.send_to(&[7u8; 65487], Some(to)), Ok(65487));
+    let mut buf = vec![0u8; 70000];
+    let d = wait(|| u.recv_from(&mut buf, false)).unwrap();
+    assert_eq!(d.len, 65487);
+}
