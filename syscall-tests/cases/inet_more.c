@@ -4,6 +4,7 @@
 #include "harness.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -139,4 +140,40 @@ CASE(proc_net_dev_route_if_inet6)
 	/* /proc/self/net is the same directory. */
 	CHECK_GT(st_read_file("/proc/self/net/if_inet6", buf, sizeof buf), 0);
 	CHECK_PTR(strstr(buf, "00000000000000000000000000000001 01 80 10 80       lo\n"));
+}
+
+CASE(tcp_info_state)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct tcp_info ti;
+	socklen_t tl = sizeof ti;
+	int u = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	CHECK_OK(getsockopt(u, IPPROTO_TCP, TCP_INFO, &ti, &tl));
+	CHECK_EQ(ti.tcpi_state, TCP_CLOSE);
+	CHECK_GE(tl, 104);
+	int l = listener(AF_INET, &ss, &len);
+	tl = sizeof ti;
+	CHECK_OK(getsockopt(l, IPPROTO_TCP, TCP_INFO, &ti, &tl));
+	CHECK_EQ(ti.tcpi_state, TCP_LISTEN);
+	CHECK_OK(connect(u, (struct sockaddr *)&ss, len));
+	int a = CHECK_OK(accept(l, NULL, NULL));
+	tl = sizeof ti;
+	CHECK_OK(getsockopt(u, IPPROTO_TCP, TCP_INFO, &ti, &tl));
+	CHECK_EQ(ti.tcpi_state, TCP_ESTABLISHED);
+	CHECK_GT(ti.tcpi_snd_mss, 0);
+	/* A short buffer gets the start of the structure. */
+	unsigned char st = 0;
+	tl = 1;
+	CHECK_OK(getsockopt(a, IPPROTO_TCP, TCP_INFO, &st, &tl));
+	CHECK_EQ(tl, 1);
+	CHECK_EQ(st, TCP_ESTABLISHED);
+	/* Not on UDP sockets. */
+	int d = CHECK_OK(socket(AF_INET, SOCK_DGRAM, 0));
+	tl = sizeof ti;
+	CHECK_ERR(getsockopt(d, IPPROTO_TCP, TCP_INFO, &ti, &tl), EOPNOTSUPP);
+	close(d);
+	close(a);
+	close(u);
+	close(l);
 }

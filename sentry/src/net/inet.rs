@@ -35,6 +35,7 @@ const TCP_CORK: i32 = 3;
 const TCP_KEEPIDLE: i32 = 4;
 const TCP_KEEPINTVL: i32 = 5;
 const TCP_KEEPCNT: i32 = 6;
+const TCP_INFO: i32 = 11;
 const TCP_QUICKACK: i32 = 12;
 const TCP_USER_TIMEOUT: i32 = 18;
 
@@ -620,6 +621,7 @@ impl InetSock {
             (IPPROTO_TCP, TCP_KEEPINTVL) if tcp.is_some() => misc(75),
             (IPPROTO_TCP, TCP_KEEPCNT) if tcp.is_some() => misc(9),
             (IPPROTO_TCP, TCP_CORK | TCP_QUICKACK | TCP_USER_TIMEOUT) if tcp.is_some() => misc(0),
+            (IPPROTO_TCP, TCP_INFO) if tcp.is_some() => tcp_info(tcp.expect("tcp")),
             (IPPROTO_TCP, TCP_MAXSEG) if tcp.is_some() => {
                 misc(if tcp.is_some_and(|s| s.peer_addr().is_ok()) {
                     65483
@@ -854,6 +856,26 @@ impl InetSock {
             Proto::Udp(s) => Ok(s.queues()),
         }
     }
+}
+
+/// sizeof(struct tcp_info) as Linux 6.2 to 6.6 have it.
+const TCP_INFO_LEN: usize = 232;
+
+/// TCP_INFO's basics: the state, the MSS (loopback's once connected, as TCP_MAXSEG
+/// reports it) and the path MTU. Counters the netstack does not keep
+/// (RTT, congestion window, retransmissions) stay 0.
+fn tcp_info(s: &TcpSocket) -> Vec<u8> {
+    let mut b = vec![0u8; TCP_INFO_LEN];
+    b[0] = s.state();
+    let conn = s.peer_addr().is_ok();
+    let mss: u32 = if conn { 65483 } else { 536 };
+    let put =
+        |b: &mut Vec<u8>, off: usize, v: u32| b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    put(&mut b, 16, mss);
+    put(&mut b, 20, mss);
+    put(&mut b, 60, 65536);
+    put(&mut b, 88, mss);
+    b
 }
 
 /// The open-file face of an inet socket. Dropping it (the last close) closes the socket.
