@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 static int listener(int family, struct sockaddr_storage *ss, socklen_t *len)
 {
@@ -176,4 +177,26 @@ CASE(tcp_info_state)
 	close(a);
 	close(u);
 	close(l);
+}
+
+CASE(proc_net_unix_lists_sockets)
+{
+	static char buf[1 << 20];
+	int l = CHECK_OK(socket(AF_UNIX, SOCK_STREAM, 0));
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof a.sun_path, "%s", P("srv"));
+	CHECK_OK(bind(l, (struct sockaddr *)&a, sizeof a));
+	CHECK_OK(listen(l, 1));
+	int sv[2];
+	CHECK_OK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv));
+	CHECK_GT(st_read_file("/proc/net/unix", buf, sizeof buf), 0);
+	CHECK(strncmp(buf, "Num       RefCount Protocol Flags    Type St Inode Path\n", 56) == 0);
+	char want[256];
+	snprintf(want, sizeof want, " 00000000 00010000 0001 01 %5lu %s\n", ino_of(l), P("srv"));
+	CHECK_PTR(strstr(buf, want));
+	snprintf(want, sizeof want, " 00000000 00000000 0002 03 %5lu\n", ino_of(sv[0]));
+	CHECK_PTR(strstr(buf, want));
+	close(l);
+	close(sv[0]);
+	close(sv[1]);
 }

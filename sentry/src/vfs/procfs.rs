@@ -123,6 +123,7 @@ const SYS_TREE: &[(&str, &str, Gen)] = &[
     ("net", "tcp6", Gen::Net("tcp6")),
     ("net", "udp", Gen::Net("udp")),
     ("net", "udp6", Gen::Net("udp6")),
+    ("net", "unix", Gen::Net("unix")),
 ];
 const SYSFS_TREE: &[(&str, &str, Gen)] = &[
     ("devices/system/cpu", "online", Gen::CpuRange),

@@ -1,5 +1,5 @@
 //! /proc/net files, in Linux's exact formats, from the netstack's interfaces and routes
-//! and the Sentry's inet sockets: tcp, tcp6, udp, udp6, dev, route, if_inet6.
+//! and the Sentry's sockets: tcp, tcp6, udp, udp6, unix, dev, route, if_inet6.
 
 use crate::kernel::Kernel;
 use crate::net::inet::{self, InetSock, Proto};
@@ -21,6 +21,7 @@ pub fn generate(k: &Arc<Kernel>, name: &str) -> String {
         "dev" => dev(k),
         "route" => route(k),
         "if_inet6" => if_inet6(k),
+        "unix" => unix(k),
         _ => String::new(),
     }
 }
@@ -209,6 +210,31 @@ fn if_inet6(k: &Arc<Kernel>) -> String {
                 i.index, 0x80, i.name
             );
         }
+    }
+    out
+}
+
+fn unix(k: &Arc<Kernel>) -> String {
+    let mut out = String::from("Num       RefCount Protocol Flags    Type St Inode Path\n");
+    for u in crate::net::unix::sockets(k) {
+        let flags = if u.listening { 0x10000 } else { 0 };
+        let st = if u.connected { 3 } else { 1 };
+        let _ = write!(
+            out,
+            "0000000000000000: {:08X} {:08X} {flags:08X} {:04X} {st:02X} {:5}",
+            2, 0, u.ty, u.ino
+        );
+        if let Some(a) = u.addr {
+            out.push(' ');
+            // A path without its NUL; an abstract name as '@' with NULs shown as '@'.
+            let name: &[u8] = if a.first() == Some(&0) {
+                &a
+            } else {
+                &a[..a.len().saturating_sub(1)]
+            };
+            out.extend(name.iter().map(|&c| if c == 0 { '@' } else { c as char }));
+        }
+        out.push('\n');
     }
     out
 }
