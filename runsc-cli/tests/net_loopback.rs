@@ -266,3 +266,66 @@ fn udp_echo_over_loopback() {
         );
     }
 }
+
+const NET_TOOLS: &str = r##"import socket, subprocess
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen()
+port = l.getsockname()[1]
+def run(*argv):
+    return subprocess.run(argv, capture_output=True, text=True).stdout
+print("ss listener:", any(":%d " % port in x and x.startswith("LISTEN") for x in run("ss", "-tln").splitlines()))
+print("netstat listener:", any("127.0.0.1:%d " % port in x and "LISTEN" in x for x in run("netstat", "-tln").splitlines()))
+print("if_nameindex:", socket.if_nameindex()[0])
+"##;
+
+/// iproute2, net-tools and python read the sandbox's own interfaces (netlink, ioctls)
+/// and sockets (/proc/net): only lo with 127.0.0.1/8 and ::1, and our listener.
+#[test]
+fn ip_ifconfig_ss_netstat_see_the_sandbox() {
+    require(PYTHON3, "python3");
+    for (tool, pkg) in [
+        ("/usr/sbin/ip", "iproute2"),
+        ("/usr/sbin/ifconfig", "net-tools"),
+        ("/usr/bin/ss", "iproute2"),
+        ("/usr/bin/netstat", "net-tools"),
+    ] {
+        require(tool, pkg);
+    }
+    let s = sandboxed(&["/usr/sbin/ip", "-o", "addr"]);
+    assert!(s.status.success(), "{}", s.describe());
+    let lines: Vec<&str> = s.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "only lo's two addresses\n{}", s.describe());
+    assert!(
+        lines[0].starts_with("1: lo    inet 127.0.0.1/8 scope host lo"),
+        "{}",
+        s.describe()
+    );
+    assert!(
+        lines[1].starts_with("1: lo    inet6 ::1/128 scope host"),
+        "{}",
+        s.describe()
+    );
+    let s = sandboxed(&["/usr/sbin/ip", "route", "show", "table", "local"]);
+    assert!(
+        s.stdout
+            .contains("local 127.0.0.0/8 dev lo proto kernel scope host src 127.0.0.1"),
+        "{}",
+        s.describe()
+    );
+    let s = sandboxed(&["/usr/sbin/ifconfig", "lo"]);
+    assert!(
+        s.stdout.contains("inet 127.0.0.1  netmask 255.0.0.0"),
+        "{}",
+        s.describe()
+    );
+    let s = sandboxed(&["/usr/sbin/ip", "addr", "add", "10.1.2.3/24", "dev", "lo"]);
+    assert!(!s.status.success(), "a change must fail\n{}", s.describe());
+    let (n, _) = compare(&[PYTHON3, "-c", NET_TOOLS]);
+    assert_eq!(
+        n.stdout,
+        "ss listener: True\nnetstat listener: True\nif_nameindex: (1, 'lo')\n",
+        "the NATIVE run\n{}",
+        n.describe()
+    );
+}
