@@ -1,7 +1,7 @@
 //! What the stack's interfaces and routes are, for netlink, ioctls and /proc/net.
 //!
-//! Interface 1 is the loopback (`lo`); every link follows in order (index 2, 3, ...),
-//! named by the link or `ethN`. Routes are derived the way Linux's kernel adds them for
+//! Interface 1 is the loopback (`lo`); every link follows in order, with the name and
+//! index of its Ethernet configuration (else `ethN`, index 2, 3, ...). Routes are derived the way Linux's kernel adds them for
 //! addresses: a local route per address and for the loopback net, a connected route per
 //! subnet of a link, a broadcast route per IPv4 subnet, plus the default gateways.
 
@@ -100,24 +100,22 @@ impl Stack {
             let ifs = interfaces(g);
             let mut out: Vec<RouteInfo> = vec![];
             let mut local: Vec<RouteInfo> = vec![];
-            let gw4 = g.iface.routes().get_default_ipv4_route();
-            let gw6 = g.iface.routes().get_default_ipv6_route();
             for (i, l) in g.dev.links.iter().enumerate() {
-                let index = i as u32 + 2;
-                let gw = |v4: bool| {
-                    let r = if v4 { gw4 } else { gw6 }?;
-                    Some(IpAddr::from(r.via_router))
-                };
-                if l.gw4 {
-                    if let Some(g) = gw(true) {
-                        out.push(route(Ipv4Addr::UNSPECIFIED.into(), 0, Some(g), index));
-                    }
+                let index = link_index(i, l);
+                if let Some(gw) = l.gw4 {
+                    out.push(route(
+                        Ipv4Addr::UNSPECIFIED.into(),
+                        0,
+                        Some(gw.into()),
+                        index,
+                    ));
                 }
-                if l.gw6 {
-                    if let Some(g) = gw(false) {
-                        let any = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
-                        out.push(route(any, 0, Some(g), index));
-                    }
+                if let Some(gw) = l.gw6 {
+                    let any = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+                    out.push(route(any, 0, Some(gw.into()), index));
+                }
+                for &(dst, p, via) in l.ethernet.iter().flat_map(|e| &e.routes) {
+                    out.push(route(dst, p, Some(via), index));
                 }
             }
             for f in &ifs {
@@ -184,6 +182,11 @@ fn route(dst: IpAddr, prefix: u8, gateway: Option<IpAddr>, ifindex: u32) -> Rout
     }
 }
 
+/// A link's interface index: its Ethernet configuration's, else 2, 3, ... by position.
+fn link_index(i: usize, l: &crate::LinkSlot) -> u32 {
+    l.ethernet.as_ref().map_or(i as u32 + 2, |e| e.index)
+}
+
 fn interfaces(g: &Inner) -> Vec<IfaceInfo> {
     let mut out = vec![];
     let cidrs = g.iface.ip_addrs();
@@ -205,17 +208,17 @@ fn interfaces(g: &Inner) -> Vec<IfaceInfo> {
         });
     }
     for (i, l) in g.dev.links.iter().enumerate() {
-        let mac = l.link.mac();
-        let (kind, flags) = match mac {
+        let e = l.ethernet.as_ref();
+        let (kind, flags) = match e {
             Some(_) => (HwKind::Ethernet, IFF_BROADCAST),
             None => (HwKind::Ip, IFF_POINTOPOINT | IFF_NOARP),
         };
         out.push(IfaceInfo {
-            index: i as u32 + 2,
-            name: l.link.name().unwrap_or_else(|| format!("eth{i}")),
+            index: link_index(i, l),
+            name: e.map_or_else(|| format!("eth{i}"), |e| e.name.clone()),
             kind,
-            mac: mac.unwrap_or([0; 6]),
-            mtu: l.link.mtu(),
+            mac: e.map_or([0; 6], |e| e.mac),
+            mtu: e.map_or(1500, |e| e.mtu as u32),
             flags: flags | IFF_UP | IFF_RUNNING | IFF_MULTICAST | IFF_LOWER_UP,
             addrs: l
                 .nets

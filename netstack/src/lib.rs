@@ -18,8 +18,7 @@
 //! thread per stack that sleeps until smoltcp's next deadline (`poll_at`) or until a link
 //! has packets; an idle stack has no thread waking up.
 //!
-//! Not yet: Ethernet links (ARP/NDP, for a veth in the container's network namespace),
-//! ICMP and raw sockets, TCP urgent data, SO_REUSEPORT balancing, TCP_INFO-style
+//! Not yet: more than one Ethernet link, ICMP and raw sockets, TCP urgent data, SO_REUSEPORT balancing, TCP_INFO-style
 //! statistics. Keep-alive is smoltcp's (one interval until the peer answers). A
 //! TIME-WAIT connection is forgotten at once (smoltcp would keep it for its timer), so
 //! ports come back sooner than on Linux. smoltcp gives a datagram to the first UDP socket
@@ -28,16 +27,22 @@
 //! new connections (Linux drops their SYNs until there is room). IP fragmentation: an IPv6
 //! UDP datagram must fit the MTU (65487 bytes on loopback; Linux allows 65527).
 
+mod eth;
+#[cfg(test)]
+mod eth_tests;
 mod info;
 mod link;
+mod packet;
 mod ports;
 mod tcp;
 #[cfg(test)]
 mod tests;
 mod udp;
 
+pub use eth::EthernetInfo;
 pub use info::{Counters, HwKind, IfaceInfo, RouteInfo, RouteKind};
 pub use link::{Link, LinkNotify, MemLink};
+pub use packet::PacketLink;
 pub use tcp::{TcpOpts, TcpSocket};
 pub use udp::{Datagram, UdpOpts, UdpSocket, MAX_PAYLOAD as UDP_MAX_PAYLOAD};
 
@@ -124,6 +129,20 @@ pub struct LinkConfig {
     pub addrs: Vec<(IpAddr, u8)>,
     pub gateway4: Option<Ipv4Addr>,
     pub gateway6: Option<Ipv6Addr>,
+    /// Some: the link carries Ethernet frames. None: it carries IP packets.
+    pub ethernet: Option<EthernetConfig>,
+}
+
+/// What an Ethernet link adds: the interface's name, index, MAC, MTU and routes.
+#[derive(Clone, Debug, Default)]
+pub struct EthernetConfig {
+    pub name: String,
+    pub index: u32,
+    pub mac: [u8; 6],
+    /// The IP MTU (without the Ethernet header).
+    pub mtu: usize,
+    /// Routes other than the link's subnets and default gateways: (destination, prefix, via).
+    pub routes: Vec<(IpAddr, u8, IpAddr)>,
 }
 
 /// The stack's static configuration, handed in by the caller.
@@ -157,12 +176,30 @@ fn default_seed() -> u64 {
     h.finish()
 }
 
-struct LinkSlot {
+pub(crate) struct LinkSlot {
     link: Box<dyn Link>,
-    nets: Vec<IpCidr>,
-    gw4: bool,
-    gw6: bool,
+    pub(crate) nets: Vec<IpCidr>,
+    /// Destinations of the Ethernet link's extra routes.
+    routes: Vec<IpCidr>,
+    gw4: Option<Ipv4Addr>,
+    gw6: Option<Ipv6Addr>,
+    pub(crate) ethernet: Option<EthernetConfig>,
     stats: Counters,
+}
+
+impl LinkSlot {
+    /// Whether packets to `d` leave through this link.
+    fn reaches(&self, d: IpAddr) -> bool {
+        let a = IpAddress::from(d);
+        self.nets
+            .iter()
+            .chain(&self.routes)
+            .any(|n| n.contains_addr(&a))
+            || match d {
+                IpAddr::V4(_) => self.gw4.is_some(),
+                IpAddr::V6(_) => self.gw6.is_some(),
+            }
+    }
 }
 
 /// The interface's device: the loopback queue plus the links, routed by destination.
@@ -171,10 +208,12 @@ pub(crate) struct Dev {
     lo_stats: Counters,
     /// ICMP "port unreachable" errors seen for our UDP datagrams: (our port, their end).
     udp_unreachable: Vec<(u16, SocketAddr)>,
-    links: Vec<LinkSlot>,
+    pub(crate) links: Vec<LinkSlot>,
     own: Vec<IpAddr>,
     mtu: usize,
     checksums: bool,
+    /// The interface's MAC when its medium is Ethernet (frames, not packets).
+    mac: Option<[u8; 6]>,
 }
 
 fn is_loopback(a: IpAddr) -> bool {
@@ -259,6 +298,9 @@ impl Dev {
     }
 
     fn output(&mut self, pkt: Vec<u8>) {
+        if self.mac.is_some() {
+            return self.output_frame(pkt);
+        }
         let Some(dst) = dst_of(&pkt) else {
             return;
         };
@@ -275,15 +317,32 @@ impl Dev {
             .links
             .iter()
             .position(|l| l.nets.iter().any(|n| n.contains_addr(&d)))
-            .or_else(|| {
-                self.links.iter().position(|l| match dst {
-                    IpAddr::V4(_) => l.gw4,
-                    IpAddr::V6(_) => l.gw6,
-                })
-            });
+            .or_else(|| self.links.iter().position(|l| l.reaches(dst)));
         if let Some(i) = i {
             self.links[i].stats.tx(pkt.len());
             self.links[i].link.transmit(&pkt);
+        }
+    }
+}
+
+impl Dev {
+    /// An Ethernet frame from the interface: frames about a local address (IP packets to
+    /// it, ARP requests and replies and neighbor solicitations for it) go round the
+    /// loopback queue, so smoltcp resolves and answers its own addresses; the rest leaves
+    /// through the Ethernet link.
+    fn output_frame(&mut self, f: Vec<u8>) {
+        if eth::target(&f).is_some_and(|a| is_loopback(a) || self.own.contains(&a)) {
+            if self.lo.len() < LOOPBACK_QUEUE {
+                // lo counts what it carries without the Ethernet header.
+                self.lo_stats.tx(f.len().saturating_sub(14));
+                self.lo_stats.rx(f.len().saturating_sub(14));
+                self.lo.push_back(f);
+            }
+            return;
+        }
+        if let Some(l) = self.links.first_mut() {
+            l.stats.tx(f.len());
+            l.link.transmit(&f);
         }
     }
 }
@@ -314,6 +373,7 @@ impl Device for Dev {
         &mut self,
         _ts: smoltcp::time::Instant,
     ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let eth = self.mac.is_some();
         let pkt = match self.lo.pop_front() {
             Some(p) => p,
             None => loop {
@@ -322,12 +382,18 @@ impl Device for Dev {
                     l.stats.rx(p.len());
                     Some(p)
                 })?;
-                if dst_of(&p).is_some_and(|d| self.for_us(d)) {
+                let to = if eth { eth::target(&p) } else { dst_of(&p) };
+                if to.is_some_and(|d| self.for_us(d)) {
                     break p;
                 }
             },
         };
-        if let Some(e) = udp_unreachable(&pkt) {
+        let ip = if eth {
+            eth::ip_of(&pkt)
+        } else {
+            Some(&pkt[..])
+        };
+        if let Some(e) = ip.and_then(udp_unreachable) {
             self.udp_unreachable.push(e);
         }
         Some((RxTok(pkt), TxTok(self)))
@@ -344,7 +410,10 @@ impl Device for Dev {
         let mut c = DeviceCapabilities::default();
         c.medium = Medium::Ip;
         c.max_transmission_unit = self.mtu;
-        if !self.checksums {
+        if self.mac.is_some() {
+            c.medium = Medium::Ethernet;
+            c.checksum = eth::checksums();
+        } else if !self.checksums {
             c.checksum = smoltcp::phy::ChecksumCapabilities::ignored();
         }
         c
@@ -366,6 +435,8 @@ pub(crate) struct Inner {
     wakes: Vec<Waker>,
     /// When the poller thread will next wake up by itself (None: it sleeps until kicked).
     timer_at: Option<Instant>,
+    loopback: bool,
+    seed: u64,
 }
 
 impl Inner {
@@ -388,14 +459,7 @@ impl Inner {
         if is_loopback(a) || self.dev.own.contains(&a) {
             return true;
         }
-        let d = IpAddress::from(a);
-        self.dev.links.iter().any(|l| {
-            l.nets.iter().any(|n| n.contains_addr(&d))
-                || match a {
-                    IpAddr::V4(_) => l.gw4,
-                    IpAddr::V6(_) => l.gw6,
-                }
-        })
+        self.dev.links.iter().any(|l| l.reaches(a))
     }
 
     /// The source address a packet to `dst` leaves from.
@@ -562,70 +626,26 @@ pub struct Stack {
 
 impl Stack {
     pub fn new(cfg: StackConfig) -> Stack {
-        let mut own = vec![];
-        let mut cidrs: Vec<IpCidr> = vec![];
-        if cfg.loopback {
-            cidrs.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8));
-            cidrs.push(IpCidr::new(IpAddress::Ipv6(Ipv6Addr::LOCALHOST), 128));
-            own.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
-            own.push(IpAddr::V6(Ipv6Addr::LOCALHOST));
-        }
-        let mut links = vec![];
-        let mut gws = vec![];
-        for l in cfg.links {
-            let nets: Vec<IpCidr> = l
-                .addrs
-                .iter()
-                .map(|&(a, p)| IpCidr::new(IpAddress::from(a), p))
-                .collect();
-            for &(a, _) in &l.addrs {
-                own.push(a);
-            }
-            cidrs.extend(nets.iter().copied());
-            gws.push((l.gateway4, l.gateway6));
-            links.push(LinkSlot {
-                link: l.link,
-                nets,
-                gw4: l.gateway4.is_some(),
-                gw6: l.gateway6.is_some(),
-                stats: Counters::default(),
-            });
-        }
         let mut dev = Dev {
             lo: VecDeque::new(),
             lo_stats: Counters::default(),
             udp_unreachable: vec![],
-            checksums: !links.is_empty(),
-            links,
-            own,
+            checksums: false,
+            links: vec![],
+            own: vec![],
             mtu: LOOPBACK_MTU,
+            mac: None,
         };
-        let mut ic = Config::new(HardwareAddress::Ip);
-        ic.random_seed = cfg.seed;
-        let base = Instant::now();
-        let mut iface = Interface::new(ic, &mut dev, smoltcp::time::Instant::from_micros(0));
-        // Every address of 127.0.0.0/8 is local (Dev filters what links deliver).
-        iface.set_any_ip(true);
-        iface.update_ip_addrs(|a| {
-            for c in cidrs {
-                if a.push(c).is_err() {
-                    tracing::warn!("netstack: too many addresses, {c} dropped");
-                }
-            }
-        });
-        for (g4, g6) in gws {
-            if let Some(g) = g4 {
-                let _ = iface.routes_mut().add_default_ipv4_route(g);
-            }
-            if let Some(g) = g6 {
-                let _ = iface.routes_mut().add_default_ipv6_route(g);
-            }
+        if cfg.loopback {
+            dev.own.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            dev.own.push(IpAddr::V6(Ipv6Addr::LOCALHOST));
         }
+        let iface = build_iface(&mut dev, cfg.seed, cfg.loopback);
         let inner = Inner {
             iface,
             dev,
             sockets: SocketSet::new(vec![]),
-            base,
+            base: Instant::now(),
             tcp: HashMap::new(),
             udp: HashMap::new(),
             orphans: vec![],
@@ -633,33 +653,80 @@ impl Stack {
             next_id: 0,
             wakes: vec![],
             timer_at: None,
+            loopback: cfg.loopback,
+            seed: cfg.seed,
         };
         let sh = Arc::new(Shared {
             inner: Mutex::new(inner),
             kick: Mutex::new(Kick::default()),
             cv: Condvar::new(),
         });
-        {
-            // Links tell the poller when they have packets.
-            let w: Weak<Shared> = Arc::downgrade(&sh);
-            let mut g = sh.inner.lock();
-            for l in g.dev.links.iter_mut() {
-                let w = w.clone();
-                l.link.set_notify(Arc::new(move || {
-                    if let Some(s) = w.upgrade() {
-                        s.kick();
-                    }
-                }));
-            }
-        }
         let s2 = sh.clone();
         std::thread::Builder::new()
             .name("netstack".into())
             .spawn(move || poller(s2))
             .expect("spawn the netstack poller");
-        Stack {
+        let st = Stack {
             h: Arc::new(Handle { sh }),
+        };
+        for l in cfg.links {
+            if let Err(e) = st.add_link(l) {
+                tracing::warn!("netstack: link not added: {e:?}");
+            }
         }
+        st
+    }
+
+    /// Add a link with its configuration (before the sandbox's sockets use the network:
+    /// the interface is rebuilt, which forgets its neighbor cache). An Ethernet link must
+    /// be the only link: `Error::Invalid` otherwise.
+    pub fn add_link(&self, l: LinkConfig) -> Result<()> {
+        let sh = &self.h.sh;
+        {
+            let mut g = sh.inner.lock();
+            let has_eth = g.dev.mac.is_some();
+            if has_eth || (l.ethernet.is_some() && !g.dev.links.is_empty()) {
+                return Err(Error::Invalid);
+            }
+            let nets: Vec<IpCidr> = l
+                .addrs
+                .iter()
+                .map(|&(a, p)| IpCidr::new(IpAddress::from(a), p))
+                .collect();
+            g.dev.own.extend(l.addrs.iter().map(|&(a, _)| a));
+            g.dev.checksums = true;
+            if let Some(e) = &l.ethernet {
+                g.dev.mac = Some(e.mac);
+                g.dev.mtu = e.mtu.clamp(576, 65521) + eth::HEADER;
+            }
+            let routes = l
+                .ethernet
+                .iter()
+                .flat_map(|e| e.routes.iter())
+                .map(|&(d, p, _)| IpCidr::new(IpAddress::from(d), p))
+                .collect();
+            let mut link = l.link;
+            let w: Weak<Shared> = Arc::downgrade(sh);
+            link.set_notify(Arc::new(move || {
+                if let Some(s) = w.upgrade() {
+                    s.kick();
+                }
+            }));
+            g.dev.links.push(LinkSlot {
+                link,
+                nets,
+                routes,
+                gw4: l.gateway4,
+                gw6: l.gateway6,
+                ethernet: l.ethernet,
+                stats: Counters::default(),
+            });
+            let (seed, lo) = (g.seed, g.loopback);
+            let inner = &mut *g;
+            inner.iface = build_iface(&mut inner.dev, seed, lo);
+        }
+        sh.kick();
+        Ok(())
     }
 
     /// A TCP socket of family AF_INET (`v6` false) or AF_INET6.
@@ -671,6 +738,55 @@ impl Stack {
     pub fn udp(&self, v6: bool) -> UdpSocket {
         UdpSocket::new(self.h.sh.clone(), v6)
     }
+}
+
+/// The interface for the device's medium, with every address and route of the links.
+fn build_iface(dev: &mut Dev, seed: u64, loopback: bool) -> Interface {
+    let hw = match dev.mac {
+        Some(m) => HardwareAddress::Ethernet(smoltcp::wire::EthernetAddress(m)),
+        None => HardwareAddress::Ip,
+    };
+    let mut ic = Config::new(hw);
+    ic.random_seed = seed;
+    let mut iface = Interface::new(ic, dev, smoltcp::time::Instant::from_micros(0));
+    // Every address of 127.0.0.0/8 is local (Dev filters what links deliver).
+    iface.set_any_ip(true);
+    let mut cidrs = vec![];
+    if loopback {
+        cidrs.push(IpCidr::new(IpAddress::v4(127, 0, 0, 1), 8));
+        cidrs.push(IpCidr::new(IpAddress::Ipv6(Ipv6Addr::LOCALHOST), 128));
+    }
+    cidrs.extend(dev.links.iter().flat_map(|l| l.nets.iter().copied()));
+    iface.update_ip_addrs(|a| {
+        for c in cidrs {
+            if a.push(c).is_err() {
+                tracing::warn!("netstack: too many addresses, {c} dropped");
+            }
+        }
+    });
+    for l in &dev.links {
+        let r = iface.routes_mut();
+        if let Some(g) = l.gw4 {
+            let _ = r.add_default_ipv4_route(g);
+        }
+        if let Some(g) = l.gw6 {
+            let _ = r.add_default_ipv6_route(g);
+        }
+        for &(d, p, via) in l.ethernet.iter().flat_map(|e| e.routes.iter()) {
+            let route = smoltcp::iface::Route {
+                cidr: IpCidr::new(IpAddress::from(d), p),
+                via_router: IpAddress::from(via),
+                preferred_until: None,
+                expires_at: None,
+            };
+            let mut full = false;
+            r.update(|t| full = t.push(route).is_err());
+            if full {
+                tracing::warn!("netstack: too many routes, {d}/{p} dropped");
+            }
+        }
+    }
+    iface
 }
 
 // ---- addresses ----

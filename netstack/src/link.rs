@@ -17,18 +17,6 @@ pub trait Link: Send {
     fn receive(&mut self) -> Option<Vec<u8>>;
     /// Remember how to tell the stack that packets arrived.
     fn set_notify(&mut self, notify: LinkNotify);
-    /// The interface name the sandbox sees (None: `ethN` by position).
-    fn name(&self) -> Option<String> {
-        None
-    }
-    /// The link's MAC address, for an Ethernet link.
-    fn mac(&self) -> Option<[u8; 6]> {
-        None
-    }
-    /// The link's MTU.
-    fn mtu(&self) -> u32 {
-        1500
-    }
 }
 
 type Queue = Arc<Mutex<VecDeque<Vec<u8>>>>;

@@ -4,7 +4,7 @@ use super::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Retry `f` while it would block (up to 10 s).
-fn wait<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
+pub(crate) fn wait<T>(mut f: impl FnMut() -> Result<T>) -> Result<T> {
     let end = Instant::now() + Duration::from_secs(10);
     loop {
         match f() {
@@ -29,21 +29,21 @@ fn connected(s: &TcpSocket) -> Result<()> {
     }
 }
 
-fn connect(s: &TcpSocket, a: SocketAddr) -> Result<()> {
+pub(crate) fn connect(s: &TcpSocket, a: SocketAddr) -> Result<()> {
     match s.connect(a) {
         Err(Error::InProgress) => connected(s),
         r => r,
     }
 }
 
-fn send_all(s: &TcpSocket, mut d: &[u8]) {
+pub(crate) fn send_all(s: &TcpSocket, mut d: &[u8]) {
     while !d.is_empty() {
         let n = wait(|| s.send(d)).expect("send");
         d = &d[n..];
     }
 }
 
-fn recv_exact(s: &TcpSocket, n: usize) -> Vec<u8> {
+pub(crate) fn recv_exact(s: &TcpSocket, n: usize) -> Vec<u8> {
     let mut out = vec![];
     let mut buf = vec![0u8; 65536];
     while out.len() < n {
@@ -54,7 +54,7 @@ fn recv_exact(s: &TcpSocket, n: usize) -> Vec<u8> {
     out
 }
 
-fn addr(s: &str) -> SocketAddr {
+pub(crate) fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
 }
 
@@ -344,6 +344,7 @@ fn linked() -> (Stack, Stack) {
             addrs: vec![("10.0.0.1".parse().unwrap(), 24)],
             gateway4: None,
             gateway6: None,
+            ethernet: None,
         }],
         seed: 1,
     });
@@ -357,6 +358,7 @@ fn linked() -> (Stack, Stack) {
             ],
             gateway4: None,
             gateway6: None,
+            ethernet: None,
         }],
         seed: 2,
     });
@@ -467,6 +469,7 @@ fn retransmission_over_a_lossy_link() {
                 addrs: vec![(a.parse().unwrap(), 24)],
                 gateway4: None,
                 gateway6: None,
+                ethernet: None,
             }],
             seed: 7,
         })
@@ -525,6 +528,7 @@ fn interfaces_and_routes() {
             addrs: vec![("10.0.0.2".parse().unwrap(), 24)],
             gateway4: Some("10.0.0.1".parse().unwrap()),
             gateway6: None,
+            ethernet: None,
         }],
         seed: 1,
     });

@@ -23,6 +23,8 @@ pub struct Global {
     pub debug: bool,
     /// "ptrace" or "kvm" (`--platform`).
     pub platform: String,
+    /// `--network`; None: the default (sandbox for a bundle, which has a network namespace).
+    pub network: Option<crate::network::Mode>,
 }
 
 impl Global {
@@ -312,19 +314,6 @@ fn run_hooks(
     Ok(())
 }
 
-/// Network interfaces (other than loopback) in the network namespace of `pid`.
-fn interfaces(pid: i32) -> Vec<String> {
-    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/net/dev")) else {
-        return vec![];
-    };
-    s.lines()
-        .skip(2)
-        .filter_map(|l| l.split(':').next())
-        .map(|n| n.trim().to_string())
-        .filter(|n| n != "lo")
-        .collect()
-}
-
 /// Join the cgroup docker (or the spec) names in the cgroup v1 hierarchies that only
 /// account (memory, cpu, pids, blkio) and in the freezer, so that `pause` freezes the
 /// whole sandbox and docker's stats see it. No limits are set there: the Sentry
@@ -354,9 +343,14 @@ pub fn create(g: &Global, id: &str, o: &CreateOpts) -> Result<Container> {
     let bundle =
         std::fs::canonicalize(o.bundle).map_err(|e| anyhow!("bundle {}: {e}", o.bundle))?;
     let (spec, root) = oci::load(&bundle.to_string_lossy())?;
+    if g.network == Some(crate::network::Mode::Host) {
+        bail!("container {id}: --network host is not supported yet (use sandbox or none)");
+    }
     let (mut opts, exe, args) = oci::opts_from_spec(&spec, &root, &bundle, g.debug, o.strace)
         .map_err(|e| anyhow!("bundle {}: {e:#}", bundle.display()))?;
     opts.platform = g.platform.clone();
+    opts.take_network =
+        g.network.unwrap_or(crate::network::Mode::Sandbox) == crate::network::Mode::Sandbox;
     let process = spec.process().as_ref().expect("checked");
     let terminal = process.terminal().unwrap_or(false);
     if terminal && !o.foreground && o.console_socket.is_none() {
@@ -571,15 +565,10 @@ fn create_in(
             return Err(fail(&c, format!("container {id}: {e:#}")));
         }
     }
-    let ifs = interfaces(pid);
-    if !ifs.is_empty() {
-        return Err(fail(
-            &c,
-            format!(
-                "container {id}: networking not supported yet (the network namespace has {}; use --network=none)",
-                ifs.join(", ")
-            ),
-        ));
+    if opts.take_network {
+        if let Err(e) = crate::network::setup(pid, &c.dir, spec) {
+            return Err(fail(&c, format!("container {id}: network: {e:#}")));
+        }
     }
     if let Some(p) = o.pid_file {
         if let Err(e) = write_pid_file(p, pid) {

@@ -68,6 +68,10 @@ pub struct DoOpts {
     /// started (`create`: the container's pid then names the container's network
     /// namespace, as docker's network hooks expect).
     pub netns_in_launcher: bool,
+    /// `create`: hand the links of that namespace to the Sentry (`--network sandbox`).
+    pub take_network: bool,
+    /// The spec's network namespace path: joined instead of making one.
+    pub netns_path: Option<std::path::PathBuf>,
     /// "ptrace" or "kvm".
     pub platform: String,
 }
@@ -211,9 +215,14 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
         mounts.push(v);
     }
     if o.netns_in_launcher {
-        if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET) {
+        let r = match &o.netns_path {
+            Some(p) => crate::network::join(p),
+            None => nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                .context("making the network namespace"),
+        };
+        if let Err(e) = r {
             kill_all(&mut gofers);
-            bail!("making the network namespace: {e}");
+            return Err(e);
         }
     }
     let mut boot = Command::new(&me);

@@ -9,6 +9,7 @@ mod compare;
 mod container;
 mod launch;
 mod mount_arg;
+mod network;
 mod oci;
 mod sandbox;
 mod seccomp;
@@ -37,6 +38,10 @@ struct Cli {
     /// Where application code runs: ptrace (default) or kvm.
     #[arg(long, global = true, default_value = "ptrace")]
     platform: String,
+    /// none (loopback only), sandbox (rvisor's stack on the container network namespace's
+    /// links; the default for a bundle) or host (not supported yet).
+    #[arg(long, global = true)]
+    network: Option<String>,
     /// Print the version of rvisor and of the OCI runtime spec it implements.
     #[arg(long, short = 'v')]
     version: bool,
@@ -415,6 +420,7 @@ fn run(cli: Cli) -> Result<i32> {
         root: std::path::PathBuf::from(&cli.root),
         debug: cli.debug,
         platform: cli.platform.clone(),
+        network: network::Mode::parse(cli.network.as_deref())?,
     };
     match cmd {
         Cmd::Do {
@@ -425,6 +431,9 @@ fn run(cli: Cli) -> Result<i32> {
             memory_limit,
             command,
         } => {
+            if g.network.is_some_and(|m| m != network::Mode::None) {
+                bail!("rvisor do has no network namespace to take over: only --network none");
+            }
             let cwd = match cwd {
                 Some(c) => c,
                 None => std::env::current_dir()?.to_string_lossy().into_owned(),

@@ -157,16 +157,18 @@ pub fn opts_from_spec(
     if let Some(linux) = spec.linux() {
         let nss = linux.namespaces().as_deref().unwrap_or_default();
         if !nss.iter().any(|ns| ns.typ() == LinuxNamespaceType::Network) {
-            bail!("networking not supported yet: the container would share the host's network (no network namespace in linux.namespaces)");
-        }
-        for ns in nss {
-            if ns.typ() == LinuxNamespaceType::Network && ns.path().is_some() {
-                bail!("networking not supported yet: the container would join the network namespace {} (use --network=none)", ns.path().as_ref().unwrap().display());
-            }
+            bail!("the container would share the host's network (no network namespace in linux.namespaces): --network host is not supported yet");
         }
     }
     let user = process.user();
+    let netns_path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .and_then(|v| v.iter().find(|n| n.typ() == LinuxNamespaceType::Network))
+        .and_then(|n| n.path().clone());
     let opts = DoOpts {
+        netns_path,
         debug,
         cwd: process.cwd().to_string_lossy().into_owned(),
         env: process.env().clone().unwrap_or_default(),

@@ -427,15 +427,33 @@ fn docker_memory_limit_oom_kills_and_docker_stays_healthy() {
 }
 
 #[test]
-fn docker_network_other_than_none_fails_clearly() {
+fn docker_unknown_network_mode_fails_clearly() {
     let Some(d) = docker() else { return };
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let rt = format!("--runtime={}", d.runtime);
+    // A runtime of our own whose flags name a network mode that does not exist.
+    let bad = format!("{}-badnet", d.runtime);
+    let mut c = Command::new(rvisor_bin());
+    c.args(["install", "--runtime", &bad, "--", "--network", "bogus"]);
+    let r = run_cmd(c, Duration::from_secs(60));
+    assert!(r.status.success(), "{}", r.describe());
+    assert!(sh("kill -HUP $(pidof dockerd)").status.success());
     let start = Instant::now();
+    while !d
+        .cmd(&["info", "--format", "{{json .Runtimes}}"])
+        .stdout
+        .contains(&bad)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "dockerd did not pick up {bad}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let rt = format!("--runtime={bad}");
     let r = d.cmd(&["run", "--rm", &rt, IMAGE, "true"]);
     assert_ne!(r.shell_status(), 0, "{}", r.describe());
     assert!(
-        r.stderr.contains("networking not supported yet"),
+        r.stderr.contains("unknown network mode \"bogus\""),
         "{}",
         r.describe()
     );

@@ -503,7 +503,7 @@ fn log_file_json_errors_version_and_mounts() {
     let r = run(&hostnet, "m3");
     assert_eq!(r.shell_status(), 1);
     assert!(
-        r.stderr.contains("networking not supported yet"),
+        r.stderr.contains("--network host is not supported yet"),
         "{}",
         r.describe()
     );
@@ -517,7 +517,8 @@ fn log_file_json_errors_version_and_mounts() {
     let r = run(&joined, "m4");
     assert_eq!(r.shell_status(), 1);
     assert!(
-        r.stderr.contains("networking not supported yet"),
+        r.stderr
+            .contains("joining the existing network namespace /proc/1/ns/net is not supported yet"),
         "{}",
         r.describe()
     );

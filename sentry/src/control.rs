@@ -16,6 +16,8 @@
 //! | `signal N pid P` | `ok` (to one process, e.g. an exec'd one) |
 //! | `stats` | `stats MEM_USED MEM_LIMIT NPROCS` (bytes; limit 0: none) |
 //! | `update memory N` | `ok` (the sandbox's memory limit, bytes; 0: none) |
+//! | `dns ADDR` + a UDP socket connected to docker's resolver | `ok` (see net/dns.rs) |
+//! | `net NAME INDEX MAC MTU addr=IP/P... [gw4=IP] [gw6=IP] [route=IP/P,VIA]...` + a packet socket | `ok` (see net/ext.rs) |
 //!
 //! In `exec`, GROUPS is a comma-separated list or `-`; CWD is hex; ARGV and ENV are
 //! comma-separated hex strings (or `-` for none). Errors are `error TEXT`.
@@ -127,8 +129,28 @@ impl Control {
             }
             return;
         }
-        let reply = self.request(&line);
+        let reply = match line.strip_prefix("net ") {
+            Some(args) => match crate::net::ext::attach(&self.k, args, fds) {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("error {e}"),
+            },
+            None => match line.strip_prefix("dns ") {
+                Some(a) => self.dns(a, fds),
+                None => self.request(&line),
+            },
+        };
         let _ = w.write_all(format!("{reply}\n").as_bytes());
+    }
+
+    fn dns(&self, addr: &str, fds: Vec<OwnedFd>) -> String {
+        let (Ok(a), [_]) = (addr.parse(), fds.as_slice()) else {
+            return format!("error dns: expected an address and one socket, got {addr:?}");
+        };
+        let fd = fds.into_iter().next().expect("one");
+        match crate::net::dns::serve(&self.k, a, fd) {
+            Ok(()) => "ok".into(),
+            Err(e) => format!("error {e}"),
+        }
     }
 
     /// Wait for a process started by `exec` to exit; its wait status.

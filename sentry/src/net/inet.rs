@@ -41,6 +41,8 @@ const TCP_USER_TIMEOUT: i32 = 18;
 
 const IP_TOS: i32 = 1;
 const IP_TTL: i32 = 2;
+const IP_RECVERR: i32 = 11;
+const IPV6_RECVERR: i32 = 25;
 const IPV6_UNICAST_HOPS: i32 = 16;
 const IPV6_V6ONLY: i32 = 26;
 const IPV6_TCLASS: i32 = 67;
@@ -638,6 +640,8 @@ impl InetSock {
             (IPPROTO_IPV6, IPV6_TCLASS) if self.v6() => misc(0),
             (IPPROTO_IP, IP_TOS) => misc(0),
             (IPPROTO_IP, IP_TTL) => misc(64),
+            (IPPROTO_IP, IP_RECVERR) => misc(0),
+            (IPPROTO_IPV6, IPV6_RECVERR) if self.v6() => misc(0),
             _ => return Err(self.unknown_opt(t, "getsockopt", level, name)),
         };
         v.truncate(len);
@@ -812,6 +816,17 @@ impl InetSock {
                     return Err(EINVAL);
                 }
                 o.misc.insert((level, name), if v == -1 { 64 } else { v });
+            }
+            // glibc's resolver needs it. The flag is kept; errors are still reported as
+            // before (SO_ERROR, ECONNREFUSED), there is no MSG_ERRQUEUE queue yet.
+            (IPPROTO_IP, IP_RECVERR) | (IPPROTO_IPV6, IPV6_RECVERR)
+                if level == IPPROTO_IP || self.v6() =>
+            {
+                let v = (int()? != 0) as i32;
+                if v == 1 {
+                    unsupported(&t.kernel, "IP_RECVERR's error queue (MSG_ERRQUEUE)".into());
+                }
+                o.misc.insert((level, name), v);
             }
             _ => return Err(self.unknown_opt(t, "setsockopt", level, name)),
         }

@@ -4,6 +4,8 @@
 //! Every socket's open file has a path on a private "sockfs" mount (never in the mount
 //! table) whose inode reports `S_IFSOCK`, so fstat and friends see a socket.
 
+pub mod dns;
+pub mod ext;
 pub mod ifreq;
 pub mod inet;
 pub mod netlink;
