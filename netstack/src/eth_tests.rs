@@ -154,3 +154,31 @@ fn a_second_ethernet_link_is_refused() {
         Err(Error::Invalid)
     );
 }
+
+#[test]
+fn the_ethernet_link_is_an_interface_with_routes() {
+    let (a, _b, _) = pair();
+    let ifs = a.interfaces();
+    assert_eq!(ifs.len(), 2);
+    let e = &ifs[1];
+    assert_eq!(
+        (e.index, e.name.as_str(), e.kind),
+        (2, "eth0", HwKind::Ethernet)
+    );
+    assert_eq!((e.mac, e.mtu), ([2, 0, 0, 0, 0, 1], 1500));
+    assert!(e.flags & info::IFF_BROADCAST != 0);
+    let r = a.routes();
+    let gw: IpAddr = "10.1.0.254".parse().unwrap();
+    assert!(r
+        .iter()
+        .any(|x| x.prefix == 0 && x.gateway == Some(gw) && x.ifindex == 2));
+    assert!(r
+        .iter()
+        .any(|x| x.dst == "10.1.0.0".parse::<IpAddr>().unwrap()
+            && x.prefix == 24
+            && x.kind == RouteKind::Unicast
+            && x.ifindex == 2));
+    assert!(r
+        .iter()
+        .any(|x| x.dst == "fd01::".parse::<IpAddr>().unwrap() && x.prefix == 64 && x.ifindex == 2));
+}

@@ -24,11 +24,13 @@
 //! ports come back sooner than on Linux. smoltcp gives a datagram to the first UDP socket
 //! bound to its port: two UDP sockets sharing a port (an IPv4 and an IPv6-only one, or
 //! SO_REUSEADDR) may lose datagrams meant for the other. A full TCP accept queue resets
-//! new connections (Linux drops their SYNs until there is room).
+//! new connections (Linux drops their SYNs until there is room). IP fragmentation: an IPv6
+//! UDP datagram must fit the MTU (65487 bytes on loopback; Linux allows 65527).
 
 mod eth;
 #[cfg(test)]
 mod eth_tests;
+mod info;
 mod link;
 mod packet;
 mod ports;
@@ -38,6 +40,7 @@ mod tests;
 mod udp;
 
 pub use eth::EthernetInfo;
+pub use info::{Counters, HwKind, IfaceInfo, RouteInfo, RouteKind};
 pub use link::{Link, LinkNotify, MemLink};
 pub use packet::PacketLink;
 pub use tcp::{TcpOpts, TcpSocket};
@@ -181,6 +184,7 @@ pub(crate) struct LinkSlot {
     gw4: Option<Ipv4Addr>,
     gw6: Option<Ipv6Addr>,
     pub(crate) ethernet: Option<EthernetConfig>,
+    stats: Counters,
 }
 
 impl LinkSlot {
@@ -201,6 +205,7 @@ impl LinkSlot {
 /// The interface's device: the loopback queue plus the links, routed by destination.
 pub(crate) struct Dev {
     lo: VecDeque<Vec<u8>>,
+    lo_stats: Counters,
     /// ICMP "port unreachable" errors seen for our UDP datagrams: (our port, their end).
     udp_unreachable: Vec<(u16, SocketAddr)>,
     pub(crate) links: Vec<LinkSlot>,
@@ -301,6 +306,8 @@ impl Dev {
         };
         if is_loopback(dst) || self.own.contains(&dst) {
             if self.lo.len() < LOOPBACK_QUEUE {
+                self.lo_stats.tx(pkt.len());
+                self.lo_stats.rx(pkt.len());
                 self.lo.push_back(pkt);
             }
             return;
@@ -312,6 +319,7 @@ impl Dev {
             .position(|l| l.nets.iter().any(|n| n.contains_addr(&d)))
             .or_else(|| self.links.iter().position(|l| l.reaches(dst)));
         if let Some(i) = i {
+            self.links[i].stats.tx(pkt.len());
             self.links[i].link.transmit(&pkt);
         }
     }
@@ -325,11 +333,15 @@ impl Dev {
     fn output_frame(&mut self, f: Vec<u8>) {
         if eth::target(&f).is_some_and(|a| is_loopback(a) || self.own.contains(&a)) {
             if self.lo.len() < LOOPBACK_QUEUE {
+                // lo counts what it carries without the Ethernet header.
+                self.lo_stats.tx(f.len().saturating_sub(14));
+                self.lo_stats.rx(f.len().saturating_sub(14));
                 self.lo.push_back(f);
             }
             return;
         }
         if let Some(l) = self.links.first_mut() {
+            l.stats.tx(f.len());
             l.link.transmit(&f);
         }
     }
@@ -365,7 +377,11 @@ impl Device for Dev {
         let pkt = match self.lo.pop_front() {
             Some(p) => p,
             None => loop {
-                let p = self.links.iter_mut().find_map(|l| l.link.receive())?;
+                let p = self.links.iter_mut().find_map(|l| {
+                    let p = l.link.receive()?;
+                    l.stats.rx(p.len());
+                    Some(p)
+                })?;
                 let to = if eth { eth::target(&p) } else { dst_of(&p) };
                 if to.is_some_and(|d| self.for_us(d)) {
                     break p;
@@ -612,6 +628,7 @@ impl Stack {
     pub fn new(cfg: StackConfig) -> Stack {
         let mut dev = Dev {
             lo: VecDeque::new(),
+            lo_stats: Counters::default(),
             udp_unreachable: vec![],
             checksums: false,
             links: vec![],
@@ -702,6 +719,7 @@ impl Stack {
                 gw4: l.gateway4,
                 gw6: l.gateway6,
                 ethernet: l.ethernet,
+                stats: Counters::default(),
             });
             let (seed, lo) = (g.seed, g.loopback);
             let inner = &mut *g;

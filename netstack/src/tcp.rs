@@ -921,6 +921,31 @@ impl TcpSocket {
         })
     }
 
+    /// The connection's state as Linux numbers it (TCP_ESTABLISHED = 1 ... TCP_LISTEN = 10,
+    /// TCP_CLOSE = 7), for /proc/net/tcp and TCP_INFO.
+    pub fn state(&self) -> u8 {
+        self.sh.peek(|i| {
+            let e = &i.tcp[&self.id];
+            match &e.st {
+                St::Init => 7,
+                St::Listen(_) => 10,
+                St::Conn(_) if e.dead => 7,
+                St::Conn(h) => match i.sockets.get::<tcp::Socket>(*h).state() {
+                    S::Established => 1,
+                    S::SynSent => 2,
+                    S::SynReceived => 3,
+                    S::FinWait1 => 4,
+                    S::FinWait2 => 5,
+                    S::TimeWait => 6,
+                    S::Closed | S::Listen => 7,
+                    S::CloseWait => 8,
+                    S::LastAck => 9,
+                    S::Closing => 11,
+                },
+            }
+        })
+    }
+
     /// The buffer sizes in use (the smoltcp buffers once connected).
     pub fn buffer_sizes(&self) -> (usize, usize) {
         self.sh.peek(|i| {

@@ -517,3 +517,65 @@ fn retransmission_over_a_lossy_link() {
     assert_eq!(got, data);
     drop(t.join().unwrap());
 }
+
+#[test]
+fn interfaces_and_routes() {
+    let (la, _lb) = MemLink::pair();
+    let st = Stack::new(StackConfig {
+        loopback: true,
+        links: vec![LinkConfig {
+            link: Box::new(la),
+            addrs: vec![("10.0.0.2".parse().unwrap(), 24)],
+            gateway4: Some("10.0.0.1".parse().unwrap()),
+            gateway6: None,
+            ethernet: None,
+        }],
+        seed: 1,
+    });
+    let ifs = st.interfaces();
+    assert_eq!(ifs.len(), 2);
+    assert_eq!((ifs[0].index, ifs[0].name.as_str()), (1, "lo"));
+    assert_eq!(ifs[0].kind, HwKind::Loopback);
+    assert!(ifs[0].addrs.contains(&("127.0.0.1".parse().unwrap(), 8)));
+    assert!(ifs[0].addrs.contains(&("::1".parse().unwrap(), 128)));
+    assert_eq!((ifs[1].index, ifs[1].name.as_str()), (2, "eth0"));
+    assert_eq!(ifs[1].addrs, vec![("10.0.0.2".parse().unwrap(), 24)]);
+    let r = st.routes();
+    let has = |dst: &str, p: u8, kind: RouteKind, ifindex: u32| {
+        r.iter().any(|x| {
+            x.dst == dst.parse::<IpAddr>().unwrap()
+                && x.prefix == p
+                && x.kind == kind
+                && x.ifindex == ifindex
+        })
+    };
+    assert!(has("0.0.0.0", 0, RouteKind::Unicast, 2));
+    assert!(r[0].gateway == Some("10.0.0.1".parse().unwrap()));
+    assert!(has("10.0.0.0", 24, RouteKind::Unicast, 2));
+    assert!(has("10.0.0.2", 32, RouteKind::Local, 2));
+    assert!(has("10.0.0.255", 32, RouteKind::Broadcast, 2));
+    assert!(has("127.0.0.0", 8, RouteKind::Local, 1));
+    assert!(has("::1", 128, RouteKind::Unicast, 1));
+    // Loopback traffic is counted on lo.
+    let before = st.interfaces()[0].stats;
+    let u = st.udp(false);
+    u.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let to = u.local_addr();
+    u.send_to(b"x", Some(to)).unwrap();
+    let after = st.interfaces()[0].stats;
+    assert_eq!(after.tx_packets, before.tx_packets + 1);
+    assert_eq!(after.rx_packets, before.rx_packets + 1);
+}
+
+#[test]
+fn udp_ipv6_datagram_larger_than_the_mtu_is_refused_not_lost() {
+    let st = Stack::new(StackConfig::default());
+    let u = st.udp(true);
+    u.bind("[::1]:0".parse().unwrap()).unwrap();
+    let to = u.local_addr();
+    assert_eq!(u.send_to(&[7u8; 65488], Some(to)), Err(Error::MsgSize));
+    assert_eq!(u.send_to(&[7u8; 65487], Some(to)), Ok(65487));
+    let mut buf = vec![0u8; 70000];
+    let d = wait(|| u.recv_from(&mut buf, false)).unwrap();
+    assert_eq!(d.len, 65487);
+}

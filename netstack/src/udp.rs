@@ -340,7 +340,14 @@ impl UdpSocket {
                     IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
                 });
             }
-            if data.len() > MAX_PAYLOAD {
+            // IPv6 datagrams are not fragmented yet: one must fit the device's MTU (Linux
+            // would fragment up to 65527 bytes on lo).
+            let max = if to.is_ipv6() {
+                MAX_PAYLOAD.min(i.dev.mtu - 48)
+            } else {
+                MAX_PAYLOAD
+            };
+            if data.len() > max {
                 return Err(Error::MsgSize);
             }
             if !i.routable(to.ip()) {

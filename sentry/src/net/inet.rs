@@ -35,6 +35,7 @@ const TCP_CORK: i32 = 3;
 const TCP_KEEPIDLE: i32 = 4;
 const TCP_KEEPINTVL: i32 = 5;
 const TCP_KEEPCNT: i32 = 6;
+const TCP_INFO: i32 = 11;
 const TCP_QUICKACK: i32 = 12;
 const TCP_USER_TIMEOUT: i32 = 18;
 
@@ -76,6 +77,33 @@ pub fn stack(k: &Arc<Kernel>) -> netstack::Stack {
     let s = netstack::Stack::new(netstack::StackConfig::default());
     all.push((Arc::downgrade(k), s.clone()));
     s
+}
+
+type SockList = Arc<Mutex<Vec<Weak<InetSock>>>>;
+
+/// Every inet socket of the sandbox `k` runs (for /proc/net).
+fn sock_list(k: &Arc<Kernel>) -> SockList {
+    static ALL: Mutex<Vec<(Weak<Kernel>, SockList)>> = Mutex::new(Vec::new());
+    let mut all = ALL.lock();
+    all.retain(|(w, _)| w.strong_count() > 0);
+    if let Some((_, l)) = all
+        .iter()
+        .find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(k)))
+    {
+        return l.clone();
+    }
+    let l = SockList::default();
+    all.push((Arc::downgrade(k), l.clone()));
+    l
+}
+
+/// The open inet sockets of the sandbox `k` runs, oldest first.
+pub fn sockets(k: &Arc<Kernel>) -> Vec<Arc<InetSock>> {
+    sock_list(k)
+        .lock()
+        .iter()
+        .filter_map(|w| w.upgrade())
+        .collect()
 }
 
 /// Log an unsupported option or operation once per sandbox.
@@ -124,7 +152,10 @@ pub struct InetSock {
     pub ino: u64,
     pub wq: Arc<WaitQueue>,
     pub proto: Proto,
+    /// The owner /proc/net shows (the creator's fsuid).
+    pub uid: u32,
     opts: Mutex<Opts>,
+    list: SockList,
 }
 
 fn int_bytes(v: i32) -> Vec<u8> {
@@ -149,7 +180,8 @@ pub struct InetRecv {
 
 impl InetSock {
     /// socket(2). `ty` is SOCK_STREAM or SOCK_DGRAM, `protocol` already checked.
-    pub fn new(k: &Arc<Kernel>, family: i32, ty: i32, protocol: i32) -> Arc<InetSock> {
+    pub fn new(t: &Task, family: i32, ty: i32, protocol: i32) -> Arc<InetSock> {
+        let k = &t.kernel;
         let st = stack(k);
         let v6 = family == AF_INET6;
         let wq = Arc::new(WaitQueue::default());
@@ -158,7 +190,8 @@ impl InetSock {
         } else {
             Proto::Udp(st.udp(v6))
         };
-        Self::wrap(family, ty, protocol, proto, wq)
+        let list = sock_list(k);
+        Self::wrap(family, ty, protocol, proto, wq, (t.creds().fsuid, list))
     }
 
     fn wrap(
@@ -167,6 +200,7 @@ impl InetSock {
         protocol: i32,
         proto: Proto,
         wq: Arc<WaitQueue>,
+        (uid, list): (u32, SockList),
     ) -> Arc<InetSock> {
         let w = wq.clone();
         let waker: netstack::Waker = Arc::new(move || w.notify_all());
@@ -180,13 +214,15 @@ impl InetSock {
                 (UDP_BUF_DEFAULT, UDP_BUF_DEFAULT)
             }
         };
-        Arc::new(InetSock {
+        let s = Arc::new(InetSock {
             family,
             ty,
             protocol,
             ino: next_ino(),
             wq,
             proto,
+            uid,
+            list: list.clone(),
             opts: Mutex::new(Opts {
                 rcvtimeo: None,
                 sndtimeo: None,
@@ -195,7 +231,13 @@ impl InetSock {
                 sndbuf,
                 misc: HashMap::new(),
             }),
-        })
+        });
+        let mut l = list.lock();
+        if l.len().is_power_of_two() {
+            l.retain(|w| w.strong_count() > 0);
+        }
+        l.push(Arc::downgrade(&s));
+        s
     }
 
     pub fn v6(&self) -> bool {
@@ -345,6 +387,7 @@ impl InetSock {
             self.protocol,
             Proto::Tcp(ns),
             Arc::new(WaitQueue::default()),
+            (t.creds().fsuid, self.list.clone()),
         );
         {
             let (mine, mut theirs) = (self.opts.lock(), n.opts.lock());
@@ -580,6 +623,7 @@ impl InetSock {
             (IPPROTO_TCP, TCP_KEEPINTVL) if tcp.is_some() => misc(75),
             (IPPROTO_TCP, TCP_KEEPCNT) if tcp.is_some() => misc(9),
             (IPPROTO_TCP, TCP_CORK | TCP_QUICKACK | TCP_USER_TIMEOUT) if tcp.is_some() => misc(0),
+            (IPPROTO_TCP, TCP_INFO) if tcp.is_some() => tcp_info(tcp.expect("tcp")),
             (IPPROTO_TCP, TCP_MAXSEG) if tcp.is_some() => {
                 misc(if tcp.is_some_and(|s| s.peer_addr().is_ok()) {
                     65483
@@ -829,6 +873,26 @@ impl InetSock {
     }
 }
 
+/// sizeof(struct tcp_info) as Linux 6.2 to 6.6 have it.
+const TCP_INFO_LEN: usize = 232;
+
+/// TCP_INFO's basics: the state, the MSS (loopback's once connected, as TCP_MAXSEG
+/// reports it) and the path MTU. Counters the netstack does not keep
+/// (RTT, congestion window, retransmissions) stay 0.
+fn tcp_info(s: &TcpSocket) -> Vec<u8> {
+    let mut b = vec![0u8; TCP_INFO_LEN];
+    b[0] = s.state();
+    let conn = s.peer_addr().is_ok();
+    let mss: u32 = if conn { 65483 } else { 536 };
+    let put =
+        |b: &mut Vec<u8>, off: usize, v: u32| b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    put(&mut b, 16, mss);
+    put(&mut b, 20, mss);
+    put(&mut b, 60, 65536);
+    put(&mut b, 88, mss);
+    b
+}
+
 /// The open-file face of an inet socket. Dropping it (the last close) closes the socket.
 pub struct InetFile {
     pub sock: Arc<InetSock>,
@@ -867,13 +931,7 @@ impl FileOps for InetFile {
         let n = match cmd {
             FIONREAD => self.sock.queues()?.0,
             TIOCOUTQ => self.sock.queues()?.1,
-            _ => {
-                // Socket and interface ioctls (SIOC*, 0x89xx) exist in Linux.
-                if cmd & 0xff00 == 0x8900 {
-                    unsupported(&t.kernel, format!("ioctl {cmd:#x} on inet sockets"));
-                }
-                return Err(ENOTTY);
-            }
+            _ => return super::ifreq::ioctl_for(t, cmd, arg, !self.sock.v6()),
         };
         t.mm().write_obj(arg, &(n.min(i32::MAX as usize) as i32))?;
         Ok(0)

@@ -6,7 +6,10 @@
 
 pub mod dns;
 pub mod ext;
+pub mod ifreq;
 pub mod inet;
+pub mod netlink;
+mod rtnetlink;
 pub mod unix;
 
 use crate::errno::*;
@@ -219,6 +222,20 @@ fn sock_open_file(ops: Arc<dyn FileOps>, ino: u64, flags: u32, t: &Task) -> Arc<
         Some(Path { mnt, dentry }),
         O_RDWR | (flags & O_NONBLOCK),
     )
+}
+
+/// An open file for a netlink socket. `flags` may hold O_NONBLOCK.
+pub fn netlink_socket_file(sock: Arc<netlink::NetlinkSock>, flags: u32, t: &Task) -> Arc<OpenFile> {
+    let ino = sock.ino;
+    sock_open_file(Arc::new(netlink::NetlinkFile { sock }), ino, flags, t)
+}
+
+/// The netlink socket behind an open file, if it is one.
+pub fn netlink_sock(f: &OpenFile) -> Option<Arc<netlink::NetlinkSock>> {
+    f.ops
+        .as_any()
+        .downcast_ref::<netlink::NetlinkFile>()
+        .map(|s| s.sock.clone())
 }
 
 /// The unix socket behind an open file, or ENOTSOCK.

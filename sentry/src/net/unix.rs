@@ -152,6 +152,8 @@ pub struct Registry {
     abstract_names: Mutex<HashMap<Vec<u8>, Weak<Sock>>>,
     paths: Mutex<HashMap<usize, PathEntry>>,
     next_auto: AtomicU32,
+    /// Every endpoint, for /proc/net/unix.
+    all: Mutex<Vec<Weak<Sock>>>,
 }
 
 impl Registry {
@@ -163,6 +165,7 @@ impl Registry {
             abstract_names: Mutex::new(HashMap::new()),
             paths: Mutex::new(HashMap::new()),
             next_auto: AtomicU32::new(u32::from_le_bytes(b)),
+            all: Mutex::new(vec![]),
         }
     }
     pub fn find_abstract(&self, name: &[u8]) -> Option<Arc<Sock>> {
@@ -274,6 +277,39 @@ impl State {
     }
 }
 
+/// What /proc/net/unix shows of one endpoint.
+pub struct UnixInfo {
+    pub ty: i32,
+    pub ino: u64,
+    pub listening: bool,
+    pub connected: bool,
+    /// The name after the family (a path with its NUL, or abstract starting with NUL).
+    pub addr: Option<Vec<u8>>,
+}
+
+/// The endpoints of the sandbox `k` runs, oldest first.
+pub fn sockets(k: &Arc<Kernel>) -> Vec<UnixInfo> {
+    let socks: Vec<Arc<Sock>> = registry(k)
+        .all
+        .lock()
+        .iter()
+        .filter_map(|w| w.upgrade())
+        .collect();
+    socks
+        .iter()
+        .map(|s| {
+            let st = s.st.lock();
+            UnixInfo {
+                ty: s.ty,
+                ino: s.ino,
+                listening: st.listening,
+                connected: st.connected || (s.ty == SOCK_DGRAM && st.peer.is_some()),
+                addr: st.addr.clone(),
+            }
+        })
+        .collect()
+}
+
 /// A unix socket endpoint.
 pub struct Sock {
     pub ty: i32,
@@ -344,14 +380,20 @@ impl Sock {
     }
 
     fn with_state(reg: Arc<Registry>, ty: i32, st: State) -> Arc<Sock> {
-        Arc::new(Sock {
+        let s = Arc::new(Sock {
             ty,
             ino: next_ino(),
-            reg,
+            reg: reg.clone(),
             st: Mutex::new(st),
             wq: WaitQueue::default(),
             wmem: AtomicUsize::new(0),
-        })
+        });
+        let mut all = reg.all.lock();
+        if all.len().is_power_of_two() {
+            all.retain(|w| w.strong_count() > 0);
+        }
+        all.push(Arc::downgrade(&s));
+        s
     }
 
     /// socketpair(2): two connected endpoints.
@@ -1211,7 +1253,7 @@ impl FileOps for SockFile {
         let n = match cmd {
             FIONREAD => self.sock.inq()?,
             TIOCOUTQ => self.sock.outq(),
-            _ => return Err(ENOTTY),
+            _ => return super::ifreq::ioctl(t, cmd, arg),
         };
         t.mm().write_obj(arg, &(n.min(i32::MAX as usize) as i32))?;
         Ok(0)

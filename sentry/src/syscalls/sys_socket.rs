@@ -5,6 +5,7 @@
 use super::*;
 use crate::kernel::signal::{self, SigInfo};
 use crate::net::inet::{self, InetSock, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
+use crate::net::netlink::{NetlinkSock, AF_NETLINK, NETLINK_ROUTE};
 use crate::net::unix::{self, Dest, Recv, Sock, Ucred};
 use crate::net::*;
 use crate::vfs::{may_access, OpenFile, O_NONBLOCK, S_IFMT, S_IFSOCK};
@@ -74,6 +75,21 @@ fn check_type(c: &Ctx, domain: i32, ty: i32, proto: i32, pair: bool) -> KResult<
         }
         return check_inet_type(c, domain, base, proto).map(|b| (b, flags));
     }
+    if domain == AF_NETLINK {
+        if base != SOCK_RAW && base != SOCK_DGRAM {
+            return Err(ESOCKTNOSUPPORT);
+        }
+        if pair {
+            return Err(EOPNOTSUPP);
+        }
+        if proto != NETLINK_ROUTE {
+            if (0..32).contains(&proto) {
+                inet::unsupported(&c.t.kernel, format!("netlink protocol {proto}"));
+            }
+            return Err(EPROTONOSUPPORT);
+        }
+        return Ok((base, flags));
+    }
     if domain != AF_UNIX {
         return Err(EAFNOSUPPORT);
     }
@@ -120,8 +136,13 @@ fn socket(c: &Ctx, domain: i32, ty: i32, proto: i32) -> SysResult {
         } else {
             IPPROTO_UDP
         };
-        let s = InetSock::new(&c.t.kernel, domain, base, protocol);
+        let s = InetSock::new(c.t, domain, base, protocol);
         let f = inet_socket_file(s, flags as u32 & O_NONBLOCK, c.t);
+        return Ok(install(c, f, flags & SOCK_CLOEXEC != 0)? as u64);
+    }
+    if domain == AF_NETLINK {
+        let s = NetlinkSock::new(&c.t.kernel, base, proto);
+        let f = netlink_socket_file(s, flags as u32 & O_NONBLOCK, c.t);
         return Ok(install(c, f, flags & SOCK_CLOEXEC != 0)? as u64);
     }
     let s = Sock::new(&c.t.kernel, base);
@@ -235,6 +256,10 @@ fn resolve(c: &Ctx, a: &UAddr) -> KResult<Arc<Sock>> {
 }
 
 fn bind(c: &Ctx, fd: u64, addr: u64, len: u32) -> SysResult {
+    if let Some(s) = netlink_sock(&*c.fd(fd)?) {
+        s.bind(c.t, &read_raw_addr(c, addr, len)?)?;
+        return Ok(0);
+    }
     if let Some(s) = inet_of(c, fd)? {
         // inet6_bind checks the length before the family.
         if s.v6() && (len as i32) >= 0 && (len as usize) < 24 {
@@ -285,6 +310,9 @@ fn bind(c: &Ctx, fd: u64, addr: u64, len: u32) -> SysResult {
 }
 
 fn listen(c: &Ctx, fd: u64, backlog: i32) -> SysResult {
+    if netlink_sock(&*c.fd(fd)?).is_some() {
+        return Err(EOPNOTSUPP);
+    }
     if let Some(s) = inet_of(c, fd)? {
         s.listen(backlog)?;
         return Ok(0);
@@ -296,6 +324,10 @@ fn listen(c: &Ctx, fd: u64, backlog: i32) -> SysResult {
 
 fn connect(c: &Ctx, fd: u64, addr: u64, len: u32) -> SysResult {
     let f = c.fd(fd)?;
+    if let Some(s) = netlink_sock(&f) {
+        s.connect(c.t, &read_raw_addr(c, addr, len)?)?;
+        return Ok(0);
+    }
     if let Some(s) = inet_sock(&f) {
         let (a, _) = read_inet_addr(c, &s, addr, len)?;
         s.connect(c.t, a, f.nonblock())?;
@@ -326,6 +358,9 @@ fn accept(c: &Ctx, fd: u64, addr: u64, lenp: u64, flags: i32) -> SysResult {
         return Err(EINVAL);
     }
     let f = c.fd(fd)?;
+    if netlink_sock(&f).is_some() {
+        return Err(EOPNOTSUPP);
+    }
     if let Some(s) = inet_sock(&f) {
         let (ns, peer) = s.accept(c.t, f.nonblock())?;
         let nf = inet_socket_file(ns, flags as u32 & O_NONBLOCK, c.t);
@@ -353,6 +388,11 @@ fn accept(c: &Ctx, fd: u64, addr: u64, lenp: u64, flags: i32) -> SysResult {
 }
 
 fn getname(c: &Ctx, fd: u64, addr: u64, lenp: u64, peer: bool) -> SysResult {
+    if let Some(s) = netlink_sock(&*c.fd(fd)?) {
+        let b = if peer { s.peer() } else { s.name() };
+        write_sockaddr(c, addr, lenp, &b)?;
+        return Ok(0);
+    }
     if let Some(s) = inet_of(c, fd)? {
         let a = if peer { s.peer()? } else { s.name() };
         write_inet_addr(c, addr, lenp, Some(a))?;
@@ -365,6 +405,9 @@ fn getname(c: &Ctx, fd: u64, addr: u64, lenp: u64, peer: bool) -> SysResult {
 }
 
 fn shutdown(c: &Ctx, fd: u64, how: i32) -> SysResult {
+    if netlink_sock(&*c.fd(fd)?).is_some() {
+        return Err(EOPNOTSUPP);
+    }
     if let Some(s) = inet_of(c, fd)? {
         s.shutdown(how)?;
         return Ok(0);
@@ -376,6 +419,14 @@ fn shutdown(c: &Ctx, fd: u64, how: i32) -> SysResult {
 
 fn setsockopt(c: &Ctx, fd: u64, level: i32, name: i32, val: u64, len: u32) -> SysResult {
     let f = c.fd(fd)?;
+    if let Some(s) = netlink_sock(&f) {
+        if (len as i32) < 0 {
+            return Err(EINVAL);
+        }
+        let v = c.t.mm().read_vec(val, (len as usize).min(256))?;
+        s.setsockopt(c.t, level, name, &v)?;
+        return Ok(0);
+    }
     let inet = inet_sock(&f);
     let unix = if inet.is_none() {
         Some(unix_sock(&f)?)
@@ -401,7 +452,7 @@ fn setsockopt(c: &Ctx, fd: u64, level: i32, name: i32, val: u64, len: u32) -> Sy
 fn getsockopt(c: &Ctx, fd: u64, level: i32, name: i32, val: u64, lenp: u64) -> SysResult {
     let f = c.fd(fd)?;
     let inet = inet_sock(&f);
-    let unix = if inet.is_none() {
+    let unix = if inet.is_none() && netlink_sock(&f).is_none() {
         Some(unix_sock(&f)?)
     } else {
         None
@@ -411,11 +462,15 @@ fn getsockopt(c: &Ctx, fd: u64, level: i32, name: i32, val: u64, lenp: u64) -> S
     if len < 0 {
         return Err(EINVAL);
     }
-    let v = match (inet, unix) {
-        (Some(s), _) => s.getsockopt(c.t, level, name, len as usize)?,
-        (_, Some(s)) => s.getsockopt(level, name, len as usize)?,
-        _ => unreachable!("a socket"),
-    };
+    let v =
+        match (inet, unix) {
+            _ if netlink_sock(&f).is_some() => netlink_sock(&f)
+                .expect("a netlink socket")
+                .getsockopt(c.t, level, name, len as usize)?,
+            (Some(s), _) => s.getsockopt(c.t, level, name, len as usize)?,
+            (_, Some(s)) => s.getsockopt(level, name, len as usize)?,
+            _ => unreachable!("a socket"),
+        };
     if !v.is_empty() {
         mm.write(val, &v)?;
     }
@@ -596,6 +651,18 @@ fn do_send(
 
 fn sendto(c: &Ctx, fd: u64, buf: u64, len: u64, flags: u32, addr: u64, alen: u32) -> SysResult {
     let f = c.fd(fd)?;
+    if let Some(s) = netlink_sock(&f) {
+        if len > i32::MAX as u64 {
+            return Err(EINVAL);
+        }
+        let data = c.t.mm().read_vec(buf, len as usize)?;
+        let to = if addr != 0 {
+            read_raw_addr(c, addr, alen)?
+        } else {
+            vec![]
+        };
+        return Ok(nl_send(c, &f, &s, &data, &to, flags)? as u64);
+    }
     if let Some(s) = inet_sock(&f) {
         if len > i32::MAX as u64 {
             return Err(EINVAL);
@@ -639,6 +706,9 @@ fn sendmsg_one(c: &Ctx, f: &OpenFile, s: &Arc<Sock>, p: u64, flags: u32) -> KRes
 
 fn sendmsg(c: &Ctx, fd: u64, p: u64, flags: u32) -> SysResult {
     let f = c.fd(fd)?;
+    if let Some(s) = netlink_sock(&f) {
+        return Ok(nl_sendmsg_one(c, &f, &s, p, flags)? as u64);
+    }
     if let Some(s) = inet_sock(&f) {
         return Ok(inet_sendmsg_one(c, &f, &s, p, flags)? as u64);
     }
@@ -648,8 +718,9 @@ fn sendmsg(c: &Ctx, fd: u64, p: u64, flags: u32) -> SysResult {
 
 fn sendmmsg(c: &Ctx, fd: u64, vec: u64, vlen: u32, flags: u32) -> SysResult {
     let f = c.fd(fd)?;
+    let nl = netlink_sock(&f);
     let inet = inet_sock(&f);
-    let unix = if inet.is_none() {
+    let unix = if inet.is_none() && nl.is_none() {
         Some(unix_sock(&f)?)
     } else {
         None
@@ -659,6 +730,7 @@ fn sendmmsg(c: &Ctx, fd: u64, vec: u64, vlen: u32, flags: u32) -> SysResult {
     while n < vlen {
         let p = vec + n * 64;
         let r = match (&inet, &unix) {
+            _ if nl.is_some() => nl_sendmsg_one(c, &f, nl.as_ref().expect("netlink"), p, flags),
             (Some(s), _) => inet_sendmsg_one(c, &f, s, p, flags),
             (_, Some(s)) => sendmsg_one(c, &f, s, p, flags),
             _ => unreachable!("a socket"),
@@ -682,6 +754,15 @@ fn recvfrom(c: &Ctx, fd: u64, buf: u64, len: u64, flags: u32, addr: u64, lenp: u
     let f = c.fd(fd)?;
     if len > i32::MAX as u64 {
         return Err(EINVAL);
+    }
+    if let Some(s) = netlink_sock(&f) {
+        let nonblock = f.nonblock() || flags & MSG_DONTWAIT != 0;
+        let r = s.recv(c.t, nonblock, len as usize, flags)?;
+        c.t.mm().write(buf, &r.data)?;
+        if addr != 0 {
+            write_sockaddr(c, addr, lenp, &r.from)?;
+        }
+        return Ok(r.ret as u64);
     }
     if let Some(s) = inet_sock(&f) {
         let nonblock = f.nonblock() || flags & MSG_DONTWAIT != 0;
@@ -804,6 +885,9 @@ fn recvmsg_one(c: &Ctx, f: &OpenFile, s: &Arc<Sock>, p: u64, flags: u32) -> KRes
 
 fn recvmsg(c: &Ctx, fd: u64, p: u64, flags: u32) -> SysResult {
     let f = c.fd(fd)?;
+    if let Some(s) = netlink_sock(&f) {
+        return Ok(nl_recvmsg_one(c, &f, &s, p, flags)? as u64);
+    }
     if let Some(s) = inet_sock(&f) {
         return Ok(inet_recvmsg_one(c, &f, &s, p, flags)? as u64);
     }
@@ -813,8 +897,9 @@ fn recvmsg(c: &Ctx, fd: u64, p: u64, flags: u32) -> SysResult {
 
 fn recvmmsg(c: &Ctx, fd: u64, vec: u64, vlen: u32, flags: u32, timeout: u64) -> SysResult {
     let f = c.fd(fd)?;
+    let nl = netlink_sock(&f);
     let inet = inet_sock(&f);
-    let unix = if inet.is_none() {
+    let unix = if inet.is_none() && nl.is_none() {
         Some(unix_sock(&f)?)
     } else {
         None
@@ -834,6 +919,7 @@ fn recvmmsg(c: &Ctx, fd: u64, vec: u64, vlen: u32, flags: u32, timeout: u64) -> 
     while n < vlen {
         let p = vec + n * 64;
         let r = match (&inet, &unix) {
+            _ if nl.is_some() => nl_recvmsg_one(c, &f, nl.as_ref().expect("netlink"), p, fl),
             (Some(s), _) => inet_recvmsg_one(c, &f, s, p, fl),
             (_, Some(s)) => recvmsg_one(c, &f, s, p, fl),
             _ => unreachable!("a socket"),
@@ -963,6 +1049,82 @@ fn inet_recvmsg_one(c: &Ctx, f: &OpenFile, s: &InetSock, p: u64, flags: u32) -> 
             mm.write_obj(p + 8, &(b.len() as u32))?;
         }
         _ => mm.write_obj(p + 8, &0u32)?,
+    }
+    mm.write_obj(p + 40, &0u64)?;
+    mm.write_obj(p + 48, &oflags)?;
+    Ok(r.ret)
+}
+
+// ---- netlink ----
+
+/// A socket address as given, for netlink (at most sizeof(sockaddr_storage)).
+fn read_raw_addr(c: &Ctx, addr: u64, len: u32) -> KResult<Vec<u8>> {
+    let len = len as i32;
+    if len < 0 || len as usize > SS_LEN {
+        return Err(EINVAL);
+    }
+    c.t.mm().read_vec(addr, len as usize)
+}
+
+fn nl_send(
+    c: &Ctx,
+    f: &OpenFile,
+    s: &Arc<NetlinkSock>,
+    data: &[u8],
+    to: &[u8],
+    flags: u32,
+) -> KResult<usize> {
+    if flags & MSG_OOB != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    let nonblock = f.nonblock() || flags & MSG_DONTWAIT != 0;
+    s.send(c.t, data, to, nonblock)
+}
+
+fn nl_sendmsg_one(
+    c: &Ctx,
+    f: &OpenFile,
+    s: &Arc<NetlinkSock>,
+    p: u64,
+    flags: u32,
+) -> KResult<usize> {
+    let h = read_msghdr(c, p)?;
+    let iov = iovecs(c, h.iov, h.iovlen)?;
+    let to = if h.name != 0 && h.namelen != 0 {
+        read_raw_addr(c, h.name, h.namelen)?
+    } else {
+        vec![]
+    };
+    let data = gather(c, &iov)?;
+    nl_send(c, f, s, &data, &to, flags)
+}
+
+fn nl_recvmsg_one(
+    c: &Ctx,
+    f: &OpenFile,
+    s: &Arc<NetlinkSock>,
+    p: u64,
+    flags: u32,
+) -> KResult<usize> {
+    let h = read_msghdr(c, p)?;
+    let iov = iovecs(c, h.iov, h.iovlen)?;
+    let want: usize = iov.iter().map(|v| v.1).sum();
+    let nonblock = f.nonblock() || flags & MSG_DONTWAIT != 0;
+    let r = s.recv(c.t, nonblock, want, flags)?;
+    let mm = c.t.mm();
+    scatter(c, &iov, &r.data)?;
+    let mut oflags = flags & MSG_CMSG_CLOEXEC;
+    if r.trunc {
+        oflags |= MSG_TRUNC;
+    }
+    if h.name != 0 {
+        let k = (h.namelen as usize).min(r.from.len());
+        if k > 0 {
+            mm.write(h.name, &r.from[..k])?;
+        }
+        mm.write_obj(p + 8, &(r.from.len() as u32))?;
+    } else {
+        mm.write_obj(p + 8, &0u32)?;
     }
     mm.write_obj(p + 40, &0u64)?;
     mm.write_obj(p + 48, &oflags)?;

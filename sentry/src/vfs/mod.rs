@@ -14,6 +14,7 @@ pub mod memfs;
 pub mod pidfd;
 pub mod pipe;
 pub mod procfs;
+mod procnet;
 pub mod pty;
 pub mod signalfd;
 pub mod timerfd;

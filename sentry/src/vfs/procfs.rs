@@ -17,6 +17,8 @@ enum Gen {
     Filesystems,
     Cmdline,
     Sys(&'static str),
+    /// A /proc/net file (the sandbox has one network stack).
+    Net(&'static str),
     // per process (pid) or thread (pid, tid)
     PidStat,
     PidStatm,
@@ -114,6 +116,14 @@ const SYS_TREE: &[(&str, &str, Gen)] = &[
         "max_user_watches",
         Gen::Sys("max_user_watches"),
     ),
+    ("net", "dev", Gen::Net("dev")),
+    ("net", "if_inet6", Gen::Net("if_inet6")),
+    ("net", "route", Gen::Net("route")),
+    ("net", "tcp", Gen::Net("tcp")),
+    ("net", "tcp6", Gen::Net("tcp6")),
+    ("net", "udp", Gen::Net("udp")),
+    ("net", "udp6", Gen::Net("udp6")),
+    ("net", "unix", Gen::Net("unix")),
 ];
 const SYSFS_TREE: &[(&str, &str, Gen)] = &[
     ("devices/system/cpu", "online", Gen::CpuRange),
@@ -627,6 +637,7 @@ impl PNode {
             }
             Gen::Cmdline => format!("{}\n", k.cmdline),
             Gen::Kmsg => String::new(),
+            Gen::Net(name) => super::procnet::generate(k, name),
             Gen::Sys(name) => match name {
                 "ostype" => "Linux\n".into(),
                 "osrelease" => format!("{}\n", crate::kernel::RELEASE),
