@@ -181,3 +181,9 @@ kill $pid; wait $pid; echo "server $?"
         n.describe()
     );
 }
+
+kvm_tests!(
+    python3_http_server_and_urllib_over_loopback,
+    sandbox_loopback_is_not_the_hosts,
+    busybox_wget_against_python_http_server,
+);
