@@ -11,7 +11,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const IMAGE: &str = "rvisor-test-busybox:latest";
+/// An image of its own: docker.rs builds a fuller one under another name.
+const IMAGE: &str = "rvisor-kvm-test-busybox:latest";
 
 fn sh(cmd: &str) -> Run {
     let mut c = Command::new("sh");
