@@ -7,6 +7,14 @@ need=()
 command -v busybox >/dev/null || need+=(busybox-static)
 command -v gcc >/dev/null || need+=(gcc)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
+# The end-to-end tests run these inside the sandbox and natively (docker.io is
+# installed by the docker tests themselves).
+for p in python3:python3 sqlite3:sqlite3 perl:perl curl:curl ip:iproute2 ss:iproute2 \
+         ifconfig:net-tools netstat:net-tools tar:tar gzip:gzip diff:diffutils \
+         find:findutils awk:mawk nm:binutils; do
+  command -v "${p%%:*}" >/dev/null || PATH="$PATH:/usr/sbin:/sbin" command -v "${p%%:*}" >/dev/null \
+    || need+=("${p##*:}")
+done
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi

@@ -161,3 +161,18 @@ fn dd_100mb_through_pipe_wc() {
     assert_eq!(s.stdout.trim(), "104857600", "{}", s.describe());
     assert_eq!(s.shell_status(), 0);
 }
+
+kvm_tests!(
+    sh_pipeline_of_five,
+    sh_subshell,
+    sh_redirection_to_and_from_tmp_file,
+    sh_trap_term,
+    sh_background_job_and_wait,
+    sh_kill_between_processes,
+    sh_exit_42,
+    find_doc_gz_head,
+    find_doc_gz_sorted_all,
+    sha256sum_50mb_matches_native,
+    sleep_1_takes_about_a_second,
+    dd_100mb_through_pipe_wc,
+);

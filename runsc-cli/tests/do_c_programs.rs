@@ -170,3 +170,9 @@ fn static_threads_concurrent_read_faults_same_page() {
         assert_same(&n, &s);
     }
 }
+
+kvm_tests!(
+    static_8_threads_mutex_counter,
+    static_sigsegv_handler_siglongjmp,
+    static_threads_concurrent_read_faults_same_page,
+);

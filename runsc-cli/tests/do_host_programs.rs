@@ -174,3 +174,13 @@ fn missing_command_by_path_is_127_with_message() {
         s.describe()
     );
 }
+
+kvm_tests!(
+    uname_a_matches_native_sysname_and_machine,
+    ls_la_root_names_match_native,
+    cat_os_release_identical,
+    touch_etc_stays_in_sandbox,
+    touch_etc_visible_inside_same_sandbox,
+    missing_command_is_127_with_message,
+    missing_command_by_path_is_127_with_message,
+);

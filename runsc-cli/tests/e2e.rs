@@ -1,10 +1,9 @@
 //! End-to-end: real programs through `rvisor do`, compared with the native run.
 
-use std::process::Command;
+mod common;
 
-fn rvisor() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rvisor"))
-}
+use common::*;
+use std::process::Command;
 
 #[test]
 fn uname_a_reports_rvisor_kernel() {
@@ -123,3 +122,11 @@ fn nothing_left_when_rvisor_is_killed() {
         procs_with_marker(marker)
     );
 }
+
+kvm_tests!(
+    uname_a_reports_rvisor_kernel,
+    ls_root_matches_native,
+    missing_command_is_127,
+    sigterm_to_rvisor_reaches_the_workload,
+    nothing_left_when_rvisor_is_killed,
+);

@@ -19,7 +19,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -200,7 +199,7 @@ fn tcp_100_connections_1gb_with_checksums() {
     let dir = TempDir::new("netbulk");
     let exe = build_static_c(&dir, "tcp_bulk", TCP_BULK_C);
     let want = "100 connections, 1000000000 bytes, checksums ok\n";
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor();
     c.args(["do", &exe]);
     let s = run_cmd(c, Duration::from_secs(600));
     eprintln!("rvisor: {} (elapsed {:?})", s.stderr.trim(), s.elapsed);
@@ -329,3 +328,12 @@ fn ip_ifconfig_ss_netstat_see_the_sandbox() {
         n.describe()
     );
 }
+
+kvm_tests!(
+    python3_http_server_and_urllib_over_loopback,
+    sandbox_loopback_is_not_the_hosts,
+    busybox_wget_against_python_http_server,
+    tcp_100_connections_1gb_with_checksums,
+    udp_echo_over_loopback,
+    ip_ifconfig_ss_netstat_see_the_sandbox,
+);

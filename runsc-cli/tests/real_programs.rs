@@ -976,3 +976,17 @@ fn mask_mktemp_masks_only_full_suffixes() {
         "a /tmp/rvisor-rp.XXXXXX/x /tmp/rvisor-rp.ab b"
     );
 }
+
+kvm_tests!(
+    bash_script,
+    coreutils_cp_a_diff_r_and_tar,
+    coreutils_text_tools_find_xargs_grep_awk_sed_perl,
+    coreutils_id_and_env,
+    sqlite3_cli,
+    python3_json_hashlib_sqlite3_tempfile,
+    python3_threads_multiprocessing_subprocess_fork,
+    python3_sockets_and_select,
+    python3_signal_alarm_interrupts_sleep,
+    python3_pty_spawn,
+    gcc_compiles_links_and_runs_three_file_program,
+);

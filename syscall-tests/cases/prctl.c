@@ -149,11 +149,18 @@ CASE(pdeathsig_handler_sees_new_parent)
 		pid_t gc = fork();
 		if (gc == 0) {
 			st_handle(SIGUSR2, pdeath_handler, 0);
+			/* Blocked until sigsuspend: with pause(), a signal handled between
+			 * the check and the call would leave it waiting forever. */
+			sigset_t usr2, none;
+			sigemptyset(&usr2);
+			sigemptyset(&none);
+			sigaddset(&usr2, SIGUSR2);
+			sigprocmask(SIG_BLOCK, &usr2, NULL);
 			if (prctl(PR_SET_PDEATHSIG, SIGUSR2) != 0)
 				_exit(10);
 			(void)!write(ready[1], "r", 1);
 			while (!pdeath_got)
-				pause();
+				sigsuspend(&none);
 			/* The handler runs after the reparenting. */
 			_exit(pdeath_ppid_in_handler == me ? 42 : 43);
 		}

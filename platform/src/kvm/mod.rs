@@ -1011,6 +1011,9 @@ impl Interrupter for Kick {
             // SAFETY: the kvm_run mapping stays valid while the target is set (cleared
             // under this lock before the vCPU is released); a one-byte store.
             unsafe { std::ptr::write_volatile(ie as *mut u8, 1) };
+            // The store above must be visible before in_run is read (the vCPU thread
+            // sets in_run, then KVM reads immediate_exit): else both could miss.
+            std::sync::atomic::fence(Ordering::SeqCst);
             if self.in_run.load(Ordering::SeqCst) {
                 // SAFETY: signalling a thread of this process; its handler does nothing.
                 unsafe {

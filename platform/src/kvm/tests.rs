@@ -557,3 +557,160 @@ fn kvm_unusable_device_is_a_clear_error() {
         Ok(_) => panic!("/dev/null accepted as /dev/kvm"),
     }
 }
+
+/// Cheaper exits on PVM (issue 7), measured against the `out` exit of every system call:
+/// a ring-3 gate (LSTAR at ring-3 code that returns at once: what a `syscall` costs
+/// when it needs no host) and a shared-memory handshake with a host thread (ring 3
+/// posts a request in memory and spins; a host thread answers; no exit at all).
+/// `cargo test --release -p platform kvm_exit_paths -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn kvm_exit_paths() {
+    let Some(mut t) = setup() else { return };
+    let best = |name: &str, n: u64, f: &mut dyn FnMut()| {
+        let mut b = f64::MAX;
+        for _ in 0..5 {
+            let t0 = std::time::Instant::now();
+            f();
+            b = b.min(t0.elapsed().as_secs_f64() * 1e6 / n as f64);
+        }
+        println!("{name}: {b:.3} us");
+    };
+    // Baseline: syscall -> `out` stub -> exit -> back, through Context::switch.
+    let mut r = t.code(&[0x0f, 0x05, 0xeb, 0xfc]);
+    best(
+        "exit per syscall (Context::switch round trip)",
+        1000,
+        &mut || {
+            for _ in 0..1000 {
+                assert!(matches!(t.run(&mut r), Event::Syscall));
+            }
+        },
+    );
+    // Shared-memory handshake: N requests at DATA, answers at DATA+8, then a syscall.
+    const N: u32 = 2000;
+    let mut code = vec![0x31, 0xc0, 0xb9];
+    code.extend_from_slice(&N.to_le_bytes());
+    code.extend_from_slice(&[0xbb, 0, 0, 0x60, 0]); // mov ebx, DATA
+    code.extend_from_slice(&[
+        0x48, 0xff, 0xc0, // 1: inc rax
+        0x48, 0x89, 0x03, // mov [rbx], rax
+        0xf3, 0x90, // 2: pause
+        0x48, 0x39, 0x43, 0x08, // cmp [rbx+8], rax
+        0x75, 0xf8, // jne 2b
+        0xff, 0xc9, // dec ecx
+        0x75, 0xee, // jnz 1b
+        0x0f, 0x05, // syscall
+    ]);
+    let host = t.k.m.mem_host + 0x1000;
+    best(
+        "shared-memory handshake with a host thread",
+        N as u64,
+        &mut || {
+            // SAFETY: the DATA page of the memory file mapping, 8-aligned words.
+            let (req, resp) = unsafe {
+                (
+                    &*(host as *const AtomicU64),
+                    &*((host + 8) as *const AtomicU64),
+                )
+            };
+            req.store(0, Ordering::SeqCst);
+            resp.store(0, Ordering::SeqCst);
+            let h = std::thread::spawn(move || {
+                let mut last = 0;
+                let t0 = std::time::Instant::now();
+                while last < N as u64 && t0.elapsed().as_secs() < 20 {
+                    let v = req.load(Ordering::Acquire);
+                    if v != last {
+                        resp.store(v, Ordering::Release);
+                        last = v;
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+            let mut r = t.code(&code);
+            assert!(matches!(t.run(&mut r), Event::Syscall));
+            h.join().unwrap();
+        },
+    );
+    if !t.k.m.pvm {
+        println!("ring-3 gate: not measured (only PVM keeps `syscall` in ring 3)");
+        return;
+    }
+    // Ring-3 gate: LSTAR at `push r11; popfq; jmp rcx` on the code page, 1000
+    // syscalls, then `out`.
+    let m = t.k.m.clone();
+    let mut v = m.new_vcpu().unwrap();
+    let msrs = Msrs::from_entries(&[msr(MSR_LSTAR, CODE + 0x920)]).unwrap();
+    v.fd.set_msrs(&msrs).unwrap();
+    t.write(
+        0x900,
+        &[
+            0xbd, 0xe8, 3, 0, 0, // mov ebp, 1000
+            0x0f, 0x05, // 1: syscall
+            0xff, 0xcd, // dec ebp
+            0x75, 0xfa, // jnz 1b
+            0xe6, 0x80, // out 0x80, al
+        ],
+    );
+    t.write(0x920, &[0x41, 0x53, 0x9d, 0xff, 0xe1]);
+    let asp = downcast(&t.a).unwrap();
+    let mut sr = v.sregs;
+    sr.cr3 = asp.pml4;
+    best("ring-3 gate: syscall answered in ring 3", 1000, &mut || {
+        let s = v.fd.sync_regs_mut();
+        s.regs = kvm_regs {
+            rip: CODE + 0x900,
+            rsp: DATA + 0x800,
+            rflags: 0x202,
+            ..Default::default()
+        };
+        s.sregs = sr;
+        v.fd.get_kvm_run().kvm_dirty_regs = SYNC_DIRTY;
+        let r = v.fd.run();
+        assert!(matches!(r, Ok(VcpuExit::IoOut(SYSCALL_PORT, _))), "{r:?}");
+    });
+}
+
+/// `cpuid` in ring 3 gives the workload one answer: the same on every vCPU and the
+/// host's (leaves 0, 1 and 7; leaf 1's EBX without the APIC id of the CPU it ran on).
+#[test]
+fn kvm_cpuid_is_consistent() {
+    let Some(mut t) = setup() else { return };
+    let mut other = t.k.new_context().expect("context");
+    for leaf in [0u32, 1, 7] {
+        // mov eax, leaf; xor ecx, ecx; cpuid; mov r8, rcx; syscall
+        let mut code = vec![0xb8];
+        code.extend_from_slice(&leaf.to_le_bytes());
+        code.extend_from_slice(&[0x31, 0xc9, 0x0f, 0xa2, 0x49, 0x89, 0xc8, 0x0f, 0x05]);
+        let mut got = vec![];
+        for c in 0..2 {
+            let mut r = t.code(&code);
+            let ev = if c == 0 {
+                t.run(&mut r)
+            } else {
+                other.switch(&t.a, &mut r).expect("switch")
+            };
+            assert!(matches!(ev, Event::Syscall), "{ev:?}");
+            let ebx = if leaf == 1 {
+                r.rbx & 0x00ff_ffff
+            } else {
+                r.rbx
+            };
+            got.push((r.rax as u32, ebx as u32, r.r8 as u32, r.rdx as u32));
+        }
+        let h = std::arch::x86_64::__cpuid_count(leaf, 0);
+        let hbx = if leaf == 1 {
+            h.ebx & 0x00ff_ffff
+        } else {
+            h.ebx
+        };
+        assert_eq!(got[0], got[1], "leaf {leaf}: two vCPUs disagree");
+        assert_eq!(
+            got[0],
+            (h.eax, hbx, h.ecx, h.edx),
+            "leaf {leaf}: not the host's"
+        );
+    }
+}

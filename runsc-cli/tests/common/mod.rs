@@ -3,12 +3,13 @@
 
 #![allow(dead_code)]
 
-use std::io::Read;
+use std::cell::Cell;
+use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,98 @@ pub const BUSYBOX: &str = "/bin/busybox";
 
 pub fn rvisor_bin() -> &'static str {
     env!("CARGO_BIN_EXE_rvisor")
+}
+
+thread_local! {
+    /// The platform this test thread runs the sandbox on (see `kvm_tests!`).
+    static PLATFORM: Cell<&'static str> = const { Cell::new("ptrace") };
+}
+
+/// The platform the current test runs on: "ptrace", or "kvm" inside `on_kvm`.
+pub fn platform() -> &'static str {
+    PLATFORM.with(|p| p.get())
+}
+
+/// `rvisor --platform P` for the current test's platform; add the command and its
+/// arguments.
+pub fn rvisor() -> Command {
+    let mut c = Command::new(rvisor_bin());
+    c.args(["--platform", platform()]);
+    c
+}
+
+/// Whether the KVM platform works here. The first call finds out (by opening /dev/kvm
+/// and running `rvisor --platform kvm do /bin/true`) and, when it does not, prints the
+/// reason once, past the test harness's capture. A /dev/kvm that opens but a platform
+/// that fails for another reason is a test failure, not a skip.
+pub fn kvm_usable() -> bool {
+    static USABLE: OnceLock<Result<(), String>> = OnceLock::new();
+    let r = USABLE.get_or_init(|| {
+        let r = probe_kvm();
+        if let Err(why) = &r {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: the kvm:: copies of these tests: KVM unusable here: {why}"
+            );
+        }
+        r
+    });
+    r.is_ok()
+}
+
+fn probe_kvm() -> Result<(), String> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .map_err(|e| format!("cannot open /dev/kvm: {e}"))?;
+    let mut c = Command::new(rvisor_bin());
+    c.args(["--platform", "kvm", "do", "/bin/true"]);
+    let r = run_cmd(c, TIMEOUT);
+    if r.status.success() {
+        return Ok(());
+    }
+    if r.stderr.contains("KVM platform") {
+        return Err(r.stderr.trim().to_string());
+    }
+    panic!(
+        "/dev/kvm opens but the KVM platform fails: {}",
+        r.describe()
+    );
+}
+
+/// Run `test` with the sandbox on the KVM platform (nothing, once the reason was
+/// printed, where KVM is unusable).
+pub fn on_kvm(test: fn()) {
+    if !kvm_usable() {
+        return;
+    }
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            PLATFORM.with(|p| p.set("ptrace"));
+        }
+    }
+    let _reset = Reset;
+    PLATFORM.with(|p| p.set("kvm"));
+    test();
+}
+
+/// `kvm_tests!(a, b, ...)` adds `kvm::a`, `kvm::b`, ...: the same test functions with
+/// every sandbox of theirs (`sandboxed`, `compare*`, `rvisor()`) on the KVM platform.
+#[macro_export]
+macro_rules! kvm_tests {
+    ($($name:ident),* $(,)?) => {
+        /// The tests above, on the KVM platform.
+        mod kvm {
+            $(
+                #[test]
+                fn $name() {
+                    $crate::common::on_kvm(super::$name)
+                }
+            )*
+        }
+    };
 }
 
 /// The outcome of one run.
@@ -160,14 +253,14 @@ pub fn native(argv: &[&str]) -> Run {
     run_cmd(c, TIMEOUT)
 }
 
-/// `rvisor do argv...`.
+/// `rvisor --platform P do argv...` on the current test's platform.
 pub fn sandboxed(argv: &[&str]) -> Run {
-    let mut c = Command::new(rvisor_bin());
+    let mut c = rvisor();
     c.arg("do").args(argv);
     run_cmd(c, TIMEOUT)
 }
 
-/// Run `argv` natively and under `rvisor do`; assert equal stdout and exit status.
+/// Run `argv` natively and under `rvisor do` (on the current test's platform); assert equal stdout and exit status.
 /// Returns (native, sandboxed) for further checks.
 pub fn compare(argv: &[&str]) -> (Run, Run) {
     let n = native(argv);
