@@ -16,13 +16,20 @@ pub const STUB_END: u64 = STUB_ADDR + 0x2000;
 /// The end of the user half of the address space (TASK_SIZE with 4-level paging).
 pub const TASK_TOP: u64 = 0x7fff_ffff_f000;
 
-/// Control page layout (u32 words): request flag, the new thread's tid, ready flag.
+/// Control page layout: request (1: a new thread, 2: rename), the new thread's tid (or
+/// 1 once renamed, -errno on failure), ready flag, and the name for a rename.
 #[repr(C)]
 pub struct Ctl {
     pub req: AtomicU32,
     pub tid: AtomicU32,
     pub ready: AtomicU32,
+    pub _pad: u32,
+    pub name: [u8; 16],
 }
+
+/// Request words of [`Ctl::req`].
+pub const REQ_THREAD: u32 = 1;
+pub const REQ_RENAME: u32 = 2;
 
 std::arch::global_asm!(
     ".pushsection .text.rvisor_stub, \"ax\"",
@@ -55,7 +62,7 @@ std::arch::global_asm!(
     "mov esi, 1",
     "mov edx, 1",
     "syscall",
-    // Spawner loop: futex_wait(&req, 0); on req != 0 clone a thread.
+    // Spawner loop: futex_wait(&req, 0); on req 1 clone a thread, on 2 rename.
     "2:",
     "mov eax, 202",
     "mov rdi, r12",
@@ -67,6 +74,8 @@ std::arch::global_asm!(
     "test eax, eax",
     "jz 2b",
     "mov dword ptr [r12], 0",
+    "cmp eax, 2",
+    "je 5f",
     // clone(CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM, same stack): no stack is used.
     "mov eax, 56",
     "mov edi, 0x50f00",
@@ -100,6 +109,23 @@ std::arch::global_asm!(
     "mov eax, 34",
     "syscall",
     "jmp 4b",
+    // Rename: prctl(PR_SET_NAME, ctl->name); tid = 0 ? 1 : -errno; futex_wake(&tid).
+    "5:",
+    "mov eax, 157",
+    "mov edi, 15",
+    "lea rsi, [r12 + 16]",
+    "syscall",
+    "test eax, eax",
+    "jnz 6f",
+    "mov eax, 1",
+    "6:",
+    "mov dword ptr [r12 + 4], eax",
+    "mov eax, 202",
+    "lea rdi, [r12 + 4]",
+    "mov esi, 1",
+    "mov edx, 1",
+    "syscall",
+    "jmp 2b",
     // Injected system calls run here and stop at the int3.
     ".globl rvisor_stub_syscall",
     "rvisor_stub_syscall:",
@@ -171,6 +197,12 @@ pub fn filter() -> Vec<libc::sock_filter> {
         jeq(AUDIT_ARCH_X86_64, 1, 0),
         stmt(ret, libc::SECCOMP_RET_KILL_PROCESS),
         stmt(ld, 0),
+        // prctl only as PR_SET_NAME (the rename request): args[0] is at offset 16.
+        jeq(libc::SYS_prctl as u32, 0, 4),
+        stmt(ld, 16),
+        jeq(libc::PR_SET_NAME as u32, 0, 1),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+        stmt(ret, libc::SECCOMP_RET_KILL_PROCESS),
     ];
     for (i, nr) in ALLOWED.iter().enumerate() {
         // Match: jump over the remaining tests and the kill to the allow.

@@ -784,25 +784,6 @@ pub fn wait(g: &Global, id: &str) -> Result<i32> {
     Ok(code)
 }
 
-/// `ps`: the sandbox's processes (virtual pids); `--format json` prints the host pid
-/// of the sandbox (what docker top looks up) as runc does.
-pub fn ps(g: &Global, id: &str, json_out: bool) -> Result<()> {
-    let c = Container::load(g, id)?;
-    if !c.alive() {
-        bail!("container {id} is not running");
-    }
-    if json_out {
-        println!("[{}]", c.pid);
-        return Ok(());
-    }
-    let r = c.request("ps", Some(Duration::from_secs(5)))?;
-    println!("PID");
-    for p in r.trim_start_matches("pids").split_whitespace() {
-        println!("{p}");
-    }
-    Ok(())
-}
-
 /// `pause` / `resume`: freeze or thaw the sandbox's cgroup.
 pub fn freeze(g: &Global, id: &str, freeze: bool) -> Result<()> {
     let c = Container::load(g, id)?;

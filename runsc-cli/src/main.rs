@@ -10,6 +10,7 @@ mod container;
 mod launch;
 mod mount_arg;
 mod oci;
+mod ps;
 mod sandbox;
 mod seccomp;
 
@@ -517,7 +518,7 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Delete { force, id } => container::delete(&g, &id, force).map(|_| 0),
         Cmd::List { quiet, format } => container::list(&g, quiet, format == "json").map(|_| 0),
         Cmd::Wait { id } => container::wait(&g, &id),
-        Cmd::Ps { format, id, .. } => container::ps(&g, &id, format == "json").map(|_| 0),
+        Cmd::Ps { format, id, .. } => ps::ps(&g, &id, format == "json").map(|_| 0),
         Cmd::Exec {
             process,
             console_socket,

@@ -357,6 +357,46 @@ fn docker_detached_exec_logs_pause_stop_rm() {
 }
 
 #[test]
+fn docker_top_lists_each_process() {
+    let Some(d) = docker() else { return };
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let name = format!("rvisor-test-top-{}", std::process::id());
+    let _ = d.cmd(&["rm", "-f", &name]);
+    let rt = format!("--runtime={}", d.runtime);
+    let r = d.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        &rt,
+        "--network=none",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 1000 & sleep 2000 & echo up; wait",
+    ]);
+    assert!(r.status.success(), "{}", r.describe());
+    let start = Instant::now();
+    while !d.cmd(&["logs", &name]).stdout.contains("up") {
+        assert!(start.elapsed() < Duration::from_secs(30), "no output");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // docker top filters the host's ps by the pids `rvisor ps --format json` gives:
+    // one line per process of the container (the stub holding it, named after it).
+    let r = d.cmd(&["top", &name, "-o", "pid,comm"]);
+    let _ = d.cmd(&["rm", "-f", &name]);
+    assert!(r.status.success(), "{}", r.describe());
+    let mut comms: Vec<&str> = r
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    comms.sort_unstable();
+    assert_eq!(comms, ["sh", "sleep", "sleep"], "{}", r.describe());
+}
+
+#[test]
 fn docker_exec_detached_and_terminal() {
     let Some(d) = docker() else { return };
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

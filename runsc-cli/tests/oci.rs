@@ -201,6 +201,24 @@ fn alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// The host pids above `pid`, parent first.
+fn ancestors(mut pid: i32) -> Vec<i32> {
+    let mut v = vec![];
+    while pid > 1 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            break;
+        };
+        let after = stat.rsplit(") ").next().unwrap_or("");
+        pid = after
+            .split(' ')
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        v.push(pid);
+    }
+    v
+}
+
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !f() {
@@ -286,8 +304,32 @@ fn create_waits_at_the_gate_start_runs_kill_and_delete_clean_up() {
     let r = rv.run(&["delete", "l1"]);
     assert_eq!(r.shell_status(), 1, "{}", r.describe());
     assert!(r.stderr.contains("not stopped"), "{}", r.describe());
+    // ps: the table comes from the Sentry (pid and ppid inside, command line); json
+    // gives host pids, those of the stub processes holding each process's memory,
+    // named after the process (what docker top shows).
     let r = rv.run(&["ps", "l1"]);
-    assert!(r.stdout.starts_with("PID\n1\n"), "{}", r.describe());
+    assert!(r.status.success(), "{}", r.describe());
+    let mut lines = r.stdout.lines();
+    let head: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(head, ["UID", "PID", "PPID", "TIME", "CMD"], "{}", r.stdout);
+    let init: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        &init[..5],
+        ["0", "1", "0", "00:00:00", "sh"],
+        "{}",
+        r.stdout
+    );
+    assert_eq!(init[5], "-c", "{}", r.stdout);
+    let r = rv.run(&["ps", "--format", "json", "l1"]);
+    let host: Vec<i32> =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|_| panic!("{}", r.describe()));
+    assert!(!host.is_empty() && !host.contains(&pid), "{}", r.describe());
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", host[0])).unwrap();
+    assert_eq!(comm, "sh\n", "the first is init's stub");
+    assert!(
+        ancestors(host[0]).contains(&pid),
+        "a stub runs under the container's pid {pid}"
+    );
     // kill by name: the trap runs, the sandbox exits with the workload's status.
     let r = rv.run(&["kill", "l1", "TERM"]);
     assert!(r.status.success(), "{}", r.describe());

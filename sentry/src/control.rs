@@ -11,7 +11,7 @@
 //! | `start` | `ok` (the workload's first instruction runs after it) |
 //! | `signal N all|init` | `ok` (before start: a fatal signal ends the sandbox with it) |
 //! | `wait` | `exited W` (W: the init's wait status) when the workload ends |
-//! | `ps` | `pids P...` (the sandbox's virtual pids) |
+//! | `ps` | `procs PID:PPID:UID:HOSTPID:CPUNS:CMD ...` (one per process; HOSTPID: the host process holding its address space, as the sandbox sees pids, or -1; CMD: hex of its cmdline, NUL-separated, or of `[comm]`) |
 //! | `exec UID GID GROUPS CWD ARGV ENV` + stdio descriptors (SCM_RIGHTS) | `started PID`, then `exited W` |
 //! | `signal N pid P` | `ok` (to one process, e.g. an exec'd one) |
 //! | `stats` | `stats MEM_USED MEM_LIMIT NPROCS` (bytes; limit 0: none) |
@@ -307,14 +307,61 @@ impl Control {
                 }
                 Err(_) => format!("error bad memory limit {n:?}"),
             },
-            ["ps"] => {
-                let mut pids: Vec<i32> = self.k.table.lock().procs.keys().copied().collect();
-                pids.sort_unstable();
-                let v: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
-                format!("pids {}", v.join(" "))
-            }
+            ["ps"] => self.ps(),
             _ => format!("error unknown request {req:?}"),
         }
+    }
+
+    /// One entry per live process. Names each stub process after its process first, so
+    /// that host tools reading the host pids see what runs there.
+    fn ps(&self) -> String {
+        let procs: Vec<(i32, i32, Arc<kernel::ThreadGroup>, Vec<i32>)> = {
+            let t = self.k.table.lock();
+            t.procs
+                .iter()
+                .filter(|(_, p)| p.zombie.is_none())
+                .map(|(pid, p)| (*pid, p.parent, p.tg.clone(), p.threads.clone()))
+                .collect()
+        };
+        let mut out = vec![];
+        for (pid, ppid, tg, threads) in procs {
+            // The leader, or any thread left when it has exited.
+            let Some(t) = std::iter::once(pid)
+                .chain(threads)
+                .find_map(|tid| self.k.task(tid))
+            else {
+                continue;
+            };
+            let name = t.name.lock().clone();
+            let mm = t.mm();
+            let host = mm.aspace.host_pid().unwrap_or(-1);
+            let _ = mm.aspace.set_name(&name);
+            let (a, b) = mm.inner.lock().arg_range;
+            let mut cmd = if b > a {
+                mm.read_vec(a, (b - a) as usize).unwrap_or_default()
+            } else {
+                vec![]
+            };
+            while cmd.last() == Some(&0) {
+                cmd.pop();
+            }
+            if cmd.is_empty() {
+                cmd = [b"[", &name[..], b"]"].concat();
+            }
+            let u = kernel::acct::group_usage(&self.k, &tg);
+            let uid = t.creds.lock().uid;
+            out.push((
+                pid,
+                format!(
+                    "{pid}:{ppid}:{uid}:{host}:{}:{}",
+                    u.utime + u.stime,
+                    hex(&cmd)
+                ),
+            ));
+        }
+        out.sort_by_key(|(pid, _)| *pid);
+        let v: Vec<String> = out.into_iter().map(|(_, s)| s).collect();
+        format!("procs {}", v.join(" "))
     }
 
     fn signal(&self, sig: i32, all: bool) -> String {
@@ -362,6 +409,10 @@ impl Control {
 
 fn io_err(e: crate::errno::Errno) -> std::io::Error {
     std::io::Error::from_raw_os_error(e.0)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|c| format!("{c:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Result<Vec<u8>, String> {
