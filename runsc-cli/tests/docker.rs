@@ -294,6 +294,31 @@ fn docker_volumes_readonly_root_and_tmpfs() {
 }
 
 #[test]
+fn docker_readonly_and_masked_proc_paths() {
+    let Some(d) = docker() else { return };
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // docker's readonlyPaths include /proc/sys: writing there is EROFS, reading works.
+    // Its maskedPaths (/proc/kcore, /proc/keys, ...) do not exist in the Sentry's /proc:
+    // nothing there to hide.
+    let r = d.run(
+        &["--hostname", "boxp"],
+        &[
+            "sh",
+            "-c",
+            "cat /proc/sys/kernel/hostname; echo h > /proc/sys/kernel/hostname; \
+             grep -c ' /proc/sys ' /proc/mounts; cat /proc/kcore /proc/keys 2>&1 | grep -c 'No such file'",
+        ],
+    );
+    assert_eq!(r.stdout, "boxp\n1\n2\n", "{}", r.describe());
+    assert!(
+        r.stderr
+            .contains("/proc/sys/kernel/hostname: Read-only file system"),
+        "{}",
+        r.describe()
+    );
+}
+
+#[test]
 fn docker_detached_exec_logs_pause_stop_rm() {
     let Some(d) = docker() else { return };
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -566,6 +566,40 @@ fn log_file_json_errors_version_and_mounts() {
 }
 
 #[test]
+fn masked_and_readonly_paths_under_proc_and_sys() {
+    let b = bundle("oci-mask", |v| {
+        v["process"]["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "wc -c < /proc/meminfo; ls -l /proc/meminfo | cut -c1; echo x > /proc/meminfo && echo null-write-ok; \
+             ls -A /proc/sys/vm | wc -l; touch /proc/sys/vm/x; \
+             cat /proc/sys/kernel/hostname; echo h > /proc/sys/kernel/hostname; \
+             ls -A /sys/devices | wc -l; head -c 9 /proc/cpuinfo; echo; \
+             grep -c ' /proc/sys ' /proc/mounts"
+        ]);
+        v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+        v["hostname"] = "box9".into();
+        v["linux"]["readonlyPaths"] = serde_json::json!(["/proc/sys", "/proc/nonexistent"]);
+        v["linux"]["maskedPaths"] = serde_json::json!([
+            "/proc/meminfo",
+            "/proc/sys/vm",
+            "/proc/kcore",
+            "/sys/devices"
+        ]);
+    });
+    let r = run(&b, "mask1");
+    assert_eq!(r.shell_status(), 0, "{}", r.describe());
+    assert_eq!(
+        r.stdout,
+        "0\nc\nnull-write-ok\n0\nbox9\n0\nprocessor\n1\n",
+        "{}",
+        r.describe()
+    );
+    let erofs = r.stderr.matches("Read-only file system").count();
+    assert_eq!(erofs, 2, "{}", r.describe());
+}
+
+#[test]
 fn hooks_process_settings_paths_and_exec() {
     let rv = Rv::new("oci-hooks");
     let marks = TempDir::new("oci-hook-marks");

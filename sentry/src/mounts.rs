@@ -27,8 +27,9 @@ pub enum Kind {
     /// The tree already at the target, again, read-only (OCI readonlyPaths); nothing
     /// if the target does not exist.
     ReadonlyAgain,
-    /// Hide what is at the target (OCI maskedPaths): an empty read-only directory or
-    /// file over it; nothing if the target does not exist.
+    /// Hide what is at the target (OCI maskedPaths): an empty read-only directory, or
+    /// for a file the null device (as runc binds /dev/null); nothing if the target does
+    /// not exist.
     Mask,
 }
 
@@ -155,7 +156,8 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
                     if is_dir {
                         r
                     } else {
-                        r.create(b"masked", 0o444, &Creds::new(0, 0))
+                        let null = vfs::devfs::makedev(1, 3);
+                        r.mknod(b"null", vfs::S_IFCHR | 0o666, null, &Creds::new(0, 0))
                             .map_err(|e| err("mask", e))?
                     }
                 }
@@ -168,18 +170,10 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
             let m = k
                 .mounts
                 .add(inode, Some(&at), fstype, &s.source, true, "ro");
-            // A file system whose lookups make a new inode each time (the Sentry's
-            // /proc) cannot be mounted on yet: say so rather than pretend.
+            // The mount must be what the path now reaches; never pretend.
             if walk_existing(k, root, &s.target).is_none_or(|p| p.mnt.id != m.id) {
                 k.mounts.list.write().retain(|x| x.id != m.id);
-                k.klog.info(format!(
-                    "rvisor: {} {shown}: not applied (the file system there has no stable inodes)",
-                    if fstype == "tmpfs" {
-                        "masked path"
-                    } else {
-                        "read-only path"
-                    }
-                ));
+                return Err(format!("mount {shown}: the mount is not reachable"));
             }
             continue;
         }

@@ -1830,12 +1830,13 @@ fn open_create(
             return open_create(c, p2, n2, flags, mode, depth + 1);
         }
     }
+    // As Linux's lookup_open: a read-only mount refuses before the permission check.
+    if parent.mnt.readonly {
+        return Err(EROFS);
+    }
     let pst = parent.dentry.inode.stat();
     if !may_access(&pst, &c.t.creds(), 3) {
         return Err(EACCES);
-    }
-    if parent.mnt.readonly {
-        return Err(EROFS);
     }
     let umask = c.t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed);
     let inode = parent

@@ -161,11 +161,23 @@ fn task_of(k: &Kernel, pid: i32) -> Option<Arc<Task>> {
     })
 }
 
+/// A mount's options after its ro/rw (which the mount's flag says), each with a comma.
+fn more_opts(opts: &str) -> String {
+    opts.split(',')
+        .filter(|o| !o.is_empty() && *o != "ro" && *o != "rw")
+        .map(|o| format!(",{o}"))
+        .collect()
+}
+
 fn hash(kind: &Kind) -> u64 {
+    (full_hash(kind) & 0xffff_ffff) | 0x1000
+}
+
+fn full_hash(kind: &Kind) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     format!("{kind:?}").hash(&mut h);
-    (h.finish() & 0xffff_ffff) | 0x1000
+    h.finish()
 }
 
 impl PNode {
@@ -371,6 +383,11 @@ fn describe(t: &Task, f: &OpenFile) -> Vec<u8> {
 }
 
 impl Inode for PNode {
+    /// Nodes are made afresh at each lookup; the kind (with the pid it is about) and
+    /// the device identify one for mounts on it (OCI masked and read-only paths).
+    fn mount_key(&self) -> usize {
+        ((1 << 63) | (full_hash(&self.kind) ^ self.dev.rotate_left(40))) as usize
+    }
     fn stat(&self) -> Stat {
         let (mode, nlink) = match &self.kind {
             Kind::Root
@@ -746,11 +763,11 @@ impl PNode {
                     };
                     let ro = if m.readonly { "ro" } else { "rw" };
                     s += &format!(
-                        "{} {} {} {ro},{} 0 0\n",
+                        "{} {} {} {ro}{} 0 0\n",
                         m.source,
                         String::from_utf8_lossy(&at),
                         m.fstype,
-                        m.opts.trim_start_matches("rw,")
+                        more_opts(&m.opts)
                     );
                 }
                 s
@@ -774,7 +791,7 @@ impl PNode {
                     let ro = if m.readonly { "ro" } else { "rw" };
                     let dev = m.root.inode.stat().dev;
                     s += &format!(
-                        "{} {} {}:{} / {} {ro},relatime - {} {} {ro},{}\n",
+                        "{} {} {}:{} / {} {ro},relatime - {} {} {ro}{}\n",
                         m.id,
                         parent,
                         (dev >> 8) & 0xfff,
@@ -782,7 +799,7 @@ impl PNode {
                         String::from_utf8_lossy(&at),
                         m.fstype,
                         m.source,
-                        m.opts.trim_start_matches("rw,")
+                        more_opts(&m.opts)
                     );
                 }
                 s
