@@ -20,6 +20,9 @@ pub enum MountKind {
     Tmpfs {
         mode: u32,
         fstype: String,
+        /// `size=` in bytes and `nr_inodes=` (0: no limit).
+        size: u64,
+        nr_inodes: u64,
     },
     /// A host directory or file, served by a gofer of its own.
     Bind {
@@ -156,10 +159,17 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
     for m in &o.mounts {
         let mut v = json!({"target": m.target, "readonly": m.readonly});
         match &m.kind {
-            MountKind::Tmpfs { mode, fstype } => {
+            MountKind::Tmpfs {
+                mode,
+                fstype,
+                size,
+                nr_inodes,
+            } => {
                 v["kind"] = "tmpfs".into();
                 v["mode"] = (*mode).into();
                 v["fstype"] = fstype.as_str().into();
+                v["size"] = (*size).into();
+                v["nr_inodes"] = (*nr_inodes).into();
             }
             MountKind::Proc => v["kind"] = "proc".into(),
             MountKind::Sysfs => v["kind"] = "sysfs".into(),

@@ -291,6 +291,23 @@ fn docker_volumes_readonly_root_and_tmpfs() {
         ],
     );
     assert_eq!(r.stdout, "s\n1\n", "{}", r.describe());
+    // size= and mode=: ENOSPC past the size, statfs shows it, the mode is the root's.
+    let r = d.run(
+        &["--tmpfs", "/scratch:size=1m,mode=1770"],
+        &[
+            "sh",
+            "-c",
+            "stat -c %a /scratch; stat -f -c '%b %f' /scratch; \
+             dd if=/dev/zero of=/scratch/f bs=64k count=20 2>/dev/null; echo dd=$?; \
+             stat -c %s /scratch/f; stat -f -c '%b %f' /scratch",
+        ],
+    );
+    assert_eq!(
+        r.stdout,
+        "1770\n256 256\ndd=1\n1048576\n256 0\n",
+        "{}",
+        r.describe()
+    );
 }
 
 #[test]

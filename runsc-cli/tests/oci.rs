@@ -600,6 +600,58 @@ fn masked_and_readonly_paths_under_proc_and_sys() {
 }
 
 #[test]
+fn tmpfs_size_nr_inodes_and_mode() {
+    let tmpfs = |opts: serde_json::Value| {
+        move |v: &mut serde_json::Value| {
+            v["process"]["args"] = serde_json::json!([
+                "sh",
+                "-c",
+                "stat -c %a /lim; grep ' /lim ' /proc/mounts; \
+                 dd if=/dev/zero of=/lim/f bs=1k count=100 2>/dev/null; echo dd=$?; \
+                 stat -c %s /lim/f; touch /lim/a /lim/b; touch /lim/c; \
+                 stat -f -c '%b %f %c %d' /lim; rm /lim/f /lim/a; stat -f -c '%b %f %c %d' /lim"
+            ]);
+            v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+            v["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+                "destination": "/lim", "type": "tmpfs", "source": "tmpfs", "options": opts
+            }));
+        }
+    };
+    let b = bundle(
+        "oci-tmpfs",
+        tmpfs(serde_json::json!([
+            "nosuid",
+            "size=64k",
+            "nr_inodes=4",
+            "mode=0750"
+        ])),
+    );
+    let r = run(&b, "t1");
+    assert_eq!(r.shell_status(), 0, "{}", r.describe());
+    // 16 pages; the root, f, a and b are the 4 inodes, so c finds no room.
+    assert_eq!(
+        r.stdout,
+        "750\ntmpfs /lim tmpfs rw,size=64k,nr_inodes=4,mode=750 0 0\ndd=1\n65536\n16 0 4 0\n16 16 4 2\n",
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stderr.contains("/lim/c: No space left on device"),
+        "{}",
+        r.describe()
+    );
+    let b = bundle("oci-tmpfs-bad", tmpfs(serde_json::json!(["size=lots"])));
+    let r = run(&b, "t2");
+    assert_eq!(r.shell_status(), 1, "{}", r.describe());
+    assert!(
+        r.stderr
+            .contains("mount /lim: tmpfs option size=lots: not a size"),
+        "{}",
+        r.describe()
+    );
+}
+
+#[test]
 fn hooks_process_settings_paths_and_exec() {
     let rv = Rv::new("oci-hooks");
     let marks = TempDir::new("oci-hook-marks");

@@ -12,6 +12,9 @@ pub enum Kind {
     Tmpfs {
         mode: u32,
         fstype: String,
+        /// `size=` in bytes and `nr_inodes=` (0: no limit).
+        size: u64,
+        nr_inodes: u64,
     },
     /// A host directory or file served by the gofer `client` talks to (the gofer's
     /// root is the directory; `file` names the file in it for a file bind mount; one
@@ -193,10 +196,28 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
         let ro = if s.readonly { "ro" } else { "rw" };
         let dev = 0x40 + i as u64;
         let (inode, fstype, opts): (Arc<dyn Inode>, String, String) = match s.kind {
-            Kind::Tmpfs { mode, fstype } => {
+            Kind::Tmpfs {
+                mode,
+                fstype,
+                size,
+                nr_inodes,
+            } => {
                 let fs = MemFs::new(dev, None);
+                let pages = size.div_ceil(crate::memfile::PAGE);
+                fs.set_limits(pages, nr_inodes);
                 let r = fs.root(mode, 0, 0).map_err(|e| err("tmpfs", e))?;
-                (r, fstype, format!("{ro},mode={mode:o}"))
+                // As Linux's shmem_show_options: what differs from the defaults.
+                let mut opts = ro.to_string();
+                if pages != 0 {
+                    opts += &format!(",size={}k", pages * 4);
+                }
+                if nr_inodes != 0 {
+                    opts += &format!(",nr_inodes={nr_inodes}");
+                }
+                if mode != 0o1777 {
+                    opts += &format!(",mode={mode:03o}");
+                }
+                (r, fstype, opts)
             }
             Kind::Gofer { client, file } => {
                 let r: Arc<dyn Inode> =
