@@ -31,6 +31,8 @@ pub enum MountKind {
     Proc,
     Sysfs,
     Devpts,
+    /// The container's cgroup (v2, read-only, from the Sentry's accounting).
+    Cgroup,
     /// OCI readonlyPaths: the path again, read-only.
     ReadonlyAgain,
     /// OCI maskedPaths: hidden under an empty read-only file or directory.
@@ -174,6 +176,7 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
             MountKind::Proc => v["kind"] = "proc".into(),
             MountKind::Sysfs => v["kind"] = "sysfs".into(),
             MountKind::Devpts => v["kind"] = "devpts".into(),
+            MountKind::Cgroup => v["kind"] = "cgroup".into(),
             MountKind::ReadonlyAgain => v["kind"] = "readonly".into(),
             MountKind::Mask => v["kind"] = "mask".into(),
             MountKind::Bind { source } => {

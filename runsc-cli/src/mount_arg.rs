@@ -70,6 +70,7 @@ impl Parsed {
             "proc" => Kind::Proc,
             "sysfs" => Kind::Sysfs,
             "devpts" => Kind::Devpts,
+            "cgroup" => Kind::Cgroup,
             "readonly" => Kind::ReadonlyAgain,
             "mask" => Kind::Mask,
             _ => Kind::Tmpfs {
@@ -89,6 +90,7 @@ impl Parsed {
             Kind::Proc => "proc".into(),
             Kind::Sysfs => "sysfs".into(),
             Kind::Devpts => "devpts".into(),
+            Kind::Cgroup => "cgroup".into(),
             Kind::ReadonlyAgain | Kind::Mask => self.target.clone(),
         };
         Spec {

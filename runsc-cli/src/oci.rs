@@ -99,7 +99,8 @@ fn mounts(spec: &Spec, bundle: &Path) -> Result<Vec<MountReq>> {
                 ("proc", _) => MountKind::Proc,
                 ("sysfs", _) => MountKind::Sysfs,
                 ("devpts", _) => MountKind::Devpts,
-                ("tmpfs" | "mqueue" | "cgroup" | "cgroup2", _) => {
+                ("cgroup" | "cgroup2", _) => MountKind::Cgroup,
+                ("tmpfs" | "mqueue", _) => {
                     let (mode, size, nr_inodes) = if typ == "tmpfs" {
                         tmpfs_opts(&opts).map_err(|e| anyhow::anyhow!("mount {target}: {e}"))?
                     } else {

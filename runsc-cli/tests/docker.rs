@@ -336,6 +336,17 @@ fn docker_readonly_and_masked_proc_paths() {
 }
 
 #[test]
+fn docker_cgroup_shows_the_memory_limit() {
+    let Some(d) = docker() else { return };
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let script = "cat /sys/fs/cgroup/memory.max /proc/self/cgroup; grep -c cgroup2 /proc/mounts";
+    let r = d.run(&["--memory", "64m"], &["sh", "-c", script]);
+    assert_eq!(r.stdout, "67108864\n0::/\n1\n", "{}", r.describe());
+    let r = d.run(&[], &["sh", "-c", script]);
+    assert_eq!(r.stdout, "max\n0::/\n1\n", "{}", r.describe());
+}
+
+#[test]
 fn docker_detached_exec_logs_pause_stop_rm() {
     let Some(d) = docker() else { return };
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

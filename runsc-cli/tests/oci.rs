@@ -652,6 +652,38 @@ fn tmpfs_size_nr_inodes_and_mode() {
 }
 
 #[test]
+fn cgroup_mount_shows_the_containers_own_cgroup() {
+    // `rvisor spec` mounts cgroup at /sys/fs/cgroup read-only, as docker does.
+    let b = bundle("oci-cgroup", |v| {
+        v["process"]["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "cd /sys/fs/cgroup; cat cgroup.controllers memory.max /proc/self/cgroup; \
+             head -1 cgroup.procs; grep -c '^usage_usec [0-9]' cpu.stat; \
+             test $(cat pids.current) -ge 1 && test $(cat memory.current) -gt 0 && echo counted; \
+             grep ' /sys/fs/cgroup ' /proc/mounts; stat -f -c %t .; ls; echo 1 > memory.max"
+        ]);
+        v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+        v["linux"]["resources"] = serde_json::json!({"memory": {"limit": 104857600}});
+    });
+    let r = run(&b, "cg1");
+    assert_eq!(r.shell_status(), 1, "{}", r.describe());
+    assert_eq!(
+        r.stdout,
+        "cpu memory pids\n104857600\n0::/\n1\n1\ncounted\n\
+         cgroup /sys/fs/cgroup cgroup2 ro,nosuid,nodev,noexec,relatime 0 0\n63677270\n\
+         cgroup.controllers\ncgroup.procs\ncgroup.threads\ncpu.stat\nmemory.current\nmemory.max\npids.current\n",
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stderr.contains("memory.max: Read-only file system"),
+        "{}",
+        r.describe()
+    );
+}
+
+#[test]
 fn hooks_process_settings_paths_and_exec() {
     let rv = Rv::new("oci-hooks");
     let marks = TempDir::new("oci-hook-marks");

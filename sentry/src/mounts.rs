@@ -7,8 +7,8 @@ use crate::vfs::{self, memfs::MemFs, Dentry, Inode, Path};
 use std::sync::Arc;
 
 pub enum Kind {
-    /// An empty in-memory file system (also what `mqueue` and `cgroup` get until those
-    /// file systems exist: an empty directory, so that programs find the mount point).
+    /// An empty in-memory file system (also what `mqueue` gets until that file system
+    /// exists: an empty directory, so that programs find the mount point).
     Tmpfs {
         mode: u32,
         fstype: String,
@@ -27,6 +27,8 @@ pub enum Kind {
     Proc,
     Sysfs,
     Devpts,
+    /// The container's cgroup, read-only cgroup v2 (`vfs::cgroupfs`).
+    Cgroup,
     /// The tree already at the target, again, read-only (OCI readonlyPaths); nothing
     /// if the target does not exist.
     ReadonlyAgain,
@@ -183,10 +185,9 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
         let is_file = matches!(&s.kind, Kind::Gofer { file: Some(_), .. });
         let at = match walk_make(k, root, &s.target, is_file) {
             Ok(p) => p,
-            // Until there is a cgroup file system, a cgroup mount point the Sentry's
-            // /sys cannot hold is left out (and said so in the kernel log).
-            Err(e) if matches!(&s.kind, Kind::Tmpfs { fstype, .. } if fstype.starts_with("cgroup")) =>
-            {
+            // A cgroup mount point the Sentry's /sys cannot hold (not /sys/fs/cgroup) is
+            // left out (and said so in the kernel log).
+            Err(e) if matches!(&s.kind, Kind::Cgroup) => {
                 k.klog
                     .info(format!("rvisor: skipped the cgroup mount: {e}"));
                 continue;
@@ -242,6 +243,11 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
                 vfs::devpts::new_root(),
                 "devpts".into(),
                 vfs::devpts::MOUNT_OPTS.into(),
+            ),
+            Kind::Cgroup => (
+                vfs::procfs::cgroup_root(k),
+                "cgroup2".into(),
+                format!("{ro},nosuid,nodev,noexec,relatime"),
             ),
             Kind::ReadonlyAgain | Kind::Mask => unreachable!("handled above"),
         };

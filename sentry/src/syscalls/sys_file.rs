@@ -1301,6 +1301,7 @@ fn statfs(c: &Ctx, pathp: Option<u64>, fd: Option<u64>, buf: u64) -> SysResult {
         "tmpfs" => TMPFS_MAGIC,
         "sysfs" => 0x6265_6572,
         "devpts" => 0x1cd1,
+        "cgroup2" => 0x6367_7270,
         "pipefs" => PIPEFS_MAGIC,
         "sockfs" => SOCKFS_MAGIC,
         _ => 0x0102_1997,

@@ -1,6 +1,7 @@
 //! The virtual file system: inodes, open file descriptions, mounts and path walk.
 
 pub mod anonfs;
+pub mod cgroupfs;
 pub mod devfs;
 pub mod devpts;
 pub mod epoll;

@@ -34,12 +34,16 @@ enum Gen {
     PidFdInfo(i32),
     // /sys files
     CpuRange,
+    /// A file of the container's cgroup (`cgroupfs::FILES`).
+    Cgroup(&'static str),
+    PidCgroup,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
 enum Kind {
     Root,
     SysRoot,
+    CgroupRoot,
     /// A fixed directory of /proc/sys or /sys: its path below the root.
     Static(&'static str),
     Pid(i32, Option<i32>),
@@ -64,6 +68,7 @@ pub struct PNode {
 
 const PROC_DEV: u64 = 0x16;
 const SYS_DEV: u64 = 0x17;
+const CGROUP_DEV: u64 = 0x1a;
 
 pub fn proc_root(k: &Arc<Kernel>) -> Arc<dyn Inode> {
     Arc::new(PNode {
@@ -78,6 +83,15 @@ pub fn sys_root(k: &Arc<Kernel>) -> Arc<dyn Inode> {
         k: k.clone(),
         kind: Kind::SysRoot,
         dev: SYS_DEV,
+    })
+}
+
+/// The container's cgroup (v2), read-only: see `cgroupfs`.
+pub fn cgroup_root(k: &Arc<Kernel>) -> Arc<dyn Inode> {
+    Arc::new(PNode {
+        k: k.clone(),
+        kind: Kind::CgroupRoot,
+        dev: CGROUP_DEV,
     })
 }
 
@@ -119,6 +133,8 @@ const SYSFS_TREE: &[(&str, &str, Gen)] = &[
     ("devices/system/cpu", "online", Gen::CpuRange),
     ("devices/system/cpu", "possible", Gen::CpuRange),
     ("devices/system/cpu", "present", Gen::CpuRange),
+    // The mount point of the cgroup file system (an empty directory).
+    ("fs/cgroup", "", Gen::Sys("")),
 ];
 
 fn static_children(
@@ -224,7 +240,11 @@ impl PNode {
                 }
                 v
             }
-            Kind::SysRoot => vec![(b"devices".to_vec(), Kind::Static("devices"))],
+            Kind::SysRoot => static_children(SYSFS_TREE, ""),
+            Kind::CgroupRoot => super::cgroupfs::FILES
+                .iter()
+                .map(|n| file(n, Gen::Cgroup(n), 0, 0))
+                .collect(),
             Kind::Static(d) => {
                 if self.dev == SYS_DEV {
                     static_children(SYSFS_TREE, d)
@@ -253,6 +273,7 @@ impl PNode {
                     file("comm", Gen::PidComm, p, t),
                     file("limits", Gen::PidLimits, p, t),
                     file("oom_score_adj", Gen::PidOomAdj, p, t),
+                    file("cgroup", Gen::PidCgroup, p, t),
                 ];
                 if tid.is_none() {
                     v.push((b"task".to_vec(), Kind::Tasks(p)));
@@ -392,6 +413,7 @@ impl Inode for PNode {
         let (mode, nlink) = match &self.kind {
             Kind::Root
             | Kind::SysRoot
+            | Kind::CgroupRoot
             | Kind::Static(_)
             | Kind::Pid(..)
             | Kind::Tasks(_)
@@ -401,6 +423,10 @@ impl Inode for PNode {
                 (S_IFREG | 0o644, 1)
             }
             Kind::File(Gen::Kmsg, ..) => (S_IFREG | 0o400, 1),
+            // Linux's modes; writing them is refused (the mount is read-only).
+            Kind::File(Gen::Cgroup("cgroup.procs" | "cgroup.threads" | "memory.max"), ..) => {
+                (S_IFREG | 0o644, 1)
+            }
             Kind::File(Gen::PidOomAdj | Gen::PidComm, ..) => (S_IFREG | 0o644, 1),
             Kind::File(..) => (S_IFREG | 0o444, 1),
             Kind::Fd(..) => (S_IFLNK | 0o700, 1),
@@ -681,6 +707,9 @@ impl PNode {
                 _ => return Err(ENOENT),
             },
             Gen::CpuRange => cpu_range(k.ncpus),
+            Gen::Cgroup(name) => super::cgroupfs::generate(k, name).ok_or(ENOENT)?,
+            // Everything is in the container's one cgroup, the root of its namespace.
+            Gen::PidCgroup => "0::/\n".into(),
             Gen::PidComm => format!("{}\n", String::from_utf8_lossy(&task()?.name.lock())),
             Gen::PidCmdline => {
                 let t = task()?;
