@@ -232,6 +232,12 @@ enum Cmd {
         user: Option<String>,
         #[arg(long = "additional-gids", short = 'g')]
         additional_gids: Vec<u32>,
+        /// Add a capability to the process's bounding, effective and permitted sets.
+        #[arg(long = "cap", short = 'c')]
+        caps: Vec<String>,
+        /// Set no_new_privs for the process.
+        #[arg(long)]
+        no_new_privs: bool,
         #[arg(long, short = 'd')]
         detach: bool,
         #[arg(long)]
@@ -527,6 +533,8 @@ fn run(cli: Cli) -> Result<i32> {
             tty,
             user,
             additional_gids,
+            caps,
+            no_new_privs,
             detach,
             pid_file,
             preserve_fds: _,
@@ -543,6 +551,8 @@ fn run(cli: Cli) -> Result<i32> {
                 tty,
                 user,
                 additional_gids,
+                caps,
+                no_new_privs,
                 detach,
                 pid_file,
                 args,

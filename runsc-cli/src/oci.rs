@@ -230,28 +230,7 @@ pub fn opts_from_spec(
             .unwrap_or(false),
         user: Some((user.uid(), user.gid())),
         groups: user.additional_gids().clone().unwrap_or_default(),
-        caps: process.capabilities().as_ref().map(|c| {
-            let set = |s: &Option<oci_spec::runtime::Capabilities>| -> u64 {
-                s.as_ref()
-                    .map(|v| {
-                        v.iter()
-                            .filter_map(|c| cap_number(&c.to_string()))
-                            .fold(0, |a, n| a | (1 << n))
-                    })
-                    .unwrap_or(0)
-            };
-            let bounding = c
-                .bounding()
-                .as_ref()
-                .map(|_| set(c.bounding()))
-                .unwrap_or(u64::MAX);
-            (
-                set(c.effective()) & bounding,
-                set(c.permitted()) & bounding,
-                set(c.inheritable()) & bounding,
-                bounding,
-            )
-        }),
+        caps: process.capabilities().as_ref().map(cap_sets),
         rlimits: process
             .rlimits()
             .as_deref()
@@ -314,6 +293,36 @@ const CAPS: [&str; 41] = [
     "BPF",
     "CHECKPOINT_RESTORE",
 ];
+
+/// A process's capability sets as masks: (effective, permitted, inheritable, bounding),
+/// each within the bounding set (all capabilities when there is none).
+pub fn cap_sets(c: &oci_spec::runtime::LinuxCapabilities) -> (u64, u64, u64, u64) {
+    let set = |s: &Option<oci_spec::runtime::Capabilities>| -> u64 {
+        s.as_ref()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|c| cap_number(&c.to_string()))
+                    .fold(0, |a, n| a | (1 << n))
+            })
+            .unwrap_or(0)
+    };
+    let bounding = c
+        .bounding()
+        .as_ref()
+        .map(|_| set(c.bounding()))
+        .unwrap_or(u64::MAX);
+    (
+        set(c.effective()) & bounding,
+        set(c.permitted()) & bounding,
+        set(c.inheritable()) & bounding,
+        bounding,
+    )
+}
+
+/// The capability number of a name (`CAP_CHOWN`, `chown`, ...).
+pub fn cap_by_name(name: &str) -> Option<u32> {
+    cap_number(&name.to_ascii_uppercase())
+}
 
 fn cap_number(name: &str) -> Option<u32> {
     let n = name.trim_start_matches("CAP_");

@@ -450,6 +450,68 @@ fn docker_top_lists_each_process() {
 }
 
 #[test]
+fn docker_exec_keeps_the_containers_capabilities() {
+    let Some(d) = docker() else { return };
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let name = format!("rvisor-test-caps-{}", std::process::id());
+    let _ = d.cmd(&["rm", "-f", &name]);
+    let rt = format!("--runtime={}", d.runtime);
+    let r = d.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        &rt,
+        "--network=none",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "CHOWN",
+        "--security-opt",
+        "no-new-privileges",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    assert!(r.status.success(), "{}", r.describe());
+    // docker exec passes the container's process settings in --process.
+    let r = d.cmd(&[
+        "exec",
+        &name,
+        "grep",
+        "-E",
+        "^(CapEff|CapBnd|NoNewPrivs)",
+        "/proc/self/status",
+    ]);
+    let r2 = d.cmd(&[
+        "exec",
+        "--privileged",
+        &name,
+        "grep",
+        "^CapEff",
+        "/proc/self/status",
+    ]);
+    let _ = d.cmd(&["rm", "-f", &name]);
+    assert_eq!(
+        r.stdout,
+        "CapEff:\t0000000000000001\nCapBnd:\t0000000000000001\nNoNewPrivs:\t1\n",
+        "{}",
+        r.describe()
+    );
+    // --privileged: every capability docker knows (0..=37 for docker 20.10).
+    let eff = r2
+        .stdout
+        .trim()
+        .strip_prefix("CapEff:\t")
+        .and_then(|v| u64::from_str_radix(v, 16).ok());
+    assert!(
+        eff.is_some_and(|v| v & 0x3f_ffff_ffff == 0x3f_ffff_ffff),
+        "{}",
+        r2.describe()
+    );
+}
+
+#[test]
 fn docker_exec_detached_and_terminal() {
     let Some(d) = docker() else { return };
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

@@ -758,6 +758,67 @@ fn hooks_process_settings_paths_and_exec() {
         "{}",
         r.describe()
     );
+    // exec: the container's capabilities and no_new_privs by default (as runc), those
+    // of --process when given, --cap and --no-new-privs on top.
+    let status = "grep -E '^(Uid|Groups|CapEff|CapPrm|CapBnd|NoNewPrivs)' /proc/self/status";
+    let r = rv.run(&["exec", "h1", "sh", "-c", status]);
+    assert!(
+        r.stdout.contains("CapEff:\t0000000000000021\n"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stdout.contains("CapBnd:\t0000000000000021\n"),
+        "{}",
+        r.describe()
+    );
+    assert!(r.stdout.contains("NoNewPrivs:\t1\n"), "{}", r.describe());
+    let r = rv.run(&["exec", "--cap", "CAP_NET_RAW", "h1", "sh", "-c", status]);
+    assert!(
+        r.stdout.contains("CapEff:\t0000000000002021\n"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stdout.contains("CapBnd:\t0000000000002021\n"),
+        "{}",
+        r.describe()
+    );
+    let r = rv.run(&["exec", "--cap", "CAP_NOPE", "h1", "true"]);
+    assert_eq!(r.shell_status(), 1, "{}", r.describe());
+    assert!(r.stderr.contains("unknown capability"), "{}", r.describe());
+    let pj = rv.root.join("process.json");
+    std::fs::write(
+        &pj,
+        serde_json::json!({
+            "args": ["sh", "-c", status],
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+            "user": {"uid": 1000, "gid": 1000, "additionalGids": [5, 6]},
+            "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
+            "noNewPrivileges": false
+        })
+        .to_string(),
+    )
+    .unwrap();
+    // grep is exec'd by a non-root sh: its permitted and effective sets are cleared
+    // (no ambient capabilities), the bounding set stays.
+    let r = rv.run(&["exec", "--process", pj.to_str().unwrap(), "h1"]);
+    assert_eq!(
+        r.stdout,
+        "Uid:\t1000\t1000\t1000\t1000\nGroups:\t5 6\nCapPrm:\t0000000000000000\n\
+         CapEff:\t0000000000000000\nCapBnd:\t0000000000000020\nNoNewPrivs:\t0\n",
+        "{}",
+        r.describe()
+    );
+    let r = rv.run(&[
+        "exec",
+        "--process",
+        pj.to_str().unwrap(),
+        "--no-new-privs",
+        "h1",
+    ]);
+    assert!(r.stdout.contains("NoNewPrivs:\t1\n"), "{}", r.describe());
     let r = rv.run(&["exec", "h1", "nosuchcmd"]);
     assert_eq!(r.shell_status(), 1, "{}", r.describe());
     assert!(

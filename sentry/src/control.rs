@@ -12,13 +12,15 @@
 //! | `signal N all|init` | `ok` (before start: a fatal signal ends the sandbox with it) |
 //! | `wait` | `exited W` (W: the init's wait status) when the workload ends |
 //! | `ps` | `procs PID:PPID:UID:HOSTPID:CPUNS:CMD ...` (one per process; HOSTPID: the host process holding its address space, as the sandbox sees pids, or -1; CMD: hex of its cmdline, NUL-separated, or of `[comm]`) |
-//! | `exec UID GID GROUPS CWD ARGV ENV` + stdio descriptors (SCM_RIGHTS) | `started PID`, then `exited W` |
+//! | `exec UID GID GROUPS CWD ARGV ENV CAPS NNP` + stdio descriptors (SCM_RIGHTS) | `started PID`, then `exited W` |
 //! | `signal N pid P` | `ok` (to one process, e.g. an exec'd one) |
 //! | `stats` | `stats MEM_USED MEM_LIMIT NPROCS` (bytes; limit 0: none) |
 //! | `update memory N` | `ok` (the sandbox's memory limit, bytes; 0: none) |
 //!
 //! In `exec`, GROUPS is a comma-separated list or `-`; CWD is hex; ARGV and ENV are
-//! comma-separated hex strings (or `-` for none). Errors are `error TEXT`.
+//! comma-separated hex strings (or `-` for none); CAPS is the capability sets in hex,
+//! `EFFECTIVE,PERMITTED,INHERITABLE,BOUNDING` (or `-`: root's full set, none for
+//! others); NNP is 1 to set no_new_privs. Errors are `error TEXT`.
 
 use crate::kernel::{self, signal, Creds, Kernel};
 use crate::vfs::{fdtable::FdTable, host::HostFile, OpenFile, Path, O_RDWR};
@@ -152,7 +154,7 @@ impl Control {
             }
         }
         let w: Vec<&str> = line.split_whitespace().collect();
-        if w.len() != 7 {
+        if w.len() != 9 {
             return Err("malformed exec request".into());
         }
         let num = |s: &str| s.parse::<u32>().map_err(|_| format!("bad number {s:?}"));
@@ -180,6 +182,24 @@ impl Control {
         let root = init.fsctx().root.lock().clone();
         let mut creds = Creds::new(uid, gid);
         creds.groups = groups;
+        if w[7] != "-" {
+            let sets = w[7]
+                .split(',')
+                .map(|x| u64::from_str_radix(x, 16).map_err(|_| format!("bad capabilities {x:?}")))
+                .collect::<Result<Vec<u64>, String>>()?;
+            let [e, p, i, b] = sets[..] else {
+                return Err("capabilities: expected four sets".into());
+            };
+            creds.cap_effective = e & kernel::CAP_FULL;
+            creds.cap_permitted = p & kernel::CAP_FULL;
+            creds.cap_inheritable = i & kernel::CAP_FULL;
+            creds.cap_bset = b & kernel::CAP_FULL;
+        }
+        let no_new_privs = match w[8] {
+            "0" => false,
+            "1" => true,
+            x => return Err(format!("bad no_new_privs {x:?}")),
+        };
         let walk = crate::vfs::Walk {
             root: &root,
             creds: &creds,
@@ -229,6 +249,7 @@ impl Control {
         }
         let o = crate::syscalls::ProcOpts {
             umask: 0o022,
+            no_new_privs,
             ..self.exec_opts.clone()
         };
         crate::syscalls::new_process(
