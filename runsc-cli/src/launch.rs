@@ -39,6 +39,9 @@ pub enum MountKind {
     Mask,
 }
 
+/// The global `--debug-log` file, passed on to the sandbox and gofer processes.
+pub static DEBUG_LOG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// How to launch a sandbox (for `do`, `run` and `create`).
 #[derive(Default)]
 pub struct DoOpts {
@@ -120,6 +123,9 @@ fn spawn_gofer(me: &Path, dir: &Path, readonly: bool) -> Result<(Child, OwnedFd)
     let (sentry_end, gofer_end) = gofer::pair()?;
     let gfd = gofer_end.as_raw_fd();
     let mut gofer = Command::new(me);
+    if let Some(p) = DEBUG_LOG.get() {
+        gofer.args(["--debug-log", p]);
+    }
     gofer.arg("gofer").arg("--path").arg(dir);
     gofer.args(["--fd", "3"]);
     if readonly {
@@ -233,6 +239,9 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
     if o.debug {
         boot.arg("--debug");
     }
+    if let Some(p) = DEBUG_LOG.get() {
+        boot.args(["--debug-log", p]);
+    }
     boot.args(["boot", "--gofer-fd", "3", "--cwd", &o.cwd]);
     if o.strace {
         boot.arg("--strace");
@@ -324,7 +333,14 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
     let boot_child = boot.spawn();
     drop(fds);
     match boot_child {
-        Ok(boot) => Ok(Launched { boot, gofers }),
+        Ok(boot) => {
+            tracing::debug!(
+                "launched the sandbox (pid {}) and {} gofer(s)",
+                boot.id(),
+                gofers.len()
+            );
+            Ok(Launched { boot, gofers })
+        }
         Err(e) => {
             kill_all(&mut gofers);
             bail!("starting the sandbox: {e}")

@@ -684,6 +684,45 @@ fn cgroup_mount_shows_the_containers_own_cgroup() {
 }
 
 #[test]
+fn debug_log_gets_the_runtimes_and_the_sandboxs_logs() {
+    let b = bundle("oci-dlog", |v| {
+        v["process"]["args"] = serde_json::json!(["sh", "-c", "echo hi"]);
+        v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+    });
+    let dlog = b.join("debug.log");
+    std::fs::write(&dlog, "kept\n").unwrap();
+    let mut c = Command::new(rvisor_bin());
+    c.args(["--debug", "--debug-log"])
+        .arg(&dlog)
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg("dl1");
+    let r = run_cmd(c, TIMEOUT);
+    assert_eq!(r.shell_status(), 0, "{}", r.describe());
+    assert_eq!(r.stdout, "hi\n", "{}", r.describe());
+    // The sandbox's debug output is not mixed into the container's standard error.
+    assert!(!r.stderr.contains("DEBUG"), "{}", r.describe());
+    let text = std::fs::read_to_string(&dlog).unwrap();
+    assert!(text.starts_with("kept\n"), "appended: {text}");
+    assert!(text.contains("launched the sandbox (pid"), "{text}");
+    assert!(text.contains("boot: the Sentry starts"), "{text}");
+    let r = run_cmd(
+        {
+            let mut c = Command::new(rvisor_bin());
+            c.args(["--debug-log", "/nonexistent/dir/log", "--version"]);
+            c
+        },
+        TIMEOUT,
+    );
+    assert!(
+        r.stderr
+            .contains("--debug-log /nonexistent/dir/log: No such file or directory"),
+        "{}",
+        r.describe()
+    );
+}
+
+#[test]
 fn hooks_process_settings_paths_and_exec() {
     let rv = Rv::new("oci-hooks");
     let marks = TempDir::new("oci-hook-marks");
