@@ -166,6 +166,17 @@ pub trait AddressSpace: std::any::Any + Send + Sync {
     fn cpu_time_ns(&self) -> Option<u64> {
         None
     }
+    /// The host process that holds this address space, where there is one (ptrace's
+    /// stub; pid as the Sentry sees it).
+    fn host_pid(&self) -> Option<i32> {
+        None
+    }
+    /// Name that host process (its comm, at most 15 bytes) after the application
+    /// process, so host tools (`ps`, `docker top`) show what runs in it. A no-op where
+    /// there is no such process.
+    fn set_name(&self, _name: &[u8]) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// One change of an address space, for [`AddressSpace::apply`].

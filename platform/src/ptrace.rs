@@ -100,7 +100,7 @@ impl StubProcess {
         let _g = self.spawn.lock();
         let ctl = self.ctl();
         ctl.tid.store(0, Ordering::Release);
-        ctl.req.store(1, Ordering::Release);
+        ctl.req.store(stub::REQ_THREAD, Ordering::Release);
         stub::futex_wake(&ctl.req);
         let tid = stub::wait_nonzero(&ctl.tid, 5000)
             .ok_or_else(|| Error::StubDied("no thread from the stub".into()))?
@@ -294,6 +294,29 @@ impl AddressSpace for StubProcess {
         // SAFETY: clock_gettime writes one timespec to a valid pointer.
         let r = unsafe { libc::clock_gettime(clock, &mut ts) };
         (r == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+    }
+    fn host_pid(&self) -> Option<i32> {
+        Some(self.pid)
+    }
+    fn set_name(&self, name: &[u8]) -> Result<()> {
+        let _g = self.spawn.lock();
+        let mut buf = [0u8; 16];
+        let n = name.len().min(15);
+        buf[..n].copy_from_slice(&name[..n]);
+        let ctl = self.ctl();
+        // SAFETY: the name field is plain bytes in the shared control page; the stub
+        // reads it only after the request below, and `spawn` serialises requests.
+        unsafe { std::ptr::addr_of!(ctl.name).cast_mut().write_volatile(buf) };
+        ctl.tid.store(0, Ordering::Release);
+        ctl.req.store(stub::REQ_RENAME, Ordering::Release);
+        stub::futex_wake(&ctl.req);
+        let r = stub::wait_nonzero(&ctl.tid, 5000)
+            .ok_or_else(|| Error::StubDied("no answer from the stub".into()))?
+            as i32;
+        if r < 0 {
+            return Err(Error::errno("stub rename", -r));
+        }
+        Ok(())
     }
 }
 

@@ -20,14 +20,21 @@ pub const TASK_TOP: u64 = 0x7fff_ffff_f000;
 pub const BATCH_OFFSET: usize = 64;
 pub const BATCH_MAX: usize = (4096 - BATCH_OFFSET) / 56;
 
-/// Control page layout (u32 words): request flag, the new thread's tid, ready flag.
-/// From [`BATCH_OFFSET`] on, the page holds the system calls of one injected batch.
+/// Control page layout: request (1: a new thread, 2: rename), the new thread's tid (or
+/// 1 once renamed, -errno on failure), ready flag, and the name for a rename. From
+/// [`BATCH_OFFSET`] on, the page holds the system calls of one injected batch.
 #[repr(C)]
 pub struct Ctl {
     pub req: AtomicU32,
     pub tid: AtomicU32,
     pub ready: AtomicU32,
+    pub _pad: u32,
+    pub name: [u8; 16],
 }
+
+/// Request words of [`Ctl::req`].
+pub const REQ_THREAD: u32 = 1;
+pub const REQ_RENAME: u32 = 2;
 
 std::arch::global_asm!(
     ".pushsection .text.rvisor_stub, \"ax\"",
@@ -60,7 +67,7 @@ std::arch::global_asm!(
     "mov esi, 1",
     "mov edx, 1",
     "syscall",
-    // Spawner loop: futex_wait(&req, 0); on req != 0 clone a thread.
+    // Spawner loop: futex_wait(&req, 0); on req 1 clone a thread, on 2 rename.
     "2:",
     "mov eax, 202",
     "mov rdi, r12",
@@ -72,6 +79,8 @@ std::arch::global_asm!(
     "test eax, eax",
     "jz 2b",
     "mov dword ptr [r12], 0",
+    "cmp eax, 2",
+    "je 5f",
     // clone(CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM, same stack): no stack is used.
     "mov eax, 56",
     "mov edi, 0x50f00",
@@ -105,6 +114,23 @@ std::arch::global_asm!(
     "mov eax, 34",
     "syscall",
     "jmp 4b",
+    // Rename: prctl(PR_SET_NAME, ctl->name); tid = 0 ? 1 : -errno; futex_wake(&tid).
+    "5:",
+    "mov eax, 157",
+    "mov edi, 15",
+    "lea rsi, [r12 + 16]",
+    "syscall",
+    "test eax, eax",
+    "jnz 6f",
+    "mov eax, 1",
+    "6:",
+    "mov dword ptr [r12 + 4], eax",
+    "mov eax, 202",
+    "lea rdi, [r12 + 4]",
+    "mov esi, 1",
+    "mov edx, 1",
+    "syscall",
+    "jmp 2b",
     // Injected system calls run here and stop at the int3.
     ".globl rvisor_stub_syscall",
     "rvisor_stub_syscall:",
@@ -114,9 +140,9 @@ std::arch::global_asm!(
     // the last one or at the first failure (r12 then counts the failed one and the rest).
     ".globl rvisor_stub_batch",
     "rvisor_stub_batch:",
-    "5:",
+    "7:",
     "test r12, r12",
-    "jz 6f",
+    "jz 8f",
     "mov rax, qword ptr [rbx]",
     "mov rdi, qword ptr [rbx + 8]",
     "mov rsi, qword ptr [rbx + 16]",
@@ -127,11 +153,11 @@ std::arch::global_asm!(
     "syscall",
     "mov qword ptr [rbx], rax",
     "cmp rax, -4095",
-    "jae 6f",
+    "jae 8f",
     "add rbx, 56",
     "dec r12",
-    "jmp 5b",
-    "6:",
+    "jmp 7b",
+    "8:",
     "int3",
     ".globl rvisor_stub_end",
     "rvisor_stub_end:",
@@ -206,6 +232,12 @@ pub fn filter() -> Vec<libc::sock_filter> {
         jeq(AUDIT_ARCH_X86_64, 1, 0),
         stmt(ret, libc::SECCOMP_RET_KILL_PROCESS),
         stmt(ld, 0),
+        // prctl only as PR_SET_NAME (the rename request): args[0] is at offset 16.
+        jeq(libc::SYS_prctl as u32, 0, 4),
+        stmt(ld, 16),
+        jeq(libc::PR_SET_NAME as u32, 0, 1),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+        stmt(ret, libc::SECCOMP_RET_KILL_PROCESS),
     ];
     for (i, nr) in ALLOWED.iter().enumerate() {
         // Match: jump over the remaining tests and the kill to the allow.

@@ -272,3 +272,21 @@ fn apply_runs_a_batch_and_stops_at_a_failure() {
         "the unmap after the failure did not run: {ev:?}"
     );
 }
+
+#[test]
+fn stub_process_takes_a_name() {
+    let code = [0x0f, 0x05, 0xeb, 0xfc]; // syscall; jmp back
+    let (_fd, _p, as_, mut ctx, mut regs) = setup(&code);
+    let pid = as_.host_pid().expect("a stub process");
+    as_.set_name(b"a-very-long-process-name").unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm, "a-very-long-pro\n");
+    // The stub still serves its address space afterwards.
+    assert!(matches!(
+        ctx.switch(&as_, &mut regs).unwrap(),
+        Event::Syscall
+    ));
+    as_.set_name(b"sh").unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm, "sh\n");
+}

@@ -773,25 +773,6 @@ pub fn wait(g: &Global, id: &str) -> Result<i32> {
     Ok(code)
 }
 
-/// `ps`: the sandbox's processes (virtual pids); `--format json` prints the host pid
-/// of the sandbox (what docker top looks up) as runc does.
-pub fn ps(g: &Global, id: &str, json_out: bool) -> Result<()> {
-    let c = Container::load(g, id)?;
-    if !c.alive() {
-        bail!("container {id} is not running");
-    }
-    if json_out {
-        println!("[{}]", c.pid);
-        return Ok(());
-    }
-    let r = c.request("ps", Some(Duration::from_secs(5)))?;
-    println!("PID");
-    for p in r.trim_start_matches("pids").split_whitespace() {
-        println!("{p}");
-    }
-    Ok(())
-}
-
 /// `pause` / `resume`: freeze or thaw the sandbox's cgroup.
 pub fn freeze(g: &Global, id: &str, freeze: bool) -> Result<()> {
     let c = Container::load(g, id)?;
@@ -829,6 +810,10 @@ pub struct ExecOpts {
     pub tty: bool,
     pub user: Option<String>,
     pub additional_gids: Vec<u32>,
+    /// `--cap`: capabilities added to the process's bounding, effective and permitted
+    /// sets; `--no-new-privs`.
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
     pub detach: bool,
     pub pid_file: Option<String>,
     pub args: Vec<String>,
@@ -965,11 +950,31 @@ pub fn exec(g: &Global, id: &str, o: &ExecOpts) -> Result<i32> {
             .collect::<Vec<_>>()
             .join(",")
     };
+    // Capabilities and no_new_privs: the process's, else (as runc) the container's.
+    let base = (o.process.is_none())
+        .then(|| crate::oci::load(&c.bundle).ok())
+        .flatten()
+        .and_then(|(s, _)| s.process().clone());
+    let from = base.as_ref().unwrap_or(&p);
+    let mut caps = from.capabilities().as_ref().map(crate::oci::cap_sets);
+    for name in &o.caps {
+        let n = crate::oci::cap_by_name(name)
+            .ok_or_else(|| anyhow!("--cap {name:?}: unknown capability"))?;
+        let (e, pm, i, b) = caps.unwrap_or((0, 0, 0, u64::MAX));
+        let bit = 1u64 << n;
+        caps = Some((e | bit, pm | bit, i, b | bit));
+    }
+    let caps_s = match caps {
+        Some((e, pm, i, b)) => format!("{e:x},{pm:x},{i:x},{b:x}"),
+        None => "-".into(),
+    };
+    let nnp = o.no_new_privs || from.no_new_privileges().unwrap_or(false);
     let req = format!(
-        "exec {uid} {gid} {groups_s} {} {} {}\n",
+        "exec {uid} {gid} {groups_s} {} {} {} {caps_s} {}\n",
         hex(p.cwd().to_string_lossy().as_bytes()),
         hex_list(&args),
-        hex_list(&p.env().clone().unwrap_or_default())
+        hex_list(&p.env().clone().unwrap_or_default()),
+        u8::from(nnp)
     );
     let terminal = p.terminal().unwrap_or(false);
     let mut pty_slave = None;

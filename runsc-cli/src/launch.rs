@@ -20,6 +20,9 @@ pub enum MountKind {
     Tmpfs {
         mode: u32,
         fstype: String,
+        /// `size=` in bytes and `nr_inodes=` (0: no limit).
+        size: u64,
+        nr_inodes: u64,
     },
     /// A host directory or file, served by a gofer of its own.
     Bind {
@@ -28,11 +31,16 @@ pub enum MountKind {
     Proc,
     Sysfs,
     Devpts,
+    /// The container's cgroup (v2, read-only, from the Sentry's accounting).
+    Cgroup,
     /// OCI readonlyPaths: the path again, read-only.
     ReadonlyAgain,
     /// OCI maskedPaths: hidden under an empty read-only file or directory.
     Mask,
 }
+
+/// The global `--debug-log` file, passed on to the sandbox and gofer processes.
+pub static DEBUG_LOG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// How to launch a sandbox (for `do`, `run` and `create`).
 #[derive(Default)]
@@ -119,6 +127,9 @@ fn spawn_gofer(me: &Path, dir: &Path, readonly: bool) -> Result<(Child, OwnedFd)
     let (sentry_end, gofer_end) = gofer::pair()?;
     let gfd = gofer_end.as_raw_fd();
     let mut gofer = Command::new(me);
+    if let Some(p) = DEBUG_LOG.get() {
+        gofer.args(["--debug-log", p]);
+    }
     gofer.arg("gofer").arg("--path").arg(dir);
     gofer.args(["--fd", "3"]);
     if readonly {
@@ -160,14 +171,22 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
     for m in &o.mounts {
         let mut v = json!({"target": m.target, "readonly": m.readonly});
         match &m.kind {
-            MountKind::Tmpfs { mode, fstype } => {
+            MountKind::Tmpfs {
+                mode,
+                fstype,
+                size,
+                nr_inodes,
+            } => {
                 v["kind"] = "tmpfs".into();
                 v["mode"] = (*mode).into();
                 v["fstype"] = fstype.as_str().into();
+                v["size"] = (*size).into();
+                v["nr_inodes"] = (*nr_inodes).into();
             }
             MountKind::Proc => v["kind"] = "proc".into(),
             MountKind::Sysfs => v["kind"] = "sysfs".into(),
             MountKind::Devpts => v["kind"] = "devpts".into(),
+            MountKind::Cgroup => v["kind"] = "cgroup".into(),
             MountKind::ReadonlyAgain => v["kind"] = "readonly".into(),
             MountKind::Mask => v["kind"] = "mask".into(),
             MountKind::Bind { source } => {
@@ -228,6 +247,9 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
     let mut boot = Command::new(&me);
     if o.debug {
         boot.arg("--debug");
+    }
+    if let Some(p) = DEBUG_LOG.get() {
+        boot.args(["--debug-log", p]);
     }
     boot.args(["boot", "--gofer-fd", "3", "--cwd", &o.cwd]);
     if o.strace {
@@ -320,7 +342,14 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
     let boot_child = boot.spawn();
     drop(fds);
     match boot_child {
-        Ok(boot) => Ok(Launched { boot, gofers }),
+        Ok(boot) => {
+            tracing::debug!(
+                "launched the sandbox (pid {}) and {} gofer(s)",
+                boot.id(),
+                gofers.len()
+            );
+            Ok(Launched { boot, gofers })
+        }
         Err(e) => {
             kill_all(&mut gofers);
             bail!("starting the sandbox: {e}")

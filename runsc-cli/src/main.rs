@@ -11,6 +11,7 @@ mod launch;
 mod mount_arg;
 mod network;
 mod oci;
+mod ps;
 mod sandbox;
 mod seccomp;
 
@@ -29,6 +30,10 @@ struct Cli {
     /// Append logs (and errors) to this file instead of the standard error.
     #[arg(long, global = true)]
     log: Option<String>,
+    /// Append the log (debug output with --debug) to this file, not to the standard
+    /// error; the sandbox and gofer processes write theirs there too.
+    #[arg(long = "debug-log", global = true)]
+    debug_log: Option<String>,
     /// text or json (one JSON object a line: level, msg, time).
     #[arg(long = "log-format", global = true, default_value = "text")]
     log_format: String,
@@ -236,6 +241,12 @@ enum Cmd {
         user: Option<String>,
         #[arg(long = "additional-gids", short = 'g')]
         additional_gids: Vec<u32>,
+        /// Add a capability to the process's bounding, effective and permitted sets.
+        #[arg(long = "cap", short = 'c')]
+        caps: Vec<String>,
+        /// Set no_new_privs for the process.
+        #[arg(long)]
+        no_new_privs: bool,
         #[arg(long, short = 'd')]
         detach: bool,
         #[arg(long)]
@@ -342,15 +353,21 @@ fn main() {
             .ok()
     });
     let json = cli.log_format == "json";
-    let sub = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter));
-    match (log_file.as_ref().and_then(|f| f.try_clone().ok()), json) {
-        (Some(f), true) => sub.json().with_writer(std::sync::Mutex::new(f)).init(),
-        (Some(f), false) => sub
-            .with_ansi(false)
-            .with_writer(std::sync::Mutex::new(f))
-            .init(),
-        (None, _) => sub.with_writer(std::io::stderr).init(),
+    let debug_log = cli.debug_log.as_ref().and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .map_err(|e| eprintln!("rvisor: --debug-log {p}: {e}"))
+            .ok()
+    });
+    if let Some(p) = &cli.debug_log {
+        let _ = launch::DEBUG_LOG.set(p.clone());
     }
+    // With a debug log, logs leave the standard error alone (in `run` and the sandbox
+    // it is the container's); errors are still printed there.
+    let quiet = debug_log.is_some();
+    init_logs(filter, log_file.as_ref(), debug_log, json, quiet);
     let mut errlog = ErrLog {
         file: log_file,
         json,
@@ -376,6 +393,45 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Logs to `log` (else the standard error, unless `quiet`), and to `debug_log`.
+fn init_logs(
+    filter: &str,
+    log: Option<&std::fs::File>,
+    debug_log: Option<std::fs::File>,
+    json: bool,
+    quiet: bool,
+) {
+    use tracing_subscriber::{fmt, prelude::*, EnvFilter, Layer};
+    type Boxed = Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>;
+    let main: Option<Boxed> = match (log.and_then(|f| f.try_clone().ok()), json) {
+        (Some(f), true) => Some(
+            fmt::layer()
+                .json()
+                .with_writer(std::sync::Mutex::new(f))
+                .boxed(),
+        ),
+        (Some(f), false) => Some(
+            fmt::layer()
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(f))
+                .boxed(),
+        ),
+        (None, _) if quiet => None,
+        (None, _) => Some(fmt::layer().with_writer(std::io::stderr).boxed()),
+    };
+    let debug: Option<Boxed> = debug_log.map(|f| {
+        fmt::layer()
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(f))
+            .boxed()
+    });
+    let layers: Vec<Boxed> = main.into_iter().chain(debug).collect();
+    tracing_subscriber::registry()
+        .with(layers)
+        .with(EnvFilter::new(filter))
+        .init();
 }
 
 /// In `rvisor boot`: the pipe on which `create` hears why the sandbox failed.
@@ -526,7 +582,7 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::Delete { force, id } => container::delete(&g, &id, force).map(|_| 0),
         Cmd::List { quiet, format } => container::list(&g, quiet, format == "json").map(|_| 0),
         Cmd::Wait { id } => container::wait(&g, &id),
-        Cmd::Ps { format, id, .. } => container::ps(&g, &id, format == "json").map(|_| 0),
+        Cmd::Ps { format, id, .. } => ps::ps(&g, &id, format == "json").map(|_| 0),
         Cmd::Exec {
             process,
             console_socket,
@@ -535,6 +591,8 @@ fn run(cli: Cli) -> Result<i32> {
             tty,
             user,
             additional_gids,
+            caps,
+            no_new_privs,
             detach,
             pid_file,
             preserve_fds: _,
@@ -551,6 +609,8 @@ fn run(cli: Cli) -> Result<i32> {
                 tty,
                 user,
                 additional_gids,
+                caps,
+                no_new_privs,
                 detach,
                 pid_file,
                 args,
@@ -737,6 +797,7 @@ fn run(cli: Cli) -> Result<i32> {
                 rlimits,
                 no_new_privs,
             };
+            tracing::debug!("boot: the Sentry starts (pid {})", std::process::id());
             match sentry::boot(cfg) {
                 Ok(status) => Ok(if status & 0x7f == 0 {
                     (status >> 8) & 0xff

@@ -13,6 +13,8 @@ pub struct Parsed {
     kind: String,
     mode: u32,
     fstype: String,
+    size: u64,
+    nr_inodes: u64,
     fd: i32,
     file: Option<String>,
     source: String,
@@ -32,6 +34,8 @@ pub fn parse(text: &str) -> Result<Vec<Parsed>> {
             kind: s("kind"),
             mode: m["mode"].as_u64().unwrap_or(0o1777) as u32,
             fstype: s("fstype"),
+            size: m["size"].as_u64().unwrap_or(0),
+            nr_inodes: m["nr_inodes"].as_u64().unwrap_or(0),
             fd: m["fd"].as_i64().unwrap_or(-1) as i32,
             file: m["file"].as_str().map(String::from),
             source: s("source"),
@@ -66,6 +70,7 @@ impl Parsed {
             "proc" => Kind::Proc,
             "sysfs" => Kind::Sysfs,
             "devpts" => Kind::Devpts,
+            "cgroup" => Kind::Cgroup,
             "readonly" => Kind::ReadonlyAgain,
             "mask" => Kind::Mask,
             _ => Kind::Tmpfs {
@@ -75,6 +80,8 @@ impl Parsed {
                 } else {
                     self.fstype
                 },
+                size: self.size,
+                nr_inodes: self.nr_inodes,
             },
         };
         let source = match &kind {
@@ -83,6 +90,7 @@ impl Parsed {
             Kind::Proc => "proc".into(),
             Kind::Sysfs => "sysfs".into(),
             Kind::Devpts => "devpts".into(),
+            Kind::Cgroup => "cgroup".into(),
             Kind::ReadonlyAgain | Kind::Mask => self.target.clone(),
         };
         Spec {

@@ -99,15 +99,18 @@ fn mounts(spec: &Spec, bundle: &Path) -> Result<Vec<MountReq>> {
                 ("proc", _) => MountKind::Proc,
                 ("sysfs", _) => MountKind::Sysfs,
                 ("devpts", _) => MountKind::Devpts,
-                ("tmpfs" | "mqueue" | "cgroup" | "cgroup2", _) => {
-                    let mode = opts
-                        .iter()
-                        .find_map(|o| o.strip_prefix("mode="))
-                        .and_then(|m| u32::from_str_radix(m, 8).ok())
-                        .unwrap_or(0o1777);
+                ("cgroup" | "cgroup2", _) => MountKind::Cgroup,
+                ("tmpfs" | "mqueue", _) => {
+                    let (mode, size, nr_inodes) = if typ == "tmpfs" {
+                        tmpfs_opts(&opts).map_err(|e| anyhow::anyhow!("mount {target}: {e}"))?
+                    } else {
+                        (0o1777, 0, 0)
+                    };
                     MountKind::Tmpfs {
                         mode,
                         fstype: typ.clone(),
+                        size,
+                        nr_inodes,
                     }
                 }
                 (other, _) => bail!(
@@ -137,6 +140,44 @@ fn mounts(spec: &Spec, bundle: &Path) -> Result<Vec<MountReq>> {
         }
     }
     Ok(out)
+}
+
+/// tmpfs's `mode=` (octal), `size=` and `nr_inodes=` (with k, m, g suffixes) options;
+/// other options are flags handled elsewhere (ro, nosuid, ...).
+pub fn tmpfs_opts(opts: &[String]) -> std::result::Result<(u32, u64, u64), String> {
+    let num = |k: &str, v: &str| -> std::result::Result<u64, String> {
+        let (digits, mult) = match v.char_indices().last() {
+            Some((i, 'k' | 'K')) => (&v[..i], 1 << 10),
+            Some((i, 'm' | 'M')) => (&v[..i], 1 << 20),
+            Some((i, 'g' | 'G')) => (&v[..i], 1 << 30),
+            Some((_, '%')) => {
+                return Err(format!(
+                    "tmpfs option {k}={v}: percentages are not supported"
+                ))
+            }
+            _ => (v, 1),
+        };
+        digits
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(mult))
+            .ok_or_else(|| format!("tmpfs option {k}={v}: not a size"))
+    };
+    let (mut mode, mut size, mut inodes) = (0o1777, 0, 0);
+    for o in opts {
+        match o.split_once('=') {
+            Some(("mode", v)) => {
+                mode = u32::from_str_radix(v, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| format!("tmpfs option mode={v}: not an octal mode"))?
+            }
+            Some(("size", v)) => size = num("size", v)?,
+            Some(("nr_inodes", v)) => inodes = num("nr_inodes", v)?,
+            _ => {}
+        }
+    }
+    Ok((mode, size, inodes))
 }
 
 /// The launch a bundle describes: options, the executable and its argv.
@@ -191,28 +232,7 @@ pub fn opts_from_spec(
             .unwrap_or(false),
         user: Some((user.uid(), user.gid())),
         groups: user.additional_gids().clone().unwrap_or_default(),
-        caps: process.capabilities().as_ref().map(|c| {
-            let set = |s: &Option<oci_spec::runtime::Capabilities>| -> u64 {
-                s.as_ref()
-                    .map(|v| {
-                        v.iter()
-                            .filter_map(|c| cap_number(&c.to_string()))
-                            .fold(0, |a, n| a | (1 << n))
-                    })
-                    .unwrap_or(0)
-            };
-            let bounding = c
-                .bounding()
-                .as_ref()
-                .map(|_| set(c.bounding()))
-                .unwrap_or(u64::MAX);
-            (
-                set(c.effective()) & bounding,
-                set(c.permitted()) & bounding,
-                set(c.inheritable()) & bounding,
-                bounding,
-            )
-        }),
+        caps: process.capabilities().as_ref().map(cap_sets),
         rlimits: process
             .rlimits()
             .as_deref()
@@ -276,6 +296,36 @@ const CAPS: [&str; 41] = [
     "CHECKPOINT_RESTORE",
 ];
 
+/// A process's capability sets as masks: (effective, permitted, inheritable, bounding),
+/// each within the bounding set (all capabilities when there is none).
+pub fn cap_sets(c: &oci_spec::runtime::LinuxCapabilities) -> (u64, u64, u64, u64) {
+    let set = |s: &Option<oci_spec::runtime::Capabilities>| -> u64 {
+        s.as_ref()
+            .map(|v| {
+                v.iter()
+                    .filter_map(|c| cap_number(&c.to_string()))
+                    .fold(0, |a, n| a | (1 << n))
+            })
+            .unwrap_or(0)
+    };
+    let bounding = c
+        .bounding()
+        .as_ref()
+        .map(|_| set(c.bounding()))
+        .unwrap_or(u64::MAX);
+    (
+        set(c.effective()) & bounding,
+        set(c.permitted()) & bounding,
+        set(c.inheritable()) & bounding,
+        bounding,
+    )
+}
+
+/// The capability number of a name (`CAP_CHOWN`, `chown`, ...).
+pub fn cap_by_name(name: &str) -> Option<u32> {
+    cap_number(&name.to_ascii_uppercase())
+}
+
 fn cap_number(name: &str) -> Option<u32> {
     let n = name.trim_start_matches("CAP_");
     CAPS.iter().position(|c| *c == n).map(|i| i as u32)
@@ -304,4 +354,25 @@ const RLIMITS: [&str; 16] = [
 fn rlimit_number(name: &str) -> Option<u32> {
     let n = name.trim_start_matches("RLIMIT_");
     RLIMITS.iter().position(|c| *c == n).map(|i| i as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tmpfs_opts;
+
+    #[test]
+    fn tmpfs_options() {
+        let o = |v: &[&str]| tmpfs_opts(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(o(&[]), Ok((0o1777, 0, 0)));
+        assert_eq!(
+            o(&["rw", "size=1m", "mode=755", "nr_inodes=2k"]),
+            Ok((0o755, 1 << 20, 2048))
+        );
+        assert_eq!(o(&["size=65536"]), Ok((0o1777, 65536, 0)));
+        assert_eq!(o(&["size=2G"]), Ok((0o1777, 2 << 30, 0)));
+        assert!(o(&["size=x"]).unwrap_err().contains("size=x: not a size"));
+        assert!(o(&["size=50%"]).unwrap_err().contains("percentages"));
+        assert!(o(&["mode=99"]).unwrap_err().contains("not an octal mode"));
+        assert!(o(&["mode=17777"]).is_err());
+    }
 }

@@ -291,6 +291,59 @@ fn docker_volumes_readonly_root_and_tmpfs() {
         ],
     );
     assert_eq!(r.stdout, "s\n1\n", "{}", r.describe());
+    // size= and mode=: ENOSPC past the size, statfs shows it, the mode is the root's.
+    let r = d.run(
+        &["--tmpfs", "/scratch:size=1m,mode=1770"],
+        &[
+            "sh",
+            "-c",
+            "stat -c %a /scratch; stat -f -c '%b %f' /scratch; \
+             dd if=/dev/zero of=/scratch/f bs=64k count=20 2>/dev/null; echo dd=$?; \
+             stat -c %s /scratch/f; stat -f -c '%b %f' /scratch",
+        ],
+    );
+    assert_eq!(
+        r.stdout,
+        "1770\n256 256\ndd=1\n1048576\n256 0\n",
+        "{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn docker_readonly_and_masked_proc_paths() {
+    let Some(d) = docker() else { return };
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // docker's readonlyPaths include /proc/sys: writing there is EROFS, reading works.
+    // Its maskedPaths (/proc/kcore, /proc/keys, ...) do not exist in the Sentry's /proc:
+    // nothing there to hide.
+    let r = d.run(
+        &["--hostname", "boxp"],
+        &[
+            "sh",
+            "-c",
+            "cat /proc/sys/kernel/hostname; echo h > /proc/sys/kernel/hostname; \
+             grep -c ' /proc/sys ' /proc/mounts; cat /proc/kcore /proc/keys 2>&1 | grep -c 'No such file'",
+        ],
+    );
+    assert_eq!(r.stdout, "boxp\n1\n2\n", "{}", r.describe());
+    assert!(
+        r.stderr
+            .contains("/proc/sys/kernel/hostname: Read-only file system"),
+        "{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn docker_cgroup_shows_the_memory_limit() {
+    let Some(d) = docker() else { return };
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let script = "cat /sys/fs/cgroup/memory.max /proc/self/cgroup; grep -c cgroup2 /proc/mounts";
+    let r = d.run(&["--memory", "64m"], &["sh", "-c", script]);
+    assert_eq!(r.stdout, "67108864\n0::/\n1\n", "{}", r.describe());
+    let r = d.run(&[], &["sh", "-c", script]);
+    assert_eq!(r.stdout, "max\n0::/\n1\n", "{}", r.describe());
 }
 
 #[test]
@@ -354,6 +407,108 @@ fn docker_detached_exec_logs_pause_stop_rm() {
     assert_eq!(r.stdout.trim(), "0", "{}", r.describe());
     let r = d.cmd(&["rm", &name]);
     assert!(r.status.success(), "{}", r.describe());
+}
+
+#[test]
+fn docker_top_lists_each_process() {
+    let Some(d) = docker() else { return };
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let name = format!("rvisor-test-top-{}", std::process::id());
+    let _ = d.cmd(&["rm", "-f", &name]);
+    let rt = format!("--runtime={}", d.runtime);
+    let r = d.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        &rt,
+        "--network=none",
+        IMAGE,
+        "sh",
+        "-c",
+        "sleep 1000 & sleep 2000 & echo up; wait",
+    ]);
+    assert!(r.status.success(), "{}", r.describe());
+    let start = Instant::now();
+    while !d.cmd(&["logs", &name]).stdout.contains("up") {
+        assert!(start.elapsed() < Duration::from_secs(30), "no output");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // docker top filters the host's ps by the pids `rvisor ps --format json` gives:
+    // one line per process of the container (the stub holding it, named after it).
+    let r = d.cmd(&["top", &name, "-o", "pid,comm"]);
+    let _ = d.cmd(&["rm", "-f", &name]);
+    assert!(r.status.success(), "{}", r.describe());
+    let mut comms: Vec<&str> = r
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    comms.sort_unstable();
+    assert_eq!(comms, ["sh", "sleep", "sleep"], "{}", r.describe());
+}
+
+#[test]
+fn docker_exec_keeps_the_containers_capabilities() {
+    let Some(d) = docker() else { return };
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let name = format!("rvisor-test-caps-{}", std::process::id());
+    let _ = d.cmd(&["rm", "-f", &name]);
+    let rt = format!("--runtime={}", d.runtime);
+    let r = d.cmd(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        &rt,
+        "--network=none",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "CHOWN",
+        "--security-opt",
+        "no-new-privileges",
+        IMAGE,
+        "sleep",
+        "1000",
+    ]);
+    assert!(r.status.success(), "{}", r.describe());
+    // docker exec passes the container's process settings in --process.
+    let r = d.cmd(&[
+        "exec",
+        &name,
+        "grep",
+        "-E",
+        "^(CapEff|CapBnd|NoNewPrivs)",
+        "/proc/self/status",
+    ]);
+    let r2 = d.cmd(&[
+        "exec",
+        "--privileged",
+        &name,
+        "grep",
+        "^CapEff",
+        "/proc/self/status",
+    ]);
+    let _ = d.cmd(&["rm", "-f", &name]);
+    assert_eq!(
+        r.stdout,
+        "CapEff:\t0000000000000001\nCapBnd:\t0000000000000001\nNoNewPrivs:\t1\n",
+        "{}",
+        r.describe()
+    );
+    // --privileged: every capability docker knows (0..=37 for docker 20.10).
+    let eff = r2
+        .stdout
+        .trim()
+        .strip_prefix("CapEff:\t")
+        .and_then(|v| u64::from_str_radix(v, 16).ok());
+    assert!(
+        eff.is_some_and(|v| v & 0x3f_ffff_ffff == 0x3f_ffff_ffff),
+        "{}",
+        r2.describe()
+    );
 }
 
 #[test]

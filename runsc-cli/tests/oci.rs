@@ -201,6 +201,24 @@ fn alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// The host pids above `pid`, parent first.
+fn ancestors(mut pid: i32) -> Vec<i32> {
+    let mut v = vec![];
+    while pid > 1 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            break;
+        };
+        let after = stat.rsplit(") ").next().unwrap_or("");
+        pid = after
+            .split(' ')
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        v.push(pid);
+    }
+    v
+}
+
 fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !f() {
@@ -286,8 +304,32 @@ fn create_waits_at_the_gate_start_runs_kill_and_delete_clean_up() {
     let r = rv.run(&["delete", "l1"]);
     assert_eq!(r.shell_status(), 1, "{}", r.describe());
     assert!(r.stderr.contains("not stopped"), "{}", r.describe());
+    // ps: the table comes from the Sentry (pid and ppid inside, command line); json
+    // gives host pids, those of the stub processes holding each process's memory,
+    // named after the process (what docker top shows).
     let r = rv.run(&["ps", "l1"]);
-    assert!(r.stdout.starts_with("PID\n1\n"), "{}", r.describe());
+    assert!(r.status.success(), "{}", r.describe());
+    let mut lines = r.stdout.lines();
+    let head: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(head, ["UID", "PID", "PPID", "TIME", "CMD"], "{}", r.stdout);
+    let init: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        &init[..5],
+        ["0", "1", "0", "00:00:00", "sh"],
+        "{}",
+        r.stdout
+    );
+    assert_eq!(init[5], "-c", "{}", r.stdout);
+    let r = rv.run(&["ps", "--format", "json", "l1"]);
+    let host: Vec<i32> =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|_| panic!("{}", r.describe()));
+    assert!(!host.is_empty() && !host.contains(&pid), "{}", r.describe());
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", host[0])).unwrap();
+    assert_eq!(comm, "sh\n", "the first is init's stub");
+    assert!(
+        ancestors(host[0]).contains(&pid),
+        "a stub runs under the container's pid {pid}"
+    );
     // kill by name: the trap runs, the sandbox exits with the workload's status.
     let r = rv.run(&["kill", "l1", "TERM"]);
     assert!(r.status.success(), "{}", r.describe());
@@ -525,6 +567,163 @@ fn log_file_json_errors_version_and_mounts() {
 }
 
 #[test]
+fn masked_and_readonly_paths_under_proc_and_sys() {
+    let b = bundle("oci-mask", |v| {
+        v["process"]["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "wc -c < /proc/meminfo; ls -l /proc/meminfo | cut -c1; echo x > /proc/meminfo && echo null-write-ok; \
+             ls -A /proc/sys/vm | wc -l; touch /proc/sys/vm/x; \
+             cat /proc/sys/kernel/hostname; echo h > /proc/sys/kernel/hostname; \
+             ls -A /sys/devices | wc -l; head -c 9 /proc/cpuinfo; echo; \
+             grep -c ' /proc/sys ' /proc/mounts"
+        ]);
+        v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+        v["hostname"] = "box9".into();
+        v["linux"]["readonlyPaths"] = serde_json::json!(["/proc/sys", "/proc/nonexistent"]);
+        v["linux"]["maskedPaths"] = serde_json::json!([
+            "/proc/meminfo",
+            "/proc/sys/vm",
+            "/proc/kcore",
+            "/sys/devices"
+        ]);
+    });
+    let r = run(&b, "mask1");
+    assert_eq!(r.shell_status(), 0, "{}", r.describe());
+    assert_eq!(
+        r.stdout,
+        "0\nc\nnull-write-ok\n0\nbox9\n0\nprocessor\n1\n",
+        "{}",
+        r.describe()
+    );
+    let erofs = r.stderr.matches("Read-only file system").count();
+    assert_eq!(erofs, 2, "{}", r.describe());
+}
+
+#[test]
+fn tmpfs_size_nr_inodes_and_mode() {
+    let tmpfs = |opts: serde_json::Value| {
+        move |v: &mut serde_json::Value| {
+            v["process"]["args"] = serde_json::json!([
+                "sh",
+                "-c",
+                "stat -c %a /lim; grep ' /lim ' /proc/mounts; \
+                 dd if=/dev/zero of=/lim/f bs=1k count=100 2>/dev/null; echo dd=$?; \
+                 stat -c %s /lim/f; touch /lim/a /lim/b; touch /lim/c; \
+                 stat -f -c '%b %f %c %d' /lim; rm /lim/f /lim/a; stat -f -c '%b %f %c %d' /lim"
+            ]);
+            v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+            v["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+                "destination": "/lim", "type": "tmpfs", "source": "tmpfs", "options": opts
+            }));
+        }
+    };
+    let b = bundle(
+        "oci-tmpfs",
+        tmpfs(serde_json::json!([
+            "nosuid",
+            "size=64k",
+            "nr_inodes=4",
+            "mode=0750"
+        ])),
+    );
+    let r = run(&b, "t1");
+    assert_eq!(r.shell_status(), 0, "{}", r.describe());
+    // 16 pages; the root, f, a and b are the 4 inodes, so c finds no room.
+    assert_eq!(
+        r.stdout,
+        "750\ntmpfs /lim tmpfs rw,size=64k,nr_inodes=4,mode=750 0 0\ndd=1\n65536\n16 0 4 0\n16 16 4 2\n",
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stderr.contains("/lim/c: No space left on device"),
+        "{}",
+        r.describe()
+    );
+    let b = bundle("oci-tmpfs-bad", tmpfs(serde_json::json!(["size=lots"])));
+    let r = run(&b, "t2");
+    assert_eq!(r.shell_status(), 1, "{}", r.describe());
+    assert!(
+        r.stderr
+            .contains("mount /lim: tmpfs option size=lots: not a size"),
+        "{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn cgroup_mount_shows_the_containers_own_cgroup() {
+    // `rvisor spec` mounts cgroup at /sys/fs/cgroup read-only, as docker does.
+    let b = bundle("oci-cgroup", |v| {
+        v["process"]["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "cd /sys/fs/cgroup; cat cgroup.controllers memory.max /proc/self/cgroup; \
+             head -1 cgroup.procs; grep -c '^usage_usec [0-9]' cpu.stat; \
+             test $(cat pids.current) -ge 1 && test $(cat memory.current) -gt 0 && echo counted; \
+             grep ' /sys/fs/cgroup ' /proc/mounts; stat -f -c %t .; ls; echo 1 > memory.max"
+        ]);
+        v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+        v["linux"]["resources"] = serde_json::json!({"memory": {"limit": 104857600}});
+    });
+    let r = run(&b, "cg1");
+    assert_eq!(r.shell_status(), 1, "{}", r.describe());
+    assert_eq!(
+        r.stdout,
+        "cpu memory pids\n104857600\n0::/\n1\n1\ncounted\n\
+         cgroup /sys/fs/cgroup cgroup2 ro,nosuid,nodev,noexec,relatime 0 0\n63677270\n\
+         cgroup.controllers\ncgroup.procs\ncgroup.threads\ncpu.stat\nmemory.current\nmemory.max\npids.current\n",
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stderr.contains("memory.max: Read-only file system"),
+        "{}",
+        r.describe()
+    );
+}
+
+#[test]
+fn debug_log_gets_the_runtimes_and_the_sandboxs_logs() {
+    let b = bundle("oci-dlog", |v| {
+        v["process"]["args"] = serde_json::json!(["sh", "-c", "echo hi"]);
+        v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+    });
+    let dlog = b.join("debug.log");
+    std::fs::write(&dlog, "kept\n").unwrap();
+    let mut c = Command::new(rvisor_bin());
+    c.args(["--debug", "--debug-log"])
+        .arg(&dlog)
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg("dl1");
+    let r = run_cmd(c, TIMEOUT);
+    assert_eq!(r.shell_status(), 0, "{}", r.describe());
+    assert_eq!(r.stdout, "hi\n", "{}", r.describe());
+    // The sandbox's debug output is not mixed into the container's standard error.
+    assert!(!r.stderr.contains("DEBUG"), "{}", r.describe());
+    let text = std::fs::read_to_string(&dlog).unwrap();
+    assert!(text.starts_with("kept\n"), "appended: {text}");
+    assert!(text.contains("launched the sandbox (pid"), "{text}");
+    assert!(text.contains("boot: the Sentry starts"), "{text}");
+    let r = run_cmd(
+        {
+            let mut c = Command::new(rvisor_bin());
+            c.args(["--debug-log", "/nonexistent/dir/log", "--version"]);
+            c
+        },
+        TIMEOUT,
+    );
+    assert!(
+        r.stderr
+            .contains("--debug-log /nonexistent/dir/log: No such file or directory"),
+        "{}",
+        r.describe()
+    );
+}
+
+#[test]
 fn hooks_process_settings_paths_and_exec() {
     let rv = Rv::new("oci-hooks");
     let marks = TempDir::new("oci-hook-marks");
@@ -599,6 +798,67 @@ fn hooks_process_settings_paths_and_exec() {
         "{}",
         r.describe()
     );
+    // exec: the container's capabilities and no_new_privs by default (as runc), those
+    // of --process when given, --cap and --no-new-privs on top.
+    let status = "grep -E '^(Uid|Groups|CapEff|CapPrm|CapBnd|NoNewPrivs)' /proc/self/status";
+    let r = rv.run(&["exec", "h1", "sh", "-c", status]);
+    assert!(
+        r.stdout.contains("CapEff:\t0000000000000021\n"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stdout.contains("CapBnd:\t0000000000000021\n"),
+        "{}",
+        r.describe()
+    );
+    assert!(r.stdout.contains("NoNewPrivs:\t1\n"), "{}", r.describe());
+    let r = rv.run(&["exec", "--cap", "CAP_NET_RAW", "h1", "sh", "-c", status]);
+    assert!(
+        r.stdout.contains("CapEff:\t0000000000002021\n"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stdout.contains("CapBnd:\t0000000000002021\n"),
+        "{}",
+        r.describe()
+    );
+    let r = rv.run(&["exec", "--cap", "CAP_NOPE", "h1", "true"]);
+    assert_eq!(r.shell_status(), 1, "{}", r.describe());
+    assert!(r.stderr.contains("unknown capability"), "{}", r.describe());
+    let pj = rv.root.join("process.json");
+    std::fs::write(
+        &pj,
+        serde_json::json!({
+            "args": ["sh", "-c", status],
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+            "user": {"uid": 1000, "gid": 1000, "additionalGids": [5, 6]},
+            "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"]},
+            "noNewPrivileges": false
+        })
+        .to_string(),
+    )
+    .unwrap();
+    // grep is exec'd by a non-root sh: its permitted and effective sets are cleared
+    // (no ambient capabilities), the bounding set stays.
+    let r = rv.run(&["exec", "--process", pj.to_str().unwrap(), "h1"]);
+    assert_eq!(
+        r.stdout,
+        "Uid:\t1000\t1000\t1000\t1000\nGroups:\t5 6\nCapPrm:\t0000000000000000\n\
+         CapEff:\t0000000000000000\nCapBnd:\t0000000000000020\nNoNewPrivs:\t0\n",
+        "{}",
+        r.describe()
+    );
+    let r = rv.run(&[
+        "exec",
+        "--process",
+        pj.to_str().unwrap(),
+        "--no-new-privs",
+        "h1",
+    ]);
+    assert!(r.stdout.contains("NoNewPrivs:\t1\n"), "{}", r.describe());
     let r = rv.run(&["exec", "h1", "nosuchcmd"]);
     assert_eq!(r.shell_status(), 1, "{}", r.describe());
     assert!(

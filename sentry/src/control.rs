@@ -11,8 +11,8 @@
 //! | `start` | `ok` (the workload's first instruction runs after it) |
 //! | `signal N all|init` | `ok` (before start: a fatal signal ends the sandbox with it) |
 //! | `wait` | `exited W` (W: the init's wait status) when the workload ends |
-//! | `ps` | `pids P...` (the sandbox's virtual pids) |
-//! | `exec UID GID GROUPS CWD ARGV ENV` + stdio descriptors (SCM_RIGHTS) | `started PID`, then `exited W` |
+//! | `ps` | `procs PID:PPID:UID:HOSTPID:CPUNS:CMD ...` (one per process; HOSTPID: the host process holding its address space, as the sandbox sees pids, or -1; CMD: hex of its cmdline, NUL-separated, or of `[comm]`) |
+//! | `exec UID GID GROUPS CWD ARGV ENV CAPS NNP` + stdio descriptors (SCM_RIGHTS) | `started PID`, then `exited W` |
 //! | `signal N pid P` | `ok` (to one process, e.g. an exec'd one) |
 //! | `stats` | `stats MEM_USED MEM_LIMIT NPROCS` (bytes; limit 0: none) |
 //! | `update memory N` | `ok` (the sandbox's memory limit, bytes; 0: none) |
@@ -20,7 +20,9 @@
 //! | `net NAME INDEX MAC MTU addr=IP/P... [gw4=IP] [gw6=IP] [route=IP/P,VIA]...` + a packet socket | `ok` (see net/ext.rs) |
 //!
 //! In `exec`, GROUPS is a comma-separated list or `-`; CWD is hex; ARGV and ENV are
-//! comma-separated hex strings (or `-` for none). Errors are `error TEXT`.
+//! comma-separated hex strings (or `-` for none); CAPS is the capability sets in hex,
+//! `EFFECTIVE,PERMITTED,INHERITABLE,BOUNDING` (or `-`: root's full set, none for
+//! others); NNP is 1 to set no_new_privs. Errors are `error TEXT`.
 
 use crate::kernel::{self, signal, Creds, Kernel};
 use crate::vfs::{fdtable::FdTable, host::HostFile, OpenFile, Path, O_RDWR};
@@ -174,7 +176,7 @@ impl Control {
             }
         }
         let w: Vec<&str> = line.split_whitespace().collect();
-        if w.len() != 7 {
+        if w.len() != 9 {
             return Err("malformed exec request".into());
         }
         let num = |s: &str| s.parse::<u32>().map_err(|_| format!("bad number {s:?}"));
@@ -202,6 +204,24 @@ impl Control {
         let root = init.fsctx().root.lock().clone();
         let mut creds = Creds::new(uid, gid);
         creds.groups = groups;
+        if w[7] != "-" {
+            let sets = w[7]
+                .split(',')
+                .map(|x| u64::from_str_radix(x, 16).map_err(|_| format!("bad capabilities {x:?}")))
+                .collect::<Result<Vec<u64>, String>>()?;
+            let [e, p, i, b] = sets[..] else {
+                return Err("capabilities: expected four sets".into());
+            };
+            creds.cap_effective = e & kernel::CAP_FULL;
+            creds.cap_permitted = p & kernel::CAP_FULL;
+            creds.cap_inheritable = i & kernel::CAP_FULL;
+            creds.cap_bset = b & kernel::CAP_FULL;
+        }
+        let no_new_privs = match w[8] {
+            "0" => false,
+            "1" => true,
+            x => return Err(format!("bad no_new_privs {x:?}")),
+        };
         let walk = crate::vfs::Walk {
             root: &root,
             creds: &creds,
@@ -251,6 +271,7 @@ impl Control {
         }
         let o = crate::syscalls::ProcOpts {
             umask: 0o022,
+            no_new_privs,
             ..self.exec_opts.clone()
         };
         crate::syscalls::new_process(
@@ -329,14 +350,61 @@ impl Control {
                 }
                 Err(_) => format!("error bad memory limit {n:?}"),
             },
-            ["ps"] => {
-                let mut pids: Vec<i32> = self.k.table.lock().procs.keys().copied().collect();
-                pids.sort_unstable();
-                let v: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
-                format!("pids {}", v.join(" "))
-            }
+            ["ps"] => self.ps(),
             _ => format!("error unknown request {req:?}"),
         }
+    }
+
+    /// One entry per live process. Names each stub process after its process first, so
+    /// that host tools reading the host pids see what runs there.
+    fn ps(&self) -> String {
+        let procs: Vec<(i32, i32, Arc<kernel::ThreadGroup>, Vec<i32>)> = {
+            let t = self.k.table.lock();
+            t.procs
+                .iter()
+                .filter(|(_, p)| p.zombie.is_none())
+                .map(|(pid, p)| (*pid, p.parent, p.tg.clone(), p.threads.clone()))
+                .collect()
+        };
+        let mut out = vec![];
+        for (pid, ppid, tg, threads) in procs {
+            // The leader, or any thread left when it has exited.
+            let Some(t) = std::iter::once(pid)
+                .chain(threads)
+                .find_map(|tid| self.k.task(tid))
+            else {
+                continue;
+            };
+            let name = t.name.lock().clone();
+            let mm = t.mm();
+            let host = mm.aspace.host_pid().unwrap_or(-1);
+            let _ = mm.aspace.set_name(&name);
+            let (a, b) = mm.inner.lock().arg_range;
+            let mut cmd = if b > a {
+                mm.read_vec(a, (b - a) as usize).unwrap_or_default()
+            } else {
+                vec![]
+            };
+            while cmd.last() == Some(&0) {
+                cmd.pop();
+            }
+            if cmd.is_empty() {
+                cmd = [b"[", &name[..], b"]"].concat();
+            }
+            let u = kernel::acct::group_usage(&self.k, &tg);
+            let uid = t.creds.lock().uid;
+            out.push((
+                pid,
+                format!(
+                    "{pid}:{ppid}:{uid}:{host}:{}:{}",
+                    u.utime + u.stime,
+                    hex(&cmd)
+                ),
+            ));
+        }
+        out.sort_by_key(|(pid, _)| *pid);
+        let v: Vec<String> = out.into_iter().map(|(_, s)| s).collect();
+        format!("procs {}", v.join(" "))
     }
 
     fn signal(&self, sig: i32, all: bool) -> String {
@@ -384,6 +452,10 @@ impl Control {
 
 fn io_err(e: crate::errno::Errno) -> std::io::Error {
     std::io::Error::from_raw_os_error(e.0)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|c| format!("{c:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Result<Vec<u8>, String> {

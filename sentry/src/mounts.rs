@@ -7,11 +7,14 @@ use crate::vfs::{self, memfs::MemFs, Dentry, Inode, Path};
 use std::sync::Arc;
 
 pub enum Kind {
-    /// An empty in-memory file system (also what `mqueue` and `cgroup` get until those
-    /// file systems exist: an empty directory, so that programs find the mount point).
+    /// An empty in-memory file system (also what `mqueue` gets until that file system
+    /// exists: an empty directory, so that programs find the mount point).
     Tmpfs {
         mode: u32,
         fstype: String,
+        /// `size=` in bytes and `nr_inodes=` (0: no limit).
+        size: u64,
+        nr_inodes: u64,
     },
     /// A host directory or file served by the gofer `client` talks to (the gofer's
     /// root is the directory; `file` names the file in it for a file bind mount; one
@@ -24,11 +27,14 @@ pub enum Kind {
     Proc,
     Sysfs,
     Devpts,
+    /// The container's cgroup, read-only cgroup v2 (`vfs::cgroupfs`).
+    Cgroup,
     /// The tree already at the target, again, read-only (OCI readonlyPaths); nothing
     /// if the target does not exist.
     ReadonlyAgain,
-    /// Hide what is at the target (OCI maskedPaths): an empty read-only directory or
-    /// file over it; nothing if the target does not exist.
+    /// Hide what is at the target (OCI maskedPaths): an empty read-only directory, or
+    /// for a file the null device (as runc binds /dev/null); nothing if the target does
+    /// not exist.
     Mask,
 }
 
@@ -155,7 +161,8 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
                     if is_dir {
                         r
                     } else {
-                        r.create(b"masked", 0o444, &Creds::new(0, 0))
+                        let null = vfs::devfs::makedev(1, 3);
+                        r.mknod(b"null", vfs::S_IFCHR | 0o666, null, &Creds::new(0, 0))
                             .map_err(|e| err("mask", e))?
                     }
                 }
@@ -168,28 +175,19 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
             let m = k
                 .mounts
                 .add(inode, Some(&at), fstype, &s.source, true, "ro");
-            // A file system whose lookups make a new inode each time (the Sentry's
-            // /proc) cannot be mounted on yet: say so rather than pretend.
+            // The mount must be what the path now reaches; never pretend.
             if walk_existing(k, root, &s.target).is_none_or(|p| p.mnt.id != m.id) {
                 k.mounts.list.write().retain(|x| x.id != m.id);
-                k.klog.info(format!(
-                    "rvisor: {} {shown}: not applied (the file system there has no stable inodes)",
-                    if fstype == "tmpfs" {
-                        "masked path"
-                    } else {
-                        "read-only path"
-                    }
-                ));
+                return Err(format!("mount {shown}: the mount is not reachable"));
             }
             continue;
         }
         let is_file = matches!(&s.kind, Kind::Gofer { file: Some(_), .. });
         let at = match walk_make(k, root, &s.target, is_file) {
             Ok(p) => p,
-            // Until there is a cgroup file system, a cgroup mount point the Sentry's
-            // /sys cannot hold is left out (and said so in the kernel log).
-            Err(e) if matches!(&s.kind, Kind::Tmpfs { fstype, .. } if fstype.starts_with("cgroup")) =>
-            {
+            // A cgroup mount point the Sentry's /sys cannot hold (not /sys/fs/cgroup) is
+            // left out (and said so in the kernel log).
+            Err(e) if matches!(&s.kind, Kind::Cgroup) => {
                 k.klog
                     .info(format!("rvisor: skipped the cgroup mount: {e}"));
                 continue;
@@ -199,10 +197,28 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
         let ro = if s.readonly { "ro" } else { "rw" };
         let dev = 0x40 + i as u64;
         let (inode, fstype, opts): (Arc<dyn Inode>, String, String) = match s.kind {
-            Kind::Tmpfs { mode, fstype } => {
+            Kind::Tmpfs {
+                mode,
+                fstype,
+                size,
+                nr_inodes,
+            } => {
                 let fs = MemFs::new(dev, None);
+                let pages = size.div_ceil(crate::memfile::PAGE);
+                fs.set_limits(pages, nr_inodes);
                 let r = fs.root(mode, 0, 0).map_err(|e| err("tmpfs", e))?;
-                (r, fstype, format!("{ro},mode={mode:o}"))
+                // As Linux's shmem_show_options: what differs from the defaults.
+                let mut opts = ro.to_string();
+                if pages != 0 {
+                    opts += &format!(",size={}k", pages * 4);
+                }
+                if nr_inodes != 0 {
+                    opts += &format!(",nr_inodes={nr_inodes}");
+                }
+                if mode != 0o1777 {
+                    opts += &format!(",mode={mode:03o}");
+                }
+                (r, fstype, opts)
             }
             Kind::Gofer { client, file } => {
                 let r: Arc<dyn Inode> =
@@ -227,6 +243,11 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
                 vfs::devpts::new_root(),
                 "devpts".into(),
                 vfs::devpts::MOUNT_OPTS.into(),
+            ),
+            Kind::Cgroup => (
+                vfs::procfs::cgroup_root(k),
+                "cgroup2".into(),
+                format!("{ro},nosuid,nodev,noexec,relatime"),
             ),
             Kind::ReadonlyAgain | Kind::Mask => unreachable!("handled above"),
         };

@@ -238,3 +238,31 @@ CASE(pdeathsig_when_the_parent_thread_exits)
 	CHECK_PT(pthread_join(th, NULL));
 	CHECK_EXITED(st_wait(p.child), 0);
 }
+
+extern char **environ;
+
+/* The helper reports its own comm: its exit status is 0 when it matches argv[1]. */
+HELPER(comm_is)
+{
+	char buf[64];
+	st_read_file("/proc/self/comm", buf, sizeof buf);
+	char want[64];
+	snprintf(want, sizeof want, "%s\n", argv[1]);
+	return strcmp(buf, want) == 0 ? 0 : 1;
+}
+
+CASE(execve_comm_is_the_name_given)
+{
+	/* comm is the last component of the path passed to execve, not of the file a
+	 * symlink leads to. */
+	CHECK_OK(symlink(st_self, P("a-link-name")));
+	pid_t pid = fork();
+	if (pid < 0)
+		FAIL("fork: %s", st_errname(errno));
+	if (pid == 0) {
+		char *argv[] = { P("a-link-name"), "--helper", "comm_is", "a-link-name", NULL };
+		execve(argv[0], argv, environ);
+		_exit(127);
+	}
+	CHECK_EXITED(st_wait(pid), 0);
+}

@@ -1335,30 +1335,41 @@ fn statfs(c: &Ctx, pathp: Option<u64>, fd: Option<u64>, buf: u64) -> SysResult {
         "tmpfs" => TMPFS_MAGIC,
         "sysfs" => 0x6265_6572,
         "devpts" => 0x1cd1,
+        "cgroup2" => 0x6367_7270,
         "pipefs" => PIPEFS_MAGIC,
         "sockfs" => SOCKFS_MAGIC,
         _ => 0x0102_1997,
     };
-    // In-memory file systems count the pages their files hold.
-    let used = p
+    // In-memory file systems count the pages and inodes their files hold, against
+    // their limits (tmpfs size= and nr_inodes=).
+    let space = p
         .dentry
         .inode
         .as_any()
         .downcast_ref::<memfs::Node>()
-        .map(|n| n.fs_used_pages())
-        .unwrap_or(0);
+        .map(|n| {
+            let s = n.fs_space();
+            let l = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            (l(&s.pages), l(&s.max_pages), l(&s.inodes), l(&s.max_inodes))
+        });
+    let (used, max_pages, inodes, max_inodes) = space.unwrap_or((0, 0, 0, 0));
     let mut v = [0u64; 15];
     v[0] = magic;
     v[1] = 4096;
     // pipefs and sockfs count nothing (simple_statfs).
     if magic != PIPEFS_MAGIC && magic != SOCKFS_MAGIC {
-        let blocks: u64 = 1 << 24;
+        let blocks: u64 = if max_pages != 0 { max_pages } else { 1 << 24 };
         let free = blocks.saturating_sub(used);
         v[2] = blocks;
         v[3] = free;
         v[4] = free;
-        v[5] = 1 << 20;
-        v[6] = 1 << 19;
+        let files: u64 = if max_inodes != 0 { max_inodes } else { 1 << 20 };
+        v[5] = files;
+        v[6] = if max_inodes != 0 {
+            files.saturating_sub(inodes)
+        } else {
+            1 << 19
+        };
     }
     v[8] = 255;
     v[9] = 4096;
@@ -1864,12 +1875,13 @@ fn open_create(
             return open_create(c, p2, n2, flags, mode, depth + 1);
         }
     }
+    // As Linux's lookup_open: a read-only mount refuses before the permission check.
+    if parent.mnt.readonly {
+        return Err(EROFS);
+    }
     let pst = parent.dentry.inode.stat();
     if !may_access(&pst, &c.t.creds(), 3) {
         return Err(EACCES);
-    }
-    if parent.mnt.readonly {
-        return Err(EROFS);
     }
     let umask = c.t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed);
     let inode = parent

@@ -277,6 +277,7 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
             tracing::warn!("new address space: {e}");
             EAGAIN
         })?;
+        let _ = aspace.set_name(&t.name.lock());
         Arc::new(t.mm().fork(aspace)?)
     };
     // Written by the child before it runs; Linux ignores a bad address here.
@@ -658,6 +659,8 @@ fn exec_image(
         mounts: &k.mounts,
         task: t,
     };
+    // comm is the last component of the path as given (a symlink's name, a script's).
+    let comm = path.rsplit(|b| *b == b'/').next().unwrap_or(path).to_vec();
     let mut path = path.to_vec();
     let mut depth = 0;
     let (file, fpath) = loop {
@@ -734,8 +737,9 @@ fn exec_image(
     crate::kernel::acct::leave_mm(t);
     *t.mm.lock() = mm;
     crate::kernel::acct::enter_mm(t);
-    let base = name.rsplit(|b| *b == b'/').next().unwrap_or(&name).to_vec();
-    *t.name.lock() = base.iter().take(15).copied().collect();
+    *t.name.lock() = comm.iter().take(15).copied().collect();
+    // The host process holding the new image goes by its name too (host ps, docker top).
+    let _ = t.mm().aspace.set_name(&t.name.lock());
     if let Some(p) = k.table.lock().procs.get_mut(&t.tgid()) {
         p.cmdline_name = argv.first().cloned().unwrap_or_default();
         p.execed = true;

@@ -16,8 +16,40 @@ pub struct MemFs {
     pub dev: u64,
     gofer: Option<Arc<Client>>,
     next_ino: AtomicU64,
-    /// Pages held by this file system's files (statfs's used blocks).
-    pages: Arc<AtomicU64>,
+    /// What this file system's files hold (statfs), against its limits.
+    space: Arc<Space>,
+}
+
+/// Pages and inodes a file system holds, and its limits (tmpfs `size=` and
+/// `nr_inodes=`; 0: none).
+#[derive(Default)]
+pub struct Space {
+    pub pages: AtomicU64,
+    pub max_pages: AtomicU64,
+    pub inodes: AtomicU64,
+    pub max_inodes: AtomicU64,
+}
+
+impl Space {
+    /// Count one more page, or ENOSPC past the limit.
+    fn take_page(&self) -> KResult<()> {
+        let max = self.max_pages.load(Ordering::Relaxed);
+        let prev = self.pages.fetch_add(1, Ordering::Relaxed);
+        if max != 0 && prev >= max {
+            self.pages.fetch_sub(1, Ordering::Relaxed);
+            return Err(ENOSPC);
+        }
+        Ok(())
+    }
+
+    /// ENOSPC when no inode is left.
+    fn check_inode(&self) -> KResult<()> {
+        let max = self.max_inodes.load(Ordering::Relaxed);
+        if max != 0 && self.inodes.load(Ordering::Relaxed) >= max {
+            return Err(ENOSPC);
+        }
+        Ok(())
+    }
 }
 
 struct Meta {
@@ -75,7 +107,7 @@ pub struct FileData {
     inner: Mutex<FileInner>,
     gofer: Option<Arc<Client>>,
     /// The owning file system's page count, kept up to date as pages come and go.
-    acct: Option<Arc<AtomicU64>>,
+    acct: Option<Arc<Space>>,
     /// memfd seals (F_SEAL_*). Files that cannot be sealed carry F_SEAL_SEAL.
     pub seals: std::sync::atomic::AtomicU32,
 }
@@ -131,7 +163,7 @@ impl FileData {
         size: u64,
         lower: Option<u64>,
         gofer: Option<Arc<Client>>,
-        acct: Option<Arc<AtomicU64>>,
+        acct: Option<Arc<Space>>,
     ) -> Arc<FileData> {
         Arc::new(FileData {
             acct,
@@ -165,7 +197,18 @@ impl FileData {
         if let Some(f) = inner.pages.get(&idx) {
             return Ok(f.clone());
         }
-        let f = memfile().alloc()?;
+        if let Some(a) = &self.acct {
+            a.take_page()?;
+        }
+        let f = match memfile().alloc() {
+            Ok(f) => f,
+            Err(e) => {
+                if let Some(a) = &self.acct {
+                    a.pages.fetch_sub(1, Ordering::Relaxed);
+                }
+                return Err(e);
+            }
+        };
         let off = idx * PAGE;
         let valid = inner.lower.as_ref().map(|l| l.valid).unwrap_or(0);
         if off < valid {
@@ -175,9 +218,6 @@ impl FileData {
             }
         }
         inner.pages.insert(idx, f.clone());
-        if let Some(a) = &self.acct {
-            a.fetch_add(1, Ordering::Relaxed);
-        }
         Ok(f)
     }
 
@@ -192,7 +232,7 @@ impl FileData {
             inner.pages.remove(k);
         }
         if let Some(a) = &self.acct {
-            a.fetch_sub(keys.len() as u64, Ordering::Relaxed);
+            a.pages.fetch_sub(keys.len() as u64, Ordering::Relaxed);
         }
     }
 
@@ -248,14 +288,20 @@ impl FileData {
             let idx = pos / PAGE;
             let po = (pos % PAGE) as usize;
             let len = (PAGE as usize - po).min(buf.len() - done);
-            let f = self.frame(&mut inner, idx)?;
+            let f = match self.frame(&mut inner, idx) {
+                Ok(f) => f,
+                // Out of space part way: a short write (what fit stays).
+                Err(_) if done > 0 => break,
+                Err(e) => return Err(e),
+            };
             f.bytes_mut()[po..po + len].copy_from_slice(&buf[done..done + len]);
             done += len;
         }
+        let end = off + done as u64;
         if end > inner.size {
             inner.size = end;
         }
-        Ok(buf.len())
+        Ok(done)
     }
 
     /// Make [offset, offset+len) read as zeros, keeping the size: whole cached pages
@@ -282,6 +328,9 @@ impl FileData {
                 None => {
                     // Bytes that would come from the lower file: cache the page, zeroed.
                     if n == PAGE as usize {
+                        if let Some(a) = &self.acct {
+                            a.take_page()?;
+                        }
                         inner.pages.insert(idx, memfile().alloc()?);
                     } else {
                         self.frame(&mut inner, idx)?.bytes_mut()[po..po + n].fill(0);
@@ -325,7 +374,8 @@ impl FileData {
 impl Drop for FileData {
     fn drop(&mut self) {
         if let Some(a) = &self.acct {
-            a.fetch_sub(self.inner.get_mut().pages.len() as u64, Ordering::Relaxed);
+            a.pages
+                .fetch_sub(self.inner.get_mut().pages.len() as u64, Ordering::Relaxed);
         }
     }
 }
@@ -499,12 +549,18 @@ fn stat_time(t: (i64, i64)) -> (i64, i64) {
 }
 
 impl MemFs {
+    /// Limit the file system to `pages` pages of data and `inodes` inodes (0: none).
+    pub fn set_limits(&self, pages: u64, inodes: u64) {
+        self.space.max_pages.store(pages, Ordering::Relaxed);
+        self.space.max_inodes.store(inodes, Ordering::Relaxed);
+    }
+
     pub fn new(dev: u64, gofer: Option<Arc<Client>>) -> Arc<MemFs> {
         Arc::new(MemFs {
             dev,
             gofer,
             next_ino: AtomicU64::new(1 << 40),
-            pages: Arc::new(AtomicU64::new(0)),
+            space: Arc::new(Space::default()),
         })
     }
 
@@ -537,6 +593,7 @@ impl MemFs {
         target: Option<Vec<u8>>,
     ) -> Arc<Node> {
         let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
+        self.space.inodes.fetch_add(1, Ordering::Relaxed);
         let t = now();
         let kind = match mode & S_IFMT {
             S_IFDIR => Kind::Dir(Mutex::new(Dir {
@@ -545,7 +602,7 @@ impl MemFs {
                 lower: None,
                 parent,
             })),
-            S_IFREG => Kind::File(FileData::new(0, None, None, Some(self.pages.clone()))),
+            S_IFREG => Kind::File(FileData::new(0, None, None, Some(self.space.clone()))),
             S_IFLNK => Kind::Symlink(Mutex::new(Sym {
                 target,
                 lower: None,
@@ -581,6 +638,7 @@ impl MemFs {
         st: &gofer::Stat,
         parent: Weak<Node>,
     ) -> Arc<Node> {
+        self.space.inodes.fetch_add(1, Ordering::Relaxed);
         let kind = match st.mode & S_IFMT {
             S_IFDIR => Kind::Dir(Mutex::new(Dir {
                 children: indexmap::IndexMap::new(),
@@ -629,6 +687,7 @@ impl Drop for Node {
     fn drop(&mut self) {
         // Watches on an unlinked inode wait for this (IN_DELETE_SELF).
         super::inotify::inode_gone(self as *const Node as *const () as usize);
+        self.fs.space.inodes.fetch_sub(1, Ordering::Relaxed);
         let fid = match &self.kind {
             Kind::Dir(d) => d.lock().lower,
             Kind::Symlink(s) => s.lock().lower,
@@ -709,6 +768,7 @@ impl Node {
         if d.children.contains_key(name) {
             return Err(EEXIST);
         }
+        self.fs.space.check_inode()?;
         let gid = if self.meta.lock().mode & 0o2000 != 0 {
             self.meta.lock().gid
         } else {
@@ -778,9 +838,9 @@ impl Node {
         Ok(f(x.as_mut().expect("loaded")))
     }
 
-    /// Pages held by the files of this node's file system.
-    pub fn fs_used_pages(&self) -> u64 {
-        self.fs.pages.load(Ordering::Relaxed)
+    /// The space use and limits of this node's file system.
+    pub fn fs_space(&self) -> &Space {
+        &self.fs.space
     }
 
     pub fn file_data(&self) -> Option<&Arc<FileData>> {
@@ -933,6 +993,7 @@ impl Inode for Node {
     }
     fn tmpfile(&self, mode: u32, c: &Creds) -> KResult<Arc<dyn Inode>> {
         self.dir()?;
+        self.fs.space.check_inode()?;
         let n = self.fs.new_node(
             S_IFREG | (mode & 0o7777),
             c.fsuid,

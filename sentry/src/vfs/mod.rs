@@ -1,6 +1,7 @@
 //! The virtual file system: inodes, open file descriptions, mounts and path walk.
 
 pub mod anonfs;
+pub mod cgroupfs;
 pub mod devfs;
 pub mod devpts;
 pub mod epoll;
@@ -105,6 +106,11 @@ pub enum Magic {
 /// A file system object.
 pub trait Inode: Send + Sync + Any {
     fn stat(&self) -> Stat;
+    /// What identifies this inode as a mount point: by default the object itself; a
+    /// file system that makes a new object at each lookup (procfs) gives a stable key.
+    fn mount_key(&self) -> usize {
+        self as *const Self as *const () as usize
+    }
     fn lookup(&self, _name: &[u8]) -> KResult<Arc<dyn Inode>> {
         Err(ENOTDIR)
     }
@@ -414,7 +420,7 @@ impl Mounts {
 
     /// The mount (most recent first) whose mountpoint is `p`, if any.
     pub fn mounted_on(&self, p: &Path) -> Option<Arc<Mount>> {
-        let key = inode_key(&p.dentry.inode);
+        let key = p.dentry.inode.mount_key();
         self.list
             .read()
             .iter()
@@ -422,7 +428,7 @@ impl Mounts {
             .find(|m| {
                 m.parent
                     .as_ref()
-                    .is_some_and(|(pm, pd)| pm.id == p.mnt.id && inode_key(&pd.inode) == key)
+                    .is_some_and(|(pm, pd)| pm.id == p.mnt.id && pd.inode.mount_key() == key)
             })
             .cloned()
     }

@@ -36,12 +36,16 @@ enum Gen {
     PidFdInfo(i32),
     // /sys files
     CpuRange,
+    /// A file of the container's cgroup (`cgroupfs::FILES`).
+    Cgroup(&'static str),
+    PidCgroup,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
 enum Kind {
     Root,
     SysRoot,
+    CgroupRoot,
     /// A fixed directory of /proc/sys or /sys: its path below the root.
     Static(&'static str),
     Pid(i32, Option<i32>),
@@ -66,6 +70,7 @@ pub struct PNode {
 
 const PROC_DEV: u64 = 0x16;
 const SYS_DEV: u64 = 0x17;
+const CGROUP_DEV: u64 = 0x1a;
 
 pub fn proc_root(k: &Arc<Kernel>) -> Arc<dyn Inode> {
     Arc::new(PNode {
@@ -80,6 +85,15 @@ pub fn sys_root(k: &Arc<Kernel>) -> Arc<dyn Inode> {
         k: k.clone(),
         kind: Kind::SysRoot,
         dev: SYS_DEV,
+    })
+}
+
+/// The container's cgroup (v2), read-only: see `cgroupfs`.
+pub fn cgroup_root(k: &Arc<Kernel>) -> Arc<dyn Inode> {
+    Arc::new(PNode {
+        k: k.clone(),
+        kind: Kind::CgroupRoot,
+        dev: CGROUP_DEV,
     })
 }
 
@@ -129,6 +143,8 @@ const SYSFS_TREE: &[(&str, &str, Gen)] = &[
     ("devices/system/cpu", "online", Gen::CpuRange),
     ("devices/system/cpu", "possible", Gen::CpuRange),
     ("devices/system/cpu", "present", Gen::CpuRange),
+    // The mount point of the cgroup file system (an empty directory).
+    ("fs/cgroup", "", Gen::Sys("")),
 ];
 
 fn static_children(
@@ -171,11 +187,23 @@ fn task_of(k: &Kernel, pid: i32) -> Option<Arc<Task>> {
     })
 }
 
+/// A mount's options after its ro/rw (which the mount's flag says), each with a comma.
+fn more_opts(opts: &str) -> String {
+    opts.split(',')
+        .filter(|o| !o.is_empty() && *o != "ro" && *o != "rw")
+        .map(|o| format!(",{o}"))
+        .collect()
+}
+
 fn hash(kind: &Kind) -> u64 {
+    (full_hash(kind) & 0xffff_ffff) | 0x1000
+}
+
+fn full_hash(kind: &Kind) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     format!("{kind:?}").hash(&mut h);
-    (h.finish() & 0xffff_ffff) | 0x1000
+    h.finish()
 }
 
 impl PNode {
@@ -222,7 +250,11 @@ impl PNode {
                 }
                 v
             }
-            Kind::SysRoot => vec![(b"devices".to_vec(), Kind::Static("devices"))],
+            Kind::SysRoot => static_children(SYSFS_TREE, ""),
+            Kind::CgroupRoot => super::cgroupfs::FILES
+                .iter()
+                .map(|n| file(n, Gen::Cgroup(n), 0, 0))
+                .collect(),
             Kind::Static(d) => {
                 if self.dev == SYS_DEV {
                     static_children(SYSFS_TREE, d)
@@ -251,6 +283,7 @@ impl PNode {
                     file("comm", Gen::PidComm, p, t),
                     file("limits", Gen::PidLimits, p, t),
                     file("oom_score_adj", Gen::PidOomAdj, p, t),
+                    file("cgroup", Gen::PidCgroup, p, t),
                 ];
                 if tid.is_none() {
                     v.push((b"task".to_vec(), Kind::Tasks(p)));
@@ -381,10 +414,16 @@ fn describe(t: &Task, f: &OpenFile) -> Vec<u8> {
 }
 
 impl Inode for PNode {
+    /// Nodes are made afresh at each lookup; the kind (with the pid it is about) and
+    /// the device identify one for mounts on it (OCI masked and read-only paths).
+    fn mount_key(&self) -> usize {
+        ((1 << 63) | (full_hash(&self.kind) ^ self.dev.rotate_left(40))) as usize
+    }
     fn stat(&self) -> Stat {
         let (mode, nlink) = match &self.kind {
             Kind::Root
             | Kind::SysRoot
+            | Kind::CgroupRoot
             | Kind::Static(_)
             | Kind::Pid(..)
             | Kind::Tasks(_)
@@ -394,6 +433,10 @@ impl Inode for PNode {
                 (S_IFREG | 0o644, 1)
             }
             Kind::File(Gen::Kmsg, ..) => (S_IFREG | 0o400, 1),
+            // Linux's modes; writing them is refused (the mount is read-only).
+            Kind::File(Gen::Cgroup("cgroup.procs" | "cgroup.threads" | "memory.max"), ..) => {
+                (S_IFREG | 0o644, 1)
+            }
             Kind::File(Gen::PidOomAdj | Gen::PidComm, ..) => (S_IFREG | 0o644, 1),
             Kind::File(..) => (S_IFREG | 0o444, 1),
             Kind::Fd(..) => (S_IFLNK | 0o700, 1),
@@ -675,6 +718,9 @@ impl PNode {
                 _ => return Err(ENOENT),
             },
             Gen::CpuRange => cpu_range(k.ncpus),
+            Gen::Cgroup(name) => super::cgroupfs::generate(k, name).ok_or(ENOENT)?,
+            // Everything is in the container's one cgroup, the root of its namespace.
+            Gen::PidCgroup => "0::/\n".into(),
             Gen::PidComm => format!("{}\n", String::from_utf8_lossy(&task()?.name.lock())),
             Gen::PidCmdline => {
                 let t = task()?;
@@ -757,11 +803,11 @@ impl PNode {
                     };
                     let ro = if m.readonly { "ro" } else { "rw" };
                     s += &format!(
-                        "{} {} {} {ro},{} 0 0\n",
+                        "{} {} {} {ro}{} 0 0\n",
                         m.source,
                         String::from_utf8_lossy(&at),
                         m.fstype,
-                        m.opts.trim_start_matches("rw,")
+                        more_opts(&m.opts)
                     );
                 }
                 s
@@ -785,7 +831,7 @@ impl PNode {
                     let ro = if m.readonly { "ro" } else { "rw" };
                     let dev = m.root.inode.stat().dev;
                     s += &format!(
-                        "{} {} {}:{} / {} {ro},relatime - {} {} {ro},{}\n",
+                        "{} {} {}:{} / {} {ro},relatime - {} {} {ro}{}\n",
                         m.id,
                         parent,
                         (dev >> 8) & 0xfff,
@@ -793,7 +839,7 @@ impl PNode {
                         String::from_utf8_lossy(&at),
                         m.fstype,
                         m.source,
-                        m.opts.trim_start_matches("rw,")
+                        more_opts(&m.opts)
                     );
                 }
                 s
