@@ -473,6 +473,7 @@ fn released(c: &Ctx, f: &Arc<OpenFile>) {
     let locks = &c.t.kernel.locks;
     locks.release_process(lock::file_key(f), c.t.tgid());
     locks.file_closed();
+    crate::vfs::mqueue::file_closed(f, c.t.tgid());
 }
 
 fn close_range(c: &Ctx, first: u32, last: u32, flags: u32) -> SysResult {
@@ -1301,6 +1302,7 @@ fn statfs(c: &Ctx, pathp: Option<u64>, fd: Option<u64>, buf: u64) -> SysResult {
         "tmpfs" => TMPFS_MAGIC,
         "sysfs" => 0x6265_6572,
         "devpts" => 0x1cd1,
+        "mqueue" => crate::vfs::mqueue::MQUEUE_MAGIC,
         "pipefs" => PIPEFS_MAGIC,
         "sockfs" => SOCKFS_MAGIC,
         _ => 0x0102_1997,

@@ -11,6 +11,7 @@ pub mod host;
 pub mod inotify;
 pub mod lock;
 pub mod memfs;
+pub mod mqueue;
 pub mod pidfd;
 pub mod pipe;
 pub mod procfs;

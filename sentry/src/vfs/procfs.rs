@@ -99,6 +99,15 @@ const SYS_TREE: &[(&str, &str, Gen)] = &[
     ("sys/vm", "max_map_count", Gen::Sys("max_map_count")),
     ("sys/fs", "file-max", Gen::Sys("file-max")),
     ("sys/fs", "nr_open", Gen::Sys("nr_open")),
+    ("sys/fs/mqueue", "msg_max", Gen::Sys("msg_max")),
+    ("sys/fs/mqueue", "msgsize_max", Gen::Sys("msgsize_max")),
+    ("sys/fs/mqueue", "msg_default", Gen::Sys("msg_default")),
+    (
+        "sys/fs/mqueue",
+        "msgsize_default",
+        Gen::Sys("msgsize_default"),
+    ),
+    ("sys/fs/mqueue", "queues_max", Gen::Sys("queues_max")),
     (
         "sys/fs/inotify",
         "max_queued_events",
@@ -380,7 +389,10 @@ impl Inode for PNode {
             | Kind::Tasks(_)
             | Kind::Fds(_)
             | Kind::FdInfos(_) => (S_IFDIR | 0o555, 2),
-            Kind::File(Gen::Sys("hostname" | "domainname" | "dmesg_restrict"), ..) => {
+            Kind::File(Gen::Sys(n), ..)
+                if matches!(*n, "hostname" | "domainname" | "dmesg_restrict")
+                    || super::mqueue::SYSCTL_NAMES.contains(n) =>
+            {
                 (S_IFREG | 0o644, 1)
             }
             Kind::File(Gen::Kmsg, ..) => (S_IFREG | 0o400, 1),
@@ -516,8 +528,10 @@ impl Inode for PNode {
                     log: self.k.klog.clone(),
                 }))
             }
-            Kind::File(Gen::Sys(name @ ("hostname" | "domainname" | "dmesg_restrict")), ..)
-                if flags & O_ACCMODE != 0 =>
+            Kind::File(Gen::Sys(name), ..)
+                if flags & O_ACCMODE != 0
+                    && (matches!(*name, "hostname" | "domainname" | "dmesg_restrict")
+                        || super::mqueue::SYSCTL_NAMES.contains(name)) =>
             {
                 if current().map(|t| t.creds().euid) != Some(0) {
                     return Err(EACCES);
@@ -623,7 +637,7 @@ impl PNode {
                 s
             }
             Gen::Filesystems => {
-                "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevpts\nnodev\toverlay\n".into()
+                "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevpts\nnodev\tmqueue\nnodev\toverlay\n".into()
             }
             Gen::Cmdline => format!("{}\n", k.cmdline),
             Gen::Kmsg => String::new(),
@@ -658,6 +672,9 @@ impl PNode {
                 "max_map_count" => "65530\n".into(),
                 "file-max" => "9223372036854775807\n".into(),
                 "nr_open" => "1048576\n".into(),
+                n if super::mqueue::SYSCTL_NAMES.contains(&n) => {
+                    format!("{}\n", k.mqueue().0.limits.get(n).unwrap_or(0))
+                }
                 "max_queued_events" => format!("{}\n", super::inotify::MAX_QUEUED_EVENTS),
                 "max_user_instances" => format!("{}\n", super::inotify::MAX_USER_INSTANCES),
                 "max_user_watches" => format!("{}\n", super::inotify::max_user_watches()),
@@ -1012,6 +1029,13 @@ impl FileOps for SysctlFile {
                     &self.k.domainname
                 })
                 .lock() = v;
+            }
+            n if super::mqueue::SYSCTL_NAMES.contains(&n) => {
+                let v: i64 = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .ok_or(EINVAL)?;
+                self.k.mqueue().0.limits.set(n, v)?;
             }
             _ => {
                 let n: u8 = std::str::from_utf8(&v)
