@@ -208,3 +208,48 @@ CASE(f_getown_setown)
 	close(p[0]);
 	close(p[1]);
 }
+
+static volatile int dn_sigio;
+static void dn_on_sigio(int s)
+{
+	(void)s;
+	dn_sigio++;
+}
+
+/* dnotify: F_NOTIFY sends SIGIO for the events asked for, once unless DN_MULTISHOT. */
+CASE(f_notify_dnotify)
+{
+	st_handle(SIGIO, dn_on_sigio, 0);
+	CHECK_OK(mkdir(P("d"), 0755));
+	int d = CHECK_OK(open(P("d"), O_RDONLY | O_DIRECTORY));
+	/* No event bits: nothing to remove, no error (python's test_fcntl_64_bit). */
+	CHECK_EQ(fcntl(d, F_NOTIFY, DN_MULTISHOT), 0);
+	CHECK_EQ(fcntl(d, F_NOTIFY, 0), 0);
+	CHECK_EQ(fcntl(d, F_NOTIFY, DN_CREATE), 0);
+	st_write_file(P("d/a"), "x");
+	CHECK_EQ(dn_sigio, 1);
+	/* One shot: the next create signals nothing. */
+	st_write_file(P("d/b"), "x");
+	CHECK_EQ(dn_sigio, 1);
+	/* Events not asked for signal nothing. */
+	CHECK_EQ(fcntl(d, F_NOTIFY, DN_DELETE | DN_MULTISHOT), 0);
+	st_write_file(P("d/c"), "x");
+	CHECK_EQ(dn_sigio, 1);
+	CHECK_OK(unlink(P("d/a")));
+	CHECK_EQ(dn_sigio, 2);
+	CHECK_OK(unlink(P("d/b")));
+	CHECK_EQ(dn_sigio, 3);
+	/* Removing the request. */
+	CHECK_EQ(fcntl(d, F_NOTIFY, 0), 0);
+	CHECK_OK(unlink(P("d/c")));
+	CHECK_EQ(dn_sigio, 3);
+	/* Closing the descriptor ends the request too. */
+	CHECK_EQ(fcntl(d, F_NOTIFY, DN_CREATE | DN_MULTISHOT), 0);
+	close(d);
+	st_write_file(P("d/e"), "x");
+	CHECK_EQ(dn_sigio, 3);
+	/* Directories only. */
+	int f = CHECK_OK(open(P("d/e"), O_RDONLY));
+	CHECK_ERR(fcntl(f, F_NOTIFY, DN_MODIFY), ENOTDIR);
+	close(f);
+}

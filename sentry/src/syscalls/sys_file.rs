@@ -474,6 +474,7 @@ fn released(c: &Ctx, f: &Arc<OpenFile>) {
     locks.release_process(lock::file_key(f), c.t.tgid());
     locks.file_closed();
     crate::vfs::mqueue::file_closed(f, c.t.tgid());
+    crate::vfs::dnotify::file_closed(f, c.t.tgid());
 }
 
 fn close_range(c: &Ctx, first: u32, last: u32, flags: u32) -> SysResult {
@@ -792,6 +793,8 @@ fn fcntl(c: &Ctx, fd: u64, cmd: u32, arg: u64) -> SysResult {
         }
         5..=7 | 36..=38 => record_lock(c, &f, cmd, arg),
         1033 | 1034 => seals(&f, cmd, arg as u32),
+        // F_NOTIFY (dnotify).
+        1026 => crate::vfs::dnotify::set(&f, c.t, arg as u32).map(|_| 0),
         _ => Err(EINVAL),
     }
 }

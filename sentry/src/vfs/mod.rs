@@ -3,6 +3,7 @@
 pub mod anonfs;
 pub mod devfs;
 pub mod devpts;
+pub mod dnotify;
 pub mod epoll;
 pub mod eventfd;
 pub mod fdtable;
