@@ -253,3 +253,25 @@ CASE(f_notify_dnotify)
 	CHECK_ERR(fcntl(f, F_NOTIFY, DN_MODIFY), ENOTDIR);
 	close(f);
 }
+
+/* posix_fadvise: advice is checked, pipes are ESPIPE, bad descriptors EBADF. */
+CASE(posix_fadvise_checks)
+{
+	st_write_file(P("f"), "data");
+	int fd = CHECK_OK(open(P("f"), O_RDONLY));
+	CHECK_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED), 0);
+	CHECK_EQ(posix_fadvise(fd, 0, 4, POSIX_FADV_DONTNEED), 0);
+	CHECK_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL), 0);
+	CHECK_EQ(posix_fadvise(fd, 0, 0, 99), EINVAL);
+	CHECK_EQ(posix_fadvise(fd, 0, -1, POSIX_FADV_NORMAL), EINVAL);
+	close(fd);
+	CHECK_EQ(posix_fadvise(-42, 0, 0, POSIX_FADV_WILLNEED), EBADF);
+	int p[2];
+	CHECK_OK(pipe(p));
+	CHECK_EQ(posix_fadvise(p[0], 0, 0, POSIX_FADV_NORMAL), ESPIPE);
+	close(p[0]);
+	close(p[1]);
+	int o = CHECK_OK(open(P("f"), O_PATH));
+	CHECK_EQ(posix_fadvise(o, 0, 0, POSIX_FADV_NORMAL), EBADF);
+	close(o);
+}

@@ -15,6 +15,7 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         1 => write(c, a0, a1, a2, None),
         2 => openat(c, fdcwd, a0, a1 as u32, a2 as u32),
         3 => close(c, a0),
+        221 => fadvise(c, a0, a2 as i64, a3 as u32),
         4 => fstatat(c, fdcwd, a0, a1, 0),
         5 => fstat(c, a0, a1),
         6 => fstatat(c, fdcwd, a0, a1, AT_SYMLINK_NOFOLLOW),
@@ -459,6 +460,22 @@ fn open_file_inner(
         p
     };
     open_path(c, &p, flags)
+}
+
+/// posix_fadvise: advice is only a hint; like Linux for files with no readahead to
+/// tune (tmpfs), valid advice is accepted and changes nothing.
+fn fadvise(c: &Ctx, fd: u64, len: i64, advice: u32) -> SysResult {
+    let f = c.fd(fd)?;
+    if f.flags() & O_PATH != 0 {
+        return Err(EBADF);
+    }
+    if f.stat().mode & S_IFMT == S_IFIFO {
+        return Err(ESPIPE);
+    }
+    if len < 0 || advice > 5 {
+        return Err(EINVAL);
+    }
+    Ok(0)
 }
 
 fn close(c: &Ctx, fd: u64) -> SysResult {

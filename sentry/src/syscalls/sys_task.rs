@@ -777,7 +777,13 @@ fn execve(c: &mut Ctx, dirfd: u64, pathp: u64, argvp: u64, envpp: u64, flags: u6
     if path.is_empty() && flags & AT_EMPTY_PATH == 0 {
         return Err(ENOENT);
     }
-    let full = if dirfd as i32 != AT_FDCWD && path.first() != Some(&b'/') {
+    let full = if path.is_empty() && dirfd as i32 != AT_FDCWD {
+        // fexecve: execveat(fd, "", ..., AT_EMPTY_PATH) runs the file `fd` names.
+        let f = c.fd(dirfd)?;
+        let p = f.path.clone().ok_or(EACCES)?;
+        let root = c.t.fsctx().root.lock().clone();
+        p.to_bytes(&root)
+    } else if dirfd as i32 != AT_FDCWD && path.first() != Some(&b'/') {
         let base = c.start(dirfd, &path)?;
         let root = c.t.fsctx().root.lock().clone();
         let mut b = base.to_bytes(&root);

@@ -62,6 +62,14 @@ pub struct PNode {
     dev: u64,
 }
 
+/// The pid a /proc/PID directory stands for (pidfd_send_signal takes its descriptor).
+pub fn pid_dir(inode: &Arc<dyn Inode>) -> Option<i32> {
+    match inode.as_any().downcast_ref::<PNode>()?.kind {
+        Kind::Pid(p, None) => Some(p),
+        _ => None,
+    }
+}
+
 const PROC_DEV: u64 = 0x16;
 const SYS_DEV: u64 = 0x17;
 
