@@ -1327,19 +1327,27 @@ fn statfs(c: &Ctx, pathp: Option<u64>, fd: Option<u64>, buf: u64) -> SysResult {
         "sockfs" => SOCKFS_MAGIC,
         _ => 0x0102_1997,
     };
-    // In-memory file systems count the pages their files hold.
-    let used = p
-        .dentry
-        .inode
-        .as_any()
-        .downcast_ref::<memfs::Node>()
-        .map(|n| n.fs_used_pages())
-        .unwrap_or(0);
+    // In-memory file systems count the pages their files hold; an overlay adds them
+    // to what the host file system under it uses, a bind mount is the host's.
+    let any = p.dentry.inode.as_any();
+    let mem = any.downcast_ref::<memfs::Node>();
+    let used = mem.map(|n| n.fs_used_pages()).unwrap_or(0);
+    let host = mem.and_then(|n| n.lower_statfs()).or_else(|| {
+        any.downcast_ref::<crate::vfs::goferfs::GNode>()
+            .and_then(|g| g.host_statfs())
+    });
     let mut v = [0u64; 15];
     v[0] = magic;
     v[1] = 4096;
     // pipefs and sockfs count nothing (simple_statfs).
-    if magic != PIPEFS_MAGIC && magic != SOCKFS_MAGIC {
+    if let Some(h) = host {
+        let scale = |b: u64| b.saturating_mul(h.bsize.max(1) as u64) / 4096;
+        v[2] = scale(h.blocks);
+        v[3] = scale(h.bfree).saturating_sub(used);
+        v[4] = scale(h.bavail).saturating_sub(used);
+        v[5] = h.files;
+        v[6] = h.ffree;
+    } else if magic != PIPEFS_MAGIC && magic != SOCKFS_MAGIC {
         let blocks: u64 = 1 << 24;
         let free = blocks.saturating_sub(used);
         v[2] = blocks;

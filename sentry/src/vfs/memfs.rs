@@ -18,6 +18,8 @@ pub struct MemFs {
     next_ino: AtomicU64,
     /// Pages held by this file system's files (statfs's used blocks).
     pages: Arc<AtomicU64>,
+    /// The lower tree's root (statfs asks the host about its file system).
+    lower_root: std::sync::OnceLock<u64>,
 }
 
 struct Meta {
@@ -505,6 +507,7 @@ impl MemFs {
             gofer,
             next_ino: AtomicU64::new(1 << 40),
             pages: Arc::new(AtomicU64::new(0)),
+            lower_root: std::sync::OnceLock::new(),
         })
     }
 
@@ -522,6 +525,7 @@ impl MemFs {
     pub fn root(self: &Arc<MemFs>, mode: u32, uid: u32, gid: u32) -> KResult<Arc<Node>> {
         if let Some(g) = &self.gofer {
             let (fid, st) = g.attach()?;
+            let _ = self.lower_root.set(fid);
             return Ok(self.node_from_lower(fid, &st, Weak::new()));
         }
         Ok(self.new_node(S_IFDIR | (mode & 0o7777), uid, gid, 0, Weak::new(), None))
@@ -781,6 +785,12 @@ impl Node {
     /// Pages held by the files of this node's file system.
     pub fn fs_used_pages(&self) -> u64 {
         self.fs.pages.load(Ordering::Relaxed)
+    }
+
+    /// For an overlay: the statfs of the host file system under its lower tree.
+    pub fn lower_statfs(&self) -> Option<gofer::StatFs> {
+        let g = self.fs.gofer.as_ref()?;
+        g.statfs(*self.fs.lower_root.get()?).ok()
     }
 
     pub fn file_data(&self) -> Option<&Arc<FileData>> {
