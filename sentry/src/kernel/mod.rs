@@ -301,6 +301,9 @@ pub struct Proc {
     pub execed: bool,
     /// The real uid of the process when it died (si_uid of wait reports).
     pub exit_uid: u32,
+    /// What /proc shows of a zombie: its (effective uid, gid) and its name.
+    pub exit_ids: (u32, u32),
+    pub exit_comm: Vec<u8>,
 }
 
 #[derive(Default)]

@@ -450,7 +450,9 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
     task.files().clear();
     k.locks.release_all(tgid);
     *task.tg.itimer_real.lock() = None;
-    let uid = task.creds().uid;
+    let creds = task.creds();
+    let uid = creds.uid;
+    let comm = task.name.lock().clone();
     let (parent_tg, death_sig, zombie_orphans, reaper_tg, hup_groups) = {
         let mut t = k.table.lock();
         let children = t
@@ -458,6 +460,8 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
             .get_mut(&tgid)
             .map(|p| {
                 p.exit_uid = uid;
+                p.exit_ids = (creds.euid, creds.egid);
+                p.exit_comm = comm;
                 std::mem::take(&mut p.children)
             })
             .unwrap_or_default();

@@ -449,6 +449,8 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
                     },
                     execed: false,
                     exit_uid: 0,
+                    exit_ids: (0, 0),
+                    exit_comm: vec![],
                 },
             );
             if let Some(pp) = tab.procs.get_mut(&parent) {
@@ -612,6 +614,8 @@ pub fn new_process(
                 parent_thread: 0,
                 execed: true,
                 exit_uid: 0,
+                exit_ids: (0, 0),
+                exit_comm: vec![],
             },
         );
     }

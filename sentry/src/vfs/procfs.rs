@@ -178,6 +178,23 @@ fn task_of(k: &Kernel, pid: i32) -> Option<Arc<Task>> {
     })
 }
 
+/// What is left of a dead process not yet reaped: (ppid, pgid, sid, comm, euid, egid,
+/// wait status).
+fn zombie(k: &Kernel, pid: i32) -> Option<(i32, i32, i32, Vec<u8>, u32, u32, i32)> {
+    let t = k.table.lock();
+    let p = t.procs.get(&pid)?;
+    let st = p.zombie?;
+    Some((
+        p.parent,
+        p.pgid,
+        p.sid,
+        p.exit_comm.clone(),
+        p.exit_ids.0,
+        p.exit_ids.1,
+        st,
+    ))
+}
+
 fn hash(kind: &Kind) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -214,15 +231,7 @@ impl PNode {
                     (b"net".to_vec(), Kind::Symlink("self/net")),
                     (b"sys".to_vec(), Kind::Static("sys")),
                 ];
-                let mut pids: Vec<i32> = self
-                    .k
-                    .table
-                    .lock()
-                    .procs
-                    .iter()
-                    .filter(|(_, p)| p.zombie.is_none())
-                    .map(|(id, _)| *id)
-                    .collect();
+                let mut pids: Vec<i32> = self.k.table.lock().procs.keys().copied().collect();
                 pids.sort();
                 for p in pids {
                     v.push((p.to_string().into_bytes(), Kind::Pid(p, None)));
@@ -313,7 +322,7 @@ impl PNode {
             Kind::File(_, p, _) if *p != 0 => *p,
             _ => return true,
         };
-        task_of(&self.k, pid).is_some()
+        task_of(&self.k, pid).is_some() || zombie(&self.k, pid).is_some()
     }
 
     fn link_target(&self) -> KResult<Vec<u8>> {
@@ -447,7 +456,7 @@ impl Inode for PNode {
                 .and_then(|s| s.parse::<i32>().ok())
             {
                 let t = self.k.table.lock();
-                if t.procs.get(&id).is_some_and(|p| p.zombie.is_none()) {
+                if t.procs.contains_key(&id) {
                     return Ok(self.child(Kind::Pid(id, None)));
                 }
                 if let Some(task) = t.tasks.get(&id) {
@@ -689,6 +698,11 @@ impl PNode {
                 _ => return Err(ENOENT),
             },
             Gen::CpuRange => cpu_range(k.ncpus),
+            Gen::PidComm | Gen::PidCmdline | Gen::PidStat | Gen::PidStatus
+                if task().is_err() =>
+            {
+                return self.zombie_file(g, pid);
+            }
             Gen::PidComm => format!("{}\n", String::from_utf8_lossy(&task()?.name.lock())),
             Gen::PidCmdline => {
                 let t = task()?;
@@ -877,6 +891,24 @@ impl PNode {
             }
         };
         Ok(s.into_bytes())
+    }
+
+    /// A zombie's stat, status, comm and (empty) cmdline, as Linux shows them.
+    fn zombie_file(&self, g: Gen, pid: i32) -> KResult<Vec<u8>> {
+        let (ppid, pgid, sid, comm, uid, gid, st) = zombie(&self.k, pid).ok_or(ESRCH)?;
+        let name = String::from_utf8_lossy(&comm).into_owned();
+        Ok(match g {
+            Gen::PidComm => format!("{name}\n").into_bytes(),
+            Gen::PidCmdline => vec![],
+            Gen::PidStat => format!(
+                "{pid} ({name}) Z {ppid} {pgid} {sid} 0 -1 4227084 0 0 0 0 0 0 0 0 20 0 1 0 0 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 {st}\n"
+            )
+            .into_bytes(),
+            _ => format!(
+                "Name:\t{name}\nState:\tZ (zombie)\nTgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\nGid:\t{gid}\t{gid}\t{gid}\t{gid}\nFDSize:\t0\nGroups:\t\nThreads:\t1\nSigQ:\t0/63432\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n"
+            )
+            .into_bytes(),
+        })
     }
 
     fn proc_facts(&self, pid: i32) -> KResult<(i32, i32, i32, usize, char)> {
