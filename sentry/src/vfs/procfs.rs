@@ -178,21 +178,29 @@ fn task_of(k: &Kernel, pid: i32) -> Option<Arc<Task>> {
     })
 }
 
-/// What is left of a dead process not yet reaped: (ppid, pgid, sid, comm, euid, egid,
-/// wait status).
-fn zombie(k: &Kernel, pid: i32) -> Option<(i32, i32, i32, Vec<u8>, u32, u32, i32)> {
+/// What is left of a dead process not yet reaped.
+struct Zombie {
+    ppid: i32,
+    pgid: i32,
+    sid: i32,
+    comm: Vec<u8>,
+    uid: u32,
+    gid: u32,
+    status: i32,
+}
+
+fn zombie(k: &Kernel, pid: i32) -> Option<Zombie> {
     let t = k.table.lock();
     let p = t.procs.get(&pid)?;
-    let st = p.zombie?;
-    Some((
-        p.parent,
-        p.pgid,
-        p.sid,
-        p.exit_comm.clone(),
-        p.exit_ids.0,
-        p.exit_ids.1,
-        st,
-    ))
+    Some(Zombie {
+        ppid: p.parent,
+        pgid: p.pgid,
+        sid: p.sid,
+        comm: p.exit_comm.clone(),
+        uid: p.exit_ids.0,
+        gid: p.exit_ids.1,
+        status: p.zombie?,
+    })
 }
 
 fn hash(kind: &Kind) -> u64 {
@@ -895,7 +903,15 @@ impl PNode {
 
     /// A zombie's stat, status, comm and (empty) cmdline, as Linux shows them.
     fn zombie_file(&self, g: Gen, pid: i32) -> KResult<Vec<u8>> {
-        let (ppid, pgid, sid, comm, uid, gid, st) = zombie(&self.k, pid).ok_or(ESRCH)?;
+        let Zombie {
+            ppid,
+            pgid,
+            sid,
+            comm,
+            uid,
+            gid,
+            status: st,
+        } = zombie(&self.k, pid).ok_or(ESRCH)?;
         let name = String::from_utf8_lossy(&comm).into_owned();
         Ok(match g {
             Gen::PidComm => format!("{name}\n").into_bytes(),
