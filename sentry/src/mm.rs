@@ -60,6 +60,24 @@ pub struct Vma {
     pub maywrite: bool,
 }
 
+impl Vma {
+    /// A private anonymous mapping ending at `end`, with nothing else set.
+    pub fn anon(end: u64, prot: u32) -> Vma {
+        Vma {
+            end,
+            prot,
+            shared: false,
+            growsdown: false,
+            backing: Backing::Anon,
+            name: String::new(),
+            dev_ino: (0, 0),
+            dontfork: false,
+            wipeonfork: false,
+            maywrite: true,
+        }
+    }
+}
+
 struct Pte {
     frame: Frame,
     /// What the platform has mapped for this page (PROT_* bits; 0 = not mapped).
@@ -932,18 +950,7 @@ mod tests {
     const BASE: u64 = 0x10_0000_0000;
 
     fn anon(end: u64) -> Vma {
-        Vma {
-            end,
-            prot: PROT_READ | PROT_WRITE,
-            shared: false,
-            growsdown: false,
-            backing: Backing::Anon,
-            name: String::new(),
-            dev_ino: (0, 0),
-            dontfork: false,
-            wipeonfork: false,
-            maywrite: true,
-        }
+        Vma::anon(end, PROT_READ | PROT_WRITE)
     }
 
     fn mm_with(start: u64, vma: Vma) -> Mm {
