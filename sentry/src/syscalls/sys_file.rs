@@ -833,9 +833,30 @@ fn truncate(c: &Ctx, pathp: u64, len: u64) -> SysResult {
         size: Some(len),
         ..Default::default()
     })?;
+    shrunk(c, &st, len);
     remove_privs(c, &p, &st);
     inotify::path_event(&p, IN_MODIFY);
     Ok(0)
+}
+
+/// After a truncate to `len` of the file `st` describes: unmap its pages past the new
+/// end from every address space.
+fn shrunk(c: &Ctx, st: &Stat, len: u64) {
+    if len >= st.size {
+        return;
+    }
+    let tasks: Vec<Arc<crate::kernel::Task>> =
+        c.t.kernel.table.lock().tasks.values().cloned().collect();
+    let mut mms: Vec<Arc<crate::mm::Mm>> = vec![];
+    for t in tasks {
+        let mm = t.mm();
+        if !mms.iter().any(|m| Arc::ptr_eq(m, &mm)) {
+            mms.push(mm);
+        }
+    }
+    for mm in mms {
+        mm.file_shrunk((st.dev, st.ino), len);
+    }
 }
 
 fn ftruncate(c: &Ctx, fd: u64, len: u64) -> SysResult {
@@ -848,6 +869,7 @@ fn ftruncate(c: &Ctx, fd: u64, len: u64) -> SysResult {
         return Err(EINVAL);
     }
     f.ops.truncate(len)?;
+    shrunk(c, &st, len);
     if let Some(p) = &f.path {
         remove_privs(c, p, &st);
     }
