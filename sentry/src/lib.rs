@@ -212,6 +212,21 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
             vfs::devpts::MOUNT_OPTS,
         );
     }
+    // `rvisor do` gets /dev/mqueue as on a systemd host; an OCI bundle gets the
+    // mounts its config lists (docker's includes mqueue there).
+    if cfg.control.is_none() {
+        if let Some(p) = tmp_task_walk(b"/dev/mqueue") {
+            let fs: Arc<dyn vfs::Inode> = k.mqueue().0.clone();
+            k.mounts.add(
+                fs,
+                Some(&p),
+                "mqueue",
+                "mqueue",
+                false,
+                "rw,nosuid,nodev,noexec,relatime",
+            );
+        }
+    }
     for (at, root, fstype) in [
         (&b"/proc"[..], vfs::procfs::proc_root(&k), "proc"),
         (&b"/sys"[..], vfs::procfs::sys_root(&k), "sysfs"),

@@ -157,18 +157,7 @@ pub fn load_elf(t: &Task, mm: &Mm, f: &OpenFile, name: &[u8], main: bool) -> KRe
         }
         let anon_start = if p.p_filesz > 0 { map_end } else { start };
         if mem_end > anon_start {
-            let vma = Vma {
-                end: mem_end,
-                prot,
-                shared: false,
-                growsdown: false,
-                backing: Backing::Anon,
-                name: String::new(),
-                dev_ino: (0, 0),
-                dontfork: false,
-                wipeonfork: false,
-                maywrite: true,
-            };
+            let vma = Vma::anon(mem_end, prot);
             mm.map_fixed(&mut inner, anon_start, mem_end - anon_start, vma);
         }
         brk = brk.max(mem_end);
@@ -217,16 +206,9 @@ pub fn setup_stack(
     {
         let mut inner = mm.inner.lock();
         let vma = Vma {
-            end: top,
-            prot: PROT_READ | PROT_WRITE,
-            shared: false,
             growsdown: true,
-            backing: Backing::Anon,
             name: "[stack]".into(),
-            dev_ino: (0, 0),
-            dontfork: false,
-            wipeonfork: false,
-            maywrite: true,
+            ..Vma::anon(top, PROT_READ | PROT_WRITE)
         };
         mm.map_fixed(&mut inner, top - STACK_INIT, STACK_INIT, vma);
         inner.stack_top = top;

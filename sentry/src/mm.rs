@@ -65,6 +65,24 @@ pub struct Vma {
     pub maywrite: bool,
 }
 
+impl Vma {
+    /// A private anonymous mapping ending at `end`, with nothing else set.
+    pub fn anon(end: u64, prot: u32) -> Vma {
+        Vma {
+            end,
+            prot,
+            shared: false,
+            growsdown: false,
+            backing: Backing::Anon,
+            name: String::new(),
+            dev_ino: (0, 0),
+            dontfork: false,
+            wipeonfork: false,
+            maywrite: true,
+        }
+    }
+}
+
 struct Pte {
     frame: Frame,
     /// What the platform has mapped for this page (PROT_* bits; 0 = not mapped).
@@ -752,6 +770,27 @@ impl Mm {
         Ok(())
     }
 
+    /// File (dev, ino) shrank to `size`: its pages mapped past the new end go, private
+    /// copies too, so that touching them faults (SIGBUS), as truncate_pagecache does.
+    pub fn file_shrunk(&self, dev_ino: (u64, u64), size: u64) {
+        let first = page_up(size).unwrap_or(u64::MAX);
+        let mut inner = self.inner.lock();
+        let ranges: Vec<(u64, u64)> = inner
+            .vmas
+            .iter()
+            .filter_map(|(s, v)| match &v.backing {
+                Backing::File { offset, .. } if v.dev_ino == dev_ino && dev_ino != (0, 0) => {
+                    let start = s.saturating_add(first.saturating_sub(*offset));
+                    (start < v.end).then_some((start, v.end))
+                }
+                _ => None,
+            })
+            .collect();
+        for (a, b) in ranges {
+            let _ = self.drop_pages(&mut inner, a, b);
+        }
+    }
+
     /// Drop the pages of [start, end): private ones read as zero (or the file) again,
     /// shared ones fault back in from the file (MADV_DONTNEED).
     fn drop_pages(&self, inner: &mut MmInner, start: u64, end: u64) -> KResult<()> {
@@ -1193,18 +1232,7 @@ mod tests {
     }
 
     fn anon(end: u64) -> Vma {
-        Vma {
-            end,
-            prot: PROT_READ | PROT_WRITE,
-            shared: false,
-            growsdown: false,
-            backing: Backing::Anon,
-            name: String::new(),
-            dev_ino: (0, 0),
-            dontfork: false,
-            wipeonfork: false,
-            maywrite: true,
-        }
+        Vma::anon(end, PROT_READ | PROT_WRITE)
     }
 
     fn mm_with(start: u64, vma: Vma) -> Mm {

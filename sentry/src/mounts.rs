@@ -7,8 +7,8 @@ use crate::vfs::{self, memfs::MemFs, Dentry, Inode, Path};
 use std::sync::Arc;
 
 pub enum Kind {
-    /// An empty in-memory file system (also what `mqueue` gets until that file system
-    /// exists: an empty directory, so that programs find the mount point).
+    /// An empty in-memory file system; with fstype `mqueue`, the sandbox's message
+    /// queues.
     Tmpfs {
         mode: u32,
         fstype: String,
@@ -197,6 +197,12 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
         let ro = if s.readonly { "ro" } else { "rw" };
         let dev = 0x40 + i as u64;
         let (inode, fstype, opts): (Arc<dyn Inode>, String, String) = match s.kind {
+            // The sandbox's message queues (one IPC namespace: every mount shows them).
+            Kind::Tmpfs { fstype, .. } if fstype == "mqueue" => (
+                k.mqueue().0.clone(),
+                fstype,
+                format!("{ro},nosuid,nodev,noexec,relatime"),
+            ),
             Kind::Tmpfs {
                 mode,
                 fstype,

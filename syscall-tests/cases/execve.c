@@ -251,3 +251,20 @@ CASE(exec_from_multithreaded_process)
 	}
 	CHECK_EXITED(st_wait(pid), 12);
 }
+
+/* fexecve: execveat(fd, "", ..., AT_EMPTY_PATH) runs the file the descriptor names. */
+CASE(fexecve_runs_the_descriptors_file)
+{
+	int fd = CHECK_OK(open(st_self, O_RDONLY | O_CLOEXEC));
+	pid_t pid = fork();
+	if (pid == 0) {
+		char *argv[] = { (char *)st_self, "--helper", "exit_with", "7", NULL };
+		fexecve(fd, argv, environ);
+		_exit(100 + errno);
+	}
+	CHECK_EXITED(st_wait(pid), 7);
+	/* Without AT_EMPTY_PATH an empty path is ENOENT. */
+	char *argv[] = { "x", NULL };
+	CHECK_ERR(syscall(SYS_execveat, fd, "", argv, environ, 0), ENOENT);
+	close(fd);
+}

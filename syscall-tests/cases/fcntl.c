@@ -208,3 +208,70 @@ CASE(f_getown_setown)
 	close(p[0]);
 	close(p[1]);
 }
+
+static volatile int dn_sigio;
+static void dn_on_sigio(int s)
+{
+	(void)s;
+	dn_sigio++;
+}
+
+/* dnotify: F_NOTIFY sends SIGIO for the events asked for, once unless DN_MULTISHOT. */
+CASE(f_notify_dnotify)
+{
+	st_handle(SIGIO, dn_on_sigio, 0);
+	CHECK_OK(mkdir(P("d"), 0755));
+	int d = CHECK_OK(open(P("d"), O_RDONLY | O_DIRECTORY));
+	/* No event bits: nothing to remove, no error (python's test_fcntl_64_bit). */
+	CHECK_EQ(fcntl(d, F_NOTIFY, DN_MULTISHOT), 0);
+	CHECK_EQ(fcntl(d, F_NOTIFY, 0), 0);
+	CHECK_EQ(fcntl(d, F_NOTIFY, DN_CREATE), 0);
+	st_write_file(P("d/a"), "x");
+	CHECK_EQ(dn_sigio, 1);
+	/* One shot: the next create signals nothing. */
+	st_write_file(P("d/b"), "x");
+	CHECK_EQ(dn_sigio, 1);
+	/* Events not asked for signal nothing. */
+	CHECK_EQ(fcntl(d, F_NOTIFY, DN_DELETE | DN_MULTISHOT), 0);
+	st_write_file(P("d/c"), "x");
+	CHECK_EQ(dn_sigio, 1);
+	CHECK_OK(unlink(P("d/a")));
+	CHECK_EQ(dn_sigio, 2);
+	CHECK_OK(unlink(P("d/b")));
+	CHECK_EQ(dn_sigio, 3);
+	/* Removing the request. */
+	CHECK_EQ(fcntl(d, F_NOTIFY, 0), 0);
+	CHECK_OK(unlink(P("d/c")));
+	CHECK_EQ(dn_sigio, 3);
+	/* Closing the descriptor ends the request too. */
+	CHECK_EQ(fcntl(d, F_NOTIFY, DN_CREATE | DN_MULTISHOT), 0);
+	close(d);
+	st_write_file(P("d/e"), "x");
+	CHECK_EQ(dn_sigio, 3);
+	/* Directories only. */
+	int f = CHECK_OK(open(P("d/e"), O_RDONLY));
+	CHECK_ERR(fcntl(f, F_NOTIFY, DN_MODIFY), ENOTDIR);
+	close(f);
+}
+
+/* posix_fadvise: advice is checked, pipes are ESPIPE, bad descriptors EBADF. */
+CASE(posix_fadvise_checks)
+{
+	st_write_file(P("f"), "data");
+	int fd = CHECK_OK(open(P("f"), O_RDONLY));
+	CHECK_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED), 0);
+	CHECK_EQ(posix_fadvise(fd, 0, 4, POSIX_FADV_DONTNEED), 0);
+	CHECK_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL), 0);
+	CHECK_EQ(posix_fadvise(fd, 0, 0, 99), EINVAL);
+	CHECK_EQ(posix_fadvise(fd, 0, -1, POSIX_FADV_NORMAL), EINVAL);
+	close(fd);
+	CHECK_EQ(posix_fadvise(-42, 0, 0, POSIX_FADV_WILLNEED), EBADF);
+	int p[2];
+	CHECK_OK(pipe(p));
+	CHECK_EQ(posix_fadvise(p[0], 0, 0, POSIX_FADV_NORMAL), ESPIPE);
+	close(p[0]);
+	close(p[1]);
+	int o = CHECK_OK(open(P("f"), O_PATH));
+	CHECK_EQ(posix_fadvise(o, 0, 0, POSIX_FADV_NORMAL), EBADF);
+	close(o);
+}

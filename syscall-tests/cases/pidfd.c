@@ -345,3 +345,39 @@ CASE(getfd_duplicates_another_process_descriptor)
 	close(got);
 	close(fd);
 }
+
+/* pidfd_send_signal also takes a /proc/PID directory descriptor (python's test_signal). */
+static volatile int procdir_got;
+static void procdir_handler(int s)
+{
+	(void)s;
+	procdir_got = 1;
+}
+
+CASE(send_signal_through_proc_pid_directory)
+{
+	st_handle(SIGUSR1, procdir_handler, 0);
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d", (int)getpid());
+	int d = CHECK_OK(open(path, O_DIRECTORY | O_RDONLY));
+	CHECK_OK(syscall(SYS_pidfd_send_signal, d, SIGUSR1, NULL, 0));
+	CHECK_EQ(procdir_got, 1);
+	close(d);
+	/* Other directories and files are not process descriptors. */
+	d = CHECK_OK(open("/proc", O_DIRECTORY | O_RDONLY));
+	CHECK_ERR(syscall(SYS_pidfd_send_signal, d, SIGUSR1, NULL, 0), EBADF);
+	close(d);
+	CHECK_ERR(syscall(SYS_pidfd_send_signal, 0x7fff, SIGUSR1, NULL, 0), EBADF);
+	/* A reaped process: ESRCH. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		pause();
+		_exit(0);
+	}
+	snprintf(path, sizeof path, "/proc/%d", (int)pid);
+	d = CHECK_OK(open(path, O_DIRECTORY | O_RDONLY));
+	kill(pid, SIGKILL);
+	st_wait(pid);
+	CHECK_ERR(syscall(SYS_pidfd_send_signal, d, SIGUSR1, NULL, 0), ESRCH);
+	close(d);
+}

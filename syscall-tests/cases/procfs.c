@@ -1,5 +1,6 @@
 /* /proc/self: exe, fd, cmdline, status, stat, maps, cwd, environ. */
 #include "harness.h"
+#include <sys/prctl.h>
 
 CASE(self_is_own_pid)
 {
@@ -230,6 +231,48 @@ CASE(other_process_dir)
 	CHECK(strstr(buf, ") S ") != NULL);
 	kill(pid, SIGKILL);
 	st_wait(pid);
+	struct stat st;
+	CHECK_ERR(stat(path, &st), ENOENT);
+}
+
+/* A zombie stays in /proc (state Z, empty cmdline, its name) until it is reaped. */
+CASE(zombie_shown_until_reaped)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		prctl(PR_SET_NAME, "st_zombie");
+		_exit(3);
+	}
+	char path[64], buf[1024];
+	/* Wait until it has died, without reaping it. */
+	siginfo_t si;
+	CHECK_OK(waitid(P_PID, pid, &si, WEXITED | WNOWAIT));
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	CHECK_GT(st_read_file(path, buf, sizeof buf), 0);
+	char want[64];
+	snprintf(want, sizeof want, "%d (st_zombie) Z %d ", (int)pid, (int)getpid());
+	CHECK_EQ(strncmp(buf, want, strlen(want)), 0);
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	CHECK_GT(st_read_file(path, buf, sizeof buf), 0);
+	CHECK(strstr(buf, "State:\tZ (zombie)\n") != NULL);
+	CHECK(strstr(buf, "Name:\tst_zombie\n") != NULL);
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+	CHECK_EQ(st_read_file(path, buf, sizeof buf), 0);
+	snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+	CHECK_GT(st_read_file(path, buf, sizeof buf), 0);
+	CHECK_STREQ(buf, "st_zombie\n");
+	/* Listed in /proc. */
+	DIR *d = opendir("/proc");
+	CHECK(d != NULL);
+	int found = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		if (atoi(e->d_name) == pid)
+			found = 1;
+	closedir(d);
+	CHECK_EQ(found, 1);
+	CHECK_EXITED(st_wait(pid), 3);
+	snprintf(path, sizeof path, "/proc/%d", (int)pid);
 	struct stat st;
 	CHECK_ERR(stat(path, &st), ENOENT);
 }

@@ -224,3 +224,71 @@ CASE(errors)
 	CHECK_ERR(getrusage(RUSAGE_SELF, (struct rusage *)8), EFAULT);
 	CHECK_ERR(syscall(SYS_times, (void *)8), EFAULT);
 }
+
+/* wait4's rusage is that of the child the call reports, never another one: a stopped
+ * child that has used no CPU does not report the usage of a busy child reaped before. */
+CASE(wait4_rusage_is_the_reported_childs)
+{
+	pid_t busy = fork();
+	if (busy == 0) {
+		burn_ms(300);
+		_exit(0);
+	}
+	struct rusage r;
+	int st;
+	CHECK_EQ(wait4(busy, &st, 0, &r), busy);
+	CHECK_GE(cpu_ms(&r), 250);
+	pid_t idle = fork();
+	if (idle == 0) {
+		raise(SIGSTOP);
+		_exit(0);
+	}
+	memset(&r, 0xff, sizeof r);
+	CHECK_EQ(wait4(idle, &st, WUNTRACED, &r), idle);
+	CHECK(WIFSTOPPED(st));
+	CHECK_LT(cpu_ms(&r), 150);
+	CHECK_GE(cpu_ms(&r), 0);
+	CHECK_OK(kill(idle, SIGCONT));
+	memset(&r, 0xff, sizeof r);
+	CHECK_EQ(wait4(idle, &st, 0, &r), idle);
+	CHECK_EXITED(st, 0);
+	CHECK_LT(cpu_ms(&r), 150);
+	CHECK_GE(cpu_ms(&r), 0);
+}
+
+/* Two threads reaping two children at the same time each get their own child's usage. */
+static pid_t race_pid[2];
+static long long race_ms[2];
+static void *race_waiter(void *arg)
+{
+	long i = (long)arg;
+	struct rusage r;
+	int st;
+	if (wait4(race_pid[i], &st, 0, &r) != race_pid[i])
+		race_ms[i] = -1;
+	else
+		race_ms[i] = cpu_ms(&r);
+	return NULL;
+}
+
+CASE(concurrent_waiters_get_their_own_rusage)
+{
+	for (int round = 0; round < 5; round++) {
+		race_pid[0] = fork();
+		if (race_pid[0] == 0) {
+			burn_ms(200);
+			_exit(0);
+		}
+		race_pid[1] = fork();
+		if (race_pid[1] == 0)
+			_exit(0);
+		pthread_t t[2];
+		for (long i = 0; i < 2; i++)
+			CHECK_PT(pthread_create(&t[i], NULL, race_waiter, (void *)i));
+		for (int i = 0; i < 2; i++)
+			CHECK_PT(pthread_join(t[i], NULL));
+		CHECK_GE(race_ms[0], 150);
+		CHECK_LT(race_ms[1], 100);
+		CHECK_GE(race_ms[1], 0);
+	}
+}

@@ -86,3 +86,19 @@ CASE(getcpu_in_range)
 	/* Either pointer may be NULL. */
 	CHECK_OK(syscall(SYS_getcpu, NULL, NULL, NULL));
 }
+
+/* The affinity calls have no negative-pid check: ESRCH (python's test_posix relies on
+ * it: an EINVAL makes it try ever larger CPU sets), after the size checks. */
+CASE(affinity_negative_pid_esrch)
+{
+	cpu_set_t set;
+	CHECK_ERR(sched_getaffinity(-1, sizeof set, &set), ESRCH);
+	CHECK_ERR(syscall(SYS_sched_getaffinity, -1, 4, &set), EINVAL);
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	CHECK_ERR(sched_setaffinity(-1, sizeof set, &set), ESRCH);
+	/* The other sched calls check for a negative pid: EINVAL. */
+	struct sched_param sp;
+	CHECK_ERR(sched_getparam(-1, &sp), EINVAL);
+	CHECK_ERR(sched_getscheduler(-1), EINVAL);
+}

@@ -166,3 +166,16 @@ CASE(errors)
 		CHECK_OK(chmod(P("locked"), 0700));
 	}
 }
+
+/* The root file system is a real disk: something is used and the counts are
+ * consistent (python's shutil.disk_usage test asks for used > 0). */
+CASE(root_reports_used_blocks)
+{
+	struct statvfs sv;
+	CHECK_OK(statvfs("/usr", &sv));
+	CHECK_GT(sv.f_blocks, 0);
+	CHECK_GT(sv.f_blocks, sv.f_bfree);
+	CHECK_GE(sv.f_bfree, sv.f_bavail);
+	CHECK_GT(sv.f_files, 0);
+	CHECK_GE(sv.f_files, sv.f_ffree);
+}

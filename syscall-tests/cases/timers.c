@@ -161,3 +161,49 @@ CASE(timer_create_errors)
 	sev.sigev_signo = 1000;
 	CHECK_ERR(timer_create(CLOCK_MONOTONIC, &sev, &t), EINVAL);
 }
+
+/* ITIMER_PROF counts CPU time, not time on the clock: with more spinning processes than
+ * CPUs, it fires only once the process itself has used the time (a pure loop, no system
+ * calls in it but the clock reads). */
+static volatile long long prof_cpu_ns = -1;
+static void on_prof(int sig)
+{
+	(void)sig;
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	prof_cpu_ns = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+CASE(itimer_prof_counts_cpu_not_wall)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if (ncpu < 1)
+		ncpu = 1;
+	pid_t spinners[16];
+	int n = ncpu * 2 > 16 ? 16 : ncpu * 2;
+	for (int i = 0; i < n; i++) {
+		spinners[i] = fork();
+		if (spinners[i] == 0) {
+			volatile unsigned long x = 0;
+			for (;;)
+				x++;
+		}
+	}
+	st_handle(SIGPROF, on_prof, 0);
+	long long start = st_now_ns(CLOCK_PROCESS_CPUTIME_ID);
+	struct itimerval it = { { 0, 0 }, { 0, 300000 } };
+	CHECK_OK(setitimer(ITIMER_PROF, &it, NULL));
+	volatile unsigned long x = 0;
+	long long t0 = st_mono_ms();
+	while (prof_cpu_ns < 0 && st_mono_ms() - t0 < 8000)
+		x++;
+	for (int i = 0; i < n; i++) {
+		kill(spinners[i], SIGKILL);
+		st_wait(spinners[i]);
+	}
+	CHECK_GT(prof_cpu_ns, 0);
+	/* About the 300 ms asked for. Linux charges whole ticks to whoever runs at the
+	 * tick, so under contention it may fire at ~230 ms of precise CPU time; charging
+	 * time on the clock fired at ~30 ms here. */
+	CHECK_GE(prof_cpu_ns - start, 150000000LL);
+}

@@ -316,3 +316,41 @@ CASE(punched_hole_is_seen_by_seek_hole)
 		close(fd);
 	}
 }
+
+/* Shrinking a mapped file unmaps its pages past the new end (shared and private copies
+ * alike): touching them is SIGBUS, the pages before it stay. */
+static void touch_after_shrink(int private_copy, int by_path)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	int fd = CHECK_OK(open(P("m"), O_RDWR | O_CREAT | O_TRUNC, 0644));
+	CHECK_OK(ftruncate(fd, 3 * pg));
+	char *m = mmap(NULL, 3 * pg, PROT_READ | PROT_WRITE, private_copy ? MAP_PRIVATE : MAP_SHARED, fd, 0);
+	CHECK(m != MAP_FAILED);
+	m[0] = 'a';
+	m[2 * pg] = 'c';
+	if (by_path)
+		CHECK_OK(truncate(P("m"), pg));
+	else
+		CHECK_OK(ftruncate(fd, pg));
+	pid_t pid = fork();
+	if (pid == 0) {
+		volatile char x = m[2 * pg];
+		(void)x;
+		_exit(0);
+	}
+	CHECK_SIGNALED(st_wait(pid), SIGBUS);
+	CHECK_EQ(m[0], 'a');
+	munmap(m, 3 * pg);
+	close(fd);
+}
+
+CASE(shrink_unmaps_shared_pages_past_eof)
+{
+	touch_after_shrink(0, 0);
+	touch_after_shrink(0, 1);
+}
+
+CASE(shrink_unmaps_private_copies_past_eof)
+{
+	touch_after_shrink(1, 0);
+}

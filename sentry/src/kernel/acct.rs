@@ -113,6 +113,9 @@ pub struct TaskAcct {
     pub minflt: AtomicU64,
     pub nvcsw: AtomicU64,
     pub nivcsw: AtomicU64,
+    /// (user, system) CPU time last charged to the CPU-time itimers; None while none
+    /// is armed.
+    pub itimer_seen: parking_lot::Mutex<Option<(u64, u64)>>,
 }
 
 fn read_clock(clock: libc::clockid_t) -> Option<u64> {

@@ -121,6 +121,8 @@ mod tests {
                     parent_thread: parent,
                     execed: false,
                     exit_uid: 0,
+                    exit_ids: (0, 0),
+                    exit_comm: vec![],
                 },
             );
         }

@@ -301,6 +301,9 @@ pub struct Proc {
     pub execed: bool,
     /// The real uid of the process when it died (si_uid of wait reports).
     pub exit_uid: u32,
+    /// What /proc shows of a zombie: its (effective uid, gid) and its name.
+    pub exit_ids: (u32, u32),
+    pub exit_comm: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -353,6 +356,7 @@ pub struct Kernel {
     pub ncpus: usize,
     pub boot_wall: std::time::SystemTime,
     memfd: std::sync::OnceLock<(Arc<crate::vfs::memfs::MemFs>, Arc<crate::vfs::Mount>)>,
+    mqueue: std::sync::OnceLock<(Arc<crate::vfs::mqueue::MqFs>, Arc<crate::vfs::Mount>)>,
     pub boot_id: String,
     /// What /proc/cmdline shows: the sandbox's own parameters.
     pub cmdline: String,
@@ -395,6 +399,26 @@ impl Kernel {
     pub fn memfd_mount(&self) -> Arc<crate::vfs::Mount> {
         self.memfd_init().1.clone()
     }
+    /// The sandbox's message queues, and the hidden mount mq_open's files are on.
+    pub fn mqueue(&self) -> &(Arc<crate::vfs::mqueue::MqFs>, Arc<crate::vfs::Mount>) {
+        self.mqueue.get_or_init(|| {
+            let fs = crate::vfs::mqueue::MqFs::new();
+            let mnt = Arc::new(crate::vfs::Mount {
+                id: 0,
+                root: Arc::new(crate::vfs::Dentry {
+                    name: b"/".to_vec(),
+                    parent: None,
+                    inode: fs.clone(),
+                }),
+                parent: None,
+                fstype: "mqueue".into(),
+                source: "mqueue".into(),
+                readonly: false,
+                opts: String::new(),
+            });
+            (fs, mnt)
+        })
+    }
     pub fn last_pid(&self) -> i32 {
         self.table.lock().next_pid
     }
@@ -424,6 +448,7 @@ impl Kernel {
                 .unwrap_or(1),
             boot_wall: std::time::SystemTime::now(),
             memfd: std::sync::OnceLock::new(),
+            mqueue: std::sync::OnceLock::new(),
             cmdline: format!("rvisor platform={platform_name} root=gofer:/ overlay=memory"),
             boot_id: {
                 let mut b = [0u8; 16];

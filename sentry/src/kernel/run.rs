@@ -72,7 +72,6 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
     let mut exit_code = 0;
     // When application code last stopped, and the time blocked by then (ns).
     let mut last_t1 = k.boot.elapsed().as_nanos() as u64;
-    let mut last_blocked = task.acct.blocked_wall.load(Ordering::Relaxed);
     // The last fault that found its page already mapped (see FaultError::AlreadyMapped).
     let mut last_fault: Option<u64> = None;
     loop {
@@ -102,16 +101,13 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
         }
         let aspace = task.mm().aspace.clone();
         let t0 = k.boot.elapsed().as_nanos() as u64;
-        let blocked = task.acct.blocked_wall.load(Ordering::Relaxed);
         let sentry_ns = t0.saturating_sub(last_t1);
-        let sys_ns = sentry_ns.saturating_sub(blocked - last_blocked);
-        last_blocked = blocked;
         task.acct.enter_app(t0, sentry_ns);
         let ev = pctx.switch(&aspace, &mut regs);
         let t1 = k.boot.elapsed().as_nanos() as u64;
         last_t1 = t1;
         task.acct.leave_app(t0, t1);
-        charge_cpu_timers(&task, t1.saturating_sub(t0), sys_ns);
+        charge_cpu_timers(&task);
         match ev {
             Ok(Event::Syscall) => {
                 last_fault = None;
@@ -454,7 +450,9 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
     task.files().clear();
     k.locks.release_all(tgid);
     *task.tg.itimer_real.lock() = None;
-    let uid = task.creds().uid;
+    let creds = task.creds();
+    let uid = creds.uid;
+    let comm = task.name.lock().clone();
     let (parent_tg, death_sig, zombie_orphans, reaper_tg, hup_groups) = {
         let mut t = k.table.lock();
         let children = t
@@ -462,6 +460,8 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
             .get_mut(&tgid)
             .map(|p| {
                 p.exit_uid = uid;
+                p.exit_ids = (creds.euid, creds.egid);
+                p.exit_comm = comm;
                 std::mem::take(&mut p.children)
             })
             .unwrap_or_default();
@@ -703,9 +703,21 @@ fn log_fatal(task: &Task, regs: &Regs, info: &SigInfo) {
 }
 
 /// ITIMER_VIRTUAL counts user time, ITIMER_PROF user and system time; on expiry they
-/// send SIGVTALRM and SIGPROF and reload from their interval. Both are charged with the
-/// wall time just spent in application code and in the Sentry (not blocked).
-fn charge_cpu_timers(task: &Task, user_ns: u64, sys_ns: u64) {
+/// send SIGVTALRM and SIGPROF and reload from their interval. While one is armed, each
+/// return from application code (at least every 10 ms: `cpu_timer_ticker`) charges
+/// them with the task's CPU time since the last charge, read from its CPU clocks.
+fn charge_cpu_timers(task: &Task) {
+    if task.tg.cpu_itimers.lock().iter().all(|x| x.is_none()) {
+        *task.acct.itimer_seen.lock() = None;
+        return;
+    }
+    let u = super::acct::task_usage(task);
+    let (user_ns, sys_ns) = {
+        let mut seen = task.acct.itimer_seen.lock();
+        let (pu, ps) = seen.unwrap_or((u.utime, u.stime));
+        *seen = Some((u.utime, u.stime));
+        (u.utime.saturating_sub(pu), u.stime.saturating_sub(ps))
+    };
     let mut t = task.tg.cpu_itimers.lock();
     for (i, spent, sig) in [(0, user_ns, 26), (1, user_ns + sys_ns, 27)] {
         if let Some((left, interval)) = t[i] {

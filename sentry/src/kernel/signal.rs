@@ -26,6 +26,7 @@ pub const SIGTSTP: i32 = 20;
 pub const SIGTTIN: i32 = 21;
 pub const SIGTTOU: i32 = 22;
 pub const SIGXFSZ: i32 = 25;
+pub const SIGIO: i32 = 29;
 pub const SIGSYS: i32 = 31;
 
 pub const SA_NOCLDSTOP: u64 = 1;

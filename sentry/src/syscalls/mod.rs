@@ -5,6 +5,7 @@ mod sys_event;
 mod sys_file;
 mod sys_misc;
 mod sys_mm;
+mod sys_mqueue;
 mod sys_pidfd;
 mod sys_prctl;
 mod sys_sched;
@@ -203,6 +204,9 @@ fn call(c: &mut Ctx, nr: u64) -> SysResult {
         return r;
     }
     if let Some(r) = sys_pidfd::call(c, nr) {
+        return r;
+    }
+    if let Some(r) = sys_mqueue::call(c, nr) {
         return r;
     }
     c.t.kernel

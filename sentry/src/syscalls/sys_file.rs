@@ -15,6 +15,7 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         1 => write(c, a0, a1, a2, None),
         2 => openat(c, fdcwd, a0, a1 as u32, a2 as u32),
         3 => close(c, a0),
+        221 => fadvise(c, a0, a2 as i64, a3 as u32),
         4 => fstatat(c, fdcwd, a0, a1, 0),
         5 => fstat(c, a0, a1),
         6 => fstatat(c, fdcwd, a0, a1, AT_SYMLINK_NOFOLLOW),
@@ -495,6 +496,22 @@ fn open_file_inner(
     open_path(c, &p, flags)
 }
 
+/// posix_fadvise: advice is only a hint; like Linux for files with no readahead to
+/// tune (tmpfs), valid advice is accepted and changes nothing.
+fn fadvise(c: &Ctx, fd: u64, len: i64, advice: u32) -> SysResult {
+    let f = c.fd(fd)?;
+    if f.flags() & O_PATH != 0 {
+        return Err(EBADF);
+    }
+    if f.stat().mode & S_IFMT == S_IFIFO {
+        return Err(ESPIPE);
+    }
+    if len < 0 || advice > 5 {
+        return Err(EINVAL);
+    }
+    Ok(0)
+}
+
 fn close(c: &Ctx, fd: u64) -> SysResult {
     let f = c.t.files().remove(fd as i32).ok_or(EBADF)?;
     released(c, &f);
@@ -507,6 +524,8 @@ fn released(c: &Ctx, f: &Arc<OpenFile>) {
     let locks = &c.t.kernel.locks;
     locks.release_process(lock::file_key(f), c.t.tgid());
     locks.file_closed();
+    crate::vfs::mqueue::file_closed(f, c.t.tgid());
+    crate::vfs::dnotify::file_closed(f, c.t.tgid());
 }
 
 fn close_range(c: &Ctx, first: u32, last: u32, flags: u32) -> SysResult {
@@ -825,6 +844,8 @@ fn fcntl(c: &Ctx, fd: u64, cmd: u32, arg: u64) -> SysResult {
         }
         5..=7 | 36..=38 => record_lock(c, &f, cmd, arg),
         1033 | 1034 => seals(&f, cmd, arg as u32),
+        // F_NOTIFY (dnotify).
+        1026 => crate::vfs::dnotify::set(&f, c.t, arg as u32).map(|_| 0),
         _ => Err(EINVAL),
     }
 }
@@ -846,9 +867,30 @@ fn truncate(c: &Ctx, pathp: u64, len: u64) -> SysResult {
         size: Some(len),
         ..Default::default()
     })?;
+    shrunk(c, &st, len);
     remove_privs(c, &p, &st);
     inotify::path_event(&p, IN_MODIFY);
     Ok(0)
+}
+
+/// After a truncate to `len` of the file `st` describes: unmap its pages past the new
+/// end from every address space.
+fn shrunk(c: &Ctx, st: &Stat, len: u64) {
+    if len >= st.size {
+        return;
+    }
+    let tasks: Vec<Arc<crate::kernel::Task>> =
+        c.t.kernel.table.lock().tasks.values().cloned().collect();
+    let mut mms: Vec<Arc<crate::mm::Mm>> = vec![];
+    for t in tasks {
+        let mm = t.mm();
+        if !mms.iter().any(|m| Arc::ptr_eq(m, &mm)) {
+            mms.push(mm);
+        }
+    }
+    for mm in mms {
+        mm.file_shrunk((st.dev, st.ino), len);
+    }
 }
 
 fn ftruncate(c: &Ctx, fd: u64, len: u64) -> SysResult {
@@ -861,6 +903,7 @@ fn ftruncate(c: &Ctx, fd: u64, len: u64) -> SysResult {
         return Err(EINVAL);
     }
     f.ops.truncate(len)?;
+    shrunk(c, &st, len);
     if let Some(p) = &f.path {
         remove_privs(c, p, &st);
     }
@@ -1336,28 +1379,39 @@ fn statfs(c: &Ctx, pathp: Option<u64>, fd: Option<u64>, buf: u64) -> SysResult {
         "sysfs" => 0x6265_6572,
         "devpts" => 0x1cd1,
         "cgroup2" => 0x6367_7270,
+        "mqueue" => crate::vfs::mqueue::MQUEUE_MAGIC,
         "pipefs" => PIPEFS_MAGIC,
         "sockfs" => SOCKFS_MAGIC,
         _ => 0x0102_1997,
     };
     // In-memory file systems count the pages and inodes their files hold, against
-    // their limits (tmpfs size= and nr_inodes=).
-    let space = p
-        .dentry
-        .inode
-        .as_any()
-        .downcast_ref::<memfs::Node>()
+    // their limits (tmpfs size= and nr_inodes=); an overlay adds its pages to what the
+    // host file system under it uses, a bind mount is the host's.
+    let any = p.dentry.inode.as_any();
+    let mem = any.downcast_ref::<memfs::Node>();
+    let (used, max_pages, inodes, max_inodes) = mem
         .map(|n| {
             let s = n.fs_space();
             let l = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
             (l(&s.pages), l(&s.max_pages), l(&s.inodes), l(&s.max_inodes))
-        });
-    let (used, max_pages, inodes, max_inodes) = space.unwrap_or((0, 0, 0, 0));
+        })
+        .unwrap_or((0, 0, 0, 0));
+    let host = mem.and_then(|n| n.lower_statfs()).or_else(|| {
+        any.downcast_ref::<crate::vfs::goferfs::GNode>()
+            .and_then(|g| g.host_statfs())
+    });
     let mut v = [0u64; 15];
     v[0] = magic;
     v[1] = 4096;
     // pipefs and sockfs count nothing (simple_statfs).
-    if magic != PIPEFS_MAGIC && magic != SOCKFS_MAGIC {
+    if let Some(h) = host {
+        let scale = |b: u64| b.saturating_mul(h.bsize.max(1) as u64) / 4096;
+        v[2] = scale(h.blocks);
+        v[3] = scale(h.bfree).saturating_sub(used);
+        v[4] = scale(h.bavail).saturating_sub(used);
+        v[5] = h.files;
+        v[6] = h.ffree;
+    } else if magic != PIPEFS_MAGIC && magic != SOCKFS_MAGIC {
         let blocks: u64 = if max_pages != 0 { max_pages } else { 1 << 24 };
         let free = blocks.saturating_sub(used);
         v[2] = blocks;

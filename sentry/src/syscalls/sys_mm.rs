@@ -139,16 +139,8 @@ fn brk(c: &Ctx, addr: u64) -> SysResult {
             return Ok(cur);
         }
         let vma = Vma {
-            end: new_end,
-            prot: PROT_READ | PROT_WRITE,
-            shared: false,
-            growsdown: false,
-            backing: Backing::Anon,
             name: "[heap]".into(),
-            dev_ino: (0, 0),
-            dontfork: false,
-            wipeonfork: false,
-            maywrite: true,
+            ..Vma::anon(new_end, PROT_READ | PROT_WRITE)
         };
         mm.map_fixed(&mut inner, old_end, new_end - old_end, vma);
     } else if new_end < old_end {

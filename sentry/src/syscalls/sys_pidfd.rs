@@ -46,6 +46,23 @@ fn pidfd_target(c: &Ctx, fd: i32) -> KResult<(Arc<ThreadGroup>, State)> {
     Ok((p.tg.clone(), p.state()))
 }
 
+/// pidfd_send_signal also takes a descriptor of a /proc/PID directory.
+fn proc_dir_target(c: &Ctx, fd: i32) -> KResult<(Arc<ThreadGroup>, State)> {
+    let f = c.fd(fd as u64)?;
+    let pid = f
+        .inode()
+        .and_then(crate::vfs::procfs::pid_dir)
+        .ok_or(EBADF)?;
+    let tab = c.t.kernel.table.lock();
+    let p = tab.procs.get(&pid).ok_or(ESRCH)?;
+    let state = if p.zombie.is_some() || p.threads.is_empty() {
+        State::Dead
+    } else {
+        State::Alive
+    };
+    Ok((p.tg.clone(), state))
+}
+
 /// A live thread of the process of `tg`.
 fn some_thread(c: &Ctx, tg: &Arc<ThreadGroup>) -> Option<Arc<Task>> {
     let tab = c.t.kernel.table.lock();
@@ -57,7 +74,10 @@ fn pidfd_send_signal(c: &Ctx, fd: i32, sig: i32, infop: u64, flags: u32) -> SysR
     if flags != 0 {
         return Err(EINVAL);
     }
-    let (tg, state) = pidfd_target(c, fd)?;
+    let (tg, state) = match pidfd_target(c, fd) {
+        Err(e) if e == EBADF => proc_dir_target(c, fd)?,
+        r => r?,
+    };
     let me = c.t.tgid();
     let info = if infop != 0 {
         let info = SigInfo(c.t.mm().read_obj(infop)?);

@@ -60,8 +60,16 @@ fn all_cpus(c: &Ctx) -> u64 {
     }
 }
 
+/// The affinity calls have no negative-pid check: no such process (ESRCH).
+fn affinity_target(c: &Ctx, pid: i32) -> KResult<Arc<Task>> {
+    if pid < 0 {
+        return Err(ESRCH);
+    }
+    target(c, pid)
+}
+
 fn setaffinity(c: &Ctx, pid: i32, len: u64, maskp: u64) -> SysResult {
-    let t = target(c, pid)?;
+    let t = affinity_target(c, pid)?;
     let n = (len as usize).min(128);
     let bytes = c.t.mm().read_vec(maskp, n)?;
     let mut mask = 0u64;
@@ -78,12 +86,12 @@ fn setaffinity(c: &Ctx, pid: i32, len: u64, maskp: u64) -> SysResult {
 }
 
 fn getaffinity(c: &Ctx, pid: i32, len: u64, maskp: u64) -> SysResult {
-    let t = target(c, pid)?;
     let n = c.t.kernel.ncpus;
     let bytes = n.div_ceil(64) * 8;
     if (len as usize) < bytes || !len.is_multiple_of(8) {
         return Err(EINVAL);
     }
+    let t = affinity_target(c, pid)?;
     let mask = t.affinity.load(Ordering::Relaxed);
     let v: Vec<u8> = (0..bytes)
         .map(|i| if i < 8 { (mask >> (8 * i)) as u8 } else { 0 })

@@ -450,6 +450,8 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
                     },
                     execed: false,
                     exit_uid: 0,
+                    exit_ids: (0, 0),
+                    exit_comm: vec![],
                 },
             );
             if let Some(pp) = tab.procs.get_mut(&parent) {
@@ -613,6 +615,8 @@ pub fn new_process(
                 parent_thread: 0,
                 execed: true,
                 exit_uid: 0,
+                exit_ids: (0, 0),
+                exit_comm: vec![],
             },
         );
     }
@@ -781,7 +785,13 @@ fn execve(c: &mut Ctx, dirfd: u64, pathp: u64, argvp: u64, envpp: u64, flags: u6
     if path.is_empty() && flags & AT_EMPTY_PATH == 0 {
         return Err(ENOENT);
     }
-    let full = if dirfd as i32 != AT_FDCWD && path.first() != Some(&b'/') {
+    let full = if path.is_empty() && dirfd as i32 != AT_FDCWD {
+        // fexecve: execveat(fd, "", ..., AT_EMPTY_PATH) runs the file `fd` names.
+        let f = c.fd(dirfd)?;
+        let p = f.path.clone().ok_or(EACCES)?;
+        let root = c.t.fsctx().root.lock().clone();
+        p.to_bytes(&root)
+    } else if dirfd as i32 != AT_FDCWD && path.first() != Some(&b'/') {
         let base = c.start(dirfd, &path)?;
         let root = c.t.fsctx().root.lock().clone();
         let mut b = base.to_bytes(&root);
@@ -886,17 +896,6 @@ fn kill_other_threads(t: &Arc<Task>) -> KResult<()> {
     Ok(())
 }
 
-/// The usage of the child most recently reaped, for wait4's rusage.
-static LAST_REAPED: Mutex<crate::kernel::acct::Usage> = Mutex::new(crate::kernel::acct::Usage {
-    utime: 0,
-    stime: 0,
-    minflt: 0,
-    majflt: 0,
-    nvcsw: 0,
-    nivcsw: 0,
-    maxrss_kb: 0,
-});
-
 const WNOHANG: u32 = 1;
 const WSTOPPED: u32 = 2;
 const WEXITED: u32 = 4;
@@ -916,8 +915,8 @@ enum WaitSel {
 }
 
 /// What a wait call found: (pid, wait status, kind: 0 exited, 1 stopped, 2 continued,
-/// the child's real uid).
-type Found = (i32, i32, i32, u32);
+/// the child's real uid, the child's resource usage for the rusage argument).
+type Found = (i32, i32, i32, u32, crate::kernel::acct::Usage);
 
 /// Linux's do_wait over our children: the first child with something to report that
 /// `options` ask for (zombies are reaped unless `peek`). Ok(None): there are children
@@ -971,8 +970,7 @@ fn find_child(c: &Ctx, sel: &WaitSel, options: u32, peek: bool) -> KResult<Optio
                 drop(tab);
                 ctg.exit_wq.notify_all();
             }
-            *LAST_REAPED.lock() = total;
-            return Ok(Some((*ch, st, 0, uid)));
+            return Ok(Some((*ch, st, 0, uid, total)));
         }
         any = true;
         let uid = p
@@ -987,14 +985,20 @@ fn find_child(c: &Ctx, sel: &WaitSel, options: u32, peek: bool) -> KResult<Optio
                 if !peek {
                     p.stop_report = None;
                 }
-                return Ok(Some((*ch, st, 1, uid)));
+                let tg = p.tg.clone();
+                drop(tab);
+                let u = live_usage(k, &tg);
+                return Ok(Some((*ch, st, 1, uid, u)));
             }
         }
         if options & WCONTINUED != 0 && p.cont_report {
             if !peek {
                 p.cont_report = false;
             }
-            return Ok(Some((*ch, 0xffff, 2, uid)));
+            let tg = p.tg.clone();
+            drop(tab);
+            let u = live_usage(k, &tg);
+            return Ok(Some((*ch, 0xffff, 2, uid, u)));
         }
     }
     if any {
@@ -1002,6 +1006,14 @@ fn find_child(c: &Ctx, sel: &WaitSel, options: u32, peek: bool) -> KResult<Optio
     } else {
         Err(ECHILD)
     }
+}
+
+/// A stopped or continued child reports its usage so far (Linux's
+/// getrusage(RUSAGE_BOTH) of the child).
+fn live_usage(k: &crate::kernel::Kernel, tg: &Arc<ThreadGroup>) -> crate::kernel::acct::Usage {
+    let mut u = crate::kernel::acct::group_usage(k, tg);
+    u.add(&tg.children.lock());
+    u
 }
 
 fn wait_common(c: &Ctx, sel: &WaitSel, options: u32, peek: bool) -> KResult<Option<Found>> {
@@ -1031,13 +1043,12 @@ fn wait4(c: &Ctx, pid: i32, status: u64, options: u32, rusage: u64) -> SysResult
     };
     match wait_common(c, &sel, options | WEXITED, false)? {
         None => Ok(0),
-        Some((p, st, _, _)) => {
+        Some((p, st, _, _, usage)) => {
             if status != 0 {
                 c.t.mm().write_obj(status, &st)?;
             }
             if rusage != 0 {
-                let t = *LAST_REAPED.lock();
-                c.t.mm().write(rusage, &t.to_rusage())?;
+                c.t.mm().write(rusage, &usage.to_rusage())?;
             }
             Ok(p as u64)
         }
@@ -1058,9 +1069,8 @@ fn waitid(c: &Ctx, idtype: u32, id: i32, infop: u64, options: u32, rusage: u64) 
     let r = waitid_inner(c, idtype, id, options);
     // Linux writes these fields (zeros when nothing was found, or on error) and no
     // others.
-    let found = matches!(r, Ok(Some(_)));
     let (signo, code, pid, uid, status) = match &r {
-        Ok(Some((pid, st, kind, uid))) => {
+        Ok(Some((pid, st, kind, uid, _))) => {
             let (code, status) = match kind {
                 1 => (signal::CLD_STOPPED, (st >> 8) & 0xff),
                 2 => (signal::CLD_CONTINUED, signal::SIGCONT),
@@ -1070,9 +1080,8 @@ fn waitid(c: &Ctx, idtype: u32, id: i32, infop: u64, options: u32, rusage: u64) 
         }
         _ => (0, 0, 0, 0, 0),
     };
-    if found && rusage != 0 {
-        let t = *LAST_REAPED.lock();
-        c.t.mm().write(rusage, &t.to_rusage())?;
+    if let (Ok(Some((.., usage))), true) = (&r, rusage != 0) {
+        c.t.mm().write(rusage, &usage.to_rusage())?;
     }
     if infop != 0 {
         let mm = c.t.mm();

@@ -72,6 +72,7 @@ pub fn populate(root: &Arc<dyn Inode>, c: &Creds) -> KResult<()> {
     }
     root.mkdir(b"shm", 0o1777, c)?;
     root.mkdir(b"pts", 0o755, c)?;
+    root.mkdir(b"mqueue", 0o1777, c)?;
     Ok(())
 }
 

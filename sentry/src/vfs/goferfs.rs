@@ -34,6 +34,13 @@ fn errno(e: gofer::Errno) -> Errno {
 }
 
 /// The root of the directory the gofer on `client` serves.
+impl GNode {
+    /// The statfs of the host file system the node is on.
+    pub fn host_statfs(&self) -> Option<gofer::StatFs> {
+        self.fs.client.statfs(self.fid).ok()
+    }
+}
+
 pub fn root(client: Arc<Client>, dev: u64) -> KResult<Arc<GNode>> {
     let (fid, st) = client.attach().map_err(errno)?;
     let fs = Arc::new(GoferFs { client, dev });

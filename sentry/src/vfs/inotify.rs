@@ -462,6 +462,11 @@ pub fn inode_event(inode: &Arc<dyn Inode>, mask: u32) {
 /// the watches on its directory hear of it with the file's name, then (as Linux
 /// orders them) the watches on the file itself.
 pub fn path_event(p: &Path, mask: u32) {
+    if let Some(d) = &p.dentry.parent {
+        if mask & ON_CHILD != 0 && !Arc::ptr_eq(&p.dentry, &p.mnt.root) {
+            super::dnotify::dir_changed(&d.inode, mask);
+        }
+    }
     if !active() {
         return;
     }
@@ -492,6 +497,7 @@ pub fn path_event(p: &Path, mask: u32) {
 /// An entry `name` of directory `dir` was created, deleted or moved (`mask` carries
 /// IN_ISDIR when the entry is a directory).
 pub fn dir_event(dir: &Arc<dyn Inode>, mask: u32, cookie: u32, name: &[u8]) {
+    super::dnotify::dir_changed(dir, mask);
     if !active() {
         return;
     }

@@ -18,6 +18,8 @@ pub struct MemFs {
     next_ino: AtomicU64,
     /// What this file system's files hold (statfs), against its limits.
     space: Arc<Space>,
+    /// The lower tree's root (statfs asks the host about its file system).
+    lower_root: std::sync::OnceLock<u64>,
 }
 
 /// Pages and inodes a file system holds, and its limits (tmpfs `size=` and
@@ -561,6 +563,7 @@ impl MemFs {
             gofer,
             next_ino: AtomicU64::new(1 << 40),
             space: Arc::new(Space::default()),
+            lower_root: std::sync::OnceLock::new(),
         })
     }
 
@@ -578,6 +581,7 @@ impl MemFs {
     pub fn root(self: &Arc<MemFs>, mode: u32, uid: u32, gid: u32) -> KResult<Arc<Node>> {
         if let Some(g) = &self.gofer {
             let (fid, st) = g.attach()?;
+            let _ = self.lower_root.set(fid);
             return Ok(self.node_from_lower(fid, &st, Weak::new()));
         }
         Ok(self.new_node(S_IFDIR | (mode & 0o7777), uid, gid, 0, Weak::new(), None))
@@ -841,6 +845,12 @@ impl Node {
     /// The space use and limits of this node's file system.
     pub fn fs_space(&self) -> &Space {
         &self.fs.space
+    }
+
+    /// For an overlay: the statfs of the host file system under its lower tree.
+    pub fn lower_statfs(&self) -> Option<gofer::StatFs> {
+        let g = self.fs.gofer.as_ref()?;
+        g.statfs(*self.fs.lower_root.get()?).ok()
     }
 
     pub fn file_data(&self) -> Option<&Arc<FileData>> {

@@ -68,6 +68,14 @@ pub struct PNode {
     dev: u64,
 }
 
+/// The pid a /proc/PID directory stands for (pidfd_send_signal takes its descriptor).
+pub fn pid_dir(inode: &Arc<dyn Inode>) -> Option<i32> {
+    match inode.as_any().downcast_ref::<PNode>()?.kind {
+        Kind::Pid(p, None) => Some(p),
+        _ => None,
+    }
+}
+
 const PROC_DEV: u64 = 0x16;
 const SYS_DEV: u64 = 0x17;
 const CGROUP_DEV: u64 = 0x1a;
@@ -115,6 +123,15 @@ const SYS_TREE: &[(&str, &str, Gen)] = &[
     ("sys/vm", "max_map_count", Gen::Sys("max_map_count")),
     ("sys/fs", "file-max", Gen::Sys("file-max")),
     ("sys/fs", "nr_open", Gen::Sys("nr_open")),
+    ("sys/fs/mqueue", "msg_max", Gen::Sys("msg_max")),
+    ("sys/fs/mqueue", "msgsize_max", Gen::Sys("msgsize_max")),
+    ("sys/fs/mqueue", "msg_default", Gen::Sys("msg_default")),
+    (
+        "sys/fs/mqueue",
+        "msgsize_default",
+        Gen::Sys("msgsize_default"),
+    ),
+    ("sys/fs/mqueue", "queues_max", Gen::Sys("queues_max")),
     (
         "sys/fs/inotify",
         "max_queued_events",
@@ -195,6 +212,31 @@ fn more_opts(opts: &str) -> String {
         .collect()
 }
 
+/// What is left of a dead process not yet reaped.
+struct Zombie {
+    ppid: i32,
+    pgid: i32,
+    sid: i32,
+    comm: Vec<u8>,
+    uid: u32,
+    gid: u32,
+    status: i32,
+}
+
+fn zombie(k: &Kernel, pid: i32) -> Option<Zombie> {
+    let t = k.table.lock();
+    let p = t.procs.get(&pid)?;
+    Some(Zombie {
+        ppid: p.parent,
+        pgid: p.pgid,
+        sid: p.sid,
+        comm: p.exit_comm.clone(),
+        uid: p.exit_ids.0,
+        gid: p.exit_ids.1,
+        status: p.zombie?,
+    })
+}
+
 fn hash(kind: &Kind) -> u64 {
     (full_hash(kind) & 0xffff_ffff) | 0x1000
 }
@@ -235,15 +277,7 @@ impl PNode {
                     (b"net".to_vec(), Kind::Symlink("self/net")),
                     (b"sys".to_vec(), Kind::Static("sys")),
                 ];
-                let mut pids: Vec<i32> = self
-                    .k
-                    .table
-                    .lock()
-                    .procs
-                    .iter()
-                    .filter(|(_, p)| p.zombie.is_none())
-                    .map(|(id, _)| *id)
-                    .collect();
+                let mut pids: Vec<i32> = self.k.table.lock().procs.keys().copied().collect();
                 pids.sort();
                 for p in pids {
                     v.push((p.to_string().into_bytes(), Kind::Pid(p, None)));
@@ -339,7 +373,7 @@ impl PNode {
             Kind::File(_, p, _) if *p != 0 => *p,
             _ => return true,
         };
-        task_of(&self.k, pid).is_some()
+        task_of(&self.k, pid).is_some() || zombie(&self.k, pid).is_some()
     }
 
     fn link_target(&self) -> KResult<Vec<u8>> {
@@ -429,7 +463,10 @@ impl Inode for PNode {
             | Kind::Tasks(_)
             | Kind::Fds(_)
             | Kind::FdInfos(_) => (S_IFDIR | 0o555, 2),
-            Kind::File(Gen::Sys("hostname" | "domainname" | "dmesg_restrict"), ..) => {
+            Kind::File(Gen::Sys(n), ..)
+                if matches!(*n, "hostname" | "domainname" | "dmesg_restrict")
+                    || super::mqueue::SYSCTL_NAMES.contains(n) =>
+            {
                 (S_IFREG | 0o644, 1)
             }
             Kind::File(Gen::Kmsg, ..) => (S_IFREG | 0o400, 1),
@@ -480,7 +517,7 @@ impl Inode for PNode {
                 .and_then(|s| s.parse::<i32>().ok())
             {
                 let t = self.k.table.lock();
-                if t.procs.get(&id).is_some_and(|p| p.zombie.is_none()) {
+                if t.procs.contains_key(&id) {
                     return Ok(self.child(Kind::Pid(id, None)));
                 }
                 if let Some(task) = t.tasks.get(&id) {
@@ -569,8 +606,10 @@ impl Inode for PNode {
                     log: self.k.klog.clone(),
                 }))
             }
-            Kind::File(Gen::Sys(name @ ("hostname" | "domainname" | "dmesg_restrict")), ..)
-                if flags & O_ACCMODE != 0 =>
+            Kind::File(Gen::Sys(name), ..)
+                if flags & O_ACCMODE != 0
+                    && (matches!(*name, "hostname" | "domainname" | "dmesg_restrict")
+                        || super::mqueue::SYSCTL_NAMES.contains(name)) =>
             {
                 if current().map(|t| t.creds().euid) != Some(0) {
                     return Err(EACCES);
@@ -676,7 +715,7 @@ impl PNode {
                 s
             }
             Gen::Filesystems => {
-                "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevpts\nnodev\toverlay\n".into()
+                "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\tdevpts\nnodev\tmqueue\nnodev\toverlay\n".into()
             }
             Gen::Cmdline => format!("{}\n", k.cmdline),
             Gen::Kmsg => String::new(),
@@ -712,6 +751,9 @@ impl PNode {
                 "max_map_count" => "65530\n".into(),
                 "file-max" => "9223372036854775807\n".into(),
                 "nr_open" => "1048576\n".into(),
+                n if super::mqueue::SYSCTL_NAMES.contains(&n) => {
+                    format!("{}\n", k.mqueue().0.limits.get(n).unwrap_or(0))
+                }
                 "max_queued_events" => format!("{}\n", super::inotify::MAX_QUEUED_EVENTS),
                 "max_user_instances" => format!("{}\n", super::inotify::MAX_USER_INSTANCES),
                 "max_user_watches" => format!("{}\n", super::inotify::max_user_watches()),
@@ -721,6 +763,11 @@ impl PNode {
             Gen::Cgroup(name) => super::cgroupfs::generate(k, name).ok_or(ENOENT)?,
             // Everything is in the container's one cgroup, the root of its namespace.
             Gen::PidCgroup => "0::/\n".into(),
+            Gen::PidComm | Gen::PidCmdline | Gen::PidStat | Gen::PidStatus
+                if task().is_err() =>
+            {
+                return self.zombie_file(g, pid);
+            }
             Gen::PidComm => format!("{}\n", String::from_utf8_lossy(&task()?.name.lock())),
             Gen::PidCmdline => {
                 let t = task()?;
@@ -911,6 +958,32 @@ impl PNode {
         Ok(s.into_bytes())
     }
 
+    /// A zombie's stat, status, comm and (empty) cmdline, as Linux shows them.
+    fn zombie_file(&self, g: Gen, pid: i32) -> KResult<Vec<u8>> {
+        let Zombie {
+            ppid,
+            pgid,
+            sid,
+            comm,
+            uid,
+            gid,
+            status: st,
+        } = zombie(&self.k, pid).ok_or(ESRCH)?;
+        let name = String::from_utf8_lossy(&comm).into_owned();
+        Ok(match g {
+            Gen::PidComm => format!("{name}\n").into_bytes(),
+            Gen::PidCmdline => vec![],
+            Gen::PidStat => format!(
+                "{pid} ({name}) Z {ppid} {pgid} {sid} 0 -1 4227084 0 0 0 0 0 0 0 0 20 0 1 0 0 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 {st}\n"
+            )
+            .into_bytes(),
+            _ => format!(
+                "Name:\t{name}\nState:\tZ (zombie)\nTgid:\t{pid}\nNgid:\t0\nPid:\t{pid}\nPPid:\t{ppid}\nTracerPid:\t0\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\nGid:\t{gid}\t{gid}\t{gid}\t{gid}\nFDSize:\t0\nGroups:\t\nThreads:\t1\nSigQ:\t0/63432\nSigPnd:\t0000000000000000\nShdPnd:\t0000000000000000\n"
+            )
+            .into_bytes(),
+        })
+    }
+
     fn proc_facts(&self, pid: i32) -> KResult<(i32, i32, i32, usize, char)> {
         let t = self.k.table.lock();
         let p = t.procs.get(&pid).ok_or(ESRCH)?;
@@ -1069,6 +1142,13 @@ impl FileOps for SysctlFile {
                     &self.k.domainname
                 })
                 .lock() = v;
+            }
+            n if super::mqueue::SYSCTL_NAMES.contains(&n) => {
+                let v: i64 = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .ok_or(EINVAL)?;
+                self.k.mqueue().0.limits.set(n, v)?;
             }
             _ => {
                 let n: u8 = std::str::from_utf8(&v)
