@@ -549,10 +549,12 @@ fn log_file_json_errors_version_and_mounts() {
         "{}",
         r.describe()
     );
+    // A spec naming the runtime's own network namespace (the host's): its links are
+    // never taken over.
     let joined = bundle("oci-netns", |v| {
         for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
             if n["type"] == "network" {
-                n["path"] = "/proc/1/ns/net".into();
+                n["path"] = "/proc/self/ns/net".into();
             }
         }
     });
@@ -560,7 +562,22 @@ fn log_file_json_errors_version_and_mounts() {
     assert_eq!(r.shell_status(), 1);
     assert!(
         r.stderr
-            .contains("joining the existing network namespace /proc/1/ns/net is not supported yet"),
+            .contains("the container's network namespace is the runtime's own"),
+        "{}",
+        r.describe()
+    );
+    // One that does not exist: a clear error, nothing left behind.
+    let missing = bundle("oci-netns-missing", |v| {
+        for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "network" {
+                n["path"] = "/nonexistent/netns".into();
+            }
+        }
+    });
+    let r = run(&missing, "m5");
+    assert_eq!(r.shell_status(), 1);
+    assert!(
+        r.stderr.contains("network namespace /nonexistent/netns"),
         "{}",
         r.describe()
     );
