@@ -444,6 +444,22 @@ static void st_handle_info(int sig, void (*fn)(int, siginfo_t *, void *), int fl
 		FAIL("sigaction(%d): %s", sig, st_errname(errno));
 }
 
+/* Waits until *flag reaches n, counted by a handler of sig. No wake-up is lost: sig
+   stays blocked while the flag is tested and is unblocked only inside sigsuspend (a
+   plain `while (!flag) pause();` hangs if the handler runs between test and pause). */
+static void st_wait_flag(volatile sig_atomic_t *flag, int n, int sig)
+{
+	sigset_t block, old, wait;
+	sigemptyset(&block);
+	sigaddset(&block, sig);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	wait = old;
+	sigdelset(&wait, sig);
+	while (*flag < n)
+		sigsuspend(&wait);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
 static void st_block(int sig)
 {
 	sigset_t s;

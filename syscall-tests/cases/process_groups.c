@@ -180,8 +180,7 @@ CASE(kill_zero_signals_whole_group)
 				ok++;
 		}
 		/* The leader got one too (its handler counted it). */
-		while (usr1_count == 0)
-			pause();
+		st_wait_flag(&usr1_count, 1, SIGUSR1);
 		_exit(ok == 2 ? 0 : 40);
 	}
 	CHECK_EXITED(st_wait(leader), 0);
@@ -336,9 +335,16 @@ static void stop_and_catch_hup_cont(void)
 {
 	st_handle(SIGHUP, on_hup, 0);
 	st_handle(SIGCONT, on_cont, 0);
+	/* Blocked until sigsuspend: a handler running between the test and pause() would
+	   leave pause() waiting for a signal that has already come. */
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGHUP);
+	sigaddset(&block, SIGCONT);
+	sigprocmask(SIG_BLOCK, &block, &old);
 	raise(SIGSTOP);
 	while (!got_hup || !got_cont)
-		pause();
+		sigsuspend(&old);
 	_exit(0);
 }
 

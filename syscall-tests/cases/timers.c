@@ -23,8 +23,7 @@ CASE(alarm_delivers_sigalrm)
 	st_handle(SIGALRM, on_alarm, 0);
 	long long t0 = st_mono_ms();
 	CHECK_EQ(alarm(1), 0);
-	while (!alarms)
-		pause();
+	st_wait_flag(&alarms, 1, SIGALRM);
 	long long dt = st_mono_ms() - t0;
 	CHECK_GE(dt, 950);
 	CHECK_LT(dt, 5000);
@@ -37,8 +36,7 @@ CASE(setitimer_real_oneshot)
 	long long t0 = st_mono_ms();
 	CHECK_OK(setitimer(ITIMER_REAL, &it, &old));
 	CHECK_EQ(old.it_value.tv_sec + old.it_value.tv_usec, 0);
-	while (!alarms)
-		pause();
+	st_wait_flag(&alarms, 1, SIGALRM);
 	CHECK_GE(st_mono_ms() - t0, 49);
 	struct itimerval cur;
 	CHECK_OK(getitimer(ITIMER_REAL, &cur));
@@ -50,8 +48,7 @@ CASE(setitimer_interval_repeats)
 	st_handle(SIGALRM, on_alarm, SA_RESTART);
 	struct itimerval it = { { 0, 10000 }, { 0, 10000 } };
 	CHECK_OK(setitimer(ITIMER_REAL, &it, NULL));
-	while (alarms < 5)
-		pause();
+	st_wait_flag(&alarms, 5, SIGALRM);
 	struct itimerval cur;
 	CHECK_OK(getitimer(ITIMER_REAL, &cur));
 	CHECK_EQ(cur.it_interval.tv_usec, 10000);
@@ -120,8 +117,7 @@ CASE(posix_timer_signal)
 	struct itimerspec cur;
 	CHECK_OK(timer_gettime(t, &cur));
 	CHECK_LE(cur.it_value.tv_nsec, 30 * 1000000);
-	while (!alarms)
-		pause();
+	st_wait_flag(&alarms, 1, SIGRTMIN);
 	CHECK_EQ(timer_sival, 4321);
 	CHECK_EQ(timer_getoverrun(t), 0);
 	CHECK_OK(timer_delete(t));
