@@ -21,6 +21,6 @@ fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build --release --workspace
-cargo test --release -p platform -p gofer -p netstack -p runsc-cli -p syscall-tests -- --test-threads=1
+cargo test --release -p platform -p gofer -p netstack -p sentry -p rvisor-bench -p runsc-cli -p syscall-tests -- --test-threads=1
 # The Linux ABI conformance suite: every case natively first, then under each platform.
 cargo run --release -p syscall-tests
