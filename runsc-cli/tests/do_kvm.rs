@@ -12,7 +12,7 @@ fn kvm(argv: &[&str]) -> Option<Run> {
     c.args(["do", "--platform", "kvm"]).args(argv);
     let r = run_cmd(c, TIMEOUT);
     if r.stderr.contains("KVM platform") {
-        eprintln!("SKIPPED: KVM platform unusable here: {}", r.stderr.trim());
+        skip(&format!("KVM platform unusable here: {}", r.stderr.trim()));
         return None;
     }
     Some(r)

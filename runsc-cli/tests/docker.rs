@@ -22,111 +22,13 @@ struct Docker {
     runtime: String,
 }
 
-fn sh(cmd: &str) -> Run {
-    let mut c = Command::new("sh");
-    c.args(["-c", cmd]);
-    run_cmd(c, Duration::from_secs(600))
-}
-
-fn docker_info_ok() -> bool {
-    Command::new("docker")
-        .arg("info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn setup() -> Result<Docker, String> {
-    if Command::new("docker").arg("--version").output().is_err() {
-        let r = sh("DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io");
-        if !r.status.success() {
-            return Err(format!(
-                "docker is not installed and apt-get failed: {}",
-                r.describe()
-            ));
-        }
-    }
-    if !docker_info_ok() {
-        // Start dockerd in the background, detached from the test.
-        let _ = Command::new("sh")
-            .args(["-c", "nohup dockerd >/tmp/rvisor-test-dockerd.log 2>&1 &"])
-            .status();
-        let start = Instant::now();
-        while !docker_info_ok() {
-            if start.elapsed() > Duration::from_secs(60) {
-                return Err("dockerd did not come up (see /tmp/rvisor-test-dockerd.log)".into());
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-    // The runtime: a name of our own, pointing at the binary under test.
-    let bin = rvisor_bin();
-    let tag: u32 = bin
-        .bytes()
-        .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
-    let runtime = format!("rvisor-test-{:08x}", tag);
-    let path = "/etc/docker/daemon.json";
-    let v: serde_json::Value = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_else(|| serde_json::json!({}));
-    if v["runtimes"][&runtime]["path"] != bin {
-        // `rvisor install` itself registers the runtime (keeping the file's other keys).
-        let mut c = Command::new(bin);
-        c.args(["install", "--runtime", &runtime]);
-        let r = run_cmd(c, Duration::from_secs(60));
-        if !r.status.success() {
-            return Err(format!("rvisor install failed: {}", r.describe()));
-        }
-        let r = sh("kill -HUP $(pidof dockerd)");
-        if !r.status.success() {
-            return Err(format!("cannot reload dockerd: {}", r.describe()));
-        }
-    }
-    let start = Instant::now();
-    loop {
-        let out = Command::new("docker")
-            .args(["info", "--format", "{{json .Runtimes}}"])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if String::from_utf8_lossy(&out.stdout).contains(&runtime) {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            return Err(format!("dockerd did not pick up runtime {runtime}"));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    // The image: busybox-static with every applet linked, and a memory hog.
-    let have = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        let dir = TempDir::new("docker-image");
-        let root = dir.join("root");
-        for d in ["bin", "tmp", "etc", "data"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        std::fs::copy(BUSYBOX, root.join("bin/busybox")).map_err(|e| format!("{BUSYBOX}: {e}"))?;
-        let list = Command::new(BUSYBOX)
-            .arg("--list")
-            .output()
-            .map_err(|e| e.to_string())?;
-        for applet in String::from_utf8_lossy(&list.stdout).lines() {
-            if applet != "busybox" {
-                let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
-            }
-        }
-        std::fs::write(
-            root.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n",
-        )
-        .unwrap();
-        std::fs::write(root.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
+    let runtime = docker::register_runtime("rvisor-test", &[])?;
+    // The image: busybox with a /data directory, and a memory hog.
+    docker::import_busybox(IMAGE, |dir, root| {
+        std::fs::create_dir_all(root.join("data")).map_err(|e| e.to_string())?;
         let hog = build_static_c(
-            &dir,
+            dir,
             "hog",
             r#"#include <stdlib.h>
 #include <string.h>
@@ -138,32 +40,15 @@ int main(void) {
 }
 "#,
         );
-        std::fs::copy(&hog, root.join("bin/hog")).unwrap();
-        let r = sh(&format!(
-            "tar -C {} -c . | docker import - {IMAGE}",
-            root.display()
-        ));
-        if !r.status.success() {
-            return Err(format!("docker import failed: {}", r.describe()));
-        }
-    }
+        std::fs::copy(&hog, root.join("bin/hog")).map_err(|e| e.to_string())?;
+        Ok(())
+    })?;
     Ok(Docker { runtime })
 }
 
 fn docker() -> Option<&'static Docker> {
     static D: OnceLock<Result<Docker, String>> = OnceLock::new();
-    match D.get_or_init(setup) {
-        Ok(d) => Some(d),
-        Err(why) => {
-            if std::env::var("RVISOR_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
-                panic!("docker is required but cannot run: {why}");
-            }
-            eprintln!("\n************************************************************");
-            eprintln!("SKIPPED: docker end-to-end test: docker cannot run here: {why}");
-            eprintln!("************************************************************\n");
-            None
-        }
-    }
+    docker::or_skip(D.get_or_init(setup), "docker end-to-end test")
 }
 
 impl Docker {
@@ -563,7 +448,7 @@ fn docker_exec_detached_and_terminal() {
         assert_eq!(r.shell_status(), 4, "{}", r.describe());
         assert!(r.stdout.contains("exec-tty"), "{}", r.describe());
     } else {
-        eprintln!("SKIPPED: the -it part: script(1) is not installed");
+        skip("the -it part of docker_exec_detached_and_terminal: script(1) is not installed");
     }
     let r = d.cmd(&["rm", "-f", &name]);
     assert!(r.status.success(), "{}", r.describe());
@@ -578,7 +463,7 @@ fn docker_memory_limit_oom_kills_and_docker_stays_healthy() {
     assert!(!r.stdout.contains("survived"), "{}", r.describe());
     let r = d.run(&[], &["hog"]);
     assert_eq!(r.stdout, "survived\n", "without a limit: {}", r.describe());
-    assert!(docker_info_ok(), "docker stays healthy");
+    assert!(d.cmd(&["info"]).status.success(), "docker stays healthy");
 }
 
 #[test]
@@ -586,24 +471,9 @@ fn docker_unknown_network_mode_fails_clearly() {
     let Some(d) = docker() else { return };
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // A runtime of our own whose flags name a network mode that does not exist.
-    let bad = format!("{}-badnet", d.runtime);
-    let mut c = Command::new(rvisor_bin());
-    c.args(["install", "--runtime", &bad, "--", "--network", "bogus"]);
-    let r = run_cmd(c, Duration::from_secs(60));
-    assert!(r.status.success(), "{}", r.describe());
-    assert!(sh("kill -HUP $(pidof dockerd)").status.success());
+    let bad = docker::register_runtime("rvisor-test-badnet", &["--network", "bogus"])
+        .expect("registering the runtime");
     let start = Instant::now();
-    while !d
-        .cmd(&["info", "--format", "{{json .Runtimes}}"])
-        .stdout
-        .contains(&bad)
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "dockerd did not pick up {bad}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
     let rt = format!("--runtime={bad}");
     let r = d.cmd(&["run", "--rm", &rt, IMAGE, "true"]);
     assert_ne!(r.shell_status(), 0, "{}", r.describe());

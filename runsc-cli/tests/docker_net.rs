@@ -8,6 +8,7 @@
 //! removed even when it fails.
 
 mod common;
+use common::docker::sh;
 use common::*;
 use std::io::{Read, Write};
 use std::net::{IpAddr, TcpListener};
@@ -24,127 +25,18 @@ struct Docker {
     runtime: String,
 }
 
-fn sh(cmd: &str) -> Run {
-    let mut c = Command::new("sh");
-    c.args(["-c", cmd]);
-    run_cmd(c, Duration::from_secs(600))
-}
-
-fn docker_info_ok() -> bool {
-    Command::new("docker")
-        .arg("info")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn setup() -> Result<Docker, String> {
-    if Command::new("docker").arg("--version").output().is_err() {
-        let r = sh("DEBIAN_FRONTEND=noninteractive apt-get install -y docker.io");
-        if !r.status.success() {
-            return Err(format!(
-                "docker is not installed and apt-get failed: {}",
-                r.describe()
-            ));
-        }
-    }
-    if !docker_info_ok() {
-        let _ = Command::new("sh")
-            .args(["-c", "nohup dockerd >/tmp/rvisor-test-dockerd.log 2>&1 &"])
-            .status();
-        let start = Instant::now();
-        while !docker_info_ok() {
-            if start.elapsed() > Duration::from_secs(60) {
-                return Err("dockerd did not come up (see /tmp/rvisor-test-dockerd.log)".into());
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-    let bin = rvisor_bin();
-    let tag: u32 = bin
-        .bytes()
-        .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
-    let runtime = format!("rvisor-net-{:08x}", tag);
-    let path = "/etc/docker/daemon.json";
-    let v: serde_json::Value = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_else(|| serde_json::json!({}));
-    if v["runtimes"][&runtime]["path"] != bin {
-        let mut c = Command::new(bin);
-        c.args(["install", "--runtime", &runtime]);
-        let r = run_cmd(c, Duration::from_secs(60));
-        if !r.status.success() {
-            return Err(format!("rvisor install failed: {}", r.describe()));
-        }
-        let r = sh("kill -HUP $(pidof dockerd)");
-        if !r.status.success() {
-            return Err(format!("cannot reload dockerd: {}", r.describe()));
-        }
-    }
-    let start = Instant::now();
-    loop {
-        let out = Command::new("docker")
-            .args(["info", "--format", "{{json .Runtimes}}"])
-            .output()
-            .map_err(|e| e.to_string())?;
-        if String::from_utf8_lossy(&out.stdout).contains(&runtime) {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            return Err(format!("dockerd did not pick up runtime {runtime}"));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let have = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        let dir = TempDir::new("docker-net-image");
-        let root = dir.join("root");
-        for d in ["bin", "tmp", "etc", "www"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        std::fs::copy(BUSYBOX, root.join("bin/busybox")).map_err(|e| format!("{BUSYBOX}: {e}"))?;
-        let list = Command::new(BUSYBOX)
-            .arg("--list")
-            .output()
-            .map_err(|e| e.to_string())?;
-        for applet in String::from_utf8_lossy(&list.stdout).lines() {
-            if applet != "busybox" {
-                let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(applet));
-            }
-        }
-        std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-        std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
-        std::fs::write(root.join("www/index.html"), "served by rvisor\n").unwrap();
-        let r = sh(&format!(
-            "tar -C {} -c . | docker import - {IMAGE}",
-            root.display()
-        ));
-        if !r.status.success() {
-            return Err(format!("docker import failed: {}", r.describe()));
-        }
-    }
+    let runtime = docker::register_runtime("rvisor-net", &[])?;
+    docker::import_busybox(IMAGE, |_, root| {
+        std::fs::create_dir_all(root.join("www")).map_err(|e| e.to_string())?;
+        std::fs::write(root.join("www/index.html"), "served by rvisor\n").map_err(|e| e.to_string())
+    })?;
     Ok(Docker { runtime })
 }
 
 fn docker() -> Option<&'static Docker> {
     static D: OnceLock<Result<Docker, String>> = OnceLock::new();
-    match D.get_or_init(setup) {
-        Ok(d) => Some(d),
-        Err(why) => {
-            if std::env::var("RVISOR_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
-                panic!("docker is required but cannot run: {why}");
-            }
-            eprintln!("\n************************************************************");
-            eprintln!("SKIPPED: docker networking test: docker cannot run here: {why}");
-            eprintln!("************************************************************\n");
-            None
-        }
-    }
+    docker::or_skip(D.get_or_init(setup), "docker networking test")
 }
 
 fn docker_cmd(args: &[&str]) -> Run {

@@ -22,6 +22,14 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub const BUSYBOX: &str = "/bin/busybox";
 
+pub mod docker;
+
+/// Say why a test (or part of one) is skipped, past the test harness's capture, so
+/// the reason shows in the suite's output.
+pub fn skip(why: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
 pub fn rvisor_bin() -> &'static str {
     env!("CARGO_BIN_EXE_rvisor")
 }
