@@ -233,31 +233,16 @@ impl Control {
             .map_err(|e| format!("cwd {}: {}", String::from_utf8_lossy(&cwd), io_err(e)))?;
         // A command without a slash is looked up in its PATH, inside the sandbox.
         let name = argv[0].clone();
-        let mut candidates = vec![];
-        if name.contains(&b'/') {
-            candidates.push(name.clone());
+        let found = crate::search_path(&name, &envp, |c| {
+            walk.walk(&cwd_path, c, true)
+                .is_ok_and(|p| !p.dentry.inode.stat().is_dir())
+        });
+        let exe = if name.contains(&b'/') {
+            Some(name.clone())
         } else {
-            let path_var = envp
-                .iter()
-                .find_map(|e| e.strip_prefix(b"PATH="))
-                .map(|v| v.to_vec())
-                .unwrap_or_else(|| {
-                    b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec()
-                });
-            for dir in path_var.split(|b| *b == b':').filter(|d| !d.is_empty()) {
-                let mut c = dir.to_vec();
-                c.push(b'/');
-                c.extend_from_slice(&name);
-                if walk
-                    .walk(&cwd_path, &c, true)
-                    .is_ok_and(|p| !p.dentry.inode.stat().is_dir())
-                {
-                    candidates.push(c);
-                    break;
-                }
-            }
-        }
-        let Some(exe) = candidates.pop() else {
+            found
+        };
+        let Some(exe) = exe else {
             return Err(format!(
                 "exec: {}: No such file or directory",
                 String::from_utf8_lossy(&name)

@@ -166,20 +166,7 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
         let mut cur = root.clone();
         for c in p.split(|b| *b == b'/').filter(|c| !c.is_empty()) {
             let inode = cur.dentry.inode.lookup(c).ok()?;
-            cur = Path {
-                mnt: cur.mnt.clone(),
-                dentry: Arc::new(vfs::Dentry {
-                    name: c.to_vec(),
-                    parent: Some(cur.dentry.clone()),
-                    inode,
-                }),
-            };
-            while let Some(m) = k.mounts.mounted_on(&cur) {
-                cur = Path {
-                    mnt: m.clone(),
-                    dentry: m.root.clone(),
-                };
-            }
+            cur = mounts::step(&k, &cur, c, inode);
         }
         Some(cur)
     };
@@ -312,26 +299,10 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
         shown.join(" ")
     ));
     // A command without a slash is looked up in the workload's PATH, inside its root.
-    let mut exe = path.clone();
-    if !exe.contains(&b'/') && !exe.is_empty() {
-        let path_var = cfg
-            .envp
-            .iter()
-            .find_map(|e| e.strip_prefix(b"PATH="))
-            .map(|v| v.to_vec())
-            .unwrap_or_else(|| {
-                b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_vec()
-            });
-        for dir in path_var.split(|b| *b == b':').filter(|d| !d.is_empty()) {
-            let mut cand = dir.to_vec();
-            cand.push(b'/');
-            cand.extend_from_slice(&exe);
-            if tmp_task_walk(&cand).is_some_and(|p| !p.dentry.inode.stat().is_dir()) {
-                exe = cand;
-                break;
-            }
-        }
-    }
+    let exe = search_path(&path, &cfg.envp, |c| {
+        tmp_task_walk(c).is_some_and(|p| !p.dentry.inode.stat().is_dir())
+    })
+    .unwrap_or_else(|| path.clone());
     syscalls::new_process(
         &k, true, root, cwd, files, exe, cfg.argv, cfg.envp, creds, &popts,
     )
@@ -392,4 +363,26 @@ fn forward_host_signals(k: &Arc<Kernel>) {
             }
         })
         .expect("spawn the host signal thread");
+}
+
+/// A command name without a slash looked up in the `PATH=` of `envp` (or the default
+/// PATH): the first DIR/NAME that `is_file` accepts. None for a name with a slash, an
+/// empty one, or one found nowhere.
+pub(crate) fn search_path(
+    name: &[u8],
+    envp: &[Vec<u8>],
+    is_file: impl Fn(&[u8]) -> bool,
+) -> Option<Vec<u8>> {
+    if name.is_empty() || name.contains(&b'/') {
+        return None;
+    }
+    let path_var = envp
+        .iter()
+        .find_map(|e| e.strip_prefix(b"PATH="))
+        .unwrap_or(b"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path_var
+        .split(|b| *b == b':')
+        .filter(|d| !d.is_empty())
+        .map(|dir| [dir, b"/", name].concat())
+        .find(|c| is_file(c))
 }

@@ -47,6 +47,25 @@ pub struct Spec {
     pub source: String,
 }
 
+/// The child `name` (whose inode is `inode`) of `dir`, or what is mounted on it.
+pub(crate) fn step(k: &Kernel, dir: &Path, name: &[u8], inode: Arc<dyn Inode>) -> Path {
+    let mut cur = Path {
+        mnt: dir.mnt.clone(),
+        dentry: Arc::new(Dentry {
+            name: name.to_vec(),
+            parent: Some(dir.dentry.clone()),
+            inode,
+        }),
+    };
+    while let Some(m) = k.mounts.mounted_on(&cur) {
+        cur = Path {
+            mnt: m.clone(),
+            dentry: m.root.clone(),
+        };
+    }
+    cur
+}
+
 /// Walk `p` from `root`, crossing mounts, making missing directories (and, for the last
 /// component when `file` is set, an empty file) in the file system that lacks them.
 fn walk_make(k: &Kernel, root: &Path, p: &[u8], file: bool) -> Result<Path, String> {
@@ -85,20 +104,7 @@ fn walk_make(k: &Kernel, root: &Path, p: &[u8], file: bool) -> Result<Path, Stri
                 String::from_utf8_lossy(c)
             ));
         }
-        cur = Path {
-            mnt: cur.mnt.clone(),
-            dentry: Arc::new(Dentry {
-                name: c.to_vec(),
-                parent: Some(cur.dentry.clone()),
-                inode,
-            }),
-        };
-        while let Some(m) = k.mounts.mounted_on(&cur) {
-            cur = Path {
-                mnt: m.clone(),
-                dentry: m.root.clone(),
-            };
-        }
+        cur = step(k, &cur, c, inode);
     }
     Ok(cur)
 }
@@ -114,20 +120,7 @@ fn walk_existing(k: &Kernel, root: &Path, p: &[u8]) -> Option<Path> {
             return None;
         }
         let inode = cur.dentry.inode.lookup(c).ok()?;
-        cur = Path {
-            mnt: cur.mnt.clone(),
-            dentry: Arc::new(Dentry {
-                name: c.to_vec(),
-                parent: Some(cur.dentry.clone()),
-                inode,
-            }),
-        };
-        while let Some(m) = k.mounts.mounted_on(&cur) {
-            cur = Path {
-                mnt: m.clone(),
-                dentry: m.root.clone(),
-            };
-        }
+        cur = step(k, &cur, c, inode);
     }
     Some(cur)
 }

@@ -301,18 +301,7 @@ pub fn task_usage(t: &Task) -> Usage {
 
 /// The usage of a whole thread group: live threads, exited ones, and its peak RSS.
 pub fn group_usage(k: &Kernel, tg: &ThreadGroup) -> Usage {
-    let threads: Vec<Arc<Task>> = {
-        let t = k.table.lock();
-        t.procs
-            .get(&tg.tgid)
-            .map(|p| {
-                p.threads
-                    .iter()
-                    .filter_map(|x| t.tasks.get(x).cloned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let threads = k.threads_of(tg.tgid);
     let mut u = *tg.dead.lock();
     let mut rss = tg.maxrss_kb.load(Relaxed);
     for th in &threads {

@@ -363,6 +363,20 @@ pub struct Kernel {
 }
 
 impl Kernel {
+    /// The live threads of process `tgid` (none once it is gone).
+    pub fn threads_of(&self, tgid: i32) -> Vec<Arc<Task>> {
+        let t = self.table.lock();
+        t.procs
+            .get(&tgid)
+            .map(|p| {
+                p.threads
+                    .iter()
+                    .filter_map(|x| t.tasks.get(x).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The wall-clock boot time as (sec, nsec).
     pub fn boot_time(&self) -> (i64, i64) {
         let d = self

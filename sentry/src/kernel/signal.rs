@@ -253,18 +253,7 @@ fn send_group(k: &Kernel, tg: &Arc<ThreadGroup>, info: SigInfo, external: bool) 
     if sig == 0 {
         return;
     }
-    let threads: Vec<Arc<Task>> = {
-        let t = k.table.lock();
-        t.procs
-            .get(&tg.tgid)
-            .map(|p| {
-                p.threads
-                    .iter()
-                    .filter_map(|x| t.tasks.get(x).cloned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let threads = k.threads_of(tg.tgid);
     let blocked = !threads.is_empty() && threads.iter().all(|t| blocks(t, sig));
     if !prepare(k, tg, sig, external, blocked) {
         return;

@@ -831,18 +831,7 @@ fn cpu_timer_ticker(c: &Ctx) {
         {
             return;
         }
-        let threads: Vec<Arc<crate::kernel::Task>> = {
-            let t = k.table.lock();
-            t.procs
-                .get(&tg.tgid)
-                .map(|p| {
-                    p.threads
-                        .iter()
-                        .filter_map(|x| t.tasks.get(x).cloned())
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let threads = k.threads_of(tg.tgid);
         for t in threads {
             if let Some(i) = t.interrupter.lock().as_ref() {
                 i.interrupt();
