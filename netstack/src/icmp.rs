@@ -104,17 +104,16 @@ impl Inner {
         self.icmp.get_mut(&id).expect("live icmp socket")
     }
 
-    /// Take identifier `ident` (0: the first free one) and make the smoltcp socket.
+    /// Take identifier `ident` (0: the first free one) and make the smoltcp socket. Ping
+    /// sockets may share an identifier (Linux makes them SO_REUSEADDR; here each of them
+    /// gets the replies, where Linux gives a reply to one).
     fn icmp_bind(&mut self, id: u64, addr: IpAddr, ident: u16) -> Result<()> {
         let used = |i: &Inner, n: u16| i.icmp.values().any(|e| e.ident == Some(n));
-        let ident = if ident == 0 {
-            (1..=u16::MAX)
+        let ident = match ident {
+            0 => (1..=u16::MAX)
                 .find(|&n| !used(self, n))
-                .ok_or(Error::AddrInUse)?
-        } else if used(self, ident) {
-            return Err(Error::AddrInUse);
-        } else {
-            ident
+                .ok_or(Error::AddrInUse)?,
+            n => n,
         };
         let mut s = icmp::Socket::new(
             icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; PACKETS], vec![0u8; BUF]),
@@ -404,12 +403,12 @@ mod tests {
             s.send_to(&request(8, 1, b""), None),
             Err(Error::DestAddrRequired)
         );
-        // The identifier is taken.
+        // An identifier may be shared; a picked one is free.
         let t = st.ping(false);
-        assert_eq!(
-            t.bind("0.0.0.0:4242".parse().unwrap()),
-            Err(Error::AddrInUse)
-        );
+        assert_eq!(t.bind("0.0.0.0:4242".parse().unwrap()), Ok(()));
+        let u = st.ping(false);
+        u.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_eq!(u.local_addr().port(), 1);
     }
 
     #[test]
