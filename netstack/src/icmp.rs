@@ -29,6 +29,8 @@ pub(crate) struct Ent {
     /// Echo replies received: the message (checksum filled) and its sender.
     rx: VecDeque<(Vec<u8>, IpAddr)>,
     ttl: Option<u8>,
+    /// SO_REUSEADDR, set from the start as Linux does for ping sockets.
+    reuse: bool,
     shut: u8,
     waker: Option<Waker>,
     sig: u32,
@@ -105,14 +107,22 @@ impl Inner {
     }
 
     /// Take identifier `ident` (0: the first free one) and make the smoltcp socket. Ping
-    /// sockets may share an identifier (Linux makes them SO_REUSEADDR; here each of them
+    /// sockets with SO_REUSEADDR (the default) may share an identifier (here each of them
     /// gets the replies, where Linux gives a reply to one).
     fn icmp_bind(&mut self, id: u64, addr: IpAddr, ident: u16) -> Result<()> {
         let used = |i: &Inner, n: u16| i.icmp.values().any(|e| e.ident == Some(n));
+        let reuse = self.ient(id).reuse;
         let ident = match ident {
             0 => (1..=u16::MAX)
                 .find(|&n| !used(self, n))
                 .ok_or(Error::AddrInUse)?,
+            n if self
+                .icmp
+                .values()
+                .any(|e| e.ident == Some(n) && !(e.reuse && reuse)) =>
+            {
+                return Err(Error::AddrInUse)
+            }
             n => n,
         };
         let mut s = icmp::Socket::new(
@@ -166,6 +176,7 @@ impl PingSocket {
                     peer: None,
                     rx: VecDeque::new(),
                     ttl: None,
+                    reuse: true,
                     shut: 0,
                     waker: None,
                     sig: u32::MAX,
@@ -329,6 +340,14 @@ impl PingSocket {
         self.sh.peek(|i| events(&i.icmp[&self.id]))
     }
 
+    pub fn reuseaddr(&self) -> bool {
+        self.sh.peek(|i| i.ient(self.id).reuse)
+    }
+
+    pub fn set_reuseaddr(&self, v: bool) {
+        self.sh.peek(|i| i.ient(self.id).reuse = v)
+    }
+
     /// IP_TTL / IPV6_UNICAST_HOPS (None: the default, 64).
     pub fn set_ttl(&self, ttl: Option<u8>) {
         self.sh.peek(|i| {
@@ -409,6 +428,13 @@ mod tests {
         let u = st.ping(false);
         u.bind("127.0.0.1:0".parse().unwrap()).unwrap();
         assert_eq!(u.local_addr().port(), 1);
+        // Not without SO_REUSEADDR.
+        let w = st.ping(false);
+        w.set_reuseaddr(false);
+        assert_eq!(
+            w.bind("0.0.0.0:4242".parse().unwrap()),
+            Err(Error::AddrInUse)
+        );
     }
 
     #[test]

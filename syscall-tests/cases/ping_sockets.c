@@ -133,10 +133,19 @@ CASE(echo_v4)
 	socklen_t gl = sizeof got;
 	CHECK_OK(getsockname(s, (struct sockaddr *)&got, &gl));
 	CHECK_EQ(ntohs(got.sin_port), 0x1234);
-	/* Ping sockets may share an identifier (they are SO_REUSEADDR from the start). */
+	/* Ping sockets may share an identifier (they are SO_REUSEADDR from the start), not
+	 * without SO_REUSEADDR. */
 	int s2 = CHECK_OK(socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP));
+	int one, ol = sizeof one;
+	CHECK_OK(getsockopt(s2, SOL_SOCKET, SO_REUSEADDR, &one, (socklen_t *)&ol));
+	CHECK_EQ(one, 1);
 	CHECK_OK(bind(s2, (struct sockaddr *)&a, sizeof a));
 	close(s2);
+	int s3 = CHECK_OK(socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP));
+	int zero = 0;
+	CHECK_OK(setsockopt(s3, SOL_SOCKET, SO_REUSEADDR, &zero, sizeof zero));
+	CHECK_ERR(bind(s3, (struct sockaddr *)&a, sizeof a), EADDRINUSE);
+	close(s3);
 
 	char buf[64];
 	CHECK_ERR(recv(s, buf, sizeof buf, MSG_DONTWAIT), EAGAIN);

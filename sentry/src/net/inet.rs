@@ -616,9 +616,10 @@ impl InetSock {
                 .map_or(0, |e| e.errno()),
             ),
             (SOL_SOCKET, SO_ACCEPTCONN) => int_bytes(tcp.is_some_and(|s| s.is_listening()) as i32),
-            (SOL_SOCKET, SO_REUSEADDR) => int_bytes(match (topts, udp_opts) {
-                (Some(t), _) => t.reuseaddr as i32,
-                (_, Some(u)) => u.reuseaddr as i32,
+            (SOL_SOCKET, SO_REUSEADDR) => int_bytes(match (&self.proto, topts, udp_opts) {
+                (Proto::Ping(s), ..) => s.reuseaddr() as i32,
+                (_, Some(t), _) => t.reuseaddr as i32,
+                (_, _, Some(u)) => u.reuseaddr as i32,
                 _ => 0,
             }),
             (SOL_SOCKET, SO_KEEPALIVE) => int_bytes(topts.is_some_and(|t| t.keepalive) as i32),
@@ -698,6 +699,9 @@ impl InetSock {
                 let v = int()? != 0;
                 set_tcp(&|t| t.reuseaddr = v);
                 set_udp(&|u| u.reuseaddr = v);
+                if let Proto::Ping(s) = &self.proto {
+                    s.set_reuseaddr(v);
+                }
             }
             (SOL_SOCKET, SO_KEEPALIVE) => {
                 let v = int()? != 0;
