@@ -11,7 +11,7 @@ command -v gcc >/dev/null || need+=(gcc)
 # installed by the docker tests themselves).
 for p in python3:python3 sqlite3:sqlite3 perl:perl curl:curl ip:iproute2 ss:iproute2 \
          ifconfig:net-tools netstat:net-tools tar:tar gzip:gzip diff:diffutils \
-         find:findutils awk:mawk nm:binutils; do
+         find:findutils awk:mawk nm:binutils ping:iputils-ping; do
   command -v "${p%%:*}" >/dev/null || PATH="$PATH:/usr/sbin:/sbin" command -v "${p%%:*}" >/dev/null \
     || need+=("${p##*:}")
 done

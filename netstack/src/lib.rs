@@ -18,7 +18,7 @@
 //! thread per stack that sleeps until smoltcp's next deadline (`poll_at`) or until a link
 //! has packets; an idle stack has no thread waking up.
 //!
-//! Not yet: more than one Ethernet link, ICMP and raw sockets, TCP urgent data, SO_REUSEPORT balancing, TCP_INFO-style
+//! Not yet: more than one Ethernet link, raw sockets, TCP urgent data, SO_REUSEPORT balancing, TCP_INFO-style
 //! statistics. Keep-alive is smoltcp's (one interval until the peer answers). A
 //! TIME-WAIT connection is forgotten at once (smoltcp would keep it for its timer), so
 //! ports come back sooner than on Linux. smoltcp gives a datagram to the first UDP socket
@@ -30,6 +30,7 @@
 mod eth;
 #[cfg(test)]
 mod eth_tests;
+mod icmp;
 mod info;
 mod link;
 mod packet;
@@ -40,6 +41,7 @@ mod tests;
 mod udp;
 
 pub use eth::EthernetInfo;
+pub use icmp::PingSocket;
 pub use info::{Counters, HwKind, IfaceInfo, RouteInfo, RouteKind};
 pub use link::{Link, LinkNotify, MemLink};
 pub use packet::PacketLink;
@@ -428,6 +430,7 @@ pub(crate) struct Inner {
     base: Instant,
     pub(crate) tcp: HashMap<u64, tcp::Ent>,
     pub(crate) udp: HashMap<u64, udp::Ent>,
+    pub(crate) icmp: HashMap<u64, icmp::Ent>,
     pub(crate) orphans: Vec<tcp::Orphan>,
     pub(crate) ports: ports::Ports,
     next_id: u64,
@@ -497,6 +500,7 @@ impl Inner {
             }
             let a = self.tcp_maintain();
             let b = self.udp_maintain();
+            self.icmp_maintain();
             if !a && !b {
                 break;
             }
@@ -504,6 +508,7 @@ impl Inner {
         let mut wakes = std::mem::take(&mut self.wakes);
         self.tcp_collect_wakes(&mut wakes);
         self.udp_collect_wakes(&mut wakes);
+        self.icmp_collect_wakes(&mut wakes);
         self.wakes = wakes;
     }
 
@@ -648,6 +653,7 @@ impl Stack {
             base: Instant::now(),
             tcp: HashMap::new(),
             udp: HashMap::new(),
+            icmp: HashMap::new(),
             orphans: vec![],
             ports: ports::Ports::new(cfg.seed),
             next_id: 0,
@@ -737,6 +743,11 @@ impl Stack {
     /// A UDP socket of family AF_INET (`v6` false) or AF_INET6.
     pub fn udp(&self, v6: bool) -> UdpSocket {
         UdpSocket::new(self.h.sh.clone(), v6)
+    }
+
+    /// An ICMP echo (ping) socket of family AF_INET (`v6` false) or AF_INET6.
+    pub fn ping(&self, v6: bool) -> PingSocket {
+        PingSocket::new(self.h.sh.clone(), v6)
     }
 }
 

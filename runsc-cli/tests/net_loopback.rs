@@ -14,7 +14,9 @@
 //!   (65487 on IPv6),
 //!   MSG_TRUNC), compared with the native run.
 //!
-//! Debian packages: python3 (python3-minimal + libpython3.11-stdlib), busybox.
+//! * iputils ping over ping sockets (127.0.0.1).
+//!
+//! Debian packages: python3 (python3-minimal + libpython3.11-stdlib), busybox, iputils-ping.
 
 mod common;
 
@@ -337,3 +339,28 @@ kvm_tests!(
     udp_echo_over_loopback,
     ip_ifconfig_ss_netstat_see_the_sandbox,
 );
+
+/// iputils ping over the sandbox's ping sockets (it tries a ping socket, then a raw one):
+/// refused under the default net.ipv4.ping_group_range ("1 0"),
+/// two echo replies from 127.0.0.1 once root's group is let in. (busybox ping uses raw
+/// sockets only, which the sandbox refuses.)
+#[test]
+fn iputils_ping_over_ping_sockets() {
+    require("/usr/bin/ping", "iputils-ping");
+    let s = sandboxed(&["/usr/bin/ping", "-c", "1", "127.0.0.1"]);
+    assert!(!s.status.success(), "{}", s.describe());
+    let script = "echo 0 0 > /proc/sys/net/ipv4/ping_group_range && \
+        exec /usr/bin/ping -c 2 -i 0.2 -W 5 127.0.0.1";
+    let s = sandboxed(&["/bin/sh", "-c", script]);
+    assert!(s.status.success(), "{}", s.describe());
+    assert!(
+        s.stdout.contains("2 packets transmitted, 2 received"),
+        "{}",
+        s.describe()
+    );
+    assert!(
+        s.stdout.contains("64 bytes from 127.0.0.1: icmp_seq=2"),
+        "{}",
+        s.describe()
+    );
+}

@@ -1,5 +1,5 @@
 //! AF_INET and AF_INET6 sockets over rvisor's own TCP/IP stack (the `netstack` crate):
-//! SOCK_STREAM is TCP, SOCK_DGRAM is UDP. Nothing here reaches the host's network.
+//! SOCK_STREAM is TCP, SOCK_DGRAM is UDP, or ICMP echo (ping sockets). Nothing here reaches the host's network.
 //!
 //! The netstack sockets never block: an operation that cannot complete yet says so, and
 //! the socket's waker (called by the stack whenever the socket's readiness or queues
@@ -12,7 +12,7 @@
 use super::*;
 use crate::kernel::{klog, Kernel};
 use crate::waitq::WaitQueue;
-use netstack::{Error as NErr, TcpSocket, UdpSocket};
+use netstack::{Error as NErr, PingSocket, TcpSocket, UdpSocket};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::Weak;
@@ -130,6 +130,7 @@ pub fn errno(e: NErr) -> Errno {
 pub enum Proto {
     Tcp(TcpSocket),
     Udp(UdpSocket),
+    Ping(PingSocket),
 }
 
 /// Options the Sentry keeps (those the stack needs live in the netstack socket).
@@ -187,6 +188,8 @@ impl InetSock {
         let wq = Arc::new(WaitQueue::default());
         let proto = if ty == SOCK_STREAM {
             Proto::Tcp(st.tcp(v6))
+        } else if protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6 {
+            Proto::Ping(st.ping(v6))
         } else {
             Proto::Udp(st.udp(v6))
         };
@@ -210,6 +213,10 @@ impl InetSock {
                 (TCP_RCVBUF_DEFAULT, TCP_SNDBUF_DEFAULT)
             }
             Proto::Udp(s) => {
+                s.set_waker(waker);
+                (UDP_BUF_DEFAULT, UDP_BUF_DEFAULT)
+            }
+            Proto::Ping(s) => {
                 s.set_waker(waker);
                 (UDP_BUF_DEFAULT, UDP_BUF_DEFAULT)
             }
@@ -277,7 +284,9 @@ impl InetSock {
         } else {
             -1
         };
-        let min = if self.v6() && !(fam == AF_INET && self.ty == SOCK_DGRAM) {
+        // udpv6 takes IPv4 destinations (connect, sendto); ping sockets do not.
+        let v4_ok = self.ty == SOCK_DGRAM && !matches!(self.proto, Proto::Ping(_));
+        let min = if self.v6() && !(fam == AF_INET && v4_ok) {
             SIN6_LEN_MIN
         } else {
             SIN_LEN
@@ -289,8 +298,7 @@ impl InetSock {
         if fam == AF_UNSPEC {
             return Ok(None);
         }
-        if fam == AF_INET && self.v6() && self.ty == SOCK_DGRAM {
-            // udpv6 takes IPv4 destinations (connect, sendto).
+        if fam == AF_INET && self.v6() && v4_ok {
             return Ok(Some(SocketAddr::V4(SocketAddrV4::new(
                 Ipv4Addr::new(b[4], b[5], b[6], b[7]),
                 port,
@@ -348,13 +356,16 @@ impl InetSock {
             None if !self.v6() && raw_family == AF_UNSPEC as u16 => self.any(),
             None => return Err(EAFNOSUPPORT),
         };
-        // Ports below net.ipv4.ip_unprivileged_port_start (1024).
-        if (1..1024).contains(&a.port()) && !t.creds().has_cap(CAP_NET_BIND_SERVICE) {
+        // Ports below net.ipv4.ip_unprivileged_port_start (1024); a ping socket's port is
+        // its ICMP identifier.
+        let ping = matches!(self.proto, Proto::Ping(_));
+        if (1..1024).contains(&a.port()) && !ping && !t.creds().has_cap(CAP_NET_BIND_SERVICE) {
             return Err(EACCES);
         }
         match &self.proto {
             Proto::Tcp(s) => s.bind(a),
             Proto::Udp(s) => s.bind(a),
+            Proto::Ping(s) => s.bind(a),
         }
         .map_err(errno)
     }
@@ -404,6 +415,7 @@ impl InetSock {
     pub fn connect(&self, t: &Task, a: Option<SocketAddr>, nonblock: bool) -> KResult<()> {
         match &self.proto {
             Proto::Udp(s) => s.connect(a).map_err(errno),
+            Proto::Ping(s) => s.connect(a.map(|a| a.ip())).map_err(errno),
             Proto::Tcp(s) => {
                 let Some(a) = a else {
                     // AF_UNSPEC: disconnect (Linux's tcp_disconnect).
@@ -435,6 +447,7 @@ impl InetSock {
         match &self.proto {
             Proto::Tcp(s) => s.local_addr(),
             Proto::Udp(s) => s.local_addr(),
+            Proto::Ping(s) => s.local_addr(),
         }
     }
 
@@ -442,6 +455,7 @@ impl InetSock {
         match &self.proto {
             Proto::Tcp(s) => s.peer_addr(),
             Proto::Udp(s) => s.peer_addr(),
+            Proto::Ping(s) => s.peer_addr(),
         }
         .map_err(errno)
     }
@@ -454,6 +468,7 @@ impl InetSock {
         let r = match &self.proto {
             Proto::Tcp(s) => s.shutdown(bits),
             Proto::Udp(s) => s.shutdown(bits),
+            Proto::Ping(s) => s.shutdown(bits),
         };
         self.wq.notify_all();
         r.map_err(errno)
@@ -477,6 +492,7 @@ impl InetSock {
         let timeo = self.opts.lock().sndtimeo;
         match &self.proto {
             Proto::Udp(s) => self.wait(t, nonblock, timeo, || s.send_to(data, to)),
+            Proto::Ping(s) => self.wait(t, nonblock, timeo, || s.send_to(data, to.map(|a| a.ip()))),
             Proto::Tcp(s) => {
                 // A destination address is ignored on TCP, as Linux does.
                 let mut sent = 0;
@@ -506,9 +522,13 @@ impl InetSock {
         let peek = flags & MSG_PEEK != 0;
         let timeo = self.opts.lock().rcvtimeo;
         match &self.proto {
-            Proto::Udp(s) => {
+            Proto::Udp(_) | Proto::Ping(_) => {
                 let mut buf = vec![0u8; want.min(netstack::UDP_MAX_PAYLOAD)];
-                let d = self.wait(t, nonblock, timeo, || s.recv_from(&mut buf, peek))?;
+                let d = self.wait(t, nonblock, timeo, || match &self.proto {
+                    Proto::Ping(s) => s.recv_from(&mut buf, peek),
+                    Proto::Udp(s) => s.recv_from(&mut buf, peek),
+                    Proto::Tcp(_) => Err(NErr::Invalid),
+                })?;
                 buf.truncate(d.len);
                 Ok(InetRecv {
                     data: buf,
@@ -557,6 +577,7 @@ impl InetSock {
         let ev = match &self.proto {
             Proto::Tcp(s) => s.events(),
             Proto::Udp(s) => s.events(),
+            Proto::Ping(s) => s.events(),
         };
         let mut m = ev;
         if ev & POLLIN != 0 {
@@ -574,7 +595,7 @@ impl InetSock {
         let o = self.opts.lock();
         let tcp = match &self.proto {
             Proto::Tcp(s) => Some(s),
-            Proto::Udp(_) => None,
+            Proto::Udp(_) | Proto::Ping(_) => None,
         };
         let topts = tcp.map(|s| s.opts());
         let udp_opts = match &self.proto {
@@ -590,13 +611,15 @@ impl InetSock {
                 match &self.proto {
                     Proto::Tcp(s) => s.take_error(),
                     Proto::Udp(s) => s.take_error(),
+                    Proto::Ping(_) => None,
                 }
                 .map_or(0, |e| e.errno()),
             ),
             (SOL_SOCKET, SO_ACCEPTCONN) => int_bytes(tcp.is_some_and(|s| s.is_listening()) as i32),
-            (SOL_SOCKET, SO_REUSEADDR) => int_bytes(match (topts, udp_opts) {
-                (Some(t), _) => t.reuseaddr as i32,
-                (_, Some(u)) => u.reuseaddr as i32,
+            (SOL_SOCKET, SO_REUSEADDR) => int_bytes(match (&self.proto, topts, udp_opts) {
+                (Proto::Ping(s), ..) => s.reuseaddr() as i32,
+                (_, Some(t), _) => t.reuseaddr as i32,
+                (_, _, Some(u)) => u.reuseaddr as i32,
                 _ => 0,
             }),
             (SOL_SOCKET, SO_KEEPALIVE) => int_bytes(topts.is_some_and(|t| t.keepalive) as i32),
@@ -654,7 +677,7 @@ impl InetSock {
         let privileged = t.creds().has_cap(crate::kernel::cap::NET_ADMIN);
         let tcp = match &self.proto {
             Proto::Tcp(s) => Some(s),
-            Proto::Udp(_) => None,
+            Proto::Udp(_) | Proto::Ping(_) => None,
         };
         let set_tcp = |f: &dyn Fn(&mut netstack::TcpOpts)| {
             if let Some(s) = tcp {
@@ -676,6 +699,9 @@ impl InetSock {
                 let v = int()? != 0;
                 set_tcp(&|t| t.reuseaddr = v);
                 set_udp(&|u| u.reuseaddr = v);
+                if let Proto::Ping(s) = &self.proto {
+                    s.set_reuseaddr(v);
+                }
             }
             (SOL_SOCKET, SO_KEEPALIVE) => {
                 let v = int()? != 0;
@@ -816,6 +842,9 @@ impl InetSock {
                     return Err(EINVAL);
                 }
                 o.misc.insert((level, name), if v == -1 { 64 } else { v });
+                if let Proto::Ping(s) = &self.proto {
+                    s.set_ttl((v != -1).then_some(v as u8));
+                }
             }
             // glibc's resolver needs it. The flag is kept; errors are still reported as
             // before (SO_ERROR, ECONNREFUSED), there is no MSG_ERRQUEUE queue yet.
@@ -869,6 +898,7 @@ impl InetSock {
                 Ok(s.queues())
             }
             Proto::Udp(s) => Ok(s.queues()),
+            Proto::Ping(s) => Ok(s.queues()),
         }
     }
 }
@@ -909,8 +939,8 @@ impl FileOps for InetFile {
     }
 
     fn write(&self, f: &OpenFile, t: &Task, buf: &[u8], _off: u64) -> KResult<usize> {
-        if let Proto::Udp(s) = &self.sock.proto {
-            if s.peer_addr().is_err() {
+        if let Proto::Udp(_) | Proto::Ping(_) = &self.sock.proto {
+            if self.sock.peer().is_err() {
                 return Err(EDESTADDRREQ);
             }
         }

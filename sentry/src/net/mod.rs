@@ -9,6 +9,7 @@ pub mod ext;
 pub mod ifreq;
 pub mod inet;
 pub mod netlink;
+pub mod ping;
 mod rtnetlink;
 pub mod unix;
 

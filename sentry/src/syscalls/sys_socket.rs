@@ -6,6 +6,7 @@ use super::*;
 use crate::kernel::signal::{self, SigInfo};
 use crate::net::inet::{self, InetSock, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 use crate::net::netlink::{NetlinkSock, AF_NETLINK, NETLINK_ROUTE};
+use crate::net::ping;
 use crate::net::unix::{self, Dest, Recv, Sock, Ucred};
 use crate::net::*;
 use crate::vfs::{may_access, OpenFile, O_NONBLOCK, S_IFMT, S_IFSOCK};
@@ -114,11 +115,9 @@ fn check_inet_type(c: &Ctx, domain: i32, base: i32, proto: i32) -> KResult<i32> 
     match (base, proto) {
         (SOCK_STREAM, 0 | IPPROTO_TCP) => Ok(SOCK_STREAM),
         (SOCK_DGRAM, 0 | IPPROTO_UDP) => Ok(SOCK_DGRAM),
-        (SOCK_STREAM | SOCK_DGRAM, p) if p == icmp && base == SOCK_DGRAM => {
-            // Ping sockets: Linux's default net.ipv4.ping_group_range allows nobody.
-            inet::unsupported(&c.t.kernel, "ICMP ping sockets".into());
-            Err(EACCES)
-        }
+        // Ping sockets, for the groups of net.ipv4.ping_group_range.
+        (SOCK_DGRAM, p) if p == icmp && ping::allowed(c.t) => Ok(SOCK_DGRAM),
+        (SOCK_DGRAM, p) if p == icmp => Err(EACCES),
         (SOCK_STREAM | SOCK_DGRAM, _) => Err(EPROTONOSUPPORT),
         (SOCK_RAW, _) => {
             inet::unsupported(&c.t.kernel, "raw inet sockets (SOCK_RAW)".into());
@@ -133,6 +132,8 @@ fn socket(c: &Ctx, domain: i32, ty: i32, proto: i32) -> SysResult {
     if domain == AF_INET || domain == AF_INET6 {
         let protocol = if base == SOCK_STREAM {
             IPPROTO_TCP
+        } else if proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6 {
+            proto
         } else {
             IPPROTO_UDP
         };

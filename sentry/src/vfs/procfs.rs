@@ -119,6 +119,11 @@ const SYS_TREE: &[(&str, &str, Gen)] = &[
     ("sys/kernel", "random", Gen::Sys("")),
     ("sys/kernel/random", "boot_id", Gen::Sys("boot_id")),
     ("sys/kernel/random", "uuid", Gen::Sys("uuid")),
+    (
+        "sys/net/ipv4",
+        "ping_group_range",
+        Gen::Sys("ping_group_range"),
+    ),
     ("sys/vm", "overcommit_memory", Gen::Sys("overcommit_memory")),
     ("sys/vm", "max_map_count", Gen::Sys("max_map_count")),
     ("sys/fs", "file-max", Gen::Sys("file-max")),
@@ -464,8 +469,10 @@ impl Inode for PNode {
             | Kind::Fds(_)
             | Kind::FdInfos(_) => (S_IFDIR | 0o555, 2),
             Kind::File(Gen::Sys(n), ..)
-                if matches!(*n, "hostname" | "domainname" | "dmesg_restrict")
-                    || super::mqueue::SYSCTL_NAMES.contains(n) =>
+                if matches!(
+                    *n,
+                    "hostname" | "domainname" | "dmesg_restrict" | "ping_group_range"
+                ) || super::mqueue::SYSCTL_NAMES.contains(n) =>
             {
                 (S_IFREG | 0o644, 1)
             }
@@ -608,8 +615,10 @@ impl Inode for PNode {
             }
             Kind::File(Gen::Sys(name), ..)
                 if flags & O_ACCMODE != 0
-                    && (matches!(*name, "hostname" | "domainname" | "dmesg_restrict")
-                        || super::mqueue::SYSCTL_NAMES.contains(name)) =>
+                    && (matches!(
+                        *name,
+                        "hostname" | "domainname" | "dmesg_restrict" | "ping_group_range"
+                    ) || super::mqueue::SYSCTL_NAMES.contains(name)) =>
             {
                 if current().map(|t| t.creds().euid) != Some(0) {
                     return Err(EACCES);
@@ -747,6 +756,7 @@ impl PNode {
                             & 0xffff_ffff_ffff
                     )
                 }
+                "ping_group_range" => crate::net::ping::range_text(k),
                 "overcommit_memory" => "0\n".into(),
                 "max_map_count" => "65530\n".into(),
                 "file-max" => "9223372036854775807\n".into(),
@@ -1087,7 +1097,6 @@ impl PNode {
     }
 }
 
-/// A writable /proc/sys file (hostname, domainname, dmesg_restrict).
 /// /proc/PID/comm and /proc/PID/task/TID/comm opened for writing: a thread of the
 /// writer's own process gets the name written (at most 15 bytes), as PR_SET_NAME.
 struct CommFile {
@@ -1123,6 +1132,8 @@ impl FileOps for CommFile {
     }
 }
 
+/// A writable /proc/sys file (hostname, domainname, dmesg_restrict, ping_group_range,
+/// mqueue limits).
 struct SysctlFile {
     k: Arc<Kernel>,
     name: &'static str,
@@ -1143,6 +1154,7 @@ impl FileOps for SysctlFile {
                 })
                 .lock() = v;
             }
+            "ping_group_range" => crate::net::ping::set_range(&self.k, buf)?,
             n if super::mqueue::SYSCTL_NAMES.contains(&n) => {
                 let v: i64 = std::str::from_utf8(&v)
                     .ok()

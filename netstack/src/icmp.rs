@@ -1,0 +1,457 @@
+//! ICMP echo ("ping") sockets, as Linux's SOCK_DGRAM/IPPROTO_ICMP(V6): the caller sends
+//! echo requests (the stack sets the identifier, the socket's "port", and the checksum)
+//! and receives the echo replies carrying that identifier, ICMP header included.
+
+use crate::*;
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::icmp;
+use smoltcp::wire::{Icmpv4Packet, Icmpv6Packet};
+
+/// Replies a socket queues, and the bytes each way.
+const PACKETS: usize = 64;
+const BUF: usize = 256 * 1024;
+/// sizeof(struct icmphdr).
+const HDR: usize = 8;
+/// The largest ICMP message in one IPv4 packet (65535 - 20).
+pub const MAX_MSG: usize = 65515;
+
+const ECHO_REQUEST_V4: u8 = 8;
+const ECHO_REPLY_V4: u8 = 0;
+const ECHO_REQUEST_V6: u8 = 128;
+const ECHO_REPLY_V6: u8 = 129;
+
+pub(crate) struct Ent {
+    v6: bool,
+    h: Option<SocketHandle>,
+    ident: Option<u16>,
+    addr: IpAddr,
+    peer: Option<IpAddr>,
+    /// Echo replies received: the message (checksum filled) and its sender.
+    rx: VecDeque<(Vec<u8>, IpAddr)>,
+    ttl: Option<u8>,
+    /// SO_REUSEADDR, set from the start as Linux does for ping sockets.
+    reuse: bool,
+    shut: u8,
+    waker: Option<Waker>,
+    sig: u32,
+}
+
+fn events(e: &Ent) -> u32 {
+    let mut m = EV_OUT;
+    if !e.rx.is_empty() || e.shut & SHUT_RD != 0 {
+        m |= EV_IN;
+    }
+    if e.shut & SHUT_RD != 0 {
+        m |= EV_RDHUP;
+    }
+    if e.shut == SHUT_RD | SHUT_WR {
+        m |= EV_HUP;
+    }
+    m
+}
+
+impl Inner {
+    /// Move echo replies of the socket's family out of smoltcp's queue (which also holds
+    /// the socket's own requests seen on loopback), with their checksum filled.
+    pub(crate) fn icmp_maintain(&mut self) -> bool {
+        let own_v6 = self.dev.own.iter().find_map(|a| match a {
+            IpAddr::V6(a) => Some(*a),
+            _ => None,
+        });
+        for e in self.icmp.values_mut() {
+            let Some(h) = e.h else { continue };
+            let s = self.sockets.get_mut::<icmp::Socket>(h);
+            while let Ok((d, from)) = s.recv() {
+                let from = IpAddr::from(from);
+                let mut msg = d.to_vec();
+                let reply = if e.v6 { ECHO_REPLY_V6 } else { ECHO_REPLY_V4 };
+                if msg.len() < HDR || msg[0] != reply || from.is_ipv6() != e.v6 {
+                    continue;
+                }
+                if e.rx.len() >= PACKETS {
+                    continue;
+                }
+                match from {
+                    IpAddr::V6(src) => {
+                        // The reply's destination: the bound address, else where the
+                        // request went out from.
+                        let dst = match e.addr {
+                            IpAddr::V6(a) if !a.is_unspecified() => a,
+                            _ if src.is_loopback() => src,
+                            _ => own_v6.unwrap_or(src),
+                        };
+                        Icmpv6Packet::new_unchecked(&mut msg[..]).fill_checksum(&src, &dst);
+                    }
+                    IpAddr::V4(_) => Icmpv4Packet::new_unchecked(&mut msg[..]).fill_checksum(),
+                }
+                e.rx.push_back((msg, from));
+            }
+        }
+        false
+    }
+
+    pub(crate) fn icmp_collect_wakes(&mut self, out: &mut Vec<Waker>) {
+        for e in self.icmp.values_mut() {
+            let sig = events(e);
+            if sig != e.sig {
+                e.sig = sig;
+                if let Some(w) = &e.waker {
+                    out.push(w.clone());
+                }
+            }
+        }
+    }
+
+    fn ient(&mut self, id: u64) -> &mut Ent {
+        self.icmp.get_mut(&id).expect("live icmp socket")
+    }
+
+    /// Take identifier `ident` (0: the first free one) and make the smoltcp socket. Ping
+    /// sockets with SO_REUSEADDR (the default) may share an identifier (here each of them
+    /// gets the replies, where Linux gives a reply to one).
+    fn icmp_bind(&mut self, id: u64, addr: IpAddr, ident: u16) -> Result<()> {
+        let used = |i: &Inner, n: u16| i.icmp.values().any(|e| e.ident == Some(n));
+        let reuse = self.ient(id).reuse;
+        let ident = match ident {
+            0 => (1..=u16::MAX)
+                .find(|&n| !used(self, n))
+                .ok_or(Error::AddrInUse)?,
+            n if self
+                .icmp
+                .values()
+                .any(|e| e.ident == Some(n) && !(e.reuse && reuse)) =>
+            {
+                return Err(Error::AddrInUse)
+            }
+            n => n,
+        };
+        let mut s = icmp::Socket::new(
+            icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; PACKETS], vec![0u8; BUF]),
+            icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; PACKETS], vec![0u8; BUF]),
+        );
+        s.bind(icmp::Endpoint::Ident(ident))
+            .map_err(|_| Error::Invalid)?;
+        let ttl = self.ient(id).ttl;
+        s.set_hop_limit(ttl);
+        let h = self.sockets.add(s);
+        let e = self.ient(id);
+        e.h = Some(h);
+        e.ident = Some(ident);
+        e.addr = addr;
+        Ok(())
+    }
+
+    fn icmp_release(&mut self, id: u64) {
+        if let Some(Ent { h: Some(h), .. }) = self.icmp.remove(&id) {
+            self.sockets.remove(h);
+        }
+    }
+}
+
+/// An ICMP echo socket of the stack.
+pub struct PingSocket {
+    sh: Arc<Shared>,
+    id: u64,
+    v6: bool,
+}
+
+impl Drop for PingSocket {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.sh.run(|i| i.icmp_release(id));
+    }
+}
+
+impl PingSocket {
+    pub(crate) fn new(sh: Arc<Shared>, v6: bool) -> PingSocket {
+        let id = sh.peek(|i| {
+            let id = i.id();
+            i.icmp.insert(
+                id,
+                Ent {
+                    v6,
+                    h: None,
+                    ident: None,
+                    addr: unspecified(v6).ip(),
+                    peer: None,
+                    rx: VecDeque::new(),
+                    ttl: None,
+                    reuse: true,
+                    shut: 0,
+                    waker: None,
+                    sig: u32::MAX,
+                },
+            );
+            id
+        });
+        PingSocket { sh, id, v6 }
+    }
+
+    pub fn set_waker(&self, w: Waker) {
+        self.sh.peek(|i| i.ient(self.id).waker = Some(w));
+    }
+
+    fn family(&self, a: IpAddr) -> Result<IpAddr> {
+        if a.is_ipv6() != self.v6 {
+            return Err(Error::AfNoSupport);
+        }
+        Ok(a)
+    }
+
+    /// bind(2): the port of `a` is the identifier (0: pick one).
+    pub fn bind(&self, a: SocketAddr) -> Result<()> {
+        let ip = self.family(a.ip())?;
+        let id = self.id;
+        self.sh.run(|i| {
+            if !i.is_local(ip) {
+                return Err(Error::AddrNotAvail);
+            }
+            if i.ient(id).ident.is_some() {
+                return Err(Error::Invalid);
+            }
+            i.icmp_bind(id, ip, a.port())
+        })
+    }
+
+    /// connect(2); None dissolves the association (AF_UNSPEC).
+    pub fn connect(&self, a: Option<IpAddr>) -> Result<()> {
+        let a = a.map(|a| self.family(a)).transpose()?;
+        let (id, v6) = (self.id, self.v6);
+        self.sh.run(|i| {
+            if let Some(a) = a {
+                if !i.routable(a) {
+                    return Err(Error::NetUnreach);
+                }
+                if i.ient(id).ident.is_none() {
+                    i.icmp_bind(id, unspecified(v6).ip(), 0)?;
+                }
+            }
+            i.ient(id).peer = a;
+            Ok(())
+        })
+    }
+
+    /// Send one echo request (`msg` starts with the ICMP header) to `to` (None: the
+    /// connected peer). The identifier and checksum are the stack's.
+    pub fn send_to(&self, msg: &[u8], to: Option<IpAddr>) -> Result<usize> {
+        let to = to.map(|a| self.family(a)).transpose()?;
+        let request = if self.v6 {
+            ECHO_REQUEST_V6
+        } else {
+            ECHO_REQUEST_V4
+        };
+        if msg.len() < HDR || msg[0] != request || msg[1] != 0 {
+            return Err(Error::Invalid);
+        }
+        if msg.len() > MAX_MSG {
+            return Err(Error::MsgSize);
+        }
+        let (id, v6) = (self.id, self.v6);
+        self.sh.run(|i| {
+            let e = i.ient(id);
+            if e.shut & SHUT_WR != 0 {
+                return Err(Error::Pipe);
+            }
+            let to = to.or(e.peer).ok_or(Error::DestAddrRequired)?;
+            if !i.routable(to) {
+                return Err(Error::NetUnreach);
+            }
+            if i.ient(id).ident.is_none() {
+                i.icmp_bind(id, unspecified(v6).ip(), 0)?;
+            }
+            let e = i.ient(id);
+            let ident = e.ident.expect("bound");
+            let h = e.h.expect("bound");
+            let s = i.sockets.get_mut::<icmp::Socket>(h);
+            let mut m = msg.to_vec();
+            m[4..6].copy_from_slice(&ident.to_be_bytes());
+            m[2..4].fill(0);
+            if !v6 {
+                Icmpv4Packet::new_unchecked(&mut m[..]).fill_checksum();
+            }
+            match s.send_slice(&m, IpAddress::from(to)) {
+                Ok(()) => Ok(msg.len()),
+                Err(icmp::SendError::BufferFull) => Err(Error::WouldBlock),
+                Err(icmp::SendError::Unaddressable) => Err(Error::NetUnreach),
+            }
+        })
+    }
+
+    /// Receive (or with `peek`, copy) the next echo reply, ICMP header included.
+    pub fn recv_from(&self, buf: &mut [u8], peek: bool) -> Result<Datagram> {
+        let id = self.id;
+        let f = |i: &mut Inner| {
+            let e = i.ient(id);
+            let Some((d, from)) = (if peek {
+                e.rx.front().cloned()
+            } else {
+                e.rx.pop_front()
+            }) else {
+                if e.shut & SHUT_RD != 0 {
+                    return Ok(Datagram {
+                        len: 0,
+                        full: 0,
+                        from: unspecified(e.v6),
+                    });
+                }
+                return Err(Error::WouldBlock);
+            };
+            let n = d.len().min(buf.len());
+            buf[..n].copy_from_slice(&d[..n]);
+            Ok(Datagram {
+                len: n,
+                full: d.len(),
+                from: SocketAddr::new(from, 0),
+            })
+        };
+        if peek {
+            self.sh.peek(f)
+        } else {
+            self.sh.run(f)
+        }
+    }
+
+    pub fn shutdown(&self, how: u8) -> Result<()> {
+        self.sh.run(|i| {
+            let e = i.ient(self.id);
+            if e.peer.is_none() {
+                return Err(Error::NotConn);
+            }
+            e.shut |= how;
+            Ok(())
+        })
+    }
+
+    /// The bound address, its port the identifier.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.sh.peek(|i| {
+            let e = i.ient(self.id);
+            SocketAddr::new(e.addr, e.ident.unwrap_or(0))
+        })
+    }
+
+    pub fn peer_addr(&self) -> Result<SocketAddr> {
+        self.sh
+            .peek(|i| i.ient(self.id).peer.map(|p| SocketAddr::new(p, 0)))
+            .ok_or(Error::NotConn)
+    }
+
+    pub fn events(&self) -> u32 {
+        self.sh.peek(|i| events(&i.icmp[&self.id]))
+    }
+
+    pub fn reuseaddr(&self) -> bool {
+        self.sh.peek(|i| i.ient(self.id).reuse)
+    }
+
+    pub fn set_reuseaddr(&self, v: bool) {
+        self.sh.peek(|i| i.ient(self.id).reuse = v)
+    }
+
+    /// IP_TTL / IPV6_UNICAST_HOPS (None: the default, 64).
+    pub fn set_ttl(&self, ttl: Option<u8>) {
+        self.sh.peek(|i| {
+            let e = i.ient(self.id);
+            e.ttl = ttl;
+            if let Some(h) = e.h {
+                i.sockets.get_mut::<icmp::Socket>(h).set_hop_limit(ttl);
+            }
+        })
+    }
+
+    /// FIONREAD: the size of the next reply; TIOCOUTQ: 0 (sent at once).
+    pub fn queues(&self) -> (usize, usize) {
+        self.sh
+            .peek(|i| (i.ient(self.id).rx.front().map_or(0, |d| d.0.len()), 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::wait;
+
+    fn request(ty: u8, seq: u16, data: &[u8]) -> Vec<u8> {
+        let mut m = vec![ty, 0, 0, 0, 0xde, 0xad];
+        m.extend_from_slice(&seq.to_be_bytes());
+        m.extend_from_slice(data);
+        m
+    }
+
+    fn checksum_ok(m: &[u8]) -> bool {
+        let mut sum: u32 = m
+            .chunks(2)
+            .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
+            .sum();
+        while sum >> 16 != 0 {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum == 0xffff
+    }
+
+    #[test]
+    fn echo_on_loopback() {
+        let st = Stack::new(StackConfig::default());
+        let s = st.ping(false);
+        s.bind("0.0.0.0:4242".parse().unwrap()).unwrap();
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        assert_eq!(s.send_to(&request(8, 7, b"hello"), Some(lo)), Ok(13));
+        let mut buf = [0u8; 64];
+        let d = wait(|| s.recv_from(&mut buf, false)).unwrap();
+        assert_eq!(d.len, 13);
+        assert_eq!(d.from, SocketAddr::new(lo, 0));
+        // A reply, with the socket's identifier, the same sequence and data.
+        assert_eq!(&buf[..2], &[0, 0]);
+        assert_eq!(u16::from_be_bytes([buf[4], buf[5]]), 4242);
+        assert_eq!(&buf[6..13], b"\x00\x07hello");
+        assert!(checksum_ok(&buf[..13]));
+        // Only the reply is queued (not the request seen on loopback).
+        assert_eq!(s.recv_from(&mut buf, false).unwrap_err(), Error::WouldBlock);
+        // Not an echo request, too short, or the wrong family: refused.
+        assert_eq!(
+            s.send_to(&request(0, 1, b""), Some(lo)),
+            Err(Error::Invalid)
+        );
+        assert_eq!(s.send_to(&[8, 0, 0], Some(lo)), Err(Error::Invalid));
+        let lo6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        assert_eq!(
+            s.send_to(&request(8, 1, b""), Some(lo6)),
+            Err(Error::AfNoSupport)
+        );
+        assert_eq!(
+            s.send_to(&request(8, 1, b""), None),
+            Err(Error::DestAddrRequired)
+        );
+        // An identifier may be shared; a picked one is free.
+        let t = st.ping(false);
+        assert_eq!(t.bind("0.0.0.0:4242".parse().unwrap()), Ok(()));
+        let u = st.ping(false);
+        u.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_eq!(u.local_addr().port(), 1);
+        // Not without SO_REUSEADDR.
+        let w = st.ping(false);
+        w.set_reuseaddr(false);
+        assert_eq!(
+            w.bind("0.0.0.0:4242".parse().unwrap()),
+            Err(Error::AddrInUse)
+        );
+    }
+
+    #[test]
+    fn echo_v6_autobind() {
+        let st = Stack::new(StackConfig::default());
+        let s = st.ping(true);
+        let lo6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        s.connect(Some(lo6)).unwrap();
+        let ident = s.local_addr().port();
+        assert_ne!(ident, 0);
+        assert_eq!(s.send_to(&request(128, 3, b"abc"), None), Ok(11));
+        let mut buf = [0u8; 64];
+        let d = wait(|| s.recv_from(&mut buf, false)).unwrap();
+        assert_eq!(d.len, 11);
+        assert_eq!(buf[0], 129);
+        assert_eq!(u16::from_be_bytes([buf[4], buf[5]]), ident);
+        assert_eq!(&buf[8..11], b"abc");
+        assert_ne!(s.events() & EV_IN, EV_IN);
+    }
+}
