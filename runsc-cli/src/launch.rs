@@ -52,6 +52,8 @@ pub struct DoOpts {
     pub clear_env: bool,
     pub strace: bool,
     pub hostname: Option<String>,
+    /// OCI linux.sysctl (key, value).
+    pub sysctls: Vec<(String, String)>,
     pub memory_limit: Option<u64>,
     /// The host directory the gofer serves as the root file system.
     pub root: String,
@@ -260,6 +262,9 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
     }
     if let Some(h) = &o.hostname {
         boot.args(["--hostname", h]);
+    }
+    for (k, v) in &o.sysctls {
+        boot.arg(format!("--sysctl={k}={v}"));
     }
     if let Some((u, g)) = o.user {
         boot.args(["--uid", &u.to_string(), "--gid", &g.to_string()]);

@@ -111,6 +111,9 @@ enum Cmd {
         strace: bool,
         #[arg(long)]
         hostname: Option<String>,
+        /// KEY=VALUE (OCI linux.sysctl).
+        #[arg(long = "sysctl")]
+        sysctls: Vec<String>,
         #[arg(long)]
         memory_limit: Option<u64>,
         #[arg(long)]
@@ -661,6 +664,7 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Cmd::Boot {
             gofer_fd,
+            sysctls,
             cwd,
             strace,
             hostname,
@@ -778,6 +782,11 @@ fn run(cli: Cli) -> Result<i32> {
                 uid,
                 gid,
                 hostname,
+                sysctls: sysctls
+                    .iter()
+                    .filter_map(|s| s.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 memory_limit,
                 readonly_root,
                 kvm,

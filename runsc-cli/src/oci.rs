@@ -216,6 +216,12 @@ pub fn opts_from_spec(
         clear_env: true,
         strace,
         hostname: spec.hostname().clone(),
+        sysctls: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.sysctl().clone())
+            .map(|m| m.into_iter().collect())
+            .unwrap_or_default(),
         memory_limit: spec
             .linux()
             .as_ref()

@@ -220,6 +220,32 @@ fn docker_readonly_and_masked_proc_paths() {
     );
 }
 
+/// linux.sysctl reaches the Sentry's /proc/sys: docker's own default
+/// (net.ipv4.ping_group_range, so an unprivileged ping works) and --sysctl; one the
+/// Sentry does not have is logged in its kernel log, and the container still runs with
+/// clean output.
+#[test]
+fn docker_sysctls_reach_the_sandbox() {
+    let Some(d) = docker() else { return };
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let r = d.run(
+        &[
+            "--sysctl",
+            "fs.mqueue.msg_max=20",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+        ],
+        &[
+            "sh",
+            "-c",
+            "cat /proc/sys/net/ipv4/ping_group_range /proc/sys/fs/mqueue/msg_max; \
+             dmesg | grep -c 'sysctl net.ipv4.ip_forward: not emulat[e]d'",
+        ],
+    );
+    assert_eq!(r.stdout, "0\t2147483647\n20\n1\n", "{}", r.describe());
+    assert_eq!(r.stderr, "", "{}", r.describe());
+}
+
 #[test]
 fn docker_cgroup_shows_the_memory_limit() {
     let Some(d) = docker() else { return };

@@ -41,6 +41,8 @@ pub struct Config {
     pub rlimits: Vec<(u32, u64, u64)>,
     pub no_new_privs: bool,
     pub hostname: Option<String>,
+    /// OCI linux.sysctl: (key, value), set as writes to /proc/sys would.
+    pub sysctls: Vec<(String, String)>,
     /// The most memory the workload may use, in bytes: allocations past it fail and the
     /// faulting process is OOM-killed.
     pub memory_limit: Option<u64>,
@@ -123,6 +125,13 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
     ));
     if let Some(h) = &cfg.hostname {
         *k.hostname.lock() = h.as_bytes().to_vec();
+    }
+    for (key, value) in &cfg.sysctls {
+        if let Err(e) = vfs::procfs::set_sysctl(&k, key, value.as_bytes()) {
+            // As runsc: a sysctl the Sentry does not have is logged, not fatal (docker
+            // sets some for every container).
+            k.klog.info(format!("rvisor: {e}: not applied"));
+        }
     }
     let mut creds = Creds::new(cfg.uid, cfg.gid);
     creds.groups = cfg.groups.clone();

@@ -1132,6 +1132,69 @@ impl FileOps for CommFile {
     }
 }
 
+/// The /proc/sys files a sandbox can change, by their OCI (sysctl(8)) names.
+const SYSCTLS: [(&str, &str); 9] = [
+    ("kernel.hostname", "hostname"),
+    ("kernel.domainname", "domainname"),
+    ("kernel.dmesg_restrict", "dmesg_restrict"),
+    ("net.ipv4.ping_group_range", "ping_group_range"),
+    ("fs.mqueue.msg_max", "msg_max"),
+    ("fs.mqueue.msgsize_max", "msgsize_max"),
+    ("fs.mqueue.msg_default", "msg_default"),
+    ("fs.mqueue.msgsize_default", "msgsize_default"),
+    ("fs.mqueue.queues_max", "queues_max"),
+];
+
+/// Set sysctl `key` (e.g. net.ipv4.ping_group_range, or with slashes) as a write of
+/// `value` to its /proc/sys file would; the ones the Sentry does not have are errors
+/// (the caller says they were not applied).
+pub fn set_sysctl(k: &Arc<Kernel>, key: &str, value: &[u8]) -> Result<(), String> {
+    let key = key.replace('/', ".");
+    let Some((_, name)) = SYSCTLS.iter().find(|(n, _)| *n == key) else {
+        return Err(format!("sysctl {key}: not emulated by the Sentry"));
+    };
+    write_sysctl(k, name, value)
+        .map_err(|e| format!("sysctl {key}={}: {e:?}", String::from_utf8_lossy(value)))
+}
+
+fn write_sysctl(k: &Arc<Kernel>, name: &str, buf: &[u8]) -> KResult<()> {
+    let v: Vec<u8> = buf.strip_suffix(b"\n").unwrap_or(buf).to_vec();
+    match name {
+        "hostname" | "domainname" => {
+            if v.len() > 64 {
+                return Err(EINVAL);
+            }
+            *(if name == "hostname" {
+                &k.hostname
+            } else {
+                &k.domainname
+            })
+            .lock() = v;
+        }
+        "ping_group_range" => crate::net::ping::set_range(k, buf)?,
+        n if super::mqueue::SYSCTL_NAMES.contains(&n) => {
+            let v: i64 = std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or(EINVAL)?;
+            k.mqueue().0.limits.set(n, v)?;
+        }
+        _ => {
+            let n: u8 = std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or(EINVAL)?;
+            if n > 1 {
+                return Err(EINVAL);
+            }
+            k.klog
+                .restrict
+                .store(n == 1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    Ok(())
+}
+
 /// A writable /proc/sys file (hostname, domainname, dmesg_restrict, ping_group_range,
 /// mqueue limits).
 struct SysctlFile {
@@ -1141,41 +1204,7 @@ struct SysctlFile {
 
 impl FileOps for SysctlFile {
     fn write(&self, _f: &OpenFile, _t: &Task, buf: &[u8], _off: u64) -> KResult<usize> {
-        let v: Vec<u8> = buf.strip_suffix(b"\n").unwrap_or(buf).to_vec();
-        match self.name {
-            "hostname" | "domainname" => {
-                if v.len() > 64 {
-                    return Err(EINVAL);
-                }
-                *(if self.name == "hostname" {
-                    &self.k.hostname
-                } else {
-                    &self.k.domainname
-                })
-                .lock() = v;
-            }
-            "ping_group_range" => crate::net::ping::set_range(&self.k, buf)?,
-            n if super::mqueue::SYSCTL_NAMES.contains(&n) => {
-                let v: i64 = std::str::from_utf8(&v)
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok())
-                    .ok_or(EINVAL)?;
-                self.k.mqueue().0.limits.set(n, v)?;
-            }
-            _ => {
-                let n: u8 = std::str::from_utf8(&v)
-                    .ok()
-                    .and_then(|s| s.trim().parse().ok())
-                    .ok_or(EINVAL)?;
-                if n > 1 {
-                    return Err(EINVAL);
-                }
-                self.k
-                    .klog
-                    .restrict
-                    .store(n == 1, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
+        write_sysctl(&self.k, self.name, buf)?;
         Ok(buf.len())
     }
     fn read(&self, _f: &OpenFile, _t: &Task, _buf: &mut [u8], _off: u64) -> KResult<usize> {
