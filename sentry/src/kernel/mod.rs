@@ -357,6 +357,8 @@ pub struct Kernel {
     pub boot_wall: std::time::SystemTime,
     memfd: std::sync::OnceLock<(Arc<crate::vfs::memfs::MemFs>, Arc<crate::vfs::Mount>)>,
     mqueue: std::sync::OnceLock<(Arc<crate::vfs::mqueue::MqFs>, Arc<crate::vfs::Mount>)>,
+    /// net.ipv4.ping_group_range: who may make ping sockets ("1 0", nobody, at boot).
+    pub ping_group_range: Mutex<(u32, u32)>,
     pub boot_id: String,
     /// What /proc/cmdline shows: the sandbox's own parameters.
     pub cmdline: String,
@@ -463,6 +465,7 @@ impl Kernel {
             boot_wall: std::time::SystemTime::now(),
             memfd: std::sync::OnceLock::new(),
             mqueue: std::sync::OnceLock::new(),
+            ping_group_range: Mutex::new((1, 0)),
             cmdline: format!("rvisor platform={platform_name} root=gofer:/ overlay=memory"),
             boot_id: {
                 let mut b = [0u8; 16];

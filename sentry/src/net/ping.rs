@@ -4,30 +4,11 @@
 
 use super::*;
 use crate::kernel::Kernel;
-use std::sync::Weak;
-
-type Range = Arc<Mutex<(u32, u32)>>;
-
-/// The sandbox's net.ipv4.ping_group_range; Linux's default "1 0" allows nobody.
-fn range_of(k: &Arc<Kernel>) -> Range {
-    static ALL: Mutex<Vec<(Weak<Kernel>, Range)>> = Mutex::new(Vec::new());
-    let mut all = ALL.lock();
-    all.retain(|(w, _)| w.strong_count() > 0);
-    if let Some((_, r)) = all
-        .iter()
-        .find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(k)))
-    {
-        return r.clone();
-    }
-    let r = Arc::new(Mutex::new((1, 0)));
-    all.push((Arc::downgrade(k), r.clone()));
-    r
-}
 
 /// Whether `t` may make a ping socket: its effective or a supplementary gid is in the
 /// range (CAP_NET_RAW does not matter, as on Linux).
 pub fn allowed(t: &Task) -> bool {
-    let (lo, hi) = *range_of(&t.kernel).lock();
+    let (lo, hi) = *t.kernel.ping_group_range.lock();
     let c = t.creds();
     std::iter::once(c.egid)
         .chain(c.groups.iter().copied())
@@ -36,7 +17,7 @@ pub fn allowed(t: &Task) -> bool {
 
 /// /proc/sys/net/ipv4/ping_group_range as read.
 pub fn range_text(k: &Arc<Kernel>) -> String {
-    let (lo, hi) = *range_of(k).lock();
+    let (lo, hi) = *k.ping_group_range.lock();
     format!("{lo}\t{hi}\n")
 }
 
@@ -51,8 +32,7 @@ pub fn set_range(k: &Arc<Kernel>, text: &[u8]) -> KResult<()> {
     };
     let mut words = s.split_whitespace();
     let lo = gid(words.next().ok_or(EINVAL)?)?;
-    let r = range_of(k);
-    let mut r = r.lock();
+    let mut r = k.ping_group_range.lock();
     let hi = match words.next() {
         Some(w) => gid(w)?,
         None => r.1,
