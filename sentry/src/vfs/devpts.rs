@@ -11,29 +11,8 @@ pub const DEVPTS_DEV: u64 = 0x18;
 /// What /proc/mounts shows for it (docker's and systemd's options).
 pub const MOUNT_OPTS: &str = "rw,nosuid,noexec,relatime,gid=5,mode=620,ptmxmode=666";
 
-/// Owner, mode and times of a devpts node.
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    atime: (i64, i64),
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
+/// Stat of a devpts node.
 impl Meta {
-    fn new(mode: u32, uid: u32, gid: u32) -> Mutex<Meta> {
-        let t = now();
-        Mutex::new(Meta {
-            mode,
-            uid,
-            gid,
-            atime: t,
-            mtime: t,
-            ctime: t,
-        })
-    }
-
     fn stat(&self, ino: u64, mode: u32, rdev: u64, nlink: u64) -> Stat {
         Stat {
             dev: DEVPTS_DEV,
@@ -51,29 +30,6 @@ impl Meta {
             ctime: self.ctime,
         }
     }
-
-    fn set(&mut self, a: &SetAttr) -> KResult<()> {
-        if a.size.is_some() {
-            return Err(EINVAL);
-        }
-        if let Some(m) = a.mode {
-            self.mode = m & 0o7777;
-        }
-        if let Some(u) = a.uid {
-            self.uid = u;
-        }
-        if let Some(g) = a.gid {
-            self.gid = g;
-        }
-        if let Some(t) = a.atime {
-            self.atime = t;
-        }
-        if let Some(t) = a.mtime {
-            self.mtime = t;
-        }
-        self.ctime = now();
-        Ok(())
-    }
 }
 
 /// The root directory of devpts.
@@ -86,9 +42,9 @@ pub struct DevPtsRoot {
 pub fn new_root() -> Arc<DevPtsRoot> {
     Arc::new(DevPtsRoot {
         ptmx: Arc::new(PtmxNode {
-            meta: Meta::new(0o666, 0, 0),
+            meta: Mutex::new(Meta::new(0o666, 0, 0)),
         }),
-        meta: Meta::new(0o755, 0, 0),
+        meta: Mutex::new(Meta::new(0o755, 0, 0)),
     })
 }
 
@@ -185,7 +141,7 @@ impl SlaveNode {
         Arc::new(SlaveNode {
             index,
             pty,
-            meta: Meta::new(0o620, uid, gid),
+            meta: Mutex::new(Meta::new(0o620, uid, gid)),
         })
     }
 }

@@ -662,6 +662,56 @@ impl FileOps for DirFile {
     }
 }
 
+/// Owner, mode and times of a node whose file system keeps no more about it (devpts
+/// nodes, message queues).
+pub struct Meta {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub atime: (i64, i64),
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
+
+impl Meta {
+    /// Permission bits `mode` (file type bits dropped), owned by uid:gid, times now.
+    pub fn new(mode: u32, uid: u32, gid: u32) -> Meta {
+        let t = now();
+        Meta {
+            mode: mode & 0o7777,
+            uid,
+            gid,
+            atime: t,
+            mtime: t,
+            ctime: t,
+        }
+    }
+
+    /// chmod, chown, utimes (a size is EINVAL: such nodes have no data to truncate).
+    pub fn set(&mut self, a: &SetAttr) -> KResult<()> {
+        if a.size.is_some() {
+            return Err(EINVAL);
+        }
+        if let Some(m) = a.mode {
+            self.mode = m & 0o7777;
+        }
+        if let Some(u) = a.uid {
+            self.uid = u;
+        }
+        if let Some(g) = a.gid {
+            self.gid = g;
+        }
+        if let Some(t) = a.atime {
+            self.atime = t;
+        }
+        if let Some(t) = a.mtime {
+            self.mtime = t;
+        }
+        self.ctime = now();
+        Ok(())
+    }
+}
+
 pub fn now() -> (i64, i64) {
     let d = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -107,15 +107,6 @@ struct State {
     receivers: u32,
 }
 
-struct Meta {
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    atime: (i64, i64),
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
 pub struct Queue {
     ino: u64,
     pub maxmsg: u64,
@@ -208,13 +199,12 @@ impl MqFs {
             ino: self.next_ino.fetch_add(1, Ordering::Relaxed),
             maxmsg,
             msgsize,
+            // The same instant as the directory's times.
             meta: Mutex::new(Meta {
-                mode: mode & 0o7777,
-                uid: c.fsuid,
-                gid: c.fsgid,
                 atime: t,
                 mtime: t,
                 ctime: t,
+                ..Meta::new(mode, c.fsuid, c.fsgid)
             }),
             st: Mutex::default(),
             wq: WaitQueue::default(),
@@ -500,27 +490,7 @@ impl Inode for Queue {
         Ok(Arc::new(MqFile { q: self }))
     }
     fn setattr(&self, a: &SetAttr) -> KResult<()> {
-        if a.size.is_some() {
-            return Err(EINVAL);
-        }
-        let mut m = self.meta.lock();
-        if let Some(mode) = a.mode {
-            m.mode = mode & 0o7777;
-        }
-        if let Some(uid) = a.uid {
-            m.uid = uid;
-        }
-        if let Some(gid) = a.gid {
-            m.gid = gid;
-        }
-        if let Some(t) = a.atime {
-            m.atime = t;
-        }
-        if let Some(t) = a.mtime {
-            m.mtime = t;
-        }
-        m.ctime = now();
-        Ok(())
+        self.meta.lock().set(a)
     }
     fn as_any(&self) -> &dyn Any {
         self
