@@ -54,6 +54,40 @@ struct Cli {
     cmd: Option<Cmd>,
 }
 
+/// What `create` and `run` take besides the id.
+#[derive(clap::Args)]
+struct BundleArgs {
+    #[arg(long, short = 'b', default_value = ".")]
+    bundle: String,
+    /// Write the container's pid (the sandbox process) here.
+    #[arg(long)]
+    pid_file: Option<String>,
+    /// A unix socket to send the terminal's master end to (process.terminal).
+    #[arg(long)]
+    console_socket: Option<String>,
+    /// Accepted for runc compatibility (the Sentry always pivots into an empty root).
+    #[arg(long)]
+    no_pivot: bool,
+    /// Pass this many descriptors from 3 on to the workload.
+    #[arg(long, default_value_t = 0)]
+    preserve_fds: u32,
+    #[arg(long)]
+    strace: bool,
+}
+
+impl BundleArgs {
+    fn opts(&self, foreground: bool) -> container::CreateOpts<'_> {
+        container::CreateOpts {
+            bundle: &self.bundle,
+            pid_file: self.pid_file.as_deref(),
+            console_socket: self.console_socket.as_deref(),
+            preserve_fds: self.preserve_fds,
+            strace: self.strace,
+            foreground,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a command in a sandbox over the host's root file system (read-only, with an
@@ -153,22 +187,8 @@ enum Cmd {
     },
     /// Create a container from an OCI bundle: the sandbox is built and waits for start.
     Create {
-        #[arg(long, short = 'b', default_value = ".")]
-        bundle: String,
-        /// Write the container's pid (the sandbox process) here.
-        #[arg(long)]
-        pid_file: Option<String>,
-        /// A unix socket to send the terminal's master end to (process.terminal).
-        #[arg(long)]
-        console_socket: Option<String>,
-        /// Accepted for runc compatibility (the Sentry always pivots into an empty root).
-        #[arg(long)]
-        no_pivot: bool,
-        /// Pass this many descriptors from 3 on to the workload.
-        #[arg(long, default_value_t = 0)]
-        preserve_fds: u32,
-        #[arg(long)]
-        strace: bool,
+        #[command(flatten)]
+        b: BundleArgs,
         id: String,
     },
     /// Start a created container's workload.
@@ -192,20 +212,10 @@ enum Cmd {
     },
     /// Create and start a container (in the foreground unless --detach).
     Run {
-        #[arg(long, short = 'b', default_value = ".")]
-        bundle: String,
+        #[command(flatten)]
+        b: BundleArgs,
         #[arg(long, short = 'd')]
         detach: bool,
-        #[arg(long)]
-        pid_file: Option<String>,
-        #[arg(long)]
-        console_socket: Option<String>,
-        #[arg(long)]
-        no_pivot: bool,
-        #[arg(long, default_value_t = 0)]
-        preserve_fds: u32,
-        #[arg(long)]
-        strace: bool,
         /// The container's id.
         id: String,
     },
@@ -540,45 +550,8 @@ fn run(cli: Cli) -> Result<i32> {
             compare::compare(&flags, cwd.as_deref(), &env, &command, json)
         }
         Cmd::Spec { bundle } => oci::write_spec(&bundle).map(|_| 0),
-        Cmd::Create {
-            bundle,
-            pid_file,
-            console_socket,
-            no_pivot: _,
-            preserve_fds,
-            strace,
-            id,
-        } => {
-            let o = container::CreateOpts {
-                bundle: &bundle,
-                pid_file: pid_file.as_deref(),
-                console_socket: console_socket.as_deref(),
-                preserve_fds,
-                strace,
-                foreground: false,
-            };
-            container::create(&g, &id, &o).map(|_| 0)
-        }
-        Cmd::Run {
-            bundle,
-            detach,
-            pid_file,
-            console_socket,
-            no_pivot: _,
-            preserve_fds,
-            strace,
-            id,
-        } => {
-            let o = container::CreateOpts {
-                bundle: &bundle,
-                pid_file: pid_file.as_deref(),
-                console_socket: console_socket.as_deref(),
-                preserve_fds,
-                strace,
-                foreground: !detach,
-            };
-            container::run(&g, &id, &o, detach)
-        }
+        Cmd::Create { b, id } => container::create(&g, &id, &b.opts(false)).map(|_| 0),
+        Cmd::Run { b, detach, id } => container::run(&g, &id, &b.opts(!detach), detach),
         Cmd::Start { id } => container::start(&g, &id).map(|_| 0),
         Cmd::State { id } => container::state(&g, &id).map(|_| 0),
         Cmd::Kill { all, id, signal } => container::kill(&g, &id, &signal, all).map(|_| 0),
