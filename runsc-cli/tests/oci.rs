@@ -550,37 +550,33 @@ fn log_file_json_errors_version_and_mounts() {
         r.describe()
     );
     // A spec naming the runtime's own network namespace (the host's): its links are
-    // never taken over.
-    let joined = bundle("oci-netns", |v| {
-        for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
-            if n["type"] == "network" {
-                n["path"] = "/proc/self/ns/net".into();
+    // never taken over. One that does not exist: a clear error. Neither leaves state.
+    for (id, path, want) in [
+        (
+            "m4",
+            "/proc/self/ns/net",
+            "the container's network namespace is the runtime's own",
+        ),
+        (
+            "m5",
+            "/nonexistent/netns",
+            "network namespace /nonexistent/netns",
+        ),
+    ] {
+        let b = bundle(&format!("oci-netns-{id}"), |v| {
+            for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
+                if n["type"] == "network" {
+                    n["path"] = path.into();
+                }
             }
-        }
-    });
-    let r = run(&joined, "m4");
-    assert_eq!(r.shell_status(), 1);
-    assert!(
-        r.stderr
-            .contains("the container's network namespace is the runtime's own"),
-        "{}",
-        r.describe()
-    );
-    // One that does not exist: a clear error, nothing left behind.
-    let missing = bundle("oci-netns-missing", |v| {
-        for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
-            if n["type"] == "network" {
-                n["path"] = "/nonexistent/netns".into();
-            }
-        }
-    });
-    let r = run(&missing, "m5");
-    assert_eq!(r.shell_status(), 1);
-    assert!(
-        r.stderr.contains("network namespace /nonexistent/netns"),
-        "{}",
-        r.describe()
-    );
+        });
+        let r = run(&b, id);
+        assert_eq!(r.shell_status(), 1);
+        assert!(r.stderr.contains(want), "{}", r.describe());
+        // (`run` above uses the default state directory.)
+        let state = std::path::Path::new("/var/run/rvisor").join(id);
+        assert!(!state.exists(), "{id}'s state is left");
+    }
 }
 
 #[test]
