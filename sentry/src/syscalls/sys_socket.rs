@@ -1029,31 +1029,47 @@ fn inet_sendmsg_one(c: &Ctx, f: &OpenFile, s: &InetSock, p: u64, flags: u32) -> 
 }
 
 fn inet_recvmsg_one(c: &Ctx, f: &OpenFile, s: &InetSock, p: u64, flags: u32) -> KResult<usize> {
+    recvmsg_plain(c, f, p, flags, |nonblock, want| {
+        let r = s.recv(c.t, nonblock, want, flags)?;
+        let from = r.from.map(InetSock::addr_bytes).unwrap_or_default();
+        Ok((r.data, from, r.trunc, r.ret))
+    })
+}
+
+/// recvmsg(2) on a socket whose messages carry no control data (inet, netlink):
+/// `recv(nonblock, wanted bytes)` gives (data, the sender's address as a sockaddr,
+/// empty for none, truncated, return value); the data is scattered into the iovecs
+/// and msg_name, msg_namelen, msg_controllen and msg_flags are written back.
+fn recvmsg_plain(
+    c: &Ctx,
+    f: &OpenFile,
+    p: u64,
+    flags: u32,
+    recv: impl FnOnce(bool, usize) -> KResult<(Vec<u8>, Vec<u8>, bool, usize)>,
+) -> KResult<usize> {
     let h = read_msghdr(c, p)?;
     let iov = iovecs(c, h.iov, h.iovlen)?;
     let want: usize = iov.iter().map(|v| v.1).sum();
     let nonblock = f.nonblock() || flags & MSG_DONTWAIT != 0;
-    let r = s.recv(c.t, nonblock, want, flags)?;
+    let (data, from, trunc, ret) = recv(nonblock, want)?;
     let mm = c.t.mm();
-    scatter(c, &iov, &r.data)?;
+    scatter(c, &iov, &data)?;
     let mut oflags = flags & MSG_CMSG_CLOEXEC;
-    if r.trunc {
+    if trunc {
         oflags |= MSG_TRUNC;
     }
-    match (h.name, r.from) {
-        (n, Some(a)) if n != 0 => {
-            let b = InetSock::addr_bytes(a);
-            let k = (h.namelen as usize).min(b.len());
-            if k > 0 {
-                mm.write(h.name, &b[..k])?;
-            }
-            mm.write_obj(p + 8, &(b.len() as u32))?;
+    if h.name != 0 && !from.is_empty() {
+        let k = (h.namelen as usize).min(from.len());
+        if k > 0 {
+            mm.write(h.name, &from[..k])?;
         }
-        _ => mm.write_obj(p + 8, &0u32)?,
+        mm.write_obj(p + 8, &(from.len() as u32))?;
+    } else {
+        mm.write_obj(p + 8, &0u32)?;
     }
     mm.write_obj(p + 40, &0u64)?;
     mm.write_obj(p + 48, &oflags)?;
-    Ok(r.ret)
+    Ok(ret)
 }
 
 // ---- netlink ----
@@ -1107,27 +1123,8 @@ fn nl_recvmsg_one(
     p: u64,
     flags: u32,
 ) -> KResult<usize> {
-    let h = read_msghdr(c, p)?;
-    let iov = iovecs(c, h.iov, h.iovlen)?;
-    let want: usize = iov.iter().map(|v| v.1).sum();
-    let nonblock = f.nonblock() || flags & MSG_DONTWAIT != 0;
-    let r = s.recv(c.t, nonblock, want, flags)?;
-    let mm = c.t.mm();
-    scatter(c, &iov, &r.data)?;
-    let mut oflags = flags & MSG_CMSG_CLOEXEC;
-    if r.trunc {
-        oflags |= MSG_TRUNC;
-    }
-    if h.name != 0 {
-        let k = (h.namelen as usize).min(r.from.len());
-        if k > 0 {
-            mm.write(h.name, &r.from[..k])?;
-        }
-        mm.write_obj(p + 8, &(r.from.len() as u32))?;
-    } else {
-        mm.write_obj(p + 8, &0u32)?;
-    }
-    mm.write_obj(p + 40, &0u64)?;
-    mm.write_obj(p + 48, &oflags)?;
-    Ok(r.ret)
+    recvmsg_plain(c, f, p, flags, |nonblock, want| {
+        let r = s.recv(c.t, nonblock, want, flags)?;
+        Ok((r.data, r.from, r.trunc, r.ret))
+    })
 }
