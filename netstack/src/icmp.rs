@@ -2,14 +2,12 @@
 //! echo requests (the stack sets the identifier, the socket's "port", and the checksum)
 //! and receives the echo replies carrying that identifier, ICMP header included.
 
+use crate::raw::{ip_packet, Rx};
 use crate::*;
-use smoltcp::iface::SocketHandle;
-use smoltcp::socket::icmp;
-use smoltcp::wire::{Icmpv4Packet, Icmpv6Packet};
+use smoltcp::wire::Icmpv4Packet;
 
-/// Replies a socket queues, and the bytes each way.
+/// Replies a socket queues.
 const PACKETS: usize = 64;
-const BUF: usize = 256 * 1024;
 /// sizeof(struct icmphdr).
 const HDR: usize = 8;
 /// The largest ICMP message in one IPv4 packet (65535 - 20).
@@ -22,12 +20,13 @@ const ECHO_REPLY_V6: u8 = 129;
 
 pub(crate) struct Ent {
     v6: bool,
-    h: Option<SocketHandle>,
     ident: Option<u16>,
+    /// When the identifier was taken (the latest binding gets the replies, as on Linux).
+    bound_at: u64,
     addr: IpAddr,
     peer: Option<IpAddr>,
-    /// Echo replies received: the message (checksum filled) and its sender.
-    rx: VecDeque<(Vec<u8>, IpAddr)>,
+    /// Echo replies received: the message, its sender and its hop limit.
+    rx: VecDeque<(Vec<u8>, IpAddr, u8)>,
     ttl: Option<u8>,
     /// SO_REUSEADDR, set from the start as Linux does for ping sockets.
     reuse: bool,
@@ -51,43 +50,30 @@ fn events(e: &Ent) -> u32 {
 }
 
 impl Inner {
-    /// Move echo replies of the socket's family out of smoltcp's queue (which also holds
-    /// the socket's own requests seen on loopback), with their checksum filled.
-    pub(crate) fn icmp_maintain(&mut self) -> bool {
-        let own_v6 = self.dev.own.iter().find_map(|a| match a {
-            IpAddr::V6(a) => Some(*a),
-            _ => None,
-        });
-        for e in self.icmp.values_mut() {
-            let Some(h) = e.h else { continue };
-            let s = self.sockets.get_mut::<icmp::Socket>(h);
-            while let Ok((d, from)) = s.recv() {
-                let from = IpAddr::from(from);
-                let mut msg = d.to_vec();
-                let reply = if e.v6 { ECHO_REPLY_V6 } else { ECHO_REPLY_V4 };
-                if msg.len() < HDR || msg[0] != reply || from.is_ipv6() != e.v6 {
-                    continue;
-                }
-                if e.rx.len() >= PACKETS {
-                    continue;
-                }
-                match from {
-                    IpAddr::V6(src) => {
-                        // The reply's destination: the bound address, else where the
-                        // request went out from.
-                        let dst = match e.addr {
-                            IpAddr::V6(a) if !a.is_unspecified() => a,
-                            _ if src.is_loopback() => src,
-                            _ => own_v6.unwrap_or(src),
-                        };
-                        Icmpv6Packet::new_unchecked(&mut msg[..]).fill_checksum(&src, &dst);
-                    }
-                    IpAddr::V4(_) => Icmpv4Packet::new_unchecked(&mut msg[..]).fill_checksum(),
-                }
-                e.rx.push_back((msg, from));
+    /// An echo reply goes to one ping socket: the one of its family bound last to its
+    /// identifier (and to its destination or the wildcard address), as Linux's
+    /// ping_lookup finds it.
+    pub(crate) fn ping_deliver(&mut self, v6: bool, rx: &Rx) {
+        let m = rx.msg();
+        let reply = if v6 { ECHO_REPLY_V6 } else { ECHO_REPLY_V4 };
+        if m.len() < HDR || m[0] != reply {
+            return;
+        }
+        let ident = u16::from_be_bytes([m[4], m[5]]);
+        let taker = self
+            .icmp
+            .values_mut()
+            .filter(|e| {
+                e.v6 == v6
+                    && e.ident == Some(ident)
+                    && (e.addr.is_unspecified() || e.addr == rx.dst)
+            })
+            .max_by_key(|e| e.bound_at);
+        if let Some(e) = taker {
+            if e.rx.len() < PACKETS && e.shut & SHUT_RD == 0 {
+                e.rx.push_back((m.to_vec(), rx.src, rx.ttl));
             }
         }
-        false
     }
 
     pub(crate) fn icmp_collect_wakes(&mut self, out: &mut Vec<Waker>) {
@@ -106,9 +92,8 @@ impl Inner {
         self.icmp.get_mut(&id).expect("live icmp socket")
     }
 
-    /// Take identifier `ident` (0: the first free one) and make the smoltcp socket. Ping
-    /// sockets with SO_REUSEADDR (the default) may share an identifier (here each of them
-    /// gets the replies, where Linux gives a reply to one).
+    /// Take identifier `ident` (0: the first free one). Ping sockets with SO_REUSEADDR
+    /// (the default) may share an identifier.
     fn icmp_bind(&mut self, id: u64, addr: IpAddr, ident: u16) -> Result<()> {
         let used = |i: &Inner, n: u16| i.icmp.values().any(|e| e.ident == Some(n));
         let reuse = self.ient(id).reuse;
@@ -125,26 +110,14 @@ impl Inner {
             }
             n => n,
         };
-        let mut s = icmp::Socket::new(
-            icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; PACKETS], vec![0u8; BUF]),
-            icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; PACKETS], vec![0u8; BUF]),
-        );
-        s.bind(icmp::Endpoint::Ident(ident))
-            .map_err(|_| Error::Invalid)?;
-        let ttl = self.ient(id).ttl;
-        s.set_hop_limit(ttl);
-        let h = self.sockets.add(s);
+        let v6 = self.ient(id).v6;
+        self.tap(v6);
+        let at = self.id();
         let e = self.ient(id);
-        e.h = Some(h);
         e.ident = Some(ident);
+        e.bound_at = at;
         e.addr = addr;
         Ok(())
-    }
-
-    fn icmp_release(&mut self, id: u64) {
-        if let Some(Ent { h: Some(h), .. }) = self.icmp.remove(&id) {
-            self.sockets.remove(h);
-        }
     }
 }
 
@@ -158,7 +131,7 @@ pub struct PingSocket {
 impl Drop for PingSocket {
     fn drop(&mut self) {
         let id = self.id;
-        self.sh.run(|i| i.icmp_release(id));
+        self.sh.run(|i| i.icmp.remove(&id));
     }
 }
 
@@ -170,8 +143,8 @@ impl PingSocket {
                 id,
                 Ent {
                     v6,
-                    h: None,
                     ident: None,
+                    bound_at: 0,
                     addr: unspecified(v6).ip(),
                     peer: None,
                     rx: VecDeque::new(),
@@ -261,19 +234,21 @@ impl PingSocket {
             }
             let e = i.ient(id);
             let ident = e.ident.expect("bound");
-            let h = e.h.expect("bound");
-            let s = i.sockets.get_mut::<icmp::Socket>(h);
+            let (bound, hops) = (e.addr, e.ttl.unwrap_or(64));
             let mut m = msg.to_vec();
             m[4..6].copy_from_slice(&ident.to_be_bytes());
             m[2..4].fill(0);
             if !v6 {
                 Icmpv4Packet::new_unchecked(&mut m[..]).fill_checksum();
             }
-            match s.send_slice(&m, IpAddress::from(to)) {
-                Ok(()) => Ok(msg.len()),
-                Err(icmp::SendError::BufferFull) => Err(Error::WouldBlock),
-                Err(icmp::SendError::Unaddressable) => Err(Error::NetUnreach),
-            }
+            let src = if bound.is_unspecified() {
+                i.source_for(to).ok_or(Error::NetUnreach)?
+            } else {
+                bound
+            };
+            let ipid = i.ip_id();
+            i.tap_send(&ip_packet(src, to, hops, ipid, &m, v6.then_some(2)))?;
+            Ok(msg.len())
         })
     }
 
@@ -282,7 +257,7 @@ impl PingSocket {
         let id = self.id;
         let f = |i: &mut Inner| {
             let e = i.ient(id);
-            let Some((d, from)) = (if peek {
+            let Some((d, from, ttl)) = (if peek {
                 e.rx.front().cloned()
             } else {
                 e.rx.pop_front()
@@ -292,6 +267,7 @@ impl PingSocket {
                         len: 0,
                         full: 0,
                         from: unspecified(e.v6),
+                        ttl: 0,
                     });
                 }
                 return Err(Error::WouldBlock);
@@ -302,6 +278,7 @@ impl PingSocket {
                 len: n,
                 full: d.len(),
                 from: SocketAddr::new(from, 0),
+                ttl,
             })
         };
         if peek {
@@ -350,13 +327,7 @@ impl PingSocket {
 
     /// IP_TTL / IPV6_UNICAST_HOPS (None: the default, 64).
     pub fn set_ttl(&self, ttl: Option<u8>) {
-        self.sh.peek(|i| {
-            let e = i.ient(self.id);
-            e.ttl = ttl;
-            if let Some(h) = e.h {
-                i.sockets.get_mut::<icmp::Socket>(h).set_hop_limit(ttl);
-            }
-        })
+        self.sh.peek(|i| i.ient(self.id).ttl = ttl)
     }
 
     /// FIONREAD: the size of the next reply; TIOCOUTQ: 0 (sent at once).
@@ -435,6 +406,22 @@ mod tests {
             w.bind("0.0.0.0:4242".parse().unwrap()),
             Err(Error::AddrInUse)
         );
+    }
+
+    #[test]
+    fn shared_ident_reply_goes_to_one_with_ttl() {
+        let st = Stack::new(StackConfig::default());
+        let (s, t) = (st.ping(false), st.ping(false));
+        s.bind("0.0.0.0:777".parse().unwrap()).unwrap();
+        t.bind("0.0.0.0:777".parse().unwrap()).unwrap();
+        s.set_ttl(Some(5));
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        s.send_to(&request(8, 1, b"x"), Some(lo)).unwrap();
+        let mut buf = [0u8; 64];
+        // The later binding takes the reply; the reply carries the stack's TTL (64).
+        let d = wait(|| t.recv_from(&mut buf, false)).unwrap();
+        assert_eq!((d.len, d.ttl), (9, 64));
+        assert_eq!(s.recv_from(&mut buf, false).unwrap_err(), Error::WouldBlock);
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //! thread per stack that sleeps until smoltcp's next deadline (`poll_at`) or until a link
 //! has packets; an idle stack has no thread waking up.
 //!
-//! Not yet: more than one Ethernet link, raw sockets, TCP urgent data, SO_REUSEPORT balancing, TCP_INFO-style
+//! Not yet: more than one Ethernet link, raw sockets other than ICMP, TCP urgent data, SO_REUSEPORT balancing, TCP_INFO-style
 //! statistics. Keep-alive is smoltcp's (one interval until the peer answers). A
 //! TIME-WAIT connection is forgotten at once (smoltcp would keep it for its timer), so
 //! ports come back sooner than on Linux. smoltcp gives a datagram to the first UDP socket
@@ -35,6 +35,7 @@ mod info;
 mod link;
 mod packet;
 mod ports;
+mod raw;
 mod tcp;
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,7 @@ pub use icmp::PingSocket;
 pub use info::{Counters, HwKind, IfaceInfo, RouteInfo, RouteKind};
 pub use link::{Link, LinkNotify, MemLink};
 pub use packet::PacketLink;
+pub use raw::RawSocket;
 pub use tcp::{TcpOpts, TcpSocket};
 pub use udp::{Datagram, UdpOpts, UdpSocket, MAX_PAYLOAD as UDP_MAX_PAYLOAD};
 
@@ -120,6 +122,30 @@ impl Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The hop limits a socket asked for (IP_TTL, IPV6_UNICAST_HOPS, IP_MULTICAST_TTL,
+/// IPV6_MULTICAST_HOPS); None is Linux's default (64 unicast, 1 multicast). smoltcp
+/// cannot send a hop limit of 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hops {
+    pub ttl: Option<u8>,
+    pub unicast6: Option<u8>,
+    pub mcast_ttl: Option<u8>,
+    pub mcast6: Option<u8>,
+}
+
+impl Hops {
+    /// The hop limit of a packet to `dst`.
+    pub fn for_dst(&self, dst: IpAddr) -> u8 {
+        let v = match dst {
+            IpAddr::V4(a) if a.is_multicast() => self.mcast_ttl.unwrap_or(1),
+            IpAddr::V4(_) => self.ttl.unwrap_or(64),
+            IpAddr::V6(a) if a.is_multicast() => self.mcast6.unwrap_or(1),
+            IpAddr::V6(_) => self.unicast6.unwrap_or(64),
+        };
+        v.max(1)
+    }
+}
 
 /// Called (with no stack lock held) when a socket's readiness or queues may have changed.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -239,6 +265,15 @@ fn dst_of(pkt: &[u8]) -> Option<IpAddr> {
     }
 }
 
+/// The TTL (IPv4) or hop limit (IPv6) of an IP packet.
+fn hop_limit(pkt: &[u8]) -> u8 {
+    match pkt.first().map(|b| b >> 4) {
+        Some(4) if pkt.len() >= 20 => pkt[8],
+        Some(6) if pkt.len() >= 40 => pkt[7],
+        _ => 0,
+    }
+}
+
 /// For an ICMP/ICMPv6 "port unreachable" about one of our UDP datagrams: the datagram's
 /// source port and its destination.
 fn udp_unreachable(pkt: &[u8]) -> Option<(u16, SocketAddr)> {
@@ -349,12 +384,20 @@ impl Dev {
     }
 }
 
-struct RxTok(Vec<u8>);
+/// A received packet and its IP hop limit (TTL), handed to smoltcp as the packet's
+/// metadata id so that UDP sockets learn it (IP_RECVTTL, IPV6_RECVHOPLIMIT).
+struct RxTok(Vec<u8>, u8);
 struct TxTok<'a>(&'a mut Dev);
 
 impl smoltcp::phy::RxToken for RxTok {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
         f(&self.0)
+    }
+
+    fn meta(&self) -> smoltcp::phy::PacketMeta {
+        let mut m = smoltcp::phy::PacketMeta::default();
+        m.id = self.1 as u32;
+        m
     }
 }
 
@@ -398,7 +441,8 @@ impl Device for Dev {
         if let Some(e) = ip.and_then(udp_unreachable) {
             self.udp_unreachable.push(e);
         }
-        Some((RxTok(pkt), TxTok(self)))
+        let hops = ip.map_or(0, hop_limit);
+        Some((RxTok(pkt, hops), TxTok(self)))
     }
 
     fn transmit(&mut self, _ts: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
@@ -431,6 +475,10 @@ pub(crate) struct Inner {
     pub(crate) tcp: HashMap<u64, tcp::Ent>,
     pub(crate) udp: HashMap<u64, udp::Ent>,
     pub(crate) icmp: HashMap<u64, icmp::Ent>,
+    pub(crate) raw: HashMap<u64, raw::Ent>,
+    /// The ICMP and ICMPv6 taps (see `raw`), made on first use.
+    pub(crate) taps: [Option<smoltcp::iface::SocketHandle>; 2],
+    ip_id: u16,
     pub(crate) orphans: Vec<tcp::Orphan>,
     pub(crate) ports: ports::Ports,
     next_id: u64,
@@ -500,7 +548,7 @@ impl Inner {
             }
             let a = self.tcp_maintain();
             let b = self.udp_maintain();
-            self.icmp_maintain();
+            self.taps_maintain();
             if !a && !b {
                 break;
             }
@@ -509,6 +557,7 @@ impl Inner {
         self.tcp_collect_wakes(&mut wakes);
         self.udp_collect_wakes(&mut wakes);
         self.icmp_collect_wakes(&mut wakes);
+        self.raw_collect_wakes(&mut wakes);
         self.wakes = wakes;
     }
 
@@ -654,6 +703,9 @@ impl Stack {
             tcp: HashMap::new(),
             udp: HashMap::new(),
             icmp: HashMap::new(),
+            raw: HashMap::new(),
+            taps: [None, None],
+            ip_id: 0,
             orphans: vec![],
             ports: ports::Ports::new(cfg.seed),
             next_id: 0,
@@ -748,6 +800,11 @@ impl Stack {
     /// An ICMP echo (ping) socket of family AF_INET (`v6` false) or AF_INET6.
     pub fn ping(&self, v6: bool) -> PingSocket {
         PingSocket::new(self.h.sh.clone(), v6)
+    }
+
+    /// A raw ICMP (`v6` false) or ICMPv6 socket.
+    pub fn raw(&self, v6: bool) -> RawSocket {
+        RawSocket::new(self.h.sh.clone(), v6)
     }
 }
 

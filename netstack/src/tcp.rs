@@ -38,6 +38,8 @@ pub struct TcpOpts {
     pub sndbuf: usize,
     /// SO_LINGER with a zero timeout: close(2) resets the connection.
     pub linger0: bool,
+    /// Hop limits (by the peer's family once there is one).
+    pub hops: Hops,
 }
 
 impl Default for TcpOpts {
@@ -51,6 +53,7 @@ impl Default for TcpOpts {
             rcvbuf: 256 << 10,
             sndbuf: 256 << 10,
             linger0: false,
+            hops: Hops::default(),
         }
     }
 }
@@ -142,6 +145,10 @@ fn new_sock(o: &TcpOpts) -> tcp::Socket<'static> {
 
 fn apply_opts(s: &mut tcp::Socket<'static>, o: &TcpOpts) {
     s.set_nagle_enabled(!o.nodelay);
+    // A pooled listening socket has no peer yet: it is set again before its SYN-ACK.
+    if let Some(r) = s.remote_endpoint() {
+        s.set_hop_limit(Some(o.hops.for_dst(IpAddr::from(r.addr))));
+    }
     s.set_keep_alive(
         o.keepalive
             .then(|| smoltcp::time::Duration::from_secs(o.keepidle.max(1) as u64)),
@@ -284,6 +291,7 @@ impl Inner {
                                 continue;
                             }
                             if !released && l.ready.len() < target {
+                                apply_opts(s, &e.opts);
                                 s.pause_synack(false);
                                 l.pool[i].1 = true;
                                 again = true;
@@ -739,6 +747,7 @@ impl TcpSocket {
             let remote = IpEndpoint::new(IpAddress::from(a.ip()), a.port());
             s.connect(i.iface.context(), remote, local)
                 .map_err(|_| Error::AddrNotAvail)?;
+            apply_opts(&mut s, &e.opts);
             let e = i.tcp.get_mut(&id).expect("live tcp socket");
             e.st = St::Conn(i.sockets.add(s));
             e.connecting = true;

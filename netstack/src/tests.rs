@@ -579,3 +579,29 @@ fn udp_ipv6_datagram_larger_than_the_mtu_is_refused_not_lost() {
     let d = wait(|| u.recv_from(&mut buf, false)).unwrap();
     assert_eq!(d.len, 65487);
 }
+
+#[test]
+fn udp_hop_limits_reach_the_receiver() {
+    let st = Stack::new(StackConfig::default());
+    for v6 in [false, true] {
+        let lo = if v6 { "[::1]:0" } else { "127.0.0.1:0" };
+        let r = st.udp(v6);
+        r.bind(lo.parse().unwrap()).unwrap();
+        let s = st.udp(v6);
+        let mut o = s.opts();
+        o.hops = Hops {
+            ttl: Some(7),
+            unicast6: Some(9),
+            ..Hops::default()
+        };
+        s.set_opts(o);
+        s.send_to(b"a", Some(r.local_addr())).unwrap();
+        let mut buf = [0u8; 8];
+        let d = wait(|| r.recv_from(&mut buf, false)).unwrap();
+        assert_eq!(d.ttl, if v6 { 9 } else { 7 });
+        // The default.
+        let u = st.udp(v6);
+        u.send_to(b"b", Some(r.local_addr())).unwrap();
+        assert_eq!(wait(|| r.recv_from(&mut buf, false)).unwrap().ttl, 64);
+    }
+}

@@ -19,6 +19,7 @@ pub(crate) struct Ent {
     pub(crate) v6only: bool,
     pub(crate) rcvbuf: usize,
     pub(crate) sndbuf: usize,
+    hops: Hops,
     h: Option<SocketHandle>,
     port: Option<u16>,
     addr: IpAddr,
@@ -169,6 +170,7 @@ pub struct UdpOpts {
     pub v6only: bool,
     pub rcvbuf: usize,
     pub sndbuf: usize,
+    pub hops: Hops,
 }
 
 /// A received datagram.
@@ -179,6 +181,8 @@ pub struct Datagram {
     /// The datagram's full length.
     pub full: usize,
     pub from: SocketAddr,
+    /// The IP packet's TTL / hop limit as received.
+    pub ttl: u8,
 }
 
 impl UdpSocket {
@@ -193,6 +197,7 @@ impl UdpSocket {
                     v6only: false,
                     rcvbuf: 212_992,
                     sndbuf: 212_992,
+                    hops: Hops::default(),
                     h: None,
                     port: None,
                     addr: unspecified(v6).ip(),
@@ -225,6 +230,7 @@ impl UdpSocket {
                 v6only: e.v6only,
                 rcvbuf: e.rcvbuf,
                 sndbuf: e.sndbuf,
+                hops: e.hops,
             }
         })
     }
@@ -237,6 +243,7 @@ impl UdpSocket {
             e.v6only = o.v6only;
             e.rcvbuf = o.rcvbuf;
             e.sndbuf = o.sndbuf;
+            e.hops = o.hops;
             if e.reuse != o.reuseaddr {
                 e.reuse = o.reuseaddr;
                 if let Some(p) = e.port {
@@ -367,7 +374,21 @@ impl UdpSocket {
             if to.port() == 0 {
                 return Err(Error::Invalid);
             }
-            let h = i.uent(id).h.expect("bound");
+            let (h, hops) = {
+                let e = i.uent(id);
+                (e.h.expect("bound"), e.hops.for_dst(to.ip()))
+            };
+            // smoltcp has one hop limit per socket, used when a datagram leaves: send what
+            // is queued before changing it.
+            let s = i.sockets.get_mut::<udp::Socket>(h);
+            if s.hop_limit() != Some(hops) {
+                if s.send_queue() > 0 {
+                    i.pump();
+                }
+                i.sockets
+                    .get_mut::<udp::Socket>(h)
+                    .set_hop_limit(Some(hops));
+            }
             let s = i.sockets.get_mut::<udp::Socket>(h);
             if data.len() > s.payload_send_capacity() {
                 return Err(Error::MsgSize);
@@ -414,12 +435,14 @@ impl UdpSocket {
                         len: n,
                         full: d.len(),
                         from: map_for(v6, ep(m.endpoint)),
+                        ttl: m.meta.id as u8,
                     })
                 }
                 Err(_) if shut & SHUT_RD != 0 => Ok(Datagram {
                     len: 0,
                     full: 0,
                     from: unspecified(v6),
+                    ttl: 0,
                 }),
                 Err(_) => Err(Error::WouldBlock),
             }
