@@ -1,5 +1,6 @@
 //! AF_INET and AF_INET6 sockets over rvisor's own TCP/IP stack (the `netstack` crate):
-//! SOCK_STREAM is TCP, SOCK_DGRAM is UDP, or ICMP echo (ping sockets). Nothing here reaches the host's network.
+//! SOCK_STREAM is TCP, SOCK_DGRAM is UDP, or ICMP echo (ping sockets), SOCK_RAW is raw
+//! ICMP/ICMPv6 (see `raw`). Nothing here reaches the host's network.
 //!
 //! The netstack sockets never block: an operation that cannot complete yet says so, and
 //! the socket's waker (called by the stack whenever the socket's readiness or queues
@@ -12,7 +13,7 @@
 use super::*;
 use crate::kernel::{klog, Kernel};
 use crate::waitq::WaitQueue;
-use netstack::{Error as NErr, PingSocket, TcpSocket, UdpSocket};
+use netstack::{Error as NErr, Hops, PingSocket, RawSocket, TcpSocket, UdpSocket};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::Weak;
@@ -42,8 +43,14 @@ const TCP_USER_TIMEOUT: i32 = 18;
 const IP_TOS: i32 = 1;
 const IP_TTL: i32 = 2;
 const IP_RECVERR: i32 = 11;
+const IP_RECVTTL: i32 = 12;
+const IP_MULTICAST_TTL: i32 = 33;
+const IPV6_2292HOPLIMIT: i32 = 8;
 const IPV6_RECVERR: i32 = 25;
 const IPV6_UNICAST_HOPS: i32 = 16;
+const IPV6_MULTICAST_HOPS: i32 = 18;
+const IPV6_RECVHOPLIMIT: i32 = 51;
+const IPV6_HOPLIMIT: i32 = 52;
 const IPV6_V6ONLY: i32 = 26;
 const IPV6_TCLASS: i32 = 67;
 
@@ -131,6 +138,7 @@ pub enum Proto {
     Tcp(TcpSocket),
     Udp(UdpSocket),
     Ping(PingSocket),
+    Raw(RawSocket),
 }
 
 /// Options the Sentry keeps (those the stack needs live in the netstack socket).
@@ -141,6 +149,8 @@ struct Opts {
     /// SO_RCVBUF / SO_SNDBUF as getsockopt reports them.
     rcvbuf: usize,
     sndbuf: usize,
+    /// IP_TTL, IPV6_UNICAST_HOPS and the multicast ones, as set.
+    hops: Hops,
     /// Plain integer options that are remembered and reported back.
     misc: HashMap<(i32, i32), i32>,
 }
@@ -177,6 +187,8 @@ pub struct InetRecv {
     pub ret: usize,
     pub trunc: bool,
     pub from: Option<SocketAddr>,
+    /// Control messages asked for (IP_RECVTTL, IPV6_RECVHOPLIMIT): (level, type, data).
+    pub cmsgs: Vec<(i32, i32, Vec<u8>)>,
 }
 
 impl InetSock {
@@ -188,6 +200,8 @@ impl InetSock {
         let wq = Arc::new(WaitQueue::default());
         let proto = if ty == SOCK_STREAM {
             Proto::Tcp(st.tcp(v6))
+        } else if ty == SOCK_RAW {
+            Proto::Raw(st.raw(v6))
         } else if protocol == IPPROTO_ICMP || protocol == IPPROTO_ICMPV6 {
             Proto::Ping(st.ping(v6))
         } else {
@@ -220,6 +234,10 @@ impl InetSock {
                 s.set_waker(waker);
                 (UDP_BUF_DEFAULT, UDP_BUF_DEFAULT)
             }
+            Proto::Raw(s) => {
+                s.set_waker(waker);
+                (UDP_BUF_DEFAULT, UDP_BUF_DEFAULT)
+            }
         };
         let s = Arc::new(InetSock {
             family,
@@ -236,6 +254,7 @@ impl InetSock {
                 linger: (0, 0),
                 rcvbuf,
                 sndbuf,
+                hops: Hops::default(),
                 misc: HashMap::new(),
             }),
         });
@@ -358,7 +377,7 @@ impl InetSock {
         };
         // Ports below net.ipv4.ip_unprivileged_port_start (1024); a ping socket's port is
         // its ICMP identifier.
-        let ping = matches!(self.proto, Proto::Ping(_));
+        let ping = matches!(self.proto, Proto::Ping(_) | Proto::Raw(_));
         if (1..1024).contains(&a.port()) && !ping && !t.creds().has_cap(CAP_NET_BIND_SERVICE) {
             return Err(EACCES);
         }
@@ -366,6 +385,7 @@ impl InetSock {
             Proto::Tcp(s) => s.bind(a),
             Proto::Udp(s) => s.bind(a),
             Proto::Ping(s) => s.bind(a),
+            Proto::Raw(s) => s.bind(a.ip()),
         }
         .map_err(errno)
     }
@@ -406,6 +426,7 @@ impl InetSock {
             theirs.linger = mine.linger;
             theirs.rcvbuf = mine.rcvbuf;
             theirs.sndbuf = mine.sndbuf;
+            theirs.hops = mine.hops;
         }
         // Room in the accept queue again.
         self.wq.notify_all();
@@ -416,6 +437,7 @@ impl InetSock {
         match &self.proto {
             Proto::Udp(s) => s.connect(a).map_err(errno),
             Proto::Ping(s) => s.connect(a.map(|a| a.ip())).map_err(errno),
+            Proto::Raw(s) => s.connect(a.map(|a| a.ip())).map_err(errno),
             Proto::Tcp(s) => {
                 let Some(a) = a else {
                     // AF_UNSPEC: disconnect (Linux's tcp_disconnect).
@@ -448,6 +470,8 @@ impl InetSock {
             Proto::Tcp(s) => s.local_addr(),
             Proto::Udp(s) => s.local_addr(),
             Proto::Ping(s) => s.local_addr(),
+            // Linux reports the protocol as a raw socket's port.
+            Proto::Raw(s) => SocketAddr::new(s.local_addr().ip(), self.protocol as u16),
         }
     }
 
@@ -456,6 +480,7 @@ impl InetSock {
             Proto::Tcp(s) => s.peer_addr(),
             Proto::Udp(s) => s.peer_addr(),
             Proto::Ping(s) => s.peer_addr(),
+            Proto::Raw(s) => s.peer_addr(),
         }
         .map_err(errno)
     }
@@ -469,6 +494,7 @@ impl InetSock {
             Proto::Tcp(s) => s.shutdown(bits),
             Proto::Udp(s) => s.shutdown(bits),
             Proto::Ping(s) => s.shutdown(bits),
+            Proto::Raw(s) => s.shutdown(bits),
         };
         self.wq.notify_all();
         r.map_err(errno)
@@ -493,6 +519,15 @@ impl InetSock {
         match &self.proto {
             Proto::Udp(s) => self.wait(t, nonblock, timeo, || s.send_to(data, to)),
             Proto::Ping(s) => self.wait(t, nonblock, timeo, || s.send_to(data, to.map(|a| a.ip()))),
+            Proto::Raw(s) => {
+                // An IPv6 raw socket's port, if given, must be its protocol.
+                if self.v6()
+                    && to.is_some_and(|a| a.port() != 0 && a.port() as i32 != self.protocol)
+                {
+                    return Err(EINVAL);
+                }
+                self.wait(t, nonblock, timeo, || s.send_to(data, to.map(|a| a.ip())))
+            }
             Proto::Tcp(s) => {
                 // A destination address is ignored on TCP, as Linux does.
                 let mut sent = 0;
@@ -522,14 +557,17 @@ impl InetSock {
         let peek = flags & MSG_PEEK != 0;
         let timeo = self.opts.lock().rcvtimeo;
         match &self.proto {
-            Proto::Udp(_) | Proto::Ping(_) => {
-                let mut buf = vec![0u8; want.min(netstack::UDP_MAX_PAYLOAD)];
+            Proto::Udp(_) | Proto::Ping(_) | Proto::Raw(_) => {
+                // A raw IPv4 packet comes with its header.
+                let mut buf = vec![0u8; want.min(netstack::UDP_MAX_PAYLOAD + 28)];
                 let d = self.wait(t, nonblock, timeo, || match &self.proto {
                     Proto::Ping(s) => s.recv_from(&mut buf, peek),
                     Proto::Udp(s) => s.recv_from(&mut buf, peek),
+                    Proto::Raw(s) => s.recv_from(&mut buf, peek),
                     Proto::Tcp(_) => Err(NErr::Invalid),
                 })?;
                 buf.truncate(d.len);
+                let cmsgs = self.recv_cmsgs(d.from, d.ttl);
                 Ok(InetRecv {
                     data: buf,
                     ret: if flags & MSG_TRUNC != 0 {
@@ -539,6 +577,7 @@ impl InetSock {
                     },
                     trunc: d.full > d.len,
                     from: Some(d.from),
+                    cmsgs,
                 })
             }
             Proto::Tcp(s) => {
@@ -566,8 +605,50 @@ impl InetSock {
                     ret: n,
                     trunc: false,
                     from: None,
+                    cmsgs: vec![],
                 })
             }
+        }
+    }
+
+    /// The control messages a datagram from `from` with hop limit `ttl` gets: IP_TTL
+    /// (IPv4 packets, IP_RECVTTL), IPV6_HOPLIMIT and its RFC 2292 twin (IPv6 packets).
+    fn recv_cmsgs(&self, from: SocketAddr, ttl: u8) -> Vec<(i32, i32, Vec<u8>)> {
+        let o = self.opts.lock();
+        let on = |level, name| o.misc.get(&(level, name)).is_some_and(|v| *v != 0);
+        let v4 = match from {
+            SocketAddr::V4(_) => true,
+            SocketAddr::V6(a) => a.ip().to_ipv4_mapped().is_some(),
+        };
+        let ttl = int_bytes(ttl as i32);
+        let mut out = vec![];
+        if v4 && on(IPPROTO_IP, IP_RECVTTL) {
+            out.push((IPPROTO_IP, IP_TTL, ttl.clone()));
+        }
+        if !v4 && on(IPPROTO_IPV6, IPV6_RECVHOPLIMIT) {
+            out.push((IPPROTO_IPV6, IPV6_HOPLIMIT, ttl.clone()));
+        }
+        if !v4 && on(IPPROTO_IPV6, IPV6_2292HOPLIMIT) {
+            out.push((IPPROTO_IPV6, IPV6_2292HOPLIMIT, ttl));
+        }
+        out
+    }
+
+    /// Hand the hop limits to the netstack socket.
+    fn push_hops(&self, h: Hops) {
+        match &self.proto {
+            Proto::Tcp(s) => {
+                let mut o = s.opts();
+                o.hops = h;
+                s.set_opts(o);
+            }
+            Proto::Udp(s) => {
+                let mut o = s.opts();
+                o.hops = h;
+                s.set_opts(o);
+            }
+            Proto::Ping(s) => s.set_ttl(if self.v6() { h.unicast6 } else { h.ttl }),
+            Proto::Raw(s) => s.set_ttl(if self.v6() { h.unicast6 } else { h.ttl }),
         }
     }
 
@@ -578,6 +659,7 @@ impl InetSock {
             Proto::Tcp(s) => s.events(),
             Proto::Udp(s) => s.events(),
             Proto::Ping(s) => s.events(),
+            Proto::Raw(s) => s.events(),
         };
         let mut m = ev;
         if ev & POLLIN != 0 {
@@ -592,10 +674,15 @@ impl InetSock {
     // ---- options ----
 
     pub fn getsockopt(&self, t: &Task, level: i32, name: i32, len: usize) -> KResult<Vec<u8>> {
+        if let Proto::Raw(s) = &self.proto {
+            if let Some(r) = super::raw::getsockopt(s, self.v6(), level, name, len) {
+                return r;
+            }
+        }
         let o = self.opts.lock();
         let tcp = match &self.proto {
             Proto::Tcp(s) => Some(s),
-            Proto::Udp(_) | Proto::Ping(_) => None,
+            _ => None,
         };
         let topts = tcp.map(|s| s.opts());
         let udp_opts = match &self.proto {
@@ -611,7 +698,7 @@ impl InetSock {
                 match &self.proto {
                     Proto::Tcp(s) => s.take_error(),
                     Proto::Udp(s) => s.take_error(),
-                    Proto::Ping(_) => None,
+                    Proto::Ping(_) | Proto::Raw(_) => None,
                 }
                 .map_or(0, |e| e.errno()),
             ),
@@ -659,10 +746,18 @@ impl InetSock {
                 (_, Some(u)) => u.v6only as i32,
                 _ => 0,
             }),
-            (IPPROTO_IPV6, IPV6_UNICAST_HOPS) if self.v6() => misc(64),
+            (IPPROTO_IPV6, IPV6_UNICAST_HOPS) if self.v6() => {
+                int_bytes(o.hops.unicast6.unwrap_or(64) as i32)
+            }
+            (IPPROTO_IPV6, IPV6_MULTICAST_HOPS) if self.v6() && tcp.is_none() => {
+                int_bytes(o.hops.mcast6.unwrap_or(1) as i32)
+            }
+            (IPPROTO_IPV6, IPV6_RECVHOPLIMIT | IPV6_2292HOPLIMIT) if self.v6() => misc(0),
             (IPPROTO_IPV6, IPV6_TCLASS) if self.v6() => misc(0),
             (IPPROTO_IP, IP_TOS) => misc(0),
-            (IPPROTO_IP, IP_TTL) => misc(64),
+            (IPPROTO_IP, IP_TTL) => int_bytes(o.hops.ttl.unwrap_or(64) as i32),
+            (IPPROTO_IP, IP_MULTICAST_TTL) => int_bytes(o.hops.mcast_ttl.unwrap_or(1) as i32),
+            (IPPROTO_IP, IP_RECVTTL) => misc(0),
             (IPPROTO_IP, IP_RECVERR) => misc(0),
             (IPPROTO_IPV6, IPV6_RECVERR) if self.v6() => misc(0),
             _ => return Err(self.unknown_opt(t, "getsockopt", level, name)),
@@ -672,12 +767,17 @@ impl InetSock {
     }
 
     pub fn setsockopt(&self, t: &Task, level: i32, name: i32, val: &[u8]) -> KResult<()> {
+        if let Proto::Raw(s) = &self.proto {
+            if let Some(r) = super::raw::setsockopt(t, s, self.v6(), level, name, val) {
+                return r;
+            }
+        }
         let int = || super::opt_int(val);
         let timeout = || super::opt_timeout(val);
         let privileged = t.creds().has_cap(crate::kernel::cap::NET_ADMIN);
         let tcp = match &self.proto {
             Proto::Tcp(s) => Some(s),
-            Proto::Udp(_) | Proto::Ping(_) => None,
+            _ => None,
         };
         let set_tcp = |f: &dyn Fn(&mut netstack::TcpOpts)| {
             if let Some(s) = tcp {
@@ -818,12 +918,30 @@ impl InetSock {
                 set_tcp(&|t| t.v6only = v);
                 set_udp(&|u| u.v6only = v);
             }
-            (IPPROTO_IPV6, IPV6_UNICAST_HOPS) if self.v6() => {
+            (IPPROTO_IPV6, IPV6_UNICAST_HOPS | IPV6_MULTICAST_HOPS) if self.v6() => {
+                if name == IPV6_MULTICAST_HOPS && tcp.is_some() {
+                    return Err(ENOPROTOOPT);
+                }
                 let v = int()?;
                 if !(-1..=255).contains(&v) {
                     return Err(EINVAL);
                 }
-                o.misc.insert((level, name), if v == -1 { 64 } else { v });
+                if v == 0 {
+                    // smoltcp cannot send a packet with hop limit 0.
+                    unsupported(&t.kernel, "a hop limit of 0".into());
+                    return Err(EINVAL);
+                }
+                let v = (v != -1).then_some(v as u8);
+                if name == IPV6_UNICAST_HOPS {
+                    o.hops.unicast6 = v;
+                } else {
+                    o.hops.mcast6 = v;
+                }
+                self.push_hops(o.hops);
+            }
+            (IPPROTO_IPV6, IPV6_RECVHOPLIMIT | IPV6_2292HOPLIMIT) if self.v6() => {
+                let v = int()?;
+                o.misc.insert((level, name), (v != 0) as i32);
             }
             (IPPROTO_IPV6, IPV6_TCLASS) if self.v6() => {
                 let v = int()?;
@@ -841,10 +959,28 @@ impl InetSock {
                 if !(-1..=255).contains(&v) || v == 0 {
                     return Err(EINVAL);
                 }
-                o.misc.insert((level, name), if v == -1 { 64 } else { v });
-                if let Proto::Ping(s) = &self.proto {
-                    s.set_ttl((v != -1).then_some(v as u8));
+                o.hops.ttl = (v != -1).then_some(v as u8);
+                self.push_hops(o.hops);
+            }
+            (IPPROTO_IP, IP_MULTICAST_TTL) => {
+                if tcp.is_some() {
+                    return Err(EINVAL);
                 }
+                let v = int()?;
+                if !(-1..=255).contains(&v) {
+                    return Err(EINVAL);
+                }
+                if v == 0 {
+                    // smoltcp cannot send a packet with TTL 0.
+                    unsupported(&t.kernel, "a multicast TTL of 0".into());
+                    return Err(EINVAL);
+                }
+                o.hops.mcast_ttl = (v != -1).then_some(v as u8);
+                self.push_hops(o.hops);
+            }
+            (IPPROTO_IP, IP_RECVTTL) => {
+                let v = int()?;
+                o.misc.insert((level, name), (v != 0) as i32);
             }
             // glibc's resolver needs it. The flag is kept; errors are still reported as
             // before (SO_ERROR, ECONNREFUSED), there is no MSG_ERRQUEUE queue yet.
@@ -899,6 +1035,7 @@ impl InetSock {
             }
             Proto::Udp(s) => Ok(s.queues()),
             Proto::Ping(s) => Ok(s.queues()),
+            Proto::Raw(s) => Ok(s.queues()),
         }
     }
 }
@@ -939,7 +1076,7 @@ impl FileOps for InetFile {
     }
 
     fn write(&self, f: &OpenFile, t: &Task, buf: &[u8], _off: u64) -> KResult<usize> {
-        if let Proto::Udp(_) | Proto::Ping(_) = &self.sock.proto {
+        if let Proto::Udp(_) | Proto::Ping(_) | Proto::Raw(_) = &self.sock.proto {
             if self.sock.peer().is_err() {
                 return Err(EDESTADDRREQ);
             }

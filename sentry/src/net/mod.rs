@@ -10,6 +10,7 @@ pub mod ifreq;
 pub mod inet;
 pub mod netlink;
 pub mod ping;
+pub mod raw;
 mod rtnetlink;
 pub mod unix;
 

@@ -6,9 +6,9 @@ use super::*;
 use crate::kernel::signal::{self, SigInfo};
 use crate::net::inet::{self, InetSock, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 use crate::net::netlink::{NetlinkSock, AF_NETLINK, NETLINK_ROUTE};
-use crate::net::ping;
 use crate::net::unix::{self, Dest, Recv, Sock, Ucred};
 use crate::net::*;
+use crate::net::{ping, raw};
 use crate::vfs::{may_access, OpenFile, O_NONBLOCK, S_IFMT, S_IFSOCK};
 use std::net::SocketAddr;
 
@@ -119,10 +119,7 @@ fn check_inet_type(c: &Ctx, domain: i32, base: i32, proto: i32) -> KResult<i32> 
         (SOCK_DGRAM, p) if p == icmp && ping::allowed(c.t) => Ok(SOCK_DGRAM),
         (SOCK_DGRAM, p) if p == icmp => Err(EACCES),
         (SOCK_STREAM | SOCK_DGRAM, _) => Err(EPROTONOSUPPORT),
-        (SOCK_RAW, _) => {
-            inet::unsupported(&c.t.kernel, "raw inet sockets (SOCK_RAW)".into());
-            Err(EPERM)
-        }
+        (SOCK_RAW, _) => raw::check(c.t, domain, proto).map(|()| SOCK_RAW),
         _ => Err(ESOCKTNOSUPPORT),
     }
 }
@@ -132,7 +129,7 @@ fn socket(c: &Ctx, domain: i32, ty: i32, proto: i32) -> SysResult {
     if domain == AF_INET || domain == AF_INET6 {
         let protocol = if base == SOCK_STREAM {
             IPPROTO_TCP
-        } else if proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6 {
+        } else if base == SOCK_RAW || proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6 {
             proto
         } else {
             IPPROTO_UDP
@@ -795,23 +792,7 @@ fn build_control(c: &Ctx, cap: usize, r: Recv, flags: u32) -> KResult<(Vec<u8>, 
     let mut out = vec![];
     let mut ctrunc = false;
     let cmsg = |out: &mut Vec<u8>, ty: i32, data: &[u8], ctrunc: &mut bool| {
-        let room = cap - out.len();
-        if room < 16 {
-            *ctrunc = true;
-            return;
-        }
-        let len = 16 + data.len();
-        // A cut-short message says how much of it there is (Linux's put_cmsg).
-        let mut b = (len.min(room) as u64).to_le_bytes().to_vec();
-        b.extend_from_slice(&SOL_SOCKET.to_le_bytes());
-        b.extend_from_slice(&ty.to_le_bytes());
-        b.extend_from_slice(data);
-        if room < len {
-            *ctrunc = true;
-        }
-        b.resize((len + 7) & !7, 0);
-        b.truncate(room);
-        out.extend_from_slice(&b);
+        put_cmsg(out, cap, (SOL_SOCKET, ty), data, ctrunc)
     };
     if let Some(cr) = r.creds {
         cmsg(&mut out, SCM_CREDENTIALS, &cr.to_bytes(), &mut ctrunc);
@@ -836,6 +817,33 @@ fn build_control(c: &Ctx, cap: usize, r: Recv, flags: u32) -> KResult<(Vec<u8>, 
         }
     }
     Ok((out, ctrunc))
+}
+
+/// Append one control message (level, type) to `out`, which may grow to `cap` bytes: a
+/// message cut short says how much of it there is and sets `ctrunc` (Linux's put_cmsg).
+fn put_cmsg(
+    out: &mut Vec<u8>,
+    cap: usize,
+    (level, ty): (i32, i32),
+    data: &[u8],
+    ctrunc: &mut bool,
+) {
+    let room = cap.saturating_sub(out.len());
+    if room < 16 {
+        *ctrunc = true;
+        return;
+    }
+    let len = 16 + data.len();
+    let mut b = (len.min(room) as u64).to_le_bytes().to_vec();
+    b.extend_from_slice(&level.to_le_bytes());
+    b.extend_from_slice(&ty.to_le_bytes());
+    b.extend_from_slice(data);
+    if room < len {
+        *ctrunc = true;
+    }
+    b.resize((len + 7) & !7, 0);
+    b.truncate(room);
+    out.extend_from_slice(&b);
 }
 
 fn recvmsg_one(c: &Ctx, f: &OpenFile, s: &Arc<Sock>, p: u64, flags: u32) -> KResult<usize> {
@@ -989,7 +997,7 @@ fn inet_send(
     alen: u32,
     flags: u32,
 ) -> KResult<usize> {
-    let to = if addr != 0 && s.ty == SOCK_DGRAM {
+    let to = if addr != 0 && s.ty != SOCK_STREAM {
         match read_inet_addr(c, s, addr, alen)? {
             (Some(a), _) => Some(a),
             (None, _) => None,
@@ -1032,26 +1040,30 @@ fn inet_recvmsg_one(c: &Ctx, f: &OpenFile, s: &InetSock, p: u64, flags: u32) -> 
     recvmsg_plain(c, f, p, flags, |nonblock, want| {
         let r = s.recv(c.t, nonblock, want, flags)?;
         let from = r.from.map(InetSock::addr_bytes).unwrap_or_default();
-        Ok((r.data, from, r.trunc, r.ret))
+        Ok((r.data, from, r.trunc, r.ret, r.cmsgs))
     })
 }
 
-/// recvmsg(2) on a socket whose messages carry no control data (inet, netlink):
-/// `recv(nonblock, wanted bytes)` gives (data, the sender's address as a sockaddr,
-/// empty for none, truncated, return value); the data is scattered into the iovecs
-/// and msg_name, msg_namelen, msg_controllen and msg_flags are written back.
+/// What a recvmsg_plain receive gives: (data, the sender's address as a sockaddr, empty
+/// for none, truncated, return value, control messages as (level, type, data)).
+type PlainRecv = (Vec<u8>, Vec<u8>, bool, usize, Vec<(i32, i32, Vec<u8>)>);
+
+/// recvmsg(2) on a socket whose control data holds no files or credentials (inet,
+/// netlink): `recv(nonblock, wanted bytes)` gives a [`PlainRecv`]; the data is scattered
+/// into the iovecs and msg_name, msg_namelen, the control messages, msg_controllen and
+/// msg_flags are written back.
 fn recvmsg_plain(
     c: &Ctx,
     f: &OpenFile,
     p: u64,
     flags: u32,
-    recv: impl FnOnce(bool, usize) -> KResult<(Vec<u8>, Vec<u8>, bool, usize)>,
+    recv: impl FnOnce(bool, usize) -> KResult<PlainRecv>,
 ) -> KResult<usize> {
     let h = read_msghdr(c, p)?;
     let iov = iovecs(c, h.iov, h.iovlen)?;
     let want: usize = iov.iter().map(|v| v.1).sum();
     let nonblock = f.nonblock() || flags & MSG_DONTWAIT != 0;
-    let (data, from, trunc, ret) = recv(nonblock, want)?;
+    let (data, from, trunc, ret, cmsgs) = recv(nonblock, want)?;
     let mm = c.t.mm();
     scatter(c, &iov, &data)?;
     let mut oflags = flags & MSG_CMSG_CLOEXEC;
@@ -1067,7 +1079,22 @@ fn recvmsg_plain(
     } else {
         mm.write_obj(p + 8, &0u32)?;
     }
-    mm.write_obj(p + 40, &0u64)?;
+    let cap = if h.control == 0 {
+        0
+    } else {
+        h.controllen.min(OPTMEM_MAX) as usize
+    };
+    let (mut ctl, mut ctrunc) = (vec![], false);
+    for (level, ty, d) in &cmsgs {
+        put_cmsg(&mut ctl, cap, (*level, *ty), d, &mut ctrunc);
+    }
+    if ctrunc {
+        oflags |= MSG_CTRUNC;
+    }
+    if !ctl.is_empty() {
+        mm.write(h.control, &ctl)?;
+    }
+    mm.write_obj(p + 40, &(ctl.len() as u64))?;
     mm.write_obj(p + 48, &oflags)?;
     Ok(ret)
 }
@@ -1125,6 +1152,6 @@ fn nl_recvmsg_one(
 ) -> KResult<usize> {
     recvmsg_plain(c, f, p, flags, |nonblock, want| {
         let r = s.recv(c.t, nonblock, want, flags)?;
-        Ok((r.data, r.from, r.trunc, r.ret))
+        Ok((r.data, r.from, r.trunc, r.ret, vec![]))
     })
 }

@@ -63,8 +63,8 @@ fn row(s: &InetSock) -> Option<Row> {
     };
     let remote = s.peer().unwrap_or(any);
     let (state, txq, rxq) = match &s.proto {
-        // Ping sockets belong in /proc/net/icmp, not written yet.
-        Proto::Ping(_) => return None,
+        // Ping and raw sockets belong in /proc/net/{icmp,raw}, not written yet.
+        Proto::Ping(_) | Proto::Raw(_) => return None,
         Proto::Tcp(t) => {
             let st = t.state();
             if st == CLOSE {
