@@ -250,3 +250,85 @@ CASE(echo_v6)
 	CHECK_ERR(sendto(s, msg, sizeof msg, 0, (struct sockaddr *)&a4, sizeof a4), EINVAL);
 	close(s);
 }
+
+/* The hop limit of a reply, from IP_RECVTTL's or IPV6_RECVHOPLIMIT's control message
+ * (-1: none); the reply's length. */
+static int recv_hops(int s, int level, int type, ssize_t *len)
+{
+	char buf[64];
+	struct iovec iov = { buf, sizeof buf };
+	union {
+		char b[128];
+		struct cmsghdr align;
+	} u;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b,
+			    .msg_controllen = sizeof u.b };
+	struct pollfd p = { .fd = s, .events = POLLIN };
+	CHECK_EQ(poll(&p, 1, 5000), 1);
+	*len = CHECK_OK(recvmsg(s, &m, 0));
+	int v = -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+		if (c->cmsg_level == level && c->cmsg_type == type)
+			memcpy(&v, CMSG_DATA(c), sizeof v);
+	return v;
+}
+
+CASE(reply_ttl)
+{
+	if (!own_netns())
+		return;
+	allow_me();
+	int one = 1;
+	int s = CHECK_OK(socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP));
+	CHECK_OK(setsockopt(s, IPPROTO_IP, IP_RECVTTL, &one, sizeof one));
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct icmphdr h = { .type = ICMP_ECHO, .un.echo.sequence = htons(1) };
+	CHECK_EQ(sendto(s, &h, sizeof h, 0, (struct sockaddr *)&a, sizeof a), (ssize_t)sizeof h);
+	ssize_t n;
+	CHECK_EQ(recv_hops(s, IPPROTO_IP, IP_TTL, &n), 64);
+	CHECK_EQ(n, (ssize_t)sizeof h);
+	close(s);
+
+	int s6 = CHECK_OK(socket(AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6));
+	CHECK_OK(setsockopt(s6, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &one, sizeof one));
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct icmp6_hdr h6 = { .icmp6_type = ICMP6_ECHO_REQUEST };
+	CHECK_EQ(sendto(s6, &h6, sizeof h6, 0, (struct sockaddr *)&a6, sizeof a6), (ssize_t)sizeof h6);
+	CHECK_EQ(recv_hops(s6, IPPROTO_IPV6, IPV6_HOPLIMIT, &n), 64);
+	CHECK_EQ(n, (ssize_t)sizeof h6);
+	close(s6);
+}
+
+CASE(shared_ident_one_reply)
+{
+	if (!own_netns())
+		return;
+	allow_me();
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(0x2525) };
+	a.sin_addr.s_addr = htonl(INADDR_ANY);
+	int s = CHECK_OK(socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP));
+	int t = CHECK_OK(socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP));
+	CHECK_OK(bind(s, (struct sockaddr *)&a, sizeof a));
+	CHECK_OK(bind(t, (struct sockaddr *)&a, sizeof a));
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = 0;
+	/* Each reply goes to one of the sockets sharing the identifier, not to both. */
+	for (int i = 0; i < 3; i++) {
+		struct icmphdr h = { .type = ICMP_ECHO, .un.echo.sequence = htons(i) };
+		CHECK_EQ(sendto(s, &h, sizeof h, 0, (struct sockaddr *)&a, sizeof a), (ssize_t)sizeof h);
+	}
+	struct pollfd p[2] = { { .fd = s, .events = POLLIN }, { .fd = t, .events = POLLIN } };
+	int got = 0;
+	char buf[64];
+	while (CHECK_OK(poll(p, 2, 300)) > 0) {
+		for (int i = 0; i < 2; i++)
+			if (p[i].revents & POLLIN) {
+				CHECK_EQ(recv(p[i].fd, buf, sizeof buf, 0), (ssize_t)sizeof(struct icmphdr));
+				got++;
+			}
+	}
+	CHECK_EQ(got, 3);
+	close(s);
+	close(t);
+}
