@@ -14,7 +14,8 @@
 //!   (65487 on IPv6),
 //!   MSG_TRUNC), compared with the native run.
 //!
-//! * iputils ping over ping sockets (127.0.0.1).
+//! * iputils ping over ping sockets (127.0.0.1, ::1) as an unprivileged user; busybox ping
+//!   over raw sockets as root.
 //!
 //! Debian packages: python3 (python3-minimal + libpython3.11-stdlib), busybox, iputils-ping.
 
@@ -340,27 +341,82 @@ kvm_tests!(
     ip_ifconfig_ss_netstat_see_the_sandbox,
 );
 
-/// iputils ping over the sandbox's ping sockets (it tries a ping socket, then a raw one):
-/// refused under the default net.ipv4.ping_group_range ("1 0"),
-/// two echo replies from 127.0.0.1 once root's group is let in. (busybox ping uses raw
-/// sockets only, which the sandbox refuses.)
+/// iputils ping over the sandbox's ping sockets (it tries a ping socket, then a raw one),
+/// as uid 65534 (no CAP_NET_RAW): refused under the default net.ipv4.ping_group_range
+/// ("1 0"); two echo replies from 127.0.0.1 and from ::1, with their TTL, once the group
+/// is let in.
 #[test]
 fn iputils_ping_over_ping_sockets() {
     require("/usr/bin/ping", "iputils-ping");
-    let s = sandboxed(&["/usr/bin/ping", "-c", "1", "127.0.0.1"]);
+    require("/usr/bin/setpriv", "util-linux");
+    let nobody = "/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups";
+    let s = sandboxed(&[
+        "/bin/sh",
+        "-c",
+        &format!("exec {nobody} /usr/bin/ping -c 1 -W 2 127.0.0.1"),
+    ]);
     assert!(!s.status.success(), "{}", s.describe());
-    let script = "echo 0 0 > /proc/sys/net/ipv4/ping_group_range && \
-        exec /usr/bin/ping -c 2 -i 0.2 -W 5 127.0.0.1";
-    let s = sandboxed(&["/bin/sh", "-c", script]);
+    let script = format!(
+        "echo 0 65534 > /proc/sys/net/ipv4/ping_group_range && \
+        {nobody} /usr/bin/ping -c 2 -i 0.2 -W 5 127.0.0.1 && \
+        exec {nobody} /usr/bin/ping -6 -c 2 -i 0.2 -W 5 ::1"
+    );
+    let s = sandboxed(&["/bin/sh", "-c", &script]);
     assert!(s.status.success(), "{}", s.describe());
-    assert!(
-        s.stdout.contains("2 packets transmitted, 2 received"),
+    assert_eq!(
+        s.stdout
+            .matches("2 packets transmitted, 2 received")
+            .count(),
+        2,
         "{}",
         s.describe()
     );
-    assert!(
-        s.stdout.contains("64 bytes from 127.0.0.1: icmp_seq=2"),
+    for want in [
+        "64 bytes from 127.0.0.1: icmp_seq=2 ttl=64",
+        "64 bytes from ::1: icmp_seq=2 ttl=64",
+    ] {
+        assert!(s.stdout.contains(want), "{want}: {}", s.describe());
+    }
+}
+
+/// busybox ping, which uses raw ICMP sockets only: root in the sandbox has CAP_NET_RAW,
+/// so it reaches 127.0.0.1 and ::1 (replies with their TTL); without the capability the
+/// socket is refused (EPERM).
+#[test]
+fn busybox_ping_over_raw_sockets() {
+    require("/usr/bin/busybox", "busybox-static");
+    let s = sandboxed(&[
+        "/bin/sh",
+        "-c",
+        "busybox ping -c 2 -W 5 127.0.0.1 && exec busybox ping -6 -c 2 -W 5 ::1",
+    ]);
+    assert!(s.status.success(), "{}", s.describe());
+    for want in [
+        "64 bytes from 127.0.0.1: seq=1 ttl=64",
+        "64 bytes from ::1: seq=1 ttl=64",
+    ] {
+        assert!(s.stdout.contains(want), "{want}: {}", s.describe());
+    }
+    assert_eq!(
+        s.stdout
+            .matches("2 packets transmitted, 2 packets received")
+            .count(),
+        2,
         "{}",
         s.describe()
     );
+    let s = sandboxed(&[
+        "/usr/bin/setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "/usr/bin/busybox",
+        "ping",
+        "-c",
+        "1",
+        "127.0.0.1",
+    ]);
+    assert!(!s.status.success(), "{}", s.describe());
+    // busybox's words for EPERM.
+    assert!(s.stderr.contains("permission denied"), "{}", s.describe());
 }
