@@ -18,12 +18,16 @@
 //! thread per stack that sleeps until smoltcp's next deadline (`poll_at`) or until a link
 //! has packets; an idle stack has no thread waking up.
 //!
-//! Not yet: more than one Ethernet link, raw sockets other than ICMP, TCP urgent data, SO_REUSEPORT balancing, TCP_INFO-style
+//! Not yet: more than one Ethernet link, raw sockets other than ICMP, TCP urgent data, TCP_INFO-style
 //! statistics. Keep-alive is smoltcp's (one interval until the peer answers). A
 //! TIME-WAIT connection is forgotten at once (smoltcp would keep it for its timer), so
 //! ports come back sooner than on Linux. smoltcp gives a datagram to the first UDP socket
 //! bound to its port: two UDP sockets sharing a port (an IPv4 and an IPv6-only one, or
-//! SO_REUSEADDR) may lose datagrams meant for the other. A full TCP accept queue resets
+//! SO_REUSEADDR) may lose datagrams meant for the other; SO_REUSEPORT groups (TCP
+//! listeners and UDP sockets) are shared out by a hash of the 4-tuple, as on Linux. A UDP
+//! socket has one hop limit in smoltcp: a datagram wanting another one (an IPv4-mapped or
+//! multicast destination) first flushes what is queued; datagrams the device could not
+//! take yet then leave with the new hop limit. A full TCP accept queue resets
 //! new connections (Linux drops their SYNs until there is room). IP fragmentation: an IPv6
 //! UDP datagram must fit the MTU (65487 bytes on loopback; Linux allows 65527).
 

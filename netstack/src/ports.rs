@@ -1,5 +1,5 @@
 //! Port reservations: who is bound where, with Linux's rules for conflicts
-//! (SO_REUSEADDR, wildcard addresses, IPV6_V6ONLY) and ephemeral ports.
+//! (SO_REUSEADDR, SO_REUSEPORT, wildcard addresses, IPV6_V6ONLY) and ephemeral ports.
 
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -12,6 +12,13 @@ pub(crate) const UDP: u8 = 17;
 const EPH_LO: u16 = 32768;
 const EPH_HI: u16 = 60999;
 
+/// SO_REUSEADDR, and SO_REUSEPORT with the socket owner's uid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reuse {
+    pub addr: bool,
+    pub port: Option<u32>,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Use {
     pub owner: u64,
@@ -20,6 +27,8 @@ pub(crate) struct Use {
     pub v4: bool,
     pub v6: bool,
     pub reuse: bool,
+    /// SO_REUSEPORT: the owner's uid (sockets of one uid may share the port).
+    pub reuseport: Option<u32>,
     pub listen: bool,
     /// A closed TCP connection finishing its shutdown (Linux: FIN-WAIT, TIME-WAIT).
     pub orphan: bool,
@@ -27,7 +36,7 @@ pub(crate) struct Use {
 
 impl Use {
     /// The reservation of a socket of family `v6` bound to `addr` (already unmapped).
-    pub fn new(owner: u64, v6: bool, v6only: bool, addr: IpAddr, reuse: bool) -> Use {
+    pub fn new(owner: u64, v6: bool, v6only: bool, addr: IpAddr, reuse: Reuse) -> Use {
         let (a, v4f, v6f) = match (v6, addr) {
             (false, a) => (a, true, false),
             (true, IpAddr::V4(_)) => (addr, true, false),
@@ -38,7 +47,8 @@ impl Use {
             addr: (!a.is_unspecified()).then_some(a),
             v4: v4f,
             v6: v6f,
-            reuse,
+            reuse: reuse.addr,
+            reuseport: reuse.port,
             listen: false,
             orphan: false,
         }
@@ -57,6 +67,10 @@ fn conflict(proto: u8, old: &Use, new: &Use) -> bool {
         (Some(x), Some(y)) => x == y,
     };
     if !overlap {
+        return false;
+    }
+    // SO_REUSEPORT on both, by one user: a group sharing the port.
+    if old.reuseport.is_some() && old.reuseport == new.reuseport {
         return false;
     }
     if old.orphan {
@@ -151,9 +165,10 @@ impl Ports {
         }
     }
 
-    pub fn set_reuse(&mut self, proto: u8, port: u16, owner: u64, reuse: bool) {
+    pub fn set_reuse(&mut self, proto: u8, port: u16, owner: u64, reuse: Reuse) {
         if let Some(u) = self.find(proto, port, owner) {
-            u.reuse = reuse;
+            u.reuse = reuse.addr;
+            u.reuseport = reuse.port;
         }
     }
 

@@ -7,7 +7,7 @@
 //! sent, waiting for the peer) stay in the stack as orphans until smoltcp is done with
 //! them, as Linux keeps them after close(2).
 
-use crate::ports::{Use, TCP};
+use crate::ports::{Reuse, Use, TCP};
 use crate::*;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
@@ -28,6 +28,9 @@ const BUF_MAX: usize = 4 << 20;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TcpOpts {
     pub reuseaddr: bool,
+    /// SO_REUSEPORT with the socket owner's uid: listeners of one uid bound to one
+    /// address and port share its connections.
+    pub reuseport: Option<u32>,
     pub v6only: bool,
     pub nodelay: bool,
     pub keepalive: bool,
@@ -46,6 +49,7 @@ impl Default for TcpOpts {
     fn default() -> Self {
         TcpOpts {
             reuseaddr: false,
+            reuseport: None,
             v6only: false,
             nodelay: false,
             keepalive: false,
@@ -54,6 +58,15 @@ impl Default for TcpOpts {
             sndbuf: 256 << 10,
             linger0: false,
             hops: Hops::default(),
+        }
+    }
+}
+
+impl TcpOpts {
+    fn reuse(&self) -> Reuse {
+        Reuse {
+            addr: self.reuseaddr,
+            port: self.reuseport,
         }
     }
 }
@@ -205,7 +218,8 @@ impl Inner {
         let now = Instant::now();
         let mut new_orphans = vec![];
         let mut handover = vec![];
-        for e in self.tcp.values_mut() {
+        let groups = self.reuseport_groups();
+        for (&id, e) in self.tcp.iter_mut() {
             match &mut e.st {
                 St::Init => {}
                 St::Conn(h) => {
@@ -281,13 +295,20 @@ impl Inner {
                                 IpAddr::V6(_) => e.v6,
                             });
                         if st == S::SynReceived {
-                            if !ok {
-                                // Not for this socket's family (smoltcp's wildcard takes
-                                // both): another listener on the port may take it.
+                            // Not for this socket's family (smoltcp's wildcard takes both),
+                            // or for another listener of its SO_REUSEPORT group: another
+                            // listener on the port may take it.
+                            let pick = match (released, s.remote_endpoint(), s.local_endpoint()) {
+                                (false, Some(r), Some(l)) if ok => {
+                                    reuseport_pick(&groups, e.port, ep(r), ep(l))
+                                }
+                                _ => None,
+                            };
+                            if !ok || pick.is_some_and(|p| p != id) {
                                 l.pool.swap_remove(i);
                                 let remote = s.remote_endpoint().map(|r| IpAddr::from(r.addr));
                                 let local = s.local_endpoint().map(|r| IpAddr::from(r.addr));
-                                handover.push((h, e.port, remote, local));
+                                handover.push((h, e.port, remote, local, pick));
                                 continue;
                             }
                             if !released && l.ready.len() < target {
@@ -321,8 +342,8 @@ impl Inner {
                 }
             }
         }
-        for (h, port, remote, local) in handover {
-            let taker = self.tcp.values_mut().find(|e| {
+        for (h, port, remote, local, pick) in handover {
+            let fits = |e: &Ent| {
                 matches!(e.st, St::Listen(_))
                     && e.port == port
                     && remote.is_some_and(|r| match r {
@@ -330,7 +351,11 @@ impl Inner {
                         IpAddr::V6(_) => e.v6,
                     })
                     && (e.addr.is_unspecified() || Some(e.addr) == local)
-            });
+            };
+            let taker = match pick {
+                Some(p) => self.tcp.get_mut(&p),
+                None => self.tcp.values_mut().find(|e| fits(e)),
+            };
             match taker {
                 Some(Ent {
                     st: St::Listen(l), ..
@@ -374,6 +399,22 @@ impl Inner {
             true
         });
         again
+    }
+
+    /// The SO_REUSEPORT listeners of each port: (id, v6, v6only, address), by id.
+    fn reuseport_groups(&self) -> HashMap<u16, Vec<(u64, bool, bool, IpAddr)>> {
+        let mut g: HashMap<u16, Vec<_>> = HashMap::new();
+        for (&id, e) in &self.tcp {
+            if let (St::Listen(_), Some(p), Some(_)) = (&e.st, e.port, e.opts.reuseport) {
+                g.entry(p)
+                    .or_default()
+                    .push((id, e.v6, e.opts.v6only, e.addr));
+            }
+        }
+        for m in g.values_mut() {
+            m.sort_by_key(|x| x.0);
+        }
+        g
     }
 
     pub(crate) fn tcp_collect_wakes(&mut self, out: &mut Vec<Waker>) {
@@ -539,9 +580,9 @@ impl TcpSocket {
             let e = i.tcp.get_mut(&id).expect("live tcp socket");
             let old = e.opts;
             e.opts = o;
-            if old.reuseaddr != o.reuseaddr {
+            if old.reuse() != o.reuse() {
                 if let Some(p) = e.port {
-                    i.ports.set_reuse(TCP, p, id, o.reuseaddr);
+                    i.ports.set_reuse(TCP, p, id, o.reuse());
                 }
             }
             match &e.st {
@@ -581,7 +622,7 @@ impl TcpSocket {
             if e.port.is_some() || !matches!(e.st, St::Init) {
                 return Err(Error::Invalid);
             }
-            let u = Use::new(id, v6, e.opts.v6only, a.ip(), e.opts.reuseaddr);
+            let u = Use::new(id, v6, e.opts.v6only, a.ip(), e.opts.reuse());
             let p = i.ports.add(TCP, a.port(), u)?;
             e.port = Some(p);
             e.bound = true;
@@ -606,7 +647,7 @@ impl TcpSocket {
             let port = match e.port {
                 Some(p) => p,
                 None => {
-                    let u = Use::new(id, v6, e.opts.v6only, e.addr, e.opts.reuseaddr);
+                    let u = Use::new(id, v6, e.opts.v6only, e.addr, e.opts.reuse());
                     let p = i.ports.add(TCP, 0, u)?;
                     e.port = Some(p);
                     p
@@ -733,7 +774,7 @@ impl TcpSocket {
             let port = match e.port {
                 Some(p) => p,
                 None => {
-                    let u = Use::new(id, v6, e.opts.v6only, e.addr, e.opts.reuseaddr);
+                    let u = Use::new(id, v6, e.opts.v6only, e.addr, e.opts.reuse());
                     let p = i.ports.add(TCP, 0, u)?;
                     e.port = Some(p);
                     p
@@ -971,4 +1012,34 @@ impl TcpSocket {
             }
         })
     }
+}
+
+/// Which listener of a SO_REUSEPORT group takes the connection `remote` -> `local`: one
+/// of those that may (family, bound address) chosen by a hash of the 4-tuple, as Linux
+/// spreads them. None when fewer than two may.
+fn reuseport_pick(
+    groups: &HashMap<u16, Vec<(u64, bool, bool, IpAddr)>>,
+    port: Option<u16>,
+    remote: SocketAddr,
+    local: SocketAddr,
+) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let members: Vec<u64> = groups
+        .get(&port?)?
+        .iter()
+        .filter(|&&(_, v6, v6only, addr)| {
+            let family = match remote.ip() {
+                IpAddr::V4(_) => !v6 || !v6only,
+                IpAddr::V6(_) => v6,
+            };
+            family && (addr.is_unspecified() || addr == local.ip())
+        })
+        .map(|m| m.0)
+        .collect();
+    if members.len() < 2 {
+        return None;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (remote, local).hash(&mut h);
+    Some(members[(h.finish() % members.len() as u64) as usize])
 }

@@ -605,3 +605,64 @@ fn udp_hop_limits_reach_the_receiver() {
         assert_eq!(wait(|| r.recv_from(&mut buf, false)).unwrap().ttl, 64);
     }
 }
+
+#[test]
+fn reuseport_shares_connections_and_datagrams() {
+    let st = Stack::new(StackConfig::default());
+    let any: SocketAddr = "127.0.0.1:4600".parse().unwrap();
+    // Without SO_REUSEPORT on both (or with different owners): EADDRINUSE.
+    let ls: Vec<TcpSocket> = (0..2).map(|_| st.tcp(false)).collect();
+    let mut o = ls[0].opts();
+    o.reuseport = Some(1000);
+    ls[0].set_opts(o);
+    ls[0].bind(any).unwrap();
+    assert_eq!(ls[1].bind(any), Err(Error::AddrInUse));
+    o.reuseport = Some(1001);
+    ls[1].set_opts(o);
+    assert_eq!(ls[1].bind(any), Err(Error::AddrInUse));
+    o.reuseport = Some(1000);
+    ls[1].set_opts(o);
+    ls[1].bind(any).unwrap();
+    for l in &ls {
+        l.listen(64).unwrap();
+    }
+    let mut conns = vec![];
+    for _ in 0..24 {
+        let c = st.tcp(false);
+        assert_eq!(c.connect(any), Err(Error::InProgress));
+        connected(&c).unwrap();
+        conns.push(c);
+    }
+    let mut got = [0, 0];
+    for (k, l) in ls.iter().enumerate() {
+        while l.accept().is_ok() {
+            got[k] += 1;
+        }
+    }
+    assert_eq!(got[0] + got[1], 24, "{got:?}");
+    assert!(got[0] > 0 && got[1] > 0, "{got:?}");
+
+    let us: Vec<UdpSocket> = (0..2).map(|_| st.udp(false)).collect();
+    for u in &us {
+        let mut o = u.opts();
+        o.reuseport = Some(7);
+        u.set_opts(o);
+        u.bind(any).unwrap();
+    }
+    let mut senders = vec![];
+    for _ in 0..24 {
+        let s = st.udp(false);
+        s.send_to(b"x", Some(any)).unwrap();
+        senders.push(s);
+    }
+    let mut got = [0, 0];
+    let mut buf = [0u8; 4];
+    for (k, u) in us.iter().enumerate() {
+        while let Ok(d) = u.recv_from(&mut buf, false) {
+            assert_eq!((d.len, d.ttl), (1, 64));
+            got[k] += 1;
+        }
+    }
+    assert_eq!(got[0] + got[1], 24, "{got:?}");
+    assert!(got[0] > 0 && got[1] > 0, "{got:?}");
+}

@@ -1,10 +1,11 @@
 //! UDP sockets.
 
-use crate::ports::{Use, UDP};
+use crate::ports::{Reuse, Use, UDP};
 use crate::*;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::udp;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
+use std::hash::{Hash, Hasher};
 
 /// Datagrams a socket queues each way.
 const PACKETS: usize = 256;
@@ -16,6 +17,12 @@ pub const MAX_PAYLOAD: usize = 65507;
 pub(crate) struct Ent {
     v6: bool,
     pub(crate) reuse: bool,
+    /// SO_REUSEPORT with the owner's uid.
+    reuseport: Option<u32>,
+    /// Datagrams handed to this socket by its SO_REUSEPORT group (smoltcp gives each to
+    /// the first socket bound to the port), and their bytes.
+    rxq: VecDeque<(Vec<u8>, udp::UdpMetadata)>,
+    rxq_bytes: usize,
     pub(crate) v6only: bool,
     pub(crate) rcvbuf: usize,
     pub(crate) sndbuf: usize,
@@ -42,13 +49,13 @@ fn events(e: &Ent, set: &SocketSet<'static>) -> (u32, usize, usize) {
     let (mut rq, mut sq) = (0, 0);
     if let Some(h) = e.h {
         let s = set.get::<udp::Socket>(h);
-        if s.can_recv() {
+        if s.can_recv() || !e.rxq.is_empty() {
             m |= EV_IN;
         }
         if s.payload_send_capacity() - s.send_queue() >= s.payload_send_capacity() / 4 {
             m |= EV_OUT;
         }
-        rq = s.recv_queue();
+        rq = s.recv_queue() + e.rxq_bytes;
         sq = s.send_queue();
     } else {
         m |= EV_OUT;
@@ -69,6 +76,7 @@ impl Inner {
     /// Drop datagrams the socket would not take (not from the connected peer, or of the
     /// wrong family), so that readiness tells the truth.
     pub(crate) fn udp_maintain(&mut self) -> bool {
+        self.udp_reuseport_share();
         // Port unreachable: an error for the connected socket that sent the datagram, as
         // Linux reports it (unconnected sockets do not hear about it).
         for (port, to) in std::mem::take(&mut self.dev.udp_unreachable) {
@@ -93,6 +101,56 @@ impl Inner {
         false
     }
 
+    /// Share the datagrams of each SO_REUSEPORT group among the members that may take
+    /// them (family, connected peer, bound address), by a hash of the 4-tuple as Linux
+    /// does; a member's share waits in its `rxq`.
+    fn udp_reuseport_share(&mut self) {
+        let mut groups: HashMap<u16, Vec<u64>> = HashMap::new();
+        for (&id, e) in &self.udp {
+            if let (Some(_), Some(p), Some(_)) = (e.h, e.port, e.reuseport) {
+                groups.entry(p).or_default().push(id);
+            }
+        }
+        for mut members in groups.into_values().filter(|m| m.len() > 1) {
+            members.sort_unstable();
+            let mut arrived = vec![];
+            for id in &members {
+                let h = self.udp[id].h.expect("bound");
+                let s = self.sockets.get_mut::<udp::Socket>(h);
+                while let Ok((d, m)) = s.recv() {
+                    arrived.push((d.to_vec(), m));
+                }
+            }
+            for (d, m) in arrived {
+                let from = ep(m.endpoint);
+                let to = m.local_address.map(IpAddr::from);
+                let takers: Vec<u64> = members
+                    .iter()
+                    .copied()
+                    .filter(|id| {
+                        let e = &self.udp[id];
+                        let family =
+                            from.is_ipv4() && (!e.v6 || !e.v6only) || from.is_ipv6() && e.v6;
+                        family
+                            && e.peer.is_none_or(|p| p == from)
+                            && (e.addr.is_unspecified() || Some(e.addr) == to)
+                    })
+                    .collect();
+                if takers.is_empty() {
+                    continue;
+                }
+                let mut hs = std::collections::hash_map::DefaultHasher::new();
+                (from, to).hash(&mut hs);
+                let id = takers[(hs.finish() % takers.len() as u64) as usize];
+                let e = self.udp.get_mut(&id).expect("live udp socket");
+                if e.rxq_bytes + d.len() <= e.rcvbuf.clamp(BUF_MIN, BUF_MAX).max(MAX_PAYLOAD + 1) {
+                    e.rxq_bytes += d.len();
+                    e.rxq.push_back((d, m));
+                }
+            }
+        }
+    }
+
     pub(crate) fn udp_collect_wakes(&mut self, out: &mut Vec<Waker>) {
         for e in self.udp.values_mut() {
             let sig = events(e, &self.sockets);
@@ -112,7 +170,16 @@ impl Inner {
     /// Reserve a port and make the smoltcp socket.
     fn udp_bind(&mut self, id: u64, a: SocketAddr) -> Result<()> {
         let e = self.udp.get_mut(&id).expect("live udp socket");
-        let u = Use::new(id, e.v6, e.v6only, a.ip(), e.reuse);
+        let u = Use::new(
+            id,
+            e.v6,
+            e.v6only,
+            a.ip(),
+            Reuse {
+                addr: e.reuse,
+                port: e.reuseport,
+            },
+        );
         let port = self.ports.add(UDP, a.port(), u)?;
         let rx = e.rcvbuf.clamp(BUF_MIN, BUF_MAX).max(MAX_PAYLOAD + 1);
         let tx = e.sndbuf.clamp(BUF_MIN, BUF_MAX).max(MAX_PAYLOAD + 1);
@@ -167,6 +234,9 @@ impl Drop for UdpSocket {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UdpOpts {
     pub reuseaddr: bool,
+    /// SO_REUSEPORT with the socket owner's uid: sockets of one uid bound to one address
+    /// and port share its datagrams.
+    pub reuseport: Option<u32>,
     pub v6only: bool,
     pub rcvbuf: usize,
     pub sndbuf: usize,
@@ -194,6 +264,9 @@ impl UdpSocket {
                 Ent {
                     v6,
                     reuse: false,
+                    reuseport: None,
+                    rxq: VecDeque::new(),
+                    rxq_bytes: 0,
                     v6only: false,
                     rcvbuf: 212_992,
                     sndbuf: 212_992,
@@ -227,6 +300,7 @@ impl UdpSocket {
             let e = i.uent(self.id);
             UdpOpts {
                 reuseaddr: e.reuse,
+                reuseport: e.reuseport,
                 v6only: e.v6only,
                 rcvbuf: e.rcvbuf,
                 sndbuf: e.sndbuf,
@@ -244,10 +318,15 @@ impl UdpSocket {
             e.rcvbuf = o.rcvbuf;
             e.sndbuf = o.sndbuf;
             e.hops = o.hops;
-            if e.reuse != o.reuseaddr {
+            if e.reuse != o.reuseaddr || e.reuseport != o.reuseport {
                 e.reuse = o.reuseaddr;
+                e.reuseport = o.reuseport;
+                let r = Reuse {
+                    addr: o.reuseaddr,
+                    port: o.reuseport,
+                };
                 if let Some(p) = e.port {
-                    i.ports.set_reuse(UDP, p, id, o.reuseaddr);
+                    i.ports.set_reuse(UDP, p, id, r);
                 }
             }
         })
@@ -416,6 +495,21 @@ impl UdpSocket {
             let Some(h) = e.h else {
                 return Err(Error::WouldBlock);
             };
+            if let Some((d, m)) = e.rxq.front() {
+                let n = d.len().min(buf.len());
+                buf[..n].copy_from_slice(&d[..n]);
+                let dg = Datagram {
+                    len: n,
+                    full: d.len(),
+                    from: map_for(v6, ep(m.endpoint)),
+                    ttl: m.meta.id as u8,
+                };
+                if !peek {
+                    e.rxq_bytes -= d.len();
+                    e.rxq.pop_front();
+                }
+                return Ok(dg);
+            }
             if !i.sockets.get::<udp::Socket>(h).can_recv() {
                 if let Some(err) = e.err.take() {
                     return Err(err);
@@ -497,6 +591,10 @@ impl UdpSocket {
         self.sh.peek(|i| {
             let e = i.uent(self.id);
             let Some(h) = e.h else { return (0, 0) };
+            if let Some((d, _)) = e.rxq.front() {
+                let n = d.len();
+                return (n, i.sockets.get::<udp::Socket>(h).send_queue());
+            }
             let s = i.sockets.get_mut::<udp::Socket>(h);
             let next = s.peek().map(|(d, _)| d.len()).unwrap_or(0);
             (next, s.send_queue())

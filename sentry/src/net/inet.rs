@@ -857,13 +857,13 @@ impl InetSock {
                 o.misc.insert((level, name), (v != 0) as i32);
             }
             (SOL_SOCKET, SO_REUSEPORT) => {
-                // Remembered; binding a port twice still needs SO_REUSEADDR here.
-                let v = int()?;
-                unsupported(
-                    &t.kernel,
-                    "SO_REUSEPORT load balancing on inet sockets".into(),
-                );
-                o.misc.insert((level, name), (v != 0) as i32);
+                // TCP and UDP sockets of one owner share a port and its traffic (ping
+                // and raw sockets only remember it, as Linux does for them).
+                let v = int()? != 0;
+                let owner = v.then_some(self.uid);
+                set_tcp(&|t| t.reuseport = owner);
+                set_udp(&|u| u.reuseport = owner);
+                o.misc.insert((level, name), v as i32);
             }
             (SOL_SOCKET, SO_PRIORITY) => {
                 let v = int()?;
