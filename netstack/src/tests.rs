@@ -666,3 +666,57 @@ fn reuseport_shares_connections_and_datagrams() {
     assert_eq!(got[0] + got[1], 24, "{got:?}");
     assert!(got[0] > 0 && got[1] > 0, "{got:?}");
 }
+
+/// A link that notes the (protocol, TTL) of each IPv4 packet it sends.
+struct Spy(MemLink, Arc<parking_lot::Mutex<Vec<(u8, u8)>>>);
+
+impl Link for Spy {
+    fn transmit(&mut self, p: &[u8]) {
+        if p.len() >= 20 && p[0] >> 4 == 4 {
+            self.1.lock().push((p[9], p[8]));
+        }
+        self.0.transmit(p)
+    }
+    fn receive(&mut self) -> Option<Vec<u8>> {
+        self.0.receive()
+    }
+    fn set_notify(&mut self, n: LinkNotify) {
+        self.0.set_notify(n)
+    }
+}
+
+#[test]
+fn tcp_hop_limit_on_the_wire() {
+    let (la, lb) = MemLink::pair();
+    let seen = Arc::new(parking_lot::Mutex::new(vec![]));
+    let cfg = |link: Box<dyn Link>, a: &str| StackConfig {
+        loopback: true,
+        links: vec![LinkConfig {
+            link,
+            addrs: vec![(a.parse().unwrap(), 24)],
+            gateway4: None,
+            gateway6: None,
+            ethernet: None,
+        }],
+        seed: 3,
+    };
+    let a = Stack::new(cfg(Box::new(Spy(la, seen.clone())), "10.0.0.1"));
+    let b = Stack::new(cfg(Box::new(lb), "10.0.0.2"));
+    let l = b.tcp(false);
+    l.bind(addr("0.0.0.0:8080")).unwrap();
+    l.listen(4).unwrap();
+    let c = a.tcp(false);
+    let mut o = c.opts();
+    o.hops.ttl = Some(5);
+    c.set_opts(o);
+    connect(&c, addr("10.0.0.2:8080")).unwrap();
+    let (_s, _) = wait(|| l.accept()).unwrap();
+    // Changed on a live connection, it applies to what is sent next.
+    o.hops.ttl = Some(33);
+    c.set_opts(o);
+    send_all(&c, b"x");
+    let seen = seen.lock().clone();
+    assert!(seen.iter().all(|&(p, _)| p == 6), "{seen:?}");
+    assert_eq!(seen.first(), Some(&(6, 5)), "the SYN: {seen:?}");
+    assert_eq!(seen.last(), Some(&(6, 33)), "{seen:?}");
+}
