@@ -187,6 +187,23 @@ CASE(udp6_hoplimit_arrives)
 	CHECK_EQ(sendto(s4, "x", 1, 0, (struct sockaddr *)&to, sizeof to), 1);
 	CHECK_EQ(recv_hops(d, 256, IPPROTO_IPV6, IPV6_HOPLIMIT, &flags), -1);
 	close(s4);
+	/* From an IPv6 socket to an IPv4-mapped address: IP_TTL's hop limit, not IPv6's,
+	 * and back to IPv6's for an IPv6 destination. */
+	int m = CHECK_OK(socket(AF_INET6, SOCK_DGRAM, 0));
+	CHECK_OK(set_int(m, IPPROTO_IP, IP_TTL, 13));
+	CHECK_OK(set_int(m, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 14));
+	struct sockaddr_in6 mapped = { .sin6_family = AF_INET6, .sin6_port = any.sin6_port };
+	mapped.sin6_addr.s6_addr[10] = 0xff;
+	mapped.sin6_addr.s6_addr[11] = 0xff;
+	mapped.sin6_addr.s6_addr[12] = 127;
+	mapped.sin6_addr.s6_addr[15] = 1;
+	CHECK_EQ(sendto(m, "x", 1, 0, (struct sockaddr *)&mapped, sizeof mapped), 1);
+	CHECK_EQ(recv_hops(d, 256, IPPROTO_IP, IP_TTL, &flags), 13);
+	struct sockaddr_in6 six = { .sin6_family = AF_INET6, .sin6_port = any.sin6_port,
+				    .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	CHECK_EQ(sendto(m, "x", 1, 0, (struct sockaddr *)&six, sizeof six), 1);
+	CHECK_EQ(recv_hops(d, 256, IPPROTO_IPV6, IPV6_HOPLIMIT, &flags), 14);
+	close(m);
 	close(d);
 	close(r);
 }
