@@ -91,6 +91,13 @@ CASE(raw_needs_cap_net_raw)
 	/* Not connected: a destination is needed. */
 	CHECK_ERR(send(s, "12345678", 8, 0), EDESTADDRREQ);
 	CHECK_ERR(listen(s, 1), EOPNOTSUPP);
+	/* The stack writes the IP header (IP_HDRINCL off). */
+	int v = -1;
+	l = sizeof v;
+	CHECK_OK(getsockopt(s, IPPROTO_IP, IP_HDRINCL, &v, (socklen_t *)&l));
+	CHECK_EQ(v, 0);
+	v = 0;
+	CHECK_OK(setsockopt(s, IPPROTO_IP, IP_HDRINCL, &v, sizeof v));
 	close(s);
 }
 

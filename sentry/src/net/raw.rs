@@ -93,21 +93,8 @@ pub fn setsockopt(
         (IPPROTO_ICMPV6, ICMP6_FILTER) if v6 => set_filter(8),
         // RFC 3542: not at the IPv6 level on ICMPv6 sockets (Linux's SOL_RAW one works).
         (IPPROTO_IPV6, IPV6_CHECKSUM) if v6 => Err(EINVAL),
-        (SOL_RAW, IPV6_CHECKSUM) if v6 => (|| {
-            let v = opt_int(val)?;
-            if v > 0 && v & 1 != 0 {
-                return Err(EINVAL);
-            }
-            s.set_checksum((v >= 0).then_some(v as usize));
-            Ok(())
-        })(),
-        (IPPROTO_IP, IP_HDRINCL) => (|| {
-            if opt_int(val)? != 0 {
-                unsupported(&t.kernel, "IP_HDRINCL on raw sockets".into());
-                return Err(ENOPROTOOPT);
-            }
-            Ok(())
-        })(),
+        (SOL_RAW, IPV6_CHECKSUM) if v6 => set_checksum(s, val),
+        (IPPROTO_IP, IP_HDRINCL) => set_hdrincl(t, val),
         (SOL_RAW, _) | (IPPROTO_ICMPV6, _) => {
             unsupported(
                 &t.kernel,
@@ -117,4 +104,23 @@ pub fn setsockopt(
         }
         _ => return None,
     })
+}
+
+/// IPV6_CHECKSUM: an even offset, or negative for none.
+fn set_checksum(s: &RawSocket, val: &[u8]) -> KResult<()> {
+    let v = opt_int(val)?;
+    if v > 0 && v & 1 != 0 {
+        return Err(EINVAL);
+    }
+    s.set_checksum((v >= 0).then_some(v as usize));
+    Ok(())
+}
+
+/// IP_HDRINCL: the application's own IP header is not supported (0 is what it is).
+fn set_hdrincl(t: &Task, val: &[u8]) -> KResult<()> {
+    if opt_int(val)? != 0 {
+        unsupported(&t.kernel, "IP_HDRINCL on raw sockets".into());
+        return Err(ENOPROTOOPT);
+    }
+    Ok(())
 }
