@@ -138,6 +138,33 @@ fn docker_default_bridge_reaches_a_host_server() {
     assert_eq!(r.stdout, "hello from the host\n", "{}", r.describe());
 }
 
+/// busybox ping in a container (raw ICMP sockets: docker grants CAP_NET_RAW) reaches the
+/// host's docker0 address over the container's veth, and the sandbox's loopback.
+#[test]
+fn docker_busybox_pings_the_bridge() {
+    let Some(d) = docker() else { return };
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(ip) = docker0_ip() else {
+        panic!("docker0 has no IPv4 address: docker's default bridge is missing");
+    };
+    let rt = format!("--runtime={}", d.runtime);
+    let script = format!("ping -c 2 -W 5 {ip} && ping -c 1 -W 5 127.0.0.1");
+    let r = docker_cmd(&["run", "--rm", &rt, IMAGE, "sh", "-c", &script]);
+    assert_eq!(r.shell_status(), 0, "{}", r.describe());
+    assert!(
+        r.stdout
+            .contains("2 packets transmitted, 2 packets received"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stdout
+            .contains(&format!("64 bytes from {ip}: seq=1 ttl=64")),
+        "{}",
+        r.describe()
+    );
+}
+
 #[test]
 fn docker_published_port_serves_httpd_to_curl_and_idles() {
     let Some(d) = docker() else { return };
