@@ -30,6 +30,9 @@
 mod eth;
 #[cfg(test)]
 mod eth_tests;
+mod gso;
+#[cfg(test)]
+mod gso_tests;
 mod icmp;
 mod info;
 mod link;
@@ -494,6 +497,7 @@ impl Inner {
             for _ in 0..4096 {
                 let now = self.now();
                 self.iface.poll(now, &mut self.dev, &mut self.sockets);
+                self.dev.links.iter_mut().for_each(|l| l.link.flush());
                 if self.dev.lo.is_empty() {
                     break;
                 }

@@ -11,8 +11,11 @@ pub type LinkNotify = Arc<dyn Fn() + Send + Sync>;
 
 /// An IP-level link.
 pub trait Link: Send {
-    /// Send one IP packet (dropping it is allowed, as on any link).
+    /// Send one IP packet (dropping it is allowed, as on any link). A link may hold it
+    /// back until `flush`.
     fn transmit(&mut self, packet: &[u8]);
+    /// Send whatever `transmit` held back (the stack calls this after each poll).
+    fn flush(&mut self) {}
     /// The next received IP packet, if any.
     fn receive(&mut self) -> Option<Vec<u8>>;
     /// Remember how to tell the stack that packets arrived.
