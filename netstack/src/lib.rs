@@ -717,11 +717,19 @@ impl Stack {
                 .collect();
             let mut link = l.link;
             let w: Weak<Shared> = Arc::downgrade(sh);
-            link.set_notify(Arc::new(move || {
-                if let Some(s) = w.upgrade() {
-                    s.kick();
-                }
-            }));
+            let w2 = w.clone();
+            link.set_notify(LinkNotify::new(
+                move || {
+                    if let Some(s) = w.upgrade() {
+                        s.kick();
+                    }
+                },
+                move || {
+                    if let Some(s) = w2.upgrade() {
+                        s.run(|_| ());
+                    }
+                },
+            ));
             g.dev.links.push(LinkSlot {
                 link,
                 nets,

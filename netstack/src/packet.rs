@@ -59,10 +59,10 @@ fn vnet_hdr(fd: &OwnedFd) -> bool {
 }
 
 /// recv(2) into `buf`, retrying on EINTR.
-fn recv(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<usize> {
+fn recv(fd: &OwnedFd, buf: &mut [u8], flags: libc::c_int) -> std::io::Result<usize> {
     loop {
         // SAFETY: recv writes at most buf.len() bytes into buf, which we own.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
         if n >= 0 {
             return Ok(n as usize);
         }
@@ -73,26 +73,34 @@ fn recv(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<usize> {
     }
 }
 
+/// Frames taken in one go before the stack processes them.
+const BURST: usize = 64;
+
+/// Block for a frame, take whatever else is already waiting (up to BURST), then have the
+/// stack process them on this thread.
 fn reader(fd: Arc<OwnedFd>, skip: usize, queue: Arc<Mutex<VecDeque<Vec<u8>>>>, notify: LinkNotify) {
     let mut buf = vec![0u8; FRAME_MAX];
     loop {
-        match recv(&fd, &mut buf) {
-            Ok(n) if n <= skip => continue,
-            Ok(n) => {
-                {
+        let mut got = 0;
+        while got < BURST {
+            let flags = if got == 0 { 0 } else { libc::MSG_DONTWAIT };
+            match recv(&fd, &mut buf, flags) {
+                Ok(n) if n <= skip => continue,
+                Ok(n) => {
+                    got += 1;
                     let mut q = queue.lock();
-                    if q.len() >= QUEUE {
-                        continue;
+                    if q.len() < QUEUE {
+                        q.push_back(buf[skip..n].to_vec());
                     }
-                    q.push_back(buf[skip..n].to_vec());
                 }
-                notify();
-            }
-            Err(e) => {
-                tracing::warn!("netstack: packet link: recv: {e}; the link is down");
-                return;
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && got > 0 => break,
+                Err(e) => {
+                    tracing::warn!("netstack: packet link: recv: {e}; the link is down");
+                    return;
+                }
             }
         }
+        notify.poll();
     }
 }
 
