@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// The most frames queued unread (beyond that, frames are dropped as a NIC would).
 const QUEUE: usize = 4096;
 /// Big enough for any frame a veth delivers (GRO can merge up to 64 KiB).
-const FRAME_MAX: usize = 65536 + 14 + VNET_HDR;
+const FRAME_MAX: usize = 65536 + 14;
 /// linux/if_packet.h.
 const PACKET_VNET_HDR: libc::c_int = 15;
 
@@ -58,13 +58,36 @@ fn vnet_hdr(fd: &OwnedFd) -> bool {
     r == 0 && v != 0
 }
 
-/// recv(2) into `buf`, retrying on EINTR.
-fn recv(fd: &OwnedFd, buf: &mut [u8], flags: libc::c_int) -> std::io::Result<usize> {
+/// Receive one frame into `buf` (its spare capacity; the vnet header, if `hdr`, apart),
+/// retrying on EINTR. Returns the frame's length.
+fn recv(fd: &OwnedFd, hdr: bool, buf: &mut Vec<u8>, flags: libc::c_int) -> std::io::Result<usize> {
+    buf.clear();
+    let mut vnet: VnetHdr = [0; VNET_HDR];
+    let spare = buf.spare_capacity_mut();
+    let mut iov = [
+        libc::iovec {
+            iov_base: vnet.as_mut_ptr().cast(),
+            iov_len: VNET_HDR,
+        },
+        libc::iovec {
+            iov_base: spare.as_mut_ptr().cast(),
+            iov_len: spare.len(),
+        },
+    ];
+    let parts = if hdr { &mut iov[..] } else { &mut iov[1..] };
+    // SAFETY: msghdr is plain data; zeroed is a valid value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = parts.as_mut_ptr();
+    msg.msg_iovlen = parts.len();
+    let skip = if hdr { VNET_HDR } else { 0 };
     loop {
-        // SAFETY: recv writes at most buf.len() bytes into buf, which we own.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
+        // SAFETY: recvmsg writes at most each iovec's length into buffers we own.
+        let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, flags) };
         if n >= 0 {
-            return Ok(n as usize);
+            let len = (n as usize).saturating_sub(skip);
+            // SAFETY: recvmsg initialized the first `len` bytes of the spare capacity.
+            unsafe { buf.set_len(len) };
+            return Ok(len);
         }
         let e = std::io::Error::last_os_error();
         if e.kind() != std::io::ErrorKind::Interrupted {
@@ -73,24 +96,32 @@ fn recv(fd: &OwnedFd, buf: &mut [u8], flags: libc::c_int) -> std::io::Result<usi
     }
 }
 
+/// Frames up to this size are copied out of the receive buffer; larger ones take it.
+const SMALL: usize = 2048;
 /// Frames taken in one go before the stack processes them.
 const BURST: usize = 64;
 
 /// Block for a frame, take whatever else is already waiting (up to BURST), then have the
 /// stack process them on this thread.
-fn reader(fd: Arc<OwnedFd>, skip: usize, queue: Arc<Mutex<VecDeque<Vec<u8>>>>, notify: LinkNotify) {
-    let mut buf = vec![0u8; FRAME_MAX];
+fn reader(fd: Arc<OwnedFd>, hdr: bool, queue: Arc<Mutex<VecDeque<Vec<u8>>>>, notify: LinkNotify) {
+    let mut buf = Vec::with_capacity(FRAME_MAX);
     loop {
         let mut got = 0;
         while got < BURST {
             let flags = if got == 0 { 0 } else { libc::MSG_DONTWAIT };
-            match recv(&fd, &mut buf, flags) {
-                Ok(n) if n <= skip => continue,
+            match recv(&fd, hdr, &mut buf, flags) {
+                Ok(0) => continue,
                 Ok(n) => {
                     got += 1;
+                    // A large frame keeps the buffer (no copy); the reader takes a new one.
+                    let frame = if n > SMALL {
+                        std::mem::replace(&mut buf, Vec::with_capacity(FRAME_MAX))
+                    } else {
+                        buf.clone()
+                    };
                     let mut q = queue.lock();
                     if q.len() < QUEUE {
-                        q.push_back(buf[skip..n].to_vec());
+                        q.push_back(frame);
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && got > 0 => break,
@@ -161,10 +192,10 @@ impl Link for PacketLink {
         }
         self.reader = true;
         let (fd, q) = (self.fd.clone(), self.queue.clone());
-        let skip = if self.gso.is_some() { VNET_HDR } else { 0 };
+        let hdr = self.gso.is_some();
         std::thread::Builder::new()
             .name("netstack-link".into())
-            .spawn(move || reader(fd, skip, q, notify))
+            .spawn(move || reader(fd, hdr, q, notify))
             .expect("spawn the packet link reader");
     }
 }
