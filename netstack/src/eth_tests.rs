@@ -24,7 +24,7 @@ impl Link for Counted {
     }
 }
 
-fn eth(link: Box<dyn Link>, mac: u8, v4: &str, v6: &str) -> LinkConfig {
+pub(crate) fn eth(link: Box<dyn Link>, mac: u8, v4: &str, v6: &str) -> LinkConfig {
     LinkConfig {
         link,
         addrs: vec![(v4.parse().unwrap(), 24), (v6.parse().unwrap(), 64)],
@@ -64,7 +64,7 @@ fn pair() -> (Stack, Stack, Arc<AtomicUsize>) {
     (a, b, sent)
 }
 
-fn tcp_across(a: &Stack, b: &Stack, v6: bool, listen: &str, to: &str) {
+pub(crate) fn tcp_across(a: &Stack, b: &Stack, v6: bool, listen: &str, to: &str) {
     let l = b.tcp(v6);
     l.bind(addr(listen)).unwrap();
     l.listen(4).unwrap();

@@ -34,6 +34,9 @@
 mod eth;
 #[cfg(test)]
 mod eth_tests;
+mod gso;
+#[cfg(test)]
+mod gso_tests;
 mod icmp;
 mod info;
 mod link;
@@ -546,6 +549,7 @@ impl Inner {
             for _ in 0..4096 {
                 let now = self.now();
                 self.iface.poll(now, &mut self.dev, &mut self.sockets);
+                self.dev.links.iter_mut().for_each(|l| l.link.flush());
                 if self.dev.lo.is_empty() {
                     break;
                 }
@@ -769,11 +773,19 @@ impl Stack {
                 .collect();
             let mut link = l.link;
             let w: Weak<Shared> = Arc::downgrade(sh);
-            link.set_notify(Arc::new(move || {
-                if let Some(s) = w.upgrade() {
-                    s.kick();
-                }
-            }));
+            let w2 = w.clone();
+            link.set_notify(LinkNotify::new(
+                move || {
+                    if let Some(s) = w.upgrade() {
+                        s.kick();
+                    }
+                },
+                move || {
+                    if let Some(s) = w2.upgrade() {
+                        s.run(|_| ());
+                    }
+                },
+            ));
             g.dev.links.push(LinkSlot {
                 link,
                 nets,

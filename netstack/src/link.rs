@@ -5,14 +5,46 @@ use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-/// Told by a link that it has packets to receive. It never blocks and may be called from
-/// any thread, including with another stack's lock held.
-pub type LinkNotify = Arc<dyn Fn() + Send + Sync>;
+type Callback = Arc<dyn Fn() + Send + Sync>;
+
+/// How a link tells its stack that it has packets to receive.
+#[derive(Clone)]
+pub struct LinkNotify {
+    kick: Callback,
+    poll: Callback,
+}
+
+impl LinkNotify {
+    pub fn new(
+        kick: impl Fn() + Send + Sync + 'static,
+        poll: impl Fn() + Send + Sync + 'static,
+    ) -> LinkNotify {
+        LinkNotify {
+            kick: Arc::new(kick),
+            poll: Arc::new(poll),
+        }
+    }
+
+    /// Have the stack's poller thread take the packets in. Never blocks; may be called
+    /// from any thread, including with another stack's lock held.
+    pub fn kick(&self) {
+        (self.kick)()
+    }
+
+    /// Take the packets in now, on the calling thread (saving a wake-up of the poller).
+    /// Only from a thread that holds no stack's lock, such as a link's own reader.
+    pub fn poll(&self) {
+        (self.poll)()
+    }
+}
 
 /// An IP-level link.
 pub trait Link: Send {
-    /// Send one IP packet (dropping it is allowed, as on any link).
+    /// Send one IP packet (dropping it is allowed, as on any link). A link may hold it
+    /// back until `flush`.
     fn transmit(&mut self, packet: &[u8]);
+    /// Send whatever `transmit` held back (the stack calls this after each poll).
+    fn flush(&mut self) {}
     /// The next received IP packet, if any.
     fn receive(&mut self) -> Option<Vec<u8>>;
     /// Remember how to tell the stack that packets arrived.
@@ -66,7 +98,7 @@ impl Link for MemLink {
         }
         let n = self.peer_notify.lock().clone();
         if let Some(n) = n {
-            n();
+            n.kick();
         }
     }
 

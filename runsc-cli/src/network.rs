@@ -396,6 +396,7 @@ fn packet_socket(index: u32) -> Result<OwnedFd> {
     const ETH_P_ALL: u16 = 0x0003;
     /// Not in the libc crate for every target: linux/if_packet.h.
     const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+    const PACKET_VNET_HDR: libc::c_int = 15;
     let proto = ETH_P_ALL.to_be();
     // SAFETY: plain socket(2); the result is checked.
     let fd = unsafe {
@@ -429,6 +430,11 @@ fn packet_socket(index: u32) -> Result<OwnedFd> {
     // Our own frames must not come back to us (Linux >= 4.20).
     setsockopt(&fd, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         .context("PACKET_IGNORE_OUTGOING")?;
+    // Frames carry a virtio_net_hdr, so the netstack can send large TCP frames that the
+    // kernel segments (GSO). Without it (old kernels) the netstack sends plain frames.
+    if let Err(e) = setsockopt(&fd, libc::SOL_PACKET, PACKET_VNET_HDR, 1) {
+        tracing::warn!("PACKET_VNET_HDR: {e}; no segmentation offload");
+    }
     // The default buffers (rmem_max, ~200 KiB) drop frames at speed; gVisor uses 4 MiB.
     for opt in [libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
         if let Err(e) = setsockopt(&fd, libc::SOL_SOCKET, opt, 4 << 20) {

@@ -68,6 +68,8 @@ const SENTRY: &[i64] = &[
     libc::SYS_accept,
     libc::SYS_recvfrom,
     libc::SYS_sendto,
+    // The netstack asks whether its packet socket has PACKET_VNET_HDR on.
+    libc::SYS_getsockopt,
     libc::SYS_sysinfo,
     libc::SYS_prlimit64,
     libc::SYS_getuid,

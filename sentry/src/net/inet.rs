@@ -582,15 +582,16 @@ impl InetSock {
             }
             Proto::Tcp(s) => {
                 let waitall = flags & MSG_WAITALL != 0 && !peek;
+                // Received straight into `out`, grown a chunk at a time.
                 let mut out: Vec<u8> = vec![];
-                let mut buf = vec![0u8; want.min(RECV_CHUNK)];
                 loop {
-                    let room = (want - out.len()).min(buf.len());
-                    let r = self.wait(t, nonblock, timeo, || s.recv(&mut buf[..room], peek));
+                    let have = out.len();
+                    out.resize(have + (want - have).min(RECV_CHUNK), 0);
+                    let r = self.wait(t, nonblock, timeo, || s.recv(&mut out[have..], peek));
+                    out.truncate(have + *r.as_ref().unwrap_or(&0));
                     match r {
                         Ok(0) => break,
-                        Ok(n) => {
-                            out.extend_from_slice(&buf[..n]);
+                        Ok(_) => {
                             if !waitall || out.len() >= want {
                                 break;
                             }
