@@ -759,7 +759,7 @@ fn run(cli: Cli) -> Result<i32> {
                 p => bail!("platform {p:?} is not available (supported: ptrace, kvm)"),
             };
             sandbox::pivot_to_empty_root()?;
-            sandbox::drop_privileges()?;
+            sandbox::drop_privileges(host_network)?;
             let mut stdio = vec![dup(0)?, dup(1)?, dup(2)?];
             for f in &preserved {
                 stdio.push(dup(f.as_raw_fd())?);

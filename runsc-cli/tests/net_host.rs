@@ -479,6 +479,38 @@ fn sigpipe_is_raised_by_the_sentry() {
     assert_same(&n, &s);
 }
 
+/// Root inside binds a port below 1024 on the host (the Sentry keeps
+/// CAP_NET_BIND_SERVICE in this mode); as another user it is EACCES, as natively.
+#[test]
+fn ports_below_1024_follow_the_workloads_capability() {
+    require(PYTHON3, "python3");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        skip("ports_below_1024_follow_the_workloads_capability: needs root");
+        return;
+    }
+    let code = "import errno, os, socket, sys\n\
+        if sys.argv[1] != 'root':\n    os.setgid(65534); os.setuid(65534)\n\
+        for p in range(900, 1000):\n\
+        \x20   s = socket.socket()\n\
+        \x20   try:\n\
+        \x20       s.bind(('127.0.0.1', p)); s.listen(1); print('bound below 1024'); break\n\
+        \x20   except OSError as e:\n\
+        \x20       if e.errno != errno.EADDRINUSE:\n\
+        \x20           print(errno.errorcode[e.errno]); break\n";
+    for who in ["root", "nobody"] {
+        let n = native(&[PYTHON3, "-c", code, who]);
+        let s = host_do(&[PYTHON3, "-c", code, who]);
+        assert_same(&n, &s);
+        let want = if who == "root" {
+            "bound below 1024\n"
+        } else {
+            "EACCES\n"
+        };
+        assert_eq!(n.stdout, want, "the native run: {}", n.describe());
+    }
+}
+
 /// `rvisor --network host run` with a bundle: busybox nc inside reaches the test
 /// process's server. The spec's network namespace is not used in this mode: neither a
 /// namespace path (here one that does not exist) nor its absence (docker's
@@ -538,6 +570,7 @@ fn oci_bundle_run_with_network_host() {
 }
 
 kvm_tests!(
+    ports_below_1024_follow_the_workloads_capability,
     oci_bundle_run_with_network_host,
     host_tcp_server_is_reached_from_the_sandbox,
     busybox_wget_reaches_a_host_http_server,

@@ -318,50 +318,31 @@ impl HostSock {
     }
 
     /// connect(2): blocking waits for the handshake (SO_SNDTIMEO: then EINPROGRESS).
+    /// Waiting calls the host's connect again once the socket is writable, as Linux's
+    /// own wait ends: 0 when connected, the error when refused or reset.
     pub fn connect(&self, t: &Task, a: &[u8], nonblock: bool) -> KResult<()> {
         check_addr(a)?;
-        // SAFETY: connect reads a.len() bytes of address.
-        let r = host(|| unsafe {
-            libc::connect(self.raw(), a.as_ptr().cast(), a.len() as u32) as isize
-        });
-        match r {
-            Ok(_) => Ok(()),
+        let once = || {
+            // SAFETY: connect reads a.len() bytes of address.
+            host(|| unsafe {
+                libc::connect(self.raw(), a.as_ptr().cast(), a.len() as u32) as isize
+            })
+            .map(|_| ())
+        };
+        match once() {
             Err(e) if (e == EINPROGRESS || e == EALREADY) && !nonblock => {
                 let timeo = self.timeo.lock().1;
-                let r = self.wait(t, false, timeo, || {
-                    let ev = self.revents(libc::POLLOUT);
-                    if ev == 0 {
-                        return Err(EAGAIN);
-                    }
-                    match self.sock_error() {
-                        0 => Ok(()),
-                        e => Err(Errno(e)),
-                    }
+                let r = self.wait(t, false, timeo, || match once() {
+                    Err(e) if e == EALREADY || e == EINPROGRESS => Err(EAGAIN),
+                    r => r,
                 });
                 match r {
                     Err(e) if e == EAGAIN => Err(EINPROGRESS),
                     r => r,
                 }
             }
-            Err(e) => Err(e),
+            r => r,
         }
-    }
-
-    /// SO_ERROR, taken.
-    fn sock_error(&self) -> i32 {
-        let mut v: i32 = 0;
-        let mut len = 4u32;
-        // SAFETY: getsockopt writes one int.
-        unsafe {
-            libc::getsockopt(
-                self.raw(),
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&mut v as *mut i32).cast(),
-                &mut len,
-            )
-        };
-        v
     }
 
     /// getsockname (`peer`: getpeername) as a sockaddr.
@@ -437,9 +418,9 @@ impl HostSock {
         }
     }
 
-    /// One host recvmsg: (data, sender's address, msg_flags, return value).
-    fn recv_once(&self, want: usize, flags: u32) -> KResult<(Vec<u8>, Vec<u8>, i32, usize)> {
-        let mut buf = vec![0u8; want.min(RECV_CHUNK)];
+    /// One host recvmsg into `buf`: (bytes copied, sender's address, msg_flags, return
+    /// value).
+    fn recv_once(&self, buf: &mut [u8], flags: u32) -> KResult<(usize, Vec<u8>, i32, usize)> {
         let mut ss = [0u8; SS_LEN];
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
@@ -454,9 +435,8 @@ impl HostSock {
         let hflags = (flags & RECV_FLAGS) | MSG_DONTWAIT;
         // SAFETY: recvmsg writes into buf and ss, whose sizes h describes.
         let n = host(|| unsafe { libc::recvmsg(self.raw(), &mut h, hflags as i32) })?;
-        buf.truncate(n.min(buf.len()));
         let from = ss[..(h.msg_namelen as usize).min(SS_LEN)].to_vec();
-        Ok((buf, from, h.msg_flags, n))
+        Ok((n.min(buf.len()), from, h.msg_flags, n))
     }
 
     /// recv(2) and friends: (data, sender's address (empty: none), truncated, return
@@ -470,21 +450,24 @@ impl HostSock {
         flags: u32,
     ) -> KResult<(Vec<u8>, Vec<u8>, bool, usize)> {
         let timeo = self.timeo.lock().0;
-        let (mut data, from, fl, ret) =
-            self.wait(t, nonblock, timeo, || self.recv_once(want, flags))?;
+        let mut buf = vec![0u8; want.min(RECV_CHUNK)];
+        let (n, from, fl, ret) =
+            self.wait(t, nonblock, timeo, || self.recv_once(&mut buf, flags))?;
         let trunc = fl & MSG_TRUNC as i32 != 0;
         let waitall = flags & MSG_WAITALL != 0 && flags & MSG_PEEK == 0 && self.ty == SOCK_STREAM;
-        if !waitall || nonblock || ret == 0 {
-            return Ok((data, from, trunc, ret));
-        }
-        while data.len() < want {
-            match self.wait(t, false, timeo, || self.recv_once(want - data.len(), flags)) {
-                Ok((more, ..)) if !more.is_empty() => data.extend_from_slice(&more),
-                _ => break,
+        let mut got = n;
+        if waitall && !nonblock && ret > 0 {
+            while got < buf.len() {
+                let rest = &mut buf[got..];
+                match self.wait(t, false, timeo, || self.recv_once(rest, flags)) {
+                    Ok((k, ..)) if k > 0 => got += k,
+                    _ => break,
+                }
             }
         }
-        let n = data.len();
-        Ok((data, from, trunc, n))
+        let ret = if waitall { got } else { ret };
+        buf.truncate(got);
+        Ok((buf, from, trunc, ret))
     }
 
     /// FIONREAD (SIOCINQ) and TIOCOUTQ (SIOCOUTQ) from the host.
