@@ -299,6 +299,25 @@ fn ip_addr_shows_the_hosts_addresses() {
             s.describe()
         );
     }
+    // Links: name, flags and operational state (a link without carrier is DOWN). The
+    // peer of a veth (`@ifN`, IFLA_LINK) is not part of the snapshot.
+    let links = |o: &str| -> std::collections::BTreeSet<String> {
+        o.lines()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                let state = w.iter().position(|x| *x == "state")?;
+                let name = w.get(1)?.trim_end_matches(':').split('@').next()?;
+                Some(format!("{name} {} {}", w.get(2)?, w.get(state + 1)?))
+            })
+            .collect()
+    };
+    let before = native(&[IP, "-o", "link", "show"]);
+    let s = host_do(&[IP, "-o", "link", "show"]);
+    let after = native(&[IP, "-o", "link", "show"]);
+    let got = links(&s.stdout);
+    for l in links(&before.stdout).intersection(&links(&after.stdout)) {
+        assert!(got.contains(l), "the sandbox lacks {l:?}\n{}", s.describe());
+    }
     // getifaddrs(3) (python's socket.if_nameindex uses the same netlink dumps).
     let code = "import socket\nprint(sorted(n for _, n in socket.if_nameindex()))\n";
     let n = native(&[PYTHON3, "-c", code]);
