@@ -9,7 +9,9 @@
 //! * a non-blocking connect to a closed port gives ECONNREFUSED through SO_ERROR;
 //! * socket semantics (peek, dontwait, waitall, shutdown, FIONREAD, timeouts, signals,
 //!   SIGPIPE raised by the Sentry, refused options) compared with the native run;
-//! * an OCI bundle run with `rvisor --network host run` reaches the host's server.
+//! * an OCI bundle run with `rvisor --network host run` reaches the host's server, and
+//!   so does `docker run --network=host` with the runtime registered with
+//!   `-- --network host` (SKIPPED with the reason where docker cannot run).
 //!
 //! Debian packages: python3, busybox, iproute2.
 
@@ -586,6 +588,25 @@ fn oci_bundle_run_with_network_host() {
         h.join().unwrap();
         assert!(!state.join(id).exists(), "{id}'s state is left");
     }
+}
+
+/// docker's `--network host` with the runtime registered as `rvisor --network host`:
+/// busybox nc in the container reaches the test process's server on 127.0.0.1.
+#[test]
+fn docker_run_network_host() {
+    const IMAGE: &str = "rvisor-hostnet-busybox";
+    let setup = docker::register_runtime("rvisor-hostnet", &["--network", "host"])
+        .and_then(|rt| docker::import_busybox(IMAGE, |_, _| Ok(())).map(|_| rt));
+    let Some(rt) = docker::or_skip(&setup, "docker_run_network_host") else {
+        return;
+    };
+    let (port, h) = echo_server("127.0.0.1".parse().unwrap(), 1);
+    let r = docker::sh(&format!(
+        "docker run --rm --runtime={rt} --network=host {IMAGE} sh -c 'echo from docker | nc 127.0.0.1 {port}'"
+    ));
+    assert!(r.status.success(), "{}", r.describe());
+    assert_eq!(r.stdout, "echo: from docker\n", "{}", r.describe());
+    h.join().unwrap();
 }
 
 kvm_tests!(
