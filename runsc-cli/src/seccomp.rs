@@ -216,3 +216,65 @@ pub fn install_gofer() -> Result<()> {
         .context("installing the gofer's seccomp filter")?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// In a forked child, install the Sentry's filter and make one socket: the exit code
+    /// (0: made, 1: refused with an errno), or the killing signal as 128+N.
+    fn socket_under_filter(host_net: bool, domain: i32, ty: i32) -> i32 {
+        // SAFETY: fork in a test; the child installs the filter, makes one system call
+        // and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            let code = match install_sentry(host_net) {
+                // SAFETY: plain socket(2).
+                Ok(()) => (unsafe { libc::socket(domain, ty, 0) } < 0) as i32,
+                Err(_) => 3,
+            };
+            // SAFETY: ending the child without running the parent's exit handlers.
+            unsafe { libc::_exit(code) };
+        }
+        let mut st = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+        if libc::WIFSIGNALED(st) {
+            128 + libc::WTERMSIG(st)
+        } else {
+            libc::WEXITSTATUS(st)
+        }
+    }
+
+    #[test]
+    fn host_sockets_only_with_host_network_and_only_inet_stream_or_datagram() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: installing a seccomp filter without no_new_privs needs root");
+            return;
+        }
+        let killed = 128 + libc::SIGSYS;
+        let cases = [
+            (true, libc::AF_INET, libc::SOCK_STREAM, 0),
+            (
+                true,
+                libc::AF_INET6,
+                libc::SOCK_DGRAM | libc::SOCK_NONBLOCK,
+                0,
+            ),
+            (true, libc::AF_UNIX, libc::SOCK_STREAM, killed),
+            (true, libc::AF_NETLINK, libc::SOCK_RAW, killed),
+            (true, libc::AF_PACKET, libc::SOCK_DGRAM, killed),
+            (true, libc::AF_INET, libc::SOCK_RAW, killed),
+            (false, libc::AF_INET, libc::SOCK_STREAM, killed),
+        ];
+        for (host, domain, ty, want) in cases {
+            assert_eq!(
+                socket_under_filter(host, domain, ty),
+                want,
+                "host network {host}, socket({domain}, {ty:#x})"
+            );
+        }
+    }
+}
