@@ -14,6 +14,9 @@ use crate::vfs::{OpenFile, O_NONBLOCK};
 const UIO_MAXIOV: u64 = 1024;
 
 pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
+    if !matches!(nr, 41..=52 | 54 | 55 | 288 | 299 | 307) {
+        return None;
+    }
     let net = hostinet::of(&c.t.kernel)?.clone();
     let a = |i| c.arg(i);
     let (a0, a1, a2, a3, a4, a5) = (a(0), a(1), a(2), a(3), a(4), a(5));
@@ -23,9 +26,6 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
             return None;
         }
         return Some(socket(c, &net, domain, a1 as i32, a2 as i32));
-    }
-    if !matches!(nr, 42..=52 | 54 | 55 | 288 | 299 | 307) {
-        return None;
     }
     let f = c.fd(a0).ok()?;
     let s = hostinet::host_sock(&f)?;
