@@ -484,18 +484,24 @@ fn socket_semantics_match_linux() {
 fn sigpipe_is_raised_by_the_sentry() {
     require(PYTHON3, "python3");
     require(BUSYBOX, "busybox");
-    let code = "import signal, socket\n\
+    // send(2), then write(2) on the socket.
+    let code = "import os, signal, socket, sys\n\
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)\n\
         l = socket.socket(); l.bind(('127.0.0.1', 0)); l.listen(1)\n\
         c = socket.socket(); c.connect(l.getsockname())\n\
         a, _ = l.accept(); a.close()\n\
         c.shutdown(socket.SHUT_WR)\n\
-        c.send(b'x')\n\
+        c.send(b'x') if sys.argv[1] == 'send' else os.write(c.fileno(), b'x')\n\
         print('not reached')\n";
-    let script = format!("{PYTHON3} -c \"$1\"; echo status $?");
+    let script = format!("for how in send write; do {PYTHON3} -c \"$1\" $how; echo $how $?; done");
     let argv = [BUSYBOX, "sh", "-c", &script, "sh", code];
     let n = native(&argv);
-    assert_eq!(n.stdout, "status 141\n", "the native run: {}", n.describe());
+    assert_eq!(
+        n.stdout,
+        "send 141\nwrite 141\n",
+        "the native run: {}",
+        n.describe()
+    );
     let s = host_do(&argv);
     assert_same(&n, &s);
 }
