@@ -445,6 +445,28 @@ print("send after shutdown", err(lambda: c.send(b"x")), err(lambda: c.send(b"x",
 print("SO_BINDTODEVICE", err(lambda: c.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo")))
 print("socketpair inet", err(lambda: socket.socketpair(socket.AF_INET)))
 print("raw", err(lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)))
+
+# A listener whose accept queue is full drops SYNs: connects wait. SO_SNDTIMEO ends the
+# wait with EINPROGRESS; a signal whose handler raises interrupts a plain one.
+l = socket.socket()
+l.bind(("127.0.0.1", 0))
+l.listen(0)
+fill = []
+for i in range(2):
+    f = socket.socket()
+    f.setblocking(False)
+    f.connect_ex(l.getsockname())
+    fill.append(f)
+time.sleep(0.2)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", 0, 300000))
+print("timed connect", err(lambda: s.connect(l.getsockname())))
+signal.setitimer(signal.ITIMER_REAL, 0.3)
+try:
+    socket.socket().connect(l.getsockname())
+    print("connect returned")
+except InterruptedError:
+    print("blocking connect interrupted")
 "##;
 
 #[test]
@@ -475,6 +497,15 @@ fn socket_semantics_match_linux() {
         s.describe()
     );
     assert!(s.stdout.contains("raw EPERM\n"), "{}", s.describe());
+    for l in [
+        " accept interrupted\n",
+        " recv timeout EAGAIN\n",
+        "timed connect EINPROGRESS\n",
+        "blocking connect interrupted\n",
+        "send after shutdown EPIPE EPIPE\n",
+    ] {
+        assert!(s.stdout.contains(l), "missing {l:?}: {}", s.describe());
+    }
 }
 
 /// With SIGPIPE at its default action, a send on a closed stream kills the process
