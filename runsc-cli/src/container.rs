@@ -343,11 +343,12 @@ pub fn create(g: &Global, id: &str, o: &CreateOpts) -> Result<Container> {
     let bundle =
         std::fs::canonicalize(o.bundle).map_err(|e| anyhow!("bundle {}: {e}", o.bundle))?;
     let (spec, root) = oci::load(&bundle.to_string_lossy())?;
-    if g.network == Some(crate::network::Mode::Host) {
-        bail!("container {id}: --network host is not supported yet (use sandbox or none)");
-    }
-    let (mut opts, exe, args) = oci::opts_from_spec(&spec, &root, &bundle, g.debug, o.strace)
-        .map_err(|e| anyhow!("bundle {}: {e:#}", bundle.display()))?;
+    // The host's network: the runtime's own namespace, never the spec's.
+    let host_network = g.network == Some(crate::network::Mode::Host);
+    let (mut opts, exe, args) =
+        oci::opts_from_spec(&spec, &root, &bundle, g.debug, o.strace, host_network)
+            .map_err(|e| anyhow!("bundle {}: {e:#}", bundle.display()))?;
+    opts.host_network = host_network;
     opts.platform = g.platform.clone();
     opts.take_network =
         g.network.unwrap_or(crate::network::Mode::Sandbox) == crate::network::Mode::Sandbox;

@@ -82,6 +82,9 @@ pub struct DoOpts {
     pub take_network: bool,
     /// The spec's network namespace path: joined instead of making one.
     pub netns_path: Option<std::path::PathBuf>,
+    /// `--network host`: the sandbox stays in the launcher's network namespace (the
+    /// spec's is not joined) and its inet sockets are host sockets.
+    pub host_network: bool,
     /// "ptrace" or "kvm".
     pub platform: String,
 }
@@ -235,7 +238,7 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
         }
         mounts.push(v);
     }
-    if o.netns_in_launcher {
+    if o.netns_in_launcher && !o.host_network {
         let r = match &o.netns_path {
             Some(p) => crate::network::join(p),
             None => nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
@@ -318,6 +321,9 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
     if !o.platform.is_empty() {
         boot.args(["--platform", &o.platform]);
     }
+    if o.host_network {
+        boot.arg("--host-network");
+    }
     boot.arg("--").arg(exe).args(&command[1..]);
     if o.clear_env {
         boot.env_clear();
@@ -328,7 +334,7 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
     }
     let mut flags =
         libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC | libc::CLONE_NEWPID;
-    if !o.netns_in_launcher {
+    if !o.netns_in_launcher && !o.host_network {
         flags |= libc::CLONE_NEWNET;
     }
     let mut tmp = vec![0; place.len()];

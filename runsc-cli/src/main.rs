@@ -44,7 +44,9 @@ struct Cli {
     #[arg(long, global = true, default_value = "ptrace")]
     platform: String,
     /// none (loopback only), sandbox (rvisor's stack on the container network namespace's
-    /// links; the default for a bundle) or host (not supported yet).
+    /// links; the default for a bundle) or host (the network namespace rvisor runs in,
+    /// never the spec's: inet sockets are host sockets the Sentry operates; WEAKER
+    /// isolation, the host kernel's TCP/IP stack is exposed to the workload).
     #[arg(long, global = true)]
     network: Option<String>,
     /// Print the version of rvisor and of the OCI runtime spec it implements.
@@ -177,6 +179,9 @@ enum Cmd {
         extra_fds_from: i32,
         #[arg(long, default_value_t = 0)]
         extra_fds: i32,
+        /// `--network host`: inet sockets are host sockets.
+        #[arg(long)]
+        host_network: bool,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
@@ -500,8 +505,10 @@ fn run(cli: Cli) -> Result<i32> {
             memory_limit,
             command,
         } => {
-            if g.network.is_some_and(|m| m != network::Mode::None) {
-                bail!("rvisor do has no network namespace to take over: only --network none");
+            if g.network == Some(network::Mode::Sandbox) {
+                bail!(
+                    "rvisor do has no network namespace to take over: only --network none or host"
+                );
             }
             let cwd = match cwd {
                 Some(c) => c,
@@ -526,6 +533,7 @@ fn run(cli: Cli) -> Result<i32> {
                 root: "/".into(),
                 platform: cli.platform.clone(),
                 netns_in_launcher: false,
+                host_network: g.network == Some(network::Mode::Host),
                 ..Default::default()
             };
             launch::run_do(opts, exe, &command)
@@ -654,6 +662,7 @@ fn run(cli: Cli) -> Result<i32> {
             error_fd,
             extra_fds_from,
             extra_fds,
+            host_network,
             command,
         } => {
             if let Some(fd) = error_fd {
@@ -730,6 +739,19 @@ fn run(cli: Cli) -> Result<i32> {
             // SAFETY: getuid/getgid have no preconditions.
             let (host_uid, host_gid) = unsafe { (libc::getuid(), libc::getgid()) };
             let (uid, gid) = (uid.unwrap_or(host_uid), gid.unwrap_or(host_gid));
+            // The host's interfaces are read, and the hostinet thread started, before
+            // the Sentry is confined.
+            let host_net = match host_network {
+                true => {
+                    let (ifaces, routes) = network::host_view()
+                        .context("--network host: reading the host's interfaces")?;
+                    Some(
+                        sentry::net::hostinet::HostNet::start(ifaces, routes)
+                            .context("--network host: the host socket poller")?,
+                    )
+                }
+                false => None,
+            };
             // /dev/kvm must be opened while the host's /dev is still in sight.
             let kvm = match cli.platform.as_str() {
                 "kvm" => Some(platform::kvm::Kvm::open_dev()?),
@@ -737,7 +759,7 @@ fn run(cli: Cli) -> Result<i32> {
                 p => bail!("platform {p:?} is not available (supported: ptrace, kvm)"),
             };
             sandbox::pivot_to_empty_root()?;
-            sandbox::drop_privileges()?;
+            sandbox::drop_privileges(host_network)?;
             let mut stdio = vec![dup(0)?, dup(1)?, dup(2)?];
             for f in &preserved {
                 stdio.push(dup(f.as_raw_fd())?);
@@ -770,14 +792,15 @@ fn run(cli: Cli) -> Result<i32> {
                     unsafe { libc::umask(m) };
                     m
                 },
-                confine: Some(Box::new(|| {
-                    seccomp::install_sentry().map_err(|e| format!("{e:#}"))
+                confine: Some(Box::new(move || {
+                    seccomp::install_sentry(host_network).map_err(|e| format!("{e:#}"))
                 })),
                 mounts: extra_mounts,
                 control,
                 caps,
                 rlimits,
                 no_new_privs,
+                host_network: host_net,
             };
             tracing::debug!("boot: the Sentry starts (pid {})", std::process::id());
             match sentry::boot(cfg) {

@@ -13,6 +13,7 @@ use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMe
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use sentry::net::hostinet;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
@@ -24,7 +25,8 @@ pub enum Mode {
     None,
     /// rvisor's own stack on the links of the container's network namespace.
     Sandbox,
-    /// The host's network, shared (not implemented).
+    /// The host's network, shared: inet sockets are host sockets the Sentry operates
+    /// (weaker isolation; see the Sentry's net/hostinet.rs).
     Host,
 }
 
@@ -295,6 +297,108 @@ fn read_links(nl: &Netlink) -> Result<Vec<Link>> {
         }
     }
     Ok(links)
+}
+
+/// `--network host`: the interfaces, addresses and routes of the current network
+/// namespace (the host's), for the Sentry to show the workload. A snapshot: read once,
+/// before the Sentry is confined (it keeps no netlink socket of the host).
+pub fn host_view() -> Result<(Vec<hostinet::IfaceInfo>, Vec<hostinet::RouteInfo>)> {
+    use hostinet::{HwKind, IfaceInfo, RouteInfo, RouteKind};
+    let nl = Netlink::open()?;
+    let mut ifaces = vec![];
+    for m in nl.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))? {
+        let RouteNetlinkMessage::NewLink(m) = m else {
+            continue;
+        };
+        let h = &m.header;
+        let mut i = IfaceInfo {
+            index: h.index,
+            name: String::new(),
+            kind: match h.link_layer_type {
+                LinkLayerType::Loopback => HwKind::Loopback,
+                LinkLayerType::Ether => HwKind::Ethernet,
+                _ => HwKind::Ip,
+            },
+            mac: [0; 6],
+            mtu: 1500,
+            flags: h.flags.bits(),
+            addrs: vec![],
+            stats: Default::default(),
+        };
+        for a in &m.attributes {
+            match a {
+                LinkAttribute::IfName(n) => i.name = n.clone(),
+                LinkAttribute::Mtu(v) => i.mtu = *v,
+                LinkAttribute::Address(mac) if mac.len() == 6 => i.mac.copy_from_slice(mac),
+                LinkAttribute::Stats64(s) => {
+                    i.stats.rx_packets = s.rx_packets;
+                    i.stats.rx_bytes = s.rx_bytes;
+                    i.stats.tx_packets = s.tx_packets;
+                    i.stats.tx_bytes = s.tx_bytes;
+                }
+                _ => {}
+            }
+        }
+        ifaces.push(i);
+    }
+    for m in nl.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))? {
+        let RouteNetlinkMessage::NewAddress(m) = m else {
+            continue;
+        };
+        let Some(i) = ifaces.iter_mut().find(|i| i.index == m.header.index) else {
+            continue;
+        };
+        let mut addr = None;
+        for a in &m.attributes {
+            match a {
+                AddressAttribute::Local(ip) => addr = Some(*ip),
+                AddressAttribute::Address(ip) if addr.is_none() => addr = Some(*ip),
+                _ => {}
+            }
+        }
+        if let Some(ip) = addr {
+            i.addrs.push((ip, m.header.prefix_len));
+        }
+    }
+    let mut routes = vec![];
+    for m in nl.dump(RouteNetlinkMessage::GetRoute(RouteMessage::default()))? {
+        let RouteNetlinkMessage::NewRoute(m) = m else {
+            continue;
+        };
+        // The main and local tables, as the netstack's routes have them.
+        let kind = match (m.header.kind, m.header.table) {
+            (RouteType::Unicast, 254) => RouteKind::Unicast,
+            (RouteType::Local, 255) => RouteKind::Local,
+            (RouteType::Broadcast, 255) => RouteKind::Broadcast,
+            _ => continue,
+        };
+        let v6 = m.header.address_family == netlink_packet_route::AddressFamily::Inet6;
+        let mut r = RouteInfo {
+            dst: if v6 {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            },
+            prefix: m.header.destination_prefix_length,
+            gateway: None,
+            src: None,
+            ifindex: 0,
+            kind,
+        };
+        for a in &m.attributes {
+            match a {
+                RouteAttribute::Destination(d) => r.dst = ip_of(d).unwrap_or(r.dst),
+                RouteAttribute::Gateway(g) => r.gateway = ip_of(g),
+                RouteAttribute::PrefSource(s) => r.src = ip_of(s),
+                RouteAttribute::Oif(i) => r.ifindex = *i,
+                _ => {}
+            }
+        }
+        routes.push(r);
+    }
+    // Main-table routes first, then local-table ones (as the netstack lists them).
+    routes.sort_by_key(|r| r.kind != RouteKind::Unicast);
+    Ok((ifaces, routes))
 }
 
 fn ip_of(a: &RouteAddress) -> Option<IpAddr> {

@@ -187,6 +187,7 @@ pub fn opts_from_spec(
     bundle: &Path,
     debug: bool,
     strace: bool,
+    host_network: bool,
 ) -> Result<(DoOpts, String, Vec<String>)> {
     let Some(process) = spec.process().as_ref() else {
         bail!("config.json has no process")
@@ -197,8 +198,8 @@ pub fn opts_from_spec(
     }
     if let Some(linux) = spec.linux() {
         let nss = linux.namespaces().as_deref().unwrap_or_default();
-        if !nss.iter().any(|ns| ns.typ() == LinuxNamespaceType::Network) {
-            bail!("the container would share the host's network (no network namespace in linux.namespaces): --network host is not supported yet");
+        if !host_network && !nss.iter().any(|ns| ns.typ() == LinuxNamespaceType::Network) {
+            bail!("the container would share the host's network (no network namespace in linux.namespaces): that needs --network host");
         }
     }
     let user = process.user();

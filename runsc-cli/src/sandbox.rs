@@ -102,13 +102,20 @@ pub fn pivot_to_empty_root() -> Result<()> {
 }
 
 /// No privilege gain through exec, and no capabilities: the Sentry needs none to trace
-/// its own children.
-pub fn drop_privileges() -> Result<()> {
+/// its own children. With `host_net` (`--network host`) CAP_NET_BIND_SERVICE is kept
+/// where the runtime has it, so the Sentry's host sockets can bind the ports below 1024
+/// the workload itself may bind (the Sentry checks the workload's capability first).
+pub fn drop_privileges(host_net: bool) -> Result<()> {
+    const CAP_NET_BIND_SERVICE: u32 = 10;
     // SAFETY: prctl with integer arguments.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         bail!("PR_SET_NO_NEW_PRIVS: {}", std::io::Error::last_os_error());
     }
+    let keep = host_net && has_cap(CAP_NET_BIND_SERVICE);
     for cap in 0..=63 {
+        if keep && cap == CAP_NET_BIND_SERVICE {
+            continue;
+        }
         // SAFETY: dropping a capability from the bounding set; EINVAL past the last one.
         unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
     }
@@ -121,10 +128,24 @@ pub fn drop_privileges() -> Result<()> {
         version: 0x2008_0522,
         pid: 0,
     };
-    let data = [0u32; 6];
-    // SAFETY: capset with a v3 header and two zeroed data structs.
+    let mut data = [0u32; 6];
+    if keep {
+        // Effective and permitted of the first 32-bit word.
+        data[0] = 1 << CAP_NET_BIND_SERVICE;
+        data[1] = 1 << CAP_NET_BIND_SERVICE;
+    }
+    // SAFETY: capset with a v3 header and two data structs.
     if unsafe { libc::syscall(libc::SYS_capset, &h as *const Header, data.as_ptr()) } != 0 {
         bail!("capset: {}", std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Whether the calling process has capability `cap` (< 32) in its effective set.
+fn has_cap(cap: u32) -> bool {
+    let h = [0x2008_0522u32, 0];
+    let mut data = [0u32; 6];
+    // SAFETY: capget with a v3 header fills two data structs.
+    let r = unsafe { libc::syscall(libc::SYS_capget, h.as_ptr(), data.as_mut_ptr()) };
+    r == 0 && data[0] & (1 << cap) != 0
 }

@@ -3,7 +3,9 @@
 //! inherit it (application system calls are stopped by PTRACE_SYSEMU before seccomp).
 
 use anyhow::{Context, Result};
-use seccompiler::{apply_filter_all_threads, BpfProgram, SeccompAction, SeccompFilter, TargetArch};
+use seccompiler::{
+    apply_filter_all_threads, BpfProgram, SeccompAction, SeccompFilter, SeccompRule, TargetArch,
+};
 use std::collections::BTreeMap;
 
 const COMMON: &[i64] = &[
@@ -107,9 +109,52 @@ const GOFER: &[i64] = &[
     libc::SYS_statx,
 ];
 
+/// `--network host`: the calls of host inet sockets (socket(2) itself is allowed only
+/// for AF_INET/AF_INET6 stream and datagram sockets, see [`host_socket_rules`]), and the
+/// epoll set that wakes their waiters.
+const HOST_NET: &[i64] = &[
+    libc::SYS_connect,
+    libc::SYS_bind,
+    libc::SYS_listen,
+    libc::SYS_getsockname,
+    libc::SYS_getpeername,
+    libc::SYS_setsockopt,
+    libc::SYS_getsockopt,
+    libc::SYS_shutdown,
+    libc::SYS_epoll_ctl,
+    libc::SYS_epoll_wait,
+    libc::SYS_epoll_pwait,
+];
+
+/// socket(domain, type, protocol) with domain AF_INET or AF_INET6 and a base type of
+/// SOCK_STREAM or SOCK_DGRAM (flags SOCK_NONBLOCK/SOCK_CLOEXEC allowed).
+fn host_socket_rules() -> Result<Vec<SeccompRule>> {
+    use seccompiler::{SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond};
+    let mut rules = vec![];
+    for domain in [libc::AF_INET, libc::AF_INET6] {
+        for ty in [libc::SOCK_STREAM, libc::SOCK_DGRAM] {
+            rules.push(SeccompRule::new(vec![
+                Cond::new(0, Len::Dword, Op::Eq, domain as u64)?,
+                Cond::new(1, Len::Dword, Op::MaskedEq(0xf), ty as u64)?,
+            ])?);
+        }
+    }
+    Ok(rules)
+}
+
 fn filter(nrs: &[i64], on_match: SeccompAction, otherwise: SeccompAction) -> Result<BpfProgram> {
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
-        nrs.iter().map(|nr| (*nr, vec![])).collect();
+    filter_with(nrs, vec![], on_match, otherwise)
+}
+
+/// A filter for the calls `nrs` (any arguments) and `extra` (calls with argument rules).
+fn filter_with(
+    nrs: &[i64],
+    extra: Vec<(i64, Vec<SeccompRule>)>,
+    on_match: SeccompAction,
+    otherwise: SeccompAction,
+) -> Result<BpfProgram> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = nrs.iter().map(|nr| (*nr, vec![])).collect();
+    rules.extend(extra);
     let f = SeccompFilter::new(rules, otherwise, on_match, TargetArch::x86_64)
         .context("seccomp filter")?;
     f.try_into().context("compiling the seccomp filter")
@@ -120,8 +165,9 @@ fn allow_only(extra: &[i64]) -> Result<BpfProgram> {
     filter(&nrs, SeccompAction::Allow, SeccompAction::KillProcess)
 }
 
-/// The Sentry's filter, installed on every thread of the sandbox process.
-pub fn install_sentry() -> Result<()> {
+/// The Sentry's filter, installed on every thread of the sandbox process; `host_net`:
+/// with the calls of `--network host`'s host sockets.
+pub fn install_sentry(host_net: bool) -> Result<()> {
     // glibc's malloc sizes its arena limit from get_nprocs(), which opens a /sys file the
     // first time a new thread allocates; fix the limit now so it never needs to.
     // SAFETY: mallopt with a plain integer setting.
@@ -137,10 +183,20 @@ pub fn install_sentry() -> Result<()> {
         SeccompAction::Allow,
     )?;
     apply_filter_all_threads(&deny_open).context("installing the Sentry's seccomp filter")?;
-    let mut nrs = SENTRY.to_vec();
+    let mut nrs: Vec<i64> = COMMON.iter().chain(SENTRY).copied().collect();
     nrs.extend([libc::SYS_open, libc::SYS_openat]);
-    apply_filter_all_threads(&allow_only(&nrs)?)
-        .context("installing the Sentry's seccomp filter")?;
+    let mut extra = vec![];
+    if host_net {
+        nrs.extend(HOST_NET);
+        extra.push((libc::SYS_socket, host_socket_rules()?));
+    }
+    let f = filter_with(
+        &nrs,
+        extra,
+        SeccompAction::Allow,
+        SeccompAction::KillProcess,
+    )?;
+    apply_filter_all_threads(&f).context("installing the Sentry's seccomp filter")?;
     Ok(())
 }
 
@@ -161,4 +217,66 @@ pub fn install_gofer() -> Result<()> {
     apply_filter_all_threads(&allow_only(&nrs)?)
         .context("installing the gofer's seccomp filter")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// In a forked child, install the Sentry's filter and make one socket: the exit code
+    /// (0: made, 1: refused with an errno), or the killing signal as 128+N.
+    fn socket_under_filter(host_net: bool, domain: i32, ty: i32) -> i32 {
+        // SAFETY: fork in a test; the child installs the filter, makes one system call
+        // and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            let code = match install_sentry(host_net) {
+                // SAFETY: plain socket(2).
+                Ok(()) => (unsafe { libc::socket(domain, ty, 0) } < 0) as i32,
+                Err(_) => 3,
+            };
+            // SAFETY: ending the child without running the parent's exit handlers.
+            unsafe { libc::_exit(code) };
+        }
+        let mut st = 0;
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+        if libc::WIFSIGNALED(st) {
+            128 + libc::WTERMSIG(st)
+        } else {
+            libc::WEXITSTATUS(st)
+        }
+    }
+
+    #[test]
+    fn host_sockets_only_with_host_network_and_only_inet_stream_or_datagram() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: installing a seccomp filter without no_new_privs needs root");
+            return;
+        }
+        let killed = 128 + libc::SIGSYS;
+        let cases = [
+            (true, libc::AF_INET, libc::SOCK_STREAM, 0),
+            (
+                true,
+                libc::AF_INET6,
+                libc::SOCK_DGRAM | libc::SOCK_NONBLOCK,
+                0,
+            ),
+            (true, libc::AF_UNIX, libc::SOCK_STREAM, killed),
+            (true, libc::AF_NETLINK, libc::SOCK_RAW, killed),
+            (true, libc::AF_PACKET, libc::SOCK_DGRAM, killed),
+            (true, libc::AF_INET, libc::SOCK_RAW, killed),
+            (false, libc::AF_INET, libc::SOCK_STREAM, killed),
+        ];
+        for (host, domain, ty, want) in cases {
+            assert_eq!(
+                socket_under_filter(host, domain, ty),
+                want,
+                "host network {host}, socket({domain}, {ty:#x})"
+            );
+        }
+    }
 }

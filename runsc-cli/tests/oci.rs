@@ -545,7 +545,9 @@ fn log_file_json_errors_version_and_mounts() {
     let r = run(&hostnet, "m3");
     assert_eq!(r.shell_status(), 1);
     assert!(
-        r.stderr.contains("--network host is not supported yet"),
+        r.stderr
+            .contains("the container would share the host's network")
+            && r.stderr.contains("that needs --network host"),
         "{}",
         r.describe()
     );

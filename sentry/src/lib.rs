@@ -61,6 +61,8 @@ pub struct Config {
     /// the sandbox is built and then waits at the start gate: the workload runs its
     /// first instruction only after `start`.
     pub control: Option<OwnedFd>,
+    /// `--network host`: inet sockets are host sockets (see [`net::hostinet`]).
+    pub host_network: Option<std::sync::Arc<net::hostinet::HostNet>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -281,7 +283,18 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
             m.opts
         ));
     }
-    log.info("rvisor: network: none (own empty network namespace; no network stack yet)");
+    match cfg.host_network {
+        Some(n) => {
+            log.info(format!(
+                "rvisor: network: host (inet sockets are host sockets; {} interfaces)",
+                n.ifaces.len()
+            ));
+            let _ = k.hostnet.set(n);
+        }
+        None => {
+            log.info("rvisor: network: none (own empty network namespace; no network stack yet)")
+        }
+    }
     let path = cfg.argv.first().cloned().unwrap_or_default();
     if let Some(f) = cfg.confine {
         f().map_err(BootError::Setup)?;

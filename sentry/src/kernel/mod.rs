@@ -359,6 +359,8 @@ pub struct Kernel {
     mqueue: std::sync::OnceLock<(Arc<crate::vfs::mqueue::MqFs>, Arc<crate::vfs::Mount>)>,
     /// net.ipv4.ping_group_range: who may make ping sockets ("1 0", nobody, at boot).
     pub ping_group_range: Mutex<(u32, u32)>,
+    /// `--network host`: the host network the inet sockets use (see net::hostinet).
+    pub hostnet: std::sync::OnceLock<Arc<crate::net::hostinet::HostNet>>,
     pub boot_id: String,
     /// What /proc/cmdline shows: the sandbox's own parameters.
     pub cmdline: String,
@@ -466,6 +468,7 @@ impl Kernel {
             memfd: std::sync::OnceLock::new(),
             mqueue: std::sync::OnceLock::new(),
             ping_group_range: Mutex::new((1, 0)),
+            hostnet: std::sync::OnceLock::new(),
             cmdline: format!("rvisor platform={platform_name} root=gofer:/ overlay=memory"),
             boot_id: {
                 let mut b = [0u8; 16];

@@ -60,7 +60,7 @@ fn ipv4_of(i: &IfaceInfo) -> Option<(Ipv4Addr, u8)> {
 
 /// An interface ioctl; `inet4`: the socket is AF_INET. Unknown commands are ENOTTY.
 pub fn ioctl_for(t: &Task, cmd: u32, arg: u64, inet4: bool) -> SysResult {
-    let ifaces = inet::stack(&t.kernel).interfaces();
+    let (ifaces, _) = super::ifaces(&t.kernel);
     let mm = t.mm();
     if cmd == SIOCGIFCONF {
         // struct ifconf { int ifc_len; char *ifc_buf; }

@@ -6,6 +6,7 @@
 
 pub mod dns;
 pub mod ext;
+pub mod hostinet;
 pub mod ifreq;
 pub mod inet;
 pub mod netlink;
@@ -116,6 +117,20 @@ pub(crate) fn opt_timeout(val: &[u8]) -> KResult<Option<std::time::Duration>> {
     Ok(Some(
         Duration::from_secs(sec as u64) + Duration::from_micros(usec as u64),
     ))
+}
+
+/// The interfaces and routes the sandbox shows (netlink, SIOCGIF*, /proc/net): the
+/// host's snapshot with `--network host`, else the netstack's.
+pub fn ifaces(
+    k: &Arc<crate::kernel::Kernel>,
+) -> (Vec<hostinet::IfaceInfo>, Vec<hostinet::RouteInfo>) {
+    match hostinet::of(k) {
+        Some(n) => (n.ifaces.clone(), n.routes.clone()),
+        None => {
+            let st = inet::stack(k);
+            (st.interfaces(), st.routes())
+        }
+    }
 }
 
 /// A fresh socket inode number.

@@ -281,8 +281,7 @@ impl NetlinkSock {
             return Ok(data.len());
         }
         // To the kernel.
-        let st = inet::stack(&t.kernel);
-        let (ifaces, routes) = (st.interfaces(), st.routes());
+        let (ifaces, routes) = super::ifaces(&t.kernel);
         let k = t.kernel.clone();
         let unsupported = move |w: String| inet::unsupported(&k, w);
         let cx = rtnetlink::Ctx {

@@ -53,6 +53,7 @@ const IFLA_NUM_RX_QUEUES: u16 = 32;
 const IFLA_CARRIER: u16 = 33;
 
 const IF_OPER_UNKNOWN: u8 = 0;
+const IF_OPER_DOWN: u8 = 2;
 const IF_OPER_UP: u8 = 6;
 
 const IFA_ADDRESS: u16 = 1;
@@ -313,10 +314,14 @@ fn link_msg(i: &IfaceInfo) -> Vec<u8> {
     b.extend_from_slice(&0u32.to_le_bytes());
     attr(&mut b, IFLA_IFNAME, &cstr(&i.name));
     attr_u32(&mut b, IFLA_TXQLEN, 1000);
-    let oper = if i.kind == HwKind::Loopback {
-        IF_OPER_UNKNOWN
-    } else {
-        IF_OPER_UP
+    // Without a carrier (IFF_LOWER_UP, e.g. a host link seen with --network host) the
+    // link is down, as Linux reports it.
+    const IFF_LOWER_UP: u32 = 0x10000;
+    let carrier = i.flags & IFF_LOWER_UP != 0;
+    let oper = match i.kind {
+        HwKind::Loopback => IF_OPER_UNKNOWN,
+        _ if carrier => IF_OPER_UP,
+        _ => IF_OPER_DOWN,
     };
     attr(&mut b, IFLA_OPERSTATE, &[oper]);
     attr(&mut b, IFLA_LINKMODE, &[0]);
@@ -325,7 +330,11 @@ fn link_msg(i: &IfaceInfo) -> Vec<u8> {
     attr_u32(&mut b, IFLA_PROMISCUITY, 0);
     attr_u32(&mut b, IFLA_NUM_TX_QUEUES, 1);
     attr_u32(&mut b, IFLA_NUM_RX_QUEUES, 1);
-    attr(&mut b, IFLA_CARRIER, &[1]);
+    attr(
+        &mut b,
+        IFLA_CARRIER,
+        &[(carrier || i.kind == HwKind::Loopback) as u8],
+    );
     match i.kind {
         HwKind::Loopback => {
             attr(&mut b, IFLA_ADDRESS, &[0; 6]);

@@ -3,6 +3,7 @@
 pub mod names;
 mod sys_event;
 mod sys_file;
+mod sys_hostinet;
 mod sys_misc;
 mod sys_mm;
 mod sys_mqueue;
@@ -192,6 +193,9 @@ fn call(c: &mut Ctx, nr: u64) -> SysResult {
         return r;
     }
     if let Some(r) = sys_timer::call(c, nr) {
+        return r;
+    }
+    if let Some(r) = sys_hostinet::call(c, nr) {
         return r;
     }
     if let Some(r) = sys_socket::call(c, nr) {

@@ -52,13 +52,19 @@ fn sock_of(c: &Ctx, fd: u64) -> KResult<(Arc<OpenFile>, Arc<Sock>)> {
     Ok((f, s))
 }
 
-fn install(c: &Ctx, f: Arc<OpenFile>, cloexec: bool) -> KResult<i32> {
+pub(super) fn install(c: &Ctx, f: Arc<OpenFile>, cloexec: bool) -> KResult<i32> {
     let lim = c.t.rlimit(crate::kernel::RLIMIT_NOFILE).0;
     c.t.files().install(f, cloexec, 0, lim)
 }
 
 /// Check socket(2)/socketpair(2) arguments: (base type, flags) for AF_UNIX.
-fn check_type(c: &Ctx, domain: i32, ty: i32, proto: i32, pair: bool) -> KResult<(i32, i32)> {
+pub(super) fn check_type(
+    c: &Ctx,
+    domain: i32,
+    ty: i32,
+    proto: i32,
+    pair: bool,
+) -> KResult<(i32, i32)> {
     let flags = ty & !SOCK_TYPE_MASK;
     if flags & !(SOCK_NONBLOCK | SOCK_CLOEXEC) != 0 {
         return Err(EINVAL);
@@ -220,7 +226,7 @@ fn write_addr(c: &Ctx, addr: u64, lenp: u64, name: Option<&[u8]>) -> KResult<()>
 
 /// Copy an encoded sockaddr out: at most the caller's `*lenp` bytes, and the full length
 /// back into `*lenp` (EINVAL for a negative length).
-fn write_sockaddr(c: &Ctx, addr: u64, lenp: u64, b: &[u8]) -> KResult<()> {
+pub(super) fn write_sockaddr(c: &Ctx, addr: u64, lenp: u64, b: &[u8]) -> KResult<()> {
     let mm = c.t.mm();
     let ulen: i32 = mm.read_obj(lenp)?;
     if ulen < 0 {
@@ -479,16 +485,16 @@ fn getsockopt(c: &Ctx, fd: u64, level: i32, name: i32, val: u64, lenp: u64) -> S
 // ---- data ----
 
 /// struct msghdr.
-struct MsgHdr {
-    name: u64,
-    namelen: u32,
-    iov: u64,
-    iovlen: u64,
-    control: u64,
-    controllen: u64,
+pub(super) struct MsgHdr {
+    pub name: u64,
+    pub namelen: u32,
+    pub iov: u64,
+    pub iovlen: u64,
+    pub control: u64,
+    pub controllen: u64,
 }
 
-fn read_msghdr(c: &Ctx, p: u64) -> KResult<MsgHdr> {
+pub(super) fn read_msghdr(c: &Ctx, p: u64) -> KResult<MsgHdr> {
     let b: [u8; 56] = c.t.mm().read_obj(p)?;
     let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"));
     Ok(MsgHdr {
@@ -501,7 +507,7 @@ fn read_msghdr(c: &Ctx, p: u64) -> KResult<MsgHdr> {
     })
 }
 
-fn iovecs(c: &Ctx, iov: u64, cnt: u64) -> KResult<Vec<(u64, usize)>> {
+pub(super) fn iovecs(c: &Ctx, iov: u64, cnt: u64) -> KResult<Vec<(u64, usize)>> {
     if cnt > UIO_MAXIOV {
         return Err(EMSGSIZE);
     }
@@ -523,7 +529,7 @@ fn iovecs(c: &Ctx, iov: u64, cnt: u64) -> KResult<Vec<(u64, usize)>> {
     Ok(v)
 }
 
-fn gather(c: &Ctx, iov: &[(u64, usize)]) -> KResult<Vec<u8>> {
+pub(super) fn gather(c: &Ctx, iov: &[(u64, usize)]) -> KResult<Vec<u8>> {
     let mm = c.t.mm();
     let mut out = Vec::with_capacity(iov.iter().map(|v| v.1).sum::<usize>().min(1 << 20));
     for &(b, l) in iov {
@@ -1046,13 +1052,13 @@ fn inet_recvmsg_one(c: &Ctx, f: &OpenFile, s: &InetSock, p: u64, flags: u32) -> 
 
 /// What a recvmsg_plain receive gives: (data, the sender's address as a sockaddr, empty
 /// for none, truncated, return value, control messages as (level, type, data)).
-type PlainRecv = (Vec<u8>, Vec<u8>, bool, usize, Vec<(i32, i32, Vec<u8>)>);
+pub(super) type PlainRecv = (Vec<u8>, Vec<u8>, bool, usize, Vec<(i32, i32, Vec<u8>)>);
 
 /// recvmsg(2) on a socket whose control data holds no files or credentials (inet,
 /// netlink): `recv(nonblock, wanted bytes)` gives a [`PlainRecv`]; the data is scattered
 /// into the iovecs and msg_name, msg_namelen, the control messages, msg_controllen and
 /// msg_flags are written back.
-fn recvmsg_plain(
+pub(super) fn recvmsg_plain(
     c: &Ctx,
     f: &OpenFile,
     p: u64,
@@ -1102,7 +1108,7 @@ fn recvmsg_plain(
 // ---- netlink ----
 
 /// A socket address as given, for netlink (at most sizeof(sockaddr_storage)).
-fn read_raw_addr(c: &Ctx, addr: u64, len: u32) -> KResult<Vec<u8>> {
+pub(super) fn read_raw_addr(c: &Ctx, addr: u64, len: u32) -> KResult<Vec<u8>> {
     let len = len as i32;
     if len < 0 || len as usize > SS_LEN {
         return Err(EINVAL);

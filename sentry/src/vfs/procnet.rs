@@ -145,7 +145,7 @@ fn dev(k: &Arc<Kernel>) -> String {
         "Inter-|   Receive                                                |  Transmit\n \
          face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n",
     );
-    for i in inet::stack(k).interfaces() {
+    for i in crate::net::ifaces(k).0 {
         let s = i.stats;
         let _ = writeln!(
             out,
@@ -157,18 +157,14 @@ fn dev(k: &Arc<Kernel>) -> String {
 }
 
 fn route(k: &Arc<Kernel>) -> String {
-    let st = inet::stack(k);
-    let names: Vec<(u32, String)> = st
-        .interfaces()
-        .into_iter()
-        .map(|i| (i.index, i.name))
-        .collect();
+    let (ifaces, routes) = crate::net::ifaces(k);
+    let names: Vec<(u32, String)> = ifaces.into_iter().map(|i| (i.index, i.name)).collect();
     let mut out = format!(
         "{:<127}\n",
         "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT"
     );
     // The main table's IPv4 routes.
-    for r in st.routes() {
+    for r in routes {
         let IpAddr::V4(dst) = r.dst else { continue };
         if r.kind != RouteKind::Unicast {
             continue;
@@ -195,7 +191,7 @@ fn route(k: &Arc<Kernel>) -> String {
 
 fn if_inet6(k: &Arc<Kernel>) -> String {
     let mut out = String::new();
-    for i in inet::stack(k).interfaces() {
+    for i in crate::net::ifaces(k).0 {
         for &(a, p) in &i.addrs {
             let IpAddr::V6(v) = a else { continue };
             let scope = if v.is_loopback() {
