@@ -3,15 +3,14 @@
 //! call whose descriptor is such a socket. Everything else falls through to sys_socket.
 
 use super::sys_socket::{
-    check_type, gather, install, iovecs, read_msghdr, read_raw_addr, recvmsg_plain, write_sockaddr,
+    check_type, gather, install, iovecs, mmsg, read_msghdr, read_raw_addr, recvmsg_plain,
+    write_sockaddr,
 };
 use super::*;
 use crate::kernel::signal::{self, SigInfo};
 use crate::net::hostinet::{self, host_socket_file, HostSock};
 use crate::net::*;
 use crate::vfs::{OpenFile, O_NONBLOCK};
-
-const UIO_MAXIOV: u64 = 1024;
 
 pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
     if !matches!(nr, 41..=52 | 54 | 55 | 288 | 299 | 307) {
@@ -45,11 +44,11 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
             .and_then(|b| write_sockaddr(c, a1, a2, &b).map(|_| 0)),
         54 => setsockopt(c, &s, a1 as i32, a2 as i32, a3, a4 as u32),
         55 => getsockopt(c, &s, a1 as i32, a2 as i32, a3, a4),
-        299 => mmsg(c, a2 as u32, a3 as u32, Some(a4), |p, fl| {
-            recvmsg(c, &f, &s, a1 + p * 64, fl)
+        299 => mmsg(c, a1, a2 as u32, a3 as u32, Some(a4), |p, fl| {
+            recvmsg(c, &f, &s, p, fl)
         }),
-        307 => mmsg(c, a2 as u32, a3 as u32, None, |p, fl| {
-            sendmsg(c, &f, &s, a1 + p * 64, fl)
+        307 => mmsg(c, a1, a2 as u32, a3 as u32, None, |p, fl| {
+            sendmsg(c, &f, &s, p, fl)
         }),
         _ => unreachable!("filtered above"),
     })
@@ -177,50 +176,6 @@ fn recvmsg(c: &Ctx, f: &OpenFile, s: &HostSock, p: u64, flags: u32) -> KResult<u
         let (data, from, trunc, ret) = s.recv(c.t, nonblock, want, flags)?;
         Ok((data, from, trunc, ret, Vec::new()))
     })
-}
-
-/// sendmmsg/recvmmsg: `one(index, flags)` for each message; `timeout` (recvmmsg's) ends
-/// the loop once passed.
-fn mmsg(
-    c: &Ctx,
-    vlen: u32,
-    flags: u32,
-    timeout: Option<u64>,
-    mut one: impl FnMut(u64, u32) -> KResult<usize>,
-) -> SysResult {
-    let deadline = match timeout {
-        Some(tp) if tp != 0 => {
-            let t: [i64; 2] = c.t.mm().read_obj(tp)?;
-            if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
-                return Err(EINVAL);
-            }
-            Some(std::time::Instant::now() + std::time::Duration::new(t[0] as u64, t[1] as u32))
-        }
-        _ => None,
-    };
-    let recv = timeout.is_some();
-    let vlen = (vlen as u64).min(UIO_MAXIOV);
-    let mut fl = if recv { flags & !MSG_WAITFORONE } else { flags };
-    let mut n = 0;
-    while n < vlen {
-        match one(n, fl) {
-            Ok(k) => {
-                // msg_len of struct mmsghdr n; the caller's vector is at arg 1.
-                let v = c.arg(1) + n * 64 + 56;
-                c.t.mm().write_obj(v, &(k as u32))?;
-            }
-            Err(_) if n > 0 => break,
-            Err(e) => return Err(e),
-        }
-        n += 1;
-        if recv && flags & MSG_WAITFORONE != 0 {
-            fl |= MSG_DONTWAIT;
-        }
-        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-            break;
-        }
-    }
-    Ok(n)
 }
 
 fn setsockopt(c: &Ctx, s: &HostSock, level: i32, name: i32, val: u64, len: u32) -> SysResult {

@@ -729,22 +729,55 @@ fn sendmmsg(c: &Ctx, fd: u64, vec: u64, vlen: u32, flags: u32) -> SysResult {
     } else {
         None
     };
+    mmsg(c, vec, vlen, flags, None, |p, fl| {
+        match (&nl, &inet, &unix) {
+            (Some(s), _, _) => nl_sendmsg_one(c, &f, s, p, fl),
+            (_, Some(s), _) => inet_sendmsg_one(c, &f, s, p, fl),
+            (_, _, Some(s)) => sendmsg_one(c, &f, s, p, fl),
+            _ => unreachable!("a socket"),
+        }
+    })
+}
+
+/// sendmmsg/recvmmsg over the `vlen` mmsghdrs at `vec`: `one(msghdr address, flags)`
+/// for each, writing its msg_len; an error after the first message ends the batch.
+/// `timeout` (recvmmsg's, a timespec address or 0) ends the loop once passed.
+pub(super) fn mmsg(
+    c: &Ctx,
+    vec: u64,
+    vlen: u32,
+    flags: u32,
+    timeout: Option<u64>,
+    mut one: impl FnMut(u64, u32) -> KResult<usize>,
+) -> SysResult {
+    let deadline = match timeout {
+        Some(tp) if tp != 0 => {
+            let t: [i64; 2] = c.t.mm().read_obj(tp)?;
+            if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
+                return Err(EINVAL);
+            }
+            Some(std::time::Instant::now() + std::time::Duration::new(t[0] as u64, t[1] as u32))
+        }
+        _ => None,
+    };
+    let recv = timeout.is_some();
     let vlen = (vlen as u64).min(UIO_MAXIOV);
+    let mut fl = if recv { flags & !MSG_WAITFORONE } else { flags };
     let mut n = 0;
     while n < vlen {
         let p = vec + n * 64;
-        let r = match (&inet, &unix) {
-            _ if nl.is_some() => nl_sendmsg_one(c, &f, nl.as_ref().expect("netlink"), p, flags),
-            (Some(s), _) => inet_sendmsg_one(c, &f, s, p, flags),
-            (_, Some(s)) => sendmsg_one(c, &f, s, p, flags),
-            _ => unreachable!("a socket"),
-        };
-        match r {
+        match one(p, fl) {
             Ok(k) => c.t.mm().write_obj(p + 56, &(k as u32))?,
             Err(_) if n > 0 => break,
             Err(e) => return Err(e),
         }
         n += 1;
+        if recv && flags & MSG_WAITFORONE != 0 {
+            fl |= MSG_DONTWAIT;
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            break;
+        }
     }
     Ok(n)
 }
@@ -919,40 +952,14 @@ fn recvmmsg(c: &Ctx, fd: u64, vec: u64, vlen: u32, flags: u32, timeout: u64) -> 
     } else {
         None
     };
-    let deadline = if timeout != 0 {
-        let t: [i64; 2] = c.t.mm().read_obj(timeout)?;
-        if t[0] < 0 || !(0..1_000_000_000).contains(&t[1]) {
-            return Err(EINVAL);
-        }
-        Some(std::time::Instant::now() + std::time::Duration::new(t[0] as u64, t[1] as u32))
-    } else {
-        None
-    };
-    let vlen = (vlen as u64).min(UIO_MAXIOV);
-    let mut n = 0;
-    let mut fl = flags & !MSG_WAITFORONE;
-    while n < vlen {
-        let p = vec + n * 64;
-        let r = match (&inet, &unix) {
-            _ if nl.is_some() => nl_recvmsg_one(c, &f, nl.as_ref().expect("netlink"), p, fl),
-            (Some(s), _) => inet_recvmsg_one(c, &f, s, p, fl),
-            (_, Some(s)) => recvmsg_one(c, &f, s, p, fl),
+    mmsg(c, vec, vlen, flags, Some(timeout), |p, fl| {
+        match (&nl, &inet, &unix) {
+            (Some(s), _, _) => nl_recvmsg_one(c, &f, s, p, fl),
+            (_, Some(s), _) => inet_recvmsg_one(c, &f, s, p, fl),
+            (_, _, Some(s)) => recvmsg_one(c, &f, s, p, fl),
             _ => unreachable!("a socket"),
-        };
-        match r {
-            Ok(k) => c.t.mm().write_obj(p + 56, &(k as u32))?,
-            Err(_) if n > 0 => break,
-            Err(e) => return Err(e),
         }
-        n += 1;
-        if flags & MSG_WAITFORONE != 0 {
-            fl |= MSG_DONTWAIT;
-        }
-        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-            break;
-        }
-    }
-    Ok(n)
+    })
 }
 
 // ---- inet ----
