@@ -56,6 +56,11 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
 
 fn socket(c: &Ctx, net: &Arc<hostinet::HostNet>, domain: i32, ty: i32, proto: i32) -> SysResult {
     let (base, flags) = check_type(c, domain, ty, proto, false)?;
+    if base == SOCK_RAW {
+        // Raw sockets are the netstack's; host raw sockets are not passed through.
+        crate::net::inet::unsupported(&c.t.kernel, "raw sockets with --network host".into());
+        return Err(EPERM);
+    }
     let s = HostSock::new(net, domain, base, proto)?;
     let f = host_socket_file(s, flags as u32 & O_NONBLOCK, c.t);
     Ok(install(c, f, flags & SOCK_CLOEXEC != 0)? as u64)
