@@ -15,13 +15,19 @@ use crate::{
 use parking_lot::Mutex;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, OnceLock};
 
 pub struct Ptrace {
     memfd: Arc<OwnedFd>,
+    /// The stubs' control pages, one page a slot (made here: the Sentry's seccomp
+    /// filter does not allow memfd_create later).
+    ctlfd: Arc<OwnedFd>,
+    /// The template stub, forked on first use: after the Sentry has confined itself,
+    /// so that the stubs inherit its filter and dropped capabilities.
+    template: Mutex<Option<Arc<Template>>>,
 }
 
 impl Ptrace {
@@ -31,9 +37,32 @@ impl Ptrace {
             what: "dup memfd",
             err,
         })?;
+        // SAFETY: memfd_create with a static name; the result is checked.
+        let ctl = unsafe { libc::memfd_create(c"rvisor-stub-ctl".as_ptr(), libc::MFD_CLOEXEC) };
+        if ctl < 0 {
+            return Err(Error::os("memfd_create stub control file"));
+        }
+        // SAFETY: ctl is a fresh descriptor we own.
+        let ctlfd = unsafe { OwnedFd::from_raw_fd(ctl) };
+        // SAFETY: ftruncate on our own memfd; sparse, pages exist only once touched.
+        if unsafe { libc::ftruncate(ctl, CTL_SLOTS as i64 * 4096) } != 0 {
+            return Err(Error::os("size stub control file"));
+        }
         Ok(Ptrace {
             memfd: Arc::new(fd),
+            ctlfd: Arc::new(ctlfd),
+            template: Mutex::new(None),
         })
+    }
+
+    fn template(&self) -> Result<Arc<Template>> {
+        let mut t = self.template.lock();
+        if let Some(t) = t.as_ref() {
+            return Ok(t.clone());
+        }
+        let new = Arc::new(Template::new(&self.memfd, self.ctlfd.clone())?);
+        *t = Some(new.clone());
+        Ok(new)
     }
 }
 
@@ -43,21 +72,14 @@ impl Platform for Ptrace {
     }
 
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>> {
-        let (tx, rx) = channel();
-        factory()
-            .lock()
-            .send(FactoryReq::Create {
-                memfd: self.memfd.clone(),
-                reply: tx,
-            })
-            .ok();
-        let (pid, ctl) = rx
-            .recv()
-            .map_err(|_| Error::Other("stub factory is gone".into()))??;
+        let template = self.template()?;
+        let (pid, slot, ctl) = template.spawn()?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         Ok(Arc::new(StubProcess {
             pid,
             ctl,
+            slot,
+            template,
             spawn: Mutex::new(()),
             batch: Mutex::new(()),
             id,
@@ -79,7 +101,10 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// One stub process: an application address space.
 pub struct StubProcess {
     pid: i32,
+    /// The Sentry's view of the stub's control page, slot `slot` of the control file.
     ctl: usize,
+    slot: u32,
+    template: Arc<Template>,
     spawn: Mutex<()>,
     /// Held while the control page's batch area is in use.
     batch: Mutex<()>,
@@ -323,11 +348,12 @@ impl AddressSpace for StubProcess {
 impl Drop for StubProcess {
     fn drop(&mut self) {
         self.alive.store(false, Ordering::Release);
-        // SAFETY: killing our own stub process; the pid is ours until reaped.
+        // SAFETY: killing our own stub process; the template ignores SIGCHLD, so the pid
+        // stays ours until the process is gone.
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        factory().lock().send(FactoryReq::Reap(self.pid)).ok();
         // SAFETY: unmapping the Sentry's view of the control page, no longer used.
         unsafe { libc::munmap(self.ctl as *mut libc::c_void, 4096) };
+        self.template.release(self.slot);
     }
 }
 
@@ -615,48 +641,164 @@ fn get_siginfo(tid: i32) -> Result<SigInfo> {
     Ok(SigInfo(si))
 }
 
-// ---- The stub factory: one thread that forks stub processes and reaps them. ----
+// ---- The template stub, and the thread that forks it. ----
 
-enum FactoryReq {
-    Create {
-        memfd: Arc<OwnedFd>,
-        reply: Sender<Result<(i32, usize)>>,
-    },
-    Reap(i32),
+/// Control pages live in their own sparse file, one page a slot.
+const CTL_SLOTS: u32 = 1 << 16;
+
+/// The template stub: a process holding only the stub's pages, which forks a new stub
+/// for each address space.
+struct Template {
+    pid: i32,
+    /// The template's own control page (shared anonymous memory).
+    ctl: usize,
+    ctlfd: Arc<OwnedFd>,
+    /// Serialises fork requests.
+    fork: Mutex<()>,
+    /// Control-file slots: never used ones start at `next`; freed ones are reused
+    /// oldest first.
+    slots: Mutex<(u32, std::collections::VecDeque<u32>)>,
+}
+
+impl Template {
+    fn new(memfd: &Arc<OwnedFd>, ctlfd: Arc<OwnedFd>) -> Result<Template> {
+        let (tx, rx) = channel();
+        factory()
+            .lock()
+            .send(FactoryReq {
+                memfd: memfd.as_raw_fd(),
+                ctlfd: ctlfd.as_raw_fd(),
+                reply: tx,
+            })
+            .ok();
+        let (pid, ctl) = rx
+            .recv()
+            .map_err(|_| Error::Other("stub factory is gone".into()))??;
+        Ok(Template {
+            pid,
+            ctl,
+            ctlfd,
+            fork: Mutex::new(()),
+            slots: Mutex::new((0, Default::default())),
+        })
+    }
+
+    fn ctl(&self) -> &Ctl {
+        // SAFETY: the control page is a shared mapping that lives as long as self.
+        unsafe { &*(self.ctl as *const Ctl) }
+    }
+
+    /// Fork a new stub: its pid, control-file slot and the Sentry's view of its control
+    /// page.
+    fn spawn(&self) -> Result<(i32, u32, usize)> {
+        let slot = {
+            let mut s = self.slots.lock();
+            match s.1.pop_front() {
+                Some(slot) => slot,
+                None if s.0 < CTL_SLOTS => {
+                    s.0 += 1;
+                    s.0 - 1
+                }
+                None => return Err(Error::errno("stub control slot", libc::EAGAIN)),
+            }
+        };
+        let r = self.fork_into(slot);
+        if r.is_err() {
+            self.release(slot);
+        }
+        r.map(|(pid, ctl)| (pid, slot, ctl))
+    }
+
+    fn fork_into(&self, slot: u32) -> Result<(i32, usize)> {
+        let off = slot as u64 * 4096;
+        // SAFETY: a shared mapping of our own control file; checked below.
+        let view = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                self.ctlfd.as_raw_fd(),
+                off as i64,
+            )
+        };
+        if view == libc::MAP_FAILED {
+            return Err(Error::os("mmap stub control page"));
+        }
+        // SAFETY: the page was just mapped and nothing else uses the slot yet.
+        unsafe { std::ptr::write_bytes(view as *mut u8, 0, 4096) };
+        let fail = |e: Error| {
+            // SAFETY: unmapping the view made above.
+            unsafe { libc::munmap(view, 4096) };
+            Err(e)
+        };
+        let pid = {
+            let _g = self.fork.lock();
+            let c = self.ctl();
+            c.arg.store(off, Ordering::Release);
+            c.tid.store(0, Ordering::Release);
+            c.req.store(stub::REQ_FORK, Ordering::Release);
+            stub::futex_wake(&c.req);
+            match stub::wait_nonzero(&c.tid, 5000) {
+                None => return fail(Error::StubDied("no answer from the template stub".into())),
+                Some(pid) => pid as i32,
+            }
+        };
+        if pid < 0 {
+            return fail(Error::errno("fork stub", -pid));
+        }
+        // SAFETY: view is the new stub's control page.
+        let c = unsafe { &*(view as *const Ctl) };
+        if stub::wait_nonzero(&c.ready, 5000).is_none() {
+            // SAFETY: a stub of ours.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return fail(Error::StubDied("stub did not start".into()));
+        }
+        Ok((pid, view as usize))
+    }
+
+    fn release(&self, slot: u32) {
+        self.slots.lock().1.push_back(slot);
+    }
+}
+
+impl Drop for Template {
+    fn drop(&mut self) {
+        // SAFETY: killing our own template; its stubs follow it (PDEATHSIG).
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        let mut st = 0;
+        // SAFETY: reaping our own child, which was just killed.
+        unsafe { libc::waitpid(self.pid, &mut st, libc::__WALL) };
+        // SAFETY: unmapping the Sentry's view of the control page, no longer used.
+        unsafe { libc::munmap(self.ctl as *mut libc::c_void, 4096) };
+    }
+}
+
+/// Fork the template from a thread that lives as long as the Sentry: the template's
+/// PDEATHSIG fires when the thread that forked it exits.
+struct FactoryReq {
+    memfd: i32,
+    ctlfd: i32,
+    reply: Sender<Result<(i32, usize)>>,
 }
 
 fn factory() -> &'static Mutex<Sender<FactoryReq>> {
     static F: OnceLock<Mutex<Sender<FactoryReq>>> = OnceLock::new();
     F.get_or_init(|| {
-        let (tx, rx) = channel();
+        let (tx, rx) = channel::<FactoryReq>();
         std::thread::Builder::new()
             .name("stub-factory".into())
-            .spawn(move || factory_loop(rx))
+            .spawn(move || {
+                for req in rx {
+                    req.reply.send(fork_template(req.memfd, req.ctlfd)).ok();
+                }
+            })
             .expect("spawn stub factory");
         Mutex::new(tx)
     })
 }
 
-fn factory_loop(rx: Receiver<FactoryReq>) {
-    let mut zombies: Vec<i32> = Vec::new();
-    loop {
-        match rx.recv_timeout(std::time::Duration::from_millis(100)) {
-            Ok(FactoryReq::Create { memfd, reply }) => {
-                reply.send(fork_stub(memfd.as_raw_fd())).ok();
-            }
-            Ok(FactoryReq::Reap(pid)) => zombies.push(pid),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(_) => return,
-        }
-        zombies.retain(|&pid| {
-            let mut st = 0;
-            // SAFETY: reaping our own child.
-            unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG | libc::__WALL) == 0 }
-        });
-    }
-}
-
-fn fork_stub(memfd: i32) -> Result<(i32, usize)> {
+fn fork_template(memfd: i32, ctlfd: i32) -> Result<(i32, usize)> {
     // SAFETY: a fresh shared anonymous page; checked below.
     let ctl = unsafe {
         libc::mmap(
@@ -679,22 +821,25 @@ fn fork_stub(memfd: i32) -> Result<(i32, usize)> {
         len: filter.len() as u16,
         filter: filter.as_ptr() as *mut libc::sock_filter,
     };
-    // SAFETY: the child runs only child_main, which makes raw system calls and never
+    // SAFETY: the child runs only template_main, which makes raw system calls and never
     // returns into Rust code that could take a lock held by another thread.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(Error::os("fork stub"));
+        return Err(Error::os("fork stub template"));
     }
     if pid == 0 {
         // SAFETY: we are the freshly forked child.
-        unsafe { stub::child_main(ctl as *mut Ctl, memfd, parent, &prog) };
+        unsafe { stub::template_main(ctl as *mut Ctl, memfd, ctlfd, parent, &prog) };
     }
     // SAFETY: ctl points to the control page mapped above.
     let c = unsafe { &*(ctl as *const Ctl) };
     if stub::wait_nonzero(&c.ready, 5000).is_none() {
         // SAFETY: our child.
         unsafe { libc::kill(pid, libc::SIGKILL) };
-        return Err(Error::StubDied("stub did not start".into()));
+        let mut st = 0;
+        // SAFETY: reaping our own child, which was just killed.
+        unsafe { libc::waitpid(pid, &mut st, libc::__WALL) };
+        return Err(Error::StubDied("stub template did not start".into()));
     }
     Ok((pid, ctl as usize))
 }

@@ -290,3 +290,61 @@ fn stub_process_takes_a_name() {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm, "sh\n");
 }
+
+fn status_field(pid: i32, key: &str) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|v| v.trim().to_string())
+}
+
+/// Gone, or a zombie waiting for whoever inherited it.
+fn dead(pid: i32) -> bool {
+    status_field(pid, "State:").is_none_or(|s| s.starts_with('Z'))
+}
+
+#[test]
+fn stubs_are_forked_from_a_template_and_die_with_it() {
+    let code = [0x0f, 0x05, 0xeb, 0xfc]; // syscall; jmp back
+    let (fd, p, as_, mut ctx, mut regs) = setup(&code);
+    assert!(matches!(
+        ctx.switch(&as_, &mut regs).unwrap(),
+        Event::Syscall
+    ));
+    let second = p.new_address_space().unwrap();
+    let (a, b) = (as_.host_pid().unwrap(), second.host_pid().unwrap());
+    // Both stubs are children of one template, which is our child.
+    let template: i32 = status_field(a, "PPid:").unwrap().parse().unwrap();
+    assert_eq!(status_field(b, "PPid:").unwrap(), template.to_string());
+    assert_ne!(template, std::process::id() as i32);
+    assert_eq!(
+        status_field(template, "PPid:").unwrap(),
+        std::process::id().to_string()
+    );
+    // A stub holds only its two pages and what was mapped into it (code and stack from
+    // the memory file): nothing of this process was copied into it. ([vsyscall] is the
+    // kernel's, in every process.)
+    let maps = std::fs::read_to_string(format!("/proc/{a}/maps")).unwrap();
+    let n = maps.lines().filter(|l| !l.ends_with("[vsyscall]")).count();
+    assert_eq!(n, 4, "stub mappings:\n{maps}");
+    assert!(maps.contains("rvisor-stub-ctl"), "{maps}");
+    // A stub that goes away is reaped by the template: no zombie is left behind.
+    drop(second);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while status_field(b, "State:").is_some() {
+        assert!(std::time::Instant::now() < deadline, "stub {b} lingers");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // When the template dies (as it does when the thread that forked it does), its
+    // stubs die too.
+    // SAFETY: killing the template, a child of this test process.
+    unsafe { libc::kill(template, libc::SIGKILL) };
+    while !dead(a) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stub {a} outlived its template"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop((as_, ctx, p, fd));
+}
