@@ -81,7 +81,7 @@ impl Platform for Ptrace {
             slot,
             template,
             spawn: Mutex::new(()),
-            batch: Mutex::new(()),
+            spawner_cpu: AtomicUsize::new(usize::MAX),
             id,
             memfd: self.memfd.as_raw_fd(),
             _memfd: self.memfd.clone(),
@@ -105,9 +105,10 @@ pub struct StubProcess {
     ctl: usize,
     slot: u32,
     template: Arc<Template>,
+    /// Serialises requests to the stub's spawner thread.
     spawn: Mutex<()>,
-    /// Held while the control page's batch area is in use.
-    batch: Mutex<()>,
+    /// The CPU the spawner thread is pinned to (usize::MAX: not yet).
+    spawner_cpu: AtomicUsize,
     id: u64,
     memfd: i32,
     _memfd: Arc<OwnedFd>,
@@ -146,76 +147,43 @@ impl StubProcess {
         Ok(tid)
     }
 
-    /// Run one system call in the calling thread's stub thread.
-    fn inject(&self, nr: i64, args: [u64; 6]) -> Result<u64> {
-        let mut regs = crate::initial_regs();
-        regs.rip = stub::syscall_addr();
-        regs.rax = nr as u64;
-        regs.rdi = args[0];
-        regs.rsi = args[1];
-        regs.rdx = args[2];
-        regs.r10 = args[3];
-        regs.r8 = args[4];
-        regs.r9 = args[5];
-        let r = self.run_injected(regs, nr)?;
-        let ret = r.rax as i64;
-        if (-4095..0).contains(&ret) {
-            return Err(Error::errno("injected syscall", -ret as i32));
+    /// Run system calls (number and six arguments each) in order in the stub's spawner
+    /// thread, up to [`stub::BATCH_MAX`] per request; stops at the first failure. The
+    /// application's threads are not disturbed: a faulting thread stays in its stop
+    /// and is resumed with `PTRACE_SYSEMU` as soon as its pages are mapped.
+    fn run_batch(&self, calls: &[[u64; 7]]) -> Result<()> {
+        let _g = self.spawn.lock();
+        // The spawner runs on the caller's CPU, so that waking it is a same-CPU switch.
+        let cpu = pin_self();
+        if self.spawner_cpu.swap(cpu, Ordering::Relaxed) != cpu {
+            set_affinity(self.pid, cpu);
         }
-        Ok(r.rax)
-    }
-
-    /// Run system calls (number and six arguments each) in order in the calling
-    /// thread's stub thread, up to [`stub::BATCH_MAX`] per stop; stops at the first
-    /// failure.
-    fn inject_batch(&self, calls: &[[u64; 7]]) -> Result<()> {
-        let _g = self.batch.lock();
+        let ctl = self.ctl();
         for chunk in calls.chunks(stub::BATCH_MAX) {
             let area = (self.ctl + stub::BATCH_OFFSET) as *mut [u64; 7];
             // SAFETY: the control page is mapped for as long as self lives and the
             // batch area holds BATCH_MAX entries; the lock above makes it ours.
             unsafe { std::ptr::copy_nonoverlapping(chunk.as_ptr(), area, chunk.len()) };
-            let mut regs = crate::initial_regs();
-            regs.rip = stub::batch_addr();
-            regs.rbx = stub::STUB_CTL + stub::BATCH_OFFSET as u64;
-            regs.r12 = chunk.len() as u64;
-            let r = self.run_injected(regs, chunk[0][0] as i64)?;
-            if r.r12 != 0 {
-                let ret = r.rax as i64;
+            ctl.arg.store(chunk.len() as u64, Ordering::Release);
+            ctl.tid.store(0, Ordering::Release);
+            ctl.req.store(stub::REQ_BATCH, Ordering::Release);
+            stub::futex_wake(&ctl.req);
+            stub::wait_nonzero(&ctl.tid, 5000)
+                .ok_or_else(|| Error::StubDied("the stub did not run a batch".into()))?;
+            let left = ctl.arg.load(Ordering::Acquire) as usize;
+            if left != 0 {
+                let failed = chunk.len().saturating_sub(left);
+                // SAFETY: as above; the stub wrote its result over the failed entry.
+                let ret = unsafe { (*area.add(failed))[0] } as i64;
                 let errno = if (-4095..0).contains(&ret) {
                     -ret as i32
                 } else {
                     libc::EIO
                 };
-                return Err(Error::errno("injected syscall", errno));
+                return Err(Error::errno("stub mapping call", errno));
             }
         }
         Ok(())
-    }
-
-    /// Run the stub thread from `regs` until it stops at the `int3` after injected code;
-    /// its registers there.
-    fn run_injected(&self, mut regs: Regs, nr: i64) -> Result<Regs> {
-        let aspace_id = self.id;
-        let tid = thread_for(self)?;
-        regs.orig_rax = u64::MAX;
-        set_regs(tid, &regs)?;
-        loop {
-            ptrace(libc::PTRACE_CONT, tid, 0, 0).map_err(|e| Error::errno("PTRACE_CONT", e))?;
-            match wait(tid)? {
-                Stop::Signal(libc::SIGTRAP) => break,
-                Stop::Signal(libc::SIGSTOP) | Stop::Event => {
-                    // An interrupt meant for the application: keep it for the next switch.
-                    THREADS.with(|t| {
-                        if let Some(e) = t.borrow_mut().get_mut(&aspace_id) {
-                            e.pending_interrupt = true;
-                        }
-                    });
-                }
-                other => return Err(Error::StubDied(format!("injected syscall {nr}: {other:?}"))),
-            }
-        }
-        get_regs(tid)
     }
 }
 
@@ -235,27 +203,19 @@ fn prot_bits(p: Prot) -> u64 {
 
 impl AddressSpace for StubProcess {
     fn map(&self, addr: u64, len: u64, file_offset: u64, prot: Prot) -> Result<()> {
-        let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
-        self.inject(
-            libc::SYS_mmap,
-            [
-                addr,
-                len,
-                prot_bits(prot),
-                flags,
-                self.memfd as u64,
-                file_offset,
-            ],
-        )
-        .map(|_| ())
+        self.apply(&[MapOp::Map {
+            addr,
+            len,
+            file_offset,
+            prot,
+            populate: false,
+        }])
     }
     fn unmap(&self, addr: u64, len: u64) -> Result<()> {
-        self.inject(libc::SYS_munmap, [addr, len, 0, 0, 0, 0])
-            .map(|_| ())
+        self.apply(&[MapOp::Unmap { addr, len }])
     }
     fn protect(&self, addr: u64, len: u64, prot: Prot) -> Result<()> {
-        self.inject(libc::SYS_mprotect, [addr, len, prot_bits(prot), 0, 0, 0])
-            .map(|_| ())
+        self.apply(&[MapOp::Protect { addr, len, prot }])
     }
     fn id(&self) -> u64 {
         self.id
@@ -297,15 +257,10 @@ impl AddressSpace for StubProcess {
                 ],
             })
             .collect();
-        match calls.len() {
-            0 => Ok(()),
-            1 => {
-                let c = calls[0];
-                self.inject(c[0] as i64, [c[1], c[2], c[3], c[4], c[5], c[6]])
-                    .map(|_| ())
-            }
-            _ => self.inject_batch(&calls),
+        if calls.is_empty() {
+            return Ok(());
         }
+        self.run_batch(&calls)
     }
     fn cpu_time_ns(&self) -> Option<u64> {
         // The stub process's CPU clock (MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)):
@@ -362,7 +317,6 @@ struct ThreadEntry {
     tid: i32,
     /// Cleared when the stub process is killed, so the entry can be reaped.
     alive: Arc<AtomicBool>,
-    pending_interrupt: bool,
 }
 
 thread_local! {
@@ -385,7 +339,6 @@ fn thread_for(sp: &StubProcess) -> Result<i32> {
             ThreadEntry {
                 tid,
                 alive: sp.alive.clone(),
-                pending_interrupt: false,
             },
         )
     });
@@ -494,14 +447,6 @@ impl Context for PtraceContext {
             ((sp.pid as u64) << 32) | tid as u32 as u64,
             Ordering::Release,
         );
-        let pending = THREADS.with(|t| {
-            t.borrow_mut()
-                .get_mut(&sp.id)
-                .map(|e| std::mem::take(&mut e.pending_interrupt))
-        });
-        if pending == Some(true) {
-            return Ok(Event::Interrupted);
-        }
         let mut r = *regs;
         r.orig_rax = u64::MAX;
         set_regs(tid, &r)?;

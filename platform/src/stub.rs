@@ -28,10 +28,11 @@ pub const BATCH_OFFSET: usize = 64;
 pub const BATCH_MAX: usize = (4096 - BATCH_OFFSET) / 56;
 
 /// Control page layout: request (1: a new thread, 2: rename, 3: fork a stub (template
-/// only)), the answer (the new thread's tid or stub's pid, 1 once renamed, -errno on
-/// failure), ready flag, the name for a rename, and for a fork the offset in the control
-/// file of the new stub's control page. From [`BATCH_OFFSET`] on, the page holds the
-/// system calls of one injected batch.
+/// only), 4: run a batch), the answer (the new thread's tid or stub's pid, 1 once
+/// renamed or the batch ran, -errno on failure), ready flag, the name for a rename, and
+/// `arg`: for a fork the offset in the control file of the new stub's control page, for
+/// a batch its length (and after it, how many calls were not done). From
+/// [`BATCH_OFFSET`] on, the page holds the system calls of one batch.
 #[repr(C)]
 pub struct Ctl {
     pub req: AtomicU32,
@@ -46,6 +47,7 @@ pub struct Ctl {
 pub const REQ_THREAD: u32 = 1;
 pub const REQ_RENAME: u32 = 2;
 pub const REQ_FORK: u32 = 3;
+pub const REQ_BATCH: u32 = 4;
 
 std::arch::global_asm!(
     ".pushsection .text.rvisor_stub, \"ax\"",
@@ -162,6 +164,8 @@ std::arch::global_asm!(
     "mov dword ptr [r12], 0",
     "cmp eax, 2",
     "je 5f",
+    "cmp eax, 4",
+    "je 7f",
     // clone(CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM, same stack): no stack is used.
     "mov eax, 56",
     "mov edi, 0x50f00",
@@ -212,18 +216,15 @@ std::arch::global_asm!(
     "mov edx, 1",
     "syscall",
     "jmp 2b",
-    // Injected system calls run here and stop at the int3.
-    ".globl rvisor_stub_syscall",
-    "rvisor_stub_syscall:",
-    "syscall",
-    "int3",
-    // A batch: rbx points at the first entry, r12 counts them. Stops at the int3 after
-    // the last one or at the first failure (r12 then counts the failed one and the rest).
-    ".globl rvisor_stub_batch",
-    "rvisor_stub_batch:",
+    // A batch: ctl->arg entries from BATCH_OFFSET on, in order, each result written over
+    // its number; stops at the first failure. ctl->arg = how many were not done (0: all
+    // succeeded), tid = 1, futex_wake(&tid).
     "7:",
-    "test r12, r12",
-    "jz 8f",
+    "mov r13, qword ptr [r12 + 32]",
+    "lea rbx, [r12 + {batch}]",
+    "8:",
+    "test r13, r13",
+    "jz 9f",
     "mov rax, qword ptr [rbx]",
     "mov rdi, qword ptr [rbx + 8]",
     "mov rsi, qword ptr [rbx + 16]",
@@ -234,12 +235,19 @@ std::arch::global_asm!(
     "syscall",
     "mov qword ptr [rbx], rax",
     "cmp rax, -4095",
-    "jae 8f",
+    "jae 9f",
     "add rbx, 56",
-    "dec r12",
-    "jmp 7b",
-    "8:",
-    "int3",
+    "dec r13",
+    "jmp 8b",
+    "9:",
+    "mov qword ptr [r12 + 32], r13",
+    "mov dword ptr [r12 + 4], 1",
+    "mov eax, 202",
+    "lea rdi, [r12 + 4]",
+    "mov esi, 1",
+    "mov edx, 1",
+    "syscall",
+    "jmp 2b",
     ".globl rvisor_stub_end",
     "rvisor_stub_end:",
     ".popsection",
@@ -247,6 +255,7 @@ std::arch::global_asm!(
     stub = const STUB_ADDR,
     end = const STUB_END,
     rest = const TASK_TOP - STUB_END,
+    batch = const BATCH_OFFSET,
 );
 
 extern "C" {
@@ -255,26 +264,12 @@ extern "C" {
     static __rseq_size: u32;
     static rvisor_stub_start: u8;
     static rvisor_stub_end: u8;
-    static rvisor_stub_syscall: u8;
-    static rvisor_stub_batch: u8;
 }
 
 fn code() -> (usize, usize) {
     let start = std::ptr::addr_of!(rvisor_stub_start) as usize;
     let end = std::ptr::addr_of!(rvisor_stub_end) as usize;
     (start, end - start)
-}
-
-/// The address, in a stub process, of the `syscall; int3` used to inject system calls.
-pub fn syscall_addr() -> u64 {
-    let (start, _) = code();
-    STUB_ADDR + (std::ptr::addr_of!(rvisor_stub_syscall) as usize - start) as u64
-}
-
-/// The address, in a stub process, of the batch loop (see [`BATCH_OFFSET`]).
-pub fn batch_addr() -> u64 {
-    let (start, _) = code();
-    STUB_ADDR + (std::ptr::addr_of!(rvisor_stub_batch) as usize - start) as u64
 }
 
 /// The stub's seccomp program: the few calls the stub itself makes (the template's fork

@@ -348,3 +348,54 @@ fn stubs_are_forked_from_a_template_and_die_with_it() {
     }
     drop((as_, ctx, p, fd));
 }
+
+#[test]
+fn mapping_calls_leave_the_application_thread_alone() {
+    // A fault resolved from another OS thread: the mapping calls run in the stub's own
+    // spawner thread, so no stub thread is made for the mapping thread, and the faulting
+    // thread resumes with exactly the registers it stopped with.
+    let code = [
+        0xbb, 0, 0, 0x60, 0, // mov ebx, 0x600000
+        0x88, 0x03, // mov [rbx], al
+        0x0f, 0x05, // syscall
+    ];
+    let (fd, _p, as_, mut ctx, mut regs) = setup(&code);
+    regs.rax = 0x5a;
+    regs.r15 = 0x1234_5678_9abc_def0;
+    match ctx.switch(&as_, &mut regs).unwrap() {
+        Event::Fault { addr, .. } => assert_eq!(addr, DATA),
+        e => panic!("expected a fault, got {e:?}"),
+    }
+    let pid = as_.host_pid().unwrap();
+    let threads = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .count()
+    };
+    let before = threads();
+    let other = as_.clone();
+    std::thread::spawn(move || {
+        other
+            .apply(&[platform::MapOp::Map {
+                addr: DATA,
+                len: 0x1000,
+                file_offset: 0x2000,
+                prot: Prot::READ | Prot::WRITE,
+                populate: true,
+            }])
+            .unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(threads(), before, "a stub thread was made for the mapping");
+    let ev = ctx.switch(&as_, &mut regs).unwrap();
+    assert!(matches!(ev, Event::Syscall), "{ev:?}");
+    assert_eq!((regs.rip, regs.orig_rax), (CODE + 9, 0x5a));
+    assert_eq!(regs.r15, 0x1234_5678_9abc_def0);
+    let mut b = [0u8; 1];
+    use std::os::unix::fs::FileExt;
+    std::fs::File::from(fd)
+        .read_exact_at(&mut b, 0x2000)
+        .unwrap();
+    assert_eq!(b[0], 0x5a, "the retried store went to the memory file");
+}
