@@ -1,10 +1,12 @@
 //! The ptrace platform: application threads run in stub processes, stopped at every
 //! system call with `PTRACE_SYSEMU`.
 //!
-//! Each address space is one stub process. Each Sentry thread that runs or changes an
-//! address space has its own stub thread there, which it traces (seized with
-//! `PTRACE_O_EXITKILL`). Mappings are changed by injecting `mmap`/`munmap`/`mprotect`
-//! into the calling thread's own stub thread. Tracer and stub thread are pinned to the
+//! Each address space is one stub process, forked from a template stub (see `stub`).
+//! Each Sentry thread that runs an address space has its own stub thread there, which
+//! it traces (seized with `PTRACE_O_EXITKILL`). Mappings are changed by batches of
+//! `mmap`/`munmap`/`mprotect` that the stub's untraced spawner thread runs on request
+//! (a futex in the control page), so a stopped application thread is never used for
+//! them. Tracer, stub thread and (while it serves the tracer) spawner are pinned to the
 //! same CPU: on these VMs a cross-CPU wake-up costs several times a same-CPU switch.
 
 use crate::stub::{self, Ctl};
