@@ -351,6 +351,8 @@ pub unsafe fn template_main(
         {
             die();
         }
+        // Host tools show the template, and each stub until the Sentry renames it, as this.
+        libc::syscall(libc::SYS_prctl, libc::PR_SET_NAME, c"rvisor-stub".as_ptr());
         // Default dispositions (the Sentry's handlers are not mapped here), all blocked;
         // SIGCHLD ignored so that dead stubs are reaped at once.
         let dfl: [u64; 4] = [0; 4];

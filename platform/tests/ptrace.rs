@@ -317,6 +317,8 @@ fn stubs_are_forked_from_a_template_and_die_with_it() {
     let template: i32 = status_field(a, "PPid:").unwrap().parse().unwrap();
     assert_eq!(status_field(b, "PPid:").unwrap(), template.to_string());
     assert_ne!(template, std::process::id() as i32);
+    let comm = std::fs::read_to_string(format!("/proc/{template}/comm")).unwrap();
+    assert_eq!(comm, "rvisor-stub\n");
     assert_eq!(
         status_field(template, "PPid:").unwrap(),
         std::process::id().to_string()
