@@ -1,10 +1,12 @@
 //! The ptrace platform: application threads run in stub processes, stopped at every
 //! system call with `PTRACE_SYSEMU`.
 //!
-//! Each address space is one stub process. Each Sentry thread that runs or changes an
-//! address space has its own stub thread there, which it traces (seized with
-//! `PTRACE_O_EXITKILL`). Mappings are changed by injecting `mmap`/`munmap`/`mprotect`
-//! into the calling thread's own stub thread. Tracer and stub thread are pinned to the
+//! Each address space is one stub process, forked from a template stub (see `stub`).
+//! Each Sentry thread that runs an address space has its own stub thread there, which
+//! it traces (seized with `PTRACE_O_EXITKILL`). Mappings are changed by batches of
+//! `mmap`/`munmap`/`mprotect` that the stub's untraced spawner thread runs on request
+//! (a futex in the control page), so a stopped application thread is never used for
+//! them. Tracer, stub thread and (while it serves the tracer) spawner are pinned to the
 //! same CPU: on these VMs a cross-CPU wake-up costs several times a same-CPU switch.
 
 use crate::stub::{self, Ctl};
@@ -15,13 +17,19 @@ use crate::{
 use parking_lot::Mutex;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, OnceLock};
 
 pub struct Ptrace {
     memfd: Arc<OwnedFd>,
+    /// The stubs' control pages, one page a slot (made here: the Sentry's seccomp
+    /// filter does not allow memfd_create later).
+    ctlfd: Arc<OwnedFd>,
+    /// The template stub, forked on first use: after the Sentry has confined itself,
+    /// so that the stubs inherit its filter and dropped capabilities.
+    template: Mutex<Option<Arc<Template>>>,
 }
 
 impl Ptrace {
@@ -31,9 +39,32 @@ impl Ptrace {
             what: "dup memfd",
             err,
         })?;
+        // SAFETY: memfd_create with a static name; the result is checked.
+        let ctl = unsafe { libc::memfd_create(c"rvisor-stub-ctl".as_ptr(), libc::MFD_CLOEXEC) };
+        if ctl < 0 {
+            return Err(Error::os("memfd_create stub control file"));
+        }
+        // SAFETY: ctl is a fresh descriptor we own.
+        let ctlfd = unsafe { OwnedFd::from_raw_fd(ctl) };
+        // SAFETY: ftruncate on our own memfd; sparse, pages exist only once touched.
+        if unsafe { libc::ftruncate(ctl, CTL_SLOTS as i64 * 4096) } != 0 {
+            return Err(Error::os("size stub control file"));
+        }
         Ok(Ptrace {
             memfd: Arc::new(fd),
+            ctlfd: Arc::new(ctlfd),
+            template: Mutex::new(None),
         })
+    }
+
+    fn template(&self) -> Result<Arc<Template>> {
+        let mut t = self.template.lock();
+        if let Some(t) = t.as_ref() {
+            return Ok(t.clone());
+        }
+        let new = Arc::new(Template::new(&self.memfd, self.ctlfd.clone())?);
+        *t = Some(new.clone());
+        Ok(new)
     }
 }
 
@@ -43,23 +74,16 @@ impl Platform for Ptrace {
     }
 
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>> {
-        let (tx, rx) = channel();
-        factory()
-            .lock()
-            .send(FactoryReq::Create {
-                memfd: self.memfd.clone(),
-                reply: tx,
-            })
-            .ok();
-        let (pid, ctl) = rx
-            .recv()
-            .map_err(|_| Error::Other("stub factory is gone".into()))??;
+        let template = self.template()?;
+        let (pid, slot, ctl) = template.spawn()?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         Ok(Arc::new(StubProcess {
             pid,
             ctl,
+            slot,
+            template,
             spawn: Mutex::new(()),
-            batch: Mutex::new(()),
+            spawner_cpu: AtomicUsize::new(usize::MAX),
             id,
             memfd: self.memfd.as_raw_fd(),
             _memfd: self.memfd.clone(),
@@ -79,10 +103,14 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 /// One stub process: an application address space.
 pub struct StubProcess {
     pid: i32,
+    /// The Sentry's view of the stub's control page, slot `slot` of the control file.
     ctl: usize,
+    slot: u32,
+    template: Arc<Template>,
+    /// Serialises requests to the stub's spawner thread.
     spawn: Mutex<()>,
-    /// Held while the control page's batch area is in use.
-    batch: Mutex<()>,
+    /// The CPU the spawner thread is pinned to (usize::MAX: not yet).
+    spawner_cpu: AtomicUsize,
     id: u64,
     memfd: i32,
     _memfd: Arc<OwnedFd>,
@@ -121,76 +149,43 @@ impl StubProcess {
         Ok(tid)
     }
 
-    /// Run one system call in the calling thread's stub thread.
-    fn inject(&self, nr: i64, args: [u64; 6]) -> Result<u64> {
-        let mut regs = crate::initial_regs();
-        regs.rip = stub::syscall_addr();
-        regs.rax = nr as u64;
-        regs.rdi = args[0];
-        regs.rsi = args[1];
-        regs.rdx = args[2];
-        regs.r10 = args[3];
-        regs.r8 = args[4];
-        regs.r9 = args[5];
-        let r = self.run_injected(regs, nr)?;
-        let ret = r.rax as i64;
-        if (-4095..0).contains(&ret) {
-            return Err(Error::errno("injected syscall", -ret as i32));
+    /// Run system calls (number and six arguments each) in order in the stub's spawner
+    /// thread, up to [`stub::BATCH_MAX`] per request; stops at the first failure. The
+    /// application's threads are not disturbed: a faulting thread stays in its stop
+    /// and is resumed with `PTRACE_SYSEMU` as soon as its pages are mapped.
+    fn run_batch(&self, calls: &[[u64; 7]]) -> Result<()> {
+        let _g = self.spawn.lock();
+        // The spawner runs on the caller's CPU, so that waking it is a same-CPU switch.
+        let cpu = pin_self();
+        if self.spawner_cpu.swap(cpu, Ordering::Relaxed) != cpu {
+            set_affinity(self.pid, cpu);
         }
-        Ok(r.rax)
-    }
-
-    /// Run system calls (number and six arguments each) in order in the calling
-    /// thread's stub thread, up to [`stub::BATCH_MAX`] per stop; stops at the first
-    /// failure.
-    fn inject_batch(&self, calls: &[[u64; 7]]) -> Result<()> {
-        let _g = self.batch.lock();
+        let ctl = self.ctl();
         for chunk in calls.chunks(stub::BATCH_MAX) {
             let area = (self.ctl + stub::BATCH_OFFSET) as *mut [u64; 7];
             // SAFETY: the control page is mapped for as long as self lives and the
             // batch area holds BATCH_MAX entries; the lock above makes it ours.
             unsafe { std::ptr::copy_nonoverlapping(chunk.as_ptr(), area, chunk.len()) };
-            let mut regs = crate::initial_regs();
-            regs.rip = stub::batch_addr();
-            regs.rbx = stub::STUB_CTL + stub::BATCH_OFFSET as u64;
-            regs.r12 = chunk.len() as u64;
-            let r = self.run_injected(regs, chunk[0][0] as i64)?;
-            if r.r12 != 0 {
-                let ret = r.rax as i64;
+            ctl.arg.store(chunk.len() as u64, Ordering::Release);
+            ctl.tid.store(0, Ordering::Release);
+            ctl.req.store(stub::REQ_BATCH, Ordering::Release);
+            stub::futex_wake(&ctl.req);
+            stub::wait_nonzero(&ctl.tid, 5000)
+                .ok_or_else(|| Error::StubDied("the stub did not run a batch".into()))?;
+            let left = ctl.arg.load(Ordering::Acquire) as usize;
+            if left != 0 {
+                let failed = chunk.len().saturating_sub(left);
+                // SAFETY: as above; the stub wrote its result over the failed entry.
+                let ret = unsafe { (*area.add(failed))[0] } as i64;
                 let errno = if (-4095..0).contains(&ret) {
                     -ret as i32
                 } else {
                     libc::EIO
                 };
-                return Err(Error::errno("injected syscall", errno));
+                return Err(Error::errno("stub mapping call", errno));
             }
         }
         Ok(())
-    }
-
-    /// Run the stub thread from `regs` until it stops at the `int3` after injected code;
-    /// its registers there.
-    fn run_injected(&self, mut regs: Regs, nr: i64) -> Result<Regs> {
-        let aspace_id = self.id;
-        let tid = thread_for(self)?;
-        regs.orig_rax = u64::MAX;
-        set_regs(tid, &regs)?;
-        loop {
-            ptrace(libc::PTRACE_CONT, tid, 0, 0).map_err(|e| Error::errno("PTRACE_CONT", e))?;
-            match wait(tid)? {
-                Stop::Signal(libc::SIGTRAP) => break,
-                Stop::Signal(libc::SIGSTOP) | Stop::Event => {
-                    // An interrupt meant for the application: keep it for the next switch.
-                    THREADS.with(|t| {
-                        if let Some(e) = t.borrow_mut().get_mut(&aspace_id) {
-                            e.pending_interrupt = true;
-                        }
-                    });
-                }
-                other => return Err(Error::StubDied(format!("injected syscall {nr}: {other:?}"))),
-            }
-        }
-        get_regs(tid)
     }
 }
 
@@ -210,27 +205,19 @@ fn prot_bits(p: Prot) -> u64 {
 
 impl AddressSpace for StubProcess {
     fn map(&self, addr: u64, len: u64, file_offset: u64, prot: Prot) -> Result<()> {
-        let flags = (libc::MAP_SHARED | libc::MAP_FIXED) as u64;
-        self.inject(
-            libc::SYS_mmap,
-            [
-                addr,
-                len,
-                prot_bits(prot),
-                flags,
-                self.memfd as u64,
-                file_offset,
-            ],
-        )
-        .map(|_| ())
+        self.apply(&[MapOp::Map {
+            addr,
+            len,
+            file_offset,
+            prot,
+            populate: false,
+        }])
     }
     fn unmap(&self, addr: u64, len: u64) -> Result<()> {
-        self.inject(libc::SYS_munmap, [addr, len, 0, 0, 0, 0])
-            .map(|_| ())
+        self.apply(&[MapOp::Unmap { addr, len }])
     }
     fn protect(&self, addr: u64, len: u64, prot: Prot) -> Result<()> {
-        self.inject(libc::SYS_mprotect, [addr, len, prot_bits(prot), 0, 0, 0])
-            .map(|_| ())
+        self.apply(&[MapOp::Protect { addr, len, prot }])
     }
     fn id(&self) -> u64 {
         self.id
@@ -272,15 +259,10 @@ impl AddressSpace for StubProcess {
                 ],
             })
             .collect();
-        match calls.len() {
-            0 => Ok(()),
-            1 => {
-                let c = calls[0];
-                self.inject(c[0] as i64, [c[1], c[2], c[3], c[4], c[5], c[6]])
-                    .map(|_| ())
-            }
-            _ => self.inject_batch(&calls),
+        if calls.is_empty() {
+            return Ok(());
         }
+        self.run_batch(&calls)
     }
     fn cpu_time_ns(&self) -> Option<u64> {
         // The stub process's CPU clock (MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)):
@@ -323,11 +305,12 @@ impl AddressSpace for StubProcess {
 impl Drop for StubProcess {
     fn drop(&mut self) {
         self.alive.store(false, Ordering::Release);
-        // SAFETY: killing our own stub process; the pid is ours until reaped.
+        // SAFETY: killing our own stub process; the template ignores SIGCHLD, so the pid
+        // stays ours until the process is gone.
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        factory().lock().send(FactoryReq::Reap(self.pid)).ok();
         // SAFETY: unmapping the Sentry's view of the control page, no longer used.
         unsafe { libc::munmap(self.ctl as *mut libc::c_void, 4096) };
+        self.template.release(self.slot);
     }
 }
 
@@ -336,7 +319,6 @@ struct ThreadEntry {
     tid: i32,
     /// Cleared when the stub process is killed, so the entry can be reaped.
     alive: Arc<AtomicBool>,
-    pending_interrupt: bool,
 }
 
 thread_local! {
@@ -359,7 +341,6 @@ fn thread_for(sp: &StubProcess) -> Result<i32> {
             ThreadEntry {
                 tid,
                 alive: sp.alive.clone(),
-                pending_interrupt: false,
             },
         )
     });
@@ -468,14 +449,6 @@ impl Context for PtraceContext {
             ((sp.pid as u64) << 32) | tid as u32 as u64,
             Ordering::Release,
         );
-        let pending = THREADS.with(|t| {
-            t.borrow_mut()
-                .get_mut(&sp.id)
-                .map(|e| std::mem::take(&mut e.pending_interrupt))
-        });
-        if pending == Some(true) {
-            return Ok(Event::Interrupted);
-        }
         let mut r = *regs;
         r.orig_rax = u64::MAX;
         set_regs(tid, &r)?;
@@ -615,48 +588,164 @@ fn get_siginfo(tid: i32) -> Result<SigInfo> {
     Ok(SigInfo(si))
 }
 
-// ---- The stub factory: one thread that forks stub processes and reaps them. ----
+// ---- The template stub, and the thread that forks it. ----
 
-enum FactoryReq {
-    Create {
-        memfd: Arc<OwnedFd>,
-        reply: Sender<Result<(i32, usize)>>,
-    },
-    Reap(i32),
+/// Control pages live in their own sparse file, one page a slot.
+const CTL_SLOTS: u32 = 1 << 16;
+
+/// The template stub: a process holding only the stub's pages, which forks a new stub
+/// for each address space.
+struct Template {
+    pid: i32,
+    /// The template's own control page (shared anonymous memory).
+    ctl: usize,
+    ctlfd: Arc<OwnedFd>,
+    /// Serialises fork requests.
+    fork: Mutex<()>,
+    /// Control-file slots: never used ones start at `next`; freed ones are reused
+    /// oldest first.
+    slots: Mutex<(u32, std::collections::VecDeque<u32>)>,
+}
+
+impl Template {
+    fn new(memfd: &Arc<OwnedFd>, ctlfd: Arc<OwnedFd>) -> Result<Template> {
+        let (tx, rx) = channel();
+        factory()
+            .lock()
+            .send(FactoryReq {
+                memfd: memfd.as_raw_fd(),
+                ctlfd: ctlfd.as_raw_fd(),
+                reply: tx,
+            })
+            .ok();
+        let (pid, ctl) = rx
+            .recv()
+            .map_err(|_| Error::Other("stub factory is gone".into()))??;
+        Ok(Template {
+            pid,
+            ctl,
+            ctlfd,
+            fork: Mutex::new(()),
+            slots: Mutex::new((0, Default::default())),
+        })
+    }
+
+    fn ctl(&self) -> &Ctl {
+        // SAFETY: the control page is a shared mapping that lives as long as self.
+        unsafe { &*(self.ctl as *const Ctl) }
+    }
+
+    /// Fork a new stub: its pid, control-file slot and the Sentry's view of its control
+    /// page.
+    fn spawn(&self) -> Result<(i32, u32, usize)> {
+        let slot = {
+            let mut s = self.slots.lock();
+            match s.1.pop_front() {
+                Some(slot) => slot,
+                None if s.0 < CTL_SLOTS => {
+                    s.0 += 1;
+                    s.0 - 1
+                }
+                None => return Err(Error::errno("stub control slot", libc::EAGAIN)),
+            }
+        };
+        let r = self.fork_into(slot);
+        if r.is_err() {
+            self.release(slot);
+        }
+        r.map(|(pid, ctl)| (pid, slot, ctl))
+    }
+
+    fn fork_into(&self, slot: u32) -> Result<(i32, usize)> {
+        let off = slot as u64 * 4096;
+        // SAFETY: a shared mapping of our own control file; checked below.
+        let view = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                self.ctlfd.as_raw_fd(),
+                off as i64,
+            )
+        };
+        if view == libc::MAP_FAILED {
+            return Err(Error::os("mmap stub control page"));
+        }
+        // SAFETY: the page was just mapped and nothing else uses the slot yet.
+        unsafe { std::ptr::write_bytes(view as *mut u8, 0, 4096) };
+        let fail = |e: Error| {
+            // SAFETY: unmapping the view made above.
+            unsafe { libc::munmap(view, 4096) };
+            Err(e)
+        };
+        let pid = {
+            let _g = self.fork.lock();
+            let c = self.ctl();
+            c.arg.store(off, Ordering::Release);
+            c.tid.store(0, Ordering::Release);
+            c.req.store(stub::REQ_FORK, Ordering::Release);
+            stub::futex_wake(&c.req);
+            match stub::wait_nonzero(&c.tid, 5000) {
+                None => return fail(Error::StubDied("no answer from the template stub".into())),
+                Some(pid) => pid as i32,
+            }
+        };
+        if pid < 0 {
+            return fail(Error::errno("fork stub", -pid));
+        }
+        // SAFETY: view is the new stub's control page.
+        let c = unsafe { &*(view as *const Ctl) };
+        if stub::wait_nonzero(&c.ready, 5000).is_none() {
+            // SAFETY: a stub of ours.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            return fail(Error::StubDied("stub did not start".into()));
+        }
+        Ok((pid, view as usize))
+    }
+
+    fn release(&self, slot: u32) {
+        self.slots.lock().1.push_back(slot);
+    }
+}
+
+impl Drop for Template {
+    fn drop(&mut self) {
+        // SAFETY: killing our own template; its stubs follow it (PDEATHSIG).
+        unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        let mut st = 0;
+        // SAFETY: reaping our own child, which was just killed.
+        unsafe { libc::waitpid(self.pid, &mut st, libc::__WALL) };
+        // SAFETY: unmapping the Sentry's view of the control page, no longer used.
+        unsafe { libc::munmap(self.ctl as *mut libc::c_void, 4096) };
+    }
+}
+
+/// Fork the template from a thread that lives as long as the Sentry: the template's
+/// PDEATHSIG fires when the thread that forked it exits.
+struct FactoryReq {
+    memfd: i32,
+    ctlfd: i32,
+    reply: Sender<Result<(i32, usize)>>,
 }
 
 fn factory() -> &'static Mutex<Sender<FactoryReq>> {
     static F: OnceLock<Mutex<Sender<FactoryReq>>> = OnceLock::new();
     F.get_or_init(|| {
-        let (tx, rx) = channel();
+        let (tx, rx) = channel::<FactoryReq>();
         std::thread::Builder::new()
             .name("stub-factory".into())
-            .spawn(move || factory_loop(rx))
+            .spawn(move || {
+                for req in rx {
+                    req.reply.send(fork_template(req.memfd, req.ctlfd)).ok();
+                }
+            })
             .expect("spawn stub factory");
         Mutex::new(tx)
     })
 }
 
-fn factory_loop(rx: Receiver<FactoryReq>) {
-    let mut zombies: Vec<i32> = Vec::new();
-    loop {
-        match rx.recv_timeout(std::time::Duration::from_millis(100)) {
-            Ok(FactoryReq::Create { memfd, reply }) => {
-                reply.send(fork_stub(memfd.as_raw_fd())).ok();
-            }
-            Ok(FactoryReq::Reap(pid)) => zombies.push(pid),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(_) => return,
-        }
-        zombies.retain(|&pid| {
-            let mut st = 0;
-            // SAFETY: reaping our own child.
-            unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG | libc::__WALL) == 0 }
-        });
-    }
-}
-
-fn fork_stub(memfd: i32) -> Result<(i32, usize)> {
+fn fork_template(memfd: i32, ctlfd: i32) -> Result<(i32, usize)> {
     // SAFETY: a fresh shared anonymous page; checked below.
     let ctl = unsafe {
         libc::mmap(
@@ -679,22 +768,25 @@ fn fork_stub(memfd: i32) -> Result<(i32, usize)> {
         len: filter.len() as u16,
         filter: filter.as_ptr() as *mut libc::sock_filter,
     };
-    // SAFETY: the child runs only child_main, which makes raw system calls and never
+    // SAFETY: the child runs only template_main, which makes raw system calls and never
     // returns into Rust code that could take a lock held by another thread.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(Error::os("fork stub"));
+        return Err(Error::os("fork stub template"));
     }
     if pid == 0 {
         // SAFETY: we are the freshly forked child.
-        unsafe { stub::child_main(ctl as *mut Ctl, memfd, parent, &prog) };
+        unsafe { stub::template_main(ctl as *mut Ctl, memfd, ctlfd, parent, &prog) };
     }
     // SAFETY: ctl points to the control page mapped above.
     let c = unsafe { &*(ctl as *const Ctl) };
     if stub::wait_nonzero(&c.ready, 5000).is_none() {
         // SAFETY: our child.
         unsafe { libc::kill(pid, libc::SIGKILL) };
-        return Err(Error::StubDied("stub did not start".into()));
+        let mut st = 0;
+        // SAFETY: reaping our own child, which was just killed.
+        unsafe { libc::waitpid(pid, &mut st, libc::__WALL) };
+        return Err(Error::StubDied("stub template did not start".into()));
     }
     Ok((pid, ctl as usize))
 }

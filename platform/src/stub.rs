@@ -1,12 +1,19 @@
 //! The ptrace stub: a tiny process that owns one application address space.
 //!
-//! The Sentry forks a child, which copies a page of position-independent code to
-//! [`STUB_ADDR`], jumps there and unmaps everything else. The stub's first thread then
-//! waits on a futex in a control page shared with the Sentry; each request makes it clone
-//! one more thread, which reports its tid and sleeps in `pause()` until a Sentry thread
-//! seizes it with ptrace. Application code only ever runs in those seized threads.
+//! The Sentry forks one template: a child that copies a page of position-independent
+//! code to [`STUB_ADDR`], jumps there and unmaps everything else, so it holds only the
+//! stub's two pages. Each new address space is a fork of the template (cheap: two pages,
+//! none of the Sentry's memory), which maps its own control page from the control file
+//! at an offset the Sentry chose. A stub's first thread waits on a futex in its control
+//! page; each request makes it clone one more thread, which reports its tid and sleeps
+//! in `pause()` until a Sentry thread seizes it with ptrace. Application code only ever
+//! runs in those seized threads.
+//!
+//! Lifetimes: the template dies with the Sentry thread that forked it (PDEATHSIG) and
+//! each stub with the template (PDEATHSIG, checked with getppid after it is set); the
+//! template ignores SIGCHLD, so its dead children never linger as zombies.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Where the stub's code page lives in every stub process.
 pub const STUB_ADDR: u64 = 0x7fff_0000_0000;
@@ -20,9 +27,12 @@ pub const TASK_TOP: u64 = 0x7fff_ffff_f000;
 pub const BATCH_OFFSET: usize = 64;
 pub const BATCH_MAX: usize = (4096 - BATCH_OFFSET) / 56;
 
-/// Control page layout: request (1: a new thread, 2: rename), the new thread's tid (or
-/// 1 once renamed, -errno on failure), ready flag, and the name for a rename. From
-/// [`BATCH_OFFSET`] on, the page holds the system calls of one injected batch.
+/// Control page layout: request (1: a new thread, 2: rename, 3: fork a stub (template
+/// only), 4: run a batch), the answer (the new thread's tid or stub's pid, 1 once
+/// renamed or the batch ran, -errno on failure), ready flag, the name for a rename, and
+/// `arg`: for a fork the offset in the control file of the new stub's control page, for
+/// a batch its length (and after it, how many calls were not done). From
+/// [`BATCH_OFFSET`] on, the page holds the system calls of one batch.
 #[repr(C)]
 pub struct Ctl {
     pub req: AtomicU32,
@@ -30,19 +40,25 @@ pub struct Ctl {
     pub ready: AtomicU32,
     pub _pad: u32,
     pub name: [u8; 16],
+    pub arg: AtomicU64,
 }
 
 /// Request words of [`Ctl::req`].
 pub const REQ_THREAD: u32 = 1;
 pub const REQ_RENAME: u32 = 2;
+pub const REQ_FORK: u32 = 3;
+pub const REQ_BATCH: u32 = 4;
 
 std::arch::global_asm!(
     ".pushsection .text.rvisor_stub, \"ax\"",
     ".p2align 12",
     ".globl rvisor_stub_start",
     "rvisor_stub_start:",
-    // Move the shared control page (its old address is in rdi) to STUB_CTL.
+    // The template. rdi: its control page's old address, rsi: the control file, rdx:
+    // its own pid. Move the control page to STUB_CTL.
     "mov r12, rdi",
+    "mov r14, rsi",
+    "mov r15, rdx",
     "mov eax, 25",
     "mov rdi, r12",
     "mov esi, 4096",
@@ -67,6 +83,73 @@ std::arch::global_asm!(
     "mov esi, 1",
     "mov edx, 1",
     "syscall",
+    // Template loop: futex_wait(&req, 0); on req 3 fork a stub.
+    "11:",
+    "mov eax, 202",
+    "mov rdi, r12",
+    "xor esi, esi",
+    "xor edx, edx",
+    "xor r10d, r10d",
+    "syscall",
+    "mov eax, dword ptr [r12]",
+    "test eax, eax",
+    "jz 11b",
+    "mov dword ptr [r12], 0",
+    "cmp eax, 3",
+    "jne 11b",
+    "mov r13, qword ptr [r12 + 32]",
+    // clone(SIGCHLD): a plain fork, no stack used.
+    "mov eax, 56",
+    "mov edi, 17",
+    "xor esi, esi",
+    "xor edx, edx",
+    "xor r10d, r10d",
+    "xor r8d, r8d",
+    "syscall",
+    "test rax, rax",
+    "jz 12f",
+    // Parent: report the pid (or -errno).
+    "mov dword ptr [r12 + 4], eax",
+    "mov eax, 202",
+    "lea rdi, [r12 + 4]",
+    "mov esi, 1",
+    "mov edx, 1",
+    "syscall",
+    "jmp 11b",
+    // The new stub: its own control page over the template's, PDEATHSIG, and a check
+    // that the template did not die before that.
+    "12:",
+    "mov eax, 9",
+    "mov rdi, r12",
+    "mov esi, 4096",
+    "mov edx, 3",
+    "mov r10d, 0x11",
+    "mov r8, r14",
+    "mov r9, r13",
+    "syscall",
+    "cmp rax, r12",
+    "jne 13f",
+    "mov eax, 157",
+    "mov edi, 1",
+    "mov esi, 9",
+    "syscall",
+    "test eax, eax",
+    "jnz 13f",
+    "mov eax, 110",
+    "syscall",
+    "cmp eax, r15d",
+    "jne 13f",
+    "mov dword ptr [r12 + 8], 1",
+    "mov eax, 202",
+    "lea rdi, [r12 + 8]",
+    "mov esi, 1",
+    "mov edx, 1",
+    "syscall",
+    "jmp 2f",
+    "13:",
+    "mov eax, 231",
+    "mov edi, 111",
+    "syscall",
     // Spawner loop: futex_wait(&req, 0); on req 1 clone a thread, on 2 rename.
     "2:",
     "mov eax, 202",
@@ -81,6 +164,8 @@ std::arch::global_asm!(
     "mov dword ptr [r12], 0",
     "cmp eax, 2",
     "je 5f",
+    "cmp eax, 4",
+    "je 7f",
     // clone(CLONE_VM|FS|FILES|SIGHAND|THREAD|SYSVSEM, same stack): no stack is used.
     "mov eax, 56",
     "mov edi, 0x50f00",
@@ -131,18 +216,15 @@ std::arch::global_asm!(
     "mov edx, 1",
     "syscall",
     "jmp 2b",
-    // Injected system calls run here and stop at the int3.
-    ".globl rvisor_stub_syscall",
-    "rvisor_stub_syscall:",
-    "syscall",
-    "int3",
-    // A batch: rbx points at the first entry, r12 counts them. Stops at the int3 after
-    // the last one or at the first failure (r12 then counts the failed one and the rest).
-    ".globl rvisor_stub_batch",
-    "rvisor_stub_batch:",
+    // A batch: ctl->arg entries from BATCH_OFFSET on, in order, each result written over
+    // its number; stops at the first failure. ctl->arg = how many were not done (0: all
+    // succeeded), tid = 1, futex_wake(&tid).
     "7:",
-    "test r12, r12",
-    "jz 8f",
+    "mov r13, qword ptr [r12 + 32]",
+    "lea rbx, [r12 + {batch}]",
+    "8:",
+    "test r13, r13",
+    "jz 9f",
     "mov rax, qword ptr [rbx]",
     "mov rdi, qword ptr [rbx + 8]",
     "mov rsi, qword ptr [rbx + 16]",
@@ -153,12 +235,19 @@ std::arch::global_asm!(
     "syscall",
     "mov qword ptr [rbx], rax",
     "cmp rax, -4095",
-    "jae 8f",
+    "jae 9f",
     "add rbx, 56",
-    "dec r12",
-    "jmp 7b",
-    "8:",
-    "int3",
+    "dec r13",
+    "jmp 8b",
+    "9:",
+    "mov qword ptr [r12 + 32], r13",
+    "mov dword ptr [r12 + 4], 1",
+    "mov eax, 202",
+    "lea rdi, [r12 + 4]",
+    "mov esi, 1",
+    "mov edx, 1",
+    "syscall",
+    "jmp 2b",
     ".globl rvisor_stub_end",
     "rvisor_stub_end:",
     ".popsection",
@@ -166,6 +255,7 @@ std::arch::global_asm!(
     stub = const STUB_ADDR,
     end = const STUB_END,
     rest = const TASK_TOP - STUB_END,
+    batch = const BATCH_OFFSET,
 );
 
 extern "C" {
@@ -174,8 +264,6 @@ extern "C" {
     static __rseq_size: u32;
     static rvisor_stub_start: u8;
     static rvisor_stub_end: u8;
-    static rvisor_stub_syscall: u8;
-    static rvisor_stub_batch: u8;
 }
 
 fn code() -> (usize, usize) {
@@ -184,23 +272,11 @@ fn code() -> (usize, usize) {
     (start, end - start)
 }
 
-/// The address, in a stub process, of the `syscall; int3` used to inject system calls.
-pub fn syscall_addr() -> u64 {
-    let (start, _) = code();
-    STUB_ADDR + (std::ptr::addr_of!(rvisor_stub_syscall) as usize - start) as u64
-}
-
-/// The address, in a stub process, of the batch loop (see [`BATCH_OFFSET`]).
-pub fn batch_addr() -> u64 {
-    let (start, _) = code();
-    STUB_ADDR + (std::ptr::addr_of!(rvisor_stub_batch) as usize - start) as u64
-}
-
-/// The stub's seccomp program: the few calls the stub itself makes (its spawner loop and
-/// the injected mapping calls); anything else kills the stub. Application system calls
+/// The stub's seccomp program: the few calls the stub itself makes (the template's fork
+/// loop, its spawner loop and the injected mapping calls); anything else kills the stub. Application system calls
 /// never reach it: PTRACE_SYSEMU stops them before seccomp runs.
 pub fn filter() -> Vec<libc::sock_filter> {
-    const ALLOWED: [i64; 9] = [
+    const ALLOWED: [i64; 10] = [
         libc::SYS_mmap,
         libc::SYS_munmap,
         libc::SYS_mprotect,
@@ -209,6 +285,7 @@ pub fn filter() -> Vec<libc::sock_filter> {
         libc::SYS_clone,
         libc::SYS_gettid,
         libc::SYS_pause,
+        libc::SYS_getppid,
         libc::SYS_exit_group,
     ];
     let stmt = |code: u32, k: u32| libc::sock_filter {
@@ -232,10 +309,12 @@ pub fn filter() -> Vec<libc::sock_filter> {
         jeq(AUDIT_ARCH_X86_64, 1, 0),
         stmt(ret, libc::SECCOMP_RET_KILL_PROCESS),
         stmt(ld, 0),
-        // prctl only as PR_SET_NAME (the rename request): args[0] is at offset 16.
-        jeq(libc::SYS_prctl as u32, 0, 4),
+        // prctl only as PR_SET_NAME (the rename request) or PR_SET_PDEATHSIG (a new
+        // stub): args[0] is at offset 16.
+        jeq(libc::SYS_prctl as u32, 0, 5),
         stmt(ld, 16),
-        jeq(libc::PR_SET_NAME as u32, 0, 1),
+        jeq(libc::PR_SET_NAME as u32, 1, 0),
+        jeq(libc::PR_SET_PDEATHSIG as u32, 0, 1),
         stmt(ret, libc::SECCOMP_RET_ALLOW),
         stmt(ret, libc::SECCOMP_RET_KILL_PROCESS),
     ];
@@ -248,12 +327,18 @@ pub fn filter() -> Vec<libc::sock_filter> {
     p
 }
 
-/// Runs in the freshly forked child: only raw system calls, no allocation.
+/// Runs in the freshly forked template: only raw system calls, no allocation.
 ///
 /// # Safety
 /// Must be called only in a child just forked from the Sentry, with `ctl` the address of
-/// the shared control page and `memfd` the memory file.
-pub unsafe fn child_main(ctl: *mut Ctl, memfd: i32, parent: i32, prog: &libc::sock_fprog) -> ! {
+/// the shared control page, `memfd` the memory file and `ctlfd` the control file.
+pub unsafe fn template_main(
+    ctl: *mut Ctl,
+    memfd: i32,
+    ctlfd: i32,
+    parent: i32,
+    prog: &libc::sock_fprog,
+) -> ! {
     let die = || -> ! {
         // SAFETY: exit_group ends this child; it touches no memory.
         unsafe { libc::syscall(libc::SYS_exit_group, 111) };
@@ -266,11 +351,16 @@ pub unsafe fn child_main(ctl: *mut Ctl, memfd: i32, parent: i32, prog: &libc::so
         {
             die();
         }
-        // Default dispositions (the Sentry's handlers are not mapped here), all blocked.
+        // Host tools show the template, and each stub until the Sentry renames it, as this.
+        libc::syscall(libc::SYS_prctl, libc::PR_SET_NAME, c"rvisor-stub".as_ptr());
+        // Default dispositions (the Sentry's handlers are not mapped here), all blocked;
+        // SIGCHLD ignored so that dead stubs are reaped at once.
         let dfl: [u64; 4] = [0; 4];
+        let ign: [u64; 4] = [libc::SIG_IGN as u64, 0, 0, 0];
         for sig in 1..=64 {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::syscall(libc::SYS_rt_sigaction, sig, dfl.as_ptr(), 0usize, 8usize);
+                let act = if sig == libc::SIGCHLD { &ign } else { &dfl };
+                libc::syscall(libc::SYS_rt_sigaction, sig, act.as_ptr(), 0usize, 8usize);
             }
         }
         let all: u64 = !0;
@@ -293,11 +383,21 @@ pub unsafe fn child_main(ctl: *mut Ctl, memfd: i32, parent: i32, prog: &libc::so
                 }
             }
         }
-        // Keep only the memory file.
-        if memfd > 0 {
-            libc::syscall(libc::SYS_close_range, 0u32, (memfd - 1) as u32, 0u32);
+        // Keep only the memory file and the control file.
+        let (lo, hi) = (memfd.min(ctlfd), memfd.max(ctlfd));
+        if lo > 0 {
+            libc::syscall(libc::SYS_close_range, 0u32, (lo - 1) as u32, 0u32);
         }
-        libc::syscall(libc::SYS_close_range, (memfd + 1) as u32, u32::MAX, 0u32);
+        if hi > lo + 1 {
+            libc::syscall(
+                libc::SYS_close_range,
+                (lo + 1) as u32,
+                (hi - 1) as u32,
+                0u32,
+            );
+        }
+        libc::syscall(libc::SYS_close_range, (hi + 1) as u32, u32::MAX, 0u32);
+        let me = libc::syscall(libc::SYS_getpid);
         let (start, len) = code();
         let p = libc::syscall(
             libc::SYS_mmap,
@@ -331,7 +431,14 @@ pub unsafe fn child_main(ctl: *mut Ctl, memfd: i32, parent: i32, prog: &libc::so
         {
             die();
         }
-        std::arch::asm!("jmp {entry}", entry = in(reg) STUB_ADDR, in("rdi") ctl, options(noreturn));
+        std::arch::asm!(
+            "jmp {entry}",
+            entry = in(reg) STUB_ADDR,
+            in("rdi") ctl,
+            in("rsi") ctlfd as i64,
+            in("rdx") me,
+            options(noreturn)
+        );
     }
 }
 

@@ -290,3 +290,114 @@ fn stub_process_takes_a_name() {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     assert_eq!(comm, "sh\n");
 }
+
+fn status_field(pid: i32, key: &str) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|v| v.trim().to_string())
+}
+
+/// Gone, or a zombie waiting for whoever inherited it.
+fn dead(pid: i32) -> bool {
+    status_field(pid, "State:").is_none_or(|s| s.starts_with('Z'))
+}
+
+#[test]
+fn stubs_are_forked_from_a_template_and_die_with_it() {
+    let code = [0x0f, 0x05, 0xeb, 0xfc]; // syscall; jmp back
+    let (fd, p, as_, mut ctx, mut regs) = setup(&code);
+    assert!(matches!(
+        ctx.switch(&as_, &mut regs).unwrap(),
+        Event::Syscall
+    ));
+    let second = p.new_address_space().unwrap();
+    let (a, b) = (as_.host_pid().unwrap(), second.host_pid().unwrap());
+    // Both stubs are children of one template, which is our child.
+    let template: i32 = status_field(a, "PPid:").unwrap().parse().unwrap();
+    assert_eq!(status_field(b, "PPid:").unwrap(), template.to_string());
+    assert_ne!(template, std::process::id() as i32);
+    let comm = std::fs::read_to_string(format!("/proc/{template}/comm")).unwrap();
+    assert_eq!(comm, "rvisor-stub\n");
+    assert_eq!(
+        status_field(template, "PPid:").unwrap(),
+        std::process::id().to_string()
+    );
+    // A stub holds only its two pages and what was mapped into it (code and stack from
+    // the memory file): nothing of this process was copied into it. ([vsyscall] is the
+    // kernel's, in every process.)
+    let maps = std::fs::read_to_string(format!("/proc/{a}/maps")).unwrap();
+    let n = maps.lines().filter(|l| !l.ends_with("[vsyscall]")).count();
+    assert_eq!(n, 4, "stub mappings:\n{maps}");
+    assert!(maps.contains("rvisor-stub-ctl"), "{maps}");
+    // A stub that goes away is reaped by the template: no zombie is left behind.
+    drop(second);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while status_field(b, "State:").is_some() {
+        assert!(std::time::Instant::now() < deadline, "stub {b} lingers");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // When the template dies (as it does when the thread that forked it does), its
+    // stubs die too.
+    // SAFETY: killing the template, a child of this test process.
+    unsafe { libc::kill(template, libc::SIGKILL) };
+    while !dead(a) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stub {a} outlived its template"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    drop((as_, ctx, p, fd));
+}
+
+#[test]
+fn mapping_calls_leave_the_application_thread_alone() {
+    // A fault resolved from another OS thread: the mapping calls run in the stub's own
+    // spawner thread, so no stub thread is made for the mapping thread, and the faulting
+    // thread resumes with exactly the registers it stopped with.
+    let code = [
+        0xbb, 0, 0, 0x60, 0, // mov ebx, 0x600000
+        0x88, 0x03, // mov [rbx], al
+        0x0f, 0x05, // syscall
+    ];
+    let (fd, _p, as_, mut ctx, mut regs) = setup(&code);
+    regs.rax = 0x5a;
+    regs.r15 = 0x1234_5678_9abc_def0;
+    match ctx.switch(&as_, &mut regs).unwrap() {
+        Event::Fault { addr, .. } => assert_eq!(addr, DATA),
+        e => panic!("expected a fault, got {e:?}"),
+    }
+    let pid = as_.host_pid().unwrap();
+    let threads = || {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .count()
+    };
+    let before = threads();
+    let other = as_.clone();
+    std::thread::spawn(move || {
+        other
+            .apply(&[platform::MapOp::Map {
+                addr: DATA,
+                len: 0x1000,
+                file_offset: 0x2000,
+                prot: Prot::READ | Prot::WRITE,
+                populate: true,
+            }])
+            .unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(threads(), before, "a stub thread was made for the mapping");
+    let ev = ctx.switch(&as_, &mut regs).unwrap();
+    assert!(matches!(ev, Event::Syscall), "{ev:?}");
+    assert_eq!((regs.rip, regs.orig_rax), (CODE + 9, 0x5a));
+    assert_eq!(regs.r15, 0x1234_5678_9abc_def0);
+    let mut b = [0u8; 1];
+    use std::os::unix::fs::FileExt;
+    std::fs::File::from(fd)
+        .read_exact_at(&mut b, 0x2000)
+        .unwrap();
+    assert_eq!(b[0], 0x5a, "the retried store went to the memory file");
+}
