@@ -319,6 +319,8 @@ struct ThreadEntry {
     tid: i32,
     /// Cleared when the stub process is killed, so the entry can be reaped.
     alive: Arc<AtomicBool>,
+    /// The registers the stopped thread holds, as of its last stop (None before).
+    regs: Option<Regs>,
 }
 
 thread_local! {
@@ -341,6 +343,7 @@ fn thread_for(sp: &StubProcess) -> Result<i32> {
             ThreadEntry {
                 tid,
                 alive: sp.alive.clone(),
+                regs: None,
             },
         )
     });
@@ -449,12 +452,16 @@ impl Context for PtraceContext {
             ((sp.pid as u64) << 32) | tid as u32 as u64,
             Ordering::Release,
         );
-        let mut r = *regs;
-        r.orig_rax = u64::MAX;
-        set_regs(tid, &r)?;
+        let held = THREADS.with(|t| t.borrow().get(&sp.id).and_then(|e| e.regs));
+        put_regs(tid, held.as_ref(), regs)?;
         ptrace(libc::PTRACE_SYSEMU, tid, 0, 0).map_err(|e| Error::errno("PTRACE_SYSEMU", e))?;
         let stop = wait(tid)?;
         *regs = get_regs(tid)?;
+        THREADS.with(|t| {
+            if let Some(e) = t.borrow_mut().get_mut(&sp.id) {
+                e.regs = Some(*regs);
+            }
+        });
         match stop {
             Stop::Syscall => Ok(Event::Syscall),
             Stop::Event | Stop::Signal(libc::SIGSTOP) => Ok(Event::Interrupted),
@@ -560,6 +567,38 @@ fn get_regs(tid: i32) -> Result<Regs> {
         return Err(Error::os("PTRACE_GETREGS"));
     }
     Ok(r)
+}
+
+/// Gives the stopped thread `tid`, whose registers are `held` when known, the registers
+/// `regs` before it resumes: nothing when they are the same, one PTRACE_POKEUSER when
+/// only rax (a system call's result) differs, else PTRACE_SETREGS with orig_rax -1.
+/// orig_rax is otherwise left as the stop left it: the host kernel reads it on the way
+/// back only to restart a call whose rax is -ERESTART*, which always takes SETREGS here.
+fn put_regs(tid: i32, held: Option<&Regs>, regs: &Regs) -> Result<()> {
+    const RAX: usize = 10;
+    const ORIG_RAX: usize = 15;
+    let restart = (-516..=-512).contains(&(regs.rax as i64));
+    if let (Some(h), false) = (held, restart) {
+        let (a, b) = (words(h), words(regs));
+        let differs = |i: usize| i != ORIG_RAX && a[i] != b[i];
+        if !(0..a.len()).any(|i| i != RAX && differs(i)) {
+            if differs(RAX) {
+                ptrace(libc::PTRACE_POKEUSER, tid, RAX * 8, regs.rax as usize)
+                    .map_err(|e| Error::errno("PTRACE_POKEUSER", e))?;
+            }
+            return Ok(());
+        }
+    }
+    let mut r = *regs;
+    r.orig_rax = u64::MAX;
+    set_regs(tid, &r)
+}
+
+/// The registers as the 27 words of user_regs_struct, in its order.
+fn words(r: &Regs) -> &[u64; 27] {
+    const _: () = assert!(std::mem::size_of::<Regs>() == 27 * 8);
+    // SAFETY: user_regs_struct is repr(C) and made of exactly 27 u64 fields.
+    unsafe { &*(r as *const Regs as *const [u64; 27]) }
 }
 
 fn set_regs(tid: i32, r: &Regs) -> Result<()> {
