@@ -7,6 +7,7 @@ pub mod devpts;
 pub mod dnotify;
 pub mod epoll;
 pub mod eventfd;
+pub mod fasync;
 pub mod fdtable;
 pub mod goferfs;
 pub mod host;
@@ -221,6 +222,11 @@ pub trait FileOps: Send + Sync + Any {
     fn anon_name(&self) -> Option<&'static str> {
         None
     }
+    /// Whether O_ASYNC makes this file send SIGIO (Linux's `->fasync`; sockets always
+    /// do). Notifications of `wait_queue` then become signals (vfs::fasync).
+    fn fasync(&self) -> bool {
+        false
+    }
     /// A host fd to hand to the platform-independent host paths (poll on host ttys).
     fn host_fd(&self) -> Option<i32> {
         None
@@ -251,8 +257,10 @@ pub struct OpenFile {
     pub pos: Mutex<u64>,
     /// getdents64 state: the listing taken at the first call, and how far we got.
     pub dir: Mutex<Option<(Vec<DirEnt>, usize)>>,
-    /// F_SETOWN's process (or -process group) for SIGIO.
-    pub owner: std::sync::atomic::AtomicI32,
+    /// F_SETOWN / F_SETSIG: who gets SIGIO, and which signal.
+    pub fown: Mutex<fasync::Owner>,
+    /// The O_ASYNC registration, while O_ASYNC is on and the file supports it.
+    pub fasync: Mutex<Option<Arc<fasync::Reg>>>,
 }
 
 impl OpenFile {
@@ -263,7 +271,8 @@ impl OpenFile {
             flags: AtomicU32::new(flags & !O_CLOEXEC),
             pos: Mutex::new(0),
             dir: Mutex::new(None),
-            owner: std::sync::atomic::AtomicI32::new(0),
+            fown: Mutex::new(Default::default()),
+            fasync: Mutex::new(None),
         })
     }
     pub fn flags(&self) -> u32 {
@@ -304,6 +313,7 @@ impl OpenFile {
 impl Drop for OpenFile {
     fn drop(&mut self) {
         inotify::file_closed(self);
+        fasync::file_closed(self);
     }
 }
 

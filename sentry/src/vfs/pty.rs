@@ -1911,6 +1911,10 @@ impl FileOps for MasterFile {
         Some(&self.pty.wq)
     }
 
+    fn fasync(&self) -> bool {
+        true
+    }
+
     fn ioctl(&self, f: &OpenFile, t: &Task, cmd: u32, arg: u64) -> SysResult {
         self.pty.master_ioctl(f, t, cmd, arg)
     }
@@ -2065,6 +2069,10 @@ impl FileOps for SlaveFile {
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.pty.wq)
+    }
+
+    fn fasync(&self) -> bool {
+        true
     }
 
     fn ioctl(&self, f: &OpenFile, t: &Task, cmd: u32, arg: u64) -> SysResult {
