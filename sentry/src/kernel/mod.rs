@@ -137,6 +137,9 @@ pub struct FsCtx {
     pub cwd: Mutex<Path>,
     pub root: Mutex<Path>,
     pub umask: AtomicU32,
+    /// The mount namespace (Linux keeps it in the nsproxy; unshare(CLONE_NEWNS)
+    /// unshares the fs context with it, so here is as good).
+    pub mounts: Mutex<Arc<Mounts>>,
 }
 
 impl FsCtx {
@@ -145,6 +148,7 @@ impl FsCtx {
             cwd: Mutex::new(self.cwd.lock().clone()),
             root: Mutex::new(self.root.lock().clone()),
             umask: AtomicU32::new(self.umask.load(Ordering::Relaxed)),
+            mounts: Mutex::new(self.mounts.lock().clone()),
         }
     }
 }
@@ -334,7 +338,8 @@ impl Table {
 
 pub struct Kernel {
     pub platform: Box<dyn Platform>,
-    pub mounts: Mounts,
+    /// The first mount namespace (the container's).
+    pub mounts: Arc<Mounts>,
     pub table: Mutex<Table>,
     pub futex: futex::Futexes,
     pub klog: Arc<klog::Klog>,
@@ -402,7 +407,7 @@ impl Kernel {
                 parent: None,
                 fstype: "tmpfs".into(),
                 source: "memfd".into(),
-                readonly: false,
+                flags: Default::default(),
                 opts: String::new(),
             });
             (fs, mnt)
@@ -429,7 +434,7 @@ impl Kernel {
                 parent: None,
                 fstype: "mqueue".into(),
                 source: "mqueue".into(),
-                readonly: false,
+                flags: Default::default(),
                 opts: String::new(),
             });
             (fs, mnt)
@@ -443,7 +448,7 @@ impl Kernel {
         let platform_name = platform.name();
         Arc::new(Kernel {
             platform,
-            mounts: Mounts::new(),
+            mounts: Arc::new(Mounts::new()),
             table: Mutex::new(Table::default()),
             futex: futex::Futexes::default(),
             klog: Arc::new(klog::Klog::new(Instant::now())),
@@ -614,6 +619,10 @@ impl Task {
     }
     pub fn files(&self) -> Arc<FdTable> {
         self.files.lock().clone()
+    }
+    /// The task's mount namespace.
+    pub fn mounts(&self) -> Arc<Mounts> {
+        self.fsctx().mounts.lock().clone()
     }
     pub fn fsctx(&self) -> Arc<FsCtx> {
         self.fs.lock().clone()

@@ -402,6 +402,10 @@ pub fn open_path(c: &Ctx, path: &Path, flags: u32) -> KResult<Arc<OpenFile>> {
     if st.is_dir() && acc != 0 {
         return Err(EISDIR);
     }
+    // Device nodes on a nodev mount do not open (may_open_dev).
+    if matches!(st.mode & S_IFMT, S_IFCHR | S_IFBLK) && path.mnt.flags() & MS_NODEV != 0 {
+        return Err(EACCES);
+    }
     let mut mask = 0;
     if acc != O_WRONLY {
         mask |= 4;
@@ -413,7 +417,7 @@ pub fn open_path(c: &Ctx, path: &Path, flags: u32) -> KResult<Arc<OpenFile>> {
         return Err(EACCES);
     }
     if mask & 2 != 0
-        && path.mnt.readonly
+        && path.mnt.readonly()
         && !matches!(st.mode & S_IFMT, S_IFCHR | S_IFIFO | S_IFSOCK)
     {
         return Err(EROFS);
@@ -753,7 +757,7 @@ fn faccessat(c: &Ctx, dirfd: u64, pathp: u64, mode: u32, flags: u64) -> SysResul
     if !may_access(&st, &cr, mode) {
         return Err(EACCES);
     }
-    if mode & 2 != 0 && p.mnt.readonly {
+    if mode & 2 != 0 && p.mnt.readonly() {
         return Err(EROFS);
     }
     Ok(0)
@@ -1059,7 +1063,7 @@ fn parent_for_change(c: &Ctx, dirfd: u64, pathp: u64) -> KResult<(Path, Vec<u8>)
     if !may_access(&st, &c.t.creds(), 3) {
         return Err(EACCES);
     }
-    if parent.mnt.readonly {
+    if parent.mnt.readonly() {
         return Err(EROFS);
     }
     Ok((parent, name))
@@ -1117,8 +1121,7 @@ fn unlinkat(c: &Ctx, dirfd: u64, pathp: u64, flags: u64) -> SysResult {
     check_sticky(c, &parent, &name)?;
     let target = c.with_walk(|w| w.walk(&parent, &name, false))?;
     if c.t
-        .kernel
-        .mounts
+        .mounts()
         .list
         .read()
         .iter()
@@ -1267,7 +1270,7 @@ fn chmod_path(c: &Ctx, p: &Path, mode: u32) -> SysResult {
     if cr.fsuid != st.uid && !cr.has_cap(crate::kernel::cap::FOWNER) {
         return Err(EPERM);
     }
-    if p.mnt.readonly {
+    if p.mnt.readonly() {
         return Err(EROFS);
     }
     let mut mode = mode & 0o7777;
@@ -1472,7 +1475,7 @@ fn statfs(c: &Ctx, pathp: Option<u64>, fd: Option<u64>, buf: u64) -> SysResult {
     }
     v[8] = 255;
     v[9] = 4096;
-    v[10] = if p.mnt.readonly { 1 } else { 0 };
+    v[10] = if p.mnt.readonly() { 1 } else { 0 };
     c.t.mm().write_obj(buf, &v)?;
     Ok(0)
 }
@@ -1975,7 +1978,7 @@ fn open_create(
         }
     }
     // As Linux's lookup_open: a read-only mount refuses before the permission check.
-    if parent.mnt.readonly {
+    if parent.mnt.readonly() {
         return Err(EROFS);
     }
     let pst = parent.dentry.inode.stat();
@@ -2224,7 +2227,7 @@ fn open_tmpfile(c: &Ctx, dirfd: u64, path: &[u8], flags: u32, mode: u32) -> KRes
     if !may_access(&st, &c.t.creds(), 3) {
         return Err(EACCES);
     }
-    if dir.mnt.readonly {
+    if dir.mnt.readonly() {
         return Err(EROFS);
     }
     let umask = c.t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed);

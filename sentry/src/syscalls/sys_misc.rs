@@ -69,6 +69,9 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         227 if (a0 as i32) < 0 => cpu_clock(c, a0 as i32, false).and(Err(EPERM)),
         227 => clock_check(a0 as i32).and(if a0 == 0 { Err(EPERM) } else { Err(EINVAL) }),
         135 => personality(c, a0 as u32),
+        165 => mount(c, a0, a1, a2, a3, a4),
+        166 => umount2(c, a0, a1),
+        272 => unshare(c, a0),
         _ => return None,
     })
 }
@@ -838,4 +841,132 @@ fn cpu_timer_ticker(c: &Ctx) {
             }
         }
     });
+}
+
+/// mount(2): new tmpfs/proc/sysfs/devpts/mqueue mounts, bind mounts, remounts and
+/// propagation changes in the caller's mount namespace (crate::mounts).
+fn mount(c: &Ctx, srcp: u64, targetp: u64, typep: u64, flags: u64, datap: u64) -> SysResult {
+    use crate::mounts::*;
+    const MS_MGC_MSK: u64 = 0xffff_0000;
+    const MS_MGC_VAL: u64 = 0xc0ed_0000;
+    let mut flags = flags;
+    if flags & MS_MGC_MSK == MS_MGC_VAL {
+        flags &= !MS_MGC_MSK;
+    }
+    let opt = |p: u64| -> KResult<Vec<u8>> {
+        if p == 0 {
+            Ok(vec![])
+        } else {
+            c.t.mm().read_cstr(p, 4096)
+        }
+    };
+    let fstype = opt(typep)?;
+    let source = opt(srcp)?;
+    let data = opt(datap)?;
+    let target = c.cstr(targetp)?;
+    let at = c.lookup(AT_FDCWD as u64, &target, true, false)?;
+    if !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    if flags & MS_REMOUNT != 0 {
+        return remount(c.t, &at, flags, &data).map(|_| 0);
+    }
+    if flags & MS_BIND != 0 {
+        if source.is_empty() {
+            return Err(EINVAL);
+        }
+        let src = c.lookup(AT_FDCWD as u64, &source, true, false)?;
+        return bind(c.t, &src, &at, flags & MS_REC != 0).map(|_| 0);
+    }
+    if flags & (MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE) != 0 {
+        return change_type(c.t, &at, flags & !MS_REC).map(|_| 0);
+    }
+    if flags & MS_MOVE != 0 {
+        c.t.kernel
+            .report_unimplemented(165, "mount(MS_MOVE)", c.t.tgid());
+        return Err(EINVAL);
+    }
+    if typep == 0 {
+        return Err(EINVAL);
+    }
+    new_mount(c.t, &at, &fstype, &source, flags, &data).map(|_| 0)
+}
+
+fn umount2(c: &Ctx, targetp: u64, flags: u64) -> SysResult {
+    use crate::mounts::*;
+    if flags & !(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0 {
+        return Err(EINVAL);
+    }
+    let target = c.cstr(targetp)?;
+    let at = c.lookup(
+        AT_FDCWD as u64,
+        &target,
+        flags & UMOUNT_NOFOLLOW == 0,
+        false,
+    )?;
+    if !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    if flags & MNT_EXPIRE != 0 && flags & (MNT_FORCE | MNT_DETACH) != 0 {
+        return Err(EINVAL);
+    }
+    umount(c.t, at, flags).map(|_| 0)
+}
+
+/// unshare(2): a private fd table (CLONE_FILES), fs context (CLONE_FS) or mount
+/// namespace (CLONE_NEWNS, a copy of the caller's). Other namespaces are not there.
+fn unshare(c: &Ctx, flags: u64) -> SysResult {
+    const CLONE_VM: u64 = 0x100;
+    const CLONE_FS: u64 = 0x200;
+    const CLONE_FILES: u64 = 0x400;
+    const CLONE_SIGHAND: u64 = 0x800;
+    const CLONE_THREAD: u64 = 0x10000;
+    const CLONE_NEWNS: u64 = 0x20000;
+    const CLONE_SYSVSEM: u64 = 0x40000;
+    const CLONE_NEW_OTHER: u64 = 0x7e00_0000 | 0x80; // cgroup, uts, ipc, user, pid, net; time
+    let known = CLONE_VM
+        | CLONE_FS
+        | CLONE_FILES
+        | CLONE_SIGHAND
+        | CLONE_THREAD
+        | CLONE_NEWNS
+        | CLONE_SYSVSEM
+        | CLONE_NEW_OTHER;
+    if flags & !known != 0 {
+        return Err(EINVAL);
+    }
+    if flags & CLONE_NEW_OTHER != 0 {
+        c.t.kernel
+            .report_unimplemented(272, "unshare(CLONE_NEW* but CLONE_NEWNS)", c.t.tgid());
+        return Err(EINVAL);
+    }
+    // Sharing the address space, handlers or thread group can only be undone alone.
+    if flags & (CLONE_VM | CLONE_SIGHAND | CLONE_THREAD) != 0
+        && c.t.kernel.threads_of(c.t.tgid()).len() > 1
+    {
+        return Err(EINVAL);
+    }
+    if flags & CLONE_NEWNS != 0 && !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    if flags & CLONE_FILES != 0 {
+        let copy = Arc::new(c.t.files().fork());
+        *c.t.files.lock() = copy;
+    }
+    if flags & (CLONE_FS | CLONE_NEWNS) != 0 {
+        let fs = c.t.fsctx().copy();
+        if flags & CLONE_NEWNS != 0 {
+            let (ns, map) = fs.mounts.lock().copy();
+            let moved = |p: &mut crate::vfs::Path| {
+                if let Some(m) = map.get(&p.mnt.id) {
+                    p.mnt = m.clone();
+                }
+            };
+            moved(&mut fs.root.lock());
+            moved(&mut fs.cwd.lock());
+            *fs.mounts.lock() = Arc::new(ns);
+        }
+        *c.t.fs.lock() = Arc::new(fs);
+    }
+    Ok(0)
 }

@@ -565,6 +565,7 @@ pub fn new_process(
             cwd: Mutex::new(cwd),
             root: Mutex::new(root),
             umask: AtomicU32::new(umask & 0o777),
+            mounts: Mutex::new(k.mounts.clone()),
         })),
         files: Mutex::new(Arc::new(files)),
         creds: Mutex::new(creds),
@@ -657,10 +658,11 @@ fn exec_image(
     let root = t.fsctx().root.lock().clone();
     let cwd = t.fsctx().cwd.lock().clone();
     let creds = t.creds();
+    let mounts = t.mounts();
     let walk = crate::vfs::Walk {
         root: &root,
         creds: &creds,
-        mounts: &k.mounts,
+        mounts: &mounts,
         task: t,
     };
     // comm is the last component of the path as given (a symlink's name, a script's).
@@ -674,6 +676,9 @@ fn exec_image(
             return Err(EACCES);
         }
         if !st.is_reg() || !crate::vfs::may_access(&st, &creds, 1) {
+            return Err(EACCES);
+        }
+        if p.mnt.flags() & crate::vfs::MS_NOEXEC != 0 {
             return Err(EACCES);
         }
         let ops = p.dentry.inode.clone().open(0)?;

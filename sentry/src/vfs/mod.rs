@@ -331,8 +331,42 @@ pub struct Mount {
     pub parent: Option<(Arc<Mount>, Arc<Dentry>)>,
     pub fstype: String,
     pub source: String,
-    pub readonly: bool,
+    /// Per-mount flags: MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC (remount changes them).
+    pub flags: AtomicU32,
+    /// The file system's own options, as /proc/self/mounts shows them after the flags.
     pub opts: String,
+}
+
+pub const MS_RDONLY: u32 = 1;
+pub const MS_NOSUID: u32 = 2;
+pub const MS_NODEV: u32 = 4;
+pub const MS_NOEXEC: u32 = 8;
+/// The flags kept per mount.
+pub const MNT_FLAGS: u32 = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+
+impl Mount {
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed) & MNT_FLAGS
+    }
+    pub fn readonly(&self) -> bool {
+        self.flags() & MS_RDONLY != 0
+    }
+    /// "rw" or "ro", then nosuid, nodev, noexec as set.
+    pub fn show_flags(&self) -> String {
+        let f = self.flags();
+        let mut s = String::from(if f & MS_RDONLY != 0 { "ro" } else { "rw" });
+        for (bit, name) in [
+            (MS_NOSUID, "nosuid"),
+            (MS_NODEV, "nodev"),
+            (MS_NOEXEC, "noexec"),
+        ] {
+            if f & bit != 0 {
+                s += ",";
+                s += name;
+            }
+        }
+        s
+    }
 }
 
 #[derive(Clone)]
@@ -380,11 +414,13 @@ impl Path {
     }
 }
 
-/// The mount table.
+/// The mount table of one mount namespace.
 pub struct Mounts {
     pub list: RwLock<Vec<Arc<Mount>>>,
-    next_id: AtomicU32,
 }
+
+/// Mount ids are unique across namespaces.
+static NEXT_MOUNT_ID: AtomicU32 = AtomicU32::new(1);
 
 impl Default for Mounts {
     fn default() -> Self {
@@ -396,7 +432,6 @@ impl Mounts {
     pub fn new() -> Mounts {
         Mounts {
             list: RwLock::new(vec![]),
-            next_id: AtomicU32::new(1),
         }
     }
 
@@ -409,12 +444,24 @@ impl Mounts {
         readonly: bool,
         opts: &str,
     ) -> Arc<Mount> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Flag words in `opts` become the mount's flags.
+        let mut flags = if readonly { MS_RDONLY } else { 0 };
+        let mut rest = vec![];
+        for o in opts.split(',').filter(|o| !o.is_empty()) {
+            match o {
+                "ro" => flags |= MS_RDONLY,
+                "rw" => {}
+                "nosuid" => flags |= MS_NOSUID,
+                "nodev" => flags |= MS_NODEV,
+                "noexec" => flags |= MS_NOEXEC,
+                x => rest.push(x),
+            }
+        }
         let name = at
             .map(|p| p.dentry.name.clone())
             .unwrap_or_else(|| b"/".to_vec());
         let m = Arc::new(Mount {
-            id,
+            id: NEXT_MOUNT_ID.fetch_add(1, Ordering::Relaxed),
             root: Arc::new(Dentry {
                 name,
                 parent: None,
@@ -423,11 +470,50 @@ impl Mounts {
             parent: at.map(|p| (p.mnt.clone(), p.dentry.clone())),
             fstype: fstype.into(),
             source: source.into(),
-            readonly,
-            opts: opts.into(),
+            flags: AtomicU32::new(flags),
+            opts: rest.join(","),
         });
         self.list.write().push(m.clone());
         m
+    }
+
+    /// Mount `root` (a dentry of some mounted tree) at `at` with the flags and names
+    /// of `like`: a bind mount, or a mount copied into a new namespace.
+    pub fn add_like(
+        &self,
+        like: &Mount,
+        root: Arc<Dentry>,
+        at: Option<(Arc<Mount>, Arc<Dentry>)>,
+    ) -> Arc<Mount> {
+        let m = Arc::new(Mount {
+            id: NEXT_MOUNT_ID.fetch_add(1, Ordering::Relaxed),
+            root,
+            parent: at,
+            fstype: like.fstype.clone(),
+            source: like.source.clone(),
+            flags: AtomicU32::new(like.flags()),
+            opts: like.opts.clone(),
+        });
+        self.list.write().push(m.clone());
+        m
+    }
+
+    /// A copy of this namespace (unshare(CLONE_NEWNS)): the new mounts, and for each
+    /// old mount id the copy made of it.
+    pub fn copy(&self) -> (Mounts, std::collections::HashMap<u32, Arc<Mount>>) {
+        let new = Mounts::new();
+        let mut map: std::collections::HashMap<u32, Arc<Mount>> = Default::default();
+        for m in self.list.read().iter() {
+            let parent = m.parent.as_ref().map(|(pm, pd)| {
+                (
+                    map.get(&pm.id).cloned().unwrap_or_else(|| pm.clone()),
+                    pd.clone(),
+                )
+            });
+            let c = new.add_like(m, m.root.clone(), parent);
+            map.insert(m.id, c);
+        }
+        (new, map)
     }
 
     /// The mount (most recent first) whose mountpoint is `p`, if any.

@@ -1617,10 +1617,11 @@ impl Pty {
 fn peer_path(t: &Task, index: u32) -> Option<Path> {
     let root = t.fsctx().root.lock().clone();
     let creds = t.creds();
+    let mounts = t.mounts();
     let w = Walk {
         root: &root,
         creds: &creds,
-        mounts: &t.kernel.mounts,
+        mounts: &mounts,
         task: t,
     };
     let p = w
