@@ -453,3 +453,32 @@ CASE(eventfd_and_regular_files_have_no_fasync)
 	CHECK(!(fcntl(f, F_GETFL) & O_ASYNC));
 	close(f);
 }
+
+CASE(terminal_names_its_owner)
+{
+	int m = CHECK_OK(posix_openpt(O_RDWR | O_NOCTTY));
+	CHECK_OK(grantpt(m));
+	CHECK_OK(unlockpt(m));
+	int s = CHECK_OK(open(ptsname(m), O_RDWR | O_NOCTTY));
+	/* O_ASYNC on a terminal without an owner: the caller (no foreground group). */
+	CHECK_EQ(fcntl(s, F_GETOWN), 0);
+	CHECK_OK(fcntl(s, F_SETFL, O_ASYNC));
+	CHECK_EQ(fcntl(s, F_GETOWN), getpid());
+	CHECK_OK(fcntl(m, F_SETFL, O_ASYNC));
+	CHECK_EQ(fcntl(m, F_GETOWN), getpid());
+	/* An owner already there stays. */
+	int m2 = CHECK_OK(posix_openpt(O_RDWR | O_NOCTTY));
+	CHECK_OK(fcntl(m2, F_SETOWN, -getpgrp()));
+	CHECK_OK(fcntl(m2, F_SETFL, O_ASYNC));
+	CHECK_EQ(fcntl(m2, F_GETOWN), -getpgrp());
+	/* Not so for a pipe. */
+	int p[2];
+	CHECK_OK(pipe(p));
+	CHECK_OK(fcntl(p[0], F_SETFL, O_ASYNC));
+	CHECK_EQ(fcntl(p[0], F_GETOWN), 0);
+	close(p[0]);
+	close(p[1]);
+	close(m2);
+	close(s);
+	close(m);
+}

@@ -110,6 +110,16 @@ pub fn set(f: &Arc<OpenFile>, t: &Task, fd: i32, on: bool) {
         r.fd.store(fd, Ordering::Relaxed);
         return;
     }
+    // A terminal names its owner if nobody has (tty_fasync).
+    if let Some(pg) = f.ops.tty_pgrp() {
+        if f.fown.lock().id == 0 {
+            let (kind, id) = match pg {
+                0 => (F_OWNER_PID, t.tgid()),
+                pg => (F_OWNER_PGRP, pg),
+            };
+            let _ = set_owner(f, t, kind, id);
+        }
+    }
     let r = Arc::new_cyclic(|me: &Weak<Reg>| {
         let me = me.clone();
         Reg {

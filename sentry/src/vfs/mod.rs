@@ -227,6 +227,11 @@ pub trait FileOps: Send + Sync + Any {
     fn fasync(&self) -> bool {
         false
     }
+    /// For a terminal: its foreground process group, 0 when it has none. O_ASYNC on a
+    /// terminal without an owner makes that group (or else the caller) the owner.
+    fn tty_pgrp(&self) -> Option<i32> {
+        None
+    }
     /// A host fd to hand to the platform-independent host paths (poll on host ttys).
     fn host_fd(&self) -> Option<i32> {
         None

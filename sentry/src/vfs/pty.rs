@@ -1916,6 +1916,10 @@ impl FileOps for MasterFile {
         true
     }
 
+    fn tty_pgrp(&self) -> Option<i32> {
+        Some(0)
+    }
+
     fn ioctl(&self, f: &OpenFile, t: &Task, cmd: u32, arg: u64) -> SysResult {
         self.pty.master_ioctl(f, t, cmd, arg)
     }
@@ -2074,6 +2078,10 @@ impl FileOps for SlaveFile {
 
     fn fasync(&self) -> bool {
         true
+    }
+
+    fn tty_pgrp(&self) -> Option<i32> {
+        Some(self.pty.inner.lock().pgrp.unwrap_or(0))
     }
 
     fn ioctl(&self, f: &OpenFile, t: &Task, cmd: u32, arg: u64) -> SysResult {
