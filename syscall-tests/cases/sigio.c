@@ -482,3 +482,28 @@ CASE(terminal_names_its_owner)
 	close(s);
 	close(m);
 }
+
+CASE(tcp_connect_completion)
+{
+	int l = CHECK_OK(socket(AF_INET, SOCK_STREAM, 0));
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof a;
+	CHECK_OK(bind(l, (struct sockaddr *)&a, sizeof a));
+	CHECK_OK(listen(l, 4));
+	CHECK_OK(getsockname(l, (struct sockaddr *)&a, &al));
+	int sig = SIGRTMIN + 6;
+	st_block(sig);
+	int c = CHECK_OK(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0));
+	CHECK_OK(fcntl(c, F_SETSIG, sig));
+	own_async(c);
+	int r = connect(c, (struct sockaddr *)&a, sizeof a);
+	CHECK(r == 0 || errno == EINPROGRESS);
+	/* Connected: writable, POLL_OUT. */
+	siginfo_t si;
+	CHECK_EQ(take(sig, &si), sig);
+	CHECK_EQ(si.si_fd, c);
+	CHECK_EQ(si.si_code, POLL_OUT);
+	CHECK(si.si_band & POLLOUT);
+	close(c);
+	close(l);
+}

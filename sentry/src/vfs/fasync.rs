@@ -222,7 +222,10 @@ fn notified(r: &Reg, ev: Events) {
         return;
     };
     let now = f.ops.poll();
-    let new = now & !r.last.swap(now, Ordering::Relaxed);
+    let last = r.last.swap(now, Ordering::Relaxed);
+    let new = now & !last;
+    // A socket that stops hanging up while writable has connected.
+    let connected = last & !now & POLLHUP != 0 && now & POLLOUT != 0;
     if f.flags() & O_ASYNC == 0 {
         return;
     }
@@ -238,13 +241,14 @@ fn notified(r: &Reg, ev: Events) {
                 reasons.push(POLL_OUT);
             }
         }
-        // Otherwise from readiness: input while there is any, the rest when new.
+        // Otherwise from readiness: input while there is any, the rest when new (or,
+        // for output, when the socket has just connected).
         None => {
             if new & POLLHUP != 0 {
                 reasons.push(POLL_HUP);
             } else if now & POLLIN != 0 {
                 reasons.push(POLL_IN);
-            } else if new & POLLOUT != 0 {
+            } else if new & POLLOUT != 0 || connected {
                 reasons.push(POLL_OUT);
             } else if new & POLLERR != 0 {
                 reasons.push(POLL_ERR);
