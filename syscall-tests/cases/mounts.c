@@ -356,3 +356,26 @@ CASE(namespaces_are_separate)
 	CHECK_OK(access(P("m/f"), F_OK));
 	CHECK_OK(umount2(P("m"), 0));
 }
+
+static int clone_child(void *arg)
+{
+	const char *dir = arg;
+	if (mount("none", dir, "tmpfs", 0, NULL) != 0)
+		return 2;
+	char line[512];
+	return mount_line("/proc/self/mounts", dir, line, sizeof line) ? 0 : 3;
+}
+
+CASE(clone_newns)
+{
+	if (!own_mntns())
+		return;
+	mkdirs(P("m"));
+	static char stack[65536];
+	pid_t c = CHECK_OK(clone(clone_child, stack + sizeof stack, CLONE_NEWNS | SIGCHLD, P("m")));
+	CHECK_EXITED(st_wait(c), 0);
+	char line[512];
+	CHECK(!mount_line("/proc/self/mounts", P("m"), line, sizeof line));
+	errno = 0;
+	CHECK_ERR(clone(clone_child, stack + sizeof stack, CLONE_NEWNS | CLONE_FS | SIGCHLD, P("m")), EINVAL);
+}

@@ -151,6 +151,22 @@ impl FsCtx {
             mounts: Mutex::new(self.mounts.lock().clone()),
         }
     }
+
+    /// A copy in a new mount namespace (CLONE_NEWNS): a copy of this one's mounts,
+    /// with root and working directory moved onto the copies.
+    pub fn copy_new_ns(&self) -> FsCtx {
+        let fs = self.copy();
+        let (ns, map) = fs.mounts.lock().copy();
+        let moved = |p: &mut Path| {
+            if let Some(m) = map.get(&p.mnt.id) {
+                p.mnt = m.clone();
+            }
+        };
+        moved(&mut fs.root.lock());
+        moved(&mut fs.cwd.lock());
+        *fs.mounts.lock() = Arc::new(ns);
+        fs
+    }
 }
 
 pub const RLIMIT_NOFILE: usize = 7;

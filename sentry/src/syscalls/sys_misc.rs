@@ -953,20 +953,10 @@ fn unshare(c: &Ctx, flags: u64) -> SysResult {
         let copy = Arc::new(c.t.files().fork());
         *c.t.files.lock() = copy;
     }
-    if flags & (CLONE_FS | CLONE_NEWNS) != 0 {
-        let fs = c.t.fsctx().copy();
-        if flags & CLONE_NEWNS != 0 {
-            let (ns, map) = fs.mounts.lock().copy();
-            let moved = |p: &mut crate::vfs::Path| {
-                if let Some(m) = map.get(&p.mnt.id) {
-                    p.mnt = m.clone();
-                }
-            };
-            moved(&mut fs.root.lock());
-            moved(&mut fs.cwd.lock());
-            *fs.mounts.lock() = Arc::new(ns);
-        }
-        *c.t.fs.lock() = Arc::new(fs);
+    if flags & CLONE_NEWNS != 0 {
+        *c.t.fs.lock() = Arc::new(c.t.fsctx().copy_new_ns());
+    } else if flags & CLONE_FS != 0 {
+        *c.t.fs.lock() = Arc::new(c.t.fsctx().copy());
     }
     Ok(0)
 }

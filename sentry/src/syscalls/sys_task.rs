@@ -239,10 +239,21 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
     if flags & CLONE_PARENT != 0 && c.t.tgid() == 1 {
         return Err(EINVAL);
     }
-    // Namespaces (CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET) are
+    // Other namespaces (CLONE_NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET) are
     // not implemented: refuse as a kernel built without them does, rather than create
     // a child that is not isolated. (clone3's CLONE_NEWTIME is refused in clone3.)
-    const CLONE_NEW_ANY: u64 = 0x2_0000 | 0x7e00_0000;
+    // CLONE_NEWNS: a copy of the mount namespace (with the fs context, so not with
+    // CLONE_FS).
+    const CLONE_NEWNS: u64 = 0x2_0000;
+    if flags & CLONE_NEWNS != 0 {
+        if flags & CLONE_FS != 0 {
+            return Err(EINVAL);
+        }
+        if !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
+            return Err(EPERM);
+        }
+    }
+    const CLONE_NEW_ANY: u64 = 0x7e00_0000;
     if flags & CLONE_NEW_ANY != 0 {
         c.t.kernel
             .report_unimplemented(56, "clone(CLONE_NEW* namespaces)", c.t.tgid());
@@ -308,7 +319,9 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
         };
         ThreadGroup::new(tid, acts, *t.tg.rlimits.lock())
     };
-    let fs = if flags & CLONE_FS != 0 {
+    let fs = if flags & CLONE_NEWNS != 0 {
+        Arc::new(t.fsctx().copy_new_ns())
+    } else if flags & CLONE_FS != 0 {
         t.fsctx()
     } else {
         Arc::new(t.fsctx().copy())
