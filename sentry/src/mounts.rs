@@ -378,7 +378,7 @@ pub fn new_mount(
         fstype,
         if source.is_empty() { "none" } else { &source },
         false,
-        &format!("{flags_shown}{fs_opts}"),
+        &format!("{flags_shown},relatime{fs_opts}"),
     );
     Ok(())
 }
