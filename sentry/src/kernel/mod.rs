@@ -550,6 +550,9 @@ pub struct Task {
     /// The mask in force before rt_sigtimedwait unblocked the signals it waits for:
     /// signals blocked here are not ignored at generation (Linux's real_blocked).
     pub real_blocked: AtomicU64,
+    /// ioprio_set's I/O priority (class << 13 | data; 0: none set). Kept and reported:
+    /// the Sentry has no I/O scheduler for it to steer.
+    pub ioprio: AtomicU32,
     /// The mask to restore after a sigsuspend-like call is interrupted.
     pub saved_mask: Mutex<Option<u64>>,
     pub pending: Mutex<SigQueue>,

@@ -69,6 +69,8 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         227 if (a0 as i32) < 0 => cpu_clock(c, a0 as i32, false).and(Err(EPERM)),
         227 => clock_check(a0 as i32).and(if a0 == 0 { Err(EPERM) } else { Err(EINVAL) }),
         135 => personality(c, a0 as u32),
+        251 => ioprio_set(c, a0 as i32, a1 as i32, a2 as u32),
+        252 => ioprio_get(c, a0 as i32, a1 as i32),
         165 => mount(c, a0, a1, a2, a3, a4),
         166 => umount2(c, a0, a1),
         272 => unshare(c, a0),
@@ -959,4 +961,94 @@ fn unshare(c: &Ctx, flags: u64) -> SysResult {
         *c.t.fs.lock() = Arc::new(c.t.fsctx().copy());
     }
     Ok(0)
+}
+
+const IOPRIO_WHO_PROCESS: i32 = 1;
+const IOPRIO_WHO_PGRP: i32 = 2;
+const IOPRIO_WHO_USER: i32 = 3;
+
+/// The tasks ioprio_get/ioprio_set name: a thread, a process group or a user's (0: the
+/// caller's own); ESRCH when there are none.
+fn ioprio_targets(c: &Ctx, which: i32, who: i32) -> KResult<Vec<Arc<crate::kernel::Task>>> {
+    let tab = c.t.kernel.table.lock();
+    let v: Vec<_> = match which {
+        IOPRIO_WHO_PROCESS => {
+            let tid = if who == 0 { c.t.tid() } else { who };
+            tab.tasks.get(&tid).cloned().into_iter().collect()
+        }
+        IOPRIO_WHO_PGRP => {
+            let me = tab.procs.get(&c.t.tgid()).map(|p| p.pgid).unwrap_or(0);
+            let pg = if who == 0 { me } else { who };
+            tab.procs
+                .values()
+                .filter(|p| p.pgid == pg && p.zombie.is_none())
+                .flat_map(|p| p.threads.iter().filter_map(|t| tab.tasks.get(t).cloned()))
+                .collect()
+        }
+        IOPRIO_WHO_USER => {
+            let uid = if who == 0 {
+                c.t.creds().uid
+            } else {
+                who as u32
+            };
+            let all: Vec<_> = tab.tasks.values().cloned().collect();
+            drop(tab);
+            return match all
+                .into_iter()
+                .filter(|t| t.creds().uid == uid)
+                .collect::<Vec<_>>()
+            {
+                v if v.is_empty() => Err(ESRCH),
+                v => Ok(v),
+            };
+        }
+        _ => return Err(EINVAL),
+    };
+    if v.is_empty() {
+        return Err(ESRCH);
+    }
+    Ok(v)
+}
+
+/// ioprio_set(2): classes RT (CAP_SYS_NICE or CAP_SYS_ADMIN), BE and IDLE with levels
+/// 0-7 (and Linux's hint bits), or NONE.
+fn ioprio_set(c: &Ctx, which: i32, who: i32, ioprio: u32) -> SysResult {
+    use crate::kernel::cap;
+    let class = ioprio >> 13;
+    let data = ioprio & 0x1fff;
+    let cr = c.t.creds();
+    match class {
+        0 if data != 0 => return Err(EINVAL),
+        1 if !cr.has_cap(cap::SYS_NICE) && !cr.has_cap(cap::SYS_ADMIN) => return Err(EPERM),
+        0..=3 => {}
+        _ => return Err(EINVAL),
+    }
+    for t in ioprio_targets(c, which, who)? {
+        // As for setpriority: the same user, or CAP_SYS_NICE.
+        let tc = t.creds();
+        if cr.uid != tc.uid && cr.euid != tc.uid && !cr.has_cap(cap::SYS_NICE) {
+            return Err(EPERM);
+        }
+        t.ioprio.store(ioprio, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(0)
+}
+
+/// ioprio_get(2): the best priority among the tasks named (0 when none was set).
+fn ioprio_get(c: &Ctx, which: i32, who: i32) -> SysResult {
+    let ts = ioprio_targets(c, which, who)?;
+    // Linux's ioprio_best: a lower class is better, NONE counts as BE; then the level.
+    let key = |p: u32| {
+        let class = match p >> 13 {
+            0 => 2,
+            x => x,
+        };
+        (class, p & 7)
+    };
+    let best = ts
+        .iter()
+        .map(|t| t.ioprio.load(std::sync::atomic::Ordering::Relaxed))
+        .min_by_key(|p| key(*p))
+        .unwrap_or(0);
+    Ok(best as u64)
 }

@@ -349,6 +349,7 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
         creds: Mutex::new(t.creds()),
         sigmask: AtomicU64::new(t.sigmask.load(Ordering::Acquire)),
         real_blocked: AtomicU64::new(0),
+        ioprio: AtomicU32::new(t.ioprio.load(Ordering::Relaxed)),
         saved_mask: Mutex::new(None),
         pending: Mutex::new(Default::default()),
         altstack: Mutex::new(if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
@@ -584,6 +585,7 @@ pub fn new_process(
         creds: Mutex::new(creds),
         sigmask: AtomicU64::new(0),
         real_blocked: AtomicU64::new(0),
+        ioprio: AtomicU32::new(0),
         saved_mask: Mutex::new(None),
         pending: Mutex::new(Default::default()),
         altstack: Mutex::new((0, 0, 2)),
