@@ -2,8 +2,11 @@
 //! memory), bind mounts (served by a gofer of their own), and the kernel file systems
 //! (proc, sysfs, devpts) at places other than their usual ones.
 
-use crate::kernel::{Creds, Kernel};
+use crate::errno::*;
+use crate::kernel::{Creds, Kernel, Task};
 use crate::vfs::{self, memfs::MemFs, Dentry, Inode, Path};
+use crate::vfs::{Mounts, MNT_FLAGS, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub enum Kind {
@@ -268,5 +271,327 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
         k.mounts
             .add(inode, Some(&at), &fstype, &s.source, s.readonly, &opts);
     }
+    Ok(())
+}
+
+// ---- mount(2) and umount2(2) inside the sandbox, on the caller's mount namespace.
+
+pub const MS_REMOUNT: u64 = 0x20;
+pub const MS_BIND: u64 = 0x1000;
+pub const MS_MOVE: u64 = 0x2000;
+pub const MS_REC: u64 = 0x4000;
+pub const MS_UNBINDABLE: u64 = 1 << 17;
+pub const MS_PRIVATE: u64 = 1 << 18;
+pub const MS_SLAVE: u64 = 1 << 19;
+pub const MS_SHARED: u64 = 1 << 20;
+
+/// Device numbers of file systems mounted at run time.
+static NEXT_DEV: AtomicU64 = AtomicU64::new(0x80);
+
+/// Is `p` the root of its mount (Linux's path_mounted)?
+pub fn is_mount_root(p: &Path) -> bool {
+    Arc::ptr_eq(&p.dentry, &p.mnt.root)
+        || p.dentry.inode.mount_key() == p.mnt.root.inode.mount_key()
+}
+
+fn in_ns(ns: &Mounts, p: &Path) -> bool {
+    ns.list.read().iter().any(|m| Arc::ptr_eq(m, &p.mnt))
+}
+
+/// Per-mount flags of mount(2)'s `flags`.
+fn mnt_flags(flags: u64) -> u32 {
+    flags as u32 & MNT_FLAGS
+}
+
+/// mount(2) of a new file system `fstype` at `at` with `data` options.
+pub fn new_mount(
+    t: &Task,
+    at: &Path,
+    fstype: &[u8],
+    source: &[u8],
+    flags: u64,
+    data: &[u8],
+) -> KResult<()> {
+    let k = &t.kernel;
+    let data = String::from_utf8_lossy(data).into_owned();
+    let opts: Vec<&str> = data.split(',').filter(|o| !o.is_empty()).collect();
+    let refuse = |what: &str| {
+        k.klog
+            .info(format!("rvisor: mount: {what} is not supported"));
+        EINVAL
+    };
+    let (inode, fstype, fs_opts): (Arc<dyn Inode>, &str, String) = match fstype {
+        b"tmpfs" => {
+            let (mode, uid, gid, size, inodes) =
+                tmpfs_opts(&opts).map_err(|o| refuse(&format!("tmpfs option {o:?}")))?;
+            let fs = MemFs::new(NEXT_DEV.fetch_add(1, Ordering::Relaxed), None);
+            let pages = size.div_ceil(crate::memfile::PAGE);
+            fs.set_limits(pages, inodes);
+            let mut shown = String::new();
+            if pages != 0 {
+                shown += &format!(",size={}k", pages * 4);
+            }
+            if inodes != 0 {
+                shown += &format!(",nr_inodes={inodes}");
+            }
+            if mode != 0o1777 {
+                shown += &format!(",mode={mode:03o}");
+            }
+            if uid != 0 {
+                shown += &format!(",uid={uid}");
+            }
+            if gid != 0 {
+                shown += &format!(",gid={gid}");
+            }
+            (fs.root(mode, uid, gid)?, "tmpfs", shown)
+        }
+        b"proc" | b"sysfs" | b"devpts" | b"mqueue" if !opts.is_empty() => {
+            return Err(refuse(&format!(
+                "{} options {data:?}",
+                String::from_utf8_lossy(fstype)
+            )));
+        }
+        b"proc" => (vfs::procfs::proc_root(k), "proc", String::new()),
+        b"sysfs" => (vfs::procfs::sys_root(k), "sysfs", String::new()),
+        b"devpts" => (vfs::devpts::new_root(), "devpts", String::new()),
+        b"mqueue" => (k.mqueue().0.clone(), "mqueue", String::new()),
+        _ => return Err(ENODEV),
+    };
+    if !at.dentry.inode.stat().is_dir() {
+        return Err(ENOTDIR);
+    }
+    let flags_shown = [
+        (MS_RDONLY, "ro"),
+        (MS_NOSUID, "nosuid"),
+        (MS_NODEV, "nodev"),
+        (MS_NOEXEC, "noexec"),
+    ]
+    .iter()
+    .filter(|(b, _)| mnt_flags(flags) & b != 0)
+    .map(|(_, n)| *n)
+    .collect::<Vec<_>>()
+    .join(",");
+    let source = String::from_utf8_lossy(source).into_owned();
+    t.mounts().add(
+        inode,
+        Some(at),
+        fstype,
+        if source.is_empty() { "none" } else { &source },
+        false,
+        &format!("{flags_shown},relatime{fs_opts}"),
+    );
+    Ok(())
+}
+
+/// tmpfs's options: (mode, uid, gid, size in bytes, nr_inodes); the bad one otherwise.
+fn tmpfs_opts<'a>(opts: &[&'a str]) -> Result<(u32, u32, u32, u64, u64), &'a str> {
+    let (mut mode, mut uid, mut gid, mut size, mut inodes) = (0o1777, 0, 0, 0, 0);
+    let num = |v: &str| -> Option<u64> {
+        let (n, mul) = match v.as_bytes().last()? {
+            b'k' | b'K' => (&v[..v.len() - 1], 1 << 10),
+            b'm' | b'M' => (&v[..v.len() - 1], 1 << 20),
+            b'g' | b'G' => (&v[..v.len() - 1], 1 << 30),
+            _ => (v, 1),
+        };
+        n.parse::<u64>().ok()?.checked_mul(mul)
+    };
+    for o in opts {
+        let (key, val) = o.split_once('=').unwrap_or((o, ""));
+        let ok = match key {
+            "mode" => u32::from_str_radix(val, 8).ok().map(|m| mode = m & 0o7777),
+            "uid" => val.parse().ok().map(|v| uid = v),
+            "gid" => val.parse().ok().map(|v| gid = v),
+            "size" => num(val).map(|v| size = v),
+            "nr_inodes" => num(val).map(|v| inodes = v),
+            "rw" | "ro" => Some(()),
+            _ => None,
+        };
+        ok.ok_or(*o)?;
+    }
+    Ok((mode, uid, gid, size, inodes))
+}
+
+/// MS_BIND: `src` again at `at`; with `rec` the mounts under `src` too.
+pub fn bind(t: &Task, src: &Path, at: &Path, rec: bool) -> KResult<()> {
+    let ns = t.mounts();
+    if !in_ns(&ns, src) || !in_ns(&ns, at) {
+        return Err(EINVAL);
+    }
+    if src.dentry.inode.stat().is_dir() != at.dentry.inode.stat().is_dir() {
+        return Err(ENOTDIR);
+    }
+    let root = Arc::new(Dentry {
+        name: at.dentry.name.clone(),
+        parent: None,
+        inode: src.dentry.inode.clone(),
+    });
+    let top = ns.add_like(&src.mnt, root, Some((at.mnt.clone(), at.dentry.clone())));
+    if !rec {
+        return Ok(());
+    }
+    // Each mount below `src` (in mount order, so parents come first), at the same
+    // place below the copy.
+    let list: Vec<Arc<vfs::Mount>> = ns.list.read().clone();
+    for m in list.iter().filter(|m| m.id != top.id) {
+        let Some((pm, pd)) = &m.parent else { continue };
+        let Some(rel) = below(src, pm, pd) else {
+            continue;
+        };
+        // Walk the relative path from the copy's root, crossing the copies made.
+        let mut cur = Path {
+            mnt: top.clone(),
+            dentry: top.root.clone(),
+        };
+        for name in rel {
+            let inode = cur.dentry.inode.lookup(&name)?;
+            cur = Path {
+                mnt: cur.mnt.clone(),
+                dentry: Arc::new(Dentry {
+                    name,
+                    parent: Some(cur.dentry.clone()),
+                    inode,
+                }),
+            };
+            while let Some(x) = ns.mounted_on(&cur) {
+                cur = Path {
+                    mnt: x.clone(),
+                    dentry: x.root.clone(),
+                };
+            }
+        }
+        ns.add_like(
+            m,
+            m.root.clone(),
+            Some((cur.mnt.clone(), cur.dentry.clone())),
+        );
+    }
+    Ok(())
+}
+
+/// The names from `src` down to the mount point (`pm`, `pd`), if it is below `src`.
+fn below(src: &Path, pm: &Arc<vfs::Mount>, pd: &Arc<Dentry>) -> Option<Vec<Vec<u8>>> {
+    let key = src.dentry.inode.mount_key();
+    let mut names = vec![];
+    let (mut m, mut d) = (pm.clone(), pd.clone());
+    loop {
+        if m.id == src.mnt.id && d.inode.mount_key() == key {
+            names.reverse();
+            return Some(names);
+        }
+        if Arc::ptr_eq(&d, &m.root) || d.parent.is_none() {
+            let (pm2, pd2) = m.parent.clone()?;
+            // Crossing up out of a mount: its mount point's name is not a step.
+            m = pm2;
+            d = pd2;
+            continue;
+        }
+        names.push(d.name.clone());
+        d = d.parent.clone()?;
+    }
+}
+
+/// MS_REMOUNT (with or without MS_BIND): new per-mount flags for the mount at `at`;
+/// making it read-only while a file is open on it for writing is EBUSY.
+pub fn remount(t: &Task, at: &Path, flags: u64, data: &[u8]) -> KResult<()> {
+    if !is_mount_root(at) || !in_ns(&t.mounts(), at) {
+        return Err(EINVAL);
+    }
+    if flags & MS_BIND == 0 {
+        let data = String::from_utf8_lossy(data);
+        if data
+            .split(',')
+            .any(|o| !o.is_empty() && o != "ro" && o != "rw")
+        {
+            t.kernel.klog.info(format!(
+                "rvisor: remount with options {data:?} is not supported"
+            ));
+            return Err(EINVAL);
+        }
+    }
+    let new = mnt_flags(flags);
+    if new & MS_RDONLY != 0 && !at.mnt.readonly() && open_for_write(t, &at.mnt) {
+        return Err(EBUSY);
+    }
+    at.mnt.flags.store(new, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Is a file open for writing through `m` in any process?
+fn open_for_write(t: &Task, m: &Arc<vfs::Mount>) -> bool {
+    let tasks: Vec<Arc<Task>> = t.kernel.table.lock().tasks.values().cloned().collect();
+    tasks.iter().any(|x| {
+        x.files()
+            .list()
+            .iter()
+            .any(|(_, f)| f.writable() && f.path.as_ref().is_some_and(|p| Arc::ptr_eq(&p.mnt, m)))
+    })
+}
+
+/// MS_PRIVATE / MS_SLAVE (with MS_REC): every mount here is private already. Shared
+/// and unbindable mounts are not implemented.
+pub fn change_type(t: &Task, at: &Path, flags: u64) -> KResult<()> {
+    if !is_mount_root(at) {
+        return Err(EINVAL);
+    }
+    let kinds = flags & (MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE);
+    if kinds.count_ones() != 1 {
+        return Err(EINVAL);
+    }
+    if kinds & (MS_SHARED | MS_UNBINDABLE) != 0 {
+        t.kernel
+            .report_unimplemented(165, "mount(MS_SHARED|MS_UNBINDABLE)", t.tgid());
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+pub const MNT_FORCE: u64 = 1;
+pub const MNT_DETACH: u64 = 2;
+pub const MNT_EXPIRE: u64 = 4;
+pub const UMOUNT_NOFOLLOW: u64 = 8;
+/// MNT_EXPIRE's mark, kept with the mount's flags.
+const EXPIRY_MARK: u32 = 1 << 31;
+
+/// umount2(2) of the mount at `at` (`at` itself is one reference to it).
+pub fn umount(t: &Task, at: Path, flags: u64) -> KResult<()> {
+    let ns = t.mounts();
+    if !is_mount_root(&at) || !in_ns(&ns, &at) {
+        return Err(EINVAL);
+    }
+    let m = at.mnt.clone();
+    drop(at);
+    if m.parent.is_none() {
+        return Err(EBUSY);
+    }
+    let mut list = ns.list.write();
+    if flags & MNT_EXPIRE != 0 {
+        // The first call marks the mount, a second one unmounts it if unused.
+        if Arc::strong_count(&m) > 2 {
+            return Err(EBUSY);
+        }
+        if m.flags.fetch_or(EXPIRY_MARK, Ordering::Relaxed) & EXPIRY_MARK == 0 {
+            return Err(EAGAIN);
+        }
+    }
+    if flags & MNT_DETACH == 0 {
+        // Busy: anything but the table and `m` here holds it (open files, working
+        // directories, mounts on it), as Linux's refcount check.
+        if Arc::strong_count(&m) > 2 {
+            return Err(EBUSY);
+        }
+        list.retain(|x| !Arc::ptr_eq(x, &m));
+        return Ok(());
+    }
+    // MNT_DETACH: the mount and everything under it leave the namespace now; what
+    // still uses them keeps them until it lets go.
+    let mut gone = vec![m.id];
+    for x in list.iter() {
+        if let Some((pm, _)) = &x.parent {
+            if gone.contains(&pm.id) {
+                gone.push(x.id);
+            }
+        }
+    }
+    list.retain(|x| !gone.contains(&x.id));
     Ok(())
 }

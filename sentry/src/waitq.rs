@@ -4,14 +4,29 @@ use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// What a queue's notification says happened: None when the notifier does not say,
+/// else POLL* bits (0: a wake-up that is no readiness event, e.g. a FIFO open).
+pub type Events = Option<u32>;
+
+/// A callback run on each notification of the queues a waiter is on (signal-driven
+/// I/O). It runs under the queue's lock and must only record the event.
+pub type Hook = Box<dyn Fn(Events) + Send + Sync>;
+
 /// One task's wake-up flag.
 #[derive(Default)]
 pub struct Waiter {
     woken: Mutex<bool>,
     cv: Condvar,
+    hook: Option<Hook>,
 }
 
 impl Waiter {
+    pub fn with_hook(hook: Hook) -> Waiter {
+        Waiter {
+            hook: Some(hook),
+            ..Default::default()
+        }
+    }
     pub fn notify(&self) {
         *self.woken.lock() = true;
         self.cv.notify_all();
@@ -52,8 +67,18 @@ impl WaitQueue {
         }
     }
     pub fn notify_all(&self) {
+        self.notify(None)
+    }
+    /// Wake everyone, telling hooks which readiness events (POLL* bits) happened.
+    pub fn notify_events(&self, ev: u32) {
+        self.notify(Some(ev))
+    }
+    fn notify(&self, ev: Events) {
         for w in self.list.lock().iter() {
             w.notify();
+            if let Some(h) = &w.hook {
+                h(ev);
+            }
         }
     }
 }

@@ -137,6 +137,9 @@ pub struct FsCtx {
     pub cwd: Mutex<Path>,
     pub root: Mutex<Path>,
     pub umask: AtomicU32,
+    /// The mount namespace (Linux keeps it in the nsproxy; unshare(CLONE_NEWNS)
+    /// unshares the fs context with it, so here is as good).
+    pub mounts: Mutex<Arc<Mounts>>,
 }
 
 impl FsCtx {
@@ -145,7 +148,24 @@ impl FsCtx {
             cwd: Mutex::new(self.cwd.lock().clone()),
             root: Mutex::new(self.root.lock().clone()),
             umask: AtomicU32::new(self.umask.load(Ordering::Relaxed)),
+            mounts: Mutex::new(self.mounts.lock().clone()),
         }
+    }
+
+    /// A copy in a new mount namespace (CLONE_NEWNS): a copy of this one's mounts,
+    /// with root and working directory moved onto the copies.
+    pub fn copy_new_ns(&self) -> FsCtx {
+        let fs = self.copy();
+        let (ns, map) = fs.mounts.lock().copy();
+        let moved = |p: &mut Path| {
+            if let Some(m) = map.get(&p.mnt.id) {
+                p.mnt = m.clone();
+            }
+        };
+        moved(&mut fs.root.lock());
+        moved(&mut fs.cwd.lock());
+        *fs.mounts.lock() = Arc::new(ns);
+        fs
     }
 }
 
@@ -334,7 +354,8 @@ impl Table {
 
 pub struct Kernel {
     pub platform: Box<dyn Platform>,
-    pub mounts: Mounts,
+    /// The first mount namespace (the container's).
+    pub mounts: Arc<Mounts>,
     pub table: Mutex<Table>,
     pub futex: futex::Futexes,
     pub klog: Arc<klog::Klog>,
@@ -404,7 +425,7 @@ impl Kernel {
                 parent: None,
                 fstype: "tmpfs".into(),
                 source: "memfd".into(),
-                readonly: false,
+                flags: Default::default(),
                 opts: String::new(),
             });
             (fs, mnt)
@@ -431,7 +452,7 @@ impl Kernel {
                 parent: None,
                 fstype: "mqueue".into(),
                 source: "mqueue".into(),
-                readonly: false,
+                flags: Default::default(),
                 opts: String::new(),
             });
             (fs, mnt)
@@ -445,7 +466,7 @@ impl Kernel {
         let platform_name = platform.name();
         Arc::new(Kernel {
             platform,
-            mounts: Mounts::new(),
+            mounts: Arc::new(Mounts::new()),
             table: Mutex::new(Table::default()),
             futex: futex::Futexes::default(),
             klog: Arc::new(klog::Klog::new(Instant::now())),
@@ -532,6 +553,9 @@ pub struct Task {
     /// The mask in force before rt_sigtimedwait unblocked the signals it waits for:
     /// signals blocked here are not ignored at generation (Linux's real_blocked).
     pub real_blocked: AtomicU64,
+    /// ioprio_set's I/O priority (class << 13 | data; 0: none set). Kept and reported:
+    /// the Sentry has no I/O scheduler for it to steer.
+    pub ioprio: AtomicU32,
     /// The mask to restore after a sigsuspend-like call is interrupted.
     pub saved_mask: Mutex<Option<u64>>,
     pub pending: Mutex<SigQueue>,
@@ -617,6 +641,10 @@ impl Task {
     }
     pub fn files(&self) -> Arc<FdTable> {
         self.files.lock().clone()
+    }
+    /// The task's mount namespace.
+    pub fn mounts(&self) -> Arc<Mounts> {
+        self.fsctx().mounts.lock().clone()
     }
     pub fn fsctx(&self) -> Arc<FsCtx> {
         self.fs.lock().clone()

@@ -119,6 +119,8 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
                     exit: None,
                 };
                 let r = syscalls::dispatch(&mut ctx, nr);
+                // SIGIO for what the call made ready, queued before it returns.
+                crate::vfs::fasync::flush();
                 if let Some(code) = ctx.exit {
                     exit_code = code;
                     break;

@@ -207,7 +207,7 @@ fn sockfs() -> Arc<Mount> {
             parent: None,
             fstype: "sockfs".into(),
             source: "sockfs".into(),
-            readonly: false,
+            flags: Default::default(),
             opts: "rw".into(),
         })
     })

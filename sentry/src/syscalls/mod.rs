@@ -68,10 +68,11 @@ impl Ctx<'_> {
     pub fn with_walk<R>(&self, f: impl FnOnce(&Walk) -> KResult<R>) -> KResult<R> {
         let root = self.t.fsctx().root.lock().clone();
         let creds = self.t.creds();
+        let mounts = self.t.mounts();
         let w = Walk {
             root: &root,
             creds: &creds,
-            mounts: &self.t.kernel.mounts,
+            mounts: &mounts,
             task: self.t,
         };
         f(&w)

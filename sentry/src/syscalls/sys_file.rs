@@ -402,6 +402,10 @@ pub fn open_path(c: &Ctx, path: &Path, flags: u32) -> KResult<Arc<OpenFile>> {
     if st.is_dir() && acc != 0 {
         return Err(EISDIR);
     }
+    // Device nodes on a nodev mount do not open (may_open_dev).
+    if matches!(st.mode & S_IFMT, S_IFCHR | S_IFBLK) && path.mnt.flags() & MS_NODEV != 0 {
+        return Err(EACCES);
+    }
     let mut mask = 0;
     if acc != O_WRONLY {
         mask |= 4;
@@ -413,7 +417,7 @@ pub fn open_path(c: &Ctx, path: &Path, flags: u32) -> KResult<Arc<OpenFile>> {
         return Err(EACCES);
     }
     if mask & 2 != 0
-        && path.mnt.readonly
+        && path.mnt.readonly()
         && !matches!(st.mode & S_IFMT, S_IFCHR | S_IFIFO | S_IFSOCK)
     {
         return Err(EROFS);
@@ -672,7 +676,9 @@ fn ioctl(c: &Ctx, fd: u64, cmd: u32, arg: u64) -> SysResult {
     const FIOCLEX: u32 = 0x5451;
     const FIOASYNC: u32 = 0x5452;
     const FIONREAD: u32 = 0x541b;
-    const O_ASYNC: u32 = 0o20000;
+    // Sockets' owner ioctls: FIOSETOWN, SIOCSPGRP, FIOGETOWN, SIOCGPGRP.
+    const SETOWN: [u32; 2] = [0x8901, 0x8902];
+    const GETOWN: [u32; 2] = [0x8903, 0x8904];
     let f = c.fd(fd)?;
     // An O_PATH descriptor takes no ioctls at all.
     if f.flags() & O_PATH != 0 {
@@ -690,7 +696,25 @@ fn ioctl(c: &Ctx, fd: u64, cmd: u32, arg: u64) -> SysResult {
     };
     match cmd {
         FIONBIO => set_flag(O_NONBLOCK),
-        FIOASYNC => set_flag(O_ASYNC),
+        FIOASYNC => {
+            let on = c.t.mm().read_obj::<i32>(arg)? != 0;
+            if on != (f.flags() & fasync::O_ASYNC != 0) {
+                // Files without ->fasync refuse it here (F_SETFL just sets the flag).
+                if !fasync::supported(&f) {
+                    return Err(ENOTTY);
+                }
+                fasync::set(&f, c.t, fd as i32, on);
+            }
+            set_flag(fasync::O_ASYNC)
+        }
+        x if SETOWN.contains(&x) && is_socket(&f) => {
+            let id: i32 = c.t.mm().read_obj(arg)?;
+            setown(c, &f, id).map(|_| 0)
+        }
+        x if GETOWN.contains(&x) && is_socket(&f) => {
+            let id = fasync::get_owner(&f, c.t);
+            c.t.mm().write_obj(arg, &id).map(|_| 0)
+        }
         FIOCLEX => c.t.files().set_cloexec(fd as i32, true).map(|_| 0),
         FIONCLEX => c.t.files().set_cloexec(fd as i32, false).map(|_| 0),
         // Regular files: the bytes between the offset and the end of file (negative
@@ -733,7 +757,7 @@ fn faccessat(c: &Ctx, dirfd: u64, pathp: u64, mode: u32, flags: u64) -> SysResul
     if !may_access(&st, &cr, mode) {
         return Err(EACCES);
     }
-    if mode & 2 != 0 && p.mnt.readonly {
+    if mode & 2 != 0 && p.mnt.readonly() {
         return Err(EROFS);
     }
     Ok(0)
@@ -803,8 +827,14 @@ fn fcntl(c: &Ctx, fd: u64, cmd: u32, arg: u64) -> SysResult {
         2 => files.set_cloexec(fd as i32, arg & 1 != 0).map(|_| 0),
         3 => Ok(f.flags() as u64 & !(O_CLOEXEC as u64)),
         4 => {
-            let settable = O_APPEND | O_NONBLOCK | 0o20000 | 0o40000 | 0o1000000;
-            let nf = (f.flags() & !settable) | (arg as u32 & settable);
+            let settable = O_APPEND | O_NONBLOCK | fasync::O_ASYNC | 0o40000 | 0o1000000;
+            let mut nf = (f.flags() & !settable) | (arg as u32 & settable);
+            // A file that cannot send SIGIO does not keep O_ASYNC (as Linux 6.x).
+            if !fasync::supported(&f) {
+                nf &= !fasync::O_ASYNC;
+            } else if (nf ^ f.flags()) & fasync::O_ASYNC != 0 {
+                fasync::set(&f, c.t, fd as i32, nf & fasync::O_ASYNC != 0);
+            }
             f.flags.store(nf, std::sync::atomic::Ordering::Relaxed);
             Ok(0)
         }
@@ -820,27 +850,33 @@ fn fcntl(c: &Ctx, fd: u64, cmd: u32, arg: u64) -> SysResult {
             p.set_capacity(arg as usize, c.t.creds().has_cap(24))
                 .map(|n| n as u64)
         }
-        8 => {
-            f.owner
-                .store(arg as i32, std::sync::atomic::Ordering::Relaxed);
+        // F_SETOWN, F_GETOWN, F_SETSIG, F_GETSIG.
+        8 => setown(c, &f, arg as i32).map(|_| 0),
+        9 => Ok(fasync::get_owner(&f, c.t) as i64 as u64),
+        10 => {
+            if arg > 64 {
+                return Err(EINVAL);
+            }
+            f.fown.lock().sig = arg as i32;
             Ok(0)
         }
-        9 => Ok(f.owner.load(std::sync::atomic::Ordering::Relaxed) as u64),
+        11 => Ok(f.fown.lock().sig as u64),
         // F_SETOWN_EX / F_GETOWN_EX: struct f_owner_ex { int type; pid_t pid; }.
         15 => {
-            let v: [i32; 2] = c.t.mm().read_obj(arg)?;
-            let owner = match v[0] {
-                0 | 1 => v[1],
-                2 => -v[1],
-                _ => return Err(EINVAL),
-            };
-            f.owner.store(owner, std::sync::atomic::Ordering::Relaxed);
-            Ok(0)
+            let [kind, id]: [i32; 2] = c.t.mm().read_obj(arg)?;
+            if !(fasync::F_OWNER_TID..=fasync::F_OWNER_PGRP).contains(&kind) {
+                return Err(EINVAL);
+            }
+            fasync::set_owner(&f, c.t, kind, id).map(|_| 0)
         }
         16 => {
-            let o = f.owner.load(std::sync::atomic::Ordering::Relaxed);
-            let v: [i32; 2] = if o < 0 { [2, -o] } else { [1, o] };
-            c.t.mm().write_obj(arg, &v).map(|_| 0)
+            let o = *f.fown.lock();
+            let id = if o.id != 0 && fasync::get_owner(&f, c.t) == 0 {
+                0
+            } else {
+                o.id
+            };
+            c.t.mm().write_obj(arg, &[o.kind, id]).map(|_| 0)
         }
         5..=7 | 36..=38 => record_lock(c, &f, cmd, arg),
         1033 | 1034 => seals(&f, cmd, arg as u32),
@@ -848,6 +884,19 @@ fn fcntl(c: &Ctx, fd: u64, cmd: u32, arg: u64) -> SysResult {
         1026 => crate::vfs::dnotify::set(&f, c.t, arg as u32).map(|_| 0),
         _ => Err(EINVAL),
     }
+}
+
+/// F_SETOWN: a process, or a process group when negative.
+fn setown(c: &Ctx, f: &OpenFile, id: i32) -> KResult<()> {
+    match id {
+        i32::MIN => Err(EINVAL),
+        x if x < 0 => fasync::set_owner(f, c.t, fasync::F_OWNER_PGRP, -x),
+        x => fasync::set_owner(f, c.t, fasync::F_OWNER_PID, x),
+    }
+}
+
+fn is_socket(f: &OpenFile) -> bool {
+    f.inode().is_some() && f.stat().mode & S_IFMT == S_IFSOCK
 }
 
 fn truncate(c: &Ctx, pathp: u64, len: u64) -> SysResult {
@@ -1014,7 +1063,7 @@ fn parent_for_change(c: &Ctx, dirfd: u64, pathp: u64) -> KResult<(Path, Vec<u8>)
     if !may_access(&st, &c.t.creds(), 3) {
         return Err(EACCES);
     }
-    if parent.mnt.readonly {
+    if parent.mnt.readonly() {
         return Err(EROFS);
     }
     Ok((parent, name))
@@ -1072,8 +1121,7 @@ fn unlinkat(c: &Ctx, dirfd: u64, pathp: u64, flags: u64) -> SysResult {
     check_sticky(c, &parent, &name)?;
     let target = c.with_walk(|w| w.walk(&parent, &name, false))?;
     if c.t
-        .kernel
-        .mounts
+        .mounts()
         .list
         .read()
         .iter()
@@ -1222,7 +1270,7 @@ fn chmod_path(c: &Ctx, p: &Path, mode: u32) -> SysResult {
     if cr.fsuid != st.uid && !cr.has_cap(crate::kernel::cap::FOWNER) {
         return Err(EPERM);
     }
-    if p.mnt.readonly {
+    if p.mnt.readonly() {
         return Err(EROFS);
     }
     let mut mode = mode & 0o7777;
@@ -1427,7 +1475,7 @@ fn statfs(c: &Ctx, pathp: Option<u64>, fd: Option<u64>, buf: u64) -> SysResult {
     }
     v[8] = 255;
     v[9] = 4096;
-    v[10] = if p.mnt.readonly { 1 } else { 0 };
+    v[10] = if p.mnt.readonly() { 1 } else { 0 };
     c.t.mm().write_obj(buf, &v)?;
     Ok(0)
 }
@@ -1930,7 +1978,7 @@ fn open_create(
         }
     }
     // As Linux's lookup_open: a read-only mount refuses before the permission check.
-    if parent.mnt.readonly {
+    if parent.mnt.readonly() {
         return Err(EROFS);
     }
     let pst = parent.dentry.inode.stat();
@@ -2179,7 +2227,7 @@ fn open_tmpfile(c: &Ctx, dirfd: u64, path: &[u8], flags: u32, mode: u32) -> KRes
     if !may_access(&st, &c.t.creds(), 3) {
         return Err(EACCES);
     }
-    if dir.mnt.readonly {
+    if dir.mnt.readonly() {
         return Err(EROFS);
     }
     let umask = c.t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed);

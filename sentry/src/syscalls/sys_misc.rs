@@ -69,6 +69,11 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         227 if (a0 as i32) < 0 => cpu_clock(c, a0 as i32, false).and(Err(EPERM)),
         227 => clock_check(a0 as i32).and(if a0 == 0 { Err(EPERM) } else { Err(EINVAL) }),
         135 => personality(c, a0 as u32),
+        251 => ioprio_set(c, a0 as i32, a1 as i32, a2 as u32),
+        252 => ioprio_get(c, a0 as i32, a1 as i32),
+        165 => mount(c, a0, a1, a2, a3, a4),
+        166 => umount2(c, a0, a1),
+        272 => unshare(c, a0),
         _ => return None,
     })
 }
@@ -838,4 +843,212 @@ fn cpu_timer_ticker(c: &Ctx) {
             }
         }
     });
+}
+
+/// mount(2): new tmpfs/proc/sysfs/devpts/mqueue mounts, bind mounts, remounts and
+/// propagation changes in the caller's mount namespace (crate::mounts).
+fn mount(c: &Ctx, srcp: u64, targetp: u64, typep: u64, flags: u64, datap: u64) -> SysResult {
+    use crate::mounts::*;
+    const MS_MGC_MSK: u64 = 0xffff_0000;
+    const MS_MGC_VAL: u64 = 0xc0ed_0000;
+    let mut flags = flags;
+    if flags & MS_MGC_MSK == MS_MGC_VAL {
+        flags &= !MS_MGC_MSK;
+    }
+    let opt = |p: u64| -> KResult<Vec<u8>> {
+        if p == 0 {
+            Ok(vec![])
+        } else {
+            c.t.mm().read_cstr(p, 4096)
+        }
+    };
+    let fstype = opt(typep)?;
+    let source = opt(srcp)?;
+    let data = opt(datap)?;
+    let target = c.cstr(targetp)?;
+    let at = c.lookup(AT_FDCWD as u64, &target, true, false)?;
+    if !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    if flags & MS_REMOUNT != 0 {
+        return remount(c.t, &at, flags, &data).map(|_| 0);
+    }
+    if flags & MS_BIND != 0 {
+        if source.is_empty() {
+            return Err(EINVAL);
+        }
+        let src = c.lookup(AT_FDCWD as u64, &source, true, false)?;
+        return bind(c.t, &src, &at, flags & MS_REC != 0).map(|_| 0);
+    }
+    if flags & (MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE) != 0 {
+        return change_type(c.t, &at, flags & !MS_REC).map(|_| 0);
+    }
+    if flags & MS_MOVE != 0 {
+        c.t.kernel
+            .report_unimplemented(165, "mount(MS_MOVE)", c.t.tgid());
+        return Err(EINVAL);
+    }
+    if typep == 0 {
+        return Err(EINVAL);
+    }
+    new_mount(c.t, &at, &fstype, &source, flags, &data).map(|_| 0)
+}
+
+fn umount2(c: &Ctx, targetp: u64, flags: u64) -> SysResult {
+    use crate::mounts::*;
+    if flags & !(MNT_FORCE | MNT_DETACH | MNT_EXPIRE | UMOUNT_NOFOLLOW) != 0 {
+        return Err(EINVAL);
+    }
+    let target = c.cstr(targetp)?;
+    let at = c.lookup(
+        AT_FDCWD as u64,
+        &target,
+        flags & UMOUNT_NOFOLLOW == 0,
+        false,
+    )?;
+    if !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    if flags & MNT_EXPIRE != 0 && flags & (MNT_FORCE | MNT_DETACH) != 0 {
+        return Err(EINVAL);
+    }
+    umount(c.t, at, flags).map(|_| 0)
+}
+
+/// unshare(2): a private fd table (CLONE_FILES), fs context (CLONE_FS) or mount
+/// namespace (CLONE_NEWNS, a copy of the caller's). Other namespaces are not there.
+fn unshare(c: &Ctx, flags: u64) -> SysResult {
+    const CLONE_VM: u64 = 0x100;
+    const CLONE_FS: u64 = 0x200;
+    const CLONE_FILES: u64 = 0x400;
+    const CLONE_SIGHAND: u64 = 0x800;
+    const CLONE_THREAD: u64 = 0x10000;
+    const CLONE_NEWNS: u64 = 0x20000;
+    const CLONE_SYSVSEM: u64 = 0x40000;
+    const CLONE_NEW_OTHER: u64 = 0x7e00_0000 | 0x80; // cgroup, uts, ipc, user, pid, net; time
+    let known = CLONE_VM
+        | CLONE_FS
+        | CLONE_FILES
+        | CLONE_SIGHAND
+        | CLONE_THREAD
+        | CLONE_NEWNS
+        | CLONE_SYSVSEM
+        | CLONE_NEW_OTHER;
+    if flags & !known != 0 {
+        return Err(EINVAL);
+    }
+    if flags & CLONE_NEW_OTHER != 0 {
+        c.t.kernel
+            .report_unimplemented(272, "unshare(CLONE_NEW* but CLONE_NEWNS)", c.t.tgid());
+        return Err(EINVAL);
+    }
+    // Sharing the address space, handlers or thread group can only be undone alone.
+    if flags & (CLONE_VM | CLONE_SIGHAND | CLONE_THREAD) != 0
+        && c.t.kernel.threads_of(c.t.tgid()).len() > 1
+    {
+        return Err(EINVAL);
+    }
+    if flags & CLONE_NEWNS != 0 && !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    if flags & CLONE_FILES != 0 {
+        let copy = Arc::new(c.t.files().fork());
+        *c.t.files.lock() = copy;
+    }
+    if flags & CLONE_NEWNS != 0 {
+        *c.t.fs.lock() = Arc::new(c.t.fsctx().copy_new_ns());
+    } else if flags & CLONE_FS != 0 {
+        *c.t.fs.lock() = Arc::new(c.t.fsctx().copy());
+    }
+    Ok(0)
+}
+
+const IOPRIO_WHO_PROCESS: i32 = 1;
+const IOPRIO_WHO_PGRP: i32 = 2;
+const IOPRIO_WHO_USER: i32 = 3;
+
+/// The tasks ioprio_get/ioprio_set name: a thread, a process group or a user's (0: the
+/// caller's own); ESRCH when there are none.
+fn ioprio_targets(c: &Ctx, which: i32, who: i32) -> KResult<Vec<Arc<crate::kernel::Task>>> {
+    let tab = c.t.kernel.table.lock();
+    let v: Vec<_> = match which {
+        IOPRIO_WHO_PROCESS => {
+            let tid = if who == 0 { c.t.tid() } else { who };
+            tab.tasks.get(&tid).cloned().into_iter().collect()
+        }
+        IOPRIO_WHO_PGRP => {
+            let me = tab.procs.get(&c.t.tgid()).map(|p| p.pgid).unwrap_or(0);
+            let pg = if who == 0 { me } else { who };
+            tab.procs
+                .values()
+                .filter(|p| p.pgid == pg && p.zombie.is_none())
+                .flat_map(|p| p.threads.iter().filter_map(|t| tab.tasks.get(t).cloned()))
+                .collect()
+        }
+        IOPRIO_WHO_USER => {
+            let uid = if who == 0 {
+                c.t.creds().uid
+            } else {
+                who as u32
+            };
+            let all: Vec<_> = tab.tasks.values().cloned().collect();
+            drop(tab);
+            return match all
+                .into_iter()
+                .filter(|t| t.creds().uid == uid)
+                .collect::<Vec<_>>()
+            {
+                v if v.is_empty() => Err(ESRCH),
+                v => Ok(v),
+            };
+        }
+        _ => return Err(EINVAL),
+    };
+    if v.is_empty() {
+        return Err(ESRCH);
+    }
+    Ok(v)
+}
+
+/// ioprio_set(2): classes RT (CAP_SYS_NICE or CAP_SYS_ADMIN), BE and IDLE with levels
+/// 0-7 (and Linux's hint bits), or NONE.
+fn ioprio_set(c: &Ctx, which: i32, who: i32, ioprio: u32) -> SysResult {
+    use crate::kernel::cap;
+    let class = ioprio >> 13;
+    let data = ioprio & 0x1fff;
+    let cr = c.t.creds();
+    match class {
+        0 if data != 0 => return Err(EINVAL),
+        1 if !cr.has_cap(cap::SYS_NICE) && !cr.has_cap(cap::SYS_ADMIN) => return Err(EPERM),
+        0..=3 => {}
+        _ => return Err(EINVAL),
+    }
+    for t in ioprio_targets(c, which, who)? {
+        // As for setpriority: the same user, or CAP_SYS_NICE.
+        let tc = t.creds();
+        if cr.uid != tc.uid && cr.euid != tc.uid && !cr.has_cap(cap::SYS_NICE) {
+            return Err(EPERM);
+        }
+        t.ioprio.store(ioprio, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(0)
+}
+
+/// ioprio_get(2): the best priority among the tasks named (0 when none was set).
+fn ioprio_get(c: &Ctx, which: i32, who: i32) -> SysResult {
+    let ts = ioprio_targets(c, which, who)?;
+    // Linux's ioprio_best: a lower class is better, NONE counts as BE; then the level.
+    let key = |p: u32| {
+        let class = match p >> 13 {
+            0 => 2,
+            x => x,
+        };
+        (class, p & 7)
+    };
+    let best = ts
+        .iter()
+        .map(|t| t.ioprio.load(std::sync::atomic::Ordering::Relaxed))
+        .min_by_key(|p| key(*p))
+        .unwrap_or(0);
+    Ok(best as u64)
 }

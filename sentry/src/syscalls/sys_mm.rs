@@ -69,6 +69,13 @@ fn mmap(c: &Ctx, addr: u64, len: u64, prot: u32, flags: u64, fd: u64, off: u64) 
             return Err(EACCES);
         }
         let src = f.ops.mmap_source().ok_or(ENODEV)?;
+        if prot & crate::mm::PROT_EXEC != 0
+            && f.path
+                .as_ref()
+                .is_some_and(|p| p.mnt.flags() & crate::vfs::MS_NOEXEC != 0)
+        {
+            return Err(EPERM);
+        }
         if shared && prot & PROT_WRITE != 0 && src.write_sealed() {
             return Err(EPERM);
         }

@@ -286,7 +286,7 @@ fn bind(c: &Ctx, fd: u64, addr: u64, len: u32) -> SysResult {
             if !may_access(&parent.dentry.inode.stat(), &creds, 3) {
                 return Err(EACCES);
             }
-            if parent.mnt.readonly {
+            if parent.mnt.readonly() {
                 return Err(EROFS);
             }
             let umask = c.t.fsctx().umask.load(std::sync::atomic::Ordering::Relaxed);

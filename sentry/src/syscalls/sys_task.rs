@@ -239,10 +239,21 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
     if flags & CLONE_PARENT != 0 && c.t.tgid() == 1 {
         return Err(EINVAL);
     }
-    // Namespaces (CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET) are
+    // Other namespaces (CLONE_NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET) are
     // not implemented: refuse as a kernel built without them does, rather than create
     // a child that is not isolated. (clone3's CLONE_NEWTIME is refused in clone3.)
-    const CLONE_NEW_ANY: u64 = 0x2_0000 | 0x7e00_0000;
+    // CLONE_NEWNS: a copy of the mount namespace (with the fs context, so not with
+    // CLONE_FS).
+    const CLONE_NEWNS: u64 = 0x2_0000;
+    if flags & CLONE_NEWNS != 0 {
+        if flags & CLONE_FS != 0 {
+            return Err(EINVAL);
+        }
+        if !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
+            return Err(EPERM);
+        }
+    }
+    const CLONE_NEW_ANY: u64 = 0x7e00_0000;
     if flags & CLONE_NEW_ANY != 0 {
         c.t.kernel
             .report_unimplemented(56, "clone(CLONE_NEW* namespaces)", c.t.tgid());
@@ -308,7 +319,9 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
         };
         ThreadGroup::new(tid, acts, *t.tg.rlimits.lock())
     };
-    let fs = if flags & CLONE_FS != 0 {
+    let fs = if flags & CLONE_NEWNS != 0 {
+        Arc::new(t.fsctx().copy_new_ns())
+    } else if flags & CLONE_FS != 0 {
         t.fsctx()
     } else {
         Arc::new(t.fsctx().copy())
@@ -336,6 +349,7 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
         creds: Mutex::new(t.creds()),
         sigmask: AtomicU64::new(t.sigmask.load(Ordering::Acquire)),
         real_blocked: AtomicU64::new(0),
+        ioprio: AtomicU32::new(t.ioprio.load(Ordering::Relaxed)),
         saved_mask: Mutex::new(None),
         pending: Mutex::new(Default::default()),
         altstack: Mutex::new(if flags & CLONE_VM != 0 && flags & CLONE_VFORK == 0 {
@@ -565,11 +579,13 @@ pub fn new_process(
             cwd: Mutex::new(cwd),
             root: Mutex::new(root),
             umask: AtomicU32::new(umask & 0o777),
+            mounts: Mutex::new(k.mounts.clone()),
         })),
         files: Mutex::new(Arc::new(files)),
         creds: Mutex::new(creds),
         sigmask: AtomicU64::new(0),
         real_blocked: AtomicU64::new(0),
+        ioprio: AtomicU32::new(0),
         saved_mask: Mutex::new(None),
         pending: Mutex::new(Default::default()),
         altstack: Mutex::new((0, 0, 2)),
@@ -657,10 +673,11 @@ fn exec_image(
     let root = t.fsctx().root.lock().clone();
     let cwd = t.fsctx().cwd.lock().clone();
     let creds = t.creds();
+    let mounts = t.mounts();
     let walk = crate::vfs::Walk {
         root: &root,
         creds: &creds,
-        mounts: &k.mounts,
+        mounts: &mounts,
         task: t,
     };
     // comm is the last component of the path as given (a symlink's name, a script's).
@@ -674,6 +691,9 @@ fn exec_image(
             return Err(EACCES);
         }
         if !st.is_reg() || !crate::vfs::may_access(&st, &creds, 1) {
+            return Err(EACCES);
+        }
+        if p.mnt.flags() & crate::vfs::MS_NOEXEC != 0 {
             return Err(EACCES);
         }
         let ops = p.dentry.inode.clone().open(0)?;

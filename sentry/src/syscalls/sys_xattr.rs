@@ -88,7 +88,7 @@ fn setxattr(c: &Ctx, p: &crate::vfs::Path, np: u64, val: u64, size: u64, flags: 
         return Err(E2BIG);
     }
     let v = c.t.mm().read_vec(val, size as usize)?;
-    if p.mnt.readonly {
+    if p.mnt.readonly() {
         return Err(EROFS);
     }
     let st = p.dentry.inode.stat();
@@ -128,7 +128,7 @@ fn listxattr(c: &Ctx, p: &crate::vfs::Path, buf: u64, size: u64) -> SysResult {
 
 fn removexattr(c: &Ctx, p: &crate::vfs::Path, np: u64) -> SysResult {
     let n = name(c, np)?;
-    if p.mnt.readonly {
+    if p.mnt.readonly() {
         return Err(EROFS);
     }
     if privileged_ns(c, &n) {

@@ -49,7 +49,7 @@ pub fn mount() -> Arc<Mount> {
             parent: None,
             fstype: "pipefs".into(),
             source: "pipefs".into(),
-            readonly: false,
+            flags: Default::default(),
             opts: "rw".into(),
         })
     })

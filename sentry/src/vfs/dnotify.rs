@@ -70,8 +70,11 @@ pub fn set(f: &Arc<OpenFile>, t: &Task, arg: u32) -> KResult<()> {
     });
     recount(&m);
     drop(m);
-    // The signal goes to the process that asked (Linux's __f_setown).
-    f.owner.store(tgid, Ordering::Relaxed);
+    // The signal goes to the process that asked, unless the file has an owner
+    // (Linux's __f_setown without force).
+    if f.fown.lock().id == 0 {
+        super::fasync::set_owner(f, t, super::fasync::F_OWNER_PID, tgid)?;
+    }
     Ok(())
 }
 

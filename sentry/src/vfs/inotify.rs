@@ -424,6 +424,9 @@ impl FileOps for Inotify {
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.wq)
     }
+    fn fasync(&self) -> bool {
+        true
+    }
     fn ioctl(&self, _f: &OpenFile, t: &Task, cmd: u32, arg: u64) -> SysResult {
         const FIONREAD: u32 = 0x541b;
         if cmd != FIONREAD {

@@ -7,6 +7,7 @@ pub mod devpts;
 pub mod dnotify;
 pub mod epoll;
 pub mod eventfd;
+pub mod fasync;
 pub mod fdtable;
 pub mod goferfs;
 pub mod host;
@@ -221,6 +222,16 @@ pub trait FileOps: Send + Sync + Any {
     fn anon_name(&self) -> Option<&'static str> {
         None
     }
+    /// Whether O_ASYNC makes this file send SIGIO (Linux's `->fasync`; sockets always
+    /// do). Notifications of `wait_queue` then become signals (vfs::fasync).
+    fn fasync(&self) -> bool {
+        false
+    }
+    /// For a terminal: its foreground process group, 0 when it has none. O_ASYNC on a
+    /// terminal without an owner makes that group (or else the caller) the owner.
+    fn tty_pgrp(&self) -> Option<i32> {
+        None
+    }
     /// A host fd to hand to the platform-independent host paths (poll on host ttys).
     fn host_fd(&self) -> Option<i32> {
         None
@@ -251,8 +262,10 @@ pub struct OpenFile {
     pub pos: Mutex<u64>,
     /// getdents64 state: the listing taken at the first call, and how far we got.
     pub dir: Mutex<Option<(Vec<DirEnt>, usize)>>,
-    /// F_SETOWN's process (or -process group) for SIGIO.
-    pub owner: std::sync::atomic::AtomicI32,
+    /// F_SETOWN / F_SETSIG: who gets SIGIO, and which signal.
+    pub fown: Mutex<fasync::Owner>,
+    /// The O_ASYNC registration, while O_ASYNC is on and the file supports it.
+    pub fasync: Mutex<Option<Arc<fasync::Reg>>>,
 }
 
 impl OpenFile {
@@ -263,7 +276,8 @@ impl OpenFile {
             flags: AtomicU32::new(flags & !O_CLOEXEC),
             pos: Mutex::new(0),
             dir: Mutex::new(None),
-            owner: std::sync::atomic::AtomicI32::new(0),
+            fown: Mutex::new(Default::default()),
+            fasync: Mutex::new(None),
         })
     }
     pub fn flags(&self) -> u32 {
@@ -304,6 +318,7 @@ impl OpenFile {
 impl Drop for OpenFile {
     fn drop(&mut self) {
         inotify::file_closed(self);
+        fasync::file_closed(self);
     }
 }
 
@@ -321,8 +336,42 @@ pub struct Mount {
     pub parent: Option<(Arc<Mount>, Arc<Dentry>)>,
     pub fstype: String,
     pub source: String,
-    pub readonly: bool,
+    /// Per-mount flags: MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC (remount changes them).
+    pub flags: AtomicU32,
+    /// The file system's own options, as /proc/self/mounts shows them after the flags.
     pub opts: String,
+}
+
+pub const MS_RDONLY: u32 = 1;
+pub const MS_NOSUID: u32 = 2;
+pub const MS_NODEV: u32 = 4;
+pub const MS_NOEXEC: u32 = 8;
+/// The flags kept per mount.
+pub const MNT_FLAGS: u32 = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+
+impl Mount {
+    pub fn flags(&self) -> u32 {
+        self.flags.load(Ordering::Relaxed) & MNT_FLAGS
+    }
+    pub fn readonly(&self) -> bool {
+        self.flags() & MS_RDONLY != 0
+    }
+    /// "rw" or "ro", then nosuid, nodev, noexec as set.
+    pub fn show_flags(&self) -> String {
+        let f = self.flags();
+        let mut s = String::from(if f & MS_RDONLY != 0 { "ro" } else { "rw" });
+        for (bit, name) in [
+            (MS_NOSUID, "nosuid"),
+            (MS_NODEV, "nodev"),
+            (MS_NOEXEC, "noexec"),
+        ] {
+            if f & bit != 0 {
+                s += ",";
+                s += name;
+            }
+        }
+        s
+    }
 }
 
 #[derive(Clone)]
@@ -370,11 +419,13 @@ impl Path {
     }
 }
 
-/// The mount table.
+/// The mount table of one mount namespace.
 pub struct Mounts {
     pub list: RwLock<Vec<Arc<Mount>>>,
-    next_id: AtomicU32,
 }
+
+/// Mount ids are unique across namespaces.
+static NEXT_MOUNT_ID: AtomicU32 = AtomicU32::new(1);
 
 impl Default for Mounts {
     fn default() -> Self {
@@ -386,7 +437,6 @@ impl Mounts {
     pub fn new() -> Mounts {
         Mounts {
             list: RwLock::new(vec![]),
-            next_id: AtomicU32::new(1),
         }
     }
 
@@ -399,12 +449,24 @@ impl Mounts {
         readonly: bool,
         opts: &str,
     ) -> Arc<Mount> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Flag words in `opts` become the mount's flags.
+        let mut flags = if readonly { MS_RDONLY } else { 0 };
+        let mut rest = vec![];
+        for o in opts.split(',').filter(|o| !o.is_empty()) {
+            match o {
+                "ro" => flags |= MS_RDONLY,
+                "rw" => {}
+                "nosuid" => flags |= MS_NOSUID,
+                "nodev" => flags |= MS_NODEV,
+                "noexec" => flags |= MS_NOEXEC,
+                x => rest.push(x),
+            }
+        }
         let name = at
             .map(|p| p.dentry.name.clone())
             .unwrap_or_else(|| b"/".to_vec());
         let m = Arc::new(Mount {
-            id,
+            id: NEXT_MOUNT_ID.fetch_add(1, Ordering::Relaxed),
             root: Arc::new(Dentry {
                 name,
                 parent: None,
@@ -413,11 +475,50 @@ impl Mounts {
             parent: at.map(|p| (p.mnt.clone(), p.dentry.clone())),
             fstype: fstype.into(),
             source: source.into(),
-            readonly,
-            opts: opts.into(),
+            flags: AtomicU32::new(flags),
+            opts: rest.join(","),
         });
         self.list.write().push(m.clone());
         m
+    }
+
+    /// Mount `root` (a dentry of some mounted tree) at `at` with the flags and names
+    /// of `like`: a bind mount, or a mount copied into a new namespace.
+    pub fn add_like(
+        &self,
+        like: &Mount,
+        root: Arc<Dentry>,
+        at: Option<(Arc<Mount>, Arc<Dentry>)>,
+    ) -> Arc<Mount> {
+        let m = Arc::new(Mount {
+            id: NEXT_MOUNT_ID.fetch_add(1, Ordering::Relaxed),
+            root,
+            parent: at,
+            fstype: like.fstype.clone(),
+            source: like.source.clone(),
+            flags: AtomicU32::new(like.flags()),
+            opts: like.opts.clone(),
+        });
+        self.list.write().push(m.clone());
+        m
+    }
+
+    /// A copy of this namespace (unshare(CLONE_NEWNS)): the new mounts, and for each
+    /// old mount id the copy made of it.
+    pub fn copy(&self) -> (Mounts, std::collections::HashMap<u32, Arc<Mount>>) {
+        let new = Mounts::new();
+        let mut map: std::collections::HashMap<u32, Arc<Mount>> = Default::default();
+        for m in self.list.read().iter() {
+            let parent = m.parent.as_ref().map(|(pm, pd)| {
+                (
+                    map.get(&pm.id).cloned().unwrap_or_else(|| pm.clone()),
+                    pd.clone(),
+                )
+            });
+            let c = new.add_like(m, m.root.clone(), parent);
+            map.insert(m.id, c);
+        }
+        (new, map)
     }
 
     /// The mount (most recent first) whose mountpoint is `p`, if any.

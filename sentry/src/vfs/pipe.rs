@@ -63,7 +63,7 @@ impl PipeEnd {
             i.had_writer = true;
         }
         drop(i);
-        pipe.wq.notify_all();
+        pipe.wq.notify_events(0);
         Arc::new(PipeEnd {
             pipe: pipe.clone(),
             read,
@@ -92,7 +92,7 @@ impl PipeEnd {
         }
         i.cap = n;
         drop(i);
-        self.pipe.wq.notify_all();
+        self.pipe.wq.notify_events(0);
         Ok(n)
     }
 
@@ -116,8 +116,14 @@ impl Drop for PipeEnd {
         if self.write {
             i.writers -= 1;
         }
+        // The last of one side gone: SIGIO to the other (pipe_release).
+        let ev = if (i.readers == 0) != (i.writers == 0) {
+            POLLIN | POLLOUT
+        } else {
+            0
+        };
         drop(i);
-        self.pipe.wq.notify_all();
+        self.pipe.wq.notify_events(ev);
     }
 }
 
@@ -222,7 +228,8 @@ impl PipeEnd {
             }
             None
         })?;
-        self.pipe.wq.notify_all();
+        // Room made: writers' SIGIO (POLL_OUT).
+        self.pipe.wq.notify_events(POLLOUT);
         Ok(n)
     }
 
@@ -263,7 +270,8 @@ impl PipeEnd {
             match r {
                 Ok(n) => {
                     done += n;
-                    self.pipe.wq.notify_all();
+                    // Data came: readers' SIGIO (POLL_IN).
+                    self.pipe.wq.notify_events(POLLIN);
                 }
                 Err(e) if done > 0 && (e == EAGAIN || e.is_restart() || e == EFAULT) => break,
                 Err(e) => return Err(e),
@@ -313,6 +321,10 @@ impl FileOps for PipeEnd {
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.pipe.wq)
+    }
+
+    fn fasync(&self) -> bool {
+        true
     }
 
     fn ioctl(&self, _f: &OpenFile, t: &Task, cmd: u32, arg: u64) -> SysResult {

@@ -849,7 +849,7 @@ impl PNode {
                 let t = task()?;
                 let root = t.fsctx().root.lock().clone();
                 let mut s = String::new();
-                for m in k.mounts.list.read().iter() {
+                for m in t.mounts().list.read().iter() {
                     let at = match &m.parent {
                         Some((pm, pd)) => Path {
                             mnt: pm.clone(),
@@ -858,12 +858,12 @@ impl PNode {
                         .to_bytes(&root),
                         None => b"/".to_vec(),
                     };
-                    let ro = if m.readonly { "ro" } else { "rw" };
                     s += &format!(
-                        "{} {} {} {ro}{} 0 0\n",
+                        "{} {} {} {}{} 0 0\n",
                         m.source,
                         String::from_utf8_lossy(&at),
                         m.fstype,
+                        m.show_flags(),
                         more_opts(&m.opts)
                     );
                 }
@@ -873,7 +873,7 @@ impl PNode {
                 let t = task()?;
                 let root = t.fsctx().root.lock().clone();
                 let mut s = String::new();
-                for m in k.mounts.list.read().iter() {
+                for m in t.mounts().list.read().iter() {
                     let (parent, at) = match &m.parent {
                         Some((pm, pd)) => (
                             pm.id,
@@ -885,18 +885,24 @@ impl PNode {
                         ),
                         None => (m.id, b"/".to_vec()),
                     };
-                    let ro = if m.readonly { "ro" } else { "rw" };
+                    let ro = if m.readonly() { "ro" } else { "rw" };
                     let dev = m.root.inode.stat().dev;
+                    let fs_opts: String = more_opts(&m.opts)
+                        .split(',')
+                        .filter(|o| !o.is_empty() && *o != "relatime")
+                        .map(|o| format!(",{o}"))
+                        .collect();
                     s += &format!(
-                        "{} {} {}:{} / {} {ro},relatime - {} {} {ro}{}\n",
+                        "{} {} {}:{} / {} {},relatime - {} {} {ro}{}\n",
                         m.id,
                         parent,
                         (dev >> 8) & 0xfff,
                         dev & 0xff,
                         String::from_utf8_lossy(&at),
+                        m.show_flags(),
                         m.fstype,
                         m.source,
-                        more_opts(&m.opts)
+                        fs_opts
                     );
                 }
                 s

@@ -1617,10 +1617,11 @@ impl Pty {
 fn peer_path(t: &Task, index: u32) -> Option<Path> {
     let root = t.fsctx().root.lock().clone();
     let creds = t.creds();
+    let mounts = t.mounts();
     let w = Walk {
         root: &root,
         creds: &creds,
-        mounts: &t.kernel.mounts,
+        mounts: &mounts,
         task: t,
     };
     let p = w
@@ -1911,6 +1912,14 @@ impl FileOps for MasterFile {
         Some(&self.pty.wq)
     }
 
+    fn fasync(&self) -> bool {
+        true
+    }
+
+    fn tty_pgrp(&self) -> Option<i32> {
+        Some(0)
+    }
+
     fn ioctl(&self, f: &OpenFile, t: &Task, cmd: u32, arg: u64) -> SysResult {
         self.pty.master_ioctl(f, t, cmd, arg)
     }
@@ -2065,6 +2074,14 @@ impl FileOps for SlaveFile {
 
     fn wait_queue(&self) -> Option<&WaitQueue> {
         Some(&self.pty.wq)
+    }
+
+    fn fasync(&self) -> bool {
+        true
+    }
+
+    fn tty_pgrp(&self) -> Option<i32> {
+        Some(self.pty.inner.lock().pgrp.unwrap_or(0))
     }
 
     fn ioctl(&self, f: &OpenFile, t: &Task, cmd: u32, arg: u64) -> SysResult {
