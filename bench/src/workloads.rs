@@ -383,14 +383,16 @@ fn net(sz: &Sizes) -> Vec<Workload> {
     ]
 }
 
-/// An iperf3 server for one test in the background and its client, retried until
-/// the server listens; prints the client's JSON.
+/// An iperf3 server in the background and its client, retried until the server
+/// listens (iperf3 -J exits 0 even when it cannot connect: its JSON has the error);
+/// prints the client's JSON.
 fn loopback_script(port: u32, secs: u64) -> String {
     format!(
-        "iperf3 -s -1 -p {port} >/dev/null 2>&1 & i=0; \
-         until out=$(iperf3 -c 127.0.0.1 -p {port} -t {secs} -J 2>&1); do \
-         i=$((i+1)); if [ $i -ge 100 ]; then echo \"$out\"; kill $! 2>/dev/null; exit 1; fi; \
-         sleep 0.1; done; wait; echo \"$out\""
+        "iperf3 -s -p {port} >/dev/null 2>&1 & i=0; \
+         while :; do out=$(iperf3 -c 127.0.0.1 -p {port} -t {secs} -J 2>&1); \
+         case \"$out\" in *'unable to connect'*) ;; *) break ;; esac; \
+         i=$((i+1)); [ $i -ge 100 ] && break; sleep 0.1; done; \
+         kill $! 2>/dev/null; wait $! 2>/dev/null; echo \"$out\""
     )
 }
 
@@ -519,7 +521,7 @@ mod tests {
     }
 
     #[test]
-    fn loopback_script_runs_natively() {
+    fn loopback_script_parses() {
         // The shell accepts it (`sh -n` parses without running).
         let script = loopback_script(1, 1);
         let out = std::process::Command::new("/bin/sh")
@@ -532,5 +534,31 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(script.contains("-t 1 -J"));
+    }
+
+    #[test]
+    fn loopback_script_gives_up_with_the_error() {
+        // A stand-in iperf3 that cannot connect (exit 0, as iperf3 -J does): the script
+        // stops retrying and prints the error for the parser, instead of looping forever.
+        let dir = std::env::temp_dir().join(format!("rvisor-bench-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fake = dir.join("iperf3");
+        std::fs::write(
+            &fake,
+            "#!/bin/sh\ncase \"$*\" in *-s*) exec sleep 30 ;; \
+             *) echo '{\"error\": \"unable to connect to server: Connection refused\"}' ;; esac\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", &loopback_script(1, 1)])
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let e = crate::parse::iperf3_bits_per_second(&stdout).unwrap_err();
+        assert!(e.contains("unable to connect"), "{e}");
     }
 }
