@@ -780,7 +780,10 @@ fn docker_runners(
             args.runsc.display()
         ))
     } else {
-        net::runsc_runtime(ctx, &args.runsc, &args.runsc_platform)
+        net::runsc_runtime(ctx, &args.runsc, &args.runsc_platform).and_then(|rt| {
+            let d = ctx.docker.as_ref().expect("set up above");
+            d.probe(ctx, &rt).map(|()| rt)
+        })
     };
     candidates.push(("runsc".into(), RunnerKind::Runsc, runsc));
 

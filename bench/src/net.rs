@@ -228,6 +228,23 @@ impl Docker {
         host(ctx, &["sh", "-c", &import]).map(|_| ())
     }
 
+    /// Whether a container with a network starts under `runtime` (to leave out a
+    /// runtime whose networking cannot work here, with the reason, once).
+    pub fn probe(&self, ctx: &Ctx, runtime: &str) -> Result<(), String> {
+        let rt = format!("--runtime={runtime}");
+        let argv = [
+            "docker",
+            "run",
+            "--rm",
+            &rt,
+            "--label",
+            &self.label,
+            &self.image,
+            "true",
+        ];
+        host(ctx, &argv).map(|_| ()).map_err(explain)
+    }
+
     /// Starts `cmd` in a container of this run's image under `runtime`.
     fn start(
         &self,
@@ -528,9 +545,9 @@ fn idle(d: &Docker, ctx: &Ctx, runtime: &str, secs: u64) -> Measured {
         .parse()
         .map_err(|e| format!("docker inspect .State.Pid: {e}"))?;
     let pids = container_pids(&id, init);
-    let before = ticks(&pids);
+    let before = cpu_ns(&pids);
     std::thread::sleep(Duration::from_secs(secs));
-    let after = ticks(&pids);
+    let after = cpu_ns(&pids);
     if let Some(why) = c.died(ctx) {
         return Err(why);
     }
@@ -541,11 +558,16 @@ fn idle(d: &Docker, ctx: &Ctx, runtime: &str, secs: u64) -> Measured {
             Some(t.saturating_sub(b.2))
         })
         .sum();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let pct = used as f64 / hz / secs as f64 * 100.0;
+    let pct = used as f64 / 1e9 / secs as f64 * 100.0;
     let names: Vec<String> = after.iter().map(|(p, n, _)| format!("{n}[{p}]")).collect();
-    Ok((pct, Some(format!("{used} ticks of {}", names.join(" ")))))
+    Ok((
+        pct,
+        Some(format!(
+            "{:.1} ms on a CPU: {}",
+            used as f64 / 1e6,
+            names.join(" ")
+        )),
+    ))
 }
 
 /// The host processes of a container: its init process and the processes whose
@@ -578,12 +600,18 @@ fn name(pid: u32) -> String {
         .unwrap_or_default()
 }
 
-/// (pid, name, utime + stime) of those of `pids` still alive.
-fn ticks(pids: &[u32]) -> Vec<(u32, String, u64)> {
+/// (pid, name, ns its threads have run) of those of `pids` still alive
+/// (/proc/PID/task/*/schedstat: finer than the 10 ms ticks of /proc/PID/stat).
+fn cpu_ns(pids: &[u32]) -> Vec<(u32, String, u64)> {
     pids.iter()
         .filter_map(|p| {
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-            Some((*p, name(*p), parse::stat_cpu_ticks(&stat)?))
+            let tasks = std::fs::read_dir(format!("/proc/{p}/task")).ok()?;
+            let ns = tasks
+                .flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+                .filter_map(|s| parse::schedstat_ns(&s))
+                .sum();
+            Some((*p, name(*p), ns))
         })
         .collect()
 }

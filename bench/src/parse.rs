@@ -143,16 +143,6 @@ pub fn wrk(out: &str) -> Result<Wrk, String> {
     }
 }
 
-/// utime + stime, in clock ticks, from the text of /proc/PID/stat.
-pub fn stat_cpu_ticks(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // Fields after the name: state(0) ppid ... utime(11) stime(12)
-    let mut it = rest.split_whitespace().skip(11);
-    let utime: u64 = it.next()?.parse().ok()?;
-    let stime: u64 = it.next()?.parse().ok()?;
-    Some(utime + stime)
-}
-
 /// The files `ldd` names: `libx.so => /path (0x...)` and `/path (0x...)` lines
 /// (the vDSO has no file and is left out).
 pub fn ldd_paths(out: &str) -> Vec<String> {
@@ -164,6 +154,12 @@ pub fn ldd_paths(out: &str) -> Vec<String> {
             p.starts_with('/').then(|| p.to_string())
         })
         .collect()
+}
+
+/// The time a thread has run on a CPU, in ns: the first field of
+/// /proc/PID/task/TID/schedstat.
+pub fn schedstat_ns(schedstat: &str) -> Option<u64> {
+    schedstat.split_whitespace().next()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -302,13 +298,6 @@ Requests/sec:     24.00
     }
 
     #[test]
-    fn cpu_ticks_from_stat() {
-        let stat = "1234 (rvisor boot) S 1 1234 1234 0 -1 4194560 500 0 0 0 17 25 0 0 20 0 3 0";
-        assert_eq!(stat_cpu_ticks(stat), Some(42));
-        assert_eq!(stat_cpu_ticks("1 (x) S 1"), None);
-    }
-
-    #[test]
     fn ldd_files() {
         let out = "\tlinux-vdso.so.1 (0x00007fd6eccf3000)
 \tlibiperf.so.0 => /lib/x86_64-linux-gnu/libiperf.so.0 (0x00007fd6eccac000)
@@ -324,5 +313,12 @@ Requests/sec:     24.00
                 "/lib64/ld-linux-x86-64.so.2"
             ]
         );
+    }
+
+    #[test]
+    fn schedstat_run_time() {
+        assert_eq!(schedstat_ns("123456789 5000 42\n"), Some(123456789));
+        assert_eq!(schedstat_ns(""), None);
+        assert_eq!(schedstat_ns("x 1 2"), None);
     }
 }
