@@ -340,7 +340,11 @@ fn net(sz: &Sizes) -> Vec<Workload> {
             "Gbit/s",
             true,
             Kind::Iperf3 {
-                argv: vec![s("/bin/sh"), s("-c"), loopback_script(port, secs)],
+                argv: vec![
+                    s("/bin/sh"),
+                    s("-c"),
+                    loopback_script(port, secs, secs + 30),
+                ],
             },
         ),
         w(
@@ -385,14 +389,16 @@ fn net(sz: &Sizes) -> Vec<Workload> {
 
 /// An iperf3 server in the background and its client, retried until the server
 /// listens (iperf3 -J exits 0 even when it cannot connect: its JSON has the error);
-/// prints the client's JSON.
-fn loopback_script(port: u32, secs: u64) -> String {
+/// prints the client's JSON. A client that hangs (seen natively, rarely, under load)
+/// is killed after `limit` seconds and reported as an error.
+fn loopback_script(port: u32, secs: u64, limit: u64) -> String {
     format!(
         "iperf3 -s -p {port} >/dev/null 2>&1 & i=0; \
-         while :; do out=$(iperf3 -c 127.0.0.1 -p {port} -t {secs} -J 2>&1); \
+         while :; do out=$(timeout -k 5 {limit} iperf3 -c 127.0.0.1 -p {port} -t {secs} -J 2>&1); \
+         case $? in 124|137) out='{{\"error\": \"iperf3 -c did not finish within {limit} s\"}}' ;; esac; \
          case \"$out\" in *'unable to connect'*) ;; *) break ;; esac; \
          i=$((i+1)); [ $i -ge 100 ] && break; sleep 0.1; done; \
-         kill $! 2>/dev/null; wait $! 2>/dev/null; echo \"$out\""
+         kill -KILL $! 2>/dev/null; wait $! 2>/dev/null; echo \"$out\""
     )
 }
 
@@ -523,7 +529,7 @@ mod tests {
     #[test]
     fn loopback_script_parses() {
         // The shell accepts it (`sh -n` parses without running).
-        let script = loopback_script(1, 1);
+        let script = loopback_script(1, 1, 31);
         let out = std::process::Command::new("/bin/sh")
             .args(["-n", "-c", &script])
             .output()
@@ -536,29 +542,38 @@ mod tests {
         assert!(script.contains("-t 1 -J"));
     }
 
-    #[test]
-    fn loopback_script_gives_up_with_the_error() {
-        // A stand-in iperf3 that cannot connect (exit 0, as iperf3 -J does): the script
-        // stops retrying and prints the error for the parser, instead of looping forever.
-        let dir = std::env::temp_dir().join(format!("rvisor-bench-test-{}", std::process::id()));
+    /// Runs the loopback script with a stand-in `iperf3` (a shell script) on PATH.
+    fn run_with_fake_iperf3(fake: &str, limit: u64) -> String {
+        let dir =
+            std::env::temp_dir().join(format!("rvisor-bench-test-{}-{limit}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let fake = dir.join("iperf3");
-        std::fs::write(
-            &fake,
-            "#!/bin/sh\ncase \"$*\" in *-s*) exec sleep 30 ;; \
-             *) echo '{\"error\": \"unable to connect to server: Connection refused\"}' ;; esac\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        let path = dir.join("iperf3");
+        std::fs::write(&path, fake).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
         let out = std::process::Command::new("/bin/sh")
-            .args(["-c", &loopback_script(1, 1)])
+            .args(["-c", &loopback_script(1, 1, limit)])
             .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
             .output()
             .unwrap();
         let _ = std::fs::remove_dir_all(&dir);
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let e = crate::parse::iperf3_bits_per_second(&stdout).unwrap_err();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn loopback_script_gives_up_with_the_error() {
+        // A client that cannot connect (exit 0, as iperf3 -J does): the script stops
+        // retrying and prints the error for the parser, instead of looping forever.
+        let fake = "#!/bin/sh\ncase \"$*\" in *-s*) exec sleep 30 ;; \
+             *) echo '{\"error\": \"unable to connect to server: Connection refused\"}' ;; esac\n";
+        let e = crate::parse::iperf3_bits_per_second(&run_with_fake_iperf3(fake, 31)).unwrap_err();
         assert!(e.contains("unable to connect"), "{e}");
+    }
+
+    #[test]
+    fn loopback_script_kills_a_hung_client() {
+        let fake = "#!/bin/sh\nexec sleep 30\n";
+        let e = crate::parse::iperf3_bits_per_second(&run_with_fake_iperf3(fake, 1)).unwrap_err();
+        assert_eq!(e, "iperf3: iperf3 -c did not finish within 1 s");
     }
 }
