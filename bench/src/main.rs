@@ -6,6 +6,7 @@
 
 mod format;
 mod helper;
+mod net;
 mod parse;
 mod proc;
 mod roundtrip;
@@ -81,6 +82,8 @@ struct Args {
 #[serde(rename_all = "lowercase")]
 enum RunnerKind {
     Native,
+    /// docker's default runtime (the network group's docker rows).
+    Runc,
     Rvisor,
     Runsc,
 }
@@ -90,6 +93,8 @@ struct Runner {
     kind: RunnerKind,
     /// Prepended to the workload's command.
     prefix: Vec<String>,
+    /// The docker runtime (`--runtime=`) of the network group's docker rows.
+    runtime: Option<String>,
 }
 
 impl Runner {
@@ -116,6 +121,9 @@ struct CellResult {
     /// Memory workloads: the processes of the last sample.
     #[serde(skip_serializing_if = "Option::is_none")]
     processes: Option<Vec<ProcMem>>,
+    /// What the last sample saw besides its value (the idle row: processes counted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -125,6 +133,8 @@ struct WorkloadReport {
     label: String,
     unit: &'static str,
     higher_is_better: bool,
+    /// Run in docker containers (the runners are docker runtimes).
+    docker: bool,
     skipped: Option<String>,
     results: BTreeMap<String, CellResult>,
     /// "A/B" -> median(A) / median(B)
@@ -168,12 +178,15 @@ struct Ctx {
     cwd: PathBuf,
     env: Vec<(String, String)>,
     timeout: Duration,
+    /// Set up when a docker row of the network group is selected.
+    docker: Option<net::Docker>,
 }
 
 enum Outcome {
     Ok {
         value: f64,
         processes: Option<Vec<ProcMem>>,
+        detail: Option<String>,
     },
     Fail(String),
 }
@@ -223,8 +236,9 @@ fn real_main() -> Result<()> {
     let mut notes = Vec::new();
     let (files, note) = helper::prepare(&cache, "gcc")?;
     notes.extend(note);
-    let selected =
+    let mut selected =
         workloads::select(workloads::all(&sizes, &files), &args.only).map_err(|e| anyhow!(e))?;
+    skip_missing_tools(&mut selected);
 
     let (platforms, skipped_platforms) = platforms(&args);
     let (runners, mut infos, runsc_version) = make_runners(&args, &root, &platforms);
@@ -239,7 +253,7 @@ fn real_main() -> Result<()> {
             },
         );
     }
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         rvbench: files.rvbench.display().to_string(),
         cwd: cache.clone(),
         env: vec![
@@ -254,7 +268,11 @@ fn real_main() -> Result<()> {
             ("LANG".into(), "C".into()),
         ],
         timeout,
+        docker: None,
     };
+    let (docker_runners, docker_infos) =
+        docker_runners(&args, &root, &platforms, &mut selected, &mut ctx);
+    infos.extend(docker_infos);
 
     let mut host = Host {
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -282,7 +300,18 @@ fn real_main() -> Result<()> {
             .iter()
             .map(|r| r.name.as_str())
             .collect::<Vec<_>>()
-            .join(" / "),
+            .join(" / ")
+            + &match docker_runners.is_empty() {
+                true => String::new(),
+                false => format!(
+                    " (docker rows: {})",
+                    docker_runners
+                        .iter()
+                        .map(|r| r.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                ),
+            },
         host.kernel,
         host.cpus,
         host.cpu_model,
@@ -302,6 +331,10 @@ fn real_main() -> Result<()> {
 
     let mut reports = Vec::new();
     for (wi, w) in selected.iter().enumerate() {
+        let runners = match w.kind {
+            Kind::Docker(_) => &docker_runners,
+            _ => &runners,
+        };
         let mut results: BTreeMap<String, CellResult> = BTreeMap::new();
         if let Some(why) = &w.skip {
             eprintln!(
@@ -312,12 +345,12 @@ fn real_main() -> Result<()> {
                 why
             );
         } else {
-            for r in &runners {
+            for r in runners {
                 results.insert(r.name.clone(), CellResult::default());
             }
             // Start-up figures include cold caches on a first run: warm each runner once.
             if matches!(w.kind, Kind::Wall { .. }) {
-                for r in &runners {
+                for r in runners {
                     let _ = measure(r, w, &ctx);
                 }
             }
@@ -330,17 +363,24 @@ fn real_main() -> Result<()> {
                     rep + 1,
                     reps
                 );
-                for r in &runners {
+                for r in runners {
                     let cell = results.get_mut(&r.name).expect("inserted above");
                     if cell.failure.is_some() {
                         continue;
                     }
                     match measure(r, w, &ctx) {
-                        Outcome::Ok { value, processes } => {
+                        Outcome::Ok {
+                            value,
+                            processes,
+                            detail,
+                        } => {
                             line.push_str(&format!(" {} {}", r.name, format::num(value)));
                             cell.samples.push(value);
                             if processes.is_some() {
                                 cell.processes = processes;
+                            }
+                            if detail.is_some() {
+                                cell.detail = detail;
                             }
                         }
                         Outcome::Fail(msg) => {
@@ -355,7 +395,7 @@ fn real_main() -> Result<()> {
         for cell in results.values_mut() {
             cell.summary = Summary::of(&cell.samples);
         }
-        let ratios = ratio_columns(&runners)
+        let ratios = ratio_columns(runners)
             .into_iter()
             .map(|(a, b)| {
                 let r = stats::ratio(
@@ -371,6 +411,7 @@ fn real_main() -> Result<()> {
             label: w.label.clone(),
             unit: w.unit,
             higher_is_better: w.higher_is_better,
+            docker: matches!(w.kind, Kind::Docker(_)),
             skipped: w.skip.clone(),
             results,
             ratios,
@@ -378,7 +419,20 @@ fn real_main() -> Result<()> {
     }
 
     let _ = std::fs::remove_file("/tmp/rvisor-bench-hello.o");
-    print!("{}", render(&runners, &reports));
+    // The image and any container left are removed now, not after the report.
+    ctx.docker = None;
+    let (in_docker, direct): (Vec<&WorkloadReport>, Vec<_>) =
+        reports.iter().partition(|w| w.docker);
+    if !direct.is_empty() {
+        print!("{}", render(&runners, &direct));
+    }
+    if !in_docker.is_empty() {
+        println!(
+            "\nThrough docker: iperf3 and wrk on the host against a container on the default \
+             bridge, per docker runtime:"
+        );
+        print!("{}", render(&docker_runners, &in_docker));
+    }
     print_notes(&infos, &reports, &notes);
     let total = started.elapsed().as_secs_f64();
     host.loadavg_end = loadavg();
@@ -462,6 +516,7 @@ fn make_runners(
         name: "native".into(),
         kind: RunnerKind::Native,
         prefix: vec![],
+        runtime: None,
     }];
     let mut infos = vec![RunnerInfo {
         name: "native".into(),
@@ -492,6 +547,7 @@ fn make_runners(
                 name: name.clone(),
                 kind: RunnerKind::Rvisor,
                 prefix: prefix.clone(),
+                runtime: None,
             });
         }
         infos.push(RunnerInfo {
@@ -539,6 +595,7 @@ fn make_runners(
             name: "runsc".into(),
             kind: RunnerKind::Runsc,
             prefix: prefix.clone(),
+            runtime: None,
         });
     }
     infos.push(RunnerInfo {
@@ -551,15 +608,17 @@ fn make_runners(
 }
 
 /// (numerator, denominator) runner names of the ratio columns: each rvisor runner
-/// over native, then over runsc.
+/// over native (or runc, for the docker rows), then over runsc.
 fn ratio_columns(runners: &[Runner]) -> Vec<(String, String)> {
     let find = |k| runners.iter().find(|r| r.kind == k).map(|r| r.name.clone());
     let mut cols = Vec::new();
     for r in runners.iter().filter(|r| r.kind == RunnerKind::Rvisor) {
-        for base in [find(RunnerKind::Native), find(RunnerKind::Runsc)]
-            .into_iter()
-            .flatten()
-        {
+        let bases = [
+            find(RunnerKind::Native),
+            find(RunnerKind::Runc),
+            find(RunnerKind::Runsc),
+        ];
+        for base in bases.into_iter().flatten() {
             cols.push((r.name.clone(), base));
         }
     }
@@ -580,6 +639,7 @@ fn measure(r: &Runner, w: &Workload, ctx: &Ctx) -> Outcome {
                     Ok(value) => Outcome::Ok {
                         value,
                         processes: None,
+                        detail: None,
                     },
                     Err(e) => Outcome::Fail(format!("{e}{}", output_tail(&out))),
                 },
@@ -594,6 +654,7 @@ fn measure(r: &Runner, w: &Workload, ctx: &Ctx) -> Outcome {
                 Ok(out) => Outcome::Ok {
                     value: out.elapsed.as_secs_f64() * 1e3,
                     processes: None,
+                    detail: None,
                 },
             }
         }
@@ -617,6 +678,7 @@ fn measure(r: &Runner, w: &Workload, ctx: &Ctx) -> Outcome {
                     Some(procs) => Outcome::Ok {
                         value: counted_kb(&procs) as f64 / 1024.0,
                         processes: Some(procs),
+                        detail: None,
                     },
                     None => Outcome::Fail(format!(
                         "the workload never printed `{}`{}",
@@ -626,7 +688,129 @@ fn measure(r: &Runner, w: &Workload, ctx: &Ctx) -> Outcome {
                 },
             }
         }
+        Kind::Iperf3 { argv } => {
+            match run::run::<()>(&r.argv(argv), &ctx.cwd, &ctx.env, ctx.timeout, None) {
+                Err(e) => Outcome::Fail(format!("cannot start: {e}")),
+                Ok(out) if out.timed_out => Outcome::Fail(failure_text(&out, ctx.timeout)),
+                // iperf3's own error (in its JSON) says more than the exit status.
+                Ok(out) => match parse::iperf3_bits_per_second(&out.stdout) {
+                    Ok(bps) if out.status.success() => Outcome::Ok {
+                        value: bps / 1e9,
+                        processes: None,
+                        detail: None,
+                    },
+                    Ok(_) => Outcome::Fail(failure_text(&out, ctx.timeout)),
+                    Err(e) => Outcome::Fail(format!("{e}{}", output_tail(&out))),
+                },
+            }
+        }
+        Kind::Docker(test) => match (&ctx.docker, &r.runtime) {
+            (Some(d), Some(rt)) => net::measure(*test, rt, d, ctx),
+            _ => Outcome::Fail("docker is not set up".into()),
+        },
     }
+}
+
+/// Marks the workloads whose host tools are missing (after trying to install them)
+/// as skipped, with the reason.
+fn skip_missing_tools(selected: &mut [Workload]) {
+    let mut tools: Vec<&str> = selected
+        .iter()
+        .filter(|w| w.skip.is_none())
+        .flat_map(|w| w.kind.tools().iter().copied())
+        .collect();
+    tools.sort_unstable();
+    tools.dedup();
+    let missing = net::ensure_tools(&tools);
+    for w in selected.iter_mut().filter(|w| w.skip.is_none()) {
+        if let Some((_, why)) = missing
+            .iter()
+            .find(|(t, _)| w.kind.tools().contains(&t.as_str()))
+        {
+            w.skip = Some(why.clone());
+        }
+    }
+}
+
+/// When a docker row is selected: docker set up in `ctx`, and the docker runners
+/// (runc, rvisor per platform, runsc) with a description of each. When docker cannot
+/// be set up the docker rows are skipped with the reason.
+fn docker_runners(
+    args: &Args,
+    root: &Path,
+    platforms: &[String],
+    selected: &mut [Workload],
+    ctx: &mut Ctx,
+) -> (Vec<Runner>, Vec<RunnerInfo>) {
+    let wanted = |w: &&mut Workload| matches!(w.kind, Kind::Docker(_)) && w.skip.is_none();
+    if !selected.iter_mut().any(|w| wanted(&w)) {
+        return (vec![], vec![]);
+    }
+    match net::Docker::setup(ctx) {
+        Ok(d) => ctx.docker = Some(d),
+        Err(why) => {
+            for w in selected
+                .iter_mut()
+                .filter(|w| matches!(w.kind, Kind::Docker(_)))
+            {
+                w.skip.get_or_insert_with(|| why.clone());
+            }
+            return (vec![], vec![]);
+        }
+    }
+    let rvisor = args
+        .rvisor
+        .clone()
+        .unwrap_or_else(|| root.join("target").join("release").join("rvisor"));
+    let mut candidates: Vec<(String, RunnerKind, Result<String, String>)> =
+        vec![("runc".into(), RunnerKind::Runc, Ok("runc".into()))];
+    for p in platforms {
+        let rt = if rvisor.is_file() {
+            net::rvisor_runtime(ctx, &rvisor, p)
+        } else {
+            Err(format!("{} not found", rvisor.display()))
+        };
+        candidates.push((format!("rvisor-{p}"), RunnerKind::Rvisor, rt));
+    }
+    let runsc = if args.no_runsc {
+        Err("--no-runsc given".to_string())
+    } else if !args.runsc.is_file() {
+        Err(format!(
+            "{} not found (Debian: `apt-get install runsc`)",
+            args.runsc.display()
+        ))
+    } else {
+        net::runsc_runtime(ctx, &args.runsc, &args.runsc_platform).and_then(|rt| {
+            let d = ctx.docker.as_ref().expect("set up above");
+            d.probe(ctx, &rt).map(|()| rt)
+        })
+    };
+    candidates.push(("runsc".into(), RunnerKind::Runsc, runsc));
+
+    let mut runners = Vec::new();
+    let mut infos = Vec::new();
+    for (name, kind, rt) in candidates {
+        let (command, skipped) = match rt {
+            Ok(rt) => {
+                let prefix = vec!["docker".into(), "run".into(), format!("--runtime={rt}")];
+                runners.push(Runner {
+                    name: name.clone(),
+                    kind,
+                    prefix: prefix.clone(),
+                    runtime: Some(rt),
+                });
+                (prefix, None)
+            }
+            Err(why) => (vec![], Some(why)),
+        };
+        infos.push(RunnerInfo {
+            name: format!("{name} (docker)"),
+            kind,
+            command,
+            skipped,
+        });
+    }
+    (runners, infos)
 }
 
 /// Sum of the counted processes, in kB.
@@ -684,7 +868,7 @@ fn output_tail<T>(out: &run::Output<T>) -> String {
     s
 }
 
-fn render(runners: &[Runner], reports: &[WorkloadReport]) -> String {
+fn render(runners: &[Runner], reports: &[&WorkloadReport]) -> String {
     let ratio_cols = ratio_columns(runners);
     let mut header = vec!["workload".to_string(), "unit".to_string()];
     header.extend(runners.iter().map(|r| r.name.clone()));
@@ -753,6 +937,20 @@ fn print_notes(infos: &[RunnerInfo], reports: &[WorkloadReport], notes: &[String
         println!("\nFailures:");
         for (w, r, f) in failures {
             println!("  {w} under {r}: {f}");
+        }
+    }
+    let details: Vec<_> = reports
+        .iter()
+        .flat_map(|w| {
+            w.results
+                .iter()
+                .filter_map(move |(r, c)| c.detail.as_ref().map(|d| (w.name, r, d)))
+        })
+        .collect();
+    if !details.is_empty() {
+        println!("\nLast sample of each cell:");
+        for (w, r, d) in details {
+            println!("  {w} under {r}: {d}");
         }
     }
     let mem: Vec<_> = reports

@@ -15,6 +15,12 @@ pub struct Sizes {
     pub files: u64,
     /// How long the memory-overhead workload sleeps (sampling starts at its ready line).
     pub sleep_ms: u64,
+    /// Seconds of each iperf3 and wrk run.
+    pub net_secs: u64,
+    /// Connections wrk keeps open.
+    pub wrk_conns: u64,
+    /// Seconds over which an idle container's CPU time is counted.
+    pub idle_secs: u64,
 }
 
 impl Sizes {
@@ -26,6 +32,9 @@ impl Sizes {
             file_mib: 256,
             files: 10_000,
             sleep_ms: 1000,
+            net_secs: 5,
+            wrk_conns: 8,
+            idle_secs: 10,
         }
     }
 
@@ -37,6 +46,9 @@ impl Sizes {
             file_mib: 32,
             files: 1000,
             sleep_ms: 700,
+            net_secs: 2,
+            wrk_conns: 8,
+            idle_secs: 10,
         }
     }
 }
@@ -48,6 +60,36 @@ pub enum Kind {
     Wall { argv: Vec<String> },
     /// Memory of the host process tree while `rvbench sleep` sleeps, in MiB.
     Memory { metric: MemMetric, sleep_ms: u64 },
+    /// A command whose stdout is `iperf3 -J` output; the value is what the receiver
+    /// got, in Gbit/s.
+    Iperf3 { argv: Vec<String> },
+    /// A container started with docker under each docker runtime (see `net`).
+    Docker(NetTest),
+}
+
+/// What the host does against a container on docker's default bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetTest {
+    /// `iperf3 -c` on the host against `iperf3 -s` in the container; `reverse`: `-R`
+    /// (the container sends).
+    Iperf3 { secs: u64, reverse: bool },
+    /// `wrk` on the host against busybox httpd in the container, through a port
+    /// published with `-p`.
+    Http { secs: u64, conns: u64 },
+    /// CPU time of the container's host processes while busybox httpd waits for
+    /// connections, in percent of one CPU.
+    IdleCpu { secs: u64 },
+}
+
+impl Kind {
+    /// The host tools (Debian packages of the same name) the workload runs.
+    pub fn tools(&self) -> &'static [&'static str] {
+        match self {
+            Kind::Iperf3 { .. } | Kind::Docker(NetTest::Iperf3 { .. }) => &["iperf3"],
+            Kind::Docker(NetTest::Http { .. }) => &["wrk"],
+            _ => &[],
+        }
+    }
 }
 
 pub struct Workload {
@@ -70,6 +112,8 @@ pub struct Files {
     pub hello_c: PathBuf,
 }
 
+/// The group of the network workloads.
+pub const NET: &str = "net";
 pub const PYTHON3: &str = "/usr/bin/python3";
 pub const GCC: &str = "/usr/bin/gcc";
 /// An existing file on the host root (reached through the gofer in a sandbox).
@@ -262,15 +306,100 @@ pub fn all(sz: &Sizes, files: &Files) -> Vec<Workload> {
             skip: None,
         },
     ];
+    v.extend(net(sz));
     // The helper must exist on the host root for the sandboxes to find it.
     if !files.rvbench.exists() {
         for w in &mut v {
-            if !matches!(w.kind, Kind::Wall { .. }) {
+            if matches!(w.kind, Kind::Inner { .. } | Kind::Memory { .. }) {
                 w.skip = Some(format!("{rvb} was not built"));
             }
         }
     }
     v
+}
+
+/// The network group (issue 8, section 5).
+fn net(sz: &Sizes) -> Vec<Workload> {
+    let secs = sz.net_secs;
+    // Natively the loopback is the host's: a port of this run's own.
+    let port = 20_000 + std::process::id() % 20_000;
+    let w = |name, label: String, unit, higher_is_better, kind| Workload {
+        name,
+        group: NET,
+        label,
+        unit,
+        higher_is_better,
+        kind,
+        skip: None,
+    };
+    let docker = |t| Kind::Docker(t);
+    vec![
+        w(
+            "tcp-loopback",
+            format!("iperf3 127.0.0.1 in one sandbox {secs}s"),
+            "Gbit/s",
+            true,
+            Kind::Iperf3 {
+                argv: vec![
+                    s("/bin/sh"),
+                    s("-c"),
+                    loopback_script(port, secs, secs + 30),
+                ],
+            },
+        ),
+        w(
+            "tcp-to-ctr",
+            format!("iperf3 host -> container {secs}s"),
+            "Gbit/s",
+            true,
+            docker(NetTest::Iperf3 {
+                secs,
+                reverse: false,
+            }),
+        ),
+        w(
+            "tcp-from-ctr",
+            format!("iperf3 -R container -> host {secs}s"),
+            "Gbit/s",
+            true,
+            docker(NetTest::Iperf3 {
+                secs,
+                reverse: true,
+            }),
+        ),
+        w(
+            "http-rps",
+            format!("wrk -c{} busybox httpd -p {secs}s", sz.wrk_conns),
+            "req/s",
+            true,
+            docker(NetTest::Http {
+                secs,
+                conns: sz.wrk_conns,
+            }),
+        ),
+        w(
+            "idle-cpu",
+            format!("idle container listening {}s", sz.idle_secs),
+            "% CPU",
+            false,
+            docker(NetTest::IdleCpu { secs: sz.idle_secs }),
+        ),
+    ]
+}
+
+/// An iperf3 server in the background and its client, retried until the server
+/// listens (iperf3 -J exits 0 even when it cannot connect: its JSON has the error);
+/// prints the client's JSON. A client that hangs (seen natively, rarely, under load)
+/// is killed after `limit` seconds and reported as an error.
+fn loopback_script(port: u32, secs: u64, limit: u64) -> String {
+    format!(
+        "iperf3 -s -p {port} >/dev/null 2>&1 & i=0; \
+         while :; do out=$(timeout -k 5 {limit} iperf3 -c 127.0.0.1 -p {port} -t {secs} -J 2>&1); \
+         case $? in 124|137) out='{{\"error\": \"iperf3 -c did not finish within {limit} s\"}}' ;; esac; \
+         case \"$out\" in *'unable to connect'*) ;; *) break ;; esac; \
+         i=$((i+1)); [ $i -ge 100 ] && break; sleep 0.1; done; \
+         kill -KILL $! 2>/dev/null; wait $! 2>/dev/null; echo \"$out\""
+    )
 }
 
 /// The workloads named (by name or group) in `only`, in table order; all when empty.
@@ -372,5 +501,79 @@ mod tests {
         let v = all(&Sizes::quick(), &files());
         let getpid = v.iter().find(|w| w.name == "getpid").unwrap();
         assert!(getpid.skip.is_some());
+        let net = v.iter().find(|w| w.name == "tcp-loopback").unwrap();
+        assert!(net.skip.is_none());
+    }
+
+    #[test]
+    fn net_group_and_its_tools() {
+        let v = all(&Sizes::full(), &files());
+        let sel = select(v, &[NET.into()]).unwrap();
+        assert_eq!(
+            names(&sel),
+            [
+                "tcp-loopback",
+                "tcp-to-ctr",
+                "tcp-from-ctr",
+                "http-rps",
+                "idle-cpu"
+            ]
+        );
+        let tools: Vec<_> = sel.iter().map(|w| w.kind.tools()).collect();
+        assert_eq!(
+            tools,
+            [&["iperf3"][..], &["iperf3"], &["iperf3"], &["wrk"], &[]]
+        );
+    }
+
+    #[test]
+    fn loopback_script_parses() {
+        // The shell accepts it (`sh -n` parses without running).
+        let script = loopback_script(1, 1, 31);
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-n", "-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(script.contains("-t 1 -J"));
+    }
+
+    /// Runs the loopback script with a stand-in `iperf3` (a shell script) on PATH.
+    fn run_with_fake_iperf3(fake: &str, limit: u64) -> String {
+        let dir =
+            std::env::temp_dir().join(format!("rvisor-bench-test-{}-{limit}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("iperf3");
+        std::fs::write(&path, fake).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let out = std::process::Command::new("/bin/sh")
+            .args(["-c", &loopback_script(1, 1, limit)])
+            .env("PATH", format!("{}:/usr/bin:/bin", dir.display()))
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn loopback_script_gives_up_with_the_error() {
+        // A client that cannot connect (exit 0, as iperf3 -J does): the script stops
+        // retrying and prints the error for the parser, instead of looping forever.
+        let fake = "#!/bin/sh\ncase \"$*\" in *-s*) exec sleep 30 ;; \
+             *) echo '{\"error\": \"unable to connect to server: Connection refused\"}' ;; esac\n";
+        let e = crate::parse::iperf3_bits_per_second(&run_with_fake_iperf3(fake, 31)).unwrap_err();
+        assert!(e.contains("unable to connect"), "{e}");
+    }
+
+    #[test]
+    fn loopback_script_kills_a_hung_client() {
+        let fake = "#!/bin/sh\nexec sleep 30\n";
+        let e = crate::parse::iperf3_bits_per_second(&run_with_fake_iperf3(fake, 1)).unwrap_err();
+        assert_eq!(e, "iperf3: iperf3 -c did not finish within 1 s");
     }
 }
