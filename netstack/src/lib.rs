@@ -31,6 +31,7 @@
 //! new connections (Linux drops their SYNs until there is room). IP fragmentation: an IPv6
 //! UDP datagram must fit the MTU (65487 bytes on loopback; Linux allows 65527).
 
+mod dgram;
 mod eth;
 #[cfg(test)]
 mod eth_tests;
@@ -626,6 +627,15 @@ impl Shared {
     /// Read-only access (no pumping).
     pub(crate) fn peek<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
         f(&mut self.inner.lock())
+    }
+
+    /// A receive: with MSG_PEEK read-only ([`Shared::peek`]), else [`Shared::run`].
+    pub(crate) fn run_or_peek<R>(&self, peek: bool, f: impl FnOnce(&mut Inner) -> R) -> R {
+        if peek {
+            self.peek(f)
+        } else {
+            self.run(f)
+        }
     }
 
     fn kick(&self) {
