@@ -873,11 +873,7 @@ impl TcpSocket {
             }
             Err(Error::WouldBlock)
         };
-        if peek {
-            self.sh.peek(f)
-        } else {
-            self.sh.run(f)
-        }
+        self.sh.run_or_peek(peek, f)
     }
 
     /// shutdown(2) with SHUT_RD / SHUT_WR bits.
