@@ -3,7 +3,7 @@
 //! and receives the echo replies carrying that identifier, ICMP header included.
 
 use crate::dgram::{family, Dgram};
-use crate::raw::{ip_packet, Rx};
+use crate::raw::Rx;
 use crate::*;
 use smoltcp::wire::Icmpv4Packet;
 
@@ -195,13 +195,7 @@ impl PingSocket {
             if !v6 {
                 Icmpv4Packet::new_unchecked(&mut m[..]).fill_checksum();
             }
-            let src = if bound.is_unspecified() {
-                i.source_for(to).ok_or(Error::NetUnreach)?
-            } else {
-                bound
-            };
-            let ipid = i.ip_id();
-            i.tap_send(&ip_packet(src, to, hops, ipid, &m, v6.then_some(2)))?;
+            i.icmp_send(bound, to, hops, &m, v6.then_some(2))?;
             Ok(msg.len())
         })
     }

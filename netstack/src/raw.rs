@@ -118,7 +118,7 @@ fn parse(mut pkt: Vec<u8>) -> Option<Rx> {
 
 /// An IP packet carrying the ICMP/ICMPv6 message `msg`, with the ICMPv6 checksum at
 /// `csum6` filled.
-pub(crate) fn ip_packet(
+fn ip_packet(
     src: IpAddr,
     dst: IpAddr,
     hops: u8,
@@ -190,7 +190,7 @@ impl Inner {
     }
 
     /// Queue an IP packet on its family's tap.
-    pub(crate) fn tap_send(&mut self, pkt: &[u8]) -> Result<()> {
+    fn tap_send(&mut self, pkt: &[u8]) -> Result<()> {
         let v6 = pkt.first().is_some_and(|b| b >> 4 == 6);
         let h = self.tap(v6);
         match self.sockets.get_mut::<raw::Socket>(h).send_slice(pkt) {
@@ -199,8 +199,30 @@ impl Inner {
         }
     }
 
+    /// Send the ICMP/ICMPv6 message `msg` from `bound` (the wildcard: the route's source)
+    /// to `to` through its family's tap, the ICMPv6 checksum filled at `csum6`.
+    pub(crate) fn icmp_send(
+        &mut self,
+        bound: IpAddr,
+        to: IpAddr,
+        hops: u8,
+        msg: &[u8],
+        csum6: Option<usize>,
+    ) -> Result<()> {
+        let src = if bound.is_unspecified() {
+            self.source_for(to).ok_or(Error::NetUnreach)?
+        } else {
+            bound
+        };
+        if csum6.is_some_and(|o| msg.len() < o + 2) {
+            return Err(Error::Invalid);
+        }
+        let ipid = self.ip_id();
+        self.tap_send(&ip_packet(src, to, hops, ipid, msg, csum6))
+    }
+
     /// A fresh IPv4 identification.
-    pub(crate) fn ip_id(&mut self) -> u16 {
+    fn ip_id(&mut self) -> u16 {
         self.ip_id = self.ip_id.wrapping_add(1);
         self.ip_id
     }
@@ -324,16 +346,7 @@ impl RawSocket {
             if !i.routable(to) {
                 return Err(Error::NetUnreach);
             }
-            let src = if bound.is_unspecified() {
-                i.source_for(to).ok_or(Error::NetUnreach)?
-            } else {
-                bound
-            };
-            if csum.is_some_and(|o| msg.len() < o + 2) {
-                return Err(Error::Invalid);
-            }
-            let ipid = i.ip_id();
-            i.tap_send(&ip_packet(src, to, hops, ipid, msg, csum))?;
+            i.icmp_send(bound, to, hops, msg, csum)?;
             Ok(msg.len())
         })
     }
