@@ -45,13 +45,8 @@ impl Dgram {
 
     /// Push the waker to `out` if readiness changed since last time.
     pub fn collect_wake(&mut self, out: &mut Vec<Waker>) {
-        let sig = self.events();
-        if sig != self.sig {
-            self.sig = sig;
-            if let Some(w) = &self.waker {
-                out.push(w.clone());
-            }
-        }
+        let now = self.events();
+        wake_on_change(&mut self.sig, now, &self.waker, out);
     }
 
     /// Queue a received message unless `cap` are queued or reading is shut down.

@@ -906,6 +906,21 @@ pub(crate) fn map_for(v6: bool, a: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Keep readiness `now` in `sig`; when it changed, queue the socket's waker on `out`.
+pub(crate) fn wake_on_change<S: PartialEq>(
+    sig: &mut S,
+    now: S,
+    waker: &Option<Waker>,
+    out: &mut Vec<Waker>,
+) {
+    if now != *sig {
+        *sig = now;
+        if let Some(w) = waker {
+            out.push(w.clone());
+        }
+    }
+}
+
 pub(crate) fn unspecified(v6: bool) -> SocketAddr {
     if v6 {
         SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0)

@@ -154,13 +154,8 @@ impl Inner {
 
     pub(crate) fn udp_collect_wakes(&mut self, out: &mut Vec<Waker>) {
         for e in self.udp.values_mut() {
-            let sig = events(e, &self.sockets);
-            if sig != e.sig {
-                e.sig = sig;
-                if let Some(w) = &e.waker {
-                    out.push(w.clone());
-                }
-            }
+            let now = events(e, &self.sockets);
+            wake_on_change(&mut e.sig, now, &e.waker, out);
         }
     }
 
