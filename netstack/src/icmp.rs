@@ -2,7 +2,8 @@
 //! echo requests (the stack sets the identifier, the socket's "port", and the checksum)
 //! and receives the echo replies carrying that identifier, ICMP header included.
 
-use crate::raw::{ip_packet, Rx};
+use crate::dgram::{family, Dgram};
+use crate::raw::Rx;
 use crate::*;
 use smoltcp::wire::Icmpv4Packet;
 
@@ -19,34 +20,13 @@ const ECHO_REQUEST_V6: u8 = 128;
 const ECHO_REPLY_V6: u8 = 129;
 
 pub(crate) struct Ent {
-    v6: bool,
+    /// Received: echo replies.
+    d: Dgram,
     ident: Option<u16>,
     /// When the identifier was taken (the latest binding gets the replies, as on Linux).
     bound_at: u64,
-    addr: IpAddr,
-    peer: Option<IpAddr>,
-    /// Echo replies received: the message, its sender and its hop limit.
-    rx: VecDeque<(Vec<u8>, IpAddr, u8)>,
-    ttl: Option<u8>,
     /// SO_REUSEADDR, set from the start as Linux does for ping sockets.
     reuse: bool,
-    shut: u8,
-    waker: Option<Waker>,
-    sig: u32,
-}
-
-fn events(e: &Ent) -> u32 {
-    let mut m = EV_OUT;
-    if !e.rx.is_empty() || e.shut & SHUT_RD != 0 {
-        m |= EV_IN;
-    }
-    if e.shut & SHUT_RD != 0 {
-        m |= EV_RDHUP;
-    }
-    if e.shut == SHUT_RD | SHUT_WR {
-        m |= EV_HUP;
-    }
-    m
 }
 
 impl Inner {
@@ -64,27 +44,19 @@ impl Inner {
             .icmp
             .values_mut()
             .filter(|e| {
-                e.v6 == v6
+                e.d.v6 == v6
                     && e.ident == Some(ident)
-                    && (e.addr.is_unspecified() || e.addr == rx.dst)
+                    && (e.d.addr.is_unspecified() || e.d.addr == rx.dst)
             })
             .max_by_key(|e| e.bound_at);
         if let Some(e) = taker {
-            if e.rx.len() < PACKETS && e.shut & SHUT_RD == 0 {
-                e.rx.push_back((m.to_vec(), rx.src, rx.ttl));
-            }
+            e.d.push(PACKETS, m, rx.src, rx.ttl);
         }
     }
 
     pub(crate) fn icmp_collect_wakes(&mut self, out: &mut Vec<Waker>) {
         for e in self.icmp.values_mut() {
-            let sig = events(e);
-            if sig != e.sig {
-                e.sig = sig;
-                if let Some(w) = &e.waker {
-                    out.push(w.clone());
-                }
-            }
+            e.d.collect_wake(out);
         }
     }
 
@@ -110,13 +82,13 @@ impl Inner {
             }
             n => n,
         };
-        let v6 = self.ient(id).v6;
+        let v6 = self.ient(id).d.v6;
         self.tap(v6);
         let at = self.id();
         let e = self.ient(id);
         e.ident = Some(ident);
         e.bound_at = at;
-        e.addr = addr;
+        e.d.addr = addr;
         Ok(())
     }
 }
@@ -142,17 +114,10 @@ impl PingSocket {
             i.icmp.insert(
                 id,
                 Ent {
-                    v6,
+                    d: Dgram::new(v6),
                     ident: None,
                     bound_at: 0,
-                    addr: unspecified(v6).ip(),
-                    peer: None,
-                    rx: VecDeque::new(),
-                    ttl: None,
                     reuse: true,
-                    shut: 0,
-                    waker: None,
-                    sig: u32::MAX,
                 },
             );
             id
@@ -161,19 +126,12 @@ impl PingSocket {
     }
 
     pub fn set_waker(&self, w: Waker) {
-        self.sh.peek(|i| i.ient(self.id).waker = Some(w));
-    }
-
-    fn family(&self, a: IpAddr) -> Result<IpAddr> {
-        if a.is_ipv6() != self.v6 {
-            return Err(Error::AfNoSupport);
-        }
-        Ok(a)
+        self.sh.peek(|i| i.ient(self.id).d.waker = Some(w));
     }
 
     /// bind(2): the port of `a` is the identifier (0: pick one).
     pub fn bind(&self, a: SocketAddr) -> Result<()> {
-        let ip = self.family(a.ip())?;
+        let ip = family(self.v6, a.ip())?;
         let id = self.id;
         self.sh.run(|i| {
             if !i.is_local(ip) {
@@ -188,7 +146,7 @@ impl PingSocket {
 
     /// connect(2); None dissolves the association (AF_UNSPEC).
     pub fn connect(&self, a: Option<IpAddr>) -> Result<()> {
-        let a = a.map(|a| self.family(a)).transpose()?;
+        let a = a.map(|a| family(self.v6, a)).transpose()?;
         let (id, v6) = (self.id, self.v6);
         self.sh.run(|i| {
             if let Some(a) = a {
@@ -199,7 +157,7 @@ impl PingSocket {
                     i.icmp_bind(id, unspecified(v6).ip(), 0)?;
                 }
             }
-            i.ient(id).peer = a;
+            i.ient(id).d.peer = a;
             Ok(())
         })
     }
@@ -207,7 +165,7 @@ impl PingSocket {
     /// Send one echo request (`msg` starts with the ICMP header) to `to` (None: the
     /// connected peer). The identifier and checksum are the stack's.
     pub fn send_to(&self, msg: &[u8], to: Option<IpAddr>) -> Result<usize> {
-        let to = to.map(|a| self.family(a)).transpose()?;
+        let to = to.map(|a| family(self.v6, a)).transpose()?;
         let request = if self.v6 {
             ECHO_REQUEST_V6
         } else {
@@ -221,11 +179,7 @@ impl PingSocket {
         }
         let (id, v6) = (self.id, self.v6);
         self.sh.run(|i| {
-            let e = i.ient(id);
-            if e.shut & SHUT_WR != 0 {
-                return Err(Error::Pipe);
-            }
-            let to = to.or(e.peer).ok_or(Error::DestAddrRequired)?;
+            let to = i.ient(id).d.dest(to)?;
             if !i.routable(to) {
                 return Err(Error::NetUnreach);
             }
@@ -234,87 +188,42 @@ impl PingSocket {
             }
             let e = i.ient(id);
             let ident = e.ident.expect("bound");
-            let (bound, hops) = (e.addr, e.ttl.unwrap_or(64));
+            let (bound, hops) = (e.d.addr, e.d.ttl.unwrap_or(64));
             let mut m = msg.to_vec();
             m[4..6].copy_from_slice(&ident.to_be_bytes());
             m[2..4].fill(0);
             if !v6 {
                 Icmpv4Packet::new_unchecked(&mut m[..]).fill_checksum();
             }
-            let src = if bound.is_unspecified() {
-                i.source_for(to).ok_or(Error::NetUnreach)?
-            } else {
-                bound
-            };
-            let ipid = i.ip_id();
-            i.tap_send(&ip_packet(src, to, hops, ipid, &m, v6.then_some(2)))?;
+            i.icmp_send(bound, to, hops, &m, v6.then_some(2))?;
             Ok(msg.len())
         })
     }
 
     /// Receive (or with `peek`, copy) the next echo reply, ICMP header included.
     pub fn recv_from(&self, buf: &mut [u8], peek: bool) -> Result<Datagram> {
-        let id = self.id;
-        let f = |i: &mut Inner| {
-            let e = i.ient(id);
-            let Some((d, from, ttl)) = (if peek {
-                e.rx.front().cloned()
-            } else {
-                e.rx.pop_front()
-            }) else {
-                if e.shut & SHUT_RD != 0 {
-                    return Ok(Datagram {
-                        len: 0,
-                        full: 0,
-                        from: unspecified(e.v6),
-                        ttl: 0,
-                    });
-                }
-                return Err(Error::WouldBlock);
-            };
-            let n = d.len().min(buf.len());
-            buf[..n].copy_from_slice(&d[..n]);
-            Ok(Datagram {
-                len: n,
-                full: d.len(),
-                from: SocketAddr::new(from, 0),
-                ttl,
-            })
-        };
-        if peek {
-            self.sh.peek(f)
-        } else {
-            self.sh.run(f)
-        }
+        self.sh
+            .run_or_peek(peek, |i| i.ient(self.id).d.recv(buf, peek))
     }
 
     pub fn shutdown(&self, how: u8) -> Result<()> {
-        self.sh.run(|i| {
-            let e = i.ient(self.id);
-            if e.peer.is_none() {
-                return Err(Error::NotConn);
-            }
-            e.shut |= how;
-            Ok(())
-        })
+        self.sh.run(|i| i.ient(self.id).d.shutdown(how))
     }
 
     /// The bound address, its port the identifier.
     pub fn local_addr(&self) -> SocketAddr {
         self.sh.peek(|i| {
             let e = i.ient(self.id);
-            SocketAddr::new(e.addr, e.ident.unwrap_or(0))
+            SocketAddr::new(e.d.addr, e.ident.unwrap_or(0))
         })
     }
 
     pub fn peer_addr(&self) -> Result<SocketAddr> {
-        self.sh
-            .peek(|i| i.ient(self.id).peer.map(|p| SocketAddr::new(p, 0)))
-            .ok_or(Error::NotConn)
+        self.sh.peek(|i| i.ient(self.id).d.peer_addr())
     }
 
     pub fn events(&self) -> u32 {
-        self.sh.peek(|i| events(&i.icmp[&self.id]))
+        self.sh.peek(|i| i.icmp[&self.id].d.events())
     }
 
     pub fn reuseaddr(&self) -> bool {
@@ -327,13 +236,12 @@ impl PingSocket {
 
     /// IP_TTL / IPV6_UNICAST_HOPS (None: the default, 64).
     pub fn set_ttl(&self, ttl: Option<u8>) {
-        self.sh.peek(|i| i.ient(self.id).ttl = ttl)
+        self.sh.peek(|i| i.ient(self.id).d.ttl = ttl)
     }
 
     /// FIONREAD: the size of the next reply; TIOCOUTQ: 0 (sent at once).
     pub fn queues(&self) -> (usize, usize) {
-        self.sh
-            .peek(|i| (i.ient(self.id).rx.front().map_or(0, |d| d.0.len()), 0))
+        self.sh.peek(|i| (i.ient(self.id).d.next_len(), 0))
     }
 }
 

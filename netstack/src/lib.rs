@@ -31,6 +31,7 @@
 //! new connections (Linux drops their SYNs until there is room). IP fragmentation: an IPv6
 //! UDP datagram must fit the MTU (65487 bytes on loopback; Linux allows 65527).
 
+mod dgram;
 mod eth;
 #[cfg(test)]
 mod eth_tests;
@@ -628,6 +629,15 @@ impl Shared {
         f(&mut self.inner.lock())
     }
 
+    /// A receive: with MSG_PEEK read-only ([`Shared::peek`]), else [`Shared::run`].
+    pub(crate) fn run_or_peek<R>(&self, peek: bool, f: impl FnOnce(&mut Inner) -> R) -> R {
+        if peek {
+            self.peek(f)
+        } else {
+            self.run(f)
+        }
+    }
+
     fn kick(&self) {
         self.kick.lock().kicked = true;
         self.cv.notify_one();
@@ -893,6 +903,21 @@ pub(crate) fn map_for(v6: bool, a: SocketAddr) -> SocketAddr {
             SocketAddr::V6(SocketAddrV6::new(v.ip().to_ipv6_mapped(), v.port(), 0, 0))
         }
         _ => a,
+    }
+}
+
+/// Keep readiness `now` in `sig`; when it changed, queue the socket's waker on `out`.
+pub(crate) fn wake_on_change<S: PartialEq>(
+    sig: &mut S,
+    now: S,
+    waker: &Option<Waker>,
+    out: &mut Vec<Waker>,
+) {
+    if now != *sig {
+        *sig = now;
+        if let Some(w) = waker {
+            out.push(w.clone());
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! are built here, IP header included, and leave through the tap. IP_HDRINCL is not
 //! supported.
 
+use crate::dgram::{family, Dgram};
 use crate::*;
 use smoltcp::iface::SocketHandle;
 use smoltcp::socket::raw;
@@ -117,7 +118,7 @@ fn parse(mut pkt: Vec<u8>) -> Option<Rx> {
 
 /// An IP packet carrying the ICMP/ICMPv6 message `msg`, with the ICMPv6 checksum at
 /// `csum6` filled.
-pub(crate) fn ip_packet(
+fn ip_packet(
     src: IpAddr,
     dst: IpAddr,
     hops: u8,
@@ -156,33 +157,12 @@ pub(crate) fn ip_packet(
 }
 
 pub(crate) struct Ent {
-    v6: bool,
-    addr: IpAddr,
-    peer: Option<IpAddr>,
-    /// Received: the packet (IPv4: with its header), its sender and hop limit.
-    rx: VecDeque<(Vec<u8>, IpAddr, u8)>,
-    ttl: Option<u8>,
+    /// Received packets are IPv4 ones with their header, or ICMPv6 messages.
+    d: Dgram,
     /// ICMP_FILTER / ICMP6_FILTER: a set bit blocks that message type.
     filter: [u32; 8],
     /// IPV6_CHECKSUM: where the stack puts the checksum of what is sent (None: nowhere).
     csum6: Option<usize>,
-    shut: u8,
-    waker: Option<Waker>,
-    sig: u32,
-}
-
-fn events(e: &Ent) -> u32 {
-    let mut m = EV_OUT;
-    if !e.rx.is_empty() || e.shut & SHUT_RD != 0 {
-        m |= EV_IN;
-    }
-    if e.shut & SHUT_RD != 0 {
-        m |= EV_RDHUP;
-    }
-    if e.shut == SHUT_RD | SHUT_WR {
-        m |= EV_HUP;
-    }
-    m
 }
 
 impl Inner {
@@ -210,7 +190,7 @@ impl Inner {
     }
 
     /// Queue an IP packet on its family's tap.
-    pub(crate) fn tap_send(&mut self, pkt: &[u8]) -> Result<()> {
+    fn tap_send(&mut self, pkt: &[u8]) -> Result<()> {
         let v6 = pkt.first().is_some_and(|b| b >> 4 == 6);
         let h = self.tap(v6);
         match self.sockets.get_mut::<raw::Socket>(h).send_slice(pkt) {
@@ -219,8 +199,30 @@ impl Inner {
         }
     }
 
+    /// Send the ICMP/ICMPv6 message `msg` from `bound` (the wildcard: the route's source)
+    /// to `to` through its family's tap, the ICMPv6 checksum filled at `csum6`.
+    pub(crate) fn icmp_send(
+        &mut self,
+        bound: IpAddr,
+        to: IpAddr,
+        hops: u8,
+        msg: &[u8],
+        csum6: Option<usize>,
+    ) -> Result<()> {
+        let src = if bound.is_unspecified() {
+            self.source_for(to).ok_or(Error::NetUnreach)?
+        } else {
+            bound
+        };
+        if csum6.is_some_and(|o| msg.len() < o + 2) {
+            return Err(Error::Invalid);
+        }
+        let ipid = self.ip_id();
+        self.tap_send(&ip_packet(src, to, hops, ipid, msg, csum6))
+    }
+
     /// A fresh IPv4 identification.
-    pub(crate) fn ip_id(&mut self) -> u16 {
+    fn ip_id(&mut self) -> u16 {
         self.ip_id = self.ip_id.wrapping_add(1);
         self.ip_id
     }
@@ -243,30 +245,23 @@ impl Inner {
 
     fn raw_deliver(&mut self, v6: bool, rx: &Rx) {
         let ty = rx.msg()[0];
-        for e in self.raw.values_mut().filter(|e| e.v6 == v6) {
+        for e in self.raw.values_mut().filter(|e| e.d.v6 == v6) {
             let blocked = e.filter[(ty >> 5) as usize] & (1 << (ty & 31)) != 0;
+            let d = &mut e.d;
             if blocked
-                || (!e.addr.is_unspecified() && e.addr != rx.dst)
-                || e.peer.is_some_and(|p| p != rx.src)
-                || e.rx.len() >= PACKETS
-                || e.shut & SHUT_RD != 0
+                || (!d.addr.is_unspecified() && d.addr != rx.dst)
+                || d.peer.is_some_and(|p| p != rx.src)
             {
                 continue;
             }
             let data = if v6 { rx.msg() } else { &rx.pkt[..] };
-            e.rx.push_back((data.to_vec(), rx.src, rx.ttl));
+            d.push(PACKETS, data, rx.src, rx.ttl);
         }
     }
 
     pub(crate) fn raw_collect_wakes(&mut self, out: &mut Vec<Waker>) {
         for e in self.raw.values_mut() {
-            let sig = events(e);
-            if sig != e.sig {
-                e.sig = sig;
-                if let Some(w) = &e.waker {
-                    out.push(w.clone());
-                }
-            }
+            e.d.collect_wake(out);
         }
     }
 
@@ -297,16 +292,9 @@ impl RawSocket {
             i.raw.insert(
                 id,
                 Ent {
-                    v6,
-                    addr: unspecified(v6).ip(),
-                    peer: None,
-                    rx: VecDeque::new(),
-                    ttl: None,
+                    d: Dgram::new(v6),
                     filter: [0; 8],
                     csum6: v6.then_some(2),
-                    shut: 0,
-                    waker: None,
-                    sig: u32::MAX,
                 },
             );
             id
@@ -315,36 +303,29 @@ impl RawSocket {
     }
 
     pub fn set_waker(&self, w: Waker) {
-        self.sh.peek(|i| i.rent(self.id).waker = Some(w));
-    }
-
-    fn family(&self, a: IpAddr) -> Result<IpAddr> {
-        if a.is_ipv6() != self.v6 {
-            return Err(Error::AfNoSupport);
-        }
-        Ok(a)
+        self.sh.peek(|i| i.rent(self.id).d.waker = Some(w));
     }
 
     /// bind(2): only packets to `a` are received (the wildcard: all).
     pub fn bind(&self, a: IpAddr) -> Result<()> {
-        let a = self.family(a)?;
+        let a = family(self.v6, a)?;
         self.sh.run(|i| {
             if !i.is_local(a) {
                 return Err(Error::AddrNotAvail);
             }
-            i.rent(self.id).addr = a;
+            i.rent(self.id).d.addr = a;
             Ok(())
         })
     }
 
     /// connect(2): only packets from `a` are received; None dissolves it (AF_UNSPEC).
     pub fn connect(&self, a: Option<IpAddr>) -> Result<()> {
-        let a = a.map(|a| self.family(a)).transpose()?;
+        let a = a.map(|a| family(self.v6, a)).transpose()?;
         self.sh.run(|i| {
             if a.is_some_and(|a| !i.routable(a)) {
                 return Err(Error::NetUnreach);
             }
-            i.rent(self.id).peer = a;
+            i.rent(self.id).d.peer = a;
             Ok(())
         })
     }
@@ -352,7 +333,7 @@ impl RawSocket {
     /// Send the ICMP/ICMPv6 message `msg` to `to` (None: the connected peer). The stack
     /// adds the IP header (and for ICMPv6 the checksum, see [`RawSocket::set_checksum`]).
     pub fn send_to(&self, msg: &[u8], to: Option<IpAddr>) -> Result<usize> {
-        let to = to.map(|a| self.family(a)).transpose()?;
+        let to = to.map(|a| family(self.v6, a)).transpose()?;
         let hdr = if self.v6 { V6_HDR } else { V4_HDR };
         if msg.len() + hdr > IP_MAX {
             return Err(Error::MsgSize);
@@ -360,93 +341,42 @@ impl RawSocket {
         let id = self.id;
         self.sh.run(|i| {
             let e = i.rent(id);
-            if e.shut & SHUT_WR != 0 {
-                return Err(Error::Pipe);
-            }
-            let to = to.or(e.peer).ok_or(Error::DestAddrRequired)?;
-            let (bound, hops, csum) = (e.addr, e.ttl.unwrap_or(64), e.csum6);
+            let to = e.d.dest(to)?;
+            let (bound, hops, csum) = (e.d.addr, e.d.ttl.unwrap_or(64), e.csum6);
             if !i.routable(to) {
                 return Err(Error::NetUnreach);
             }
-            let src = if bound.is_unspecified() {
-                i.source_for(to).ok_or(Error::NetUnreach)?
-            } else {
-                bound
-            };
-            if csum.is_some_and(|o| msg.len() < o + 2) {
-                return Err(Error::Invalid);
-            }
-            let ipid = i.ip_id();
-            i.tap_send(&ip_packet(src, to, hops, ipid, msg, csum))?;
+            i.icmp_send(bound, to, hops, msg, csum)?;
             Ok(msg.len())
         })
     }
 
     /// Receive (or with `peek`, copy) the next packet.
     pub fn recv_from(&self, buf: &mut [u8], peek: bool) -> Result<Datagram> {
-        let id = self.id;
-        let f = |i: &mut Inner| {
-            let e = i.rent(id);
-            let Some((d, from, ttl)) = (if peek {
-                e.rx.front().cloned()
-            } else {
-                e.rx.pop_front()
-            }) else {
-                if e.shut & SHUT_RD != 0 {
-                    return Ok(Datagram {
-                        len: 0,
-                        full: 0,
-                        from: unspecified(e.v6),
-                        ttl: 0,
-                    });
-                }
-                return Err(Error::WouldBlock);
-            };
-            let n = d.len().min(buf.len());
-            buf[..n].copy_from_slice(&d[..n]);
-            Ok(Datagram {
-                len: n,
-                full: d.len(),
-                from: SocketAddr::new(from, 0),
-                ttl,
-            })
-        };
-        if peek {
-            self.sh.peek(f)
-        } else {
-            self.sh.run(f)
-        }
+        self.sh
+            .run_or_peek(peek, |i| i.rent(self.id).d.recv(buf, peek))
     }
 
     pub fn shutdown(&self, how: u8) -> Result<()> {
-        self.sh.run(|i| {
-            let e = i.rent(self.id);
-            if e.peer.is_none() {
-                return Err(Error::NotConn);
-            }
-            e.shut |= how;
-            Ok(())
-        })
+        self.sh.run(|i| i.rent(self.id).d.shutdown(how))
     }
 
     /// The bound address (port 0: the caller puts the protocol there, as Linux does).
     pub fn local_addr(&self) -> SocketAddr {
-        self.sh.peek(|i| SocketAddr::new(i.rent(self.id).addr, 0))
+        self.sh.peek(|i| SocketAddr::new(i.rent(self.id).d.addr, 0))
     }
 
     pub fn peer_addr(&self) -> Result<SocketAddr> {
-        self.sh
-            .peek(|i| i.rent(self.id).peer.map(|p| SocketAddr::new(p, 0)))
-            .ok_or(Error::NotConn)
+        self.sh.peek(|i| i.rent(self.id).d.peer_addr())
     }
 
     pub fn events(&self) -> u32 {
-        self.sh.peek(|i| events(&i.raw[&self.id]))
+        self.sh.peek(|i| i.raw[&self.id].d.events())
     }
 
     /// IP_TTL / IPV6_UNICAST_HOPS (None: the default, 64).
     pub fn set_ttl(&self, ttl: Option<u8>) {
-        self.sh.peek(|i| i.rent(self.id).ttl = ttl)
+        self.sh.peek(|i| i.rent(self.id).d.ttl = ttl)
     }
 
     /// ICMP_FILTER (the first word) / ICMP6_FILTER: a set bit blocks that type.
@@ -469,8 +399,7 @@ impl RawSocket {
 
     /// FIONREAD: the size of the next packet; TIOCOUTQ: 0 (sent at once).
     pub fn queues(&self) -> (usize, usize) {
-        self.sh
-            .peek(|i| (i.rent(self.id).rx.front().map_or(0, |d| d.0.len()), 0))
+        self.sh.peek(|i| (i.rent(self.id).d.next_len(), 0))
     }
 }
 

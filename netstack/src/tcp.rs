@@ -419,13 +419,8 @@ impl Inner {
 
     pub(crate) fn tcp_collect_wakes(&mut self, out: &mut Vec<Waker>) {
         for e in self.tcp.values_mut() {
-            let sig = events(e, &self.sockets);
-            if sig != e.sig {
-                e.sig = sig;
-                if let Some(w) = &e.waker {
-                    out.push(w.clone());
-                }
-            }
+            let now = events(e, &self.sockets);
+            wake_on_change(&mut e.sig, now, &e.waker, out);
         }
     }
 
@@ -873,11 +868,7 @@ impl TcpSocket {
             }
             Err(Error::WouldBlock)
         };
-        if peek {
-            self.sh.peek(f)
-        } else {
-            self.sh.run(f)
-        }
+        self.sh.run_or_peek(peek, f)
     }
 
     /// shutdown(2) with SHUT_RD / SHUT_WR bits.

@@ -1,5 +1,6 @@
 //! UDP sockets.
 
+use crate::dgram;
 use crate::ports::{Reuse, Use, UDP};
 use crate::*;
 use smoltcp::iface::SocketHandle;
@@ -153,13 +154,8 @@ impl Inner {
 
     pub(crate) fn udp_collect_wakes(&mut self, out: &mut Vec<Waker>) {
         for e in self.udp.values_mut() {
-            let sig = events(e, &self.sockets);
-            if sig != e.sig {
-                e.sig = sig;
-                if let Some(w) = &e.waker {
-                    out.push(w.clone());
-                }
-            }
+            let now = events(e, &self.sockets);
+            wake_on_change(&mut e.sig, now, &e.waker, out);
         }
     }
 
@@ -541,21 +537,13 @@ impl UdpSocket {
                 Err(_) => Err(Error::WouldBlock),
             }
         };
-        if peek {
-            self.sh.peek(f)
-        } else {
-            self.sh.run(f)
-        }
+        self.sh.run_or_peek(peek, f)
     }
 
     pub fn shutdown(&self, how: u8) -> Result<()> {
         self.sh.run(|i| {
             let e = i.uent(self.id);
-            if e.peer.is_none() {
-                return Err(Error::NotConn);
-            }
-            e.shut |= how;
-            Ok(())
+            dgram::shutdown(&mut e.shut, e.peer.is_some(), how)
         })
     }
 
