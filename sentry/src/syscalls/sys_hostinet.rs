@@ -4,7 +4,7 @@
 
 use super::sys_socket::{
     buf_len, check_type, gather, given_addr, install, iovecs, mmsg, read_buf, read_msghdr,
-    read_raw_addr, recvmsg_plain, write_sockaddr,
+    read_optval, read_raw_addr, recvmsg_plain, write_sockaddr,
 };
 use super::*;
 use crate::kernel::signal::{self, SigInfo};
@@ -170,14 +170,7 @@ fn recvmsg(c: &Ctx, f: &OpenFile, s: &HostSock, p: u64, flags: u32) -> KResult<u
 }
 
 fn setsockopt(c: &Ctx, s: &HostSock, level: i32, name: i32, val: u64, len: u32) -> SysResult {
-    if (len as i32) < 0 {
-        return Err(EINVAL);
-    }
-    let v = if len > 0 {
-        c.t.mm().read_vec(val, (len as usize).min(256))?
-    } else {
-        vec![]
-    };
+    let v = read_optval(c, val, len)?;
     s.setsockopt(c.t, level, name, &v)?;
     Ok(0)
 }

@@ -177,6 +177,17 @@ fn socketpair(c: &Ctx, domain: i32, ty: i32, proto: i32, sv: u64) -> SysResult {
 
 // ---- addresses ----
 
+/// A setsockopt(2) value: a negative length is EINVAL; at most 256 bytes are read.
+pub(super) fn read_optval(c: &Ctx, val: u64, len: u32) -> KResult<Vec<u8>> {
+    if (len as i32) < 0 {
+        return Err(EINVAL);
+    }
+    if len == 0 {
+        return Ok(vec![]);
+    }
+    c.t.mm().read_vec(val, (len as usize).min(256))
+}
+
 /// A sendto(2) or recvfrom(2) buffer length: over INT_MAX is EINVAL.
 pub(super) fn buf_len(len: u64) -> KResult<usize> {
     if len > i32::MAX as u64 {
@@ -463,14 +474,7 @@ fn setsockopt(c: &Ctx, fd: u64, level: i32, name: i32, val: u64, len: u32) -> Sy
     } else {
         None
     };
-    if (len as i32) < 0 {
-        return Err(EINVAL);
-    }
-    let v = if len > 0 {
-        c.t.mm().read_vec(val, (len as usize).min(256))?
-    } else {
-        vec![]
-    };
+    let v = read_optval(c, val, len)?;
     match (inet, unix) {
         (Some(s), _) => s.setsockopt(c.t, level, name, &v)?,
         (_, Some(s)) => s.setsockopt(c.t, level, name, &v)?,
