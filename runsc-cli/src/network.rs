@@ -243,23 +243,8 @@ fn read_links(nl: &Netlink) -> Result<Vec<Link>> {
         }
         links.push(l);
     }
-    for m in nl.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))? {
-        let RouteNetlinkMessage::NewAddress(m) = m else {
-            continue;
-        };
-        let Some(l) = links.iter_mut().find(|l| l.index == m.header.index) else {
-            continue;
-        };
-        // IFA_LOCAL is the address itself (IFA_ADDRESS is the peer's on point-to-point).
-        let mut addr = None;
-        for a in &m.attributes {
-            match a {
-                AddressAttribute::Local(ip) => addr = Some(*ip),
-                AddressAttribute::Address(ip) if addr.is_none() => addr = Some(*ip),
-                _ => {}
-            }
-        }
-        if let Some(ip) = addr {
+    for (ip, m) in addresses(nl)? {
+        if let Some(l) = links.iter_mut().find(|l| l.index == m.header.index) {
             l.addrs.push((ip, m.header.prefix_len));
             l.msgs.push(m);
         }
@@ -297,6 +282,29 @@ fn read_links(nl: &Netlink) -> Result<Vec<Link>> {
         }
     }
     Ok(links)
+}
+
+/// The namespace's addresses, each with its message. IFA_LOCAL is the address itself
+/// (IFA_ADDRESS is the peer's on point-to-point); a message with neither is left out.
+fn addresses(nl: &Netlink) -> Result<Vec<(IpAddr, AddressMessage)>> {
+    let mut out = vec![];
+    for m in nl.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))? {
+        let RouteNetlinkMessage::NewAddress(m) = m else {
+            continue;
+        };
+        let mut addr = None;
+        for a in &m.attributes {
+            match a {
+                AddressAttribute::Local(ip) => addr = Some(*ip),
+                AddressAttribute::Address(ip) if addr.is_none() => addr = Some(*ip),
+                _ => {}
+            }
+        }
+        if let Some(ip) = addr {
+            out.push((ip, m));
+        }
+    }
+    Ok(out)
 }
 
 /// `--network host`: the interfaces, addresses and routes of the current network
@@ -341,22 +349,8 @@ pub fn host_view() -> Result<(Vec<hostinet::IfaceInfo>, Vec<hostinet::RouteInfo>
         }
         ifaces.push(i);
     }
-    for m in nl.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))? {
-        let RouteNetlinkMessage::NewAddress(m) = m else {
-            continue;
-        };
-        let Some(i) = ifaces.iter_mut().find(|i| i.index == m.header.index) else {
-            continue;
-        };
-        let mut addr = None;
-        for a in &m.attributes {
-            match a {
-                AddressAttribute::Local(ip) => addr = Some(*ip),
-                AddressAttribute::Address(ip) if addr.is_none() => addr = Some(*ip),
-                _ => {}
-            }
-        }
-        if let Some(ip) = addr {
+    for (ip, m) in addresses(&nl)? {
+        if let Some(i) = ifaces.iter_mut().find(|i| i.index == m.header.index) {
             i.addrs.push((ip, m.header.prefix_len));
         }
     }

@@ -651,12 +651,7 @@ pub struct HostFile {
 
 impl FileOps for HostFile {
     fn read(&self, f: &OpenFile, t: &Task, buf: &mut [u8], _off: u64) -> KResult<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let (data, ..) = self.sock.recv(t, f.nonblock(), buf.len(), 0)?;
-        buf[..data.len()].copy_from_slice(&data);
-        Ok(data.len())
+        sock_read(buf, |n| Ok(self.sock.recv(t, f.nonblock(), n, 0)?.0))
     }
 
     fn write(&self, f: &OpenFile, t: &Task, buf: &[u8], _off: u64) -> KResult<usize> {
@@ -672,8 +667,7 @@ impl FileOps for HostFile {
     }
 
     fn ioctl(&self, _f: &OpenFile, t: &Task, cmd: u32, arg: u64) -> SysResult {
-        const FIONREAD: u32 = 0x541b;
-        const TIOCOUTQ: u32 = 0x5411;
+        // The host's own answer (an int), not put_queued: the host counts the bytes.
         match cmd {
             FIONREAD | TIOCOUTQ => {
                 let n = self.sock.queue(cmd)?;

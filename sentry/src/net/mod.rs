@@ -241,6 +241,27 @@ fn sock_open_file(ops: Arc<dyn FileOps>, ino: u64, flags: u32, t: &Task) -> Arc<
     )
 }
 
+/// The ioctl(2) requests for the bytes a socket has queued to read and to send.
+const FIONREAD: u32 = 0x541b;
+const TIOCOUTQ: u32 = 0x5411;
+
+/// A socket's read(2): `recv(len)` (recv with no flags) into `buf`; an empty read is 0
+/// at once.
+fn sock_read(buf: &mut [u8], recv: impl FnOnce(usize) -> KResult<Vec<u8>>) -> KResult<usize> {
+    if buf.is_empty() {
+        return Ok(0);
+    }
+    let data = recv(buf.len())?;
+    buf[..data.len()].copy_from_slice(&data);
+    Ok(data.len())
+}
+
+/// The answer to FIONREAD or TIOCOUTQ: `n` queued bytes, as an int at `arg`.
+fn put_queued(t: &Task, arg: u64, n: usize) -> SysResult {
+    t.mm().write_obj(arg, &(n.min(i32::MAX as usize) as i32))?;
+    Ok(0)
+}
+
 /// An open file for a netlink socket. `flags` may hold O_NONBLOCK.
 pub fn netlink_socket_file(sock: Arc<netlink::NetlinkSock>, flags: u32, t: &Task) -> Arc<OpenFile> {
     let ino = sock.ino;

@@ -1226,12 +1226,7 @@ impl Drop for SockFile {
 
 impl FileOps for SockFile {
     fn read(&self, f: &OpenFile, t: &Task, buf: &mut [u8], _off: u64) -> KResult<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let r = self.sock.recv(t, f.nonblock(), buf.len(), 0)?;
-        buf[..r.data.len()].copy_from_slice(&r.data);
-        Ok(r.data.len())
+        sock_read(buf, |n| Ok(self.sock.recv(t, f.nonblock(), n, 0)?.data))
     }
 
     fn write(&self, f: &OpenFile, t: &Task, buf: &[u8], _off: u64) -> KResult<usize> {
@@ -1248,15 +1243,12 @@ impl FileOps for SockFile {
     }
 
     fn ioctl(&self, _f: &OpenFile, t: &Task, cmd: u32, arg: u64) -> SysResult {
-        const FIONREAD: u32 = 0x541b;
-        const TIOCOUTQ: u32 = 0x5411;
         let n = match cmd {
             FIONREAD => self.sock.inq()?,
             TIOCOUTQ => self.sock.outq(),
             _ => return super::ifreq::ioctl(t, cmd, arg),
         };
-        t.mm().write_obj(arg, &(n.min(i32::MAX as usize) as i32))?;
-        Ok(0)
+        put_queued(t, arg, n)
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -3,8 +3,8 @@
 //! call whose descriptor is such a socket. Everything else falls through to sys_socket.
 
 use super::sys_socket::{
-    check_type, gather, install, iovecs, mmsg, read_msghdr, read_raw_addr, recvmsg_plain,
-    write_sockaddr,
+    buf_len, check_type, gather, given_addr, install, iovecs, mmsg, read_buf, read_msghdr,
+    read_optval, read_raw_addr, recvmsg_plain, write_sockaddr,
 };
 use super::*;
 use crate::kernel::signal::{self, SigInfo};
@@ -122,15 +122,8 @@ fn sendto(
     addr: u64,
     alen: u32,
 ) -> SysResult {
-    if len > i32::MAX as u64 {
-        return Err(EINVAL);
-    }
-    let data = c.t.mm().read_vec(buf, len as usize)?;
-    let to = if addr != 0 && alen != 0 {
-        Some(read_raw_addr(c, addr, alen)?)
-    } else {
-        None
-    };
+    let data = read_buf(c, buf, len)?;
+    let to = given_addr(addr, alen, |a, l| read_raw_addr(c, a, l))?;
     Ok(send(c, f, s, &data, to, flags)? as u64)
 }
 
@@ -143,11 +136,7 @@ fn sendmsg(c: &Ctx, f: &OpenFile, s: &HostSock, p: u64, flags: u32) -> KResult<u
             "control messages in sendmsg on host network sockets".into(),
         );
     }
-    let to = if h.name != 0 && h.namelen != 0 {
-        Some(read_raw_addr(c, h.name, h.namelen)?)
-    } else {
-        None
-    };
+    let to = given_addr(h.name, h.namelen, |a, l| read_raw_addr(c, a, l))?;
     let data = gather(c, &iov)?;
     send(c, f, s, &data, to, flags)
 }
@@ -161,10 +150,7 @@ fn recvfrom(
     addr: u64,
     lenp: u64,
 ) -> SysResult {
-    if len > i32::MAX as u64 {
-        return Err(EINVAL);
-    }
-    let (data, from, _, ret) = s.recv(c.t, nonblock(f, flags), len as usize, flags)?;
+    let (data, from, _, ret) = s.recv(c.t, nonblock(f, flags), buf_len(len)?, flags)?;
     c.t.mm().write(buf, &data)?;
     if addr != 0 {
         if from.is_empty() {
@@ -184,14 +170,7 @@ fn recvmsg(c: &Ctx, f: &OpenFile, s: &HostSock, p: u64, flags: u32) -> KResult<u
 }
 
 fn setsockopt(c: &Ctx, s: &HostSock, level: i32, name: i32, val: u64, len: u32) -> SysResult {
-    if (len as i32) < 0 {
-        return Err(EINVAL);
-    }
-    let v = if len > 0 {
-        c.t.mm().read_vec(val, (len as usize).min(256))?
-    } else {
-        vec![]
-    };
+    let v = read_optval(c, val, len)?;
     s.setsockopt(c.t, level, name, &v)?;
     Ok(0)
 }

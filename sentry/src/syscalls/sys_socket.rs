@@ -177,6 +177,43 @@ fn socketpair(c: &Ctx, domain: i32, ty: i32, proto: i32, sv: u64) -> SysResult {
 
 // ---- addresses ----
 
+/// A setsockopt(2) value: a negative length is EINVAL; at most 256 bytes are read.
+pub(super) fn read_optval(c: &Ctx, val: u64, len: u32) -> KResult<Vec<u8>> {
+    if (len as i32) < 0 {
+        return Err(EINVAL);
+    }
+    if len == 0 {
+        return Ok(vec![]);
+    }
+    c.t.mm().read_vec(val, (len as usize).min(256))
+}
+
+/// A sendto(2) or recvfrom(2) buffer length: over INT_MAX is EINVAL.
+pub(super) fn buf_len(len: u64) -> KResult<usize> {
+    if len > i32::MAX as u64 {
+        return Err(EINVAL);
+    }
+    Ok(len as usize)
+}
+
+/// The bytes of a sendto(2) buffer (its length checked by [`buf_len`]).
+pub(super) fn read_buf(c: &Ctx, buf: u64, len: u64) -> KResult<Vec<u8>> {
+    c.t.mm().read_vec(buf, buf_len(len)?)
+}
+
+/// `read(addr, len)` when an address is given (not null, not empty), else None.
+pub(super) fn given_addr<T>(
+    addr: u64,
+    len: u32,
+    read: impl FnOnce(u64, u32) -> KResult<T>,
+) -> KResult<Option<T>> {
+    if addr != 0 && len != 0 {
+        read(addr, len).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// A unix socket address as given by the application.
 enum UAddr {
     Unspec,
@@ -437,14 +474,7 @@ fn setsockopt(c: &Ctx, fd: u64, level: i32, name: i32, val: u64, len: u32) -> Sy
     } else {
         None
     };
-    if (len as i32) < 0 {
-        return Err(EINVAL);
-    }
-    let v = if len > 0 {
-        c.t.mm().read_vec(val, (len as usize).min(256))?
-    } else {
-        vec![]
-    };
+    let v = read_optval(c, val, len)?;
     match (inet, unix) {
         (Some(s), _) => s.setsockopt(c.t, level, name, &v)?,
         (_, Some(s)) => s.setsockopt(c.t, level, name, &v)?,
@@ -656,10 +686,7 @@ fn do_send(
 fn sendto(c: &Ctx, fd: u64, buf: u64, len: u64, flags: u32, addr: u64, alen: u32) -> SysResult {
     let f = c.fd(fd)?;
     if let Some(s) = netlink_sock(&f) {
-        if len > i32::MAX as u64 {
-            return Err(EINVAL);
-        }
-        let data = c.t.mm().read_vec(buf, len as usize)?;
+        let data = read_buf(c, buf, len)?;
         let to = if addr != 0 {
             read_raw_addr(c, addr, alen)?
         } else {
@@ -668,33 +695,19 @@ fn sendto(c: &Ctx, fd: u64, buf: u64, len: u64, flags: u32, addr: u64, alen: u32
         return Ok(nl_send(c, &f, &s, &data, &to, flags)? as u64);
     }
     if let Some(s) = inet_sock(&f) {
-        if len > i32::MAX as u64 {
-            return Err(EINVAL);
-        }
-        let data = c.t.mm().read_vec(buf, len as usize)?;
+        let data = read_buf(c, buf, len)?;
         return Ok(inet_send(c, &f, &s, &data, addr, alen, flags)? as u64);
     }
     let (f, s) = sock_of(c, fd)?;
-    if len > i32::MAX as u64 {
-        return Err(EINVAL);
-    }
-    let data = c.t.mm().read_vec(buf, len as usize)?;
-    let to = if addr != 0 && alen != 0 {
-        Some(read_addr(c, addr, alen)?)
-    } else {
-        None
-    };
+    let data = read_buf(c, buf, len)?;
+    let to = given_addr(addr, alen, |a, l| read_addr(c, a, l))?;
     Ok(do_send(c, &f, &s, &data, to, vec![], None, flags)? as u64)
 }
 
 fn sendmsg_one(c: &Ctx, f: &OpenFile, s: &Arc<Sock>, p: u64, flags: u32) -> KResult<usize> {
     let h = read_msghdr(c, p)?;
     let iov = iovecs(c, h.iov, h.iovlen)?;
-    let to = if h.name != 0 && h.namelen != 0 {
-        Some(read_addr(c, h.name, h.namelen)?)
-    } else {
-        None
-    };
+    let to = given_addr(h.name, h.namelen, |a, l| read_addr(c, a, l))?;
     let (fds, creds) = if h.controllen > 0 {
         if h.controllen > i32::MAX as u64 || h.controllen > OPTMEM_MAX {
             return Err(ENOBUFS);
@@ -789,12 +802,10 @@ fn recv_common(c: &Ctx, f: &OpenFile, s: &Arc<Sock>, want: usize, flags: u32) ->
 
 fn recvfrom(c: &Ctx, fd: u64, buf: u64, len: u64, flags: u32, addr: u64, lenp: u64) -> SysResult {
     let f = c.fd(fd)?;
-    if len > i32::MAX as u64 {
-        return Err(EINVAL);
-    }
+    let len = buf_len(len)?;
     if let Some(s) = netlink_sock(&f) {
         let nonblock = f.nonblock() || flags & MSG_DONTWAIT != 0;
-        let r = s.recv(c.t, nonblock, len as usize, flags)?;
+        let r = s.recv(c.t, nonblock, len, flags)?;
         c.t.mm().write(buf, &r.data)?;
         if addr != 0 {
             write_sockaddr(c, addr, lenp, &r.from)?;
@@ -803,7 +814,7 @@ fn recvfrom(c: &Ctx, fd: u64, buf: u64, len: u64, flags: u32, addr: u64, lenp: u
     }
     if let Some(s) = inet_sock(&f) {
         let nonblock = f.nonblock() || flags & MSG_DONTWAIT != 0;
-        let r = s.recv(c.t, nonblock, len as usize, flags)?;
+        let r = s.recv(c.t, nonblock, len, flags)?;
         c.t.mm().write(buf, &r.data)?;
         if addr != 0 {
             match r.from {
@@ -814,7 +825,7 @@ fn recvfrom(c: &Ctx, fd: u64, buf: u64, len: u64, flags: u32, addr: u64, lenp: u
         return Ok(r.ret as u64);
     }
     let (f, s) = sock_of(c, fd)?;
-    let r = recv_common(c, &f, &s, len as usize, flags)?;
+    let r = recv_common(c, &f, &s, len, flags)?;
     c.t.mm().write(buf, &r.data)?;
     if addr != 0 {
         match &r.from {
@@ -1147,11 +1158,7 @@ fn nl_sendmsg_one(
 ) -> KResult<usize> {
     let h = read_msghdr(c, p)?;
     let iov = iovecs(c, h.iov, h.iovlen)?;
-    let to = if h.name != 0 && h.namelen != 0 {
-        read_raw_addr(c, h.name, h.namelen)?
-    } else {
-        vec![]
-    };
+    let to = given_addr(h.name, h.namelen, |a, l| read_raw_addr(c, a, l))?.unwrap_or_default();
     let data = gather(c, &iov)?;
     nl_send(c, f, s, &data, &to, flags)
 }
