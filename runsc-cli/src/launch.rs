@@ -14,6 +14,8 @@ pub struct MountReq {
     pub target: String,
     pub kind: MountKind,
     pub readonly: bool,
+    /// The OCI options nosuid, nodev and noexec given, comma-separated.
+    pub flags: String,
 }
 
 pub enum MountKind {
@@ -174,7 +176,7 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
     let mut mounts = vec![];
     let mut served: std::collections::HashMap<(PathBuf, bool), usize> = Default::default();
     for m in &o.mounts {
-        let mut v = json!({"target": m.target, "readonly": m.readonly});
+        let mut v = json!({"target": m.target, "readonly": m.readonly, "flags": m.flags});
         match &m.kind {
             MountKind::Tmpfs {
                 mode,

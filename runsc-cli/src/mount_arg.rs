@@ -10,6 +10,7 @@ use std::sync::Arc;
 pub struct Parsed {
     target: String,
     readonly: bool,
+    flags: String,
     kind: String,
     mode: u32,
     fstype: String,
@@ -31,6 +32,7 @@ pub fn parse(text: &str) -> Result<Vec<Parsed>> {
         let p = Parsed {
             target: s("target"),
             readonly: m["readonly"].as_bool().unwrap_or(false),
+            flags: s("flags"),
             kind: s("kind"),
             mode: m["mode"].as_u64().unwrap_or(0o1777) as u32,
             fstype: s("fstype"),
@@ -97,6 +99,7 @@ impl Parsed {
             target: self.target.into_bytes(),
             kind,
             readonly: self.readonly,
+            flags: self.flags,
             source,
         }
     }

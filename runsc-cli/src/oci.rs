@@ -80,6 +80,12 @@ fn mounts(spec: &Spec, bundle: &Path) -> Result<Vec<MountReq>> {
         let t = target.trim_end_matches('/');
         let opts = m.options().clone().unwrap_or_default();
         let readonly = opts.iter().any(|o| o == "ro");
+        let flags = opts
+            .iter()
+            .filter(|o| matches!(o.as_str(), "nosuid" | "nodev" | "noexec"))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(",");
         let typ = m.typ().clone().unwrap_or_default();
         let is_bind = typ == "bind" || opts.iter().any(|o| o == "bind" || o == "rbind");
         let kind = if is_bind {
@@ -122,6 +128,7 @@ fn mounts(spec: &Spec, bundle: &Path) -> Result<Vec<MountReq>> {
             target,
             kind,
             readonly,
+            flags,
         });
     }
     if let Some(l) = spec.linux() {
@@ -135,6 +142,7 @@ fn mounts(spec: &Spec, bundle: &Path) -> Result<Vec<MountReq>> {
                         MountKind::Mask
                     },
                     readonly: true,
+                    flags: String::new(),
                 });
             }
         }

@@ -647,7 +647,7 @@ fn tmpfs_size_nr_inodes_and_mode() {
     // 16 pages; the root, f, a and b are the 4 inodes, so c finds no room.
     assert_eq!(
         r.stdout,
-        "750\ntmpfs /lim tmpfs rw,size=64k,nr_inodes=4,mode=750 0 0\ndd=1\n65536\n16 0 4 0\n16 16 4 2\n",
+        "750\ntmpfs /lim tmpfs rw,nosuid,size=64k,nr_inodes=4,mode=750 0 0\ndd=1\n65536\n16 0 4 0\n16 16 4 2\n",
         "{}",
         r.describe()
     );
@@ -656,6 +656,27 @@ fn tmpfs_size_nr_inodes_and_mode() {
         "{}",
         r.describe()
     );
+    // nosuid, nodev and noexec reach the mount: a program copied there does not run.
+    let b = bundle("oci-tmpfs-noexec", |v| {
+        v["process"]["args"] = serde_json::json!([
+            "sh",
+            "-c",
+            "grep ' /x ' /proc/mounts; cp /bin/busybox /x/bb; /x/bb true; echo rc=$?"
+        ]);
+        v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+        v["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+            "destination": "/x", "type": "tmpfs", "source": "tmpfs",
+            "options": ["nosuid", "nodev", "noexec"]
+        }));
+    });
+    let r = run(&b, "t3");
+    assert_eq!(
+        r.stdout,
+        "tmpfs /x tmpfs rw,nosuid,nodev,noexec 0 0\nrc=126\n",
+        "{}",
+        r.describe()
+    );
+    assert!(r.stderr.contains("Permission denied"), "{}", r.describe());
     let b = bundle("oci-tmpfs-bad", tmpfs(serde_json::json!(["size=lots"])));
     let r = run(&b, "t2");
     assert_eq!(r.shell_status(), 1, "{}", r.describe());

@@ -46,6 +46,8 @@ pub struct Spec {
     pub target: Vec<u8>,
     pub kind: Kind,
     pub readonly: bool,
+    /// Mount flags given as words: "nosuid", "nodev", "noexec", comma-separated.
+    pub flags: String,
     /// What /proc/mounts shows as the source.
     pub source: String,
 }
@@ -268,8 +270,14 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
                 },
             ));
         }
-        k.mounts
-            .add(inode, Some(&at), &fstype, &s.source, s.readonly, &opts);
+        k.mounts.add(
+            inode,
+            Some(&at),
+            &fstype,
+            &s.source,
+            s.readonly,
+            &format!("{opts},{}", s.flags),
+        );
     }
     Ok(())
 }
