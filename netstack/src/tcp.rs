@@ -1,9 +1,9 @@
 //! TCP sockets.
 //!
 //! smoltcp listens with one socket per connection: a listening [`TcpSocket`] keeps a pool
-//! of smoltcp sockets in LISTEN (as many as the backlog allows, at most `POOL_MAX` at a
-//! time); a pooled socket that completes a handshake moves to the accept queue and a
-//! fresh one takes its place. Closed sockets whose connection is still winding down (FIN
+//! of `POOL_MAX` smoltcp sockets in LISTEN, which hold their SYN-ACKs while the accept
+//! queue (the backlog) has no room, as Linux drops SYNs then; a pooled socket that
+//! completes a handshake moves to the accept queue and a fresh one takes its place. Closed sockets whose connection is still winding down (FIN
 //! sent, waiting for the peer) stay in the stack as orphans until smoltcp is done with
 //! them, as Linux keeps them after close(2).
 
@@ -273,7 +273,9 @@ impl Inner {
                     // Pooled sockets hold their SYN-ACK until the connection is known to
                     // be this socket's (family) and the accept queue has room; others wait
                     // in SYN-RECEIVED (their SYN retransmits), as Linux drops SYNs then.
+                    // The queue's room counts the handshakes already let go (`inflight`).
                     let target = l.backlog + 1;
+                    let mut inflight = l.pool.iter().filter(|p| p.1).count();
                     let mut i = 0;
                     while i < l.pool.len() {
                         let (h, released) = l.pool[i];
@@ -284,6 +286,7 @@ impl Inner {
                             if released {
                                 s.pause_synack(true);
                                 l.pool[i].1 = false;
+                                inflight -= 1;
                             }
                             i += 1;
                             continue;
@@ -306,21 +309,24 @@ impl Inner {
                             };
                             if !ok || pick.is_some_and(|p| p != id) {
                                 l.pool.swap_remove(i);
+                                inflight -= released as usize;
                                 let remote = s.remote_endpoint().map(|r| IpAddr::from(r.addr));
                                 let local = s.local_endpoint().map(|r| IpAddr::from(r.addr));
                                 handover.push((h, e.port, remote, local, pick));
                                 continue;
                             }
-                            if !released && l.ready.len() < target {
+                            if !released && l.ready.len() + inflight < target {
                                 apply_opts(s, &e.opts);
                                 s.pause_synack(false);
                                 l.pool[i].1 = true;
+                                inflight += 1;
                                 again = true;
                             }
                             i += 1;
                             continue;
                         }
                         l.pool.swap_remove(i);
+                        inflight -= released as usize;
                         if synchronized(st) && ok {
                             l.ready.push_back(h);
                         } else {
@@ -331,7 +337,10 @@ impl Inner {
                         addr: (!e.addr.is_unspecified()).then(|| IpAddress::from(e.addr)),
                         port: e.port.unwrap_or(0),
                     };
-                    while l.pool.len() + l.ready.len() < target && l.pool.len() < POOL_MAX {
+                    // A SYN that finds no pooled socket in LISTEN is answered with a
+                    // reset by smoltcp, where Linux would drop it: keep the pool full
+                    // (its sockets hold their SYN-ACKs) even when the queue is.
+                    while l.pool.len() < POOL_MAX {
                         let mut s = new_sock(&e.opts);
                         if s.listen(endpoint).is_err() {
                             break;

@@ -210,6 +210,35 @@ fn backlog_many_connections() {
 }
 
 #[test]
+fn syns_past_the_backlog_wait_instead_of_being_reset() {
+    // Linux drops a SYN while the accept queue is full (the client retries); it never
+    // refuses it. Eight connects at once against a backlog of 1 all end up accepted.
+    let st = Stack::new(StackConfig::default());
+    let l = st.tcp(false);
+    l.bind(addr("127.0.0.1:0")).unwrap();
+    l.listen(1).unwrap();
+    let dst = l.local_addr();
+    let clients: Vec<TcpSocket> = (0..8)
+        .map(|_| {
+            let c = st.tcp(false);
+            assert_eq!(c.connect(dst), Err(Error::InProgress));
+            c
+        })
+        .collect();
+    let mut server = vec![];
+    for _ in 0..8 {
+        server.push(wait(|| l.accept()).unwrap().0);
+    }
+    for (i, c) in clients.iter().enumerate() {
+        connected(c).unwrap();
+        send_all(c, &[i as u8]);
+    }
+    let mut seen: Vec<u8> = server.iter().map(|s| recv_exact(s, 1)[0]).collect();
+    seen.sort();
+    assert_eq!(seen, (0..8).collect::<Vec<u8>>());
+}
+
+#[test]
 fn half_close_and_reset() {
     let st = Stack::new(StackConfig::default());
     let l = st.tcp(false);
