@@ -6,7 +6,7 @@
 //! table per family, the failures and one summary line per platform.
 //!
 //! ```text
-//! syscall-tests [--rvisor PATH] [--filter SUBSTR] [--summary] [--native-only]
+//! syscall-tests [--rvisor PATH] [--filter SUBSTR]... [--summary] [--native-only]
 //!               [--platform P]... [--jobs N] [--timeout SECS] [--verbose]
 //!               [--emit-expected]
 //! ```
@@ -34,7 +34,7 @@ Runs every case natively, then under `rvisor do --platform P` for each platform
 
 options:
   --rvisor PATH     the rvisor binary (default: $RVISOR, else <workspace>/target/release/rvisor)
-  --filter SUBSTR   only cases whose family/case contains SUBSTR
+  --filter SUBSTR   only cases whose family/case contains SUBSTR (repeatable: any of them)
   --summary         print only the summary lines (and skipped platforms)
   --native-only     run natively only
   --platform P      run under platform P only (repeatable; default: ptrace, kvm if present)
@@ -49,7 +49,7 @@ options:
 #[derive(Debug, Clone)]
 struct Options {
     rvisor: Option<PathBuf>,
-    filter: Option<String>,
+    filter: Vec<String>,
     summary: bool,
     native_only: bool,
     platforms: Vec<String>,
@@ -62,7 +62,7 @@ struct Options {
 fn parse_args(args: &[String]) -> Result<Options, String> {
     let mut o = Options {
         rvisor: None,
-        filter: None,
+        filter: Vec::new(),
         summary: false,
         native_only: false,
         platforms: Vec::new(),
@@ -80,7 +80,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         };
         match a.as_str() {
             "--rvisor" => o.rvisor = Some(PathBuf::from(value("--rvisor")?)),
-            "--filter" => o.filter = Some(value("--filter")?),
+            "--filter" => o.filter.push(value("--filter")?),
             "--summary" => o.summary = true,
             "--native-only" => o.native_only = true,
             "--platform" => o.platforms.push(value("--platform")?),
@@ -283,10 +283,8 @@ fn run_suite(opts: &Options) -> Result<bool, String> {
                 for n in names {
                     let c = Case::new(&fam.name, &n);
                     all_ids.push(c.id());
-                    if opts
-                        .filter
-                        .as_ref()
-                        .is_none_or(|f| c.id().contains(f.as_str()))
+                    if opts.filter.is_empty()
+                        || opts.filter.iter().any(|f| c.id().contains(f.as_str()))
                     {
                         cases.push(c);
                     }
@@ -302,7 +300,7 @@ fn run_suite(opts: &Options) -> Result<bool, String> {
         ok = false;
         problems.push(format!("{}: {e}", paths.expected.display()));
     }
-    if opts.filter.is_none() {
+    if opts.filter.is_empty() {
         for e in &expected.entries {
             if !all_ids.contains(&e.case)
                 && binaries.contains_key(e.case.split('/').next().unwrap_or(""))
@@ -643,7 +641,9 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(o.rvisor.as_deref(), Some(Path::new("/x/rvisor")));
-        assert_eq!(o.filter.as_deref(), Some("file_io/"));
+        assert_eq!(o.filter, vec!["file_io/".to_string()]);
+        let two = parse_args(&args("--filter pipes/ --filter raw_")).unwrap();
+        assert_eq!(two.filter, vec!["pipes/".to_string(), "raw_".to_string()]);
         assert!(o.summary);
         assert!(!o.native_only);
         assert_eq!(o.platforms, vec!["ptrace".to_string()]);
