@@ -579,35 +579,23 @@ fn oci_bundle_run_with_network_host() {
     let state = TempDir::new("hostnet-state");
     for (id, netns) in [("hn-path", Some("/nonexistent/netns")), ("hn-none", None)] {
         let (port, h) = echo_server("127.0.0.1".parse().unwrap(), 1);
-        let dir = TempDir::new(id);
-        let bin = dir.join("rootfs/bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::copy(BUSYBOX, bin.join("busybox")).unwrap();
-        std::os::unix::fs::symlink("busybox", bin.join("sh")).unwrap();
-        let mut c = Command::new(rvisor_bin());
-        c.args(["spec", "--bundle"]).arg(dir.path());
-        let r = run_cmd(c, TIMEOUT);
-        assert!(r.status.success(), "{}", r.describe());
-        let cfg = dir.join("config.json");
-        let mut v: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
-        v["process"]["terminal"] = false.into();
-        v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
-        v["process"]["args"] = serde_json::json!([
-            "sh",
-            "-c",
-            format!("echo from the bundle | busybox nc 127.0.0.1 {port}")
-        ]);
-        let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
-        match netns {
-            Some(p) => {
-                for n in ns.iter_mut().filter(|n| n["type"] == "network") {
-                    n["path"] = p.into();
+        let dir = busybox_bundle(id, |v| {
+            v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
+            v["process"]["args"] = serde_json::json!([
+                "sh",
+                "-c",
+                format!("echo from the bundle | busybox nc 127.0.0.1 {port}")
+            ]);
+            let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
+            match netns {
+                Some(p) => {
+                    for n in ns.iter_mut().filter(|n| n["type"] == "network") {
+                        n["path"] = p.into();
+                    }
                 }
+                None => ns.retain(|n| n["type"] != "network"),
             }
-            None => ns.retain(|n| n["type"] != "network"),
-        }
-        std::fs::write(&cfg, v.to_string()).unwrap();
+        });
         let mut c = rvisor();
         c.arg("--root")
             .arg(state.path())

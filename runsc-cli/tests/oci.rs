@@ -4,31 +4,6 @@ mod common;
 use common::*;
 use std::process::Command;
 
-/// A bundle whose rootfs holds busybox-static, with a config from `rvisor spec`.
-fn bundle(tag: &str, edit: impl FnOnce(&mut serde_json::Value)) -> TempDir {
-    let dir = TempDir::new(tag);
-    let bin = dir.join("rootfs/bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy(BUSYBOX, bin.join("busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", bin.join("sh")).unwrap();
-    let r = run_cmd(
-        {
-            let mut c = Command::new(rvisor_bin());
-            c.args(["spec", "--bundle"]).arg(dir.path());
-            c
-        },
-        TIMEOUT,
-    );
-    assert!(r.status.success(), "{}", r.describe());
-    let cfg = dir.join("config.json");
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
-    v["process"]["terminal"] = false.into();
-    edit(&mut v);
-    std::fs::write(&cfg, v.to_string()).unwrap();
-    dir
-}
-
 fn run(dir: &TempDir, id: &str) -> Run {
     let mut c = Command::new(rvisor_bin());
     c.args(["run", "--bundle"]).arg(dir.path()).arg(id);
@@ -37,7 +12,7 @@ fn run(dir: &TempDir, id: &str) -> Run {
 
 #[test]
 fn run_honours_args_env_cwd_user_hostname_and_status() {
-    let b = bundle("oci-run", |v| {
+    let b = busybox_bundle("oci-run", |v| {
         v["process"]["args"] = serde_json::json!([
             "sh",
             "-c",
@@ -60,7 +35,7 @@ fn run_honours_args_env_cwd_user_hostname_and_status() {
 
 #[test]
 fn readonly_root_gives_erofs_and_writable_root_stays_in_the_sandbox() {
-    let ro = bundle("oci-ro", |v| {
+    let ro = busybox_bundle("oci-ro", |v| {
         v["root"]["readonly"] = true.into();
         v["process"]["args"] = serde_json::json!(["sh", "-c", "touch /probe"]);
     });
@@ -71,7 +46,7 @@ fn readonly_root_gives_erofs_and_writable_root_stays_in_the_sandbox() {
         "{}",
         r.describe()
     );
-    let rw = bundle("oci-rw", |v| {
+    let rw = busybox_bundle("oci-rw", |v| {
         v["root"]["readonly"] = false.into();
         v["process"]["args"] = serde_json::json!(["sh", "-c", "echo x > /probe && cat /probe"]);
     });
@@ -117,7 +92,7 @@ fn bad_bundles_are_clear_errors() {
         "{}",
         r.describe()
     );
-    let b = bundle("oci-missing", |v| {
+    let b = busybox_bundle("oci-missing", |v| {
         v["process"]["args"] = serde_json::json!(["nosuchprog"])
     });
     let r = run(&b, "c5");
@@ -233,7 +208,7 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
 #[test]
 fn create_waits_at_the_gate_start_runs_kill_and_delete_clean_up() {
     let rv = Rv::new("oci-life");
-    let b = bundle("oci-life-b", |v| {
+    let b = busybox_bundle("oci-life-b", |v| {
         v["process"]["args"] = serde_json::json!([
             "sh",
             "-c",
@@ -351,7 +326,7 @@ fn create_waits_at_the_gate_start_runs_kill_and_delete_clean_up() {
 #[test]
 fn kill_before_start_force_delete_wait_list_and_run_detach() {
     let rv = Rv::new("oci-kill");
-    let b = bundle("oci-kill-b", |v| {
+    let b = busybox_bundle("oci-kill-b", |v| {
         v["process"]["args"] = serde_json::json!(["sh", "-c", "sleep 0.3; exit 42"]);
         v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
     });
@@ -398,7 +373,7 @@ fn kill_before_start_force_delete_wait_list_and_run_detach() {
     assert_eq!(r.shell_status(), 42);
     rv.run(&["delete", "k2"]);
     // delete --force of a running container ends every process.
-    let long = bundle("oci-kill-c", |v| {
+    let long = busybox_bundle("oci-kill-c", |v| {
         v["process"]["args"] = serde_json::json!(["sh", "-c", "sleep 1000 & sleep 1000"]);
         v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
     });
@@ -432,7 +407,7 @@ fn kill_before_start_force_delete_wait_list_and_run_detach() {
     assert_eq!(r.stdout, "", "{}", r.describe());
     // As on Linux, the container's init gets only the signals it handles (and KILL);
     // kill --all reaches every process.
-    let waiter = bundle("oci-kill-d", |v| {
+    let waiter = busybox_bundle("oci-kill-d", |v| {
         v["process"]["args"] =
             serde_json::json!(["sh", "-c", "sleep 1000 & wait $!; echo waited-$?"]);
         v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
@@ -497,7 +472,7 @@ fn log_file_json_errors_version_and_mounts() {
     let src = host.path().to_str().unwrap().to_string();
     let rw = TempDir::new("oci-bind-rw");
     let rw_src = rw.path().to_str().unwrap().to_string();
-    let b = bundle("oci-mounts", |v| {
+    let b = busybox_bundle("oci-mounts", |v| {
         v["process"]["args"] = serde_json::json!([
             "sh",
             "-c",
@@ -524,7 +499,7 @@ fn log_file_json_errors_version_and_mounts() {
         "writes to a bind mount reach the host"
     );
     assert!(!host.join("x").exists());
-    let bad = bundle("oci-badmount", |v| {
+    let bad = busybox_bundle("oci-badmount", |v| {
         v["mounts"]
             .as_array_mut()
             .unwrap()
@@ -538,7 +513,7 @@ fn log_file_json_errors_version_and_mounts() {
         "{}",
         r.describe()
     );
-    let hostnet = bundle("oci-hostnet", |v| {
+    let hostnet = busybox_bundle("oci-hostnet", |v| {
         let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
         ns.retain(|n| n["type"] != "network");
     });
@@ -565,7 +540,7 @@ fn log_file_json_errors_version_and_mounts() {
             "network namespace /nonexistent/netns",
         ),
     ] {
-        let b = bundle(&format!("oci-netns-{id}"), |v| {
+        let b = busybox_bundle(&format!("oci-netns-{id}"), |v| {
             for n in v["linux"]["namespaces"].as_array_mut().unwrap() {
                 if n["type"] == "network" {
                     n["path"] = path.into();
@@ -583,7 +558,7 @@ fn log_file_json_errors_version_and_mounts() {
 
 #[test]
 fn masked_and_readonly_paths_under_proc_and_sys() {
-    let b = bundle("oci-mask", |v| {
+    let b = busybox_bundle("oci-mask", |v| {
         v["process"]["args"] = serde_json::json!([
             "sh",
             "-c",
@@ -633,7 +608,7 @@ fn tmpfs_size_nr_inodes_and_mode() {
             }));
         }
     };
-    let b = bundle(
+    let b = busybox_bundle(
         "oci-tmpfs",
         tmpfs(serde_json::json!([
             "nosuid",
@@ -657,7 +632,7 @@ fn tmpfs_size_nr_inodes_and_mode() {
         r.describe()
     );
     // nosuid, nodev and noexec reach the mount: a program copied there does not run.
-    let b = bundle("oci-tmpfs-noexec", |v| {
+    let b = busybox_bundle("oci-tmpfs-noexec", |v| {
         v["process"]["args"] = serde_json::json!([
             "sh",
             "-c",
@@ -677,7 +652,7 @@ fn tmpfs_size_nr_inodes_and_mode() {
         r.describe()
     );
     assert!(r.stderr.contains("Permission denied"), "{}", r.describe());
-    let b = bundle("oci-tmpfs-bad", tmpfs(serde_json::json!(["size=lots"])));
+    let b = busybox_bundle("oci-tmpfs-bad", tmpfs(serde_json::json!(["size=lots"])));
     let r = run(&b, "t2");
     assert_eq!(r.shell_status(), 1, "{}", r.describe());
     assert!(
@@ -691,7 +666,7 @@ fn tmpfs_size_nr_inodes_and_mode() {
 #[test]
 fn cgroup_mount_shows_the_containers_own_cgroup() {
     // `rvisor spec` mounts cgroup at /sys/fs/cgroup read-only, as docker does.
-    let b = bundle("oci-cgroup", |v| {
+    let b = busybox_bundle("oci-cgroup", |v| {
         v["process"]["args"] = serde_json::json!([
             "sh",
             "-c",
@@ -722,7 +697,7 @@ fn cgroup_mount_shows_the_containers_own_cgroup() {
 
 #[test]
 fn debug_log_gets_the_runtimes_and_the_sandboxs_logs() {
-    let b = bundle("oci-dlog", |v| {
+    let b = busybox_bundle("oci-dlog", |v| {
         v["process"]["args"] = serde_json::json!(["sh", "-c", "echo hi"]);
         v["process"]["env"] = serde_json::json!(["PATH=/bin"]);
     });
@@ -764,7 +739,7 @@ fn hooks_process_settings_paths_and_exec() {
     let rv = Rv::new("oci-hooks");
     let marks = TempDir::new("oci-hook-marks");
     let m = marks.path().to_str().unwrap().to_string();
-    let b = bundle("oci-hooks-b", |v| {
+    let b = busybox_bundle("oci-hooks-b", |v| {
         v["process"]["args"] = serde_json::json!([
             "sh",
             "-c",

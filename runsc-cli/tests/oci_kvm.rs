@@ -7,24 +7,9 @@ mod common;
 use common::*;
 use std::process::Command;
 
-/// A bundle whose rootfs holds busybox-static, with a config from `rvisor spec`.
+/// A busybox bundle that runs `args`.
 fn bundle(tag: &str, args: &[&str]) -> TempDir {
-    let dir = TempDir::new(tag);
-    let bin = dir.join("rootfs/bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy(BUSYBOX, bin.join("busybox")).unwrap();
-    std::os::unix::fs::symlink("busybox", bin.join("sh")).unwrap();
-    let mut c = Command::new(rvisor_bin());
-    c.args(["spec", "--bundle"]).arg(dir.path());
-    let r = run_cmd(c, TIMEOUT);
-    assert!(r.status.success(), "{}", r.describe());
-    let cfg = dir.join("config.json");
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
-    v["process"]["terminal"] = false.into();
-    v["process"]["args"] = serde_json::json!(args);
-    std::fs::write(&cfg, v.to_string()).unwrap();
-    dir
+    busybox_bundle(tag, |v| v["process"]["args"] = serde_json::json!(args))
 }
 
 /// `rvisor --platform kvm --root <private>`; every container left is deleted on drop.

@@ -24,6 +24,32 @@ pub const BUSYBOX: &str = "/bin/busybox";
 
 pub mod docker;
 
+/// An OCI bundle whose rootfs holds busybox-static (as /bin/busybox and /bin/sh), with
+/// the config `rvisor spec` writes, `process.terminal` off, then changed by `edit`.
+pub fn busybox_bundle(tag: &str, edit: impl FnOnce(&mut serde_json::Value)) -> TempDir {
+    let dir = TempDir::new(tag);
+    let bin = dir.join("rootfs/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(BUSYBOX, bin.join("busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", bin.join("sh")).unwrap();
+    let r = run_cmd(
+        {
+            let mut c = Command::new(rvisor_bin());
+            c.args(["spec", "--bundle"]).arg(dir.path());
+            c
+        },
+        TIMEOUT,
+    );
+    assert!(r.status.success(), "{}", r.describe());
+    let cfg = dir.join("config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    v["process"]["terminal"] = false.into();
+    edit(&mut v);
+    std::fs::write(&cfg, v.to_string()).unwrap();
+    dir
+}
+
 /// Say why a test (or part of one) is skipped, past the test harness's capture, so
 /// the reason shows in the suite's output.
 pub fn skip(why: &str) {
