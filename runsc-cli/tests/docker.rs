@@ -66,6 +66,20 @@ impl Docker {
         v.extend(args);
         self.cmd(&v)
     }
+    /// `docker run -d` of a container named rvisor-test-TAG-<pid> (any old one removed
+    /// first) with our runtime, `--network=none` and FLAGS; returns its name.
+    fn start(&self, tag: &str, flags: &[&str], args: &[&str]) -> String {
+        let name = format!("rvisor-test-{tag}-{}", std::process::id());
+        let _ = self.cmd(&["rm", "-f", &name]);
+        let rt = format!("--runtime={}", self.runtime);
+        let mut v = vec!["run", "-d", "--name", &name, &rt, "--network=none"];
+        v.extend(flags);
+        v.push(IMAGE);
+        v.extend(args);
+        let r = self.cmd(&v);
+        assert!(r.status.success(), "{}", r.describe());
+        name
+    }
 }
 
 fn our_processes() -> Vec<String> {
@@ -261,14 +275,7 @@ fn docker_cgroup_shows_the_memory_limit() {
 fn docker_detached_exec_logs_pause_stop_rm() {
     let Some(d) = docker() else { return };
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let name = format!("rvisor-test-det-{}", std::process::id());
-    let _ = d.cmd(&["rm", "-f", &name]);
-    let rt = format!("--runtime={}", d.runtime);
-    let r = d.cmd(&[
-        "run", "-d", "--name", &name, &rt, "--network=none", IMAGE, "sh", "-c",
-        "trap 'echo got TERM; exit 0' TERM; echo started; echo state > /tmp/s; while true; do sleep 0.1; done",
-    ]);
-    assert!(r.status.success(), "{}", r.describe());
+    let name = d.start("det", &[], &["sh", "-c", "trap 'echo got TERM; exit 0' TERM; echo started; echo state > /tmp/s; while true; do sleep 0.1; done"]);
     let start = Instant::now();
     loop {
         let l = d.cmd(&["logs", &name]);
@@ -324,22 +331,11 @@ fn docker_detached_exec_logs_pause_stop_rm() {
 fn docker_top_lists_each_process() {
     let Some(d) = docker() else { return };
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let name = format!("rvisor-test-top-{}", std::process::id());
-    let _ = d.cmd(&["rm", "-f", &name]);
-    let rt = format!("--runtime={}", d.runtime);
-    let r = d.cmd(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        &rt,
-        "--network=none",
-        IMAGE,
-        "sh",
-        "-c",
-        "sleep 1000 & sleep 2000 & echo up; wait",
-    ]);
-    assert!(r.status.success(), "{}", r.describe());
+    let name = d.start(
+        "top",
+        &[],
+        &["sh", "-c", "sleep 1000 & sleep 2000 & echo up; wait"],
+    );
     let start = Instant::now();
     while !d.cmd(&["logs", &name]).stdout.contains("up") {
         assert!(start.elapsed() < Duration::from_secs(30), "no output");
@@ -364,27 +360,18 @@ fn docker_top_lists_each_process() {
 fn docker_exec_keeps_the_containers_capabilities() {
     let Some(d) = docker() else { return };
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let name = format!("rvisor-test-caps-{}", std::process::id());
-    let _ = d.cmd(&["rm", "-f", &name]);
-    let rt = format!("--runtime={}", d.runtime);
-    let r = d.cmd(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        &rt,
-        "--network=none",
-        "--cap-drop",
-        "ALL",
-        "--cap-add",
-        "CHOWN",
-        "--security-opt",
-        "no-new-privileges",
-        IMAGE,
-        "sleep",
-        "1000",
-    ]);
-    assert!(r.status.success(), "{}", r.describe());
+    let name = d.start(
+        "caps",
+        &[
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            "CHOWN",
+            "--security-opt",
+            "no-new-privileges",
+        ],
+        &["sleep", "1000"],
+    );
     // docker exec passes the container's process settings in --process.
     let r = d.cmd(&[
         "exec",
@@ -426,22 +413,8 @@ fn docker_exec_keeps_the_containers_capabilities() {
 fn docker_exec_detached_and_terminal() {
     let Some(d) = docker() else { return };
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let name = format!("rvisor-test-tty-{}", std::process::id());
-    let _ = d.cmd(&["rm", "-f", &name]);
     let rt = format!("--runtime={}", d.runtime);
-    let r = d.cmd(&[
-        "run",
-        "-d",
-        "--name",
-        &name,
-        &rt,
-        "--network=none",
-        IMAGE,
-        "sh",
-        "-c",
-        "while true; do sleep 0.1; done",
-    ]);
-    assert!(r.status.success(), "{}", r.describe());
+    let name = d.start("tty", &[], &["sh", "-c", "while true; do sleep 0.1; done"]);
     let r = d.cmd(&["exec", "-d", &name, "sh", "-c", "echo bg > /tmp/bg"]);
     assert!(r.status.success(), "{}", r.describe());
     let start = Instant::now();
