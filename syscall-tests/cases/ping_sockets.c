@@ -13,28 +13,6 @@
 
 #define RANGE "/proc/sys/net/ipv4/ping_group_range"
 
-/* A fresh network namespace with lo up. Returns 0 when the case cannot have one of its
- * own (an ordinary user natively: the host's range must not be changed). */
-static int own_netns(void)
-{
-	if (unshare(CLONE_NEWNET) == 0) {
-		int s = CHECK_OK(socket(AF_INET, SOCK_DGRAM, 0));
-		struct ifreq ifr = { 0 };
-		strcpy(ifr.ifr_name, "lo");
-		CHECK_OK(ioctl(s, SIOCGIFFLAGS, &ifr));
-		ifr.ifr_flags |= IFF_UP;
-		CHECK_OK(ioctl(s, SIOCSIFFLAGS, &ifr));
-		close(s);
-		return 1;
-	}
-	/* rvisor: the sandbox already has a network stack of its own. */
-	if (errno == ENOSYS || errno == EINVAL)
-		return 1;
-	fprintf(stderr, "SKIP: no network namespace of the case's own (%s)\n",
-		st_errname(errno));
-	return 0;
-}
-
 static void set_range(const char *text)
 {
 	int fd = CHECK_OK(open(RANGE, O_WRONLY));
@@ -73,7 +51,7 @@ static uint16_t csum(const void *p, size_t n)
 
 CASE(default_range_refuses)
 {
-	if (!own_netns())
+	if (!st_own_netns())
 		return;
 	char buf[64];
 	read_range(buf, sizeof buf);
@@ -85,7 +63,7 @@ CASE(default_range_refuses)
 
 CASE(range_writes)
 {
-	if (!own_netns())
+	if (!st_own_netns())
 		return;
 	char buf[64];
 	set_range("100 200\n");
@@ -121,7 +99,7 @@ CASE(range_writes)
 
 CASE(echo_v4)
 {
-	if (!own_netns())
+	if (!st_own_netns())
 		return;
 	allow_me();
 	int s = CHECK_OK(socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP));
@@ -186,7 +164,7 @@ CASE(echo_v4)
 
 CASE(connect_autobind_timeout)
 {
-	if (!own_netns())
+	if (!st_own_netns())
 		return;
 	allow_me();
 	int s = CHECK_OK(socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP));
@@ -216,7 +194,7 @@ CASE(connect_autobind_timeout)
 
 CASE(echo_v6)
 {
-	if (!own_netns())
+	if (!st_own_netns())
 		return;
 	allow_me();
 	int s = CHECK_OK(socket(AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6));
@@ -275,7 +253,7 @@ static int recv_hops(int s, int level, int type, ssize_t *len)
 
 CASE(reply_ttl)
 {
-	if (!own_netns())
+	if (!st_own_netns())
 		return;
 	allow_me();
 	int one = 1;
@@ -302,7 +280,7 @@ CASE(reply_ttl)
 
 CASE(shared_ident_one_reply)
 {
-	if (!own_netns())
+	if (!st_own_netns())
 		return;
 	allow_me();
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(0x2525) };

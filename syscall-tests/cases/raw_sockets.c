@@ -21,28 +21,6 @@
 #define SOL_RAW 255
 #endif
 
-/* A fresh network namespace with lo up; 0 when the case cannot have one (natively, not
- * root: no raw sockets either). */
-static int own_netns(void)
-{
-	if (unshare(CLONE_NEWNET) == 0) {
-		int s = CHECK_OK(socket(AF_INET, SOCK_DGRAM, 0));
-		struct ifreq ifr = { 0 };
-		strcpy(ifr.ifr_name, "lo");
-		CHECK_OK(ioctl(s, SIOCGIFFLAGS, &ifr));
-		ifr.ifr_flags |= IFF_UP;
-		CHECK_OK(ioctl(s, SIOCSIFFLAGS, &ifr));
-		close(s);
-		return 1;
-	}
-	/* rvisor: the sandbox already has a network stack of its own. */
-	if (errno == ENOSYS || errno == EINVAL)
-		return 1;
-	fprintf(stderr, "SKIP: no network namespace of the case's own (%s)\n",
-		st_errname(errno));
-	return 0;
-}
-
 static uint16_t csum(const void *p, size_t n)
 {
 	const uint8_t *b = p;
@@ -67,7 +45,7 @@ static ssize_t next(int s, void *buf, size_t n)
 
 CASE(raw_needs_cap_net_raw)
 {
-	if (!own_netns())
+	if (!st_own_netns())
 		return;
 	CHECK_ERR(socket(AF_INET, SOCK_RAW, 0), EPROTONOSUPPORT);
 	CHECK_ERR(socket(AF_INET6, SOCK_RAW, 0), EPROTONOSUPPORT);
@@ -103,7 +81,7 @@ CASE(raw_needs_cap_net_raw)
 
 CASE(raw_icmp_v4_echo)
 {
-	if (!own_netns())
+	if (!st_own_netns())
 		return;
 	int s = CHECK_OK(socket(AF_INET, SOCK_RAW, IPPROTO_ICMP));
 	uint32_t f = 0;
@@ -171,7 +149,7 @@ CASE(raw_icmp_v4_echo)
 
 CASE(raw_icmpv6_echo)
 {
-	if (!own_netns())
+	if (!st_own_netns())
 		return;
 	int s = CHECK_OK(socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6));
 	int off, ol = sizeof off;
