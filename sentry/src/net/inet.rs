@@ -73,17 +73,9 @@ const RECV_CHUNK: usize = 4 << 20;
 /// The stack of the sandbox `k` runs.
 pub fn stack(k: &Arc<Kernel>) -> netstack::Stack {
     static ALL: Mutex<Vec<(Weak<Kernel>, netstack::Stack)>> = Mutex::new(Vec::new());
-    let mut all = ALL.lock();
-    all.retain(|(w, _)| w.strong_count() > 0);
-    if let Some((_, s)) = all
-        .iter()
-        .find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(k)))
-    {
-        return s.clone();
-    }
-    let s = netstack::Stack::new(netstack::StackConfig::default());
-    all.push((Arc::downgrade(k), s.clone()));
-    s
+    per_kernel(&ALL, k, || {
+        netstack::Stack::new(netstack::StackConfig::default())
+    })
 }
 
 type SockList = Arc<Mutex<Vec<Weak<InetSock>>>>;
@@ -91,17 +83,7 @@ type SockList = Arc<Mutex<Vec<Weak<InetSock>>>>;
 /// Every inet socket of the sandbox `k` runs (for /proc/net).
 fn sock_list(k: &Arc<Kernel>) -> SockList {
     static ALL: Mutex<Vec<(Weak<Kernel>, SockList)>> = Mutex::new(Vec::new());
-    let mut all = ALL.lock();
-    all.retain(|(w, _)| w.strong_count() > 0);
-    if let Some((_, l)) = all
-        .iter()
-        .find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(k)))
-    {
-        return l.clone();
-    }
-    let l = SockList::default();
-    all.push((Arc::downgrade(k), l.clone()));
-    l
+    per_kernel(&ALL, k, SockList::default)
 }
 
 /// The open inet sockets of the sandbox `k` runs, oldest first.

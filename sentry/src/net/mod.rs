@@ -21,7 +21,7 @@ use crate::vfs::*;
 use parking_lot::Mutex;
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 pub const AF_UNSPEC: i32 = 0;
 pub const AF_UNIX: i32 = 1;
@@ -291,4 +291,24 @@ pub fn inet_sock(f: &OpenFile) -> Option<Arc<inet::InetSock>> {
         .as_any()
         .downcast_ref::<inet::InetFile>()
         .map(|s| s.sock.clone())
+}
+
+/// State the sockets keep per sandbox outside the Kernel: `all` holds each live kernel's
+/// value, made by `make` on first use; entries of kernels that are gone are dropped.
+pub(crate) fn per_kernel<T: Clone>(
+    all: &Mutex<Vec<(Weak<crate::kernel::Kernel>, T)>>,
+    k: &Arc<crate::kernel::Kernel>,
+    make: impl FnOnce() -> T,
+) -> T {
+    let mut all = all.lock();
+    all.retain(|(w, _)| w.strong_count() > 0);
+    if let Some((_, v)) = all
+        .iter()
+        .find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(k)))
+    {
+        return v.clone();
+    }
+    let v = make();
+    all.push((Arc::downgrade(k), v.clone()));
+    v
 }

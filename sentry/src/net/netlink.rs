@@ -39,17 +39,7 @@ type Registry = Arc<Mutex<HashMap<u32, Weak<NetlinkSock>>>>;
 /// The bound NETLINK_ROUTE sockets of the sandbox `k` runs, by port id.
 fn registry(k: &Arc<Kernel>) -> Registry {
     static ALL: Mutex<Vec<(Weak<Kernel>, Registry)>> = Mutex::new(Vec::new());
-    let mut all = ALL.lock();
-    all.retain(|(w, _)| w.strong_count() > 0);
-    if let Some((_, r)) = all
-        .iter()
-        .find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(k)))
-    {
-        return r.clone();
-    }
-    let r = Registry::default();
-    all.push((Arc::downgrade(k), r.clone()));
-    r
+    per_kernel(&ALL, k, Registry::default)
 }
 
 /// A queued datagram: who sent it (port id, 0 for the kernel), to which group, the bytes.

@@ -202,17 +202,7 @@ impl Registry {
 /// The registry of the sandbox `k` runs.
 pub fn registry(k: &Arc<Kernel>) -> Arc<Registry> {
     static ALL: Mutex<Vec<(Weak<Kernel>, Arc<Registry>)>> = Mutex::new(Vec::new());
-    let mut all = ALL.lock();
-    all.retain(|(w, _)| w.strong_count() > 0);
-    if let Some((_, r)) = all
-        .iter()
-        .find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(k)))
-    {
-        return r.clone();
-    }
-    let r = Arc::new(Registry::new());
-    all.push((Arc::downgrade(k), r.clone()));
-    r
+    per_kernel(&ALL, k, || Arc::new(Registry::new()))
 }
 
 struct State {
