@@ -34,6 +34,16 @@ const BUF_MAX: usize = 212_992;
 /// Where autobind's port ids start when the tgid is taken (counting down).
 const ROVER_START: i32 = -4096;
 
+/// The SOL_NETLINK options that are plain on/off flags, kept in `State::flags`.
+const FLAG_OPTS: [i32; 6] = [
+    NETLINK_PKTINFO,
+    NETLINK_BROADCAST_ERROR,
+    NETLINK_NO_ENOBUFS,
+    NETLINK_CAP_ACK,
+    NETLINK_EXT_ACK,
+    NETLINK_GET_STRICT_CHK,
+];
+
 type Registry = Arc<Mutex<HashMap<u32, Weak<NetlinkSock>>>>;
 
 /// The bound NETLINK_ROUTE sockets of the sandbox `k` runs, by port id.
@@ -390,12 +400,7 @@ impl NetlinkSock {
                             st.groups &= !(1 << (g - 1));
                         }
                     }
-                    NETLINK_PKTINFO
-                    | NETLINK_BROADCAST_ERROR
-                    | NETLINK_NO_ENOBUFS
-                    | NETLINK_CAP_ACK
-                    | NETLINK_EXT_ACK
-                    | NETLINK_GET_STRICT_CHK => {
+                    _ if FLAG_OPTS.contains(&name) => {
                         st.flags.insert(name, v != 0);
                     }
                     _ => {
@@ -465,12 +470,7 @@ impl NetlinkSock {
                     b.truncate(len & !3);
                     return Ok(b);
                 }
-                NETLINK_PKTINFO
-                | NETLINK_BROADCAST_ERROR
-                | NETLINK_NO_ENOBUFS
-                | NETLINK_CAP_ACK
-                | NETLINK_EXT_ACK
-                | NETLINK_GET_STRICT_CHK => {
+                _ if FLAG_OPTS.contains(&name) => {
                     if len < 4 {
                         return Err(EINVAL);
                     }
