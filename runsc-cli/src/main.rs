@@ -758,6 +758,7 @@ fn run(cli: Cli) -> Result<i32> {
                 "ptrace" => None,
                 p => bail!("platform {p:?} is not available (supported: ptrace, kvm)"),
             };
+            let memory_file = sandbox::huge_memory_file();
             sandbox::pivot_to_empty_root()?;
             sandbox::drop_privileges(host_network)?;
             let mut stdio = vec![dup(0)?, dup(1)?, dup(2)?];
@@ -785,6 +786,7 @@ fn run(cli: Cli) -> Result<i32> {
                 memory_limit,
                 readonly_root,
                 kvm,
+                memory_file,
                 umask: {
                     // SAFETY: umask only swaps the process's mask; it is put back at once.
                     let m = unsafe { libc::umask(0o022) };

@@ -5,6 +5,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
+use std::os::unix::fs::OpenOptionsExt;
 
 /// Signals a person (or docker) sends to the runtime that belong to the workload.
 pub const FORWARDED: [Signal; 8] = [
@@ -64,6 +65,46 @@ pub fn become_pid1() -> Result<Option<i32>> {
             Ok(None)
         }
     }
+}
+
+/// The memory file's backing (in the sandbox's own mount namespace, before the pivot):
+/// an unlinked file (O_TMPFILE) on a tmpfs mounted `huge=advise` with no size limit of
+/// its own, so the Sentry can ask for 2 MiB host pages on large runs; the host's
+/// shmem_enabled, which governs memfd, is often `never`. The mount is detached at once
+/// (the open file keeps it alive), so nothing stays mounted anywhere. None, with one
+/// logged line saying why, where that cannot be done: the Sentry uses a memfd.
+pub fn huge_memory_file() -> Option<std::os::fd::OwnedFd> {
+    match try_huge_memory_file() {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::info!("memory file: a memfd, no huge pages ({e:#})");
+            None
+        }
+    }
+}
+
+fn try_huge_memory_file() -> Result<std::os::fd::OwnedFd> {
+    let none: Option<&str> = None;
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+        .context("making mounts private")?;
+    let dir = "/tmp";
+    mount(
+        Some("rvisor-memory"),
+        dir,
+        Some("tmpfs"),
+        // Not noexec: application code runs from mappings of this file.
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("huge=advise,size=0,nr_inodes=0,mode=0700"),
+    )
+    .context("mounting a huge=advise tmpfs")?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .mode(0o600)
+        .open(dir);
+    umount2(dir, MntFlags::MNT_DETACH).context("detaching the memory tmpfs")?;
+    Ok(file.context("O_TMPFILE on the memory tmpfs")?.into())
 }
 
 /// Pivot into an empty, read-only root: after this the Sentry cannot name host paths.

@@ -50,6 +50,9 @@ pub struct Config {
     pub readonly_root: bool,
     /// An open /dev/kvm: run the workload on the KVM platform (else ptrace).
     pub kvm: Option<OwnedFd>,
+    /// An empty file on a `huge=advise` tmpfs for the memory file (see
+    /// [`memfile::init`]); None: a memfd.
+    pub memory_file: Option<OwnedFd>,
     /// The first process's umask.
     pub umask: u32,
     /// Run once the kernel is set up and before the workload starts (the runtime's
@@ -81,6 +84,8 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
             std::io::Error::from_raw_os_error(e.0)
         ))
     };
+    let huge = memfile::init(cfg.memory_file)
+        .map_err(|e| BootError::Setup(format!("the memory file: {e}")))?;
     let mf = memfile::memfile();
     let platform: Box<dyn platform::Platform> = match cfg.kvm {
         Some(fd) => Box::new(
@@ -119,8 +124,13 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
         mf.set_limit(l);
     }
     log.info(format!(
-        "Memory: {}K available, memory file 64G reserved (sparse memfd), limit {}",
+        "Memory: {}K available, memory file 64G reserved ({}), limit {}",
         total / 1024,
+        if huge {
+            "sparse tmpfs file, 2M pages for large runs"
+        } else {
+            "sparse memfd"
+        },
         cfg.memory_limit
             .map(|l| format!("{}K", l / 1024))
             .unwrap_or_else(|| "none".into())

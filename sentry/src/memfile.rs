@@ -1,6 +1,12 @@
-//! The memory file: one memfd holding all application memory, mapped once into the
+//! The memory file: one file holding all application memory, mapped once into the
 //! Sentry. Frames are 4 KiB pages of it, reference counted for sharing (copy-on-write,
 //! page cache).
+//!
+//! The file is an unlinked file on a tmpfs mounted `huge=advise` in the Sentry's own
+//! mount namespace where the launcher could make one (see [`init`]), else a memfd. On
+//! the tmpfs, 2 MiB-aligned runs of 512 frames ([`MemFile::alloc_huge`]) can be backed
+//! by host huge pages: memfd's internal mount follows the host's shmem_enabled, which is
+//! `never` on these hosts.
 //!
 //! Free frames are kept as runs, so that a large allocation gets consecutive frames and
 //! can be mapped with one call. Released frames are given back to the host (a hole
@@ -13,6 +19,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::OnceLock;
 
 pub const PAGE: u64 = 4096;
+/// Frames in one host huge page (2 MiB).
+pub const HUGE_FRAMES: u64 = 512;
 /// The memory file's size: address space reserved, not memory used.
 const SIZE: u64 = 64 << 30;
 
@@ -22,8 +30,12 @@ pub struct MemFile {
     alloc: Mutex<Alloc>,
     /// The sandbox's memory limit in pages (u64::MAX: none).
     limit_pages: std::sync::atomic::AtomicU64,
+    /// The file can hold host huge pages (a `huge=advise` tmpfs file, and the host
+    /// knows MADV_POPULATE_WRITE).
+    huge: bool,
 }
 
+#[derive(Default)]
 struct Alloc {
     /// Frames from here on have never been used.
     next: u64,
@@ -111,24 +123,78 @@ impl Alloc {
         }
         Some((start, got))
     }
+
+    /// `HUGE_FRAMES` consecutive frames starting at a multiple of `HUGE_FRAMES`: from a
+    /// free run that holds such a block, else from the never-used end (the frames
+    /// skipped to reach the boundary become a free run). None if neither has one.
+    fn take_aligned(&mut self) -> Option<u64> {
+        let h = HUGE_FRAMES;
+        let fit = self
+            .free
+            .iter()
+            .take(FIRST_FIT_SCAN)
+            .map(|(&s, &l)| (s, l, s.next_multiple_of(h)))
+            .find(|&(s, l, a)| a + h <= s + l);
+        if let Some((s, l, a)) = fit {
+            self.free.remove(&s);
+            if a > s {
+                self.free.insert(s, a - s);
+            }
+            if s + l > a + h {
+                self.free.insert(a + h, s + l - a - h);
+            }
+            return Some(a);
+        }
+        let a = self.next.next_multiple_of(h);
+        if (a + h) * PAGE > SIZE {
+            return None;
+        }
+        if a > self.next {
+            let skipped = (self.next, a - self.next);
+            self.add_free(skipped.0, skipped.1);
+        }
+        self.next = a + h;
+        self.refs.resize(self.next as usize, 0);
+        Some(a)
+    }
 }
 
 static MEMFILE: OnceLock<MemFile> = OnceLock::new();
 
 /// The process-wide memory file.
 pub fn memfile() -> &'static MemFile {
-    MEMFILE.get_or_init(|| MemFile::new().expect("cannot create the memory file"))
+    MEMFILE.get_or_init(|| MemFile::new(None).expect("cannot create the memory file"))
+}
+
+/// Make the memory file from `file` (an empty file on a `huge=advise` tmpfs, made by
+/// the launcher before the Sentry lost sight of mounts), or a memfd where it is None.
+/// Must come before the first [`memfile`]; returns whether huge pages are in use.
+pub fn init(file: Option<OwnedFd>) -> std::io::Result<bool> {
+    let mf = MemFile::new(file)?;
+    let huge = mf.huge;
+    if MEMFILE.set(mf).is_err() {
+        tracing::warn!("memory file: init after first use, the first one stays");
+        return Ok(memfile().huge);
+    }
+    Ok(huge)
 }
 
 impl MemFile {
-    fn new() -> std::io::Result<MemFile> {
-        // SAFETY: memfd_create with a static name; the result is checked.
-        let fd = unsafe { libc::memfd_create(c"rvisor-memory".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: a fresh descriptor we own.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    fn new(file: Option<OwnedFd>) -> std::io::Result<MemFile> {
+        let tmpfs = file.is_some();
+        let fd = match file {
+            Some(f) => f,
+            None => {
+                // SAFETY: memfd_create with a static name; the result is checked.
+                let fd =
+                    unsafe { libc::memfd_create(c"rvisor-memory".as_ptr(), libc::MFD_CLOEXEC) };
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // SAFETY: a fresh descriptor we own.
+                unsafe { OwnedFd::from_raw_fd(fd) }
+            }
+        };
         // SAFETY: ftruncate on our memfd.
         if unsafe { libc::ftruncate(fd.as_raw_fd(), SIZE as i64) } != 0 {
             return Err(std::io::Error::last_os_error());
@@ -149,16 +215,17 @@ impl MemFile {
         }
         // SAFETY: the mapping above; forked stub processes must not inherit it.
         unsafe { libc::madvise(p, SIZE as usize, libc::MADV_DONTFORK) };
+        // An empty range: only whether the host knows the advice (Linux >= 5.14).
+        // SAFETY: madvise of zero bytes changes nothing.
+        let populate_write = unsafe { libc::madvise(p, 0, libc::MADV_POPULATE_WRITE) } == 0;
+        if tmpfs && !populate_write {
+            tracing::info!("memory file: no MADV_POPULATE_WRITE on this host, no huge pages");
+        }
         Ok(MemFile {
+            huge: tmpfs && populate_write,
             fd,
             base: p as usize,
-            alloc: Mutex::new(Alloc {
-                next: 0,
-                free: BTreeMap::new(),
-                released: vec![],
-                refs: vec![],
-                used: 0,
-            }),
+            alloc: Mutex::new(Alloc::default()),
             limit_pages: std::sync::atomic::AtomicU64::new(u64::MAX),
         })
     }
@@ -224,6 +291,36 @@ impl MemFile {
             a.used += got;
         }
         Ok(out)
+    }
+
+    /// Whether [`alloc_huge`](Self::alloc_huge) runs can be host huge pages.
+    pub fn huge(&self) -> bool {
+        self.huge
+    }
+
+    /// `HUGE_FRAMES` zeroed frames, consecutive from a 2 MiB-aligned file offset, each
+    /// with one reference; None where the file has no huge pages or no such run is free
+    /// (the caller falls back to [`alloc_many`](Self::alloc_many)).
+    pub fn alloc_huge(&self) -> KResult<Option<Vec<Frame>>> {
+        if !self.huge {
+            return Ok(None);
+        }
+        let mut a = self.alloc.lock();
+        let limit = self.limit_pages.load(std::sync::atomic::Ordering::Relaxed);
+        if a.used.saturating_add(HUGE_FRAMES) > limit {
+            return Err(ENOMEM);
+        }
+        if a.released.len() >= RELEASE_BATCH {
+            a.flush(self.fd.as_raw_fd());
+        }
+        let Some(start) = a.take_aligned() else {
+            return Ok(None);
+        };
+        for idx in start..start + HUGE_FRAMES {
+            a.refs[idx as usize] = 1;
+        }
+        a.used += HUGE_FRAMES;
+        Ok(Some((start..start + HUGE_FRAMES).map(Frame).collect()))
     }
 
     /// A frame holding a copy of `src`.
@@ -329,6 +426,30 @@ impl std::fmt::Debug for Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aligned_runs_come_from_free_runs_or_the_aligned_end() {
+        let mut a = Alloc {
+            next: 3,
+            refs: vec![0; 3],
+            ..Default::default()
+        };
+        // From the end: frames 3..512 become a free run.
+        assert_eq!(a.take_aligned(), Some(HUGE_FRAMES));
+        assert_eq!(a.next, 2 * HUGE_FRAMES);
+        assert_eq!(a.free.get(&3), Some(&(HUGE_FRAMES - 3)));
+        // A free run that holds an aligned block gives it, keeping the rest free.
+        a.free.clear();
+        a.free.insert(HUGE_FRAMES - 10, HUGE_FRAMES + 20);
+        assert_eq!(a.take_aligned(), Some(HUGE_FRAMES));
+        assert_eq!(a.free.get(&(HUGE_FRAMES - 10)), Some(&10));
+        assert_eq!(a.free.get(&(2 * HUGE_FRAMES)), Some(&10));
+        // A free run too short once aligned is left alone.
+        a.free.clear();
+        a.free.insert(1, HUGE_FRAMES);
+        assert_eq!(a.take_aligned(), Some(2 * HUGE_FRAMES));
+        assert_eq!(a.free.get(&1), Some(&HUGE_FRAMES));
+    }
 
     #[test]
     fn runs_are_consecutive_and_reused_frames_read_as_zeros() {
