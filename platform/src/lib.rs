@@ -183,13 +183,17 @@ pub trait AddressSpace: std::any::Any + Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MapOp {
     /// As [`AddressSpace::map`]; `populate`: the pages are about to be used, so the
-    /// platform may make them present now rather than on first touch.
+    /// platform may make them present now rather than on first touch; `huge`: `addr`,
+    /// `len` and `file_offset` are multiples of 2 MiB and the file's range is fresh, so
+    /// the platform may back it with host huge pages (populating, if asked, after the
+    /// advice). Platforms without huge pages treat it as a plain map.
     Map {
         addr: u64,
         len: u64,
         file_offset: u64,
         prot: Prot,
         populate: bool,
+        huge: bool,
     },
     Unmap {
         addr: u64,

@@ -189,6 +189,24 @@ impl StubProcess {
     }
 }
 
+/// The madvise calls that follow a huge map: MADV_HUGEPAGE so that the host fills the
+/// range with 2 MiB pages, the populate (what MAP_POPULATE would have done, but after
+/// the advice), then MADV_NOHUGEPAGE, so that a hole punched in the range later is
+/// never refilled with a whole huge page by one touch (nor collapsed by khugepaged).
+fn huge_advice(addr: u64, len: u64, prot: Prot, populate: bool) -> Vec<[u64; 7]> {
+    let call = |advice: i32| [libc::SYS_madvise as u64, addr, len, advice as u64, 0, 0, 0];
+    let mut v = vec![call(libc::MADV_HUGEPAGE)];
+    if populate {
+        v.push(call(if prot.contains(Prot::WRITE) {
+            libc::MADV_POPULATE_WRITE
+        } else {
+            libc::MADV_POPULATE_READ
+        }));
+    }
+    v.push(call(libc::MADV_NOHUGEPAGE));
+    v
+}
+
 fn prot_bits(p: Prot) -> u64 {
     let mut b = 0;
     if p.contains(Prot::READ) {
@@ -211,6 +229,7 @@ impl AddressSpace for StubProcess {
             file_offset,
             prot,
             populate: false,
+            huge: false,
         }])
     }
     fn unmap(&self, addr: u64, len: u64) -> Result<()> {
@@ -223,21 +242,22 @@ impl AddressSpace for StubProcess {
         self.id
     }
     fn apply(&self, ops: &[MapOp]) -> Result<()> {
-        let calls: Vec<[u64; 7]> = ops
-            .iter()
-            .map(|op| match *op {
+        let mut calls: Vec<[u64; 7]> = Vec::with_capacity(ops.len());
+        for op in ops {
+            match *op {
                 MapOp::Map {
                     addr,
                     len,
                     file_offset,
                     prot,
                     populate,
+                    huge,
                 } => {
                     let mut flags = libc::MAP_SHARED | libc::MAP_FIXED;
-                    if populate {
+                    if populate && !huge {
                         flags |= libc::MAP_POPULATE;
                     }
-                    [
+                    calls.push([
                         libc::SYS_mmap as u64,
                         addr,
                         len,
@@ -245,10 +265,15 @@ impl AddressSpace for StubProcess {
                         flags as u64,
                         self.memfd as u64,
                         file_offset,
-                    ]
+                    ]);
+                    if huge {
+                        calls.extend(huge_advice(addr, len, prot, populate));
+                    }
                 }
-                MapOp::Unmap { addr, len } => [libc::SYS_munmap as u64, addr, len, 0, 0, 0, 0],
-                MapOp::Protect { addr, len, prot } => [
+                MapOp::Unmap { addr, len } => {
+                    calls.push([libc::SYS_munmap as u64, addr, len, 0, 0, 0, 0])
+                }
+                MapOp::Protect { addr, len, prot } => calls.push([
                     libc::SYS_mprotect as u64,
                     addr,
                     len,
@@ -256,9 +281,9 @@ impl AddressSpace for StubProcess {
                     0,
                     0,
                     0,
-                ],
-            })
-            .collect();
+                ]),
+            }
+        }
         if calls.is_empty() {
             return Ok(());
         }

@@ -273,7 +273,8 @@ fn code() -> (usize, usize) {
 }
 
 /// The stub's seccomp program: the few calls the stub itself makes (the template's fork
-/// loop, its spawner loop and the injected mapping calls); anything else kills the stub. Application system calls
+/// loop, its spawner loop and the injected mapping calls, madvise only with the advice
+/// of a huge map); anything else kills the stub. Application system calls
 /// never reach it: PTRACE_SYSEMU stops them before seccomp runs.
 pub fn filter() -> Vec<libc::sock_filter> {
     const ALLOWED: [i64; 10] = [
@@ -315,6 +316,19 @@ pub fn filter() -> Vec<libc::sock_filter> {
         stmt(ld, 16),
         jeq(libc::PR_SET_NAME as u32, 1, 0),
         jeq(libc::PR_SET_PDEATHSIG as u32, 0, 1),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+        stmt(ret, libc::SECCOMP_RET_KILL_PROCESS),
+        // madvise only with the advice of a huge map (args[2], offset 32; the high
+        // half, offset 36, must be zero).
+        jeq(libc::SYS_madvise as u32, 0, 10),
+        stmt(ld, 36),
+        jeq(0, 0, 7),
+        stmt(ld, 32),
+        jeq(libc::MADV_HUGEPAGE as u32, 4, 0),
+        jeq(libc::MADV_NOHUGEPAGE as u32, 3, 0),
+        jeq(libc::MADV_POPULATE_READ as u32, 2, 0),
+        jeq(libc::MADV_POPULATE_WRITE as u32, 1, 0),
+        stmt(ret, libc::SECCOMP_RET_KILL_PROCESS),
         stmt(ret, libc::SECCOMP_RET_ALLOW),
         stmt(ret, libc::SECCOMP_RET_KILL_PROCESS),
     ];

@@ -228,6 +228,7 @@ fn apply_runs_a_batch_and_stops_at_a_failure() {
             file_offset: 0x2000 + 2 * i * 0x1000,
             prot: Prot::READ | Prot::WRITE,
             populate: i % 2 == 0,
+            huge: false,
         })
         .collect();
     as_.apply(&ops).unwrap();
@@ -252,6 +253,7 @@ fn apply_runs_a_batch_and_stops_at_a_failure() {
             file_offset: 0,
             prot: Prot::READ,
             populate: false,
+            huge: false,
         },
         platform::MapOp::Unmap {
             addr: DATA + 0x1000,
@@ -271,6 +273,41 @@ fn apply_runs_a_batch_and_stops_at_a_failure() {
         matches!(ev, Event::Syscall),
         "the unmap after the failure did not run: {ev:?}"
     );
+}
+
+#[test]
+fn a_huge_map_is_advised_and_populated_in_the_stub() {
+    let code = [
+        0xbb, 0, 0x10, 0x60, 0, // mov ebx, 0x601000
+        0xc6, 0x03, 0x07, // mov byte [rbx], 7
+        0xb8, 0x27, 0, 0, 0, // mov eax, 39
+        0x0f, 0x05, // syscall
+    ];
+    let (fd, _p, as_, mut ctx, mut regs) = setup(&code);
+    let f = std::fs::File::from(fd);
+    f.set_len(4 << 20).unwrap();
+    let pid = as_.host_pid().unwrap();
+    let rss = || status_field(pid, "RssShmem:").unwrap();
+    let kb = |s: String| s.trim_end_matches(" kB").parse::<u64>().unwrap();
+    let before = kb(rss());
+    // mmap, MADV_HUGEPAGE, MADV_POPULATE_WRITE, MADV_NOHUGEPAGE: the stub's filter lets
+    // that advice through (anything else kills it) and the 2 MiB are present at once.
+    as_.apply(&[platform::MapOp::Map {
+        addr: DATA,
+        len: 2 << 20,
+        file_offset: 2 << 20,
+        prot: Prot::READ | Prot::WRITE,
+        populate: true,
+        huge: true,
+    }])
+    .unwrap();
+    assert!(kb(rss()) >= before + 2048, "{before} kB -> {}", rss());
+    let ev = ctx.switch(&as_, &mut regs).unwrap();
+    assert!(matches!(ev, Event::Syscall), "{ev:?}");
+    use std::os::unix::fs::FileExt;
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, (2 << 20) + 0x1000).unwrap();
+    assert_eq!(b[0], 7);
 }
 
 #[test]
@@ -384,6 +421,7 @@ fn mapping_calls_leave_the_application_thread_alone() {
                 file_offset: 0x2000,
                 prot: Prot::READ | Prot::WRITE,
                 populate: true,
+                huge: false,
             }])
             .unwrap()
     })

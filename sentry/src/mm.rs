@@ -2,7 +2,7 @@
 //! copy-on-write, and copy-in/copy-out through the memory file.
 
 use crate::errno::*;
-use crate::memfile::{memfile, Frame, PAGE};
+use crate::memfile::{memfile, Frame, HUGE_FRAMES, PAGE};
 use parking_lot::Mutex;
 use platform::{AddressSpace, Prot};
 use std::collections::BTreeMap;
@@ -200,6 +200,7 @@ fn merge_runs(ops: Vec<platform::MapOp>) -> Vec<platform::MapOp> {
                 file_offset,
                 prot,
                 populate,
+                huge: false,
             }),
             Map {
                 addr: a2,
@@ -207,6 +208,7 @@ fn merge_runs(ops: Vec<platform::MapOp>) -> Vec<platform::MapOp> {
                 file_offset: o2,
                 prot: p2,
                 populate: q2,
+                huge: false,
             },
         ) = (out.last_mut(), op)
         {
@@ -352,6 +354,7 @@ impl Mm {
             file_offset: pte.frame.offset(),
             prot: to_prot(prot),
             populate,
+            huge: false,
         });
     }
 
@@ -428,6 +431,7 @@ impl Mm {
                     file_offset: pte.frame.offset(),
                     prot: to_prot(prot),
                     populate: true,
+                    huge: false,
                 }),
                 None => self
                     .aspace
@@ -443,7 +447,9 @@ impl Mm {
     /// pages of the VMA, FAULT_AROUND of them, or more while the application keeps
     /// faulting just past the previous run (sequential use: up to 2 MiB, made present
     /// in the host at once), and map them in as few platform calls as the frames'
-    /// contiguity allows (one page fault costs a ptrace round trip or more).
+    /// contiguity allows (one page fault costs a ptrace round trip or more). Full-size
+    /// runs end on a 2 MiB boundary, so that the next ones are whole aligned 2 MiB,
+    /// which get 2 MiB-aligned frames and may be host huge pages.
     fn fault_around_anon(
         &self,
         inner: &mut MmInner,
@@ -452,7 +458,8 @@ impl Mm {
         prot: u32,
     ) -> Result<Frame, FaultError> {
         const FAULT_AROUND: u64 = 16;
-        const MAX_AROUND: u64 = 512;
+        const MAX_AROUND: u64 = HUGE_FRAMES;
+        const HUGE: u64 = HUGE_FRAMES * PAGE;
         let sequential = page == inner.ra_next;
         let window = if sequential {
             (inner.ra_pages * 4).min(MAX_AROUND)
@@ -464,9 +471,22 @@ impl Mm {
             .range(page + PAGE..)
             .next()
             .map_or(u64::MAX, |(k, _)| *k);
-        let end = vma_end.min(next_present).min(page + window * PAGE);
+        let mut limit = page + window * PAGE;
+        if window == MAX_AROUND && limit & !(HUGE - 1) > page {
+            limit &= !(HUGE - 1);
+        }
+        let end = vma_end.min(next_present).min(limit);
         let n = ((end - page) / PAGE) as usize;
-        let frames = memfile().alloc_many(n).map_err(|_| FaultError::Oom)?;
+        let huge = sequential && n as u64 == HUGE_FRAMES && page.is_multiple_of(HUGE);
+        let frames = match huge {
+            true => memfile().alloc_huge().map_err(|_| FaultError::Oom)?,
+            false => None,
+        };
+        let huge = frames.is_some();
+        let frames = match frames {
+            Some(f) => f,
+            None => memfile().alloc_many(n).map_err(|_| FaultError::Oom)?,
+        };
         let mut ops = vec![];
         let mut i = 0;
         while i < n {
@@ -481,6 +501,7 @@ impl Mm {
                 file_offset: frames[i].offset(),
                 prot: to_prot(prot),
                 populate: sequential,
+                huge,
             });
             i = j;
         }
@@ -1146,6 +1167,7 @@ mod tests {
                 file_offset: off,
                 prot,
                 populate: false,
+                huge: false,
             }])
         }
         fn unmap(&self, _: u64, _: u64) -> platform::Result<()> {
@@ -1177,8 +1199,8 @@ mod tests {
     fn sequential_faults_map_growing_runs() {
         let rec = Arc::new(Recorder::default());
         let mm = Mm::new(rec.clone());
-        mm.map_fixed(&mut mm.inner.lock(), BASE, 4 << 20, anon(BASE + (4 << 20)));
-        let present = |mm: &Mm| mm.resident_in(&mm.inner.lock(), BASE, BASE + (4 << 20));
+        mm.map_fixed(&mut mm.inner.lock(), BASE, 8 << 20, anon(BASE + (8 << 20)));
+        let present = |mm: &Mm| mm.resident_in(&mm.inner.lock(), BASE, BASE + (8 << 20));
         mm.fault(BASE, platform::Access::Write).unwrap();
         assert_eq!(present(&mm), 16);
         // Just past the run: four times as many, made present in the host at once.
@@ -1186,9 +1208,18 @@ mod tests {
         assert_eq!(present(&mm), 16 + 64);
         mm.fault(BASE + 80 * PAGE, platform::Access::Write).unwrap();
         assert_eq!(present(&mm), 16 + 64 + 256);
+        // A full-size run stops at the next 2 MiB boundary; the ones after it are
+        // whole aligned 2 MiB.
         mm.fault(BASE + 336 * PAGE, platform::Access::Write)
             .unwrap();
-        assert_eq!(present(&mm), 16 + 64 + 256 + 512, "at most 2 MiB");
+        assert_eq!(present(&mm), 512, "up to the 2 MiB boundary");
+        mm.fault(BASE + 512 * PAGE, platform::Access::Write)
+            .unwrap();
+        assert_eq!(present(&mm), 1024, "at most 2 MiB");
+        assert!(matches!(
+            rec.0.lock().last(),
+            Some(platform::MapOp::Map { addr, len: 0x20_0000, .. }) if *addr == BASE + (2 << 20)
+        ));
         assert!(rec
             .0
             .lock()
@@ -1197,9 +1228,9 @@ mod tests {
             .all(|op| matches!(op, platform::MapOp::Map { populate: true, .. })));
         assert_eq!(mapped_pages(&rec), present(&mm));
         // Elsewhere: back to 16.
-        mm.fault(BASE + 950 * PAGE, platform::Access::Write)
+        mm.fault(BASE + 1500 * PAGE, platform::Access::Write)
             .unwrap();
-        assert_eq!(present(&mm), 16 + 64 + 256 + 512 + 16);
+        assert_eq!(present(&mm), 1024 + 16);
     }
 
     #[test]
