@@ -123,10 +123,54 @@ fn nothing_left_when_rvisor_is_killed() {
     );
 }
 
+/// The memory file is a file on a `huge=advise` tmpfs that was mounted only in the
+/// Sentry's mount namespace and detached there at once: no process of the run, nor
+/// the host, has it mounted.
+#[test]
+fn memory_file_is_on_a_huge_tmpfs_mounted_nowhere() {
+    use std::io::BufRead;
+    let marker = "rvisor-memfile-marker";
+    let mut child = rvisor()
+        .env("RVISOR_TEST_MARKER", marker)
+        .args(["do", "/bin/sh", "-c", "dmesg; echo ready; read x"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut dmesg = String::new();
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 && line != "ready\n" {
+        dmesg.push_str(&line);
+        line.clear();
+    }
+    let procs = procs_with_marker(marker);
+    let mounted: Vec<String> = std::iter::once("self".to_string())
+        .chain(
+            procs
+                .iter()
+                .map(|p| p.split(':').next().unwrap().to_string()),
+        )
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+                .is_ok_and(|m| m.contains("rvisor-memory"))
+        })
+        .collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        dmesg.contains("memory file 64G reserved (sparse tmpfs file, 2M pages for large runs)"),
+        "{dmesg}"
+    );
+    assert!(procs.len() >= 3, "{procs:?}");
+    assert!(mounted.is_empty(), "mounted in {mounted:?}");
+}
+
 kvm_tests!(
     uname_a_reports_rvisor_kernel,
     ls_root_matches_native,
     missing_command_is_127,
     sigterm_to_rvisor_reaches_the_workload,
     nothing_left_when_rvisor_is_killed,
+    memory_file_is_on_a_huge_tmpfs_mounted_nowhere,
 );
