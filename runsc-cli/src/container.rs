@@ -23,6 +23,8 @@ pub struct Global {
     pub debug: bool,
     /// "ptrace" or "kvm" (`--platform`).
     pub platform: String,
+    /// `--huge-pages`: auto, on or off.
+    pub huge_pages: String,
     /// `--network`; None: the default (sandbox for a bundle, which has a network namespace).
     pub network: Option<crate::network::Mode>,
 }
@@ -350,6 +352,7 @@ pub fn create(g: &Global, id: &str, o: &CreateOpts) -> Result<Container> {
             .map_err(|e| anyhow!("bundle {}: {e:#}", bundle.display()))?;
     opts.host_network = host_network;
     opts.platform = g.platform.clone();
+    opts.huge_pages = g.huge_pages.clone();
     opts.take_network =
         g.network.unwrap_or(crate::network::Mode::Sandbox) == crate::network::Mode::Sandbox;
     let process = spec.process().as_ref().expect("checked");

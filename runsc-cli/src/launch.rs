@@ -89,6 +89,8 @@ pub struct DoOpts {
     pub host_network: bool,
     /// "ptrace" or "kvm".
     pub platform: String,
+    /// `--huge-pages` (auto, on, off; empty: auto).
+    pub huge_pages: String,
 }
 
 /// The running processes of a sandbox.
@@ -322,6 +324,9 @@ pub fn launch(o: DoOpts, exe: &str, command: &[String]) -> Result<Launched> {
     }
     if !o.platform.is_empty() {
         boot.args(["--platform", &o.platform]);
+    }
+    if !o.huge_pages.is_empty() {
+        boot.args(["--huge-pages", &o.huge_pages]);
     }
     if o.host_network {
         boot.arg("--host-network");

@@ -43,6 +43,11 @@ struct Cli {
     /// Where application code runs: ptrace (default) or kvm.
     #[arg(long, global = true, default_value = "ptrace")]
     platform: String,
+    /// Host 2 MiB pages for large anonymous runs of the sandbox's memory: on, off, or
+    /// auto (on unless the host hands free 2 MiB blocks back to its hypervisor, which
+    /// makes each fresh huge page slow; see docs/performance.md).
+    #[arg(long = "huge-pages", global = true, default_value = "auto")]
+    huge_pages: String,
     /// none (loopback only), sandbox (rvisor's stack on the container network namespace's
     /// links; the default for a bundle) or host (the network namespace rvisor runs in,
     /// never the spec's: inet sockets are host sockets the Sentry operates; WEAKER
@@ -490,10 +495,17 @@ fn run(cli: Cli) -> Result<i32> {
             cli.platform
         );
     }
+    if !["auto", "on", "off"].contains(&cli.huge_pages.as_str()) {
+        bail!(
+            "--huge-pages {:?}: expected auto, on or off",
+            cli.huge_pages
+        );
+    }
     let g = container::Global {
         root: std::path::PathBuf::from(&cli.root),
         debug: cli.debug,
         platform: cli.platform.clone(),
+        huge_pages: cli.huge_pages.clone(),
         network: network::Mode::parse(cli.network.as_deref())?,
     };
     match cmd {
@@ -532,6 +544,7 @@ fn run(cli: Cli) -> Result<i32> {
                 memory_limit,
                 root: "/".into(),
                 platform: cli.platform.clone(),
+                huge_pages: cli.huge_pages.clone(),
                 netns_in_launcher: false,
                 host_network: g.network == Some(network::Mode::Host),
                 ..Default::default()
@@ -758,7 +771,7 @@ fn run(cli: Cli) -> Result<i32> {
                 "ptrace" => None,
                 p => bail!("platform {p:?} is not available (supported: ptrace, kvm)"),
             };
-            let memory_file = sandbox::huge_memory_file();
+            let memory_file = sandbox::huge_memory_file(&cli.huge_pages);
             sandbox::pivot_to_empty_root()?;
             sandbox::drop_privileges(host_network)?;
             let mut stdio = vec![dup(0)?, dup(1)?, dup(2)?];

@@ -72,8 +72,17 @@ pub fn become_pid1() -> Result<Option<i32>> {
 /// its own, so the Sentry can ask for 2 MiB host pages on large runs; the host's
 /// shmem_enabled, which governs memfd, is often `never`. The mount is detached at once
 /// (the open file keeps it alive), so nothing stays mounted anywhere. None, with one
-/// logged line saying why, where that cannot be done: the Sentry uses a memfd.
-pub fn huge_memory_file() -> Option<std::os::fd::OwnedFd> {
+/// logged line saying why, where that cannot be done or `mode` (`--huge-pages`) says
+/// not to: the Sentry uses a memfd.
+pub fn huge_memory_file(mode: &str) -> Option<std::os::fd::OwnedFd> {
+    if mode == "off" {
+        tracing::info!("memory file: a memfd, no huge pages (--huge-pages off)");
+        return None;
+    }
+    if let Some(why) = free_page_reporting().filter(|_| mode == "auto") {
+        tracing::info!("memory file: a memfd, no huge pages ({why}; --huge-pages on overrides)");
+        return None;
+    }
     match try_huge_memory_file() {
         Ok(f) => Some(f),
         Err(e) => {
@@ -81,6 +90,31 @@ pub fn huge_memory_file() -> Option<std::os::fd::OwnedFd> {
             None
         }
     }
+}
+
+/// Why huge pages do not pay on this host, if they do not: it is a VM that reports
+/// free blocks of 2 MiB and up to its hypervisor (virtio balloon free page reporting,
+/// feature bit 5, with page_reporting_order <= 9), which drops their backing. A fresh
+/// huge page is then nearly always such a block, and filling it cost 1-10 s per 256
+/// MiB here against 0.2-0.9 s for 4 KiB pages (which mostly reuse backed memory).
+fn free_page_reporting() -> Option<String> {
+    let order: u32 =
+        std::fs::read_to_string("/sys/module/page_reporting/parameters/page_reporting_order")
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+    if order > 9 {
+        return None;
+    }
+    let balloons = std::fs::read_dir("/sys/bus/virtio/drivers/virtio_balloon").ok()?;
+    let reporting = balloons.flatten().any(|e| {
+        std::fs::read_to_string(e.path().join("features"))
+            .is_ok_and(|f| f.as_bytes().get(5) == Some(&b'1'))
+    });
+    reporting.then(|| {
+        format!("the host VM reports free blocks of order >= {order} to its hypervisor (virtio balloon free page reporting), so fresh huge pages are slow to fill")
+    })
 }
 
 fn try_huge_memory_file() -> Result<std::os::fd::OwnedFd> {

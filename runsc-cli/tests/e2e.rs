@@ -123,16 +123,29 @@ fn nothing_left_when_rvisor_is_killed() {
     );
 }
 
-/// The memory file is a file on a `huge=advise` tmpfs that was mounted only in the
-/// Sentry's mount namespace and detached there at once: no process of the run, nor
-/// the host, has it mounted.
+/// With `--huge-pages on` the memory file is a file on a `huge=advise` tmpfs that was
+/// mounted only in the Sentry's mount namespace and detached there at once: no process
+/// of the run, nor the host, has it mounted. With `off` it is a memfd.
 #[test]
 fn memory_file_is_on_a_huge_tmpfs_mounted_nowhere() {
     use std::io::BufRead;
+    let off = rvisor()
+        .args(["--huge-pages", "off", "do", "/bin/sh", "-c", "dmesg"])
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&off.stdout);
+    assert!(s.contains("reserved (sparse memfd)"), "{s}");
     let marker = "rvisor-memfile-marker";
     let mut child = rvisor()
         .env("RVISOR_TEST_MARKER", marker)
-        .args(["do", "/bin/sh", "-c", "dmesg; echo ready; read x"])
+        .args([
+            "--huge-pages",
+            "on",
+            "do",
+            "/bin/sh",
+            "-c",
+            "dmesg; echo ready; read x",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -6,7 +6,7 @@
 //! table per family, the failures and one summary line per platform.
 //!
 //! ```text
-//! syscall-tests [--rvisor PATH] [--filter SUBSTR]... [--summary] [--native-only]
+//! syscall-tests [--rvisor PATH] [--rvisor-arg ARG]... [--filter SUBSTR]... [--summary] [--native-only]
 //!               [--platform P]... [--jobs N] [--timeout SECS] [--verbose]
 //!               [--emit-expected]
 //! ```
@@ -38,6 +38,7 @@ options:
   --summary         print only the summary lines (and skipped platforms)
   --native-only     run natively only
   --platform P      run under platform P only (repeatable; default: ptrace, kvm if present)
+  --rvisor-arg ARG  pass ARG to rvisor before `do` (repeatable), e.g. --huge-pages=on
   --jobs N          parallel runs (default 2)
   --timeout SECS    per-run timeout (default 10)
   --verbose         print each result as it finishes (to stderr)
@@ -53,6 +54,8 @@ struct Options {
     summary: bool,
     native_only: bool,
     platforms: Vec<String>,
+    /// Global flags for rvisor, before `do`.
+    rvisor_args: Vec<String>,
     jobs: usize,
     timeout: Duration,
     verbose: bool,
@@ -66,6 +69,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         summary: false,
         native_only: false,
         platforms: Vec::new(),
+        rvisor_args: Vec::new(),
         jobs: 2,
         timeout: Duration::from_secs(10),
         verbose: false,
@@ -81,6 +85,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
         match a.as_str() {
             "--rvisor" => o.rvisor = Some(PathBuf::from(value("--rvisor")?)),
             "--filter" => o.filter.push(value("--filter")?),
+            "--rvisor-arg" => o.rvisor_args.push(value("--rvisor-arg")?),
             "--summary" => o.summary = true,
             "--native-only" => o.native_only = true,
             "--platform" => o.platforms.push(value("--platform")?),
@@ -392,14 +397,16 @@ fn run_suite(opts: &Options) -> Result<bool, String> {
             todo.clone(),
             opts.jobs,
             |(_, c)| {
-                let argv = vec![
-                    paths.rvisor.display().to_string(),
-                    "do".into(),
-                    "--platform".into(),
-                    p.clone(),
-                    binaries[&c.family].display().to_string(),
-                    c.name.clone(),
-                ];
+                let argv: Vec<String> = std::iter::once(paths.rvisor.display().to_string())
+                    .chain(opts.rvisor_args.iter().cloned())
+                    .chain([
+                        "do".into(),
+                        "--platform".into(),
+                        p.clone(),
+                        binaries[&c.family].display().to_string(),
+                        c.name.clone(),
+                    ])
+                    .collect();
                 runner::run(&argv, opts.timeout, &paths.scratch)
             },
             progress(p),
