@@ -308,6 +308,18 @@ fn a_huge_map_is_advised_and_populated_in_the_stub() {
     let mut b = [0u8; 1];
     f.read_exact_at(&mut b, (2 << 20) + 0x1000).unwrap();
     assert_eq!(b[0], 7);
+    // Read-only: MADV_POPULATE_READ.
+    let before = kb(rss());
+    as_.apply(&[platform::MapOp::Map {
+        addr: DATA + (2 << 20),
+        len: 2 << 20,
+        file_offset: 0,
+        prot: Prot::READ,
+        populate: true,
+        huge: true,
+    }])
+    .unwrap();
+    assert!(kb(rss()) >= before + 2000, "{before} kB -> {}", rss());
 }
 
 #[test]
