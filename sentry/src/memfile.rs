@@ -293,11 +293,6 @@ impl MemFile {
         Ok(out)
     }
 
-    /// Whether [`alloc_huge`](Self::alloc_huge) runs can be host huge pages.
-    pub fn huge(&self) -> bool {
-        self.huge
-    }
-
     /// `HUGE_FRAMES` zeroed frames, consecutive from a 2 MiB-aligned file offset, each
     /// with one reference; None where the file has no huge pages or no such run is free
     /// (the caller falls back to [`alloc_many`](Self::alloc_many)).
