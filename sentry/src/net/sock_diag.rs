@@ -21,6 +21,7 @@ const SOCK_DESTROY: u16 = 21;
 
 const IPPROTO_TCP: u32 = 6;
 const IPPROTO_UDP: u32 = 17;
+const IPPROTO_DCCP: u32 = 33;
 const IPPROTO_UDPLITE: u32 = 136;
 
 /// sizeof(struct inet_diag_req_v2), struct inet_diag_req (TCPDIAG_GETSOCK) and
@@ -148,7 +149,7 @@ fn compat(cx: &Cx, body: &[u8]) -> Outcome {
     r.protocol = if cx.h.ty == TCPDIAG_GETSOCK {
         IPPROTO_TCP
     } else {
-        0
+        IPPROTO_DCCP
     };
     r.states = u32_at(body, 52);
     if cx.h.flags & NLM_F_DUMP != 0 {
