@@ -3,8 +3,8 @@
 //! natively for the same sockets.
 //!
 //! * one python3 script opens TCP, UDP (IPv4 and IPv6) and unix sockets on fixed ports and
-//!   runs `ss -tan`, `-uan`, `-tlnp`, two bytecode filters, a state filter, `-xa` and
-//!   `ss -s`; its output (whitespace collapsed, rows sorted, unix inodes named, pids
+//!   runs `ss -tan`, `-uan`, `-tlnp`, two bytecode filters, a state filter, `-xa`, `-xe`
+//!   and `ss -s`; its output (whitespace collapsed, rows sorted, unix inodes named, pids
 //!   hidden) is compared with the same script run natively in a fresh network namespace
 //!   (`unshare -n`; SKIPPED with the reason where that is not allowed);
 //! * with `--network host`, `ss -tan` and /proc/net/tcp inside list the sandbox's own
@@ -65,6 +65,7 @@ def show(cmd, keep=lambda line: True, head=True):
             continue
         line = line.replace(path, "PATH")
         line = re.sub(r"pid=\d+", "pid=N", line)
+        line = re.sub(r"ino:\d+ dev:\d+/\d+", "ino:I dev:D", line)
         f = [names.get(w, w) for w in line.split()]
         body.append(" ".join(f))
     print("$", cmd)
@@ -81,6 +82,8 @@ show("ss -tan dst 127.0.0.1 and dport = :8080")
 show("ss -uan state established")
 # Only this script's unix sockets (the native namespace has others).
 show("ss -xa", lambda line: any(n in line.split() for n in names))
+y.shutdown(socket.SHUT_WR)
+show("ss -xe", lambda line: any(n in line.split() for n in names))
 # The table (ss's "Total" is racy natively: closed sockets are freed after an RCU period).
 show("ss -s", lambda line: re.match(r"(RAW|UDP|TCP|INET|FRAG)\s", line) is not None, head=False)
 "##;

@@ -10,6 +10,7 @@
 #include <linux/unix_diag.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/sysmacros.h>
 #include <sys/un.h>
 
 /* Linux's TCP states (include/net/tcp_states.h). */
@@ -503,6 +504,21 @@ CASE(unix_pair_and_listener)
 	CHECK_STREQ((char *)name + NLA_HDRLEN, sa.sun_path);
 	CHECK(find_attr(h, sizeof *m, UNIX_DIAG_PEER) == NULL);
 
+	/* UDIAG_SHOW_VFS: the socket file's inode and device (the kernel's dev_t). */
+	unix_dump(UDIAG_SHOW_VFS, &used);
+	h = find_unix(msgs, used, ino_of(l));
+	CHECK(h != NULL);
+	struct stat st;
+	CHECK_OK(stat(sa.sun_path, &st));
+	CHECK_EQ(u32_attr(h, UNIX_DIAG_VFS, 0), (uint32_t)st.st_ino);
+	unsigned kdev = u32_attr(h, UNIX_DIAG_VFS, 1);
+	CHECK_EQ(kdev >> 20, major(st.st_dev));
+	CHECK_EQ(kdev & 0xfffff, minor(st.st_dev));
+	h = find_unix(msgs, used, ino_of(sv[0]));
+	CHECK(h != NULL);
+	CHECK(find_attr(h, sizeof *m, UNIX_DIAG_VFS) == NULL);
+	unix_dump(UDIAG_SHOW_NAME | UDIAG_SHOW_PEER | UDIAG_SHOW_RQLEN, &used);
+
 	/* The client's peer is not accepted yet: it has no inode. */
 	h = find_unix(msgs, used, ino_of(c));
 	CHECK(h != NULL);
@@ -512,6 +528,12 @@ CASE(unix_pair_and_listener)
 	h = find_unix(msgs, used, ino_of(c));
 	CHECK(h != NULL);
 	CHECK_EQ(u32_attr(h, UNIX_DIAG_PEER, 0), ino_of(a));
+	/* The accepted socket has the listener's name and socket file. */
+	unix_dump(UDIAG_SHOW_NAME | UDIAG_SHOW_VFS, &used);
+	h = find_unix(msgs, used, ino_of(a));
+	CHECK(h != NULL);
+	CHECK(find_attr(h, sizeof(struct unix_diag_msg), UNIX_DIAG_NAME) != NULL);
+	CHECK_EQ(u32_attr(h, UNIX_DIAG_VFS, 0), (uint32_t)st.st_ino);
 
 	/* An exact lookup by inode. */
 	struct unix_diag_req u = {.sdiag_family = AF_UNIX, .udiag_ino = ino_of(a),

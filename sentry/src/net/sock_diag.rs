@@ -53,6 +53,7 @@ const UDIAG_SHOW_RQLEN: u32 = 0x10;
 const UDIAG_SHOW_MEMINFO: u32 = 0x20;
 const UDIAG_SHOW_UID: u32 = 0x40;
 const UNIX_DIAG_NAME: u16 = 0;
+const UNIX_DIAG_VFS: u16 = 1;
 const UNIX_DIAG_PEER: u16 = 2;
 const UNIX_DIAG_ICONS: u16 = 3;
 const UNIX_DIAG_RQLEN: u16 = 4;
@@ -588,11 +589,8 @@ fn unix(cx: &Cx, body: &[u8]) -> Outcome {
     let ino = u32_at(body, 8);
     let show = u32_at(body, 12);
     let cookie = u32_at(body, 16) as u64 | (u32_at(body, 20) as u64) << 32;
-    if show & (UDIAG_SHOW_VFS | UDIAG_SHOW_UID) != 0 {
-        unsupported(
-            &cx.t.kernel,
-            "unix_diag UDIAG_SHOW_VFS and UDIAG_SHOW_UID".into(),
-        );
+    if show & UDIAG_SHOW_UID != 0 {
+        unsupported(&cx.t.kernel, "unix_diag UDIAG_SHOW_UID".into());
         return Outcome::Err(libc::EOPNOTSUPP);
     }
     let socks = unix::sockets(&cx.t.kernel);
@@ -639,6 +637,13 @@ fn unix_msg(u: &UnixInfo, show: u32) -> Vec<u8> {
             attr(&mut b, UNIX_DIAG_NAME, a);
         }
     }
+    if show & UDIAG_SHOW_VFS != 0 {
+        if let Some((ino, dev)) = u.vfs {
+            let mut v = (ino as u32).to_le_bytes().to_vec();
+            v.extend_from_slice(&kernel_dev(dev).to_le_bytes());
+            attr(&mut b, UNIX_DIAG_VFS, &v);
+        }
+    }
     if show & UDIAG_SHOW_PEER != 0 {
         if let Some(p) = u.peer {
             attr_u32(&mut b, UNIX_DIAG_PEER, p as u32);
@@ -666,4 +671,12 @@ fn unix_msg(u: &UnixInfo, show: u32) -> Vec<u8> {
     }
     attr(&mut b, UNIX_DIAG_SHUTDOWN, &[u.shutdown]);
     b
+}
+
+/// A stat(2) device number as the kernel keeps it (MAJOR << 20 | MINOR), what
+/// unix_diag_vfs carries.
+fn kernel_dev(dev: u64) -> u32 {
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    ((major << 20) | (minor & 0xfffff)) as u32
 }

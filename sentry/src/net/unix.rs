@@ -210,6 +210,8 @@ struct State {
     addr: Option<Vec<u8>>,
     /// Where the name is registered (only the socket that bound it).
     reg: Option<RegKey>,
+    /// The socket file a path name made (the binder's, inherited by accepted sockets).
+    path_inode: Option<Arc<dyn Inode>>,
     /// The other end: a stream/seqpacket connection, or a datagram socket's default
     /// destination. Kept after the peer closes (it is then `dead`).
     peer: Option<Arc<Sock>>,
@@ -243,6 +245,7 @@ impl State {
         State {
             addr: None,
             reg: None,
+            path_inode: None,
             peer: None,
             connected: false,
             connecting: false,
@@ -292,6 +295,8 @@ pub struct UnixInfo {
     pub embryo: bool,
     /// Sockets whose peer this one is (each holds a reference on Linux).
     pub peered_by: usize,
+    /// The socket file's (inode, device) for a path name.
+    pub vfs: Option<(u64, u64)>,
 }
 
 /// The endpoints of the sandbox `k` runs, oldest first.
@@ -334,6 +339,10 @@ pub fn sockets(k: &Arc<Kernel>) -> Vec<UnixInfo> {
                 sndbuf: st.sndbuf,
                 embryo: false,
                 peered_by: 0,
+                vfs: st.path_inode.as_ref().map(|i| {
+                    let s = i.stat();
+                    (s.ino, s.dev)
+                }),
             }
         })
         .collect();
@@ -493,6 +502,7 @@ impl Sock {
             return Err(EINVAL);
         }
         let key = inode_key(&inode);
+        s.path_inode = Some(inode.clone());
         self.reg
             .paths
             .lock()
@@ -589,6 +599,7 @@ impl Sock {
                 }
                 let mut es = State::new();
                 es.addr = ls.addr.clone();
+                es.path_inode = ls.path_inode.clone();
                 es.peer = Some(self.clone());
                 es.connected = true;
                 es.peercred = Some(mine);
