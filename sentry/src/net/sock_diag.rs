@@ -479,6 +479,9 @@ fn valid_cc(bc: &[u8], cc: usize) -> bool {
         if cc == len {
             return true;
         }
+        if len < 4 {
+            return false;
+        }
         let yes = bc[off + 1] as usize;
         if yes < 4 || yes & 3 != 0 || yes > len {
             return false;
@@ -496,6 +499,9 @@ fn unsupported_op(bc: &[u8]) -> Option<u8> {
         let code = bc[off];
         if code == BC_AUTO || code == BC_CGROUP_COND {
             return Some(code);
+        }
+        if bc[off + 1] == 0 {
+            break;
         }
         off += bc[off + 1] as usize;
     }
@@ -679,4 +685,100 @@ fn kernel_dev(dev: u64) -> u32 {
     let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
     let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
     ((major << 20) | (minor & 0xfffff)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn sock(local: SocketAddr, remote: SocketAddr) -> InetInfo {
+        InetInfo {
+            kind: Kind::Tcp,
+            v6: local.is_ipv6(),
+            protocol: 6,
+            local,
+            remote,
+            state: 1,
+            rqueue: 0,
+            wqueue: 0,
+            uid: 0,
+            ino: 1,
+            rcvbuf: 0,
+            sndbuf: 0,
+            skmem: [0; 9],
+            tcp_info: None,
+            v6only: false,
+        }
+    }
+
+    fn op(code: u8, yes: u8, no: u16) -> Vec<u8> {
+        let mut b = vec![code, yes];
+        b.extend_from_slice(&no.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn port_comparisons_and_jumps() {
+        // sport >= 1000 && sport <= 2000
+        let mut bc = op(BC_S_GE, 8, 20);
+        bc.extend(op(0, 0, 1000));
+        bc.extend(op(BC_S_LE, 8, 12));
+        bc.extend(op(0, 0, 2000));
+        assert_eq!(audit(&bc, false), Ok(()));
+        let any = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0);
+        let at = |p| sock(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), p), any);
+        assert!(run(&bc, &at(1500)));
+        assert!(run(&bc, &at(1000)));
+        assert!(!run(&bc, &at(999)));
+        assert!(!run(&bc, &at(2001)));
+    }
+
+    #[test]
+    fn host_conditions_match_prefixes_and_mapped_addresses() {
+        // src 10.1.0.0/16, any port
+        let mut bc = op(BC_S_COND, 16, 20);
+        bc.extend_from_slice(&[AF_INET as u8, 16, 0, 0]);
+        bc.extend_from_slice(&(-1i32).to_le_bytes());
+        bc.extend_from_slice(&[10, 1, 0, 0]);
+        assert_eq!(audit(&bc, false), Ok(()));
+        let any = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0);
+        let v4 = |a: [u8; 4]| sock(SocketAddr::new(a.into(), 80), any);
+        assert!(run(&bc, &v4([10, 1, 200, 3])));
+        assert!(!run(&bc, &v4([10, 2, 0, 1])));
+        let mapped: Ipv6Addr = "::ffff:10.1.2.3".parse().unwrap();
+        let any6 = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0);
+        assert!(run(&bc, &sock(SocketAddr::new(mapped.into(), 80), any6)));
+        let plain: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        assert!(!run(&bc, &sock(SocketAddr::new(plain.into(), 80), any6)));
+    }
+
+    #[test]
+    fn audit_rejects_what_linux_rejects() {
+        assert_eq!(audit(&[0, 4], false), Err(libc::EINVAL));
+        assert_eq!(audit(&op(99, 4, 8), false), Err(libc::EINVAL));
+        // A jump into the middle of an op.
+        let mut bc = op(BC_JMP, 4, 6);
+        bc.extend(op(BC_NOP, 4, 0));
+        assert_eq!(audit(&bc, false), Err(libc::EINVAL));
+        // A mark condition needs CAP_NET_ADMIN.
+        let mut m = op(BC_MARK_COND, 12, 16);
+        m.extend_from_slice(&[0; 8]);
+        assert_eq!(audit(&m, false), Err(libc::EPERM));
+        assert_eq!(audit(&m, true), Ok(()));
+        // A host condition longer than its address.
+        let mut c = op(BC_D_COND, 16, 20);
+        c.extend_from_slice(&[AF_INET as u8, 33, 0, 0]);
+        c.extend_from_slice(&(-1i32).to_le_bytes());
+        c.extend_from_slice(&[127, 0, 0, 1]);
+        assert_eq!(audit(&c, false), Err(libc::EINVAL));
+    }
+
+    #[test]
+    fn devices_in_the_kernels_encoding() {
+        // makedev(8, 1) and makedev(0, 65024) as stat(2) gives them.
+        assert_eq!(kernel_dev(0x801), 8 << 20 | 1);
+        let st = (65024 & 0xff) | ((65024u64 & !0xff) << 12);
+        assert_eq!(kernel_dev(st), 65024);
+    }
 }
