@@ -776,9 +776,10 @@ mod tests {
 
     #[test]
     fn devices_in_the_kernels_encoding() {
-        // makedev(8, 1) and makedev(0, 65024) as stat(2) gives them.
+        // makedev(8, 1) and makedev(0, 65025) as stat(2) gives them.
         assert_eq!(kernel_dev(0x801), 8 << 20 | 1);
-        let st = (65024 & 0xff) | ((65024u64 & !0xff) << 12);
-        assert_eq!(kernel_dev(st), 65024);
+        let minor = 65025u64;
+        let st = (minor & 0xff) | ((minor & !0xff) << 12);
+        assert_eq!(kernel_dev(st), 65025);
     }
 }
