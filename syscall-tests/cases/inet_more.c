@@ -291,6 +291,11 @@ CASE(proc_net_raw_and_icmp)
 		 slot, getuid(), 0, ino_of(p6), ptr);
 	CHECK_STREQ(line, want);
 
+	/* A ping socket without an identifier yet is in no table. */
+	int unbound = CHECK_OK(socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP));
+	CHECK(!line_with_ino("icmp", ino_of(unbound), line, sizeof line, header, sizeof header));
+	close(unbound);
+
 	/* sockstat counts the raw sockets, per family. */
 	char buf[4096];
 	CHECK_GT(st_read_file("/proc/net/sockstat", buf, sizeof buf), 0);

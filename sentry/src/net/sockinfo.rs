@@ -59,12 +59,13 @@ fn any(v6: bool) -> SocketAddr {
 }
 
 /// Whether Linux has the socket in its lookup tables (what /proc/net and inet_diag
-/// list): TCP unless closed, UDP once bound, ping and raw sockets always.
+/// list): TCP unless closed, UDP and ping sockets once they have a port (an ICMP
+/// identifier), raw sockets always.
 pub fn listed(i: &InetInfo) -> bool {
     match i.kind {
         Kind::Tcp => i.state != CLOSE,
-        Kind::Udp => i.local.port() != 0,
-        Kind::Ping | Kind::Raw => true,
+        Kind::Udp | Kind::Ping => i.local.port() != 0,
+        Kind::Raw => true,
     }
 }
 
