@@ -996,6 +996,14 @@ impl TcpSocket {
         })
     }
 
+    /// A listener's accept queue: (connections waiting, backlog); None when not listening.
+    pub fn accept_queue(&self) -> Option<(usize, usize)> {
+        self.sh.peek(|i| match &i.ent(self.id).st {
+            St::Listen(l) => Some((l.ready.len(), l.backlog)),
+            _ => None,
+        })
+    }
+
     /// The buffer sizes in use (the smoltcp buffers once connected).
     pub fn buffer_sizes(&self) -> (usize, usize) {
         self.sh.peek(|i| {

@@ -45,6 +45,8 @@ pub struct HostNet {
     epoll: OwnedFd,
     queues: Mutex<HashMap<u64, Weak<WaitQueue>>>,
     next: AtomicU64,
+    /// The sandbox's host sockets, for /proc/net and sock_diag.
+    socks: Mutex<Vec<Weak<HostSock>>>,
 }
 
 /// The host network of the sandbox `k` runs, when it has one (`--network host`): the
@@ -69,6 +71,7 @@ impl HostNet {
             epoll: unsafe { OwnedFd::from_raw_fd(fd) },
             queues: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
+            socks: Mutex::new(Vec::new()),
         });
         let me = n.clone();
         std::thread::Builder::new()
@@ -110,6 +113,11 @@ impl HostNet {
                 q.notify_all();
             }
         }
+    }
+
+    /// The sandbox's open host sockets, oldest first.
+    pub fn sockets(&self) -> Vec<Arc<HostSock>> {
+        self.socks.lock().iter().filter_map(Weak::upgrade).collect()
     }
 
     fn register(&self, fd: i32, wq: &Arc<WaitQueue>) -> KResult<u64> {
@@ -162,6 +170,8 @@ pub struct HostSock {
     pub ty: i32,
     pub protocol: i32,
     pub ino: u64,
+    /// The owner /proc/net shows (the creator's fsuid).
+    pub uid: u32,
     pub wq: Arc<WaitQueue>,
     net: Arc<HostNet>,
     key: u64,
@@ -180,7 +190,13 @@ impl Drop for HostSock {
 
 impl HostSock {
     /// socket(2) on the host; `ty` is the base type, arguments already checked.
-    pub fn new(net: &Arc<HostNet>, family: i32, ty: i32, protocol: i32) -> KResult<Arc<HostSock>> {
+    pub fn new(
+        net: &Arc<HostNet>,
+        family: i32,
+        ty: i32,
+        protocol: i32,
+        uid: u32,
+    ) -> KResult<Arc<HostSock>> {
         // The Sentry's seccomp filter kills it for any other host socket.
         let inet = family == libc::AF_INET || family == libc::AF_INET6;
         if !inet || !(ty == libc::SOCK_STREAM || ty == libc::SOCK_DGRAM) {
@@ -198,30 +214,36 @@ impl HostSock {
         })?;
         // SAFETY: a fresh descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        Self::wrap(net, fd, family, ty, protocol)
+        Self::wrap(net, fd, (family, ty, protocol), uid)
     }
 
     fn wrap(
         net: &Arc<HostNet>,
         fd: OwnedFd,
-        family: i32,
-        ty: i32,
-        protocol: i32,
+        (family, ty, protocol): (i32, i32, i32),
+        uid: u32,
     ) -> KResult<Arc<HostSock>> {
         let wq = Arc::new(WaitQueue::default());
         let key = net.register(fd.as_raw_fd(), &wq)?;
-        Ok(Arc::new(HostSock {
+        let s = Arc::new(HostSock {
             fd,
             family,
             ty,
             protocol,
             ino: next_ino(),
+            uid,
             wq,
             net: net.clone(),
             key,
             timeo: Mutex::new((None, None)),
             kept: Mutex::new(HashMap::new()),
-        }))
+        });
+        let mut l = net.socks.lock();
+        if l.len().is_power_of_two() {
+            l.retain(|w| w.strong_count() > 0);
+        }
+        l.push(Arc::downgrade(&s));
+        Ok(s)
     }
 
     fn raw(&self) -> i32 {
@@ -320,7 +342,12 @@ impl HostSock {
         })?;
         // SAFETY: a fresh descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let s = Self::wrap(&self.net, fd, self.family, self.ty, self.protocol)?;
+        let s = Self::wrap(
+            &self.net,
+            fd,
+            (self.family, self.ty, self.protocol),
+            self.uid,
+        )?;
         *s.timeo.lock() = *self.timeo.lock();
         Ok((s, peer))
     }
@@ -695,4 +722,115 @@ pub fn host_sock(f: &OpenFile) -> Option<Arc<HostSock>> {
         .as_any()
         .downcast_ref::<HostFile>()
         .map(|s| s.sock.clone())
+}
+
+const SO_MEMINFO: i32 = 55;
+const TCP_INFO_LEN: usize = 232;
+
+/// A sockaddr_in / sockaddr_in6 as the host wrote it.
+fn sockaddr(b: &[u8]) -> Option<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+    let fam = u16::from_le_bytes([*b.first()?, *b.get(1)?]) as i32;
+    let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+    match fam {
+        AF_INET if b.len() >= 8 => Some(SocketAddr::new(
+            Ipv4Addr::new(b[4], b[5], b[6], b[7]).into(),
+            port,
+        )),
+        AF_INET6 if b.len() >= 24 => {
+            let a: [u8; 16] = b[8..24].try_into().ok()?;
+            Some(SocketAddr::new(Ipv6Addr::from(a).into(), port))
+        }
+        _ => None,
+    }
+}
+
+impl HostSock {
+    /// An option read from the host without the workload's allow-list (for the tables).
+    fn host_opt(&self, level: i32, name: i32, len: usize) -> Option<Vec<u8>> {
+        let mut b = vec![0u8; len];
+        let mut l = len as u32;
+        // SAFETY: getsockopt writes at most `l` bytes into b.
+        let r = unsafe { libc::getsockopt(self.raw(), level, name, b.as_mut_ptr().cast(), &mut l) };
+        (r == 0).then(|| {
+            b.truncate(l as usize);
+            b
+        })
+    }
+
+    fn host_int(&self, level: i32, name: i32) -> usize {
+        self.host_opt(level, name, 4)
+            .filter(|b| b.len() == 4)
+            .map_or(0, |b| {
+                i32::from_le_bytes([b[0], b[1], b[2], b[3]]).max(0) as usize
+            })
+    }
+
+    /// What /proc/net and sock_diag show of this socket, asked of the host as gVisor's
+    /// hostinet does: names, TCP_INFO (state, a listener's queue), SO_MEMINFO.
+    pub fn info(&self) -> Option<super::sockinfo::InetInfo> {
+        use super::sockinfo::{kind_of, InetInfo, Kind, CLOSE, ESTABLISHED, LISTEN};
+        let kind = kind_of(self.ty, self.protocol);
+        let local = sockaddr(&self.name(false).ok()?)?;
+        let peer = self.name(true).ok().and_then(|b| sockaddr(&b));
+        let v6 = self.family == AF_INET6;
+        let remote = peer.unwrap_or_else(|| {
+            let any: std::net::IpAddr = if v6 {
+                std::net::Ipv6Addr::UNSPECIFIED.into()
+            } else {
+                std::net::Ipv4Addr::UNSPECIFIED.into()
+            };
+            std::net::SocketAddr::new(any, 0)
+        });
+        let mem: Vec<u32> = self
+            .host_opt(SOL_SOCKET, SO_MEMINFO, 36)
+            .unwrap_or_default()
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        let mut skmem = [0u32; 9];
+        skmem[..mem.len().min(9)].copy_from_slice(&mem[..mem.len().min(9)]);
+        let tcp_info = (kind == Kind::Tcp)
+            .then(|| self.host_opt(libc::IPPROTO_TCP, libc::TCP_INFO, TCP_INFO_LEN))
+            .flatten();
+        let u32_at = |b: &[u8], o: usize| {
+            b.get(o..o + 4).map_or(0, |w| {
+                u32::from_le_bytes(w.try_into().expect("4 bytes")) as usize
+            })
+        };
+        let (state, rqueue, wqueue) = match (&tcp_info, kind) {
+            (Some(ti), Kind::Tcp) if ti.first() == Some(&LISTEN) => {
+                // tcp_get_info: a listener's tcpi_unacked and tcpi_sacked are its accept
+                // queue and backlog.
+                (LISTEN, u32_at(ti, 24), u32_at(ti, 28))
+            }
+            (Some(ti), Kind::Tcp) => (
+                *ti.first()?,
+                self.queue(0x541b).unwrap_or(0).max(0) as usize,
+                self.queue(0x5411).unwrap_or(0).max(0) as usize,
+            ),
+            _ => (
+                if peer.is_some() { ESTABLISHED } else { CLOSE },
+                skmem[0] as usize,
+                skmem[2] as usize,
+            ),
+        };
+        Some(InetInfo {
+            kind,
+            v6,
+            protocol: self.protocol,
+            local,
+            remote,
+            state,
+            rqueue,
+            wqueue,
+            uid: self.uid,
+            ino: self.ino,
+            rcvbuf: self.host_int(SOL_SOCKET, SO_RCVBUF),
+            sndbuf: self.host_int(SOL_SOCKET, SO_SNDBUF),
+            skmem,
+            tcp_info,
+            v6only: v6 && self.host_int(IPPROTO_IPV6, libc::IPV6_V6ONLY) != 0,
+        })
+    }
 }

@@ -1039,7 +1039,7 @@ fn tcp_info(s: &TcpSocket) -> Vec<u8> {
     put(&mut b, 16, mss);
     put(&mut b, 20, mss);
     put(&mut b, 60, 65536);
-    put(&mut b, 88, mss);
+    put(&mut b, 84, mss);
     b
 }
 

@@ -13,6 +13,8 @@ pub mod netlink;
 pub mod ping;
 pub mod raw;
 mod rtnetlink;
+mod sock_diag;
+pub mod sockinfo;
 pub mod unix;
 
 use crate::errno::*;
@@ -131,6 +133,15 @@ pub fn ifaces(
             (st.interfaces(), st.routes())
         }
     }
+}
+
+/// The sandbox's open sockets of every family (/proc/net/sockstat's "sockets: used").
+pub fn sockets_in_use(k: &Arc<crate::kernel::Kernel>) -> usize {
+    let inet = match hostinet::of(k) {
+        Some(n) => n.sockets().len(),
+        None => inet::sockets(k).len(),
+    };
+    inet + unix::sockets(k).len() + netlink::open_count(k)
 }
 
 /// A fresh socket inode number.

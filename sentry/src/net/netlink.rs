@@ -1,9 +1,10 @@
-//! AF_NETLINK sockets, NETLINK_ROUTE only (SOCK_RAW or SOCK_DGRAM): port ids, bind,
-//! connect, datagrams between the sandbox's netlink sockets, and requests to the kernel
-//! answered by [`super::rtnetlink`] from the netstack's interfaces and routes.
+//! AF_NETLINK sockets, NETLINK_ROUTE and NETLINK_SOCK_DIAG (SOCK_RAW or SOCK_DGRAM):
+//! port ids (one space per protocol), bind, connect, datagrams between the sandbox's
+//! netlink sockets, and requests to the kernel answered by [`super::rtnetlink`] from the
+//! netstack's interfaces and routes, or by [`super::sock_diag`] from the sandbox's sockets.
 
-use super::rtnetlink;
 use super::*;
+use super::{rtnetlink, sock_diag};
 use crate::kernel::{cap, Kernel};
 use crate::waitq::WaitQueue;
 use std::collections::{HashMap, VecDeque};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 pub const AF_NETLINK: i32 = 16;
 pub const NETLINK_ROUTE: i32 = 0;
+pub const NETLINK_SOCK_DIAG: i32 = 4;
 pub const SOL_NETLINK: i32 = 270;
 
 const NETLINK_ADD_MEMBERSHIP: i32 = 1;
@@ -26,8 +28,9 @@ const NETLINK_GET_STRICT_CHK: i32 = 12;
 
 /// sizeof(struct sockaddr_nl).
 pub const NL_ADDR_LEN: usize = 12;
-/// RTNLGRP_MAX: the groups NETLINK_ROUTE has.
+/// RTNLGRP_MAX and SKNLGRP_MAX: the groups NETLINK_ROUTE and NETLINK_SOCK_DIAG have.
 const GROUPS_MAX: u32 = 36;
+const DIAG_GROUPS_MAX: u32 = 4;
 /// Linux's default and maximum socket buffer sizes.
 const BUF_DEFAULT: usize = 212_992;
 const BUF_MAX: usize = 212_992;
@@ -46,10 +49,31 @@ const FLAG_OPTS: [i32; 6] = [
 
 type Registry = Arc<Mutex<HashMap<u32, Weak<NetlinkSock>>>>;
 
-/// The bound NETLINK_ROUTE sockets of the sandbox `k` runs, by port id.
-fn registry(k: &Arc<Kernel>) -> Registry {
-    static ALL: Mutex<Vec<(Weak<Kernel>, Registry)>> = Mutex::new(Vec::new());
-    per_kernel(&ALL, k, Registry::default)
+/// Per sandbox: the bound sockets by protocol and port id, and how many are open.
+#[derive(Clone, Default)]
+struct Registries {
+    by_proto: Arc<Mutex<HashMap<i32, Registry>>>,
+    open: Arc<AtomicU64>,
+}
+
+fn registries(k: &Arc<Kernel>) -> Registries {
+    static ALL: Mutex<Vec<(Weak<Kernel>, Registries)>> = Mutex::new(Vec::new());
+    per_kernel(&ALL, k, Registries::default)
+}
+
+/// The bound sockets of `protocol` in the sandbox `k` runs, by port id.
+fn registry(k: &Arc<Kernel>, protocol: i32) -> Registry {
+    registries(k)
+        .by_proto
+        .lock()
+        .entry(protocol)
+        .or_default()
+        .clone()
+}
+
+/// The sandbox's open netlink sockets (for /proc/net/sockstat).
+pub fn open_count(k: &Arc<Kernel>) -> usize {
+    registries(k).open.load(Ordering::Relaxed) as usize
 }
 
 /// A queued datagram: who sent it (port id, 0 for the kernel), to which group, the bytes.
@@ -84,6 +108,7 @@ pub struct NetlinkSock {
     pub ino: u64,
     pub wq: WaitQueue,
     reg: Registry,
+    open: Arc<AtomicU64>,
     st: Mutex<State>,
 }
 
@@ -124,12 +149,15 @@ fn parse_addr(b: &[u8]) -> KResult<Option<(u32, u32)>> {
 impl NetlinkSock {
     /// socket(2) with checked arguments.
     pub fn new(k: &Arc<Kernel>, ty: i32, protocol: i32) -> Arc<NetlinkSock> {
+        let open = registries(k).open;
+        open.fetch_add(1, Ordering::Relaxed);
         Arc::new(NetlinkSock {
             ty,
             protocol,
             ino: next_ino(),
             wq: WaitQueue::default(),
-            reg: registry(k),
+            reg: registry(k, protocol),
+            open,
             st: Mutex::new(State {
                 portid: 0,
                 groups: 0,
@@ -164,9 +192,13 @@ impl NetlinkSock {
     }
 
     pub fn bind(self: &Arc<Self>, t: &Task, b: &[u8]) -> KResult<()> {
-        let Some((pid, groups)) = parse_addr(b)? else {
+        let Some((pid, mut groups)) = parse_addr(b)? else {
             return Err(EINVAL);
         };
+        if groups != 0 {
+            self.may_listen(t)?;
+            groups &= (1u64 << self.groups_max()).wrapping_sub(1) as u32;
+        }
         let mut st = self.st.lock();
         if st.portid != 0 {
             if st.portid != pid && pid != 0 {
@@ -199,6 +231,23 @@ impl NetlinkSock {
         self.autobind(t, &mut st)?;
         st.dst = (pid, groups);
         Ok(())
+    }
+
+    /// netlink_allowed(NL_CFG_F_NONROOT_RECV): anyone may join NETLINK_ROUTE's groups,
+    /// only CAP_NET_ADMIN NETLINK_SOCK_DIAG's.
+    fn may_listen(&self, t: &Task) -> KResult<()> {
+        if self.protocol == NETLINK_SOCK_DIAG && !t.creds().has_cap(cap::NET_ADMIN) {
+            return Err(EPERM);
+        }
+        Ok(())
+    }
+
+    fn groups_max(&self) -> u32 {
+        if self.protocol == NETLINK_SOCK_DIAG {
+            DIAG_GROUPS_MAX
+        } else {
+            GROUPS_MAX
+        }
     }
 
     pub fn name(&self) -> Vec<u8> {
@@ -281,6 +330,15 @@ impl NetlinkSock {
             return Ok(data.len());
         }
         // To the kernel.
+        if self.protocol == NETLINK_SOCK_DIAG {
+            let out = rtnetlink::process_with(data, me, cap_ack, |req, h| {
+                sock_diag::handle(t, req, h, me)
+            });
+            for d in out {
+                self.deliver(0, 0, d, true);
+            }
+            return Ok(data.len());
+        }
         let (ifaces, routes) = super::ifaces(&t.kernel);
         let k = t.kernel.clone();
         let unsupported = move |w: String| inet::unsupported(&k, w);
@@ -390,8 +448,9 @@ impl NetlinkSock {
                 let v = if val.len() >= 4 { opt_int(val)? } else { 0 };
                 match name {
                     NETLINK_ADD_MEMBERSHIP | NETLINK_DROP_MEMBERSHIP => {
+                        self.may_listen(t)?;
                         let g = v as u32;
-                        if g == 0 || g > GROUPS_MAX {
+                        if g == 0 || g > self.groups_max() {
                             return Err(EINVAL);
                         }
                         if name == NETLINK_ADD_MEMBERSHIP {
@@ -514,6 +573,7 @@ impl NetlinkSock {
 
 impl Drop for NetlinkSock {
     fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
         let pid = self.st.get_mut().portid;
         if pid != 0 {
             let mut reg = self.reg.lock();

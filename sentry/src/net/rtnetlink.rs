@@ -16,7 +16,7 @@ const NLMSG_MIN_TYPE: u16 = 0x10;
 pub const NLM_F_REQUEST: u16 = 0x1;
 pub const NLM_F_MULTI: u16 = 0x2;
 pub const NLM_F_ACK: u16 = 0x4;
-const NLM_F_DUMP: u16 = 0x300;
+pub const NLM_F_DUMP: u16 = 0x300;
 const NLM_F_CAPPED: u16 = 0x100;
 
 const RTM_BASE: u16 = 16;
@@ -111,7 +111,7 @@ impl Hdr {
     }
 }
 
-fn align4(n: usize) -> usize {
+pub fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
@@ -130,14 +130,14 @@ pub fn msg(ty: u16, flags: u16, seq: u32, pid: u32, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Append one route attribute (struct rtattr) padded to 4 bytes.
-fn attr(b: &mut Vec<u8>, ty: u16, data: &[u8]) {
+pub fn attr(b: &mut Vec<u8>, ty: u16, data: &[u8]) {
     b.extend_from_slice(&((4 + data.len()) as u16).to_le_bytes());
     b.extend_from_slice(&ty.to_le_bytes());
     b.extend_from_slice(data);
     b.resize(align4(b.len()), 0);
 }
 
-fn attr_u32(b: &mut Vec<u8>, ty: u16, v: u32) {
+pub fn attr_u32(b: &mut Vec<u8>, ty: u16, v: u32) {
     attr(b, ty, &v.to_le_bytes());
 }
 
@@ -250,10 +250,15 @@ fn family_ok(family: u8, a: IpAddr) -> bool {
 
 /// Put (type, payload) messages into datagrams of at most DUMP_CHUNK bytes, NLMSG_DONE
 /// last.
-fn pack(mut msgs: Vec<(u16, Vec<u8>)>, seq: u32, pid: u32) -> Vec<Vec<u8>> {
+pub fn pack(msgs: Vec<(u16, Vec<u8>)>, seq: u32, pid: u32) -> Vec<Vec<u8>> {
+    pack_done(msgs, seq, pid, 0)
+}
+
+/// The same, with `err` (a negative errno the dump ended with, or 0) in NLMSG_DONE.
+pub fn pack_done(mut msgs: Vec<(u16, Vec<u8>)>, seq: u32, pid: u32, err: i32) -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = vec![];
     let mut cur: Vec<u8> = vec![];
-    msgs.push((NLMSG_DONE, 0i32.to_le_bytes().to_vec()));
+    msgs.push((NLMSG_DONE, err.to_le_bytes().to_vec()));
     for (ty, payload) in msgs {
         let m = msg(ty, NLM_F_MULTI, seq, pid, &payload);
         if !cur.is_empty() && cur.len() + m.len() > DUMP_CHUNK {
@@ -461,6 +466,16 @@ fn route_msg(r: &RouteInfo) -> Vec<u8> {
 /// and non-requests are only ACKed (when asked), errors always answered. Returns the
 /// datagrams to queue.
 pub fn process(cx: &Ctx, buf: &[u8], pid: u32, cap_ack: bool) -> Vec<Vec<u8>> {
+    process_with(buf, pid, cap_ack, |req, h| handle(cx, req, h, pid))
+}
+
+/// `process` for any netlink protocol: `handle` answers each request message.
+pub fn process_with(
+    buf: &[u8],
+    pid: u32,
+    cap_ack: bool,
+    mut handle: impl FnMut(&[u8], &Hdr) -> Outcome,
+) -> Vec<Vec<u8>> {
     let mut out = vec![];
     let mut off = 0;
     while buf.len() - off >= NLMSG_HDRLEN {
@@ -475,7 +490,7 @@ pub fn process(cx: &Ctx, buf: &[u8], pid: u32, cap_ack: bool) -> Vec<Vec<u8>> {
         let (reply, err) = if h.flags & NLM_F_REQUEST == 0 || h.ty < NLMSG_MIN_TYPE {
             (vec![], 0)
         } else {
-            match handle(cx, req, &h, pid) {
+            match handle(req, &h) {
                 Outcome::Dump(d) => {
                     out.extend(d);
                     off += align4(len).min(buf.len() - off);

@@ -210,6 +210,8 @@ struct State {
     addr: Option<Vec<u8>>,
     /// Where the name is registered (only the socket that bound it).
     reg: Option<RegKey>,
+    /// The socket file a path name made (the binder's, inherited by accepted sockets).
+    path_inode: Option<Arc<dyn Inode>>,
     /// The other end: a stream/seqpacket connection, or a datagram socket's default
     /// destination. Kept after the peer closes (it is then `dead`).
     peer: Option<Arc<Sock>>,
@@ -243,6 +245,7 @@ impl State {
         State {
             addr: None,
             reg: None,
+            path_inode: None,
             peer: None,
             connected: false,
             connecting: false,
@@ -267,7 +270,7 @@ impl State {
     }
 }
 
-/// What /proc/net/unix shows of one endpoint.
+/// What /proc/net/unix and unix_diag show of one endpoint.
 pub struct UnixInfo {
     pub ty: i32,
     pub ino: u64,
@@ -275,6 +278,25 @@ pub struct UnixInfo {
     pub connected: bool,
     /// The name after the family (a path with its NUL, or abstract starting with NUL).
     pub addr: Option<Vec<u8>>,
+    /// The peer's inode (0 once it is closed), if there is a peer.
+    pub peer: Option<u64>,
+    /// Unread bytes (the next datagram's for datagram sockets); for a listener the
+    /// connections waiting.
+    pub rqueue: usize,
+    /// What our queued messages cost; for a listener the backlog.
+    pub wqueue: usize,
+    /// The waiting connections' inodes (a listener's).
+    pub icons: Vec<u64>,
+    /// RCV_SHUTDOWN (1), SEND_SHUTDOWN (2).
+    pub shutdown: u8,
+    pub rcvbuf: usize,
+    pub sndbuf: usize,
+    /// A connection not accepted yet (Linux's has no inode until accept).
+    pub embryo: bool,
+    /// Sockets whose peer this one is (each holds a reference on Linux).
+    pub peered_by: usize,
+    /// The socket file's (inode, device) for a path name.
+    pub vfs: Option<(u64, u64)>,
 }
 
 /// The endpoints of the sandbox `k` runs, oldest first.
@@ -285,19 +307,62 @@ pub fn sockets(k: &Arc<Kernel>) -> Vec<UnixInfo> {
         .iter()
         .filter_map(|w| w.upgrade())
         .collect();
-    socks
+    let mut infos: Vec<UnixInfo> = socks
         .iter()
         .map(|s| {
+            let peer_sock = s.st.lock().peer.clone();
+            // The peer's lock is taken alone (never while holding ours).
+            let peer = peer_sock.map(|p| if p.st.lock().dead { 0 } else { p.ino });
             let st = s.st.lock();
+            let (rqueue, wqueue) = if st.listening {
+                (st.accept_q.len(), st.backlog)
+            } else if s.ty == SOCK_DGRAM {
+                (
+                    st.rx.front().map_or(0, |m| m.data.len()),
+                    s.wmem.load(Ordering::Acquire),
+                )
+            } else {
+                (st.rx_bytes, s.wmem.load(Ordering::Acquire))
+            };
             UnixInfo {
                 ty: s.ty,
                 ino: s.ino,
                 listening: st.listening,
                 connected: st.connected || (s.ty == SOCK_DGRAM && st.peer.is_some()),
                 addr: st.addr.clone(),
+                peer,
+                rqueue,
+                wqueue,
+                icons: st.accept_q.iter().map(|c| c.ino).collect(),
+                shutdown: st.shutdown as u8,
+                rcvbuf: st.rcvbuf,
+                sndbuf: st.sndbuf,
+                embryo: false,
+                peered_by: 0,
+                vfs: st.path_inode.as_ref().map(|i| {
+                    let s = i.stat();
+                    (s.ino, s.dev)
+                }),
             }
         })
-        .collect()
+        .collect();
+    let embryos: std::collections::HashSet<u64> =
+        infos.iter().flat_map(|u| u.icons.iter().copied()).collect();
+    let mut peers: HashMap<u64, usize> = HashMap::new();
+    for u in &infos {
+        if let Some(p) = u.peer.filter(|&p| p != 0) {
+            *peers.entry(p).or_default() += 1;
+        }
+    }
+    for u in &mut infos {
+        u.embryo = embryos.contains(&u.ino);
+        u.peered_by = peers.get(&u.ino).copied().unwrap_or(0);
+        // A peer without an inode yet shows as 0.
+        if u.peer.is_some_and(|p| embryos.contains(&p)) {
+            u.peer = Some(0);
+        }
+    }
+    infos
 }
 
 /// A unix socket endpoint.
@@ -437,6 +502,7 @@ impl Sock {
             return Err(EINVAL);
         }
         let key = inode_key(&inode);
+        s.path_inode = Some(inode.clone());
         self.reg
             .paths
             .lock()
@@ -533,6 +599,7 @@ impl Sock {
                 }
                 let mut es = State::new();
                 es.addr = ls.addr.clone();
+                es.path_inode = ls.path_inode.clone();
                 es.peer = Some(self.clone());
                 es.connected = true;
                 es.peercred = Some(mine);

@@ -61,7 +61,7 @@ fn socket(c: &Ctx, net: &Arc<hostinet::HostNet>, domain: i32, ty: i32, proto: i3
         crate::net::inet::unsupported(&c.t.kernel, "raw sockets with --network host".into());
         return Err(EPERM);
     }
-    let s = HostSock::new(net, domain, base, proto)?;
+    let s = HostSock::new(net, domain, base, proto, c.t.creds().fsuid)?;
     let f = host_socket_file(s, flags as u32 & O_NONBLOCK, c.t);
     Ok(install(c, f, flags & SOCK_CLOEXEC != 0)? as u64)
 }

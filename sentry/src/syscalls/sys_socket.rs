@@ -5,7 +5,7 @@
 use super::*;
 use crate::kernel::signal::{self, SigInfo};
 use crate::net::inet::{self, InetSock, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
-use crate::net::netlink::{NetlinkSock, AF_NETLINK, NETLINK_ROUTE};
+use crate::net::netlink::{NetlinkSock, AF_NETLINK, NETLINK_ROUTE, NETLINK_SOCK_DIAG};
 use crate::net::unix::{self, Dest, Recv, Sock, Ucred};
 use crate::net::*;
 use crate::net::{ping, raw};
@@ -89,7 +89,7 @@ pub(super) fn check_type(
         if pair {
             return Err(EOPNOTSUPP);
         }
-        if proto != NETLINK_ROUTE {
+        if proto != NETLINK_ROUTE && proto != NETLINK_SOCK_DIAG {
             if (0..32).contains(&proto) {
                 inet::unsupported(&c.t.kernel, format!("netlink protocol {proto}"));
             }

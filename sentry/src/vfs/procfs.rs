@@ -160,6 +160,12 @@ const SYS_TREE: &[(&str, &str, Gen)] = &[
     ("net", "udp", Gen::Net("udp")),
     ("net", "udp6", Gen::Net("udp6")),
     ("net", "unix", Gen::Net("unix")),
+    ("net", "raw", Gen::Net("raw")),
+    ("net", "raw6", Gen::Net("raw6")),
+    ("net", "icmp", Gen::Net("icmp")),
+    ("net", "icmp6", Gen::Net("icmp6")),
+    ("net", "sockstat", Gen::Net("sockstat")),
+    ("net", "sockstat6", Gen::Net("sockstat6")),
 ];
 const SYSFS_TREE: &[(&str, &str, Gen)] = &[
     ("devices/system/cpu", "online", Gen::CpuRange),

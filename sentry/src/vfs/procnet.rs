@@ -1,16 +1,15 @@
 //! /proc/net files, in Linux's exact formats, from the netstack's interfaces and routes
-//! and the Sentry's sockets: tcp, tcp6, udp, udp6, unix, dev, route, if_inet6.
+//! and the Sentry's sockets: tcp, tcp6, udp, udp6, raw, raw6, icmp, icmp6, sockstat,
+//! sockstat6, unix, dev, route, if_inet6.
 
 use crate::kernel::Kernel;
-use crate::net::inet::{self, InetSock, Proto};
+use crate::net::sockinfo::{self, InetInfo, Kind, LISTEN};
 use netstack::RouteKind;
 use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-/// Linux's TCP_LISTEN and TCP_CLOSE.
-const LISTEN: u8 = 10;
-const CLOSE: u8 = 7;
+const TIME_WAIT: u8 = 6;
 
 pub fn generate(k: &Arc<Kernel>, name: &str) -> String {
     match name {
@@ -18,6 +17,12 @@ pub fn generate(k: &Arc<Kernel>, name: &str) -> String {
         "tcp6" => sockets(k, true, true),
         "udp" => sockets(k, false, false),
         "udp6" => sockets(k, true, false),
+        "raw" => dgram(k, false, Kind::Raw),
+        "raw6" => dgram(k, true, Kind::Raw),
+        "icmp" => dgram(k, false, Kind::Ping),
+        "icmp6" => dgram(k, true, Kind::Ping),
+        "sockstat" => sockstat(k, false),
+        "sockstat6" => sockstat(k, true),
         "dev" => dev(k),
         "route" => route(k),
         "if_inet6" => if_inet6(k),
@@ -42,81 +47,55 @@ fn endpoint(a: SocketAddr) -> String {
     format!("{}:{:04X}", hex_addr(a.ip()), a.port())
 }
 
-/// The fields /proc/net/{tcp,udp}[6] show for one socket, if it is listed at all (Linux
-/// lists only sockets in its lookup tables: bound UDP, listening or connected TCP).
-struct Row {
-    local: SocketAddr,
-    remote: SocketAddr,
-    state: u8,
-    txq: usize,
-    rxq: usize,
-    uid: u32,
-    ino: u64,
+fn socks(k: &Arc<Kernel>, v6: bool, kind: Kind) -> Vec<InetInfo> {
+    sockinfo::inet_sockets(k, None)
+        .into_iter()
+        .filter(|s| s.v6 == v6 && s.kind == kind && sockinfo::listed(s))
+        .collect()
 }
 
-fn row(s: &InetSock) -> Option<Row> {
-    let local = s.name();
-    let any = if s.v6() {
-        SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), 0)
-    } else {
-        SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0)
-    };
-    let remote = s.peer().unwrap_or(any);
-    let (state, txq, rxq) = match &s.proto {
-        // Ping and raw sockets belong in /proc/net/{icmp,raw}, not written yet.
-        Proto::Ping(_) | Proto::Raw(_) => return None,
-        Proto::Tcp(t) => {
-            let st = t.state();
-            if st == CLOSE {
-                return None;
-            }
-            let (r, w) = if st == LISTEN { (0, 0) } else { t.queues() };
-            (st, w, r)
-        }
-        Proto::Udp(u) => {
-            if local.port() == 0 {
-                return None;
-            }
-            let (r, w) = u.queues();
-            let st = if s.peer().is_ok() { 1 } else { CLOSE };
-            (st, w, r)
-        }
-    };
-    Some(Row {
-        local,
-        remote,
-        state,
-        txq,
-        rxq,
-        uid: s.uid,
-        ino: s.ino,
-    })
+/// tx_queue and rx_queue as Linux prints them: TCP's unsent and unread bytes (a
+/// listener's accept queue), the others' allocated buffer memory.
+fn queues(s: &InetInfo) -> (usize, usize) {
+    match s.kind {
+        Kind::Tcp if s.state == LISTEN => (0, s.rqueue),
+        Kind::Tcp => (s.wqueue, s.rqueue),
+        _ => (s.skmem[2] as usize, s.skmem[0] as usize),
+    }
 }
+
+/// The local port a table shows: a raw socket's is its protocol.
+fn local(s: &InetInfo) -> SocketAddr {
+    if s.kind == Kind::Raw {
+        SocketAddr::new(s.local.ip(), s.protocol as u16)
+    } else {
+        s.local
+    }
+}
+
+const HEAD: &str =
+    "local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode";
+const HEAD6: &str = "local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode";
 
 fn sockets(k: &Arc<Kernel>, v6: bool, tcp: bool) -> String {
     let mut out = String::new();
-    let head = "local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode";
-    let head6 = "local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode";
     match (tcp, v6) {
-        (true, false) => writeln!(out, "{:<149}", format!("  sl  {head}")),
-        (true, true) => writeln!(out, "  sl  {head6}"),
-        (false, false) => writeln!(out, "{:<127}", format!("   sl  {head} ref pointer drops")),
-        (false, true) => writeln!(out, "  sl  {head6} ref pointer drops"),
+        (true, false) => writeln!(out, "{:<149}", format!("  sl  {HEAD}")),
+        (true, true) => writeln!(out, "  sl  {HEAD6}"),
+        (false, false) => writeln!(out, "{:<127}", format!("   sl  {HEAD} ref pointer drops")),
+        (false, true) => writeln!(out, "  sl  {HEAD6} ref pointer drops"),
     }
     .expect("write to a String");
-    let socks = inet::sockets(k);
-    let rows = socks
-        .iter()
-        .filter(|s| s.v6() == v6 && matches!(s.proto, Proto::Tcp(_)) == tcp)
-        .filter_map(|s| row(s));
-    for (i, r) in rows.enumerate() {
+    let kind = if tcp { Kind::Tcp } else { Kind::Udp };
+    for (i, r) in socks(k, v6, kind).iter().enumerate() {
+        let (txq, rxq) = queues(r);
         let common = format!(
             "{} {} {:02X} {:08X}:{:08X} 00:00000000 00000000 {:5} {:8} {}",
             endpoint(r.local),
             endpoint(r.remote),
             r.state,
-            r.txq,
-            r.rxq,
+            txq,
+            rxq,
             r.uid,
             0,
             r.ino
@@ -138,6 +117,88 @@ fn sockets(k: &Arc<Kernel>, v6: bool, tcp: bool) -> String {
         };
     }
     out
+}
+
+/// /proc/net/raw, raw6, icmp, icmp6 (raw_seq_show, ping_v4_seq_show and
+/// ip6_dgram_sock_seq_show). The slot is the hash bucket: the protocol for raw sockets,
+/// the ICMP identifier modulo 64 for ping sockets.
+fn dgram(k: &Arc<Kernel>, v6: bool, kind: Kind) -> String {
+    let mut out = String::new();
+    let ping4 = kind == Kind::Ping && !v6;
+    let _ = if v6 {
+        writeln!(out, "  sl  {HEAD6} ref pointer drops")
+    } else if ping4 {
+        writeln!(out, "{:<127}", format!("  sl  {HEAD} ref pointer drops"))
+    } else {
+        writeln!(out, "  sl  {HEAD} ref pointer drops")
+    };
+    for r in socks(k, v6, kind) {
+        let (txq, rxq) = queues(&r);
+        let slot = if kind == Kind::Raw {
+            r.protocol as usize & 255
+        } else {
+            r.local.port() as usize & 63
+        };
+        let mut line = format!(
+            "{slot:4}: {} {} {:02X} {txq:08X}:{rxq:08X} 00:00000000 00000000 {:5} {:8} {} 2 0000000000000000 0",
+            endpoint(local(&r)),
+            endpoint(r.remote),
+            r.state,
+            r.uid,
+            0,
+            r.ino
+        );
+        if v6 || ping4 {
+            line.insert(0, ' ');
+        }
+        let _ = if ping4 {
+            writeln!(out, "{line:<127}")
+        } else {
+            writeln!(out, "{line}")
+        };
+    }
+    out
+}
+
+/// /proc/net/sockstat (`v6`: sockstat6): sockets in the tables per protocol. Memory is
+/// in pages of the bytes the sockets hold queued.
+fn sockstat(k: &Arc<Kernel>, v6: bool) -> String {
+    let all = sockinfo::inet_sockets(k, None);
+    let inuse = |v6: bool, kind: Kind| {
+        all.iter()
+            .filter(|s| s.v6 == v6 && s.kind == kind && sockinfo::listed(s))
+            .count()
+    };
+    let pages = |kind: Kind| -> usize {
+        let bytes: usize = all
+            .iter()
+            .filter(|s| s.kind == kind)
+            .map(|s| s.skmem[0] as usize + s.skmem[2] as usize + s.skmem[5] as usize)
+            .sum();
+        bytes.div_ceil(4096)
+    };
+    if v6 {
+        return format!(
+            "TCP6: inuse {}\nUDP6: inuse {}\nUDPLITE6: inuse 0\nRAW6: inuse {}\nFRAG6: inuse 0 memory 0\n",
+            inuse(true, Kind::Tcp),
+            inuse(true, Kind::Udp),
+            inuse(true, Kind::Raw)
+        );
+    }
+    let tcp_alloc = all.iter().filter(|s| s.kind == Kind::Tcp).count();
+    let tw = all
+        .iter()
+        .filter(|s| s.kind == Kind::Tcp && s.state == TIME_WAIT)
+        .count();
+    format!(
+        "sockets: used {}\nTCP: inuse {} orphan 0 tw {tw} alloc {tcp_alloc} mem {}\nUDP: inuse {} mem {}\nUDPLITE: inuse 0\nRAW: inuse {}\nFRAG: inuse 0 memory 0\n",
+        crate::net::sockets_in_use(k),
+        inuse(false, Kind::Tcp),
+        pages(Kind::Tcp),
+        inuse(false, Kind::Udp),
+        pages(Kind::Udp),
+        inuse(false, Kind::Raw)
+    )
 }
 
 fn dev(k: &Arc<Kernel>) -> String {
@@ -216,11 +277,20 @@ fn unix(k: &Arc<Kernel>) -> String {
     let mut out = String::from("Num       RefCount Protocol Flags    Type St Inode Path\n");
     for u in crate::net::unix::sockets(k) {
         let flags = if u.listening { 0x10000 } else { 0 };
-        let st = if u.connected { 3 } else { 1 };
+        // SS_CONNECTED or SS_UNCONNECTED; a connection not accepted yet has no socket
+        // (and no inode): SS_CONNECTING.
+        let (st, ino) = match (u.embryo, u.connected) {
+            (true, _) => (2, 0),
+            (false, true) => (3, u.ino),
+            (false, false) => (1, u.ino),
+        };
         let _ = write!(
             out,
             "0000000000000000: {:08X} {:08X} {flags:08X} {:04X} {st:02X} {:5}",
-            2, 0, u.ty, u.ino
+            2 + u.peered_by,
+            0,
+            u.ty,
+            ino
         );
         if let Some(a) = u.addr {
             out.push(' ');
