@@ -82,18 +82,27 @@ fn install(pkg: &str) -> Result<(), String> {
     Err(format!("apt-get install {pkg} failed"))
 }
 
-/// `python3 -m test -v MODULES...`: each test case's outcome (its first word after
-/// " ... ": ok, FAIL, ERROR, skipped, ...) by id (`test.test_os.FileTests.test_access`).
-/// A case whose outcome is not on its own line (output of its own in between) has none.
+/// How unittest's verbose output ends a case (the first word).
+const OUTCOMES: &[&str] = &["ok", "FAIL", "ERROR", "skipped", "expected", "unexpected"];
+
+/// `python3 -m test -v MODULES...`: each test case's outcome (the first word of "ok",
+/// "FAIL", "ERROR", "skipped ...", ...) by id (`test.test_os.FileTests.test_access`).
+/// The outcome follows " ... " on the case's line (or its docstring's), or starts a
+/// later line when the case printed something first (asyncio's slow-callback warnings).
 fn outcomes(out: &str) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     let mut cur: Option<String> = None;
     for line in out.lines() {
+        let mut rest = line;
         if let Some(id) = case_id(line) {
             cur = Some(id);
+            rest = "";
         }
-        if let (Some(id), Some(i)) = (&cur, line.find(" ... ")) {
-            let word = line[i + 5..].split_whitespace().next().unwrap_or("");
+        if let Some(i) = line.find(" ... ") {
+            rest = &line[i + 5..];
+        }
+        let word = rest.split_whitespace().next().unwrap_or("");
+        if let (Some(id), true) = (&cur, OUTCOMES.contains(&word)) {
             m.entry(id.clone()).or_insert_with(|| word.to_string());
             cur = None;
         }
@@ -185,7 +194,9 @@ fn outcomes_reads_unittest_verbose_output() {
                test_b (test.test_x.T.test_b)\nA docstring. ... FAIL\n\
                test_c (test.test_x.T.test_c) ... skipped 'why'\n\
                test_d (__main__.E.test_d) ... ok\n\
-               test_e (test.test_x.T.test_e) ... some output\n\
+               test_e (test.test_x.T.test_e) ... Executing <Task> took 0.1 seconds\n\
+               ok\n\
+               test_f (test.test_x.T.test_f) ... \n\
                ERROR: test_b (test.test_x.T.test_b)\n";
     let m = outcomes(out);
     let want = [
@@ -193,7 +204,7 @@ fn outcomes_reads_unittest_verbose_output() {
         ("test.test_x.T.test_a", "ok"),
         ("test.test_x.T.test_b", "FAIL"),
         ("test.test_x.T.test_c", "skipped"),
-        ("test.test_x.T.test_e", "some"),
+        ("test.test_x.T.test_e", "ok"),
     ];
     assert_eq!(
         m.iter()
