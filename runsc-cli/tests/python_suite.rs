@@ -19,11 +19,11 @@ use common::*;
 
 const PYTHON3: &str = "/usr/bin/python3";
 
-/// About 30 s under ptrace (and 45 s natively) on a loaded 2-CPU machine. Left out:
+/// About 30 s under ptrace and as long natively on a loaded 2-CPU machine. Left out:
 /// test_time (natively, as root, it sets the host's clock back an hour and forward
 /// again); the long ones (test_signal, test_subprocess, test_socket: a minute or more
-/// each); test_ioctl and test_socketserver, which run nothing without a terminal or
-/// regrtest's `-u network`.
+/// each; test_pathlib: 9 s natively as root); test_ioctl and test_socketserver, which
+/// run nothing without a terminal or regrtest's `-u network`.
 const MODULES: &[&str] = &[
     "test_os",
     "test_posix",
@@ -39,7 +39,6 @@ const MODULES: &[&str] = &[
     "test_fileio",
     "test_file",
     "test_stat",
-    "test_pathlib",
     "test_asyncio.test_unix_events",
     "test_asyncio.test_sock_lowlevel",
     "test_popen",
