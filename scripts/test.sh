@@ -7,6 +7,8 @@ need=()
 command -v busybox >/dev/null || need+=(busybox-static)
 command -v gcc >/dev/null || need+=(gcc)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || need+=(libc6-dev)
+# CPython's regression tests, which runsc-cli/tests/python_suite.rs runs.
+[ -e /usr/lib/python3.11/test/test_os.py ] || need+=(libpython3.11-testsuite)
 # The end-to-end tests run these inside the sandbox and natively (docker.io is
 # installed by the docker tests themselves).
 for p in python3:python3 sqlite3:sqlite3 perl:perl curl:curl ip:iproute2 ss:iproute2 \

@@ -314,3 +314,86 @@ CASE(lowest_free_fd_reused)
 	close(b);
 	close(c);
 }
+
+/* preadv2/pwritev2 by number (glibc falls back to preadv when flags are 0). */
+static long rw2(long nr, int fd, struct iovec *iov, int cnt, long off, int flags)
+{
+	return syscall(nr, fd, iov, cnt, off, 0L, flags);
+}
+
+CASE(preadv2_offset_and_flags)
+{
+	int fd = CHECK_OK(open(P("f"), O_RDWR | O_CREAT, 0644));
+	CHECK_EQ(write(fd, "0123456789", 10), 10);
+	CHECK_EQ(lseek(fd, 2, SEEK_SET), 2);
+	char a[4] = { 0 };
+	struct iovec r = { a, 3 };
+	/* -1: the file position, which moves. */
+	CHECK_EQ(rw2(SYS_preadv2, fd, &r, 1, -1, 0), 3);
+	CHECK_STREQ(a, "234");
+	CHECK_EQ(lseek(fd, 0, SEEK_CUR), 5);
+	/* An offset: the position stays. */
+	CHECK_EQ(rw2(SYS_preadv2, fd, &r, 1, 7, 0x1 /* RWF_HIPRI */), 3);
+	CHECK_STREQ(a, "789");
+	CHECK_EQ(lseek(fd, 0, SEEK_CUR), 5);
+	CHECK_ERR(rw2(SYS_preadv2, fd, &r, 1, -2, 0), EINVAL);
+	CHECK_ERR(rw2(SYS_preadv2, fd, &r, 1, 0, 0x8000), EOPNOTSUPP);
+	CHECK_ERR(rw2(SYS_preadv2, 999, &r, 1, 0, 0), EBADF);
+	CHECK_ERR(preadv(fd, &r, 1, -1), EINVAL);
+	CHECK_ERR(pwritev(fd, &r, 1, -1), EINVAL);
+	close(fd);
+}
+
+CASE(pwritev2_append_and_sync)
+{
+	st_write_file(P("f"), "abc");
+	int fd = CHECK_OK(open(P("f"), O_RDWR));
+	struct iovec w[2] = { { "d", 1 }, { "e", 1 } };
+	/* RWF_APPEND with an offset: at the end, the position stays. */
+	CHECK_EQ(rw2(SYS_pwritev2, fd, w, 2, 0, 0x10 /* RWF_APPEND */), 2);
+	CHECK_EQ(lseek(fd, 0, SEEK_CUR), 0);
+	/* With -1: at the end, and the position follows. */
+	CHECK_EQ(rw2(SYS_pwritev2, fd, w, 1, -1, 0x10), 1);
+	CHECK_EQ(lseek(fd, 0, SEEK_CUR), 6);
+	CHECK_EQ(lseek(fd, 1, SEEK_SET), 1);
+	CHECK_EQ(rw2(SYS_pwritev2, fd, w + 1, 1, -1, 0x4 /* RWF_SYNC */), 1);
+	CHECK_EQ(lseek(fd, 0, SEEK_CUR), 2);
+	CHECK_EQ(rw2(SYS_pwritev2, fd, w, 1, 3, 0x2 /* RWF_DSYNC */), 1);
+	CHECK_ERR(rw2(SYS_pwritev2, fd, w, 1, 0, 0x8000), EOPNOTSUPP);
+	close(fd);
+	char buf[16];
+	CHECK_EQ(st_read_file(P("f"), buf, sizeof buf), 6);
+	CHECK_STREQ(buf, "aecded");
+	fd = CHECK_OK(open(P("f"), O_RDONLY));
+	CHECK_ERR(rw2(SYS_pwritev2, fd, w, 1, -1, 0), EBADF);
+	close(fd);
+}
+
+CASE(preadv2_pipe)
+{
+	int p[2];
+	CHECK_OK(pipe(p));
+	CHECK_EQ(write(p[1], "xy", 2), 2);
+	char a[4] = { 0 };
+	struct iovec r = { a, 3 };
+	CHECK_ERR(rw2(SYS_preadv2, p[0], &r, 1, 0, 0), ESPIPE);
+	CHECK_EQ(rw2(SYS_preadv2, p[0], &r, 1, -1, 0), 2);
+	CHECK_STREQ(a, "xy");
+	struct iovec w = { "z", 1 };
+	CHECK_EQ(rw2(SYS_pwritev2, p[1], &w, 1, -1, 0), 1);
+	CHECK_EQ(read(p[0], a, 3), 1);
+	close(p[0]);
+	close(p[1]);
+}
+
+CASE(pwrite_o_append_ignores_offset)
+{
+	st_write_file(P("f"), "abc");
+	int fd = CHECK_OK(open(P("f"), O_RDWR | O_APPEND));
+	/* Linux's documented bug: pwrite on O_APPEND appends. */
+	CHECK_EQ(pwrite(fd, "d", 1, 0), 1);
+	close(fd);
+	char buf[16];
+	CHECK_EQ(st_read_file(P("f"), buf, sizeof buf), 4);
+	CHECK_STREQ(buf, "abcd");
+}

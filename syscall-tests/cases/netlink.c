@@ -522,3 +522,22 @@ CASE(interface_ioctls)
 	CHECK(r.ifr_flags & IFF_LOOPBACK);
 	close(u);
 }
+
+CASE(interface_map_ioctl)
+{
+	/* net-tools' ifconfig: a virtual device has no memory, I/O port, IRQ or DMA. */
+	int fd = CHECK_OK(socket(AF_INET, SOCK_DGRAM, 0));
+	struct ifreq r;
+	ifreq_lo(&r);
+	memset(&r.ifr_map, 0xa5, sizeof r.ifr_map);
+	CHECK_OK(ioctl(fd, SIOCGIFMAP, &r));
+	CHECK_EQ(r.ifr_map.mem_start, 0);
+	CHECK_EQ(r.ifr_map.mem_end, 0);
+	CHECK_EQ(r.ifr_map.base_addr, 0);
+	CHECK_EQ(r.ifr_map.irq, 0);
+	CHECK_EQ(r.ifr_map.dma, 0);
+	CHECK_EQ(r.ifr_map.port, 0);
+	strcpy(r.ifr_name, "no-such-if0");
+	CHECK_ERR(ioctl(fd, SIOCGIFMAP, &r), ENODEV);
+	close(fd);
+}

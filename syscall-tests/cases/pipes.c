@@ -297,3 +297,16 @@ CASE(write_small_is_atomic)
 	st_wait(pids[1]);
 	close(p[0]);
 }
+
+CASE(writev_sigpipe_without_readers)
+{
+	int p[2];
+	CHECK_OK(pipe(p));
+	close(p[0]);
+	sigpipes = 0;
+	st_handle(SIGPIPE, on_sigpipe, 0);
+	struct iovec w = { "x", 1 };
+	CHECK_ERR(writev(p[1], &w, 1), EPIPE);
+	CHECK_EQ(sigpipes, 1);
+	close(p[1]);
+}

@@ -164,3 +164,32 @@ CASE(priority_nice)
 		CHECK_ERR(setpriority(PRIO_PROCESS, 0, 0), EACCES);
 	});
 }
+
+static void *nproc_thread(void *arg)
+{
+	return arg;
+}
+
+CASE(nproc_limit_fork_and_threads)
+{
+	IN_CHILD({
+		struct rlimit old;
+		CHECK_OK(getrlimit(RLIMIT_NPROC, &old));
+		struct rlimit none = { 0, old.rlim_max };
+		if (geteuid() == 0) {
+			/* Root is not bound by it. */
+			CHECK_OK(setrlimit(RLIMIT_NPROC, &none));
+			IN_CHILD({});
+			CHECK_OK(setrlimit(RLIMIT_NPROC, &old));
+		}
+		st_drop_privileges();
+		/* This user has at least this process: no new task past a limit of 0. */
+		CHECK_OK(setrlimit(RLIMIT_NPROC, &none));
+		CHECK_ERR(fork(), EAGAIN);
+		pthread_t th;
+		CHECK_EQ(pthread_create(&th, NULL, nproc_thread, NULL), EAGAIN);
+		/* Back to the old limit: fork works again. */
+		CHECK_OK(setrlimit(RLIMIT_NPROC, &old));
+		IN_CHILD({});
+	});
+}

@@ -1,6 +1,6 @@
 //! Interface ioctls on sockets (struct ifreq / struct ifconf), answered from the
 //! netstack's interfaces: SIOCGIFCONF, SIOCGIFNAME, SIOCGIFINDEX, SIOCGIFFLAGS,
-//! SIOCGIFMTU, SIOCGIFHWADDR, SIOCGIFTXQLEN on every socket, and the IPv4 address ones
+//! SIOCGIFMTU, SIOCGIFHWADDR, SIOCGIFTXQLEN, SIOCGIFMAP on every socket, and the IPv4 address ones
 //! (SIOCGIFADDR, SIOCGIFNETMASK, SIOCGIFBRDADDR, SIOCGIFDSTADDR) on AF_INET sockets, as
 //! Linux splits them between dev_ioctl and devinet_ioctl. Setting anything fails.
 
@@ -22,6 +22,7 @@ const SIOCGIFMTU: u32 = 0x8921;
 const SIOCGIFHWADDR: u32 = 0x8927;
 const SIOCGIFINDEX: u32 = 0x8933;
 const SIOCGIFTXQLEN: u32 = 0x8942;
+const SIOCGIFMAP: u32 = 0x8970;
 
 /// SIOCADDRT, SIOCDELRT, SIOCSIFFLAGS, SIOCSIFADDR, SIOCSIFDSTADDR, SIOCSIFBRDADDR,
 /// SIOCSIFNETMASK, SIOCSIFMETRIC, SIOCSIFMTU, SIOCSIFNAME, SIOCSIFHWADDR, SIOCDIFADDR,
@@ -95,6 +96,7 @@ pub fn ioctl_for(t: &Task, cmd: u32, arg: u64, inet4: bool) -> SysResult {
             | SIOCGIFHWADDR
             | SIOCGIFINDEX
             | SIOCGIFTXQLEN
+            | SIOCGIFMAP
     ) || (inet4
         && matches!(
             cmd,
@@ -153,6 +155,13 @@ pub fn ioctl_for(t: &Task, cmd: u32, arg: u64, inet4: bool) -> SysResult {
         SIOCGIFTXQLEN => {
             find(&r)?;
             int(&mut r, 1000);
+        }
+        SIOCGIFMAP => {
+            // struct ifmap: the device's memory, I/O port, IRQ and DMA, which virtual
+            // devices have none of (net-tools' ifconfig asks); zeros also for a host
+            // device under --network host, whose are not read.
+            find(&r)?;
+            r[16..].fill(0);
         }
         SIOCGIFHWADDR => {
             let i = find(&r)?;

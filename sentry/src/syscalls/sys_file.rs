@@ -91,6 +91,8 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         293 => pipe2(c, a0, a1 as u32),
         295 => readv(c, a0, a1, a2, Some(a3)),
         296 => writev(c, a0, a1, a2, Some(a3)),
+        327 => preadv2(c, a0, a1, a2, a3, c.arg(5)),
+        328 => pwritev2(c, a0, a1, a2, a3, c.arg(5)),
         306 => c.fd(a0).map(|_| 0),
         316 => renameat(c, a0, a1, a2, a3, a4 as u32),
         332 => statx(c, a0, a1, a2, a3 as u32, a4),
@@ -349,6 +351,9 @@ fn iovecs(c: &Ctx, iov: u64, cnt: u64) -> KResult<Vec<(u64, u64)>> {
 }
 
 fn readv(c: &Ctx, fd: u64, iov: u64, cnt: u64, off: Option<u64>) -> SysResult {
+    if off.is_some_and(|o| (o as i64) < 0) {
+        return Err(EINVAL);
+    }
     let f = c.fd(fd)?;
     let vs = iovecs(c, iov, cnt)?;
     let total: u64 = vs.iter().map(|v| v.1).sum();
@@ -368,6 +373,9 @@ fn readv(c: &Ctx, fd: u64, iov: u64, cnt: u64, off: Option<u64>) -> SysResult {
 }
 
 fn writev(c: &Ctx, fd: u64, iov: u64, cnt: u64, off: Option<u64>) -> SysResult {
+    if off.is_some_and(|o| (o as i64) < 0) {
+        return Err(EINVAL);
+    }
     let f = c.fd(fd)?;
     let vs = iovecs(c, iov, cnt)?;
     let mm = c.t.mm();
@@ -376,6 +384,74 @@ fn writev(c: &Ctx, fd: u64, iov: u64, cnt: u64, off: Option<u64>) -> SysResult {
         buf.extend(mm.read_vec(b, l as usize)?);
     }
     Ok(do_write(c, &f, &buf, off)? as u64)
+}
+
+// preadv2/pwritev2 flags (Linux 6.8's RWF_SUPPORTED).
+const RWF_HIPRI: u64 = 1;
+const RWF_DSYNC: u64 = 2;
+const RWF_SYNC: u64 = 4;
+const RWF_NOWAIT: u64 = 8;
+const RWF_APPEND: u64 = 0x10;
+
+/// Check preadv2/pwritev2 flags: unknown ones are EOPNOTSUPP. RWF_HIPRI (polled I/O)
+/// and the sync flags change nothing here (writes reach the file system at once, as
+/// fsync assumes); RWF_NOWAIT is only had by regular files, whose reads never wait
+/// here, so elsewhere it is EOPNOTSUPP, as for Linux's files without FMODE_NOWAIT.
+fn rw_flags(c: &Ctx, f: &OpenFile, flags: u64, write: bool) -> KResult<()> {
+    if flags & !(RWF_HIPRI | RWF_DSYNC | RWF_SYNC | RWF_NOWAIT | RWF_APPEND) != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    if flags & RWF_NOWAIT != 0 && (write || !f.stat().is_reg()) {
+        crate::net::inet::unsupported(&c.t.kernel, "RWF_NOWAIT but for reads of files".into());
+        return Err(EOPNOTSUPP);
+    }
+    Ok(())
+}
+
+/// The checks of preadv2/pwritev2 in Linux's order; the offset (-1: the file
+/// position) is returned.
+fn rw2_check(
+    c: &Ctx,
+    fd: u64,
+    iov: u64,
+    cnt: u64,
+    off: u64,
+    flags: u64,
+    write: bool,
+) -> KResult<(Arc<OpenFile>, Option<u64>)> {
+    let off = (off as i64 != -1).then_some(off);
+    if off.is_some_and(|o| (o as i64) < 0) {
+        return Err(EINVAL);
+    }
+    let f = c.fd(fd)?;
+    if off.is_some() && !f.ops.seekable() {
+        return Err(ESPIPE);
+    }
+    if !(if write { f.writable() } else { f.readable() }) {
+        return Err(EBADF);
+    }
+    iovecs(c, iov, cnt)?;
+    rw_flags(c, &f, flags, write)?;
+    Ok((f, off))
+}
+
+fn preadv2(c: &Ctx, fd: u64, iov: u64, cnt: u64, off: u64, flags: u64) -> SysResult {
+    let (_, off) = rw2_check(c, fd, iov, cnt, off, flags, false)?;
+    readv(c, fd, iov, cnt, off)
+}
+
+fn pwritev2(c: &Ctx, fd: u64, iov: u64, cnt: u64, off: u64, flags: u64) -> SysResult {
+    let (f, off) = rw2_check(c, fd, iov, cnt, off, flags, true)?;
+    if flags & RWF_APPEND != 0 && f.ops.seekable() {
+        // At the end, as under O_APPEND; an explicit offset leaves the position alone.
+        let end = f.ops.size();
+        if off.is_none() {
+            *f.pos.lock() = end;
+            return writev(c, fd, iov, cnt, None);
+        }
+        return writev(c, fd, iov, cnt, Some(end));
+    }
+    writev(c, fd, iov, cnt, off)
 }
 
 fn install(c: &Ctx, f: Arc<OpenFile>, cloexec: bool) -> SysResult {

@@ -124,7 +124,17 @@ fn check_inet_type(c: &Ctx, domain: i32, base: i32, proto: i32) -> KResult<i32> 
         // Ping sockets, for the groups of net.ipv4.ping_group_range.
         (SOCK_DGRAM, p) if p == icmp && ping::allowed(c.t) => Ok(SOCK_DGRAM),
         (SOCK_DGRAM, p) if p == icmp => Err(EACCES),
-        (SOCK_STREAM | SOCK_DGRAM, _) => Err(EPROTONOSUPPORT),
+        (SOCK_STREAM | SOCK_DGRAM, p) => {
+            // Linux's other inet protocols, not had here: as a kernel built without them.
+            let name = match p {
+                132 => "SCTP",
+                136 => "UDP-Lite",
+                262 => "MPTCP",
+                _ => return Err(EPROTONOSUPPORT),
+            };
+            inet::unsupported(&c.t.kernel, format!("{name} sockets"));
+            Err(EPROTONOSUPPORT)
+        }
         (SOCK_RAW, _) => raw::check(c.t, domain, proto).map(|()| SOCK_RAW),
         _ => Err(ESOCKTNOSUPPORT),
     }

@@ -216,6 +216,27 @@ struct CloneArgs {
     set_tid: Option<i32>,
 }
 
+/// RLIMIT_NPROC (Linux's copy_process): a new task of a real user who already has
+/// that many is EAGAIN, except for root and holders of CAP_SYS_RESOURCE or CAP_SYS_ADMIN.
+fn nproc_check(t: &Task) -> KResult<()> {
+    const RLIMIT_NPROC: usize = 6;
+    let lim = t.rlimit(RLIMIT_NPROC).0;
+    let cr = t.creds();
+    if lim == u64::MAX
+        || cr.uid == 0
+        || cr.has_cap(crate::kernel::cap::SYS_RESOURCE)
+        || cr.has_cap(crate::kernel::cap::SYS_ADMIN)
+    {
+        return Ok(());
+    }
+    let tasks: Vec<Arc<Task>> = t.kernel.table.lock().tasks.values().cloned().collect();
+    let mine = tasks.iter().filter(|x| x.creds.lock().uid == cr.uid);
+    if mine.count() as u64 >= lim {
+        return Err(EAGAIN);
+    }
+    Ok(())
+}
+
 fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
     let CloneArgs {
         flags,
@@ -259,6 +280,7 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
             .report_unimplemented(56, "clone(CLONE_NEW* namespaces)", c.t.tgid());
         return Err(EINVAL);
     }
+    nproc_check(c.t)?;
     let k = c.t.kernel.clone();
     let t = c.t;
     let tid = match set_tid {
