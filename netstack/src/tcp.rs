@@ -108,7 +108,8 @@ pub(crate) struct Ent {
     local: Option<SocketAddr>,
     remote: Option<SocketAddr>,
     waker: Option<Waker>,
-    sig: (u32, usize, usize),
+    /// Readiness and receive queue as last reported (see `tcp_collect_wakes`).
+    sig: (u32, usize),
 }
 
 impl Ent {
@@ -131,7 +132,7 @@ impl Ent {
             local: None,
             remote: None,
             waker: None,
-            sig: (u32::MAX, 0, 0),
+            sig: (u32::MAX, 0),
         }
     }
 }
@@ -426,10 +427,13 @@ impl Inner {
         g
     }
 
+    /// Wake a socket when its readiness changes or data arrived. Not when only its send
+    /// queue shrank: a writer blocked on a full buffer is woken once EV_OUT comes back (a
+    /// third of the buffer free, Linux's sk_stream_write_space), not by every ACK.
     pub(crate) fn tcp_collect_wakes(&mut self, out: &mut Vec<Waker>) {
         for e in self.tcp.values_mut() {
-            let now = events(e, &self.sockets);
-            wake_on_change(&mut e.sig, now, &e.waker, out);
+            let (m, r, _) = events(e, &self.sockets);
+            wake_on_change(&mut e.sig, (m, r), &e.waker, out);
         }
     }
 
