@@ -103,6 +103,8 @@ pub enum Error {
     MsgSize,
     DestAddrRequired,
     AfNoSupport,
+    /// The caller's memory could not be read or written.
+    Fault,
 }
 
 impl Error {
@@ -125,6 +127,7 @@ impl Error {
             Error::MsgSize => libc::EMSGSIZE,
             Error::DestAddrRequired => libc::EDESTADDRREQ,
             Error::AfNoSupport => libc::EAFNOSUPPORT,
+            Error::Fault => libc::EFAULT,
         }
     }
 }
