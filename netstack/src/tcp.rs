@@ -54,8 +54,10 @@ impl Default for TcpOpts {
             nodelay: false,
             keepalive: false,
             keepidle: 7200,
-            rcvbuf: 256 << 10,
-            sndbuf: 256 << 10,
+            // Linux starts smaller and autotunes up to tcp_rmem/tcp_wmem's 6 / 4 MiB; smoltcp's
+            // buffers are fixed, so start where a fast local link needs them.
+            rcvbuf: 1 << 20,
+            sndbuf: 1 << 20,
             linger0: false,
             hops: Hops::default(),
         }
