@@ -348,7 +348,10 @@ fn tcp_across_gso_links(tso: bool) -> (usize, usize) {
     });
     tcp_across(&a, &b, false, "0.0.0.0:80", "10.1.0.2:80");
     tcp_across(&a, &b, true, "[::]:81", "[fd01::2]:81");
-    (joined.load(Ordering::SeqCst), long.load(Ordering::SeqCst))
+    let counts = (joined.load(Ordering::SeqCst), long.load(Ordering::SeqCst));
+    // To the stack's own link address: frames go round the loopback queue, long ones too.
+    tcp_across(&a, &a, false, "0.0.0.0:82", "10.1.0.1:82");
+    counts
 }
 
 #[test]
