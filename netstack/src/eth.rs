@@ -53,12 +53,12 @@ pub(crate) fn target(f: &[u8]) -> Option<IpAddr> {
 
 /// Checksums on an Ethernet link: computed on the way out, not checked on the way in
 /// (a veth hands over packets of local senders with the checksum left to offload, as
-/// gVisor's runsc also assumes by default).
-pub(crate) fn checksums() -> ChecksumCapabilities {
+/// gVisor's runsc also assumes by default). With `tso`, TCP's are left to the link.
+pub(crate) fn checksums(tso: bool) -> ChecksumCapabilities {
     let mut c = ChecksumCapabilities::default();
     c.ipv4 = Checksum::Tx;
     c.udp = Checksum::Tx;
-    c.tcp = Checksum::Tx;
+    c.tcp = if tso { Checksum::None } else { Checksum::Tx };
     c.icmpv4 = Checksum::Tx;
     c.icmpv6 = Checksum::Tx;
     c

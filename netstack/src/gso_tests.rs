@@ -258,18 +258,34 @@ fn segment(h: &VnetHdr, f: &[u8]) -> Vec<Vec<u8>> {
 }
 
 /// A MemLink whose frames go through a Gso and are segmented again before delivery.
+/// With `tso`, it also says it segments and checksums TCP (as the packet link does).
 struct GsoLink {
     inner: MemLink,
     gso: Gso,
+    tso: bool,
+    /// Frames sent with a GSO header; TCP segments that smoltcp made longer than the MSS.
     joined: Arc<AtomicUsize>,
+    long: Arc<AtomicUsize>,
 }
 
 impl GsoLink {
+    /// Deliver as the host kernel would: checksums left to it completed (the field must
+    /// hold the pseudo-header's sum), GSO frames cut up.
     fn out(inner: &mut MemLink, joined: &AtomicUsize, h: &VnetHdr, f: &[u8]) {
+        let mut f = f.to_vec();
+        if h[0] & 1 != 0 {
+            let tcp = le16(h, 6) as usize;
+            assert_eq!(le16(h, 8), 16);
+            let want = fold(pseudo(&f[14..], f.len() - tcp));
+            assert_eq!(be16(&f, tcp + 16), want, "the pseudo-header's sum");
+            let c = !fold(sum(&f[tcp..]));
+            assert_eq!(c, tcp_csum(&f, tcp));
+            f[tcp + 16..tcp + 18].copy_from_slice(&c.to_be_bytes());
+        }
         if h[1] != 0 {
             joined.fetch_add(1, Ordering::SeqCst);
         }
-        for s in segment(h, f) {
+        for s in segment(h, &f) {
             inner.transmit(&s);
         }
     }
@@ -280,6 +296,17 @@ impl Link for GsoLink {
         let (inner, joined) = (&mut self.inner, &self.joined);
         self.gso
             .push(f, &mut |h, f| GsoLink::out(inner, joined, h, f));
+    }
+    fn tso(&self) -> bool {
+        self.tso
+    }
+    fn transmit_tso(&mut self, f: &mut [u8], mss: Option<u16>) {
+        if mss.is_some() {
+            self.long.fetch_add(1, Ordering::SeqCst);
+        }
+        let (inner, joined) = (&mut self.inner, &self.joined);
+        self.gso
+            .push_offload(f, mss, &mut |h, f| GsoLink::out(inner, joined, h, f));
     }
     fn flush(&mut self) {
         let (inner, joined) = (&mut self.inner, &self.joined);
@@ -294,15 +321,19 @@ impl Link for GsoLink {
     }
 }
 
-#[test]
-fn tcp_across_a_link_that_joins_segments() {
+/// Two stacks joined by GsoLinks; TCP both ways over IPv4 and IPv6. Returns the frames
+/// sent with a GSO header and the long segments smoltcp made.
+fn tcp_across_gso_links(tso: bool) -> (usize, usize) {
     let (la, lb) = MemLink::pair();
     let joined = Arc::new(AtomicUsize::new(0));
+    let long = Arc::new(AtomicUsize::new(0));
     let link = |inner| -> Box<dyn Link> {
         Box::new(GsoLink {
             inner,
-            gso: Gso::default(),
+            gso: Gso::new(tso),
+            tso,
             joined: joined.clone(),
+            long: long.clone(),
         })
     };
     let a = Stack::new(StackConfig {
@@ -317,5 +348,23 @@ fn tcp_across_a_link_that_joins_segments() {
     });
     tcp_across(&a, &b, false, "0.0.0.0:80", "10.1.0.2:80");
     tcp_across(&a, &b, true, "[::]:81", "[fd01::2]:81");
-    assert!(joined.load(Ordering::SeqCst) > 0, "no segments were joined");
+    let counts = (joined.load(Ordering::SeqCst), long.load(Ordering::SeqCst));
+    // To the stack's own link address: frames go round the loopback queue, long ones too.
+    tcp_across(&a, &a, false, "0.0.0.0:82", "10.1.0.1:82");
+    counts
+}
+
+#[test]
+fn tcp_across_a_link_that_joins_segments() {
+    let (joined, long) = tcp_across_gso_links(false);
+    assert!(joined > 0, "no segments were joined");
+    assert_eq!(long, 0);
+}
+
+#[test]
+fn tcp_across_a_link_with_segmentation_offload() {
+    // smoltcp emits long IPv4 segments; every TCP frame's checksum is the kernel's.
+    let (joined, long) = tcp_across_gso_links(true);
+    assert!(long > 0, "smoltcp made no long segments");
+    assert!(joined >= long);
 }

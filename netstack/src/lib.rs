@@ -103,6 +103,8 @@ pub enum Error {
     MsgSize,
     DestAddrRequired,
     AfNoSupport,
+    /// The caller's memory could not be read or written.
+    Fault,
 }
 
 impl Error {
@@ -125,6 +127,7 @@ impl Error {
             Error::MsgSize => libc::EMSGSIZE,
             Error::DestAddrRequired => libc::EDESTADDRREQ,
             Error::AfNoSupport => libc::EAFNOSUPPORT,
+            Error::Fault => libc::EFAULT,
         }
     }
 }
@@ -250,6 +253,8 @@ pub(crate) struct Dev {
     checksums: bool,
     /// The interface's MAC when its medium is Ethernet (frames, not packets).
     mac: Option<[u8; 6]>,
+    /// The Ethernet link cuts long TCP segments and fills TCP checksums (`Link::tso`).
+    tso: bool,
 }
 
 fn is_loopback(a: IpAddr) -> bool {
@@ -342,9 +347,11 @@ impl Dev {
         }
     }
 
-    fn output(&mut self, pkt: Vec<u8>) {
+    /// A packet or frame from the interface; `mss`: smoltcp asked for a long TCP segment
+    /// to be cut at that size.
+    fn output(&mut self, pkt: Vec<u8>, mss: Option<u16>) {
         if self.mac.is_some() {
-            return self.output_frame(pkt);
+            return self.output_frame(pkt, mss);
         }
         let Some(dst) = dst_of(&pkt) else {
             return;
@@ -375,7 +382,7 @@ impl Dev {
     /// it, ARP requests and replies and neighbor solicitations for it) go round the
     /// loopback queue, so smoltcp resolves and answers its own addresses; the rest leaves
     /// through the Ethernet link.
-    fn output_frame(&mut self, f: Vec<u8>) {
+    fn output_frame(&mut self, mut f: Vec<u8>, mss: Option<u16>) {
         if eth::target(&f).is_some_and(|a| is_loopback(a) || self.own.contains(&a)) {
             if self.lo.len() < LOOPBACK_QUEUE {
                 // lo counts what it carries without the Ethernet header.
@@ -385,9 +392,13 @@ impl Dev {
             }
             return;
         }
+        let tso = self.tso;
         if let Some(l) = self.links.first_mut() {
             l.stats.tx(f.len());
-            l.link.transmit(&f);
+            match tso {
+                true => l.link.transmit_tso(&mut f, mss),
+                false => l.link.transmit(&f),
+            }
         }
     }
 }
@@ -395,7 +406,8 @@ impl Dev {
 /// A received packet and its IP hop limit (TTL), handed to smoltcp as the packet's
 /// metadata id so that UDP sockets learn it (IP_RECVTTL, IPV6_RECVHOPLIMIT).
 struct RxTok(Vec<u8>, u8);
-struct TxTok<'a>(&'a mut Dev);
+/// The device, and the segment size smoltcp asked for (segmentation offload).
+struct TxTok<'a>(&'a mut Dev, Option<u16>);
 
 impl smoltcp::phy::RxToken for RxTok {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
@@ -413,8 +425,12 @@ impl smoltcp::phy::TxToken for TxTok<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut buf = vec![0u8; len];
         let r = f(&mut buf);
-        self.0.output(buf);
+        self.0.output(buf, self.1);
         r
+    }
+
+    fn set_meta(&mut self, meta: smoltcp::phy::PacketMeta) {
+        self.1 = meta.segmentation_offload_size.map(|n| n.get());
     }
 }
 
@@ -450,14 +466,14 @@ impl Device for Dev {
             self.udp_unreachable.push(e);
         }
         let hops = ip.map_or(0, hop_limit);
-        Some((RxTok(pkt, hops), TxTok(self)))
+        Some((RxTok(pkt, hops), TxTok(self, None)))
     }
 
     fn transmit(&mut self, _ts: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
         if self.lo.len() >= LOOPBACK_QUEUE {
             return None;
         }
-        Some(TxTok(self))
+        Some(TxTok(self, None))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -466,7 +482,11 @@ impl Device for Dev {
         c.max_transmission_unit = self.mtu;
         if self.mac.is_some() {
             c.medium = Medium::Ethernet;
-            c.checksum = eth::checksums();
+            c.checksum = eth::checksums(self.tso);
+            if self.tso {
+                // Not IPv6: see `gso`.
+                c.segmentation.tcpv4 = std::num::NonZeroUsize::new(gso::FRAME_MAX);
+            }
         } else if !self.checksums {
             c.checksum = smoltcp::phy::ChecksumCapabilities::ignored();
         }
@@ -707,6 +727,7 @@ impl Stack {
             own: vec![],
             mtu: LOOPBACK_MTU,
             mac: None,
+            tso: false,
         };
         if cfg.loopback {
             dev.own.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -773,6 +794,7 @@ impl Stack {
             g.dev.checksums = true;
             if let Some(e) = &l.ethernet {
                 g.dev.mac = Some(e.mac);
+                g.dev.tso = l.link.tso();
                 g.dev.mtu = e.mtu.clamp(576, 65521) + eth::HEADER;
             }
             let routes = l

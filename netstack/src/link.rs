@@ -43,6 +43,17 @@ pub trait Link: Send {
     /// Send one IP packet (dropping it is allowed, as on any link). A link may hold it
     /// back until `flush`.
     fn transmit(&mut self, packet: &[u8]);
+    /// Whether the link takes TCP segments longer than its MTU and cuts them (at the MSS
+    /// given to `transmit_tso`), filling in TCP checksums: then the stack hands it every
+    /// frame through `transmit_tso`, with TCP checksums not filled in.
+    fn tso(&self) -> bool {
+        false
+    }
+    /// Send one frame of a link that does `tso`: `mss` is where a longer TCP segment is cut.
+    fn transmit_tso(&mut self, frame: &mut [u8], mss: Option<u16>) {
+        let _ = mss;
+        self.transmit(frame)
+    }
     /// Send whatever `transmit` held back (the stack calls this after each poll).
     fn flush(&mut self) {}
     /// The next received IP packet, if any.

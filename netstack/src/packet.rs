@@ -31,7 +31,7 @@ pub struct PacketLink {
 impl PacketLink {
     /// `fd` is a packet socket already bound to its interface.
     pub fn new(fd: OwnedFd) -> PacketLink {
-        let gso = vnet_hdr(&fd).then(Gso::default);
+        let gso = vnet_hdr(&fd).then(|| Gso::new(true));
         PacketLink {
             fd: Arc::new(fd),
             queue: Default::default(),
@@ -171,6 +171,18 @@ impl Link for PacketLink {
         let fd = &self.fd;
         match &mut self.gso {
             Some(g) => g.push(frame, &mut |h, f| send(fd, Some(h), f)),
+            None => send(fd, None, frame),
+        }
+    }
+
+    fn tso(&self) -> bool {
+        self.gso.is_some()
+    }
+
+    fn transmit_tso(&mut self, frame: &mut [u8], mss: Option<u16>) {
+        let fd = &self.fd;
+        match &mut self.gso {
+            Some(g) => g.push_offload(frame, mss, &mut |h, f| send(fd, Some(h), f)),
             None => send(fd, None, frame),
         }
     }

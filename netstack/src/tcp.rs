@@ -54,8 +54,10 @@ impl Default for TcpOpts {
             nodelay: false,
             keepalive: false,
             keepidle: 7200,
-            rcvbuf: 256 << 10,
-            sndbuf: 256 << 10,
+            // Linux starts smaller and autotunes up to tcp_rmem/tcp_wmem's 6 / 4 MiB; smoltcp's
+            // buffers are fixed, so start where a fast local link needs them.
+            rcvbuf: 1 << 20,
+            sndbuf: 1 << 20,
             linger0: false,
             hops: Hops::default(),
         }
@@ -108,7 +110,8 @@ pub(crate) struct Ent {
     local: Option<SocketAddr>,
     remote: Option<SocketAddr>,
     waker: Option<Waker>,
-    sig: (u32, usize, usize),
+    /// Readiness and receive queue as last reported (see `tcp_collect_wakes`).
+    sig: (u32, usize),
 }
 
 impl Ent {
@@ -131,7 +134,7 @@ impl Ent {
             local: None,
             remote: None,
             waker: None,
-            sig: (u32::MAX, 0, 0),
+            sig: (u32::MAX, 0),
         }
     }
 }
@@ -426,10 +429,13 @@ impl Inner {
         g
     }
 
+    /// Wake a socket when its readiness changes or data arrived. Not when only its send
+    /// queue shrank: a writer blocked on a full buffer is woken once EV_OUT comes back (a
+    /// third of the buffer free, Linux's sk_stream_write_space), not by every ACK.
     pub(crate) fn tcp_collect_wakes(&mut self, out: &mut Vec<Waker>) {
         for e in self.tcp.values_mut() {
-            let now = events(e, &self.sockets);
-            wake_on_change(&mut e.sig, now, &e.waker, out);
+            let (m, r, _) = events(e, &self.sockets);
+            wake_on_change(&mut e.sig, (m, r), &e.waker, out);
         }
     }
 
@@ -825,6 +831,20 @@ impl TcpSocket {
 
     /// Queue `data` for sending: how much was taken.
     pub fn send(&self, data: &[u8]) -> Result<usize> {
+        self.send_with(data.len(), &mut |at, b| {
+            b.copy_from_slice(&data[at..at + b.len()]);
+            true
+        })
+    }
+
+    /// Queue up to `len` bytes for sending, written straight into the send buffer by
+    /// `fill(at, dst)` (bytes `at..at + dst.len()` of the caller's data). A fill that fails
+    /// stops the send there: Err(Fault) if nothing was taken. How much was taken.
+    pub fn send_with(
+        &self,
+        len: usize,
+        fill: &mut dyn FnMut(usize, &mut [u8]) -> bool,
+    ) -> Result<usize> {
         let id = self.id;
         self.sh.run(|i| {
             let e = i.tcp.get_mut(&id).expect("live tcp socket");
@@ -841,16 +861,50 @@ impl TcpSocket {
                 return Err(Error::Pipe);
             }
             let s = i.sockets.get_mut::<tcp::Socket>(*h);
-            match s.send_slice(data) {
-                Ok(0) if !data.is_empty() => Err(Error::WouldBlock),
-                Ok(n) => Ok(n),
-                Err(_) => Err(Error::Pipe),
+            let mut done = 0;
+            // Two rounds at most: the free space may wrap around the ring's end.
+            while done < len {
+                let r = s.send(|b| {
+                    let n = b.len().min(len - done);
+                    match n > 0 && fill(done, &mut b[..n]) {
+                        true => (n, Some(n)),
+                        false => (0, (n > 0).then_some(0)),
+                    }
+                });
+                match r {
+                    Ok(Some(0)) if done == 0 => return Err(Error::Fault),
+                    Ok(Some(n)) if n > 0 => done += n,
+                    Ok(_) => break,
+                    Err(_) if done == 0 => return Err(Error::Pipe),
+                    Err(_) => break,
+                }
+            }
+            match done {
+                0 if len > 0 => Err(Error::WouldBlock),
+                n => Ok(n),
             }
         })
     }
 
     /// Receive (or with `peek`, copy) up to `buf.len()` bytes; Ok(0) at end of stream.
     pub fn recv(&self, buf: &mut [u8], peek: bool) -> Result<usize> {
+        let len = buf.len();
+        self.recv_with(len, peek, &mut |at, b| {
+            buf[at..at + b.len()].copy_from_slice(b);
+            true
+        })
+    }
+
+    /// Receive (or with `peek`, copy) up to `len` bytes, handed straight from the receive
+    /// buffer to `drain(at, src)` (bytes `at..at + src.len()` of what is received). A
+    /// drain that fails keeps those bytes queued and ends the receive: Err(Fault) if
+    /// nothing was received. Ok(0) at end of stream.
+    pub fn recv_with(
+        &self,
+        len: usize,
+        peek: bool,
+        drain: &mut dyn FnMut(usize, &[u8]) -> bool,
+    ) -> Result<usize> {
         let id = self.id;
         let f = |i: &mut Inner| {
             let e = i.tcp.get_mut(&id).expect("live tcp socket");
@@ -862,12 +916,31 @@ impl TcpSocket {
             }
             let s = i.sockets.get_mut::<tcp::Socket>(*h);
             if s.can_recv() {
-                let n = if peek {
-                    s.peek_slice(buf).unwrap_or(0)
-                } else {
-                    s.recv_slice(buf).unwrap_or(0)
-                };
-                return Ok(n);
+                if peek {
+                    let mut tmp = vec![0u8; len.min(s.recv_queue())];
+                    let n = s.peek_slice(&mut tmp).unwrap_or(0);
+                    return match drain(0, &tmp[..n]) {
+                        true => Ok(n),
+                        false => Err(Error::Fault),
+                    };
+                }
+                let mut done = 0;
+                // Two rounds at most: the data may wrap around the ring's end.
+                while done < len {
+                    let r = s.recv(|b| {
+                        let n = b.len().min(len - done);
+                        match n > 0 && drain(done, &b[..n]) {
+                            true => (n, Some(n)),
+                            false => (0, (n > 0).then_some(0)),
+                        }
+                    });
+                    match r {
+                        Ok(Some(0)) if done == 0 => return Err(Error::Fault),
+                        Ok(Some(n)) if n > 0 => done += n,
+                        _ => break,
+                    }
+                }
+                return Ok(done);
             }
             if let Some(err) = e.err.take() {
                 return Err(err);

@@ -67,8 +67,6 @@ const WMEM_MAX: usize = 212_992;
 const RMEM_MAX: usize = 212_992;
 const SNDBUF_MIN: usize = 4608;
 const RCVBUF_MIN: usize = 2304;
-/// The most one receive copies out per wait (a bound on the bounce buffer).
-const RECV_CHUNK: usize = 4 << 20;
 
 /// The stack of the sandbox `k` runs.
 pub fn stack(k: &Arc<Kernel>) -> netstack::Stack {
@@ -246,6 +244,10 @@ impl InetSock {
         }
         l.push(Arc::downgrade(&s));
         s
+    }
+
+    pub fn is_tcp(&self) -> bool {
+        matches!(self.proto, Proto::Tcp(_))
     }
 
     pub fn v6(&self) -> bool {
@@ -510,24 +512,47 @@ impl InetSock {
                 }
                 self.wait(t, nonblock, timeo, || s.send_to(data, to.map(|a| a.ip())))
             }
-            Proto::Tcp(s) => {
+            Proto::Tcp(_) => {
                 // A destination address is ignored on TCP, as Linux does.
-                let mut sent = 0;
-                loop {
-                    match self.wait(t, nonblock, timeo, || s.send(&data[sent..])) {
-                        Ok(n) => {
-                            sent += n;
-                            if sent >= data.len() {
-                                break;
-                            }
-                        }
-                        Err(_) if sent > 0 => break,
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(sent)
+                self.tcp_send(t, nonblock, data.len(), &mut |at, b| {
+                    b.copy_from_slice(&data[at..at + b.len()]);
+                    true
+                })
             }
         }
+    }
+
+    /// A TCP send of `len` bytes, copied into the stack's send buffer by `fill(at, dst)`
+    /// (bytes `at..` of the data): blocks (unless `nonblock`) until all is queued, or
+    /// returns what was queued when interrupted. Err(EINVAL) if not TCP.
+    pub fn tcp_send(
+        &self,
+        t: &Task,
+        nonblock: bool,
+        len: usize,
+        fill: &mut dyn FnMut(usize, &mut [u8]) -> bool,
+    ) -> KResult<usize> {
+        let Proto::Tcp(s) = &self.proto else {
+            return Err(EINVAL);
+        };
+        let timeo = self.opts.lock().sndtimeo;
+        let mut sent = 0;
+        loop {
+            let r = self.wait(t, nonblock, timeo, || {
+                s.send_with(len - sent, &mut |at, b| fill(sent + at, b))
+            });
+            match r {
+                Ok(n) => {
+                    sent += n;
+                    if sent >= len {
+                        break;
+                    }
+                }
+                Err(_) if sent > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
     }
 
     /// recvmsg(2): up to `want` bytes.
@@ -562,27 +587,14 @@ impl InetSock {
                     cmsgs,
                 })
             }
-            Proto::Tcp(s) => {
-                let waitall = flags & MSG_WAITALL != 0 && !peek;
-                // Received straight into `out`, grown a chunk at a time.
+            Proto::Tcp(_) => {
                 let mut out: Vec<u8> = vec![];
-                loop {
-                    let have = out.len();
-                    out.resize(have + (want - have).min(RECV_CHUNK), 0);
-                    let r = self.wait(t, nonblock, timeo, || s.recv(&mut out[have..], peek));
-                    out.truncate(have + *r.as_ref().unwrap_or(&0));
-                    match r {
-                        Ok(0) => break,
-                        Ok(_) => {
-                            if !waitall || out.len() >= want {
-                                break;
-                            }
-                        }
-                        Err(_) if !out.is_empty() => break,
-                        Err(e) => return Err(e),
-                    }
-                }
-                let n = out.len();
+                let n = self.tcp_recv(t, nonblock, want, flags, &mut |at, b| {
+                    out.truncate(at);
+                    out.extend_from_slice(b);
+                    true
+                })?;
+                out.truncate(n);
                 Ok(InetRecv {
                     data: out,
                     ret: n,
@@ -592,6 +604,43 @@ impl InetSock {
                 })
             }
         }
+    }
+
+    /// A TCP receive of up to `want` bytes (MSG_PEEK and MSG_WAITALL in `flags`), handed
+    /// from the stack's receive buffer to `drain(at, src)` (bytes `at..` of what is
+    /// received). Err(EINVAL) if not TCP.
+    pub fn tcp_recv(
+        &self,
+        t: &Task,
+        nonblock: bool,
+        want: usize,
+        flags: u32,
+        drain: &mut dyn FnMut(usize, &[u8]) -> bool,
+    ) -> KResult<usize> {
+        let Proto::Tcp(s) = &self.proto else {
+            return Err(EINVAL);
+        };
+        let peek = flags & MSG_PEEK != 0;
+        let waitall = flags & MSG_WAITALL != 0 && !peek;
+        let timeo = self.opts.lock().rcvtimeo;
+        let mut have = 0;
+        loop {
+            let r = self.wait(t, nonblock, timeo, || {
+                s.recv_with(want - have, peek, &mut |at, b| drain(have + at, b))
+            });
+            match r {
+                Ok(0) => break,
+                Ok(n) => {
+                    have += n;
+                    if !waitall || have >= want {
+                        break;
+                    }
+                }
+                Err(_) if have > 0 => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(have)
     }
 
     /// The control messages a datagram from `from` with hop limit `ttl` gets: IP_TTL

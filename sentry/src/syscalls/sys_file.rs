@@ -275,6 +275,21 @@ fn read(c: &Ctx, fd: u64, buf: u64, count: u64, off: Option<u64>) -> SysResult {
         }
         return Ok(n as u64);
     }
+    if let (None, Some(s), true) = (off, crate::net::inet_sock(&f), count > 0) {
+        if s.is_tcp() {
+            // Straight from the stack's receive buffer into the reader's memory.
+            if !f.readable() {
+                return Err(EBADF);
+            }
+            let n = s.tcp_recv(c.t, f.nonblock(), count, 0, &mut |at, b| {
+                mm.write(buf + at as u64, b).is_ok()
+            })?;
+            if n > 0 {
+                notify(&f, IN_ACCESS);
+            }
+            return Ok(n as u64);
+        }
+    }
     loop {
         let n = (count - done).min(CHUNK);
         let mut tmp = vec![0u8; n];
@@ -315,6 +330,23 @@ fn write(c: &Ctx, fd: u64, buf: u64, count: u64, off: Option<u64>) -> SysResult 
             notify(&f, IN_MODIFY);
         }
         return Ok(n as u64);
+    }
+    if let (None, Some(s)) = (off, crate::net::inet_sock(&f)) {
+        if s.is_tcp() {
+            // Straight from the writer's memory into the stack's send buffer.
+            if !f.writable() {
+                return Err(EBADF);
+            }
+            let r = s.tcp_send(c.t, f.nonblock(), count, &mut |at, b| {
+                mm.read(buf + at as u64, b).is_ok()
+            });
+            sigpipe(c, &f, &r);
+            let n = r?;
+            if n > 0 {
+                notify(&f, IN_MODIFY);
+            }
+            return Ok(n as u64);
+        }
     }
     loop {
         let n = (count - done).min(CHUNK);
