@@ -239,26 +239,18 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
     if flags & CLONE_PARENT != 0 && c.t.tgid() == 1 {
         return Err(EINVAL);
     }
-    // Other namespaces (CLONE_NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET) are
-    // not implemented: refuse as a kernel built without them does, rather than create
-    // a child that is not isolated. (clone3's CLONE_NEWTIME is refused in clone3.)
-    // CLONE_NEWNS: a copy of the mount namespace (with the fs context, so not with
-    // CLONE_FS).
+    // Namespaces (kernel::ns): CLONE_NEWNS copies the mount namespace with the fs
+    // context, so not with CLONE_FS. (clone3's CLONE_NEWTIME is refused in clone3.)
     const CLONE_NEWNS: u64 = 0x2_0000;
-    if flags & CLONE_NEWNS != 0 {
-        if flags & CLONE_FS != 0 {
-            return Err(EINVAL);
-        }
-        if !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
-            return Err(EPERM);
-        }
-    }
-    const CLONE_NEW_ANY: u64 = 0x7e00_0000;
-    if flags & CLONE_NEW_ANY != 0 {
-        c.t.kernel
-            .report_unimplemented(56, "clone(CLONE_NEW* namespaces)", c.t.tgid());
+    if flags & CLONE_NEWNS != 0 && flags & CLONE_FS != 0 {
         return Err(EINVAL);
     }
+    let ns_flags = flags & 0x7e02_0000;
+    crate::kernel::ns::check_clone(&c.t.creds(), flags, |what| {
+        c.t.kernel
+            .report_unimplemented(56, &format!("clone({what})"), c.t.tgid())
+    })?;
+    let (creds, nsset) = crate::kernel::ns::for_new(&c.t.creds(), &c.t.ns(), ns_flags)?;
     let k = c.t.kernel.clone();
     let t = c.t;
     let tid = match set_tid {
@@ -346,7 +338,7 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
         mm: Mutex::new(mm),
         fs: Mutex::new(fs),
         files: Mutex::new(files),
-        creds: Mutex::new(t.creds()),
+        creds: Mutex::new(creds),
         sigmask: AtomicU64::new(t.sigmask.load(Ordering::Acquire)),
         real_blocked: AtomicU64::new(0),
         ioprio: AtomicU32::new(t.ioprio.load(Ordering::Relaxed)),
@@ -377,6 +369,7 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
         acct: Default::default(),
         misc: crate::kernel::TaskMisc::inherit(&t.misc),
     });
+    *child.misc.ns.lock() = nsset;
     let mut regs = *c.regs;
     regs.rax = 0;
     if stack != 0 {
@@ -607,7 +600,7 @@ pub fn new_process(
         vfork: Mutex::new(None),
         start: Instant::now(),
         acct: Default::default(),
-        misc: Default::default(),
+        misc: crate::kernel::TaskMisc::new(k),
     });
     {
         let mut tab = k.table.lock();

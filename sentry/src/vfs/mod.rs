@@ -15,6 +15,7 @@ pub mod inotify;
 pub mod lock;
 pub mod memfs;
 pub mod mqueue;
+pub mod nsfs;
 pub mod pidfd;
 pub mod pipe;
 pub mod procfs;
@@ -422,6 +423,8 @@ impl Path {
 /// The mount table of one mount namespace.
 pub struct Mounts {
     pub list: RwLock<Vec<Arc<Mount>>>,
+    /// The namespace's nsfs inode number (/proc/PID/ns/mnt).
+    pub ino: u32,
 }
 
 /// Mount ids are unique across namespaces.
@@ -437,6 +440,7 @@ impl Mounts {
     pub fn new() -> Mounts {
         Mounts {
             list: RwLock::new(vec![]),
+            ino: crate::kernel::ns::alloc_ino(),
         }
     }
 

@@ -60,6 +60,9 @@ enum Kind {
     RootLink(i32),
     Fd(i32, i32),
     Symlink(&'static str),
+    /// /proc/PID/ns and its links (by their names in `nsfs::NAMES`).
+    NsDir(i32),
+    NsLink(i32, &'static str),
 }
 
 pub struct PNode {
@@ -323,6 +326,7 @@ impl PNode {
                     file("limits", Gen::PidLimits, p, t),
                     file("oom_score_adj", Gen::PidOomAdj, p, t),
                     file("cgroup", Gen::PidCgroup, p, t),
+                    (b"ns".to_vec(), Kind::NsDir(p)),
                 ];
                 if tid.is_none() {
                     v.push((b"task".to_vec(), Kind::Tasks(p)));
@@ -361,8 +365,23 @@ impl PNode {
                     })
                     .collect()
             }
+            Kind::NsDir(p) => super::nsfs::NAMES
+                .iter()
+                .map(|n| (n.as_bytes().to_vec(), Kind::NsLink(*p, n)))
+                .collect(),
             _ => vec![],
         }
+    }
+
+    /// The namespace a /proc/PID/ns link stands for, if the caller may see it.
+    fn ns_target(&self, p: i32, name: &str) -> KResult<super::nsfs::NsRef> {
+        let t = task_of(&self.k, p).ok_or(ENOENT)?;
+        if let Some(me) = current() {
+            if !super::nsfs::may_read(&me, &t) {
+                return Err(EACCES);
+            }
+        }
+        super::nsfs::NsRef::of(&t, name).ok_or(ENOENT)
     }
 
     fn alive(&self) -> bool {
@@ -374,6 +393,8 @@ impl PNode {
             | Kind::Exe(p)
             | Kind::Cwd(p)
             | Kind::RootLink(p)
+            | Kind::NsDir(p)
+            | Kind::NsLink(p, _)
             | Kind::Fd(p, _) => *p,
             Kind::File(_, p, _) if *p != 0 => *p,
             _ => return true,
@@ -413,6 +434,7 @@ impl PNode {
                 let f = t.files().get(*fd).map_err(|_| ENOENT)?;
                 Ok(describe(&t, &f))
             }
+            Kind::NsLink(p, name) => Ok(self.ns_target(*p, name)?.link_text()),
             _ => Err(EINVAL),
         }
     }
@@ -468,6 +490,7 @@ impl Inode for PNode {
             | Kind::Tasks(_)
             | Kind::Fds(_)
             | Kind::FdInfos(_) => (S_IFDIR | 0o555, 2),
+            Kind::NsDir(_) => (S_IFDIR | 0o511, 2),
             Kind::File(Gen::Sys(n), ..)
                 if matches!(
                     *n,
@@ -493,6 +516,8 @@ impl Inode for PNode {
             | Kind::Exe(p)
             | Kind::Cwd(p)
             | Kind::RootLink(p)
+            | Kind::NsDir(p)
+            | Kind::NsLink(p, _)
             | Kind::Fd(p, _) => task_of(&self.k, *p).map(|t| t.creds()),
             Kind::File(_, p, _) if *p != 0 => task_of(&self.k, *p).map(|t| t.creds()),
             _ => None,
@@ -595,6 +620,7 @@ impl Inode for PNode {
                     fs.root.lock().clone()
                 })
             })),
+            Kind::NsLink(p, name) => Some(self.ns_target(*p, name).map(|n| Magic::Path(n.path()))),
             _ => None,
         }
     }
@@ -733,8 +759,11 @@ impl PNode {
                 "ostype" => "Linux\n".into(),
                 "osrelease" => format!("{}\n", crate::kernel::RELEASE),
                 "version" => format!("{}\n", crate::kernel::VERSION),
-                "hostname" => format!("{}\n", String::from_utf8_lossy(&k.hostname.lock())),
-                "domainname" => format!("{}\n", String::from_utf8_lossy(&k.domainname.lock())),
+                "hostname" => format!("{}\n", String::from_utf8_lossy(&cur_ns(k).uts.hostname.lock())),
+                "domainname" => format!(
+                    "{}\n",
+                    String::from_utf8_lossy(&cur_ns(k).uts.domainname.lock())
+                ),
                 "pid_max" => "4194304\n".into(),
                 "ngroups_max" => "65536\n".into(),
                 "cap_last_cap" => "40\n".into(),
@@ -762,7 +791,7 @@ impl PNode {
                 "file-max" => "9223372036854775807\n".into(),
                 "nr_open" => "1048576\n".into(),
                 n if super::mqueue::SYSCTL_NAMES.contains(&n) => {
-                    format!("{}\n", k.mqueue().0.limits.get(n).unwrap_or(0))
+                    format!("{}\n", cur_ns(k).ipc.mqueue().0.limits.get(n).unwrap_or(0))
                 }
                 "max_queued_events" => format!("{}\n", super::inotify::MAX_QUEUED_EVENTS),
                 "max_user_instances" => format!("{}\n", super::inotify::MAX_USER_INSTANCES),
@@ -1163,6 +1192,11 @@ pub fn set_sysctl(k: &Arc<Kernel>, key: &str, value: &[u8]) -> Result<(), String
         .map_err(|e| format!("sysctl {key}={}: {e:?}", String::from_utf8_lossy(value)))
 }
 
+/// The namespaces of the task using /proc (the first ones when the Sentry itself does).
+fn cur_ns(k: &Kernel) -> Arc<crate::kernel::ns::NsSet> {
+    current().map_or_else(|| k.ns.clone(), |t| t.ns())
+}
+
 fn write_sysctl(k: &Arc<Kernel>, name: &str, buf: &[u8]) -> KResult<()> {
     let v: Vec<u8> = buf.strip_suffix(b"\n").unwrap_or(buf).to_vec();
     match name {
@@ -1170,10 +1204,11 @@ fn write_sysctl(k: &Arc<Kernel>, name: &str, buf: &[u8]) -> KResult<()> {
             if v.len() > 64 {
                 return Err(EINVAL);
             }
+            let ns = cur_ns(k);
             *(if name == "hostname" {
-                &k.hostname
+                &ns.uts.hostname
             } else {
-                &k.domainname
+                &ns.uts.domainname
             })
             .lock() = v;
         }
@@ -1183,7 +1218,7 @@ fn write_sysctl(k: &Arc<Kernel>, name: &str, buf: &[u8]) -> KResult<()> {
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
                 .ok_or(EINVAL)?;
-            k.mqueue().0.limits.set(n, v)?;
+            cur_ns(k).ipc.mqueue().0.limits.set(n, v)?;
         }
         _ => {
             let n: u8 = std::str::from_utf8(&v)
