@@ -99,9 +99,11 @@ impl Creds {
     /// effective uid is 0; anyone else keeps no permitted or effective capabilities
     /// (there are no ambient ones). PR_SET_KEEPCAPS is cleared.
     pub fn apply_exec(&mut self) {
-        if self.uid == 0 || self.euid == 0 {
+        // Root is the user namespace's root.
+        let root = self.root_kuid();
+        if self.uid == root || self.euid == root {
             self.cap_permitted = self.cap_bset | self.cap_inheritable;
-            self.cap_effective = if self.euid == 0 {
+            self.cap_effective = if self.euid == root {
                 self.cap_permitted
             } else {
                 0
@@ -117,16 +119,17 @@ impl Creds {
     /// changes on capabilities"; Linux's cap_emulate_setxuid), with PR_SET_KEEPCAPS as
     /// SECBIT_KEEP_CAPS.
     pub fn fix_caps_after_setuid(&mut self, old: &Creds) {
-        let had_root = old.uid == 0 || old.euid == 0 || old.suid == 0;
-        let has_root = self.uid == 0 || self.euid == 0 || self.suid == 0;
+        let r = self.root_kuid();
+        let had_root = old.uid == r || old.euid == r || old.suid == r;
+        let has_root = self.uid == r || self.euid == r || self.suid == r;
         if had_root && !has_root && !self.keep_caps {
             self.cap_permitted = 0;
             self.cap_effective = 0;
         }
-        if old.euid == 0 && self.euid != 0 {
+        if old.euid == r && self.euid != r {
             self.cap_effective = 0;
         }
-        if old.euid != 0 && self.euid == 0 {
+        if old.euid != r && self.euid == r {
             self.cap_effective = self.cap_permitted;
         }
     }

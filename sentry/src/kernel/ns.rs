@@ -8,7 +8,7 @@
 use super::{Creds, CAP_FULL};
 use crate::errno::*;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub const CLONE_NEWTIME: u64 = 0x80;
@@ -102,6 +102,26 @@ impl UserNs {
         }
         false
     }
+}
+
+impl Drop for UserNs {
+    fn drop(&mut self) {
+        if self.parent.is_some() {
+            LIVE_USER_NS.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// User namespaces alive besides the first, and /proc/sys/user/max_user_namespaces
+/// (set at boot to Linux's default: half the RLIMIT_NPROC hard limit).
+static LIVE_USER_NS: AtomicU64 = AtomicU64::new(0);
+static MAX_USER_NS: AtomicU64 = AtomicU64::new(u64::MAX);
+
+pub fn max_user_namespaces() -> u64 {
+    MAX_USER_NS.load(Ordering::Relaxed)
+}
+pub fn set_max_user_namespaces(n: u64) {
+    MAX_USER_NS.store(n, Ordering::Relaxed);
 }
 
 fn map_down(map: &Option<Vec<Extent>>, id: u32) -> u32 {
@@ -231,6 +251,13 @@ pub struct NsSet {
 impl NsSet {
     /// The first namespaces of a sandbox.
     pub fn init(user: &Arc<UserNs>) -> Arc<NsSet> {
+        let nproc = super::default_rlimits()[6].1;
+        let _ = MAX_USER_NS.compare_exchange(
+            u64::MAX,
+            (nproc / 2).min(i32::MAX as u64),
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
         Arc::new(NsSet {
             uts: Arc::new(UtsNs {
                 ino: INIT_UTS_INO,
@@ -259,17 +286,18 @@ pub fn check_new(c: &Creds, flags: u64, log: impl Fn(&str)) -> KResult<()> {
     {
         return Err(EPERM);
     }
-    if flags & CLONE_NEWUSER != 0 && c.user_ns().level > MAX_USER_LEVEL {
+    if flags & CLONE_NEWUSER != 0
+        && (c.user_ns().level > MAX_USER_LEVEL
+            || LIVE_USER_NS.load(Ordering::Relaxed) >= max_user_namespaces())
+    {
         return Err(ENOSPC);
     }
-    let missing =
-        flags & (CLONE_NEWCGROUP | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWTIME | CLONE_NEWUSER);
+    let missing = flags & (CLONE_NEWCGROUP | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWTIME);
     if missing != 0 {
         log(match missing {
             f if f & CLONE_NEWNET != 0 => "CLONE_NEWNET",
             f if f & CLONE_NEWPID != 0 => "CLONE_NEWPID",
             f if f & CLONE_NEWCGROUP != 0 => "CLONE_NEWCGROUP",
-            f if f & CLONE_NEWUSER != 0 => "CLONE_NEWUSER",
             _ => "CLONE_NEWTIME",
         });
         return Err(EINVAL);
@@ -287,6 +315,7 @@ pub fn new_user(c: &mut Creds) -> KResult<()> {
     {
         return Err(EPERM);
     }
+    let setgroups = parent.setgroups.load(Ordering::Relaxed);
     let ns = Arc::new(UserNs {
         ino: alloc_ino(),
         level: parent.level + 1,
@@ -295,8 +324,9 @@ pub fn new_user(c: &mut Creds) -> KResult<()> {
         group: c.egid,
         uid_map: Mutex::new(None),
         gid_map: Mutex::new(None),
-        setgroups: AtomicBool::new(true),
+        setgroups: AtomicBool::new(setgroups),
     });
+    LIVE_USER_NS.fetch_add(1, Ordering::Relaxed);
     c.user = Some(ns);
     c.cap_effective = CAP_FULL;
     c.cap_permitted = CAP_FULL;
@@ -357,4 +387,241 @@ pub fn for_new(c: &Creds, set: &Arc<NsSet>, flags: u64) -> KResult<(Creds, Arc<N
     }
     let set = copy(set, flags, &c.user_ns());
     Ok((c, set))
+}
+
+impl Creds {
+    /// A capability in the task's own user namespace (`ns_capable(current_user_ns())`).
+    pub fn capable_here(&self, cap: u32) -> bool {
+        self.cap_effective & (1 << cap) != 0
+    }
+
+    /// A uid given by the task (-1 passes as is): EINVAL when its namespace does not
+    /// map it.
+    pub fn uid_in(&self, uid: u32) -> KResult<u32> {
+        id_in(uid, make_kuid(&self.user_ns(), uid))
+    }
+    pub fn gid_in(&self, gid: u32) -> KResult<u32> {
+        id_in(gid, make_kgid(&self.user_ns(), gid))
+    }
+    /// A kernel uid as the task sees it.
+    pub fn uid_out(&self, kuid: u32) -> u32 {
+        from_kuid(&self.user_ns(), kuid)
+    }
+    pub fn gid_out(&self, kgid: u32) -> u32 {
+        from_kgid(&self.user_ns(), kgid)
+    }
+
+    /// The kernel uid of root in the task's user namespace (INVALID_ID: unmapped).
+    pub fn root_kuid(&self) -> u32 {
+        make_kuid(&self.user_ns(), 0)
+    }
+}
+
+fn id_in(id: u32, k: u32) -> KResult<u32> {
+    if id == u32::MAX {
+        return Ok(id);
+    }
+    if k == INVALID_ID {
+        return Err(EINVAL);
+    }
+    Ok(k)
+}
+
+/// A stat's owner as the task with credentials `c` sees it.
+pub fn stat_for(mut st: crate::vfs::Stat, c: &Creds) -> crate::vfs::Stat {
+    if c.user.is_some() {
+        st.uid = c.uid_out(st.uid);
+        st.gid = c.gid_out(st.gid);
+    }
+    st
+}
+
+/// userns_may_setgroups: the gid map is written and setgroups not denied.
+pub fn may_setgroups(ns: &UserNs) -> bool {
+    ns.gid_map.lock().is_some() && ns.setgroups.load(Ordering::Relaxed)
+}
+
+/// Which map of a user namespace: uids (CAP_SETUID) or gids (CAP_SETGID).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MapKind {
+    Uid,
+    Gid,
+}
+
+impl UserNs {
+    fn map(&self, kind: MapKind) -> &Mutex<Option<Vec<Extent>>> {
+        match kind {
+            MapKind::Uid => &self.uid_map,
+            MapKind::Gid => &self.gid_map,
+        }
+    }
+}
+
+/// /proc/PID/uid_map or gid_map as `reader` sees it: the lower ids in the reader's
+/// namespace (in the parent's when the reader is inside).
+pub fn show_map(ns: &Arc<UserNs>, kind: MapKind, reader: &Creds) -> String {
+    let mut lower_ns = reader.user_ns();
+    if Arc::ptr_eq(&lower_ns, ns) {
+        if let Some(p) = &ns.parent {
+            lower_ns = p.clone();
+        }
+    }
+    let map = ns.map(kind).lock().clone().unwrap_or_default();
+    map.iter()
+        .map(|e| {
+            let lower = match kind {
+                MapKind::Uid => from_kuid(&lower_ns, e.lower),
+                MapKind::Gid => from_kgid(&lower_ns, e.lower),
+            };
+            format!("{:>10} {:>10} {:>10}\n", e.first, lower, e.count)
+        })
+        .collect()
+}
+
+/// Linux's limit on the lines of a map.
+const MAX_EXTENTS: usize = 340;
+
+fn parse_map(text: &[u8]) -> KResult<Vec<Extent>> {
+    let text = std::str::from_utf8(text).map_err(|_| EINVAL)?;
+    let mut v: Vec<Extent> = vec![];
+    for line in text.split_terminator('\n') {
+        let f: Vec<&str> = line.split_ascii_whitespace().collect();
+        let [a, b, c] = f[..] else {
+            return Err(EINVAL);
+        };
+        let p = |s: &str| s.parse::<u32>().map_err(|_| EINVAL);
+        let e = Extent {
+            first: p(a)?,
+            lower: p(b)?,
+            count: p(c)?,
+        };
+        // Neither range may wrap or reach (u32)-1.
+        if e.count == 0
+            || e.lower as u64 + e.count as u64 > u32::MAX as u64
+            || e.first as u64 + e.count as u64 > u32::MAX as u64
+        {
+            return Err(EINVAL);
+        }
+        let overlaps =
+            |x: u32, y: u32, n: u32, m: u32| x < y.saturating_add(m) && y < x.saturating_add(n);
+        if v.iter().any(|o| {
+            overlaps(o.first, e.first, o.count, e.count)
+                || overlaps(o.lower, e.lower, o.count, e.count)
+        }) {
+            return Err(EINVAL);
+        }
+        v.push(e);
+        if v.len() > MAX_EXTENTS {
+            return Err(EINVAL);
+        }
+    }
+    if v.is_empty() {
+        return Err(EINVAL);
+    }
+    Ok(v)
+}
+
+/// A write of /proc/PID/uid_map or gid_map (Linux's map_write): once only; by a task
+/// in the namespace or its parent (`opener` opened the file, `writer` writes it);
+/// either one id of the opener's own (for gids only after "deny" in setgroups), or
+/// CAP_SETUID/CAP_SETGID over the parent for both; every lower id mapped in the parent.
+pub fn write_map(
+    ns: &Arc<UserNs>,
+    kind: MapKind,
+    opener: &Creds,
+    writer: &Creds,
+    text: &[u8],
+    off: u64,
+) -> KResult<()> {
+    let parent = ns.parent.clone().ok_or(EPERM)?;
+    let on = opener.user_ns();
+    if !Arc::ptr_eq(&on, ns) && !Arc::ptr_eq(&on, &parent) {
+        return Err(EPERM);
+    }
+    if off != 0 || text.len() >= 4096 {
+        return Err(EINVAL);
+    }
+    let mut slot = ns.map(kind).lock();
+    if slot.is_some() {
+        return Err(EPERM);
+    }
+    if !ns_capable(opener, ns, super::cap::SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    let mut map = parse_map(text)?;
+    let cap = match kind {
+        MapKind::Uid => super::cap::SETUID,
+        MapKind::Gid => super::cap::SETGID,
+    };
+    let own = map.len() == 1 && map[0].count == 1 && ns.owner == opener.euid && {
+        let id = map[0].lower;
+        match kind {
+            MapKind::Uid => make_kuid(&parent, id) == opener.euid,
+            MapKind::Gid => {
+                !ns.setgroups.load(Ordering::Relaxed) && make_kgid(&parent, id) == opener.egid
+            }
+        }
+    };
+    let privileged = ns_capable(writer, &parent, cap) && ns_capable(opener, &parent, cap);
+    if !own && !privileged {
+        return Err(EPERM);
+    }
+    // The lower ids, which are the parent's, become the kernel's.
+    for e in map.iter_mut() {
+        let lo = match kind {
+            MapKind::Uid => make_kuid(&parent, e.lower),
+            MapKind::Gid => make_kgid(&parent, e.lower),
+        };
+        let hi = match kind {
+            MapKind::Uid => make_kuid(&parent, e.lower + (e.count - 1)),
+            MapKind::Gid => make_kgid(&parent, e.lower + (e.count - 1)),
+        };
+        if lo == INVALID_ID || hi == INVALID_ID || hi - lo != e.count - 1 {
+            return Err(EPERM);
+        }
+        e.lower = lo;
+    }
+    *slot = Some(map);
+    Ok(())
+}
+
+/// /proc/PID/setgroups.
+pub fn show_setgroups(ns: &UserNs) -> &'static str {
+    if ns.setgroups.load(Ordering::Relaxed) {
+        "allow\n"
+    } else {
+        "deny\n"
+    }
+}
+
+/// A write of /proc/PID/setgroups: "allow" or "deny"; "deny" only before the gid map
+/// is written, and no way back.
+pub fn write_setgroups(ns: &Arc<UserNs>, opener: &Creds, text: &[u8], off: u64) -> KResult<()> {
+    if off != 0 || text.len() >= 8 {
+        return Err(EINVAL);
+    }
+    let s = std::str::from_utf8(text).map_err(|_| EINVAL)?;
+    let allow = if let Some(r) = s.strip_prefix("allow") {
+        (r.trim_start().is_empty()).then_some(true)
+    } else if let Some(r) = s.strip_prefix("deny") {
+        (r.trim_start().is_empty()).then_some(false)
+    } else {
+        None
+    }
+    .ok_or(EINVAL)?;
+    if !ns_capable(opener, ns, super::cap::SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    let gid_map = ns.gid_map.lock();
+    if allow {
+        if !ns.setgroups.load(Ordering::Relaxed) {
+            return Err(EPERM);
+        }
+    } else {
+        if gid_map.is_some() {
+            return Err(EPERM);
+        }
+        ns.setgroups.store(false, Ordering::Relaxed);
+    }
+    Ok(())
 }

@@ -581,7 +581,8 @@ pub fn stat_bytes(st: &Stat) -> [u8; 144] {
 
 fn fstat(c: &Ctx, fd: u64, buf: u64) -> SysResult {
     let f = c.fd(fd)?;
-    c.t.mm().write(buf, &stat_bytes(&f.stat()))?;
+    let st = crate::kernel::ns::stat_for(f.stat(), &c.t.creds());
+    c.t.mm().write(buf, &stat_bytes(&st))?;
     Ok(0)
 }
 
@@ -592,6 +593,7 @@ fn fstatat(c: &Ctx, dirfd: u64, pathp: u64, buf: u64, flags: u64) -> SysResult {
         flags,
         AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800,
     )?;
+    let st = crate::kernel::ns::stat_for(st, &c.t.creds());
     c.t.mm().write(buf, &stat_bytes(&st))?;
     Ok(0)
 }
@@ -603,6 +605,7 @@ fn statx(c: &Ctx, dirfd: u64, pathp: u64, flags: u64, _mask: u32, buf: u64) -> S
         flags,
         AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000,
     )?;
+    let st = crate::kernel::ns::stat_for(st, &c.t.creds());
     let mut b = [0u8; 256];
     let mut put = |off: usize, v: &[u8]| b[off..off + v.len()].copy_from_slice(v);
     put(0, &0x7ffu32.to_le_bytes());

@@ -76,10 +76,10 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
             Ok(0)
         }
         158 => arch_prctl(c, a0, a1),
-        102 => Ok(c.t.creds().uid as u64),
-        104 => Ok(c.t.creds().gid as u64),
-        107 => Ok(c.t.creds().euid as u64),
-        108 => Ok(c.t.creds().egid as u64),
+        102 => Ok(c.t.creds().uid_out(c.t.creds().uid) as u64),
+        104 => Ok(c.t.creds().gid_out(c.t.creds().gid) as u64),
+        107 => Ok(c.t.creds().uid_out(c.t.creds().euid) as u64),
+        108 => Ok(c.t.creds().gid_out(c.t.creds().egid) as u64),
         105 => setresuid(c, a0 as u32, a0 as u32, u32::MAX, true),
         106 => setresgid(c, a0 as u32, a0 as u32, u32::MAX, true),
         113 => setresuid(c, a0 as u32, a1 as u32, u32::MAX, false),
@@ -89,9 +89,9 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         118 => getres(c, a0, a1, a2, true),
         120 => getres(c, a0, a1, a2, false),
         122 | 123 => Ok(if nr == 122 {
-            c.t.creds().fsuid
+            c.t.creds().uid_out(c.t.creds().fsuid)
         } else {
-            c.t.creds().fsgid
+            c.t.creds().gid_out(c.t.creds().fsgid)
         } as u64),
         115 => getgroups(c, a0, a1),
         116 => setgroups(c, a0, a1),
@@ -1184,6 +1184,8 @@ fn can_set(v: u32, allowed: [u32; 3], privileged: bool) -> bool {
 
 fn setresuid(c: &Ctx, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
     let mut cr = c.t.creds.lock();
+    // The ids are the task's user namespace's (kernel::ns).
+    let (r, e, s) = (cr.uid_in(r)?, cr.uid_in(e)?, cr.uid_in(s)?);
     let old = cr.clone();
     let res = setresuid_inner(&mut cr, r, e, s, plain);
     cr.fix_caps_after_setuid(&old);
@@ -1191,7 +1193,7 @@ fn setresuid(c: &Ctx, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
 }
 
 fn setresuid_inner(cr: &mut Creds, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
-    if plain && cr.has_cap(7) {
+    if plain && cr.capable_here(7) {
         (cr.uid, cr.euid, cr.suid, cr.fsuid) = (r, r, r, r);
         return Ok(0);
     }
@@ -1204,7 +1206,7 @@ fn setresuid_inner(cr: &mut Creds, r: u32, e: u32, s: u32, plain: bool) -> SysRe
         cr.fsuid = r;
         return Ok(0);
     }
-    let p = cr.has_cap(7);
+    let p = cr.capable_here(7);
     if !can_set(r, allowed, p) || !can_set(e, allowed, p) || !can_set(s, allowed, p) {
         return Err(EPERM);
     }
@@ -1223,7 +1225,8 @@ fn setresuid_inner(cr: &mut Creds, r: u32, e: u32, s: u32, plain: bool) -> SysRe
 
 fn setresgid(c: &Ctx, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
     let mut cr = c.t.creds.lock();
-    if plain && cr.has_cap(6) {
+    let (r, e, s) = (cr.gid_in(r)?, cr.gid_in(e)?, cr.gid_in(s)?);
+    if plain && cr.capable_here(6) {
         (cr.gid, cr.egid, cr.sgid, cr.fsgid) = (r, r, r, r);
         return Ok(0);
     }
@@ -1236,7 +1239,7 @@ fn setresgid(c: &Ctx, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
         cr.fsgid = r;
         return Ok(0);
     }
-    let p = cr.has_cap(6);
+    let p = cr.capable_here(6);
     if !can_set(r, allowed, p) || !can_set(e, allowed, p) || !can_set(s, allowed, p) {
         return Err(EPERM);
     }
@@ -1256,9 +1259,9 @@ fn setresgid(c: &Ctx, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
 fn getres(c: &Ctx, a: u64, b: u64, d: u64, uid: bool) -> SysResult {
     let cr = c.t.creds();
     let v = if uid {
-        [cr.uid, cr.euid, cr.suid]
+        [cr.uid, cr.euid, cr.suid].map(|x| cr.uid_out(x))
     } else {
-        [cr.gid, cr.egid, cr.sgid]
+        [cr.gid, cr.egid, cr.sgid].map(|x| cr.gid_out(x))
     };
     let mm = c.t.mm();
     mm.write_obj(a, &v[0])?;
@@ -1272,7 +1275,8 @@ fn getgroups(c: &Ctx, size: u64, list: u64) -> SysResult {
         return Err(EINVAL);
     }
     let size = size as i32 as u64;
-    let g = c.t.creds().groups;
+    let cr = c.t.creds();
+    let g: Vec<u32> = cr.groups.iter().map(|x| cr.gid_out(*x)).collect();
     if size == 0 {
         return Ok(g.len() as u64);
     }
@@ -1289,12 +1293,13 @@ fn setgroups(c: &Ctx, size: u64, list: u64) -> SysResult {
     if size > 65536 {
         return Err(EINVAL);
     }
-    if !c.t.creds().has_cap(6) {
+    let cr = c.t.creds();
+    if !cr.capable_here(6) || !crate::kernel::ns::may_setgroups(&cr.user_ns()) {
         return Err(EPERM);
     }
     let mut g = vec![];
     for i in 0..size {
-        g.push(c.t.mm().read_obj::<u32>(list + i * 4)?);
+        g.push(cr.gid_in(c.t.mm().read_obj::<u32>(list + i * 4)?)?);
     }
     c.t.creds.lock().groups = g;
     Ok(0)

@@ -239,3 +239,53 @@ impl FileOps for NsFile {
         self
     }
 }
+
+/// Which of /proc/PID/{uid_map,gid_map,setgroups}.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IdFile {
+    Map(ns::MapKind),
+    Setgroups,
+}
+
+/// The text of an id file of `t`'s user namespace, as `reader` sees it.
+pub fn show_id_file(t: &Task, which: IdFile, reader: &crate::kernel::Creds) -> Vec<u8> {
+    let n = t.creds().user_ns();
+    match which {
+        IdFile::Map(k) => ns::show_map(&n, k, reader).into_bytes(),
+        IdFile::Setgroups => ns::show_setgroups(&n).as_bytes().to_vec(),
+    }
+}
+
+/// An id file opened for writing, with the opener's credentials (Linux checks both the
+/// opener's and the writer's).
+pub struct IdFileWriter {
+    pub ns: Arc<UserNs>,
+    pub which: IdFile,
+    pub opener: crate::kernel::Creds,
+    pub data: Vec<u8>,
+}
+
+impl FileOps for IdFileWriter {
+    fn read(&self, f: &OpenFile, t: &Task, buf: &mut [u8], off: u64) -> KResult<usize> {
+        BytesFile {
+            data: self.data.clone(),
+        }
+        .read(f, t, buf, off)
+    }
+    fn write(&self, _f: &OpenFile, t: &Task, buf: &[u8], off: u64) -> KResult<usize> {
+        match self.which {
+            IdFile::Map(k) => ns::write_map(&self.ns, k, &self.opener, &t.creds(), buf, off)?,
+            IdFile::Setgroups => ns::write_setgroups(&self.ns, &self.opener, buf, off)?,
+        }
+        Ok(buf.len())
+    }
+    fn seekable(&self) -> bool {
+        true
+    }
+    fn size(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}

@@ -1,7 +1,9 @@
 //! /proc and /sys: generated trees describing the sandbox's own kernel and processes.
 //! Contents are produced at open; directories are listed from the live task table.
 
+use super::nsfs::IdFile;
 use super::*;
+use crate::kernel::ns::MapKind;
 use crate::kernel::{current, Kernel};
 use crate::mm::{Backing, PROT_EXEC, PROT_READ, PROT_WRITE};
 
@@ -34,6 +36,8 @@ enum Gen {
     PidLimits,
     PidOomAdj,
     PidFdInfo(i32),
+    /// /proc/PID/{uid_map,gid_map,setgroups}.
+    PidIds(super::nsfs::IdFile),
     // /sys files
     CpuRange,
     /// A file of the container's cgroup (`cgroupfs::FILES`).
@@ -126,6 +130,11 @@ const SYS_TREE: &[(&str, &str, Gen)] = &[
         "sys/net/ipv4",
         "ping_group_range",
         Gen::Sys("ping_group_range"),
+    ),
+    (
+        "sys/user",
+        "max_user_namespaces",
+        Gen::Sys("max_user_namespaces"),
     ),
     ("sys/vm", "overcommit_memory", Gen::Sys("overcommit_memory")),
     ("sys/vm", "max_map_count", Gen::Sys("max_map_count")),
@@ -327,6 +336,9 @@ impl PNode {
                     file("oom_score_adj", Gen::PidOomAdj, p, t),
                     file("cgroup", Gen::PidCgroup, p, t),
                     (b"ns".to_vec(), Kind::NsDir(p)),
+                    file("uid_map", Gen::PidIds(IdFile::Map(MapKind::Uid)), p, t),
+                    file("gid_map", Gen::PidIds(IdFile::Map(MapKind::Gid)), p, t),
+                    file("setgroups", Gen::PidIds(IdFile::Setgroups), p, t),
                 ];
                 if tid.is_none() {
                     v.push((b"task".to_vec(), Kind::Tasks(p)));
@@ -494,7 +506,11 @@ impl Inode for PNode {
             Kind::File(Gen::Sys(n), ..)
                 if matches!(
                     *n,
-                    "hostname" | "domainname" | "dmesg_restrict" | "ping_group_range"
+                    "hostname"
+                        | "domainname"
+                        | "dmesg_restrict"
+                        | "ping_group_range"
+                        | "max_user_namespaces"
                 ) || super::mqueue::SYSCTL_NAMES.contains(n) =>
             {
                 (S_IFREG | 0o644, 1)
@@ -504,7 +520,7 @@ impl Inode for PNode {
             Kind::File(Gen::Cgroup("cgroup.procs" | "cgroup.threads" | "memory.max"), ..) => {
                 (S_IFREG | 0o644, 1)
             }
-            Kind::File(Gen::PidOomAdj | Gen::PidComm, ..) => (S_IFREG | 0o644, 1),
+            Kind::File(Gen::PidOomAdj | Gen::PidComm | Gen::PidIds(_), ..) => (S_IFREG | 0o644, 1),
             Kind::File(..) => (S_IFREG | 0o444, 1),
             Kind::Fd(..) => (S_IFLNK | 0o700, 1),
             _ => (S_IFLNK | 0o777, 1),
@@ -643,7 +659,11 @@ impl Inode for PNode {
                 if flags & O_ACCMODE != 0
                     && (matches!(
                         *name,
-                        "hostname" | "domainname" | "dmesg_restrict" | "ping_group_range"
+                        "hostname"
+                            | "domainname"
+                            | "dmesg_restrict"
+                            | "ping_group_range"
+                            | "max_user_namespaces"
                     ) || super::mqueue::SYSCTL_NAMES.contains(name)) =>
             {
                 if current().map(|t| t.creds().euid) != Some(0) {
@@ -652,6 +672,16 @@ impl Inode for PNode {
                 Ok(Arc::new(SysctlFile {
                     k: self.k.clone(),
                     name,
+                }))
+            }
+            Kind::File(Gen::PidIds(which), p, _) if flags & O_ACCMODE != 0 => {
+                let t = task_of(&self.k, *p).ok_or(ESRCH)?;
+                let opener = current().ok_or(EPERM)?.creds();
+                Ok(Arc::new(super::nsfs::IdFileWriter {
+                    ns: t.creds().user_ns(),
+                    which: *which,
+                    data: super::nsfs::show_id_file(&t, *which, &opener),
+                    opener,
                 }))
             }
             Kind::File(Gen::PidComm, _, t) if flags & O_ACCMODE != 0 => Ok(Arc::new(CommFile {
@@ -796,6 +826,7 @@ impl PNode {
                 "max_queued_events" => format!("{}\n", super::inotify::MAX_QUEUED_EVENTS),
                 "max_user_instances" => format!("{}\n", super::inotify::MAX_USER_INSTANCES),
                 "max_user_watches" => format!("{}\n", super::inotify::max_user_watches()),
+                "max_user_namespaces" => format!("{}\n", crate::kernel::ns::max_user_namespaces()),
                 _ => return Err(ENOENT),
             },
             Gen::CpuRange => cpu_range(k.ncpus),
@@ -980,6 +1011,10 @@ impl PNode {
                 s
             }
             Gen::PidOomAdj => "0\n".into(),
+            Gen::PidIds(which) => {
+                let reader = current().map(|t| t.creds()).unwrap_or_default();
+                return Ok(super::nsfs::show_id_file(&*task()?, which, &reader));
+            }
             Gen::PidFdInfo(fd) => {
                 let t = task()?;
                 let f = t.files().get(fd).map_err(|_| ENOENT)?;
@@ -1213,6 +1248,14 @@ fn write_sysctl(k: &Arc<Kernel>, name: &str, buf: &[u8]) -> KResult<()> {
             .lock() = v;
         }
         "ping_group_range" => crate::net::ping::set_range(k, buf)?,
+        "max_user_namespaces" => {
+            let n: i32 = std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .filter(|n| *n >= 0)
+                .ok_or(EINVAL)?;
+            crate::kernel::ns::set_max_user_namespaces(n as u64);
+        }
         n if super::mqueue::SYSCTL_NAMES.contains(&n) => {
             let v: i64 = std::str::from_utf8(&v)
                 .ok()
