@@ -63,6 +63,20 @@ fn unshare_u_hostname() {
 }
 
 #[test]
+fn unshare_rm_mounts_tmpfs() {
+    // Rootless: a mount namespace of the user namespace's own takes a tmpfs; proc
+    // (whose PID namespace it does not own) and the locked /proc are refused.
+    compare(&with_user(&[
+        "unshare",
+        "-rm",
+        "sh",
+        "-c",
+        "mount -t tmpfs none /mnt && touch /mnt/x && ls /mnt && umount /mnt; \
+         mount -t proc proc /mnt 2>/dev/null; echo $?; umount /proc 2>/dev/null; echo $?",
+    ]));
+}
+
+#[test]
 fn proc_ns_links_and_lsns() {
     let s = sandboxed(&[
         "sh",

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -331,5 +332,33 @@ CASE(setns_into_a_child_user_namespace)
 		CHECK(has_cap(CAP_SYS_ADMIN));
 		close(p[1]);
 		CHECK_EXITED(st_wait(pid), 0);
+	});
+}
+
+CASE(mounts_in_a_user_namespaces_own_mount_namespace)
+{
+	CHECK_OK(mkdir(P("m"), 0777));
+	CHECK_OK(chmod(P("m"), 0777));
+	IN_CHILD({
+		drop();
+		become_ns_root();
+		/* The mount namespace is still the first user namespace's. */
+		CHECK_ERR(mount("none", P("m"), "tmpfs", 0, NULL), EPERM);
+		CHECK_OK(unshare(CLONE_NEWNS));
+		CHECK_OK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+		CHECK_OK(mount("none", P("m"), "tmpfs", 0, "size=64k"));
+		st_write_file(P("m/f"), "x");
+		CHECK_OK(umount2(P("m"), 0));
+		/* proc and sysfs belong to PID and network namespaces it does not own. */
+		CHECK_ERR(mount("proc", P("m"), "proc", 0, NULL), EPERM);
+		CHECK_ERR(mount("sysfs", P("m"), "sysfs", 0, NULL), EPERM);
+		/* Mounts that came from outside are locked: not unmounted alone, not
+		 * remounted but as a bind that keeps their flags. */
+		CHECK_ERR(umount2("/proc", 0), EINVAL);
+		CHECK_ERR(mount(NULL, "/proc", NULL, MS_REMOUNT, NULL), EPERM);
+		CHECK_OK(mount(P("m"), P("m"), NULL, MS_BIND, NULL));
+		CHECK_OK(mount(NULL, P("m"), NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL));
+		CHECK_ERR(mkdir(P("m/d"), 0755), EROFS);
+		CHECK_OK(umount2(P("m"), 0));
 	});
 }

@@ -167,9 +167,10 @@ impl FsCtx {
 
     /// A copy in a new mount namespace (CLONE_NEWNS): a copy of this one's mounts,
     /// with root and working directory moved onto the copies.
-    pub fn copy_new_ns(&self) -> FsCtx {
+    pub fn copy_new_ns(&self, user: &Arc<ns::UserNs>) -> FsCtx {
         let fs = self.copy();
         let (ns, map) = fs.mounts.lock().copy();
+        ns::own_mounts(&fs.mounts.lock(), &ns, &map, user);
         let moved = |p: &mut Path| {
             if let Some(m) = map.get(&p.mnt.id) {
                 p.mnt = m.clone();

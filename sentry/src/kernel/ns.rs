@@ -625,3 +625,108 @@ pub fn write_setgroups(ns: &Arc<UserNs>, opener: &Creds, text: &[u8], off: u64) 
     }
     Ok(())
 }
+
+/// The user namespace owning a mount namespace, and the mounts it got from a more
+/// privileged one (Linux's MNT_LOCKED: not unmounted, their flags not cleared, alone).
+pub struct MntOwner {
+    pub user: Arc<UserNs>,
+    pub locked: std::collections::HashSet<u32>,
+}
+
+/// The owner of mount namespace `m`.
+pub fn mounts_owner(m: &crate::vfs::Mounts) -> Arc<UserNs> {
+    m.owner.get().map_or_else(init_user, |o| o.user.clone())
+}
+
+/// A new mount namespace `new`, copied from `old`, belongs to `user`; copied into a
+/// less privileged namespace, every mount but the root is locked (lock_mnt_tree).
+pub fn own_mounts(
+    old: &crate::vfs::Mounts,
+    new: &crate::vfs::Mounts,
+    copies: &std::collections::HashMap<u32, Arc<crate::vfs::Mount>>,
+    user: &Arc<UserNs>,
+) {
+    if user.is_init() {
+        return;
+    }
+    let locked = if Arc::ptr_eq(&mounts_owner(old), user) {
+        // The same owner: what was locked stays locked, in its copies.
+        old.owner
+            .get()
+            .map(|o| {
+                o.locked
+                    .iter()
+                    .filter_map(|id| copies.get(id).map(|m| m.id))
+                    .collect()
+            })
+            .unwrap_or_default()
+    } else {
+        new.list.read().iter().skip(1).map(|m| m.id).collect()
+    };
+    let _ = new.owner.set(MntOwner {
+        user: user.clone(),
+        locked,
+    });
+}
+
+/// Is `mnt` a locked mount of `t`'s mount namespace?
+fn is_locked(t: &super::Task, mnt: &crate::vfs::Mount) -> bool {
+    t.mounts()
+        .owner
+        .get()
+        .is_some_and(|o| o.locked.contains(&mnt.id))
+}
+
+/// mount(2)'s permission: CAP_SYS_ADMIN over the mount namespace; inside a user
+/// namespace's own, only file systems a user namespace may mount (tmpfs, devpts; not
+/// proc, sysfs or mqueue, whose PID, network and IPC namespaces it would have to
+/// own — rvisor's PID and network namespaces are the first ones); a locked mount is
+/// only bind-remounted, keeping its ro, nosuid, nodev and noexec.
+pub fn may_mount(t: &super::Task, at: &crate::vfs::Path, flags: u64, fstype: &[u8]) -> KResult<()> {
+    let c = t.creds();
+    let m = t.mounts();
+    let owner = mounts_owner(&m);
+    if !ns_capable(&c, &owner, super::cap::SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    if owner.is_init() {
+        return Ok(());
+    }
+    const MS_REMOUNT: u64 = 32;
+    const MS_BIND: u64 = 4096;
+    const PROPAGATION: u64 = (1 << 20) | (1 << 18) | (1 << 19) | (1 << 17);
+    if flags & MS_REMOUNT != 0 {
+        let kept = crate::vfs::MS_RDONLY
+            | crate::vfs::MS_NOSUID
+            | crate::vfs::MS_NODEV
+            | crate::vfs::MS_NOEXEC;
+        let had = at.mnt.flags() & kept;
+        // A locked mount's file system was mounted outside: only a bind remount, and
+        // one that keeps its flags.
+        if is_locked(t, &at.mnt) && (flags & MS_BIND == 0 || (flags as u32) & had != had) {
+            return Err(EPERM);
+        }
+        return Ok(());
+    }
+    if flags & (MS_BIND | PROPAGATION) != 0 {
+        return Ok(());
+    }
+    match fstype {
+        b"tmpfs" | b"devpts" => Ok(()),
+        b"mqueue" if ns_capable(&c, &t.ns().ipc.user, super::cap::SYS_ADMIN) => Ok(()),
+        _ => Err(EPERM),
+    }
+}
+
+/// umount2(2)'s permission: CAP_SYS_ADMIN over the mount namespace; a locked mount
+/// does not come off alone (EINVAL).
+pub fn may_umount(t: &super::Task, at: &crate::vfs::Path) -> KResult<()> {
+    let m = t.mounts();
+    if !ns_capable(&t.creds(), &mounts_owner(&m), super::cap::SYS_ADMIN) {
+        return Err(EPERM);
+    }
+    if is_locked(t, &at.mnt) {
+        return Err(EINVAL);
+    }
+    Ok(())
+}

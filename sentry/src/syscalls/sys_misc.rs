@@ -865,9 +865,7 @@ fn mount(c: &Ctx, srcp: u64, targetp: u64, typep: u64, flags: u64, datap: u64) -
     let data = opt(datap)?;
     let target = c.cstr(targetp)?;
     let at = c.lookup(AT_FDCWD as u64, &target, true, false)?;
-    if !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
-        return Err(EPERM);
-    }
+    crate::kernel::ns::may_mount(c.t, &at, flags, &fstype)?;
     if flags & MS_REMOUNT != 0 {
         return remount(c.t, &at, flags, &data).map(|_| 0);
     }
@@ -904,9 +902,7 @@ fn umount2(c: &Ctx, targetp: u64, flags: u64) -> SysResult {
         flags & UMOUNT_NOFOLLOW == 0,
         false,
     )?;
-    if !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
-        return Err(EPERM);
-    }
+    crate::kernel::ns::may_umount(c.t, &at)?;
     if flags & MNT_EXPIRE != 0 && flags & (MNT_FORCE | MNT_DETACH) != 0 {
         return Err(EINVAL);
     }
@@ -965,7 +961,7 @@ fn unshare(c: &Ctx, flags: u64) -> SysResult {
         *c.t.files.lock() = copy;
     }
     if flags & CLONE_NEWNS != 0 {
-        *c.t.fs.lock() = Arc::new(c.t.fsctx().copy_new_ns());
+        *c.t.fs.lock() = Arc::new(c.t.fsctx().copy_new_ns(&c.t.creds().user_ns()));
     } else if flags & CLONE_FS != 0 {
         *c.t.fs.lock() = Arc::new(c.t.fsctx().copy());
     }

@@ -312,7 +312,7 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
         ThreadGroup::new(tid, acts, *t.tg.rlimits.lock())
     };
     let fs = if flags & CLONE_NEWNS != 0 {
-        Arc::new(t.fsctx().copy_new_ns())
+        Arc::new(t.fsctx().copy_new_ns(&creds.user_ns()))
     } else if flags & CLONE_FS != 0 {
         t.fsctx()
     } else {

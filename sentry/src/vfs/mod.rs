@@ -425,6 +425,8 @@ pub struct Mounts {
     pub list: RwLock<Vec<Arc<Mount>>>,
     /// The namespace's nsfs inode number (/proc/PID/ns/mnt).
     pub ino: u32,
+    /// Set when a user namespace other than the first owns it (kernel::ns).
+    pub owner: std::sync::OnceLock<crate::kernel::ns::MntOwner>,
 }
 
 /// Mount ids are unique across namespaces.
@@ -441,6 +443,7 @@ impl Mounts {
         Mounts {
             list: RwLock::new(vec![]),
             ino: crate::kernel::ns::alloc_ino(),
+            owner: std::sync::OnceLock::new(),
         }
     }
 
