@@ -105,6 +105,15 @@ CASE(unshare_unprivileged_then_map)
 		/* Root's files outside are not mapped. */
 		CHECK_OK(stat("/proc/1", &st));
 		CHECK_EQ(st.st_uid, 65534);
+		/* chown takes the namespace's ids: its own, or EINVAL for unmapped ones. */
+		CHECK_OK(chown(P("mine"), 0, 0));
+		CHECK_ERR(chown(P("mine"), 5, -1), EINVAL);
+		/* /proc/PID/status shows them too. */
+		char status[4096];
+		ssize_t sn = CHECK_OK(st_read_file("/proc/self/status", status, sizeof status - 1));
+		status[sn] = 0;
+		CHECK(strstr(status, "\nUid:\t0\t0\t0\t0\n") != NULL);
+		CHECK(strstr(status, "\nGid:\t0\t0\t0\t0\n") != NULL);
 	});
 }
 
@@ -346,6 +355,14 @@ CASE(mounts_in_a_user_namespaces_own_mount_namespace)
 		CHECK_ERR(mount("none", P("m"), "tmpfs", 0, NULL), EPERM);
 		CHECK_OK(unshare(CLONE_NEWNS));
 		CHECK_OK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+		/* The new mount namespace is this user namespace's. */
+		int mnt = CHECK_OK(open("/proc/self/ns/mnt", O_RDONLY));
+		int owner = CHECK_OK(ioctl(mnt, NS_GET_USERNS));
+		struct stat ost;
+		CHECK_OK(fstat(owner, &ost));
+		CHECK_EQ(ost.st_ino, ino_of("/proc/self/ns/user"));
+		close(owner);
+		close(mnt);
 		CHECK_OK(mount("none", P("m"), "tmpfs", 0, "size=64k"));
 		st_write_file(P("m/f"), "x");
 		CHECK_OK(umount2(P("m"), 0));

@@ -730,3 +730,33 @@ pub fn may_umount(t: &super::Task, at: &crate::vfs::Path) -> KResult<()> {
     }
     Ok(())
 }
+
+impl Creds {
+    /// A capability over a file owned by `uid`:`gid` (capable_wrt_inode_uidgid): in the
+    /// first namespace, or in the task's own when both ids are mapped there.
+    pub fn capable_wrt(&self, cap: u32, uid: u32, gid: u32) -> bool {
+        if self.has_cap(cap) {
+            return true;
+        }
+        let ns = self.user_ns();
+        !ns.is_init()
+            && self.capable_here(cap)
+            && map_up(&ns.uid_map.lock(), uid) != INVALID_ID
+            && map_up(&ns.gid_map.lock(), gid) != INVALID_ID
+    }
+}
+
+/// Credentials `c` with their ids as `reader` sees them (/proc/PID/status).
+pub fn creds_for(mut c: Creds, reader: &Creds) -> Creds {
+    if reader.user.is_none() {
+        return c;
+    }
+    for x in [&mut c.uid, &mut c.euid, &mut c.suid, &mut c.fsuid] {
+        *x = reader.uid_out(*x);
+    }
+    for x in [&mut c.gid, &mut c.egid, &mut c.sgid, &mut c.fsgid] {
+        *x = reader.gid_out(*x);
+    }
+    c.groups = c.groups.iter().map(|g| reader.gid_out(*g)).collect();
+    c
+}

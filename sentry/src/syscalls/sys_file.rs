@@ -1303,12 +1303,21 @@ fn fchmod(c: &Ctx, fd: u64, mode: u32) -> SysResult {
 fn chown_path(c: &Ctx, p: &Path, uid: u32, gid: u32) -> SysResult {
     let st = p.dentry.inode.stat();
     let cr = c.t.creds();
-    let uid = if uid == u32::MAX { None } else { Some(uid) };
-    let gid = if gid == u32::MAX { None } else { Some(gid) };
+    // The ids are the caller's user namespace's (EINVAL when it does not map them).
+    let uid = if uid == u32::MAX {
+        None
+    } else {
+        Some(cr.uid_in(uid)?)
+    };
+    let gid = if gid == u32::MAX {
+        None
+    } else {
+        Some(cr.gid_in(gid)?)
+    };
     // chown_ok/chgrp_ok: the owner may "change" the owner to itself and the group to
     // one of its groups; anything else needs CAP_CHOWN.
     let owner = cr.fsuid == st.uid;
-    let may_chown = cr.has_cap(crate::kernel::cap::CHOWN);
+    let may_chown = cr.capable_wrt(crate::kernel::cap::CHOWN, st.uid, st.gid);
     if uid.is_some_and(|u| !(owner && u == st.uid)) && !may_chown {
         return Err(EPERM);
     }

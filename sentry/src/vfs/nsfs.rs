@@ -103,8 +103,8 @@ impl NsRef {
             NsRef::User(n) => n.parent.clone().unwrap_or_else(ns::init_user),
             NsRef::Uts(n) => n.user.clone(),
             NsRef::Ipc(n) => n.user.clone(),
-            // Mount namespaces are not yet tied to a user namespace.
-            NsRef::Mnt(_) | NsRef::Fixed(_) => ns::init_user(),
+            NsRef::Mnt(m) => ns::mounts_owner(m),
+            NsRef::Fixed(_) => ns::init_user(),
         }
     }
 

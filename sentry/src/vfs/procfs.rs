@@ -1117,7 +1117,9 @@ impl PNode {
     fn pid_status(&self, pid: i32, tid: i32) -> KResult<String> {
         let t = task_of(&self.k, tid).ok_or(ESRCH)?;
         let (ppid, _, _, nthreads, state) = self.proc_facts(pid)?;
-        let c = t.creds();
+        // The ids as the reader's user namespace numbers them.
+        let reader = current().map(|x| x.creds()).unwrap_or_default();
+        let c = crate::kernel::ns::creds_for(t.creds(), &reader);
         let mm = t.mm();
         let rss = mm.rss_pages() * 4;
         let hwm = mm.hiwater_pages() * 4;
