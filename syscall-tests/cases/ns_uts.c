@@ -156,3 +156,37 @@ CASE(name_length)
 		CHECK_EQ(strlen(u.nodename), 64);
 	});
 }
+
+CASE(setns_through_a_pidfd)
+{
+	if (!need_root())
+		return;
+	struct utsname before;
+	CHECK_OK(uname(&before));
+	IN_CHILD({
+		int p[2], ready[2];
+		CHECK_OK(pipe(p));
+		CHECK_OK(pipe(ready));
+		pid_t pid = CHECK_OK(fork());
+		if (pid == 0) {
+			char c;
+			close(p[1]);
+			if (unshare(CLONE_NEWUTS) != 0 || sethostname("by-pidfd", 8) != 0)
+				_exit(1);
+			write(ready[1], "r", 1);
+			read(p[0], &c, 1);
+			_exit(0);
+		}
+		char c;
+		CHECK_EQ(read(ready[0], &c, 1), 1);
+		int pfd = CHECK_OK(syscall(SYS_pidfd_open, pid, 0));
+		CHECK_ERR(setns(pfd, 0), EINVAL);
+		CHECK_ERR(setns(pfd, 1), EINVAL);
+		check_hostname(before.nodename);
+		CHECK_OK(setns(pfd, CLONE_NEWUTS | CLONE_NEWIPC));
+		check_hostname("by-pidfd");
+		close(p[1]);
+		CHECK_EXITED(st_wait(pid), 0);
+	});
+	check_hostname(before.nodename);
+}
