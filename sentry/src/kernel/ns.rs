@@ -760,3 +760,57 @@ pub fn creds_for(mut c: Creds, reader: &Creds) -> Creds {
     c.groups = c.groups.iter().map(|g| reader.gid_out(*g)).collect();
     c
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_lines_parse_as_linux_checks_them() {
+        let m = parse_map(b"0 1000 1\n1 100000 65536\n").expect("valid");
+        assert_eq!(m.len(), 2);
+        for bad in [
+            &b""[..],
+            b"0 1000\n",
+            b"0 1000 0\n",
+            b"x 1 1\n",
+            b"1 0 4294967295\n",
+            b"0 0 10\n5 100 10\n",
+            b"0 0 10\n20 5 10\n",
+        ] {
+            assert_eq!(
+                parse_map(bad),
+                Err(EINVAL),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn ids_translate_through_the_map_and_overflow_outside() {
+        let mut c = Creds::new(1000, 1000);
+        new_user(&mut c).expect("new user namespace");
+        let ns = c.user_ns();
+        assert_eq!(c.uid_out(1000), OVERFLOW_ID);
+        write_map(&ns, MapKind::Uid, &c, &c, b"0 1000 1\n", 0).expect("own uid");
+        assert_eq!(c.uid_out(1000), 0);
+        assert_eq!(c.uid_in(0), Ok(1000));
+        assert_eq!(c.uid_in(1), Err(EINVAL));
+        // Once only; the gid map waits for "deny".
+        assert_eq!(
+            write_map(&ns, MapKind::Uid, &c, &c, b"0 1000 1\n", 0),
+            Err(EPERM)
+        );
+        assert_eq!(
+            write_map(&ns, MapKind::Gid, &c, &c, b"0 1000 1\n", 0),
+            Err(EPERM)
+        );
+        write_setgroups(&ns, &c, b"deny", 0).expect("deny");
+        write_map(&ns, MapKind::Gid, &c, &c, b"0 1000 1\n", 0).expect("own gid");
+        assert_eq!(c.gid_out(1000), 0);
+        // Full capabilities inside, none in the first namespace.
+        assert!(ns_capable(&c, &ns, super::super::cap::SYS_ADMIN));
+        assert!(!c.has_cap(super::super::cap::SYS_ADMIN));
+    }
+}
