@@ -65,6 +65,11 @@ static unsigned long long ino_of(const char *path)
 
 CASE(unshare_unprivileged_then_map)
 {
+	/* A file of root's (when the case runs as root), mode 0600. */
+	int outside_root = st_is_root();
+	st_write_file(P("root-only"), "x");
+	CHECK_OK(chmod(P("root-only"), 0600));
+	CHECK_OK(chmod(st_tmpdir(), 0777));
 	IN_CHILD({
 		drop();
 		uid_t u = geteuid();
@@ -105,6 +110,13 @@ CASE(unshare_unprivileged_then_map)
 		/* Root's files outside are not mapped. */
 		CHECK_OK(stat("/proc/1", &st));
 		CHECK_EQ(st.st_uid, 65534);
+		/* Root inside overrides permissions on files whose ids are mapped, not on
+		 * others. */
+		CHECK_OK(chmod(P("mine"), 0));
+		int fd = CHECK_OK(open(P("mine"), O_RDWR));
+		close(fd);
+		if (outside_root)
+			CHECK_ERR(open(P("root-only"), O_RDONLY), EACCES);
 		/* chown takes the namespace's ids: its own, or EINVAL for unmapped ones. */
 		CHECK_OK(chown(P("mine"), 0, 0));
 		CHECK_ERR(chown(P("mine"), 5, -1), EINVAL);

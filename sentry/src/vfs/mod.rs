@@ -560,13 +560,15 @@ pub fn may_access(st: &Stat, c: &Creds, mask: u32) -> bool {
     if bits & mask == mask {
         return true;
     }
+    // In a user namespace the capabilities count for files whose ids it maps.
+    let has = |cap| c.capable_wrt(cap, st.uid, st.gid);
     if st.is_dir() {
-        return (mask & 2 == 0 && c.has_cap(cap::DAC_READ_SEARCH)) || c.has_cap(cap::DAC_OVERRIDE);
+        return (mask & 2 == 0 && has(cap::DAC_READ_SEARCH)) || has(cap::DAC_OVERRIDE);
     }
-    if mask == 4 && c.has_cap(cap::DAC_READ_SEARCH) {
+    if mask == 4 && has(cap::DAC_READ_SEARCH) {
         return true;
     }
-    (mask & 1 == 0 || st.mode & 0o111 != 0) && c.has_cap(cap::DAC_OVERRIDE)
+    (mask & 1 == 0 || st.mode & 0o111 != 0) && has(cap::DAC_OVERRIDE)
 }
 
 pub const MAX_SYMLINKS: u32 = 40;
