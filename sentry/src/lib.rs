@@ -136,7 +136,7 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
             .unwrap_or_else(|| "none".into())
     ));
     if let Some(h) = &cfg.hostname {
-        *k.hostname.lock() = h.as_bytes().to_vec();
+        *k.ns.uts.hostname.lock() = h.as_bytes().to_vec();
     }
     for (key, value) in &cfg.sysctls {
         if let Err(e) = vfs::procfs::set_sysctl(&k, key, value.as_bytes()) {
@@ -224,7 +224,7 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
     // mounts its config lists (docker's includes mqueue there).
     if cfg.control.is_none() {
         if let Some(p) = tmp_task_walk(b"/dev/mqueue") {
-            let fs: Arc<dyn vfs::Inode> = k.mqueue().0.clone();
+            let fs: Arc<dyn vfs::Inode> = k.ns.ipc.mqueue().0.clone();
             k.mounts.add(
                 fs,
                 Some(&p),

@@ -197,7 +197,7 @@ pub fn apply(k: &Arc<Kernel>, root: &Path, specs: Vec<Spec>) -> Result<(), Strin
         let (inode, fstype, opts): (Arc<dyn Inode>, String, String) = match s.kind {
             // The sandbox's message queues (one IPC namespace: every mount shows them).
             Kind::Tmpfs { fstype, .. } if fstype == "mqueue" => (
-                k.mqueue().0.clone(),
+                k.ns.ipc.mqueue().0.clone(),
                 fstype,
                 format!("{ro},nosuid,nodev,noexec,relatime"),
             ),
@@ -362,7 +362,11 @@ pub fn new_mount(
         b"proc" => (vfs::procfs::proc_root(k), "proc", String::new()),
         b"sysfs" => (vfs::procfs::sys_root(k), "sysfs", String::new()),
         b"devpts" => (vfs::devpts::new_root(), "devpts", String::new()),
-        b"mqueue" => (k.mqueue().0.clone(), "mqueue", String::new()),
+        // The mounter's IPC namespace's queues.
+        b"mqueue" => {
+            let ns = crate::kernel::current().map_or_else(|| k.ns.clone(), |t| t.ns());
+            (ns.ipc.mqueue().0.clone(), "mqueue", String::new())
+        }
         _ => return Err(ENODEV),
     };
     if !at.dentry.inode.stat().is_dir() {

@@ -4,6 +4,7 @@ pub mod acct;
 pub mod futex;
 pub mod jobctl;
 pub mod klog;
+pub mod ns;
 pub mod run;
 pub mod signal;
 pub mod timers;
@@ -40,6 +41,8 @@ pub struct Creds {
     pub cap_bset: u64,
     /// prctl(PR_SET_KEEPCAPS): keep permitted capabilities when dropping root ids.
     pub keep_caps: bool,
+    /// The user namespace (None: the first one). The ids above are the kernel's.
+    pub user: Option<Arc<ns::UserNs>>,
 }
 
 /// All capabilities up to CAP_CHECKPOINT_RESTORE (40), as Linux 6.8 has them.
@@ -86,6 +89,7 @@ impl Creds {
             cap_inheritable: 0,
             cap_bset: CAP_FULL,
             keep_caps: false,
+            user: None,
         }
     }
 
@@ -95,9 +99,11 @@ impl Creds {
     /// effective uid is 0; anyone else keeps no permitted or effective capabilities
     /// (there are no ambient ones). PR_SET_KEEPCAPS is cleared.
     pub fn apply_exec(&mut self) {
-        if self.uid == 0 || self.euid == 0 {
+        // Root is the user namespace's root.
+        let root = self.root_kuid();
+        if self.uid == root || self.euid == root {
             self.cap_permitted = self.cap_bset | self.cap_inheritable;
-            self.cap_effective = if self.euid == 0 {
+            self.cap_effective = if self.euid == root {
                 self.cap_permitted
             } else {
                 0
@@ -113,22 +119,29 @@ impl Creds {
     /// changes on capabilities"; Linux's cap_emulate_setxuid), with PR_SET_KEEPCAPS as
     /// SECBIT_KEEP_CAPS.
     pub fn fix_caps_after_setuid(&mut self, old: &Creds) {
-        let had_root = old.uid == 0 || old.euid == 0 || old.suid == 0;
-        let has_root = self.uid == 0 || self.euid == 0 || self.suid == 0;
+        let r = self.root_kuid();
+        let had_root = old.uid == r || old.euid == r || old.suid == r;
+        let has_root = self.uid == r || self.euid == r || self.suid == r;
         if had_root && !has_root && !self.keep_caps {
             self.cap_permitted = 0;
             self.cap_effective = 0;
         }
-        if old.euid == 0 && self.euid != 0 {
+        if old.euid == r && self.euid != r {
             self.cap_effective = 0;
         }
-        if old.euid != 0 && self.euid == 0 {
+        if old.euid != r && self.euid == r {
             self.cap_effective = self.cap_permitted;
         }
     }
 
+    /// A capability in the first user namespace (Linux's capable()); for one that
+    /// a namespace's owner may use, see `ns::ns_capable`.
     pub fn has_cap(&self, cap: u32) -> bool {
-        self.cap_effective & (1 << cap) != 0
+        self.user.is_none() && self.cap_effective & (1 << cap) != 0
+    }
+
+    pub fn user_ns(&self) -> Arc<ns::UserNs> {
+        self.user.clone().unwrap_or_else(ns::init_user)
     }
 }
 
@@ -154,9 +167,10 @@ impl FsCtx {
 
     /// A copy in a new mount namespace (CLONE_NEWNS): a copy of this one's mounts,
     /// with root and working directory moved onto the copies.
-    pub fn copy_new_ns(&self) -> FsCtx {
+    pub fn copy_new_ns(&self, user: &Arc<ns::UserNs>) -> FsCtx {
         let fs = self.copy();
         let (ns, map) = fs.mounts.lock().copy();
+        ns::own_mounts(&fs.mounts.lock(), &ns, &map, user);
         let moved = |p: &mut Path| {
             if let Some(m) = map.get(&p.mnt.id) {
                 p.mnt = m.clone();
@@ -361,8 +375,8 @@ pub struct Kernel {
     pub klog: Arc<klog::Klog>,
     pub locks: crate::vfs::lock::Locks,
     pub boot: Instant,
-    pub hostname: Mutex<Vec<u8>>,
-    pub domainname: Mutex<Vec<u8>>,
+    /// The first UTS and IPC namespaces (hostname, message queues).
+    pub ns: Arc<ns::NsSet>,
     pub debug: bool,
     pub strace: bool,
     reported: Mutex<HashSet<u64>>,
@@ -377,7 +391,6 @@ pub struct Kernel {
     pub ncpus: usize,
     pub boot_wall: std::time::SystemTime,
     memfd: std::sync::OnceLock<(Arc<crate::vfs::memfs::MemFs>, Arc<crate::vfs::Mount>)>,
-    mqueue: std::sync::OnceLock<(Arc<crate::vfs::mqueue::MqFs>, Arc<crate::vfs::Mount>)>,
     /// net.ipv4.ping_group_range: who may make ping sockets ("1 0", nobody, at boot).
     pub ping_group_range: Mutex<(u32, u32)>,
     /// `--network host`: the host network the inet sockets use (see net::hostinet).
@@ -438,26 +451,6 @@ impl Kernel {
     pub fn memfd_mount(&self) -> Arc<crate::vfs::Mount> {
         self.memfd_init().1.clone()
     }
-    /// The sandbox's message queues, and the hidden mount mq_open's files are on.
-    pub fn mqueue(&self) -> &(Arc<crate::vfs::mqueue::MqFs>, Arc<crate::vfs::Mount>) {
-        self.mqueue.get_or_init(|| {
-            let fs = crate::vfs::mqueue::MqFs::new();
-            let mnt = Arc::new(crate::vfs::Mount {
-                id: 0,
-                root: Arc::new(crate::vfs::Dentry {
-                    name: b"/".to_vec(),
-                    parent: None,
-                    inode: fs.clone(),
-                }),
-                parent: None,
-                fstype: "mqueue".into(),
-                source: "mqueue".into(),
-                flags: Default::default(),
-                opts: String::new(),
-            });
-            (fs, mnt)
-        })
-    }
     pub fn last_pid(&self) -> i32 {
         self.table.lock().next_pid
     }
@@ -466,14 +459,16 @@ impl Kernel {
         let platform_name = platform.name();
         Arc::new(Kernel {
             platform,
-            mounts: Arc::new(Mounts::new()),
+            mounts: Arc::new(Mounts {
+                ino: ns::INIT_MNT_INO,
+                ..Mounts::new()
+            }),
             table: Mutex::new(Table::default()),
             futex: futex::Futexes::default(),
             klog: Arc::new(klog::Klog::new(Instant::now())),
             locks: Default::default(),
             boot: Instant::now(),
-            hostname: Mutex::new(b"localhost".to_vec()),
-            domainname: Mutex::new(b"(none)".to_vec()),
+            ns: ns::NsSet::init(&ns::init_user()),
             debug,
             strace,
             reported: Mutex::new(HashSet::new()),
@@ -487,7 +482,6 @@ impl Kernel {
                 .unwrap_or(1),
             boot_wall: std::time::SystemTime::now(),
             memfd: std::sync::OnceLock::new(),
-            mqueue: std::sync::OnceLock::new(),
             ping_group_range: Mutex::new((1, 0)),
             hostnet: std::sync::OnceLock::new(),
             cmdline: format!("rvisor platform={platform_name} root=gofer:/ overlay=memory"),
@@ -601,14 +595,18 @@ pub struct TaskMisc {
     /// prctl(PR_SET_TIMERSLACK) and what setting 0 restores.
     pub timer_slack_ns: AtomicU64,
     pub default_timer_slack_ns: AtomicU64,
+    /// The task's UTS and IPC namespaces (see `ns`).
+    pub ns: Mutex<Arc<ns::NsSet>>,
 }
 
-impl Default for TaskMisc {
-    fn default() -> TaskMisc {
+impl TaskMisc {
+    /// The first task's state, in the kernel's first namespaces.
+    pub fn new(k: &Kernel) -> TaskMisc {
         TaskMisc {
             restart: Mutex::new(None),
             timer_slack_ns: AtomicU64::new(DEFAULT_TIMER_SLACK_NS),
             default_timer_slack_ns: AtomicU64::new(DEFAULT_TIMER_SLACK_NS),
+            ns: Mutex::new(k.ns.clone()),
         }
     }
 }
@@ -622,6 +620,7 @@ impl TaskMisc {
             restart: Mutex::new(None),
             timer_slack_ns: AtomicU64::new(slack),
             default_timer_slack_ns: AtomicU64::new(slack),
+            ns: Mutex::new(parent.ns.lock().clone()),
         }
     }
 }
@@ -641,6 +640,9 @@ impl Task {
     }
     pub fn files(&self) -> Arc<FdTable> {
         self.files.lock().clone()
+    }
+    pub fn ns(&self) -> Arc<ns::NsSet> {
+        self.misc.ns.lock().clone()
     }
     /// The task's mount namespace.
     pub fn mounts(&self) -> Arc<Mounts> {

@@ -7,6 +7,7 @@ mod sys_hostinet;
 mod sys_misc;
 mod sys_mm;
 mod sys_mqueue;
+mod sys_ns;
 mod sys_pidfd;
 mod sys_prctl;
 mod sys_sched;
@@ -212,6 +213,9 @@ fn call(c: &mut Ctx, nr: u64) -> SysResult {
         return r;
     }
     if let Some(r) = sys_mqueue::call(c, nr) {
+        return r;
+    }
+    if let Some(r) = sys_ns::call(c, nr) {
         return r;
     }
     c.t.kernel

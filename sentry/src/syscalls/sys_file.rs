@@ -689,7 +689,8 @@ pub fn stat_bytes(st: &Stat) -> [u8; 144] {
 
 fn fstat(c: &Ctx, fd: u64, buf: u64) -> SysResult {
     let f = c.fd(fd)?;
-    c.t.mm().write(buf, &stat_bytes(&f.stat()))?;
+    let st = crate::kernel::ns::stat_for(f.stat(), &c.t.creds());
+    c.t.mm().write(buf, &stat_bytes(&st))?;
     Ok(0)
 }
 
@@ -700,6 +701,7 @@ fn fstatat(c: &Ctx, dirfd: u64, pathp: u64, buf: u64, flags: u64) -> SysResult {
         flags,
         AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800,
     )?;
+    let st = crate::kernel::ns::stat_for(st, &c.t.creds());
     c.t.mm().write(buf, &stat_bytes(&st))?;
     Ok(0)
 }
@@ -711,6 +713,7 @@ fn statx(c: &Ctx, dirfd: u64, pathp: u64, flags: u64, _mask: u32, buf: u64) -> S
         flags,
         AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | 0x800 | 0x6000,
     )?;
+    let st = crate::kernel::ns::stat_for(st, &c.t.creds());
     let mut b = [0u8; 256];
     let mut put = |off: usize, v: &[u8]| b[off..off + v.len()].copy_from_slice(v);
     put(0, &0x7ffu32.to_le_bytes());
@@ -1408,12 +1411,21 @@ fn fchmod(c: &Ctx, fd: u64, mode: u32) -> SysResult {
 fn chown_path(c: &Ctx, p: &Path, uid: u32, gid: u32) -> SysResult {
     let st = p.dentry.inode.stat();
     let cr = c.t.creds();
-    let uid = if uid == u32::MAX { None } else { Some(uid) };
-    let gid = if gid == u32::MAX { None } else { Some(gid) };
+    // The ids are the caller's user namespace's (EINVAL when it does not map them).
+    let uid = if uid == u32::MAX {
+        None
+    } else {
+        Some(cr.uid_in(uid)?)
+    };
+    let gid = if gid == u32::MAX {
+        None
+    } else {
+        Some(cr.gid_in(gid)?)
+    };
     // chown_ok/chgrp_ok: the owner may "change" the owner to itself and the group to
     // one of its groups; anything else needs CAP_CHOWN.
     let owner = cr.fsuid == st.uid;
-    let may_chown = cr.has_cap(crate::kernel::cap::CHOWN);
+    let may_chown = cr.capable_wrt(crate::kernel::cap::CHOWN, st.uid, st.gid);
     if uid.is_some_and(|u| !(owner && u == st.uid)) && !may_chown {
         return Err(EPERM);
     }

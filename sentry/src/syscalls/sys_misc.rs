@@ -497,29 +497,27 @@ use crate::kernel::RELEASE;
 fn uname(c: &Ctx, buf: u64) -> SysResult {
     let mut b = [0u8; 390];
     field(&mut b, 0, b"Linux");
-    field(&mut b, 1, &c.t.kernel.hostname.lock());
+    let uts = c.t.ns().uts.clone();
+    field(&mut b, 1, &uts.hostname.lock());
     field(&mut b, 2, RELEASE.as_bytes());
     field(&mut b, 3, crate::kernel::VERSION.as_bytes());
     field(&mut b, 4, b"x86_64");
-    field(&mut b, 5, &c.t.kernel.domainname.lock());
+    field(&mut b, 5, &uts.domainname.lock());
     c.t.mm().write(buf, &b)?;
     Ok(0)
 }
 
+/// sethostname/setdomainname: CAP_SYS_ADMIN in the user namespace owning the UTS one.
 fn sethostname(c: &Ctx, name: u64, len: u64, host: bool) -> SysResult {
-    if !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
+    let uts = c.t.ns().uts.clone();
+    if !crate::kernel::ns::ns_capable(&c.t.creds(), &uts.user, crate::kernel::cap::SYS_ADMIN) {
         return Err(EPERM);
     }
     if len > 64 {
         return Err(EINVAL);
     }
     let v = c.t.mm().read_vec(name, len as usize)?;
-    *(if host {
-        &c.t.kernel.hostname
-    } else {
-        &c.t.kernel.domainname
-    })
-    .lock() = v;
+    *(if host { &uts.hostname } else { &uts.domainname }).lock() = v;
     Ok(0)
 }
 
@@ -867,9 +865,7 @@ fn mount(c: &Ctx, srcp: u64, targetp: u64, typep: u64, flags: u64, datap: u64) -
     let data = opt(datap)?;
     let target = c.cstr(targetp)?;
     let at = c.lookup(AT_FDCWD as u64, &target, true, false)?;
-    if !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
-        return Err(EPERM);
-    }
+    crate::kernel::ns::may_mount(c.t, &at, flags, &fstype)?;
     if flags & MS_REMOUNT != 0 {
         return remount(c.t, &at, flags, &data).map(|_| 0);
     }
@@ -906,17 +902,15 @@ fn umount2(c: &Ctx, targetp: u64, flags: u64) -> SysResult {
         flags & UMOUNT_NOFOLLOW == 0,
         false,
     )?;
-    if !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
-        return Err(EPERM);
-    }
+    crate::kernel::ns::may_umount(c.t, &at)?;
     if flags & MNT_EXPIRE != 0 && flags & (MNT_FORCE | MNT_DETACH) != 0 {
         return Err(EINVAL);
     }
     umount(c.t, at, flags).map(|_| 0)
 }
 
-/// unshare(2): a private fd table (CLONE_FILES), fs context (CLONE_FS) or mount
-/// namespace (CLONE_NEWNS, a copy of the caller's). Other namespaces are not there.
+/// unshare(2): a private fd table (CLONE_FILES), fs context (CLONE_FS), mount
+/// namespace (CLONE_NEWNS, a copy of the caller's), or new namespaces (kernel::ns).
 fn unshare(c: &Ctx, flags: u64) -> SysResult {
     const CLONE_VM: u64 = 0x100;
     const CLONE_FS: u64 = 0x200;
@@ -937,10 +931,14 @@ fn unshare(c: &Ctx, flags: u64) -> SysResult {
     if flags & !known != 0 {
         return Err(EINVAL);
     }
-    if flags & CLONE_NEW_OTHER != 0 {
-        c.t.kernel
-            .report_unimplemented(272, "unshare(CLONE_NEW* but CLONE_NEWNS)", c.t.tgid());
-        return Err(EINVAL);
+    // A new user namespace takes the thread group and fs context along; a new mount
+    // namespace the fs context.
+    let mut flags = flags;
+    if flags & crate::kernel::ns::CLONE_NEWUSER != 0 {
+        flags |= CLONE_THREAD | CLONE_FS;
+    }
+    if flags & CLONE_NEWNS != 0 {
+        flags |= CLONE_FS;
     }
     // Sharing the address space, handlers or thread group can only be undone alone.
     if flags & (CLONE_VM | CLONE_SIGHAND | CLONE_THREAD) != 0
@@ -948,15 +946,22 @@ fn unshare(c: &Ctx, flags: u64) -> SysResult {
     {
         return Err(EINVAL);
     }
-    if flags & CLONE_NEWNS != 0 && !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
-        return Err(EPERM);
+    let ns_flags = flags & (CLONE_NEWNS | CLONE_NEW_OTHER);
+    crate::kernel::ns::check_new(&c.t.creds(), ns_flags, |what| {
+        c.t.kernel
+            .report_unimplemented(272, &format!("unshare({what})"), c.t.tgid())
+    })?;
+    if ns_flags != 0 {
+        let (creds, set) = crate::kernel::ns::for_new(&c.t.creds(), &c.t.ns(), ns_flags)?;
+        *c.t.creds.lock() = creds;
+        *c.t.misc.ns.lock() = set;
     }
     if flags & CLONE_FILES != 0 {
         let copy = Arc::new(c.t.files().fork());
         *c.t.files.lock() = copy;
     }
     if flags & CLONE_NEWNS != 0 {
-        *c.t.fs.lock() = Arc::new(c.t.fsctx().copy_new_ns());
+        *c.t.fs.lock() = Arc::new(c.t.fsctx().copy_new_ns(&c.t.creds().user_ns()));
     } else if flags & CLONE_FS != 0 {
         *c.t.fs.lock() = Arc::new(c.t.fsctx().copy());
     }

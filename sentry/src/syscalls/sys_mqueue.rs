@@ -48,7 +48,7 @@ fn open(c: &Ctx, namep: u64, flags: u32, mode: u32, attrp: u64) -> SysResult {
         None
     };
     let n = name(c, namep)?;
-    let (fs, mnt) = c.t.kernel.mqueue().clone();
+    let (fs, mnt) = c.t.ns().ipc.mqueue().clone();
     let creds = c.t.creds();
     let q = match fs.get(&n) {
         Some(q) => {
@@ -93,7 +93,7 @@ fn open(c: &Ctx, namep: u64, flags: u32, mode: u32, attrp: u64) -> SysResult {
 
 fn unlink(c: &Ctx, namep: u64) -> SysResult {
     let n = name(c, namep)?;
-    let fs = c.t.kernel.mqueue().0.clone();
+    let fs = c.t.ns().ipc.mqueue().0.clone();
     let q = fs.get(&n).ok_or(ENOENT)?;
     // The directory is sticky and owned by root: only the queue's owner (or
     // CAP_FOWNER) may remove it.

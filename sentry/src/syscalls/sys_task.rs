@@ -76,10 +76,10 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
             Ok(0)
         }
         158 => arch_prctl(c, a0, a1),
-        102 => Ok(c.t.creds().uid as u64),
-        104 => Ok(c.t.creds().gid as u64),
-        107 => Ok(c.t.creds().euid as u64),
-        108 => Ok(c.t.creds().egid as u64),
+        102 => Ok(c.t.creds().uid_out(c.t.creds().uid) as u64),
+        104 => Ok(c.t.creds().gid_out(c.t.creds().gid) as u64),
+        107 => Ok(c.t.creds().uid_out(c.t.creds().euid) as u64),
+        108 => Ok(c.t.creds().gid_out(c.t.creds().egid) as u64),
         105 => setresuid(c, a0 as u32, a0 as u32, u32::MAX, true),
         106 => setresgid(c, a0 as u32, a0 as u32, u32::MAX, true),
         113 => setresuid(c, a0 as u32, a1 as u32, u32::MAX, false),
@@ -89,9 +89,9 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         118 => getres(c, a0, a1, a2, true),
         120 => getres(c, a0, a1, a2, false),
         122 | 123 => Ok(if nr == 122 {
-            c.t.creds().fsuid
+            c.t.creds().uid_out(c.t.creds().fsuid)
         } else {
-            c.t.creds().fsgid
+            c.t.creds().gid_out(c.t.creds().fsgid)
         } as u64),
         115 => getgroups(c, a0, a1),
         116 => setgroups(c, a0, a1),
@@ -260,27 +260,19 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
     if flags & CLONE_PARENT != 0 && c.t.tgid() == 1 {
         return Err(EINVAL);
     }
-    // Other namespaces (CLONE_NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET) are
-    // not implemented: refuse as a kernel built without them does, rather than create
-    // a child that is not isolated. (clone3's CLONE_NEWTIME is refused in clone3.)
-    // CLONE_NEWNS: a copy of the mount namespace (with the fs context, so not with
-    // CLONE_FS).
+    // Namespaces (kernel::ns): CLONE_NEWNS copies the mount namespace with the fs
+    // context, so not with CLONE_FS. (clone3's CLONE_NEWTIME is refused in clone3.)
     const CLONE_NEWNS: u64 = 0x2_0000;
-    if flags & CLONE_NEWNS != 0 {
-        if flags & CLONE_FS != 0 {
-            return Err(EINVAL);
-        }
-        if !c.t.creds().has_cap(crate::kernel::cap::SYS_ADMIN) {
-            return Err(EPERM);
-        }
-    }
-    const CLONE_NEW_ANY: u64 = 0x7e00_0000;
-    if flags & CLONE_NEW_ANY != 0 {
-        c.t.kernel
-            .report_unimplemented(56, "clone(CLONE_NEW* namespaces)", c.t.tgid());
+    if flags & CLONE_NEWNS != 0 && flags & CLONE_FS != 0 {
         return Err(EINVAL);
     }
+    let ns_flags = flags & 0x7e02_0000;
+    crate::kernel::ns::check_clone(&c.t.creds(), flags, |what| {
+        c.t.kernel
+            .report_unimplemented(56, &format!("clone({what})"), c.t.tgid())
+    })?;
     nproc_check(c.t)?;
+    let (creds, nsset) = crate::kernel::ns::for_new(&c.t.creds(), &c.t.ns(), ns_flags)?;
     let k = c.t.kernel.clone();
     let t = c.t;
     let tid = match set_tid {
@@ -342,7 +334,7 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
         ThreadGroup::new(tid, acts, *t.tg.rlimits.lock())
     };
     let fs = if flags & CLONE_NEWNS != 0 {
-        Arc::new(t.fsctx().copy_new_ns())
+        Arc::new(t.fsctx().copy_new_ns(&creds.user_ns()))
     } else if flags & CLONE_FS != 0 {
         t.fsctx()
     } else {
@@ -368,7 +360,7 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
         mm: Mutex::new(mm),
         fs: Mutex::new(fs),
         files: Mutex::new(files),
-        creds: Mutex::new(t.creds()),
+        creds: Mutex::new(creds),
         sigmask: AtomicU64::new(t.sigmask.load(Ordering::Acquire)),
         real_blocked: AtomicU64::new(0),
         ioprio: AtomicU32::new(t.ioprio.load(Ordering::Relaxed)),
@@ -399,6 +391,7 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
         acct: Default::default(),
         misc: crate::kernel::TaskMisc::inherit(&t.misc),
     });
+    *child.misc.ns.lock() = nsset;
     let mut regs = *c.regs;
     regs.rax = 0;
     if stack != 0 {
@@ -629,7 +622,7 @@ pub fn new_process(
         vfork: Mutex::new(None),
         start: Instant::now(),
         acct: Default::default(),
-        misc: Default::default(),
+        misc: crate::kernel::TaskMisc::new(k),
     });
     {
         let mut tab = k.table.lock();
@@ -1213,6 +1206,8 @@ fn can_set(v: u32, allowed: [u32; 3], privileged: bool) -> bool {
 
 fn setresuid(c: &Ctx, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
     let mut cr = c.t.creds.lock();
+    // The ids are the task's user namespace's (kernel::ns).
+    let (r, e, s) = (cr.uid_in(r)?, cr.uid_in(e)?, cr.uid_in(s)?);
     let old = cr.clone();
     let res = setresuid_inner(&mut cr, r, e, s, plain);
     cr.fix_caps_after_setuid(&old);
@@ -1220,7 +1215,7 @@ fn setresuid(c: &Ctx, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
 }
 
 fn setresuid_inner(cr: &mut Creds, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
-    if plain && cr.has_cap(7) {
+    if plain && cr.capable_here(7) {
         (cr.uid, cr.euid, cr.suid, cr.fsuid) = (r, r, r, r);
         return Ok(0);
     }
@@ -1233,7 +1228,7 @@ fn setresuid_inner(cr: &mut Creds, r: u32, e: u32, s: u32, plain: bool) -> SysRe
         cr.fsuid = r;
         return Ok(0);
     }
-    let p = cr.has_cap(7);
+    let p = cr.capable_here(7);
     if !can_set(r, allowed, p) || !can_set(e, allowed, p) || !can_set(s, allowed, p) {
         return Err(EPERM);
     }
@@ -1252,7 +1247,8 @@ fn setresuid_inner(cr: &mut Creds, r: u32, e: u32, s: u32, plain: bool) -> SysRe
 
 fn setresgid(c: &Ctx, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
     let mut cr = c.t.creds.lock();
-    if plain && cr.has_cap(6) {
+    let (r, e, s) = (cr.gid_in(r)?, cr.gid_in(e)?, cr.gid_in(s)?);
+    if plain && cr.capable_here(6) {
         (cr.gid, cr.egid, cr.sgid, cr.fsgid) = (r, r, r, r);
         return Ok(0);
     }
@@ -1265,7 +1261,7 @@ fn setresgid(c: &Ctx, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
         cr.fsgid = r;
         return Ok(0);
     }
-    let p = cr.has_cap(6);
+    let p = cr.capable_here(6);
     if !can_set(r, allowed, p) || !can_set(e, allowed, p) || !can_set(s, allowed, p) {
         return Err(EPERM);
     }
@@ -1285,9 +1281,9 @@ fn setresgid(c: &Ctx, r: u32, e: u32, s: u32, plain: bool) -> SysResult {
 fn getres(c: &Ctx, a: u64, b: u64, d: u64, uid: bool) -> SysResult {
     let cr = c.t.creds();
     let v = if uid {
-        [cr.uid, cr.euid, cr.suid]
+        [cr.uid, cr.euid, cr.suid].map(|x| cr.uid_out(x))
     } else {
-        [cr.gid, cr.egid, cr.sgid]
+        [cr.gid, cr.egid, cr.sgid].map(|x| cr.gid_out(x))
     };
     let mm = c.t.mm();
     mm.write_obj(a, &v[0])?;
@@ -1301,7 +1297,8 @@ fn getgroups(c: &Ctx, size: u64, list: u64) -> SysResult {
         return Err(EINVAL);
     }
     let size = size as i32 as u64;
-    let g = c.t.creds().groups;
+    let cr = c.t.creds();
+    let g: Vec<u32> = cr.groups.iter().map(|x| cr.gid_out(*x)).collect();
     if size == 0 {
         return Ok(g.len() as u64);
     }
@@ -1318,12 +1315,13 @@ fn setgroups(c: &Ctx, size: u64, list: u64) -> SysResult {
     if size > 65536 {
         return Err(EINVAL);
     }
-    if !c.t.creds().has_cap(6) {
+    let cr = c.t.creds();
+    if !cr.capable_here(6) || !crate::kernel::ns::may_setgroups(&cr.user_ns()) {
         return Err(EPERM);
     }
     let mut g = vec![];
     for i in 0..size {
-        g.push(c.t.mm().read_obj::<u32>(list + i * 4)?);
+        g.push(cr.gid_in(c.t.mm().read_obj::<u32>(list + i * 4)?)?);
     }
     c.t.creds.lock().groups = g;
     Ok(0)

@@ -15,6 +15,7 @@ pub mod inotify;
 pub mod lock;
 pub mod memfs;
 pub mod mqueue;
+pub mod nsfs;
 pub mod pidfd;
 pub mod pipe;
 pub mod procfs;
@@ -422,6 +423,10 @@ impl Path {
 /// The mount table of one mount namespace.
 pub struct Mounts {
     pub list: RwLock<Vec<Arc<Mount>>>,
+    /// The namespace's nsfs inode number (/proc/PID/ns/mnt).
+    pub ino: u32,
+    /// Set when a user namespace other than the first owns it (kernel::ns).
+    pub owner: std::sync::OnceLock<crate::kernel::ns::MntOwner>,
 }
 
 /// Mount ids are unique across namespaces.
@@ -437,6 +442,8 @@ impl Mounts {
     pub fn new() -> Mounts {
         Mounts {
             list: RwLock::new(vec![]),
+            ino: crate::kernel::ns::alloc_ino(),
+            owner: std::sync::OnceLock::new(),
         }
     }
 
@@ -553,13 +560,15 @@ pub fn may_access(st: &Stat, c: &Creds, mask: u32) -> bool {
     if bits & mask == mask {
         return true;
     }
+    // In a user namespace the capabilities count for files whose ids it maps.
+    let has = |cap| c.capable_wrt(cap, st.uid, st.gid);
     if st.is_dir() {
-        return (mask & 2 == 0 && c.has_cap(cap::DAC_READ_SEARCH)) || c.has_cap(cap::DAC_OVERRIDE);
+        return (mask & 2 == 0 && has(cap::DAC_READ_SEARCH)) || has(cap::DAC_OVERRIDE);
     }
-    if mask == 4 && c.has_cap(cap::DAC_READ_SEARCH) {
+    if mask == 4 && has(cap::DAC_READ_SEARCH) {
         return true;
     }
-    (mask & 1 == 0 || st.mode & 0o111 != 0) && c.has_cap(cap::DAC_OVERRIDE)
+    (mask & 1 == 0 || st.mode & 0o111 != 0) && has(cap::DAC_OVERRIDE)
 }
 
 pub const MAX_SYMLINKS: u32 = 40;

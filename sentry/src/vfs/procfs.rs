@@ -1,7 +1,9 @@
 //! /proc and /sys: generated trees describing the sandbox's own kernel and processes.
 //! Contents are produced at open; directories are listed from the live task table.
 
+use super::nsfs::IdFile;
 use super::*;
+use crate::kernel::ns::MapKind;
 use crate::kernel::{current, Kernel};
 use crate::mm::{Backing, PROT_EXEC, PROT_READ, PROT_WRITE};
 
@@ -34,6 +36,8 @@ enum Gen {
     PidLimits,
     PidOomAdj,
     PidFdInfo(i32),
+    /// /proc/PID/{uid_map,gid_map,setgroups}.
+    PidIds(super::nsfs::IdFile),
     // /sys files
     CpuRange,
     /// A file of the container's cgroup (`cgroupfs::FILES`).
@@ -60,6 +64,9 @@ enum Kind {
     RootLink(i32),
     Fd(i32, i32),
     Symlink(&'static str),
+    /// /proc/PID/ns and its links (by their names in `nsfs::NAMES`).
+    NsDir(i32),
+    NsLink(i32, &'static str),
 }
 
 pub struct PNode {
@@ -123,6 +130,11 @@ const SYS_TREE: &[(&str, &str, Gen)] = &[
         "sys/net/ipv4",
         "ping_group_range",
         Gen::Sys("ping_group_range"),
+    ),
+    (
+        "sys/user",
+        "max_user_namespaces",
+        Gen::Sys("max_user_namespaces"),
     ),
     ("sys/vm", "overcommit_memory", Gen::Sys("overcommit_memory")),
     ("sys/vm", "max_map_count", Gen::Sys("max_map_count")),
@@ -329,6 +341,10 @@ impl PNode {
                     file("limits", Gen::PidLimits, p, t),
                     file("oom_score_adj", Gen::PidOomAdj, p, t),
                     file("cgroup", Gen::PidCgroup, p, t),
+                    (b"ns".to_vec(), Kind::NsDir(p)),
+                    file("uid_map", Gen::PidIds(IdFile::Map(MapKind::Uid)), p, t),
+                    file("gid_map", Gen::PidIds(IdFile::Map(MapKind::Gid)), p, t),
+                    file("setgroups", Gen::PidIds(IdFile::Setgroups), p, t),
                 ];
                 if tid.is_none() {
                     v.push((b"task".to_vec(), Kind::Tasks(p)));
@@ -367,8 +383,23 @@ impl PNode {
                     })
                     .collect()
             }
+            Kind::NsDir(p) => super::nsfs::NAMES
+                .iter()
+                .map(|n| (n.as_bytes().to_vec(), Kind::NsLink(*p, n)))
+                .collect(),
             _ => vec![],
         }
+    }
+
+    /// The namespace a /proc/PID/ns link stands for, if the caller may see it.
+    fn ns_target(&self, p: i32, name: &str) -> KResult<super::nsfs::NsRef> {
+        let t = task_of(&self.k, p).ok_or(ENOENT)?;
+        if let Some(me) = current() {
+            if !super::nsfs::may_read(&me, &t) {
+                return Err(EACCES);
+            }
+        }
+        super::nsfs::NsRef::of(&t, name).ok_or(ENOENT)
     }
 
     fn alive(&self) -> bool {
@@ -380,6 +411,8 @@ impl PNode {
             | Kind::Exe(p)
             | Kind::Cwd(p)
             | Kind::RootLink(p)
+            | Kind::NsDir(p)
+            | Kind::NsLink(p, _)
             | Kind::Fd(p, _) => *p,
             Kind::File(_, p, _) if *p != 0 => *p,
             _ => return true,
@@ -419,6 +452,7 @@ impl PNode {
                 let f = t.files().get(*fd).map_err(|_| ENOENT)?;
                 Ok(describe(&t, &f))
             }
+            Kind::NsLink(p, name) => Ok(self.ns_target(*p, name)?.link_text()),
             _ => Err(EINVAL),
         }
     }
@@ -474,10 +508,15 @@ impl Inode for PNode {
             | Kind::Tasks(_)
             | Kind::Fds(_)
             | Kind::FdInfos(_) => (S_IFDIR | 0o555, 2),
+            Kind::NsDir(_) => (S_IFDIR | 0o511, 2),
             Kind::File(Gen::Sys(n), ..)
                 if matches!(
                     *n,
-                    "hostname" | "domainname" | "dmesg_restrict" | "ping_group_range"
+                    "hostname"
+                        | "domainname"
+                        | "dmesg_restrict"
+                        | "ping_group_range"
+                        | "max_user_namespaces"
                 ) || super::mqueue::SYSCTL_NAMES.contains(n) =>
             {
                 (S_IFREG | 0o644, 1)
@@ -487,7 +526,7 @@ impl Inode for PNode {
             Kind::File(Gen::Cgroup("cgroup.procs" | "cgroup.threads" | "memory.max"), ..) => {
                 (S_IFREG | 0o644, 1)
             }
-            Kind::File(Gen::PidOomAdj | Gen::PidComm, ..) => (S_IFREG | 0o644, 1),
+            Kind::File(Gen::PidOomAdj | Gen::PidComm | Gen::PidIds(_), ..) => (S_IFREG | 0o644, 1),
             Kind::File(..) => (S_IFREG | 0o444, 1),
             Kind::Fd(..) => (S_IFLNK | 0o700, 1),
             _ => (S_IFLNK | 0o777, 1),
@@ -499,6 +538,8 @@ impl Inode for PNode {
             | Kind::Exe(p)
             | Kind::Cwd(p)
             | Kind::RootLink(p)
+            | Kind::NsDir(p)
+            | Kind::NsLink(p, _)
             | Kind::Fd(p, _) => task_of(&self.k, *p).map(|t| t.creds()),
             Kind::File(_, p, _) if *p != 0 => task_of(&self.k, *p).map(|t| t.creds()),
             _ => None,
@@ -601,6 +642,7 @@ impl Inode for PNode {
                     fs.root.lock().clone()
                 })
             })),
+            Kind::NsLink(p, name) => Some(self.ns_target(*p, name).map(|n| Magic::Path(n.path()))),
             _ => None,
         }
     }
@@ -623,7 +665,11 @@ impl Inode for PNode {
                 if flags & O_ACCMODE != 0
                     && (matches!(
                         *name,
-                        "hostname" | "domainname" | "dmesg_restrict" | "ping_group_range"
+                        "hostname"
+                            | "domainname"
+                            | "dmesg_restrict"
+                            | "ping_group_range"
+                            | "max_user_namespaces"
                     ) || super::mqueue::SYSCTL_NAMES.contains(name)) =>
             {
                 if current().map(|t| t.creds().euid) != Some(0) {
@@ -632,6 +678,16 @@ impl Inode for PNode {
                 Ok(Arc::new(SysctlFile {
                     k: self.k.clone(),
                     name,
+                }))
+            }
+            Kind::File(Gen::PidIds(which), p, _) if flags & O_ACCMODE != 0 => {
+                let t = task_of(&self.k, *p).ok_or(ESRCH)?;
+                let opener = current().ok_or(EPERM)?.creds();
+                Ok(Arc::new(super::nsfs::IdFileWriter {
+                    ns: t.creds().user_ns(),
+                    which: *which,
+                    data: super::nsfs::show_id_file(&t, *which, &opener),
+                    opener,
                 }))
             }
             Kind::File(Gen::PidComm, _, t) if flags & O_ACCMODE != 0 => Ok(Arc::new(CommFile {
@@ -739,8 +795,11 @@ impl PNode {
                 "ostype" => "Linux\n".into(),
                 "osrelease" => format!("{}\n", crate::kernel::RELEASE),
                 "version" => format!("{}\n", crate::kernel::VERSION),
-                "hostname" => format!("{}\n", String::from_utf8_lossy(&k.hostname.lock())),
-                "domainname" => format!("{}\n", String::from_utf8_lossy(&k.domainname.lock())),
+                "hostname" => format!("{}\n", String::from_utf8_lossy(&cur_ns(k).uts.hostname.lock())),
+                "domainname" => format!(
+                    "{}\n",
+                    String::from_utf8_lossy(&cur_ns(k).uts.domainname.lock())
+                ),
                 "pid_max" => "4194304\n".into(),
                 "ngroups_max" => "65536\n".into(),
                 "cap_last_cap" => "40\n".into(),
@@ -768,11 +827,12 @@ impl PNode {
                 "file-max" => "9223372036854775807\n".into(),
                 "nr_open" => "1048576\n".into(),
                 n if super::mqueue::SYSCTL_NAMES.contains(&n) => {
-                    format!("{}\n", k.mqueue().0.limits.get(n).unwrap_or(0))
+                    format!("{}\n", cur_ns(k).ipc.mqueue().0.limits.get(n).unwrap_or(0))
                 }
                 "max_queued_events" => format!("{}\n", super::inotify::MAX_QUEUED_EVENTS),
                 "max_user_instances" => format!("{}\n", super::inotify::MAX_USER_INSTANCES),
                 "max_user_watches" => format!("{}\n", super::inotify::max_user_watches()),
+                "max_user_namespaces" => format!("{}\n", crate::kernel::ns::max_user_namespaces()),
                 _ => return Err(ENOENT),
             },
             Gen::CpuRange => cpu_range(k.ncpus),
@@ -957,6 +1017,10 @@ impl PNode {
                 s
             }
             Gen::PidOomAdj => "0\n".into(),
+            Gen::PidIds(which) => {
+                let reader = current().map(|t| t.creds()).unwrap_or_default();
+                return Ok(super::nsfs::show_id_file(&*task()?, which, &reader));
+            }
             Gen::PidFdInfo(fd) => {
                 let t = task()?;
                 let f = t.files().get(fd).map_err(|_| ENOENT)?;
@@ -1059,7 +1123,9 @@ impl PNode {
     fn pid_status(&self, pid: i32, tid: i32) -> KResult<String> {
         let t = task_of(&self.k, tid).ok_or(ESRCH)?;
         let (ppid, _, _, nthreads, state) = self.proc_facts(pid)?;
-        let c = t.creds();
+        // The ids as the reader's user namespace numbers them.
+        let reader = current().map(|x| x.creds()).unwrap_or_default();
+        let c = crate::kernel::ns::creds_for(t.creds(), &reader);
         let mm = t.mm();
         let rss = mm.rss_pages() * 4;
         let hwm = mm.hiwater_pages() * 4;
@@ -1169,6 +1235,11 @@ pub fn set_sysctl(k: &Arc<Kernel>, key: &str, value: &[u8]) -> Result<(), String
         .map_err(|e| format!("sysctl {key}={}: {e:?}", String::from_utf8_lossy(value)))
 }
 
+/// The namespaces of the task using /proc (the first ones when the Sentry itself does).
+fn cur_ns(k: &Kernel) -> Arc<crate::kernel::ns::NsSet> {
+    current().map_or_else(|| k.ns.clone(), |t| t.ns())
+}
+
 fn write_sysctl(k: &Arc<Kernel>, name: &str, buf: &[u8]) -> KResult<()> {
     let v: Vec<u8> = buf.strip_suffix(b"\n").unwrap_or(buf).to_vec();
     match name {
@@ -1176,20 +1247,29 @@ fn write_sysctl(k: &Arc<Kernel>, name: &str, buf: &[u8]) -> KResult<()> {
             if v.len() > 64 {
                 return Err(EINVAL);
             }
+            let ns = cur_ns(k);
             *(if name == "hostname" {
-                &k.hostname
+                &ns.uts.hostname
             } else {
-                &k.domainname
+                &ns.uts.domainname
             })
             .lock() = v;
         }
         "ping_group_range" => crate::net::ping::set_range(k, buf)?,
+        "max_user_namespaces" => {
+            let n: i32 = std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .filter(|n| *n >= 0)
+                .ok_or(EINVAL)?;
+            crate::kernel::ns::set_max_user_namespaces(n as u64);
+        }
         n if super::mqueue::SYSCTL_NAMES.contains(&n) => {
             let v: i64 = std::str::from_utf8(&v)
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
                 .ok_or(EINVAL)?;
-            k.mqueue().0.limits.set(n, v)?;
+            cur_ns(k).ipc.mqueue().0.limits.set(n, v)?;
         }
         _ => {
             let n: u8 = std::str::from_utf8(&v)
