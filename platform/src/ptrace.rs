@@ -75,12 +75,13 @@ impl Platform for Ptrace {
 
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>> {
         let template = self.template()?;
-        let (pid, slot, ctl) = template.spawn()?;
+        let (pid, slot, ctl, first) = template.spawn()?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         Ok(Arc::new(StubProcess {
             pid,
             ctl,
             slot,
+            first: Mutex::new(Some(first)),
             template,
             spawn: Mutex::new(()),
             spawner_cpu: AtomicUsize::new(usize::MAX),
@@ -96,6 +97,17 @@ impl Platform for Ptrace {
             current: Arc::new(Current(AtomicU64::new(0))),
         }))
     }
+
+    fn thread_cpu(&self) -> Option<usize> {
+        CPU.with(|c| c.get())
+    }
+
+    fn place_thread(&self, cpu: Option<usize>) {
+        let cpu = cpu.unwrap_or_else(next_cpu);
+        if CPU.with(|c| c.replace(Some(cpu))) != Some(cpu) {
+            set_affinity(0, cpu);
+        }
+    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -106,6 +118,8 @@ pub struct StubProcess {
     /// The Sentry's view of the stub's control page, slot `slot` of the control file.
     ctl: usize,
     slot: u32,
+    /// The thread the stub cloned when it started, until a Sentry thread seizes it.
+    first: Mutex<Option<i32>>,
     template: Arc<Template>,
     /// Serialises requests to the stub's spawner thread.
     spawn: Mutex<()>,
@@ -123,19 +137,28 @@ impl StubProcess {
         unsafe { &*(self.ctl as *const Ctl) }
     }
 
-    /// Ask the stub for one more thread and seize it from the calling thread.
+    /// Seize a thread of the stub from the calling thread: the one the stub made when it
+    /// started, else one more asked for now.
     fn new_thread(&self) -> Result<i32> {
         let _g = self.spawn.lock();
-        let ctl = self.ctl();
-        ctl.tid.store(0, Ordering::Release);
-        ctl.req.store(stub::REQ_THREAD, Ordering::Release);
-        stub::futex_wake(&ctl.req);
-        let tid = stub::wait_nonzero(&ctl.tid, 5000)
-            .ok_or_else(|| Error::StubDied("no thread from the stub".into()))?
-            as i32;
-        if tid < 0 {
-            return Err(Error::errno("stub clone", -tid));
-        }
+        let tid = match self.first.lock().take() {
+            Some(tid) => tid,
+            None => {
+                let ctl = self.ctl();
+                ctl.tid.store(0, Ordering::Release);
+                ctl.req.store(stub::REQ_THREAD, Ordering::Release);
+                stub::futex_wake(&ctl.req);
+                let tid = stub::wait_nonzero(&ctl.tid, 5000)
+                    .ok_or_else(|| Error::StubDied("no thread from the stub".into()))?
+                    as i32;
+                if tid < 0 {
+                    return Err(Error::errno("stub clone", -tid));
+                }
+                tid
+            }
+        };
+        // On our CPU before it is woken below.
+        set_affinity(tid, pin_self());
         let opts = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL;
         ptrace(libc::PTRACE_SEIZE, tid, 0, opts as usize)
             .map_err(|e| Error::errno("PTRACE_SEIZE", e))?;
@@ -145,7 +168,6 @@ impl StubProcess {
             Stop::Event | Stop::Signal(_) => {}
             other => return Err(Error::StubDied(format!("new stub thread: {other:?}"))),
         }
-        pin_stub(tid);
         Ok(tid)
     }
 
@@ -317,6 +339,8 @@ impl Drop for StubProcess {
 /// A stub thread traced by the current OS thread.
 struct ThreadEntry {
     tid: i32,
+    /// The CPU the stub thread is pinned to: its tracer's, re-pinned when that moves.
+    cpu: usize,
     /// Cleared when the stub process is killed, so the entry can be reaped.
     alive: Arc<AtomicBool>,
     /// The registers the stopped thread holds, as of its last stop (None before).
@@ -331,10 +355,19 @@ thread_local! {
 
 /// The calling thread's stub thread in `sp`, created on first use.
 fn thread_for(sp: &StubProcess) -> Result<i32> {
-    if let Some(tid) = THREADS.with(|t| t.borrow().get(&sp.id).map(|e| e.tid)) {
+    let cpu = pin_self();
+    let known = THREADS.with(|t| {
+        let mut t = t.borrow_mut();
+        let e = t.get_mut(&sp.id)?;
+        if e.cpu != cpu {
+            set_affinity(e.tid, cpu);
+            e.cpu = cpu;
+        }
+        Some(e.tid)
+    });
+    if let Some(tid) = known {
         return Ok(tid);
     }
-    pin_self();
     reap_dead_entries();
     let tid = sp.new_thread()?;
     THREADS.with(|t| {
@@ -342,6 +375,7 @@ fn thread_for(sp: &StubProcess) -> Result<i32> {
             sp.id,
             ThreadEntry {
                 tid,
+                cpu,
                 alive: sp.alive.clone(),
                 regs: None,
             },
@@ -369,16 +403,18 @@ fn pin_self() -> usize {
     if let Some(c) = CPU.with(|c| c.get()) {
         return c;
     }
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let cpus = allowed_cpus();
-    let cpu = cpus[NEXT.fetch_add(1, Ordering::Relaxed) % cpus.len()];
+    let cpu = next_cpu();
     set_affinity(0, cpu);
     CPU.with(|c| c.set(Some(cpu)));
     cpu
 }
 
-fn pin_stub(tid: i32) {
-    set_affinity(tid, pin_self());
+/// The next of the allowed CPUs, round robin.
+fn next_cpu() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    static CPUS: OnceLock<Vec<usize>> = OnceLock::new();
+    let cpus = CPUS.get_or_init(allowed_cpus);
+    cpus[NEXT.fetch_add(1, Ordering::Relaxed) % cpus.len()]
 }
 
 fn allowed_cpus() -> Vec<usize> {
@@ -633,17 +669,26 @@ fn get_siginfo(tid: i32) -> Result<SigInfo> {
 const CTL_SLOTS: u32 = 1 << 16;
 
 /// The template stub: a process holding only the stub's pages, which forks a new stub
-/// for each address space.
+/// for each address space. One stub is always forked ahead (the spare): a new address
+/// space takes it, ready with its first thread, and asks for the next one, which the
+/// template forks while the caller goes on.
 struct Template {
     pid: i32,
     /// The template's own control page (shared anonymous memory).
     ctl: usize,
     ctlfd: Arc<OwnedFd>,
-    /// Serialises fork requests.
-    fork: Mutex<()>,
+    /// The spare asked for and not yet taken; the lock serialises fork requests.
+    spare: Mutex<Option<Spare>>,
     /// Control-file slots: never used ones start at `next`; freed ones are reused
     /// oldest first.
     slots: Mutex<(u32, std::collections::VecDeque<u32>)>,
+}
+
+/// A stub the template was asked to fork: its control-file slot and the Sentry's view
+/// of its control page. Its pid is in the template's answer word until taken.
+struct Spare {
+    slot: u32,
+    view: usize,
 }
 
 impl Template {
@@ -664,7 +709,7 @@ impl Template {
             pid,
             ctl,
             ctlfd,
-            fork: Mutex::new(()),
+            spare: Mutex::new(None),
             slots: Mutex::new((0, Default::default())),
         })
     }
@@ -674,9 +719,32 @@ impl Template {
         unsafe { &*(self.ctl as *const Ctl) }
     }
 
-    /// Fork a new stub: its pid, control-file slot and the Sentry's view of its control
-    /// page.
-    fn spawn(&self) -> Result<(i32, u32, usize)> {
+    /// A new stub: its pid, control-file slot, the Sentry's view of its control page
+    /// and the tid of its first thread (waiting to be seized).
+    fn spawn(&self) -> Result<(i32, u32, usize, i32)> {
+        let mut spare = self.spare.lock();
+        let next = match spare.take() {
+            Some(s) => s,
+            None => self.request()?,
+        };
+        let got = self.take(&next);
+        if got.is_err() {
+            // SAFETY: unmapping the view made by `request`; the stub is gone or killed.
+            unsafe { libc::munmap(next.view as *mut libc::c_void, 4096) };
+            self.release(next.slot);
+        }
+        // The next spare: forked while the caller maps and runs this one.
+        match self.request() {
+            Ok(s) => *spare = Some(s),
+            Err(e) => tracing::debug!("no spare stub: {e}"),
+        }
+        got.map(|(pid, tid)| (pid, next.slot, next.view, tid))
+    }
+
+    /// Ask the template to fork a stub into a fresh slot, without waiting. The new
+    /// stub finds a thread request in its control page, so it clones its first thread
+    /// as soon as it starts.
+    fn request(&self) -> Result<Spare> {
         let slot = {
             let mut s = self.slots.lock();
             match s.1.pop_front() {
@@ -688,14 +756,6 @@ impl Template {
                 None => return Err(Error::errno("stub control slot", libc::EAGAIN)),
             }
         };
-        let r = self.fork_into(slot);
-        if r.is_err() {
-            self.release(slot);
-        }
-        r.map(|(pid, ctl)| (pid, slot, ctl))
-    }
-
-    fn fork_into(&self, slot: u32) -> Result<(i32, usize)> {
         let off = slot as u64 * 4096;
         // SAFETY: a shared mapping of our own control file; checked below.
         let view = unsafe {
@@ -709,38 +769,49 @@ impl Template {
             )
         };
         if view == libc::MAP_FAILED {
+            self.release(slot);
             return Err(Error::os("mmap stub control page"));
         }
         // SAFETY: the page was just mapped and nothing else uses the slot yet.
         unsafe { std::ptr::write_bytes(view as *mut u8, 0, 4096) };
-        let fail = |e: Error| {
-            // SAFETY: unmapping the view made above.
-            unsafe { libc::munmap(view, 4096) };
-            Err(e)
-        };
-        let pid = {
-            let _g = self.fork.lock();
-            let c = self.ctl();
-            c.arg.store(off, Ordering::Release);
-            c.tid.store(0, Ordering::Release);
-            c.req.store(stub::REQ_FORK, Ordering::Release);
-            stub::futex_wake(&c.req);
-            match stub::wait_nonzero(&c.tid, 5000) {
-                None => return fail(Error::StubDied("no answer from the template stub".into())),
-                Some(pid) => pid as i32,
-            }
-        };
+        // SAFETY: as above.
+        let c = unsafe { &*(view as *const Ctl) };
+        c.req.store(stub::REQ_THREAD, Ordering::Release);
+        let t = self.ctl();
+        t.arg.store(off, Ordering::Release);
+        t.tid.store(0, Ordering::Release);
+        t.req.store(stub::REQ_FORK, Ordering::Release);
+        stub::futex_wake(&t.req);
+        Ok(Spare {
+            slot,
+            view: view as usize,
+        })
+    }
+
+    /// Wait for the stub asked for in `s` to start and clone its first thread: its pid
+    /// and that thread's tid.
+    fn take(&self, s: &Spare) -> Result<(i32, i32)> {
+        let pid = stub::wait_nonzero(&self.ctl().tid, 5000)
+            .ok_or_else(|| Error::StubDied("no answer from the template stub".into()))?
+            as i32;
         if pid < 0 {
-            return fail(Error::errno("fork stub", -pid));
+            return Err(Error::errno("fork stub", -pid));
         }
         // SAFETY: view is the new stub's control page.
-        let c = unsafe { &*(view as *const Ctl) };
-        if stub::wait_nonzero(&c.ready, 5000).is_none() {
-            // SAFETY: a stub of ours.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            return fail(Error::StubDied("stub did not start".into()));
+        let c = unsafe { &*(s.view as *const Ctl) };
+        let tid = if stub::wait_nonzero(&c.ready, 5000).is_some() {
+            stub::wait_nonzero(&c.tid, 5000).map(|t| t as i32)
+        } else {
+            None
+        };
+        match tid {
+            Some(tid) if tid > 0 => Ok((pid, tid)),
+            _ => {
+                // SAFETY: a stub of ours.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                Err(Error::StubDied("stub did not start".into()))
+            }
         }
-        Ok((pid, view as usize))
     }
 
     fn release(&self, slot: u32) {
@@ -750,8 +821,13 @@ impl Template {
 
 impl Drop for Template {
     fn drop(&mut self) {
-        // SAFETY: killing our own template; its stubs follow it (PDEATHSIG).
+        // SAFETY: killing our own template; its stubs, the spare too, follow it
+        // (PDEATHSIG).
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        if let Some(s) = self.spare.lock().take() {
+            // SAFETY: unmapping the Sentry's view of the spare's control page.
+            unsafe { libc::munmap(s.view as *mut libc::c_void, 4096) };
+        }
         let mut st = 0;
         // SAFETY: reaping our own child, which was just killed.
         unsafe { libc::waitpid(self.pid, &mut st, libc::__WALL) };

@@ -482,7 +482,7 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
         // ignores a bad address here.
         let _ = t.mm().write_obj(ptid, &tid);
     }
-    run::start(child, regs, fp);
+    run::start(child, regs, fp, k.platform.thread_cpu());
     if let Some(v) = vfork {
         let _ = t.block_on(&[&v.wq], None, || {
             if *v.done.lock() || t.killed.load(Ordering::Acquire) {
@@ -649,7 +649,7 @@ pub fn new_process(
         .map_err(|e| (e, String::from_utf8_lossy(&path).into_owned()));
     match regs {
         Ok(r) => {
-            run::start(task, r, Some(platform::initial_fp_state()));
+            run::start(task, r, Some(platform::initial_fp_state()), None);
             Ok(pid)
         }
         Err(e) => {
