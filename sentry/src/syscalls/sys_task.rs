@@ -289,7 +289,15 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
             EAGAIN
         })?;
         let _ = aspace.set_name(&t.name.lock());
-        Arc::new(t.mm().fork(aspace)?)
+        // Pages copied at once only from a single-threaded parent: no other thread
+        // writes them during the copy.
+        let alone = k
+            .table
+            .lock()
+            .procs
+            .get(&t.tgid())
+            .is_some_and(|p| p.threads.len() == 1);
+        Arc::new(t.mm().fork(aspace, alone.then_some(c.regs.rsp))?)
     };
     // Written by the child before it runs; Linux ignores a bad address here.
     if flags & CLONE_CHILD_SETTID != 0 {
