@@ -723,15 +723,20 @@ impl Template {
     /// and the tid of its first thread (waiting to be seized).
     fn spawn(&self) -> Result<(i32, u32, usize, i32)> {
         let mut spare = self.spare.lock();
-        let next = match spare.take() {
+        let mut next = match spare.take() {
             Some(s) => s,
             None => self.request()?,
         };
-        let got = self.take(&next);
+        let mut got = self.take(&next);
+        // A spare that died while it waited (killed from the host): fork a fresh one.
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        if matches!(got, Ok((pid, _)) if unsafe { libc::kill(pid, 0) } != 0) {
+            self.discard(&next);
+            next = self.request()?;
+            got = self.take(&next);
+        }
         if got.is_err() {
-            // SAFETY: unmapping the view made by `request`; the stub is gone or killed.
-            unsafe { libc::munmap(next.view as *mut libc::c_void, 4096) };
-            self.release(next.slot);
+            self.discard(&next);
         }
         // The next spare: forked while the caller maps and runs this one.
         match self.request() {
@@ -812,6 +817,13 @@ impl Template {
                 Err(Error::StubDied("stub did not start".into()))
             }
         }
+    }
+
+    /// Give back the slot and view of a stub that failed or died.
+    fn discard(&self, s: &Spare) {
+        // SAFETY: unmapping the view made by `request`; the stub is gone or killed.
+        unsafe { libc::munmap(s.view as *mut libc::c_void, 4096) };
+        self.release(s.slot);
     }
 
     fn release(&self, slot: u32) {
