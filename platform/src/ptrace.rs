@@ -144,6 +144,7 @@ impl StubProcess {
         let tid = match self.first.lock().take() {
             Some(tid) => tid,
             None => {
+                self.pin_spawner();
                 let ctl = self.ctl();
                 ctl.tid.store(0, Ordering::Release);
                 ctl.req.store(stub::REQ_THREAD, Ordering::Release);
@@ -171,17 +172,22 @@ impl StubProcess {
         Ok(tid)
     }
 
+    /// Keep the spawner thread on the caller's CPU, so that waking it with a request is
+    /// a same-CPU switch. Called with `spawn` held.
+    fn pin_spawner(&self) {
+        let cpu = pin_self();
+        if self.spawner_cpu.swap(cpu, Ordering::Relaxed) != cpu {
+            set_affinity(self.pid, cpu);
+        }
+    }
+
     /// Run system calls (number and six arguments each) in order in the stub's spawner
     /// thread, up to [`stub::BATCH_MAX`] per request; stops at the first failure. The
     /// application's threads are not disturbed: a faulting thread stays in its stop
     /// and is resumed with `PTRACE_SYSEMU` as soon as its pages are mapped.
     fn run_batch(&self, calls: &[[u64; 7]]) -> Result<()> {
         let _g = self.spawn.lock();
-        // The spawner runs on the caller's CPU, so that waking it is a same-CPU switch.
-        let cpu = pin_self();
-        if self.spawner_cpu.swap(cpu, Ordering::Relaxed) != cpu {
-            set_affinity(self.pid, cpu);
-        }
+        self.pin_spawner();
         let ctl = self.ctl();
         for chunk in calls.chunks(stub::BATCH_MAX) {
             let area = (self.ctl + stub::BATCH_OFFSET) as *mut [u64; 7];
@@ -304,6 +310,7 @@ impl AddressSpace for StubProcess {
     }
     fn set_name(&self, name: &[u8]) -> Result<()> {
         let _g = self.spawn.lock();
+        self.pin_spawner();
         let mut buf = [0u8; 16];
         let n = name.len().min(15);
         buf[..n].copy_from_slice(&name[..n]);
