@@ -69,7 +69,39 @@ fn run_on_pool(job: Job, cpu: Option<usize>) {
 /// Start running `task` from `regs` on a task thread; `near`: the CPU of the thread that
 /// made it (fork), where it starts.
 pub fn start(task: Arc<Task>, regs: Regs, fp: Option<FpState>, near: Option<usize>) {
+    if near.is_some() {
+        spread_later(&task);
+    }
     run_on_pool(Box::new(move || task_main(task, regs, fp, near)), near);
+}
+
+/// Kick `task` out of application code once its NEAR_PARENT_NS are over, so that a
+/// child that makes no system call (a CPU-bound loop) is spread too: the task loop
+/// moves it when it next stops. One thread serves all tasks, in the order they started
+/// (which is their deadlines' order).
+fn spread_later(task: &Arc<Task>) {
+    type Entry = (std::time::Instant, std::sync::Weak<Task>);
+    static SPREAD: Mutex<Option<Sender<Entry>>> = Mutex::new(None);
+    let at = std::time::Instant::now() + std::time::Duration::from_nanos(NEAR_PARENT_NS);
+    let mut g = SPREAD.lock();
+    let tx = g.get_or_insert_with(|| {
+        let (tx, rx) = channel::<Entry>();
+        std::thread::Builder::new()
+            .name("spread".into())
+            .spawn(move || {
+                for (at, task) in rx {
+                    std::thread::sleep(at.saturating_duration_since(std::time::Instant::now()));
+                    let Some(task) = task.upgrade() else { continue };
+                    let kick = task.interrupter.lock().clone();
+                    if let Some(i) = kick {
+                        i.interrupt();
+                    }
+                }
+            })
+            .expect("spawn spread thread");
+        tx
+    });
+    let _ = tx.send((at, Arc::downgrade(task)));
 }
 
 fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>, near: Option<usize>) {
