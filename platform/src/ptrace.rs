@@ -735,9 +735,13 @@ impl Template {
             None => self.request()?,
         };
         let mut got = self.take(&next);
-        // A spare that died while it waited (killed from the host): fork a fresh one.
-        // SAFETY: kill with signal 0 only checks that the process exists.
-        if matches!(got, Ok((pid, _)) if unsafe { libc::kill(pid, 0) } != 0) {
+        // A spare that died while it waited or started (killed from the host): fork a
+        // fresh one.
+        if !matches!(got, Ok((pid, _)) if alive(pid)) {
+            if let Ok((pid, _)) = got {
+                // SAFETY: a stub of ours, dead or not wanted.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
             self.discard(&next);
             next = self.request()?;
             got = self.take(&next);
@@ -811,10 +815,14 @@ impl Template {
         }
         // SAFETY: view is the new stub's control page.
         let c = unsafe { &*(s.view as *const Ctl) };
-        let tid = if stub::wait_nonzero(&c.ready, 5000).is_some() {
-            stub::wait_nonzero(&c.tid, 5000).map(|t| t as i32)
-        } else {
-            None
+        // Up to 5 s, but no longer than the stub lives.
+        let wait = |word| {
+            (0..100)
+                .find_map(|_| stub::wait_nonzero(word, 50).or_else(|| (!alive(pid)).then_some(0)))
+        };
+        let tid = match wait(&c.ready) {
+            Some(1..) => wait(&c.tid).map(|t| t as i32),
+            _ => None,
         };
         match tid {
             Some(tid) if tid > 0 => Ok((pid, tid)),
@@ -853,6 +861,12 @@ impl Drop for Template {
         // SAFETY: unmapping the Sentry's view of the control page, no longer used.
         unsafe { libc::munmap(self.ctl as *mut libc::c_void, 4096) };
     }
+}
+
+/// Whether process `pid` of ours still exists.
+fn alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
 }
 
 /// Fork the template from a thread that lives as long as the Sentry: the template's
