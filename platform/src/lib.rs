@@ -129,6 +129,14 @@ pub trait Platform: Send + Sync {
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>>;
     /// A context is used by the OS thread that calls `switch` on it, and only that one.
     fn new_context(&self) -> Result<Box<dyn Context>>;
+    /// The CPU the calling thread is kept on, where the platform pins threads (ptrace
+    /// keeps each tracer and its stub threads on one CPU).
+    fn thread_cpu(&self) -> Option<usize> {
+        None
+    }
+    /// Keep the calling thread, and the application threads it runs, on `cpu`, or on
+    /// one the platform picks (spreading threads over the CPUs) when None.
+    fn place_thread(&self, _cpu: Option<usize>) {}
 }
 
 /// An application address space: ranges of the memory file mapped at application

@@ -75,12 +75,13 @@ impl Platform for Ptrace {
 
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>> {
         let template = self.template()?;
-        let (pid, slot, ctl) = template.spawn()?;
+        let (pid, slot, ctl, first) = template.spawn()?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         Ok(Arc::new(StubProcess {
             pid,
             ctl,
             slot,
+            first: Mutex::new(Some(first)),
             template,
             spawn: Mutex::new(()),
             spawner_cpu: AtomicUsize::new(usize::MAX),
@@ -96,6 +97,17 @@ impl Platform for Ptrace {
             current: Arc::new(Current(AtomicU64::new(0))),
         }))
     }
+
+    fn thread_cpu(&self) -> Option<usize> {
+        CPU.with(|c| c.get())
+    }
+
+    fn place_thread(&self, cpu: Option<usize>) {
+        let cpu = cpu.unwrap_or_else(next_cpu);
+        if CPU.with(|c| c.replace(Some(cpu))) != Some(cpu) {
+            set_affinity(0, cpu);
+        }
+    }
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -106,6 +118,8 @@ pub struct StubProcess {
     /// The Sentry's view of the stub's control page, slot `slot` of the control file.
     ctl: usize,
     slot: u32,
+    /// The thread the stub cloned when it started, until a Sentry thread seizes it.
+    first: Mutex<Option<i32>>,
     template: Arc<Template>,
     /// Serialises requests to the stub's spawner thread.
     spawn: Mutex<()>,
@@ -123,19 +137,29 @@ impl StubProcess {
         unsafe { &*(self.ctl as *const Ctl) }
     }
 
-    /// Ask the stub for one more thread and seize it from the calling thread.
+    /// Seize a thread of the stub from the calling thread: the one the stub made when it
+    /// started, else one more asked for now.
     fn new_thread(&self) -> Result<i32> {
         let _g = self.spawn.lock();
-        let ctl = self.ctl();
-        ctl.tid.store(0, Ordering::Release);
-        ctl.req.store(stub::REQ_THREAD, Ordering::Release);
-        stub::futex_wake(&ctl.req);
-        let tid = stub::wait_nonzero(&ctl.tid, 5000)
-            .ok_or_else(|| Error::StubDied("no thread from the stub".into()))?
-            as i32;
-        if tid < 0 {
-            return Err(Error::errno("stub clone", -tid));
-        }
+        let tid = match self.first.lock().take() {
+            Some(tid) => tid,
+            None => {
+                self.pin_spawner();
+                let ctl = self.ctl();
+                ctl.tid.store(0, Ordering::Release);
+                ctl.req.store(stub::REQ_THREAD, Ordering::Release);
+                stub::futex_wake(&ctl.req);
+                let tid = stub::wait_nonzero(&ctl.tid, 5000)
+                    .ok_or_else(|| Error::StubDied("no thread from the stub".into()))?
+                    as i32;
+                if tid < 0 {
+                    return Err(Error::errno("stub clone", -tid));
+                }
+                tid
+            }
+        };
+        // On our CPU before it is woken below.
+        set_affinity(tid, pin_self());
         let opts = libc::PTRACE_O_TRACESYSGOOD | libc::PTRACE_O_EXITKILL;
         ptrace(libc::PTRACE_SEIZE, tid, 0, opts as usize)
             .map_err(|e| Error::errno("PTRACE_SEIZE", e))?;
@@ -145,8 +169,16 @@ impl StubProcess {
             Stop::Event | Stop::Signal(_) => {}
             other => return Err(Error::StubDied(format!("new stub thread: {other:?}"))),
         }
-        pin_stub(tid);
         Ok(tid)
+    }
+
+    /// Keep the spawner thread on the caller's CPU, so that waking it with a request is
+    /// a same-CPU switch. Called with `spawn` held.
+    fn pin_spawner(&self) {
+        let cpu = pin_self();
+        if self.spawner_cpu.swap(cpu, Ordering::Relaxed) != cpu {
+            set_affinity(self.pid, cpu);
+        }
     }
 
     /// Run system calls (number and six arguments each) in order in the stub's spawner
@@ -155,11 +187,7 @@ impl StubProcess {
     /// and is resumed with `PTRACE_SYSEMU` as soon as its pages are mapped.
     fn run_batch(&self, calls: &[[u64; 7]]) -> Result<()> {
         let _g = self.spawn.lock();
-        // The spawner runs on the caller's CPU, so that waking it is a same-CPU switch.
-        let cpu = pin_self();
-        if self.spawner_cpu.swap(cpu, Ordering::Relaxed) != cpu {
-            set_affinity(self.pid, cpu);
-        }
+        self.pin_spawner();
         let ctl = self.ctl();
         for chunk in calls.chunks(stub::BATCH_MAX) {
             let area = (self.ctl + stub::BATCH_OFFSET) as *mut [u64; 7];
@@ -307,6 +335,7 @@ impl AddressSpace for StubProcess {
     }
     fn set_name(&self, name: &[u8]) -> Result<()> {
         let _g = self.spawn.lock();
+        self.pin_spawner();
         let mut buf = [0u8; 16];
         let n = name.len().min(15);
         buf[..n].copy_from_slice(&name[..n]);
@@ -342,6 +371,8 @@ impl Drop for StubProcess {
 /// A stub thread traced by the current OS thread.
 struct ThreadEntry {
     tid: i32,
+    /// The CPU the stub thread is pinned to: its tracer's, re-pinned when that moves.
+    cpu: usize,
     /// Cleared when the stub process is killed, so the entry can be reaped.
     alive: Arc<AtomicBool>,
     /// The registers the stopped thread holds, as of its last stop (None before).
@@ -356,10 +387,19 @@ thread_local! {
 
 /// The calling thread's stub thread in `sp`, created on first use.
 fn thread_for(sp: &StubProcess) -> Result<i32> {
-    if let Some(tid) = THREADS.with(|t| t.borrow().get(&sp.id).map(|e| e.tid)) {
+    let cpu = pin_self();
+    let known = THREADS.with(|t| {
+        let mut t = t.borrow_mut();
+        let e = t.get_mut(&sp.id)?;
+        if e.cpu != cpu {
+            set_affinity(e.tid, cpu);
+            e.cpu = cpu;
+        }
+        Some(e.tid)
+    });
+    if let Some(tid) = known {
         return Ok(tid);
     }
-    pin_self();
     reap_dead_entries();
     let tid = sp.new_thread()?;
     THREADS.with(|t| {
@@ -367,6 +407,7 @@ fn thread_for(sp: &StubProcess) -> Result<i32> {
             sp.id,
             ThreadEntry {
                 tid,
+                cpu,
                 alive: sp.alive.clone(),
                 regs: None,
             },
@@ -394,16 +435,18 @@ fn pin_self() -> usize {
     if let Some(c) = CPU.with(|c| c.get()) {
         return c;
     }
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let cpus = allowed_cpus();
-    let cpu = cpus[NEXT.fetch_add(1, Ordering::Relaxed) % cpus.len()];
+    let cpu = next_cpu();
     set_affinity(0, cpu);
     CPU.with(|c| c.set(Some(cpu)));
     cpu
 }
 
-fn pin_stub(tid: i32) {
-    set_affinity(tid, pin_self());
+/// The next of the allowed CPUs, round robin.
+fn next_cpu() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    static CPUS: OnceLock<Vec<usize>> = OnceLock::new();
+    let cpus = CPUS.get_or_init(allowed_cpus);
+    cpus[NEXT.fetch_add(1, Ordering::Relaxed) % cpus.len()]
 }
 
 fn allowed_cpus() -> Vec<usize> {
@@ -658,17 +701,26 @@ fn get_siginfo(tid: i32) -> Result<SigInfo> {
 const CTL_SLOTS: u32 = 1 << 16;
 
 /// The template stub: a process holding only the stub's pages, which forks a new stub
-/// for each address space.
+/// for each address space. One stub is always forked ahead (the spare): a new address
+/// space takes it, ready with its first thread, and asks for the next one, which the
+/// template forks while the caller goes on.
 struct Template {
     pid: i32,
     /// The template's own control page (shared anonymous memory).
     ctl: usize,
     ctlfd: Arc<OwnedFd>,
-    /// Serialises fork requests.
-    fork: Mutex<()>,
+    /// The spare asked for and not yet taken; the lock serialises fork requests.
+    spare: Mutex<Option<Spare>>,
     /// Control-file slots: never used ones start at `next`; freed ones are reused
     /// oldest first.
     slots: Mutex<(u32, std::collections::VecDeque<u32>)>,
+}
+
+/// A stub the template was asked to fork: its control-file slot and the Sentry's view
+/// of its control page. Its pid is in the template's answer word until taken.
+struct Spare {
+    slot: u32,
+    view: usize,
 }
 
 impl Template {
@@ -689,7 +741,7 @@ impl Template {
             pid,
             ctl,
             ctlfd,
-            fork: Mutex::new(()),
+            spare: Mutex::new(None),
             slots: Mutex::new((0, Default::default())),
         })
     }
@@ -699,9 +751,41 @@ impl Template {
         unsafe { &*(self.ctl as *const Ctl) }
     }
 
-    /// Fork a new stub: its pid, control-file slot and the Sentry's view of its control
-    /// page.
-    fn spawn(&self) -> Result<(i32, u32, usize)> {
+    /// A new stub: its pid, control-file slot, the Sentry's view of its control page
+    /// and the tid of its first thread (waiting to be seized).
+    fn spawn(&self) -> Result<(i32, u32, usize, i32)> {
+        let mut spare = self.spare.lock();
+        let mut next = match spare.take() {
+            Some(s) => s,
+            None => self.request()?,
+        };
+        let mut got = self.take(&next);
+        // A spare that died while it waited or started (killed from the host): fork a
+        // fresh one.
+        if !matches!(got, Ok((pid, _)) if alive(pid)) {
+            if let Ok((pid, _)) = got {
+                // SAFETY: a stub of ours, dead or not wanted.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            self.discard(&next);
+            next = self.request()?;
+            got = self.take(&next);
+        }
+        if got.is_err() {
+            self.discard(&next);
+        }
+        // The next spare: forked while the caller maps and runs this one.
+        match self.request() {
+            Ok(s) => *spare = Some(s),
+            Err(e) => tracing::debug!("no spare stub: {e}"),
+        }
+        got.map(|(pid, tid)| (pid, next.slot, next.view, tid))
+    }
+
+    /// Ask the template to fork a stub into a fresh slot, without waiting. The new
+    /// stub finds a thread request in its control page, so it clones its first thread
+    /// as soon as it starts.
+    fn request(&self) -> Result<Spare> {
         let slot = {
             let mut s = self.slots.lock();
             match s.1.pop_front() {
@@ -713,14 +797,6 @@ impl Template {
                 None => return Err(Error::errno("stub control slot", libc::EAGAIN)),
             }
         };
-        let r = self.fork_into(slot);
-        if r.is_err() {
-            self.release(slot);
-        }
-        r.map(|(pid, ctl)| (pid, slot, ctl))
-    }
-
-    fn fork_into(&self, slot: u32) -> Result<(i32, usize)> {
         let off = slot as u64 * 4096;
         // SAFETY: a shared mapping of our own control file; checked below.
         let view = unsafe {
@@ -734,38 +810,60 @@ impl Template {
             )
         };
         if view == libc::MAP_FAILED {
+            self.release(slot);
             return Err(Error::os("mmap stub control page"));
         }
         // SAFETY: the page was just mapped and nothing else uses the slot yet.
         unsafe { std::ptr::write_bytes(view as *mut u8, 0, 4096) };
-        let fail = |e: Error| {
-            // SAFETY: unmapping the view made above.
-            unsafe { libc::munmap(view, 4096) };
-            Err(e)
-        };
-        let pid = {
-            let _g = self.fork.lock();
-            let c = self.ctl();
-            c.arg.store(off, Ordering::Release);
-            c.tid.store(0, Ordering::Release);
-            c.req.store(stub::REQ_FORK, Ordering::Release);
-            stub::futex_wake(&c.req);
-            match stub::wait_nonzero(&c.tid, 5000) {
-                None => return fail(Error::StubDied("no answer from the template stub".into())),
-                Some(pid) => pid as i32,
-            }
-        };
+        // SAFETY: as above.
+        let c = unsafe { &*(view as *const Ctl) };
+        c.req.store(stub::REQ_THREAD, Ordering::Release);
+        let t = self.ctl();
+        t.arg.store(off, Ordering::Release);
+        t.tid.store(0, Ordering::Release);
+        t.req.store(stub::REQ_FORK, Ordering::Release);
+        stub::futex_wake(&t.req);
+        Ok(Spare {
+            slot,
+            view: view as usize,
+        })
+    }
+
+    /// Wait for the stub asked for in `s` to start and clone its first thread: its pid
+    /// and that thread's tid.
+    fn take(&self, s: &Spare) -> Result<(i32, i32)> {
+        let pid = stub::wait_nonzero(&self.ctl().tid, 5000)
+            .ok_or_else(|| Error::StubDied("no answer from the template stub".into()))?
+            as i32;
         if pid < 0 {
-            return fail(Error::errno("fork stub", -pid));
+            return Err(Error::errno("fork stub", -pid));
         }
         // SAFETY: view is the new stub's control page.
-        let c = unsafe { &*(view as *const Ctl) };
-        if stub::wait_nonzero(&c.ready, 5000).is_none() {
-            // SAFETY: a stub of ours.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            return fail(Error::StubDied("stub did not start".into()));
+        let c = unsafe { &*(s.view as *const Ctl) };
+        // Up to 5 s, but no longer than the stub lives.
+        let wait = |word| {
+            (0..100)
+                .find_map(|_| stub::wait_nonzero(word, 50).or_else(|| (!alive(pid)).then_some(0)))
+        };
+        let tid = match wait(&c.ready) {
+            Some(1..) => wait(&c.tid).map(|t| t as i32),
+            _ => None,
+        };
+        match tid {
+            Some(tid) if tid > 0 => Ok((pid, tid)),
+            _ => {
+                // SAFETY: a stub of ours.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                Err(Error::StubDied("stub did not start".into()))
+            }
         }
-        Ok((pid, view as usize))
+    }
+
+    /// Give back the slot and view of a stub that failed or died.
+    fn discard(&self, s: &Spare) {
+        // SAFETY: unmapping the view made by `request`; the stub is gone or killed.
+        unsafe { libc::munmap(s.view as *mut libc::c_void, 4096) };
+        self.release(s.slot);
     }
 
     fn release(&self, slot: u32) {
@@ -775,14 +873,25 @@ impl Template {
 
 impl Drop for Template {
     fn drop(&mut self) {
-        // SAFETY: killing our own template; its stubs follow it (PDEATHSIG).
+        // SAFETY: killing our own template; its stubs, the spare too, follow it
+        // (PDEATHSIG).
         unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        if let Some(s) = self.spare.lock().take() {
+            // SAFETY: unmapping the Sentry's view of the spare's control page.
+            unsafe { libc::munmap(s.view as *mut libc::c_void, 4096) };
+        }
         let mut st = 0;
         // SAFETY: reaping our own child, which was just killed.
         unsafe { libc::waitpid(self.pid, &mut st, libc::__WALL) };
         // SAFETY: unmapping the Sentry's view of the control page, no longer used.
         unsafe { libc::munmap(self.ctl as *mut libc::c_void, 4096) };
     }
+}
+
+/// Whether process `pid` of ours still exists.
+fn alive(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
 }
 
 /// Fork the template from a thread that lives as long as the Sentry: the template's

@@ -451,3 +451,41 @@ fn mapping_calls_leave_the_application_thread_alone() {
         .unwrap();
     assert_eq!(b[0], 0x5a, "the retried store went to the memory file");
 }
+
+#[test]
+fn a_spare_stub_waits_ready_and_one_killed_meanwhile_is_replaced() {
+    let code = [0x0f, 0x05, 0xeb, 0xfc]; // syscall; jmp back
+    let (fd, p, as_, _ctx, _regs) = setup(&code);
+    let a = as_.host_pid().unwrap();
+    let template: i32 = status_field(a, "PPid:").unwrap().parse().unwrap();
+    // The template has forked the next stub ahead: a second child, already started.
+    let children = |t: i32| -> Vec<i32> {
+        std::fs::read_to_string(format!("/proc/{t}/task/{t}/children"))
+            .unwrap()
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let spare = loop {
+        if let Some(s) = children(template).into_iter().find(|c| *c != a) {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "no spare stub");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    // SAFETY: killing a stub of ours, as the host's OOM killer might.
+    unsafe { libc::kill(spare, libc::SIGKILL) };
+    while !dead(spare) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // The next address space is a fresh stub that works, not the dead spare.
+    let b = p.new_address_space().unwrap();
+    assert_ne!(b.host_pid(), Some(spare));
+    b.map(CODE, 0x1000, 0, Prot::READ | Prot::EXEC).unwrap();
+    let mut ctx = p.new_context().unwrap();
+    let mut regs = platform::initial_regs();
+    regs.rip = CODE;
+    assert!(matches!(ctx.switch(&b, &mut regs).unwrap(), Event::Syscall));
+    let _ = fd;
+}

@@ -65,7 +65,23 @@ pub struct Vma {
     pub maywrite: bool,
 }
 
+/// Private writable file mappings up to this many pages are an ELF data segment or
+/// alike: see [`Vma::copies_early`].
+const COPY_EARLY_MAX: u64 = 16;
+
 impl Vma {
+    /// Whether a page of this mapping (starting at `start`) is copied on its first
+    /// fault of unknown access rather than mapped read-only from the file: a small
+    /// private writable file mapping (a program's or library's data, GOT) is nearly
+    /// always written (ld.so's relocations), and the platforms that cannot tell a read
+    /// from a write (ptrace) would otherwise take a second fault for it.
+    fn copies_early(&self, start: u64) -> bool {
+        !self.shared
+            && self.prot & PROT_WRITE != 0
+            && matches!(self.backing, Backing::File { .. })
+            && self.end - start <= COPY_EARLY_MAX * PAGE
+    }
+
     /// A private anonymous mapping ending at `end`, with nothing else set.
     pub fn anon(end: u64, prot: u32) -> Vma {
         Vma {
@@ -338,6 +354,12 @@ impl Mm {
         if pte.mapped != 0 {
             return;
         }
+        if vma.copies_early(start) && pte.frame.refs() > 1 {
+            match memfile().alloc_copy(&pte.frame) {
+                Ok(f) => pte.frame = f,
+                Err(_) => return,
+            }
+        }
         let prot = if vma.shared || pte.frame.refs() == 1 {
             vma.prot
         } else {
@@ -403,7 +425,8 @@ impl Mm {
         // A write to a page shared with others (copy-on-write): copy it now. With an
         // unknown access type, a second fault on a present read-only page means a write.
         let is_write = want & PROT_WRITE != 0
-            || (want == 0 && !fresh && pte.mapped != 0 && pte.mapped & PROT_WRITE == 0);
+            || (want == 0 && !fresh && pte.mapped != 0 && pte.mapped & PROT_WRITE == 0)
+            || (want == 0 && map.is_some() && vma.copies_early(start));
         let mut copied = false;
         if writable && is_write && !exclusive {
             pte.frame = memfile()
@@ -992,8 +1015,17 @@ impl Mm {
         Ok(())
     }
 
-    /// A copy-on-write copy of this address space in `aspace` (fork).
-    pub fn fork(&self, aspace: Arc<dyn AddressSpace>) -> KResult<Mm> {
+    /// A copy-on-write copy of this address space in `aspace` (fork). With `copy_near`
+    /// (a single-threaded parent's stack pointer), the parent's writable mapped pages
+    /// are copied for the child at once rather than shared copy-on-write when they are
+    /// few (EAGER_COPY_MAX), else only the page at `copy_near`: each of them would
+    /// otherwise cost a fault round trip in both processes right after the fork. The
+    /// child's copy of everything the parent has mapped is mapped into `aspace` now,
+    /// in one platform call, rather than on its first faults.
+    pub fn fork(&self, aspace: Arc<dyn AddressSpace>, copy_near: Option<u64>) -> KResult<Mm> {
+        const EAGER_COPY_MAX: usize = 16;
+        // Past this many runs the child's pages are left to its faults.
+        const PREMAP_MAX: usize = 128;
         let mut inner = self.inner.lock();
         let child = Mm::new(aspace);
         child.dumpable.store(
@@ -1018,6 +1050,38 @@ impl Mm {
                     ranges.push((*s, v.end));
                 }
             }
+            // The pages copied now, with their copies: they stay writable in the parent.
+            let mut eager = std::collections::BTreeMap::new();
+            if let Some(near) = copy_near {
+                let writable: Vec<u64> = ranges
+                    .iter()
+                    .flat_map(|(s, e)| inner.ptes.range(*s..*e))
+                    .filter(|(_, p)| p.mapped & PROT_WRITE != 0)
+                    .map(|(a, _)| *a)
+                    .take(EAGER_COPY_MAX + 1)
+                    .collect();
+                let pick = if writable.len() <= EAGER_COPY_MAX {
+                    writable
+                } else {
+                    let page = page_down(near);
+                    let ok = ranges.iter().any(|(s, e)| (*s..*e).contains(&page))
+                        && inner
+                            .ptes
+                            .get(&page)
+                            .is_some_and(|p| p.mapped & PROT_WRITE != 0);
+                    if ok {
+                        vec![page]
+                    } else {
+                        vec![]
+                    }
+                };
+                for a in pick {
+                    // Without memory for a copy the page is shared as any other.
+                    if let Ok(f) = memfile().alloc_copy(&inner.ptes[&a].frame) {
+                        eager.insert(a, f);
+                    }
+                }
+            }
             let mut ops = vec![];
             for (s, e) in &ranges {
                 // Only mapped pages can be protected (mprotect fails on holes), so
@@ -1026,7 +1090,7 @@ impl Mm {
                 let prot = to_prot(inner.vmas[s].prot & !PROT_WRITE);
                 let mut runs: Vec<(u64, u64)> = vec![];
                 for (a, p) in inner.ptes.range_mut(*s..*e) {
-                    if p.mapped & PROT_WRITE != 0 {
+                    if p.mapped & PROT_WRITE != 0 && !eager.contains_key(a) {
                         p.mapped &= !PROT_WRITE;
                         match runs.last_mut() {
                             Some(r) if r.1 == *a => r.1 += PAGE,
@@ -1041,22 +1105,54 @@ impl Mm {
                 }));
             }
             self.aspace.apply(&ops).map_err(|_| ENOMEM)?;
+            let mut premap = vec![];
             for (k, p) in inner.ptes.iter() {
                 // MADV_WIPEONFORK ranges start empty in the child: fresh zero pages.
-                if c.vmas
+                let Some(vma) = c
+                    .vmas
                     .range(..=*k)
                     .next_back()
-                    .is_some_and(|(_, v)| *k < v.end && !v.wipeonfork)
-                {
-                    c.ptes.insert(
-                        *k,
-                        Pte {
-                            frame: p.frame.clone(),
-                            mapped: 0,
-                        },
-                    );
+                    .map(|(_, v)| v)
+                    .filter(|v| *k < v.end && !v.wipeonfork)
+                else {
+                    continue;
+                };
+                let copy = eager.remove(k);
+                let own = copy.is_some();
+                let frame = copy.unwrap_or_else(|| p.frame.clone());
+                let mut mapped = 0;
+                if p.mapped != 0 && vma.prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
+                    mapped = if vma.shared || own {
+                        vma.prot
+                    } else {
+                        vma.prot & !PROT_WRITE
+                    };
+                    premap.push(platform::MapOp::Map {
+                        addr: *k,
+                        len: PAGE,
+                        file_offset: frame.offset(),
+                        prot: to_prot(mapped),
+                        // The copies are written at once; the rest on the child's
+                        // first touch, a host fault with no stop.
+                        populate: own,
+                        huge: false,
+                    });
+                }
+                c.ptes.insert(*k, Pte { frame, mapped });
+            }
+            let mut premap = merge_runs(premap);
+            if premap.len() > PREMAP_MAX {
+                // Too scattered for one call: only the copies now, the rest on faults.
+                premap.retain(|op| matches!(op, platform::MapOp::Map { populate: true, .. }));
+                for (a, p) in c.ptes.iter_mut() {
+                    if !premap.iter().any(|op| {
+                        matches!(op, platform::MapOp::Map { addr, len, .. } if (*addr..*addr + *len).contains(a))
+                    }) {
+                        p.mapped = 0;
+                    }
                 }
             }
+            child.aspace.apply(&premap).map_err(|_| ENOMEM)?;
             c.brk_start = inner.brk_start;
             c.brk = inner.brk;
             c.mmap_top = inner.mmap_top;
@@ -1240,7 +1336,7 @@ mod tests {
             mm.write(BASE + i * PAGE, b"p").unwrap();
         }
         let rec = Arc::new(Recorder::default());
-        let child = mm.fork(rec.clone()).unwrap();
+        let child = mm.fork(rec.clone(), None).unwrap();
         child
             .fault(BASE + 3 * PAGE, platform::Access::Read)
             .unwrap();
@@ -1260,6 +1356,52 @@ mod tests {
             platform::MapOp::Map { addr, prot, .. } if *addr == BASE + 3 * PAGE && prot.contains(Prot::WRITE)
         )));
         assert_eq!(byte(&child, BASE + 3 * PAGE), b'p');
+    }
+
+    #[test]
+    fn fork_maps_the_parents_pages_and_copies_the_few_it_writes() {
+        let parent_rec = Arc::new(Recorder::default());
+        let mm = Mm::new(parent_rec.clone());
+        mm.map_fixed(
+            &mut mm.inner.lock(),
+            BASE,
+            64 * PAGE,
+            anon(BASE + 64 * PAGE),
+        );
+        // One fault maps a run of 16 writable pages in the parent.
+        mm.fault(BASE, platform::Access::Write).unwrap();
+        mm.write(BASE + 2 * PAGE, b"s").unwrap();
+        let rec = Arc::new(Recorder::default());
+        let child = mm.fork(rec.clone(), Some(BASE + 2 * PAGE + 8)).unwrap();
+        // All 16 mapped pages were few enough to copy: mapped writable in the child at
+        // once, and present (populated); none of them downgraded in the parent.
+        assert_eq!(mapped_pages(&rec), 16);
+        assert!(rec.0.lock().iter().all(|op| matches!(
+            op,
+            platform::MapOp::Map { prot, populate: true, .. } if prot.contains(Prot::WRITE)
+        )));
+        assert!(!parent_rec
+            .0
+            .lock()
+            .iter()
+            .any(|op| matches!(op, platform::MapOp::Protect { .. })));
+        // The copies are the child's own.
+        mm.write(BASE + 2 * PAGE, b"p").unwrap();
+        assert_eq!(byte(&child, BASE + 2 * PAGE), b's');
+        // Without the hint (a multi-threaded parent) the pages are shared read-only.
+        let rec = Arc::new(Recorder::default());
+        let _child2 = mm.fork(rec.clone(), None).unwrap();
+        assert_eq!(mapped_pages(&rec), 16);
+        assert!(rec.0.lock().iter().all(|op| matches!(
+            op,
+            platform::MapOp::Map { prot, populate: false, .. } if !prot.contains(Prot::WRITE)
+        )));
+        assert!(parent_rec
+            .0
+            .lock()
+            .iter()
+            .any(|op| matches!(op, platform::MapOp::Protect { .. })));
+        assert_eq!(byte(&child, BASE + 2 * PAGE), b's');
     }
 
     fn anon(end: u64) -> Vma {
@@ -1324,7 +1466,7 @@ mod tests {
             .unwrap();
         mm.madvise(BASE + 2 * PAGE, BASE + 3 * PAGE, MADV_DONTFORK)
             .unwrap();
-        let child = mm.fork(Arc::new(NullSpace)).unwrap();
+        let child = mm.fork(Arc::new(NullSpace), None).unwrap();
         assert_eq!(byte(&child, BASE), b'a');
         assert_eq!(byte(&child, BASE + PAGE), 0);
         assert_eq!(byte(&mm, BASE + PAGE), b'b');
@@ -1350,6 +1492,68 @@ mod tests {
             mm.madvise(BASE + 7 * PAGE, BASE + 8 * PAGE, MADV_WIPEONFORK),
             Err(EINVAL)
         );
+    }
+
+    #[test]
+    fn a_small_private_writable_file_mapping_is_copied_on_its_first_fault() {
+        let src = crate::vfs::memfs::anon_file(4 * PAGE);
+        src.write(&vec![b'x'; 4 * PAGE as usize], 0).unwrap();
+        src.write(b"data", PAGE).unwrap();
+        let file = |end: u64, prot: u32| Vma {
+            backing: Backing::File {
+                src: src.clone(),
+                offset: 0,
+            },
+            ..Vma::anon(end, prot)
+        };
+        let rec = Arc::new(Recorder::default());
+        let mm = Mm::new(rec.clone());
+        mm.map_fixed(
+            &mut mm.inner.lock(),
+            BASE,
+            4 * PAGE,
+            file(BASE + 4 * PAGE, PROT_READ | PROT_WRITE),
+        );
+        // A fault of unknown access maps all four pages writable, copies of the file's.
+        mm.fault(BASE + PAGE, platform::Access::Unknown).unwrap();
+        assert_eq!(mapped_pages(&rec), 4);
+        assert!(rec.0.lock().iter().all(|op| matches!(
+            op,
+            platform::MapOp::Map { prot, .. } if prot.contains(Prot::WRITE)
+        )));
+        assert_eq!(mm.read_vec(BASE + PAGE, 4).unwrap(), b"data");
+        mm.write(BASE + PAGE, b"DATA").unwrap();
+        let mut b = [0u8; 4];
+        src.read(&mut b, PAGE).unwrap();
+        assert_eq!(&b, b"data", "the file is not written");
+        // Read-only, or large: mapped from the file, read-only.
+        rec.0.lock().clear();
+        mm.map_fixed(
+            &mut mm.inner.lock(),
+            BASE + 64 * PAGE,
+            4 * PAGE,
+            file(BASE + 68 * PAGE, PROT_READ),
+        );
+        mm.fault(BASE + 64 * PAGE, platform::Access::Unknown)
+            .unwrap();
+        assert!(rec.0.lock().iter().all(|op| matches!(
+            op,
+            platform::MapOp::Map { prot, .. } if !prot.contains(Prot::WRITE)
+        )));
+        let big = BASE + 128 * PAGE;
+        let end = big + (COPY_EARLY_MAX + 1) * PAGE;
+        mm.map_fixed(
+            &mut mm.inner.lock(),
+            big,
+            end - big,
+            file(end, PROT_READ | PROT_WRITE),
+        );
+        rec.0.lock().clear();
+        mm.fault(big, platform::Access::Unknown).unwrap();
+        assert!(rec.0.lock().iter().all(|op| matches!(
+            op,
+            platform::MapOp::Map { prot, .. } if !prot.contains(Prot::WRITE)
+        )));
     }
 
     #[test]

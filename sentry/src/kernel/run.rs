@@ -16,13 +16,34 @@ type Job = Box<dyn FnOnce() + Send>;
 
 const SYS_RESTART_SYSCALL: u64 = 219;
 
-/// Idle task threads. Threads are reused rather than ended: a ptrace tracer thread that
-/// exits would kill (PTRACE_O_EXITKILL) the stub threads it traces.
-static POOL: Mutex<Vec<Sender<Job>>> = Mutex::new(Vec::new());
+/// Idle task threads, with the CPU each was last kept on. Threads are reused rather
+/// than ended: a ptrace tracer thread that exits would kill (PTRACE_O_EXITKILL) the
+/// stub threads it traces.
+static POOL: Mutex<Vec<(Sender<Job>, Option<usize>)>> = Mutex::new(Vec::new());
 
-fn run_on_pool(job: Job) {
+/// How long a task started on its parent's CPU stays there before the platform spreads
+/// it: a short-lived child (fork, exit, wait) saves the cross-CPU wake-ups, a long one
+/// gets a CPU of its own.
+const NEAR_PARENT_NS: u64 = 5_000_000;
+
+thread_local! {
+    /// The CPU the platform keeps this task thread on, as of its last task.
+    static THREAD_CPU: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Run `job` on an idle task thread (preferring one on `cpu`), or on a new one.
+fn run_on_pool(job: Job, cpu: Option<usize>) {
     let mut job = Some(job);
-    while let Some(tx) = POOL.lock().pop() {
+    loop {
+        let idle = {
+            let mut pool = POOL.lock();
+            let i = pool.iter().rposition(|(_, c)| cpu.is_some() && *c == cpu);
+            match i {
+                Some(i) => Some(pool.remove(i).0),
+                None => pool.pop().map(|e| e.0),
+            }
+        };
+        let Some(tx) = idle else { break };
         match tx.send(job.take().expect("job")) {
             Ok(()) => return,
             Err(e) => job = Some(e.0),
@@ -35,7 +56,7 @@ fn run_on_pool(job: Job) {
             let (tx, rx) = channel::<Job>();
             job();
             loop {
-                POOL.lock().push(tx.clone());
+                POOL.lock().push((tx.clone(), THREAD_CPU.with(|c| c.get())));
                 match rx.recv() {
                     Ok(j) => j(),
                     Err(_) => return,
@@ -45,13 +66,51 @@ fn run_on_pool(job: Job) {
         .expect("spawn task thread");
 }
 
-/// Start running `task` from `regs` on a task thread.
-pub fn start(task: Arc<Task>, regs: Regs, fp: Option<FpState>) {
-    run_on_pool(Box::new(move || task_main(task, regs, fp)));
+/// Start running `task` from `regs` on a task thread; `near`: the CPU of the thread that
+/// made it (fork), where it starts.
+pub fn start(task: Arc<Task>, regs: Regs, fp: Option<FpState>, near: Option<usize>) {
+    if near.is_some() {
+        spread_later(&task);
+    }
+    run_on_pool(Box::new(move || task_main(task, regs, fp, near)), near);
 }
 
-fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
+/// Kick `task` out of application code once its NEAR_PARENT_NS are over, so that a
+/// child that makes no system call (a CPU-bound loop) is spread too: the task loop
+/// moves it when it next stops. One thread serves all tasks, in the order they started
+/// (which is their deadlines' order).
+fn spread_later(task: &Arc<Task>) {
+    type Entry = (std::time::Instant, std::sync::Weak<Task>);
+    static SPREAD: Mutex<Option<Sender<Entry>>> = Mutex::new(None);
+    let at = std::time::Instant::now() + std::time::Duration::from_nanos(NEAR_PARENT_NS);
+    let mut g = SPREAD.lock();
+    let tx = g.get_or_insert_with(|| {
+        let (tx, rx) = channel::<Entry>();
+        std::thread::Builder::new()
+            .name("spread".into())
+            .spawn(move || {
+                for (at, task) in rx {
+                    std::thread::sleep(at.saturating_duration_since(std::time::Instant::now()));
+                    let Some(task) = task.upgrade() else { continue };
+                    let kick = task.interrupter.lock().clone();
+                    if let Some(i) = kick {
+                        i.interrupt();
+                    }
+                }
+            })
+            .expect("spawn spread thread");
+        tx
+    });
+    let _ = tx.send((at, Arc::downgrade(task)));
+}
+
+fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>, near: Option<usize>) {
     let k = task.kernel.clone();
+    // On the parent's CPU first (see NEAR_PARENT_NS); spread from `spread_at` on.
+    let mut spread_at = near.map(|cpu| {
+        k.platform.place_thread(Some(cpu));
+        k.boot.elapsed().as_nanos() as u64 + NEAR_PARENT_NS
+    });
     let mut pctx = match k.platform.new_context() {
         Ok(c) => c,
         Err(e) => {
@@ -106,6 +165,10 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
         let ev = pctx.switch(&aspace, &mut regs);
         let t1 = k.boot.elapsed().as_nanos() as u64;
         last_t1 = t1;
+        if spread_at.is_some_and(|at| t1 >= at) {
+            spread_at = None;
+            k.platform.place_thread(None);
+        }
         task.acct.leave_app(t0, t1);
         charge_cpu_timers(&task);
         match ev {
@@ -183,6 +246,7 @@ fn task_main(task: Arc<Task>, mut regs: Regs, fp: Option<FpState>) {
     *task.interrupter.lock() = None;
     exit_thread(&task, exit_code);
     super::set_current(None);
+    THREAD_CPU.with(|c| c.set(k.platform.thread_cpu()));
 }
 
 /// Sleep while the group is stopped. Only SIGCONT (or a kill) ends a stop: signals

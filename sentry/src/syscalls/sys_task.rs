@@ -303,7 +303,15 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
             EAGAIN
         })?;
         let _ = aspace.set_name(&t.name.lock());
-        Arc::new(t.mm().fork(aspace)?)
+        // Pages copied at once only from a single-threaded parent: no other thread
+        // writes them during the copy.
+        let alone = k
+            .table
+            .lock()
+            .procs
+            .get(&t.tgid())
+            .is_some_and(|p| p.threads.len() == 1);
+        Arc::new(t.mm().fork(aspace, alone.then_some(c.regs.rsp))?)
     };
     // Written by the child before it runs; Linux ignores a bad address here.
     if flags & CLONE_CHILD_SETTID != 0 {
@@ -497,7 +505,7 @@ fn do_clone(c: &mut Ctx, args: CloneArgs) -> SysResult {
         // ignores a bad address here.
         let _ = t.mm().write_obj(ptid, &tid);
     }
-    run::start(child, regs, fp);
+    run::start(child, regs, fp, k.platform.thread_cpu());
     if let Some(v) = vfork {
         let _ = t.block_on(&[&v.wq], None, || {
             if *v.done.lock() || t.killed.load(Ordering::Acquire) {
@@ -664,7 +672,7 @@ pub fn new_process(
         .map_err(|e| (e, String::from_utf8_lossy(&path).into_owned()));
     match regs {
         Ok(r) => {
-            run::start(task, r, Some(platform::initial_fp_state()));
+            run::start(task, r, Some(platform::initial_fp_state()), None);
             Ok(pid)
         }
         Err(e) => {
