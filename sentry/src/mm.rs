@@ -65,23 +65,7 @@ pub struct Vma {
     pub maywrite: bool,
 }
 
-/// Private writable file mappings up to this many pages are an ELF data segment or
-/// alike: see [`Vma::copies_early`].
-const COPY_EARLY_MAX: u64 = 16;
-
 impl Vma {
-    /// Whether a page of this mapping (starting at `start`) is copied on its first
-    /// fault of unknown access rather than mapped read-only from the file: a small
-    /// private writable file mapping (a program's or library's data, GOT) is nearly
-    /// always written (ld.so's relocations), and the platforms that cannot tell a read
-    /// from a write (ptrace) would otherwise take a second fault for it.
-    fn copies_early(&self, start: u64) -> bool {
-        !self.shared
-            && self.prot & PROT_WRITE != 0
-            && matches!(self.backing, Backing::File { .. })
-            && self.end - start <= COPY_EARLY_MAX * PAGE
-    }
-
     /// A private anonymous mapping ending at `end`, with nothing else set.
     pub fn anon(end: u64, prot: u32) -> Vma {
         Vma {
@@ -354,12 +338,6 @@ impl Mm {
         if pte.mapped != 0 {
             return;
         }
-        if vma.copies_early(start) && pte.frame.refs() > 1 {
-            match memfile().alloc_copy(&pte.frame) {
-                Ok(f) => pte.frame = f,
-                Err(_) => return,
-            }
-        }
         let prot = if vma.shared || pte.frame.refs() == 1 {
             vma.prot
         } else {
@@ -425,8 +403,7 @@ impl Mm {
         // A write to a page shared with others (copy-on-write): copy it now. With an
         // unknown access type, a second fault on a present read-only page means a write.
         let is_write = want & PROT_WRITE != 0
-            || (want == 0 && !fresh && pte.mapped != 0 && pte.mapped & PROT_WRITE == 0)
-            || (want == 0 && map.is_some() && vma.copies_early(start));
+            || (want == 0 && !fresh && pte.mapped != 0 && pte.mapped & PROT_WRITE == 0);
         let mut copied = false;
         if writable && is_write && !exclusive {
             pte.frame = memfile()
@@ -1492,68 +1469,6 @@ mod tests {
             mm.madvise(BASE + 7 * PAGE, BASE + 8 * PAGE, MADV_WIPEONFORK),
             Err(EINVAL)
         );
-    }
-
-    #[test]
-    fn a_small_private_writable_file_mapping_is_copied_on_its_first_fault() {
-        let src = crate::vfs::memfs::anon_file(4 * PAGE);
-        src.write(&vec![b'x'; 4 * PAGE as usize], 0).unwrap();
-        src.write(b"data", PAGE).unwrap();
-        let file = |end: u64, prot: u32| Vma {
-            backing: Backing::File {
-                src: src.clone(),
-                offset: 0,
-            },
-            ..Vma::anon(end, prot)
-        };
-        let rec = Arc::new(Recorder::default());
-        let mm = Mm::new(rec.clone());
-        mm.map_fixed(
-            &mut mm.inner.lock(),
-            BASE,
-            4 * PAGE,
-            file(BASE + 4 * PAGE, PROT_READ | PROT_WRITE),
-        );
-        // A fault of unknown access maps all four pages writable, copies of the file's.
-        mm.fault(BASE + PAGE, platform::Access::Unknown).unwrap();
-        assert_eq!(mapped_pages(&rec), 4);
-        assert!(rec.0.lock().iter().all(|op| matches!(
-            op,
-            platform::MapOp::Map { prot, .. } if prot.contains(Prot::WRITE)
-        )));
-        assert_eq!(mm.read_vec(BASE + PAGE, 4).unwrap(), b"data");
-        mm.write(BASE + PAGE, b"DATA").unwrap();
-        let mut b = [0u8; 4];
-        src.read(&mut b, PAGE).unwrap();
-        assert_eq!(&b, b"data", "the file is not written");
-        // Read-only, or large: mapped from the file, read-only.
-        rec.0.lock().clear();
-        mm.map_fixed(
-            &mut mm.inner.lock(),
-            BASE + 64 * PAGE,
-            4 * PAGE,
-            file(BASE + 68 * PAGE, PROT_READ),
-        );
-        mm.fault(BASE + 64 * PAGE, platform::Access::Unknown)
-            .unwrap();
-        assert!(rec.0.lock().iter().all(|op| matches!(
-            op,
-            platform::MapOp::Map { prot, .. } if !prot.contains(Prot::WRITE)
-        )));
-        let big = BASE + 128 * PAGE;
-        let end = big + (COPY_EARLY_MAX + 1) * PAGE;
-        mm.map_fixed(
-            &mut mm.inner.lock(),
-            big,
-            end - big,
-            file(end, PROT_READ | PROT_WRITE),
-        );
-        rec.0.lock().clear();
-        mm.fault(big, platform::Access::Unknown).unwrap();
-        assert!(rec.0.lock().iter().all(|op| matches!(
-            op,
-            platform::MapOp::Map { prot, .. } if !prot.contains(Prot::WRITE)
-        )));
     }
 
     #[test]
