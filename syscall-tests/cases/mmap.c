@@ -72,6 +72,29 @@ CASE(file_private_reads_file_writes_stay_private)
 	close(fd);
 }
 
+/* Until a page of a private mapping is written, it shows the file's later changes;
+ * once written it is the process's own copy. */
+CASE(private_file_mapping_sees_file_writes_until_written)
+{
+	char buf[8192];
+	memset(buf, 'a', sizeof buf);
+	int fd = CHECK_OK(open(P("g"), O_RDWR | O_CREAT, 0600));
+	CHECK_EQ(write(fd, buf, 2 * page()), (ssize_t)(2 * page()));
+	char *p = CHECK_PTR(mmap(NULL, 2 * page(), PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0));
+	CHECK_EQ(p[0], 'a');
+	CHECK_EQ(pwrite(fd, "b", 1, 0), 1);
+	CHECK_EQ(pwrite(fd, "c", 1, page()), 1);
+	CHECK_EQ(p[0], 'b');
+	CHECK_EQ(p[page()], 'c');
+	p[page()] = 'x';
+	CHECK_EQ(pwrite(fd, "d", 1, 0), 1);
+	CHECK_EQ(pwrite(fd, "e", 1, page()), 1);
+	CHECK_EQ(p[0], 'd');
+	CHECK_EQ(p[page()], 'x');
+	CHECK_OK(munmap(p, 2 * page()));
+	close(fd);
+}
+
 CASE(file_shared_writes_reach_file)
 {
 	st_write_file(P("f"), "0123456789");
