@@ -237,12 +237,18 @@ fn nanosleep(c: &Ctx, clock: i32, flags: u64, req: u64, rem: u64) -> SysResult {
     }
     let dur = Duration::new(t[0] as u64, t[1] as u32);
     if flags & 1 != 0 {
-        let now = clock_now(c, clock)?;
-        // Absolute: an interruption without a handler restarts the same call.
-        return match c.t.sleep_until(Instant::now() + dur.saturating_sub(now)) {
-            Ok(()) => Ok(0),
-            Err(_) => Err(ERESTARTNOHAND),
-        };
+        // Absolute: an interruption without a handler restarts the same call. The
+        // clock (the vDSO's parameters) and the host's timers may differ in rate by a
+        // few parts per million: sleep again if it woke before the time.
+        loop {
+            let now = clock_now(c, clock)?;
+            if now >= dur {
+                return Ok(0);
+            }
+            if c.t.sleep_until(Instant::now() + (dur - now)).is_err() {
+                return Err(ERESTARTNOHAND);
+            }
+        }
     }
     sleep_rel(c, Instant::now() + dur, rem)
 }
