@@ -129,6 +129,11 @@ pub trait Platform: Send + Sync {
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>>;
     /// A context is used by the OS thread that calls `switch` on it, and only that one.
     fn new_context(&self) -> Result<Box<dyn Context>>;
+    /// Whether `rdtsc` in application code reads the host's time stamp counter (the
+    /// Sentry's vDSO turns it into clocks with parameters calibrated on the host).
+    fn tsc_is_host(&self) -> bool {
+        true
+    }
 }
 
 /// An application address space: ranges of the memory file mapped at application
