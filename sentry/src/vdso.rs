@@ -45,6 +45,11 @@ struct Params {
     coarse_ns: AtomicU64,
 }
 
+// The offsets vdso.c's struct vvar expects.
+const _: () = assert!(std::mem::size_of::<Params>() == 56);
+const _: () = assert!(std::mem::offset_of!(Params, mono_base) == 16);
+const _: () = assert!(std::mem::offset_of!(Params, coarse_ns) == 48);
+
 /// Frames mapped as a file: the vDSO text, or the vvar page.
 struct Pages(Vec<Frame>);
 
