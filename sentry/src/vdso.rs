@@ -330,6 +330,155 @@ mod tests {
         assert!(elf.dynrelas.is_empty() && elf.dynrels.is_empty() && elf.pltrelocs.is_empty());
     }
 
+    type Gettime = extern "C" fn(i32, *mut libc::timespec) -> i64;
+    type Tod = extern "C" fn(*mut libc::timeval, *mut libc::c_void) -> i64;
+    type Time = extern "C" fn(*mut i64) -> i64;
+
+    /// The image loaded in this process with a parameter page before it, and the
+    /// address of each symbol.
+    struct Loaded {
+        base: *mut u8,
+        len: usize,
+    }
+
+    impl Loaded {
+        fn new() -> Loaded {
+            let len = (IMAGE.len().div_ceil(PAGE as usize) + 1) * PAGE as usize;
+            // SAFETY: a fresh private anonymous mapping, checked below.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            assert_ne!(p, libc::MAP_FAILED);
+            let base = p as *mut u8;
+            // SAFETY: the image fits after the first page of the mapping made above;
+            // then its text becomes read+exec.
+            unsafe {
+                std::ptr::copy_nonoverlapping(IMAGE.as_ptr(), base.add(PAGE as usize), IMAGE.len());
+                let r = libc::mprotect(
+                    base.add(PAGE as usize) as *mut libc::c_void,
+                    len - PAGE as usize,
+                    libc::PROT_READ | libc::PROT_EXEC,
+                );
+                assert_eq!(r, 0);
+            }
+            Loaded { base, len }
+        }
+
+        fn params(&self) -> &Params {
+            // SAFETY: the first page of our mapping, zeroed and writable; Params is
+            // all atomics.
+            unsafe { &*(self.base as *const Params) }
+        }
+
+        fn sym(&self, name: &str) -> usize {
+            let elf = goblin::elf::Elf::parse(IMAGE).expect("an ELF");
+            let s = elf
+                .dynsyms
+                .iter()
+                .find(|s| elf.dynstrtab.get_at(s.st_name) == Some(name))
+                .expect("symbol");
+            self.base as usize + PAGE as usize + s.st_value as usize
+        }
+
+        fn gettime(&self, name: &str, id: i32) -> (i64, i64, i64) {
+            // SAFETY: a function of the image loaded above, of this C signature.
+            let f = unsafe { std::mem::transmute::<usize, Gettime>(self.sym(name)) };
+            let mut ts = libc::timespec {
+                tv_sec: -1,
+                tv_nsec: -1,
+            };
+            let r = f(id, &mut ts);
+            (r, ts.tv_sec, ts.tv_nsec)
+        }
+    }
+
+    impl Drop for Loaded {
+        fn drop(&mut self) {
+            // SAFETY: our own mapping, no longer used.
+            unsafe { libc::munmap(self.base as *mut libc::c_void, self.len) };
+        }
+    }
+
+    #[test]
+    fn image_computes_the_clocks_from_the_parameters() {
+        let l = Loaded::new();
+        let p = l.params();
+        // A rate of 0: each clock stays at its base whatever the TSC.
+        p.tsc_base.store(rdtsc(), Ordering::Relaxed);
+        p.mono_base.store(5_000_000_123, Ordering::Relaxed);
+        p.real_base
+            .store(1_700_000_000_123_456_789, Ordering::Relaxed);
+        p.coarse_ns.store(COARSE_RES_NS, Ordering::Relaxed);
+        p.ok.store(1, Ordering::Relaxed);
+        let g = "__vdso_clock_gettime";
+        for id in [1, 4, 7] {
+            assert_eq!(l.gettime(g, id), (0, 5, 123));
+        }
+        assert_eq!(l.gettime(g, 6), (0, 5, 0));
+        assert_eq!(l.gettime(g, 0), (0, 1_700_000_000, 123_456_789));
+        assert_eq!(l.gettime(g, 11), (0, 1_700_000_000, 123_456_789));
+        assert_eq!(l.gettime(g, 5), (0, 1_700_000_000, 120_000_000));
+        assert_eq!(l.gettime("clock_gettime", 1), (0, 5, 123));
+        // The host's answers for what the parameters do not give.
+        assert_eq!(l.gettime(g, 100).0, -(libc::EINVAL as i64));
+        assert_eq!(l.gettime(g, 2).0, 0);
+        let res = "__vdso_clock_getres";
+        assert_eq!(l.gettime(res, 1), (0, 0, 1));
+        assert_eq!(l.gettime(res, 6), (0, 0, COARSE_RES_NS as i64));
+        assert_eq!(l.gettime(res, 100).0, -(libc::EINVAL as i64));
+        // SAFETY: functions of the image, of these C signatures.
+        let (tod, time): (Tod, Time) = unsafe {
+            (
+                std::mem::transmute::<usize, Tod>(l.sym("__vdso_gettimeofday")),
+                std::mem::transmute::<usize, Time>(l.sym("__vdso_time")),
+            )
+        };
+        let mut tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        };
+        assert_eq!(tod(&mut tv, std::ptr::null_mut()), 0);
+        assert_eq!((tv.tv_sec, tv.tv_usec), (1_700_000_000, 123_456));
+        let mut t = 0i64;
+        assert_eq!(time(&mut t), 1_700_000_000);
+        assert_eq!(t, 1_700_000_000);
+        // Not available: every call is the host's system call.
+        p.ok.store(0, Ordering::Relaxed);
+        let (r, sec, _) = l.gettime(g, 0);
+        assert_eq!(r, 0);
+        assert!(sec > 1_700_000_000);
+        let (r, sec, _) = l.gettime(g, 1);
+        assert_eq!(r, 0);
+        let host = (host_clock(libc::CLOCK_MONOTONIC) / 1_000_000_000) as i64;
+        assert!(sec == host || sec + 1 == host, "{sec} vs the host's {host}");
+        assert!(time(std::ptr::null_mut()) > 1_700_000_000);
+    }
+
+    #[test]
+    fn image_time_advances_with_the_tsc() {
+        let l = Loaded::new();
+        let p = l.params();
+        // One nanosecond per tick from 0.
+        p.tsc_base.store(rdtsc(), Ordering::Relaxed);
+        p.mono_mult.store(1 << 32, Ordering::Relaxed);
+        p.ok.store(1, Ordering::Relaxed);
+        let mut last = 0;
+        for _ in 0..1000 {
+            let (r, s, ns) = l.gettime("__vdso_clock_gettime", 1);
+            assert_eq!((r, s), (0, 0));
+            assert!(ns >= last);
+            last = ns;
+        }
+        assert!(last > 0);
+    }
+
     #[test]
     fn steering_keeps_the_rate_positive_and_bounded() {
         let n = 1u64 << 32;
