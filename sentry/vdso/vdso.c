@@ -21,8 +21,9 @@ struct vvar {
 	u64 coarse_ns;        /* resolution of the COARSE clocks */
 };
 
-/* The page right below the vDSO text (see vdso.lds). */
-extern const struct vvar vvar_page __attribute__((visibility("hidden")));
+/* The page right below the vDSO text (see vdso.lds). Volatile: the Sentry changes it
+ * at any time (a const object could be read once and kept by the compiler). */
+extern volatile struct vvar vvar_page __attribute__((visibility("hidden")));
 
 #define NSEC 1000000000UL
 
@@ -41,26 +42,21 @@ static inline u64 rdtsc_ordered(void)
 	return ((u64)hi << 32) | lo;
 }
 
-static inline u64 at(const struct clock *c, u64 tsc, u64 base)
-{
-	u64 d = tsc > base ? tsc - base : 0;
-	return c->base_ns + (u64)(((unsigned __int128)d * c->mult) >> 32);
-}
-
 /* Nanoseconds of clock `which` (0: uptime, 1: realtime), or -1 when unavailable. */
 static int read_ns(int which, u64 *ns)
 {
-	const struct vvar *v = &vvar_page;
+	volatile struct vvar *v = &vvar_page;
+	volatile struct clock *c = which ? &v->real : &v->mono;
 	u32 seq;
 	u64 r;
 	do {
 		seq = v->seq;
-		__asm__ volatile("" ::: "memory");
 		if (!v->ok)
 			return -1;
+		u64 base = v->tsc_base, base_ns = c->base_ns, mult = c->mult;
 		u64 tsc = rdtsc_ordered();
-		r = at(which ? &v->real : &v->mono, tsc, v->tsc_base);
-		__asm__ volatile("" ::: "memory");
+		u64 d = tsc > base ? tsc - base : 0;
+		r = base_ns + (u64)(((unsigned __int128)d * mult) >> 32);
 	} while ((seq & 1) || seq != v->seq);
 	*ns = r;
 	return 0;

@@ -190,6 +190,29 @@ CASE(clocks_agree_with_syscalls_in_threads)
 		CHECK_PT(pthread_join(th[i], NULL));
 }
 
+CASE(never_back_over_1200_ms)
+{
+	/* Long enough to span an update of the parameters (rvisor: every second). */
+	gettime_fn f = vgettime();
+	clockid_t ids[] = { CLOCK_MONOTONIC, CLOCK_REALTIME, CLOCK_MONOTONIC_COARSE };
+	long long last[3] = { 0, 0, 0 };
+	long long start = v_now(f, CLOCK_MONOTONIC);
+	for (long i = 0; last[0] - start < 1200000000LL; i++) {
+		for (int c = 0; c < 3; c++) {
+			long long t = v_now(f, ids[c]);
+			if (i % 1000 == 0) {
+				long long s = sys_now(ids[c]);
+				if (s < t)
+					FAIL("clock %d: syscall %lld before vdso %lld", (int)ids[c], s, t);
+				t = s;
+			}
+			if (t < last[c])
+				FAIL("clock %d went back: %lld after %lld", (int)ids[c], t, last[c]);
+			last[c] = t;
+		}
+	}
+}
+
 CASE(libc_clock_gettime_agrees)
 {
 	/* glibc's clock_gettime (through the vDSO where it found one) and the system call. */
