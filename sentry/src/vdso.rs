@@ -201,15 +201,28 @@ fn timekeeper(tsc0: u64, raw0: u64) {
     loop {
         std::thread::sleep(wait);
         wait = PERIOD;
+        // The host's clocks are read before the update, to keep the odd count (readers
+        // spin) short; only the first publication, which replaces them as the
+        // Sentry's clocks, must read them after.
+        let host = || {
+            (
+                monotonic_raw(),
+                v.boot.elapsed().as_nanos() as u64,
+                host_realtime(),
+            )
+        };
+        let before = host();
         let seq = p.seq.load(Ordering::Relaxed);
         p.seq.store(seq.wrapping_add(1), Ordering::Relaxed);
         // The odd count is visible before the TSC is read: a reader whose rdtsc comes
         // later sees the update and retries.
         fence(Ordering::SeqCst);
         let tsc = rdtsc();
-        let raw = monotonic_raw();
-        let mono_ref = v.boot.elapsed().as_nanos() as u64;
-        let real_ref = host_realtime();
+        let (raw, mono_ref, real_ref) = if p.ok.load(Ordering::Relaxed) == 0 {
+            host()
+        } else {
+            before
+        };
         // ns per TSC tick in 32.32 fixed point, over the whole run so far.
         let nominal = (((raw - raw0) as u128) << 32) / (tsc - tsc0).max(1) as u128;
         let nominal = nominal as u64;
