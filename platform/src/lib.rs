@@ -137,6 +137,11 @@ pub trait Platform: Send + Sync {
     /// Keep the calling thread, and the application threads it runs, on `cpu`, or on
     /// one the platform picks (spreading threads over the CPUs) when None.
     fn place_thread(&self, _cpu: Option<usize>) {}
+    /// Whether `rdtsc` in application code reads the host's time stamp counter (the
+    /// Sentry's vDSO turns it into clocks with parameters calibrated on the host).
+    fn tsc_is_host(&self) -> bool {
+        true
+    }
 }
 
 /// An application address space: ranges of the memory file mapped at application

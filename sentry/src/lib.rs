@@ -10,6 +10,7 @@ pub mod mm;
 pub mod mounts;
 pub mod net;
 pub mod syscalls;
+pub mod vdso;
 pub mod vfs;
 pub mod waitq;
 
@@ -99,6 +100,18 @@ pub fn boot(cfg: Config) -> Result<i32, BootError> {
     };
     let kvm = platform.name() == "kvm";
     let k = Kernel::new(platform, cfg.debug, cfg.strace);
+    let tsc = vdso::host_tsc_invariant() && k.platform.tsc_is_host();
+    vdso::start(k.boot, tsc).map_err(|e| setup("the vDSO", e))?;
+    if !tsc {
+        tracing::info!(
+            "vDSO: the TSC is not usable ({}), clock_gettime and friends are system calls",
+            if vdso::host_tsc_invariant() {
+                "the platform's guest TSC is not the host's"
+            } else {
+                "the host's TSC is not invariant"
+            }
+        );
+    }
     let log = &k.klog;
     log.log(
         kernel::klog::KERN,

@@ -253,7 +253,7 @@ pub fn setup_stack(
     mm.write(sp, &rnd)?;
     let random_p = sp;
     let hwcap = std::arch::x86_64::__cpuid(1).edx as u64;
-    let auxv: Vec<(u64, u64)> = vec![
+    let mut auxv: Vec<(u64, u64)> = vec![
         (3, main.phdr),
         (4, 56),
         (5, main.phnum),
@@ -273,6 +273,9 @@ pub fn setup_stack(
         (31, execfn_p),
         (0, 0),
     ];
+    if let Some(vdso) = crate::vdso::map(mm) {
+        auxv.insert(0, (33, vdso)); // AT_SYSINFO_EHDR, first as in Linux
+    }
     let words = 1 + argv_p.len() + 1 + envp_p.len() + 1 + auxv.len() * 2;
     sp -= (words * 8) as u64;
     sp &= !15;

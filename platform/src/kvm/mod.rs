@@ -410,6 +410,13 @@ impl Platform for Kvm {
         "kvm"
     }
 
+    /// PVM runs guest ring 3 as host user mode: rdtsc reads the host's counter (test
+    /// kvm_guest_tsc_is_the_hosts). Hardware KVM offsets the guest's TSC from the
+    /// vCPU's creation: not the host's, so the vDSO falls back to system calls there.
+    fn tsc_is_host(&self) -> bool {
+        self.m.pvm
+    }
+
     fn new_address_space(&self) -> Result<Arc<dyn AddressSpace>> {
         Ok(Arc::new(KvmAspace::new(self.m.clone())?))
     }

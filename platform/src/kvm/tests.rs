@@ -264,6 +264,27 @@ fn kvm_fs_tls_and_cpuid() {
 }
 
 #[test]
+fn kvm_guest_tsc_is_the_hosts() {
+    let Some(mut t) = setup() else { return };
+    if !t.k.tsc_is_host() {
+        eprintln!("SKIPPED: the guest's TSC is not the host's on this KVM (not PVM)");
+        return;
+    }
+    // rdtsc; syscall
+    let mut r = t.code(&[0x0f, 0x31, 0x0f, 0x05]);
+    // SAFETY: rdtsc only reads the time stamp counter.
+    let before = unsafe { std::arch::x86_64::_rdtsc() };
+    assert!(matches!(t.run(&mut r), Event::Syscall));
+    // SAFETY: as above.
+    let after = unsafe { std::arch::x86_64::_rdtsc() };
+    let guest = (r.rdx << 32) | (r.rax & 0xffff_ffff);
+    assert!(
+        before <= guest && guest <= after,
+        "guest TSC {guest} outside the host's {before}..{after}"
+    );
+}
+
+#[test]
 fn kvm_interrupt() {
     let Some(mut t) = setup() else { return };
     // jmp .

@@ -526,7 +526,7 @@ impl Kernel {
     }
 
     pub fn uptime(&self) -> std::time::Duration {
-        self.boot.elapsed()
+        crate::vdso::uptime().unwrap_or_else(|| self.boot.elapsed())
     }
 }
 

@@ -3,7 +3,7 @@
 use super::*;
 use crate::kernel::futex;
 use crate::kernel::signal::{self, SigInfo};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
     let (a0, a1, a2, a3, a4, a5) = (c.arg(0), c.arg(1), c.arg(2), c.arg(3), c.arg(4), c.arg(5));
@@ -21,10 +21,7 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         63 => uname(c, a0),
         96 => gettimeofday(c, a0),
         201 => {
-            let s = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs();
+            let s = realtime().as_secs();
             if a0 != 0 {
                 c.t.mm().write_obj(a0, &s).map(|_| s)
             } else {
@@ -86,14 +83,7 @@ fn clock_check(id: i32) -> KResult<()> {
     }
 }
 
-/// The resolution of the coarse clocks: one tick (HZ = 250).
-const COARSE_RES_NS: u64 = 4_000_000;
-
-fn realtime() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-}
+use crate::vdso::{realtime, COARSE_RES_NS};
 
 /// The clock at its last tick.
 fn coarse(d: Duration) -> Duration {
@@ -221,9 +211,7 @@ fn clock_gettime(c: &Ctx, id: i32, tp: u64) -> SysResult {
 
 fn gettimeofday(c: &Ctx, tv: u64) -> SysResult {
     if tv != 0 {
-        let d = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let d = realtime();
         c.t.mm()
             .write_obj(tv, &[d.as_secs() as i64, d.subsec_micros() as i64])?;
     }
@@ -249,12 +237,18 @@ fn nanosleep(c: &Ctx, clock: i32, flags: u64, req: u64, rem: u64) -> SysResult {
     }
     let dur = Duration::new(t[0] as u64, t[1] as u32);
     if flags & 1 != 0 {
-        let now = clock_now(c, clock)?;
-        // Absolute: an interruption without a handler restarts the same call.
-        return match c.t.sleep_until(Instant::now() + dur.saturating_sub(now)) {
-            Ok(()) => Ok(0),
-            Err(_) => Err(ERESTARTNOHAND),
-        };
+        // Absolute: an interruption without a handler restarts the same call. The
+        // clock (the vDSO's parameters) and the host's timers may differ in rate by a
+        // few parts per million: sleep again if it woke before the time.
+        loop {
+            let now = clock_now(c, clock)?;
+            if now >= dur {
+                return Ok(0);
+            }
+            if c.t.sleep_until(Instant::now() + (dur - now)).is_err() {
+                return Err(ERESTARTNOHAND);
+            }
+        }
     }
     sleep_rel(c, Instant::now() + dur, rem)
 }
