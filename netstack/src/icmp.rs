@@ -50,7 +50,7 @@ impl Inner {
             })
             .max_by_key(|e| e.bound_at);
         if let Some(e) = taker {
-            e.d.push(PACKETS, m, rx.src, rx.ttl);
+            e.d.push(PACKETS, m, rx.src, (rx.ttl, rx.tos));
         }
     }
 
@@ -165,6 +165,11 @@ impl PingSocket {
     /// Send one echo request (`msg` starts with the ICMP header) to `to` (None: the
     /// connected peer). The identifier and checksum are the stack's.
     pub fn send_to(&self, msg: &[u8], to: Option<IpAddr>) -> Result<usize> {
+        self.send_to_tos(msg, to, Tos::default())
+    }
+
+    /// [`PingSocket::send_to`] with a DS field (IP_TOS / IPV6_TCLASS).
+    pub fn send_to_tos(&self, msg: &[u8], to: Option<IpAddr>, tos: Tos) -> Result<usize> {
         let to = to.map(|a| family(self.v6, a)).transpose()?;
         let request = if self.v6 {
             ECHO_REQUEST_V6
@@ -195,7 +200,7 @@ impl PingSocket {
             if !v6 {
                 Icmpv4Packet::new_unchecked(&mut m[..]).fill_checksum();
             }
-            i.icmp_send(bound, to, hops, &m, v6.then_some(2))?;
+            i.icmp_send(bound, to, (hops, tos.for_dst(to)), &m, v6.then_some(2))?;
             Ok(msg.len())
         })
     }

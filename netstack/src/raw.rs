@@ -29,6 +29,8 @@ pub(crate) struct Rx {
     pub src: IpAddr,
     pub dst: IpAddr,
     pub ttl: u8,
+    /// The DS field (TOS / traffic class).
+    pub tos: u8,
     /// The whole IP packet; the ICMP message starts at `off`.
     pub pkt: Vec<u8>,
     pub off: usize,
@@ -88,6 +90,7 @@ fn parse(mut pkt: Vec<u8>) -> Option<Rx> {
                 src: a(12),
                 dst: a(16),
                 ttl: pkt[8],
+                tos: pkt[1],
                 off: ihl,
                 pkt,
             })
@@ -109,6 +112,7 @@ fn parse(mut pkt: Vec<u8>) -> Option<Rx> {
                 src: IpAddr::V6(src),
                 dst: IpAddr::V6(dst),
                 ttl: pkt[7],
+                tos: crate::tos::ds_field(&pkt),
                 off: V6_HDR,
                 pkt,
             })
@@ -121,7 +125,7 @@ fn parse(mut pkt: Vec<u8>) -> Option<Rx> {
 fn ip_packet(
     src: IpAddr,
     dst: IpAddr,
-    hops: u8,
+    (hops, tos): (u8, u8),
     id: u16,
     msg: &[u8],
     csum6: Option<usize>,
@@ -129,7 +133,7 @@ fn ip_packet(
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             let len = (V4_HDR + msg.len()) as u16;
-            let mut p = vec![0x45, 0];
+            let mut p = vec![0x45, tos];
             p.extend_from_slice(&len.to_be_bytes());
             p.extend_from_slice(&id.to_be_bytes());
             p.extend_from_slice(&[0x40, 0, hops, 1, 0, 0]);
@@ -140,7 +144,7 @@ fn ip_packet(
             p
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
-            let mut p = vec![0x60, 0, 0, 0];
+            let mut p = vec![0x60 | tos >> 4, tos << 4, 0, 0];
             p.extend_from_slice(&(msg.len() as u16).to_be_bytes());
             p.extend_from_slice(&[58, hops]);
             p.extend_from_slice(&s.octets());
@@ -200,12 +204,13 @@ impl Inner {
     }
 
     /// Send the ICMP/ICMPv6 message `msg` from `bound` (the wildcard: the route's source)
-    /// to `to` through its family's tap, the ICMPv6 checksum filled at `csum6`.
+    /// to `to` through its family's tap with `hops` (hop limit, DS field), the ICMPv6
+    /// checksum filled at `csum6`.
     pub(crate) fn icmp_send(
         &mut self,
         bound: IpAddr,
         to: IpAddr,
-        hops: u8,
+        hops: (u8, u8),
         msg: &[u8],
         csum6: Option<usize>,
     ) -> Result<()> {
@@ -255,7 +260,7 @@ impl Inner {
                 continue;
             }
             let data = if v6 { rx.msg() } else { &rx.pkt[..] };
-            d.push(PACKETS, data, rx.src, rx.ttl);
+            d.push(PACKETS, data, rx.src, (rx.ttl, rx.tos));
         }
     }
 
@@ -333,6 +338,11 @@ impl RawSocket {
     /// Send the ICMP/ICMPv6 message `msg` to `to` (None: the connected peer). The stack
     /// adds the IP header (and for ICMPv6 the checksum, see [`RawSocket::set_checksum`]).
     pub fn send_to(&self, msg: &[u8], to: Option<IpAddr>) -> Result<usize> {
+        self.send_to_tos(msg, to, Tos::default())
+    }
+
+    /// [`RawSocket::send_to`] with a DS field (IP_TOS / IPV6_TCLASS).
+    pub fn send_to_tos(&self, msg: &[u8], to: Option<IpAddr>, tos: Tos) -> Result<usize> {
         let to = to.map(|a| family(self.v6, a)).transpose()?;
         let hdr = if self.v6 { V6_HDR } else { V4_HDR };
         if msg.len() + hdr > IP_MAX {
@@ -346,7 +356,7 @@ impl RawSocket {
             if !i.routable(to) {
                 return Err(Error::NetUnreach);
             }
-            i.icmp_send(bound, to, hops, msg, csum)?;
+            i.icmp_send(bound, to, (hops, tos.for_dst(to)), msg, csum)?;
             Ok(msg.len())
         })
     }
