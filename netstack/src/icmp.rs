@@ -165,11 +165,11 @@ impl PingSocket {
     /// Send one echo request (`msg` starts with the ICMP header) to `to` (None: the
     /// connected peer). The identifier and checksum are the stack's.
     pub fn send_to(&self, msg: &[u8], to: Option<IpAddr>) -> Result<usize> {
-        self.send_to_tos(msg, to, Tos::default())
+        self.send_to_opts(msg, to, SendOpts::default())
     }
 
-    /// [`PingSocket::send_to`] with a DS field (IP_TOS / IPV6_TCLASS).
-    pub fn send_to_tos(&self, msg: &[u8], to: Option<IpAddr>, tos: Tos) -> Result<usize> {
+    /// [`PingSocket::send_to`] with a DS field and maybe a hop limit of its own.
+    pub fn send_to_opts(&self, msg: &[u8], to: Option<IpAddr>, o: SendOpts) -> Result<usize> {
         let to = to.map(|a| family(self.v6, a)).transpose()?;
         let request = if self.v6 {
             ECHO_REQUEST_V6
@@ -200,7 +200,13 @@ impl PingSocket {
             if !v6 {
                 Icmpv4Packet::new_unchecked(&mut m[..]).fill_checksum();
             }
-            i.icmp_send(bound, to, (hops, tos.for_dst(to)), &m, v6.then_some(2))?;
+            i.icmp_send(
+                bound,
+                to,
+                (o.hop_limit.unwrap_or(hops), o.tos.for_dst(to)),
+                &m,
+                v6.then_some(2),
+            )?;
             Ok(msg.len())
         })
     }

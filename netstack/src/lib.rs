@@ -57,7 +57,7 @@ pub use link::{Link, LinkNotify, MemLink};
 pub use packet::PacketLink;
 pub use raw::RawSocket;
 pub use tcp::{TcpOpts, TcpSocket};
-pub use tos::Tos;
+pub use tos::{SendOpts, Tos};
 pub use udp::{Datagram, UdpOpts, UdpSocket, MAX_PAYLOAD as UDP_MAX_PAYLOAD};
 
 use parking_lot::{Condvar, Mutex};

@@ -338,11 +338,11 @@ impl RawSocket {
     /// Send the ICMP/ICMPv6 message `msg` to `to` (None: the connected peer). The stack
     /// adds the IP header (and for ICMPv6 the checksum, see [`RawSocket::set_checksum`]).
     pub fn send_to(&self, msg: &[u8], to: Option<IpAddr>) -> Result<usize> {
-        self.send_to_tos(msg, to, Tos::default())
+        self.send_to_opts(msg, to, SendOpts::default())
     }
 
-    /// [`RawSocket::send_to`] with a DS field (IP_TOS / IPV6_TCLASS).
-    pub fn send_to_tos(&self, msg: &[u8], to: Option<IpAddr>, tos: Tos) -> Result<usize> {
+    /// [`RawSocket::send_to`] with a DS field and maybe a hop limit of its own.
+    pub fn send_to_opts(&self, msg: &[u8], to: Option<IpAddr>, o: SendOpts) -> Result<usize> {
         let to = to.map(|a| family(self.v6, a)).transpose()?;
         let hdr = if self.v6 { V6_HDR } else { V4_HDR };
         if msg.len() + hdr > IP_MAX {
@@ -356,7 +356,13 @@ impl RawSocket {
             if !i.routable(to) {
                 return Err(Error::NetUnreach);
             }
-            i.icmp_send(bound, to, (hops, tos.for_dst(to)), msg, csum)?;
+            i.icmp_send(
+                bound,
+                to,
+                (o.hop_limit.unwrap_or(hops), o.tos.for_dst(to)),
+                msg,
+                csum,
+            )?;
             Ok(msg.len())
         })
     }

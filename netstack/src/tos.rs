@@ -35,6 +35,14 @@ impl Tos {
     }
 }
 
+/// What one datagram is sent with: its DS fields and, if sendmsg gave one, its hop limit
+/// (else the socket's).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendOpts {
+    pub tos: Tos,
+    pub hop_limit: Option<u8>,
+}
+
 /// A TCP flow whose segments carry a DS field: a connection (`remote` Some) or a
 /// listener (its SYN-ACKs, before the connection is known).
 #[derive(Clone, Copy, Debug)]
@@ -183,7 +191,15 @@ mod tests {
             let r = st.udp(v6);
             r.bind(addr(lo)).unwrap();
             let s = st.udp(v6);
-            s.send_to_tos(b"a", Some(r.local_addr()), tos).unwrap();
+            s.send_to_opts(
+                b"a",
+                Some(r.local_addr()),
+                SendOpts {
+                    tos,
+                    hop_limit: None,
+                },
+            )
+            .unwrap();
             let d = wait(|| r.recv_from(&mut buf, false)).unwrap();
             assert_eq!(d.tos, if v6 { 0x2e } else { 0xb9 });
             s.send_to(b"b", Some(r.local_addr())).unwrap();
@@ -196,8 +212,18 @@ mod tests {
             IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped()),
             r.local_addr().port(),
         );
-        st.udp(true).send_to_tos(b"c", Some(to), tos).unwrap();
-        assert_eq!(wait(|| r.recv_from(&mut buf, false)).unwrap().tos, 0xb9);
+        st.udp(true)
+            .send_to_opts(
+                b"c",
+                Some(to),
+                SendOpts {
+                    tos,
+                    hop_limit: Some(3),
+                },
+            )
+            .unwrap();
+        let d = wait(|| r.recv_from(&mut buf, false)).unwrap();
+        assert_eq!((d.tos, d.ttl), (0xb9, 3));
     }
 
     /// A link that notes (protocol, DS field, IPv4 header checksum good) of what it sends.

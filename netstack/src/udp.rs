@@ -403,11 +403,11 @@ impl UdpSocket {
 
     /// Queue one datagram to `to` (None: the connected peer).
     pub fn send_to(&self, data: &[u8], to: Option<SocketAddr>) -> Result<usize> {
-        self.send_to_tos(data, to, Tos::default())
+        self.send_to_opts(data, to, SendOpts::default())
     }
 
-    /// [`UdpSocket::send_to`] with a DS field (IP_TOS / IPV6_TCLASS).
-    pub fn send_to_tos(&self, data: &[u8], to: Option<SocketAddr>, tos: Tos) -> Result<usize> {
+    /// [`UdpSocket::send_to`] with a DS field and maybe a hop limit of its own.
+    pub fn send_to_opts(&self, data: &[u8], to: Option<SocketAddr>, o: SendOpts) -> Result<usize> {
         let id = self.id;
         let v6 = self.v6;
         let to = match to {
@@ -465,7 +465,8 @@ impl UdpSocket {
             }
             let (h, hops) = {
                 let e = i.uent(id);
-                (e.h.expect("bound"), e.hops.for_dst(to.ip()))
+                let hops = o.hop_limit.unwrap_or_else(|| e.hops.for_dst(to.ip()));
+                (e.h.expect("bound"), hops)
             };
             // smoltcp has one hop limit per socket, used when a datagram leaves: send what
             // is queued before changing it.
@@ -480,7 +481,7 @@ impl UdpSocket {
             }
             // smoltcp sends IPv6 datagrams and IPv4 fragments without their metadata: the
             // device takes their DS field by local port (see `tos`), set as hop limits are.
-            let ds = tos.for_dst(to.ip());
+            let ds = o.tos.for_dst(to.ip());
             let key = (to.is_ipv6(), i.uent(id).port.expect("bound"));
             if i.dev.udp_tos.get(&key).copied().unwrap_or(0) != ds {
                 if i.sockets.get::<udp::Socket>(h).send_queue() > 0 {
@@ -498,7 +499,7 @@ impl UdpSocket {
             let meta = udp::UdpMetadata {
                 endpoint: IpEndpoint::new(IpAddress::from(to.ip()), to.port()),
                 local_address: local.map(IpAddress::from),
-                meta: tx_meta(tos.for_dst(to.ip())),
+                meta: tx_meta(ds),
             };
             match s.send_slice(data, meta) {
                 Ok(()) => Ok(data.len()),

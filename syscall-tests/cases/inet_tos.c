@@ -319,3 +319,39 @@ CASE(tcp_tos_of_connections)
 		close(l);
 	}
 }
+
+/* The hop limit per datagram, sent with the DS field's messages: IP_TTL (1..255) and
+ * IPV6_HOPLIMIT (-1 is the socket's). */
+CASE(udp_hop_limit_messages)
+{
+	struct sockaddr_in a;
+	socklen_t al;
+	int r = bound_udp(AF_INET, &a, &al);
+	CHECK_OK(set_int(r, IPPROTO_IP, IP_RECVTTL, 1));
+	int s = CHECK_OK(socket(AF_INET, SOCK_DGRAM, 0));
+	int flags;
+	CHECK_EQ(send_ctl(s, &a, al, IPPROTO_IP, IP_TTL, sizeof(int), 7), 1);
+	CHECK_EQ(recv_ds(r, 256, IPPROTO_IP, IP_TTL, sizeof(int), &flags, NULL), 7);
+	CHECK_EQ(sendto(s, "x", 1, 0, (struct sockaddr *)&a, al), 1);
+	CHECK_EQ(recv_ds(r, 256, IPPROTO_IP, IP_TTL, sizeof(int), &flags, NULL), 64);
+	CHECK_ERR(send_ctl(s, &a, al, IPPROTO_IP, IP_TTL, sizeof(int), 0), EINVAL);
+	CHECK_ERR(send_ctl(s, &a, al, IPPROTO_IP, IP_TTL, sizeof(int), 256), EINVAL);
+	CHECK_ERR(send_ctl(s, &a, al, IPPROTO_IP, IP_TTL, 1, 5), EINVAL);
+	close(s);
+	close(r);
+
+	struct sockaddr_in6 a6;
+	r = bound_udp(AF_INET6, &a6, &al);
+	CHECK_OK(set_int(r, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1));
+	s = CHECK_OK(socket(AF_INET6, SOCK_DGRAM, 0));
+	CHECK_OK(set_int(s, IPPROTO_IPV6, IPV6_UNICAST_HOPS, 20));
+	CHECK_EQ(send_ctl(s, &a6, al, IPPROTO_IPV6, IPV6_HOPLIMIT, sizeof(int), 9), 1);
+	CHECK_EQ(recv_ds(r, 256, IPPROTO_IPV6, IPV6_HOPLIMIT, sizeof(int), &flags, NULL), 9);
+	CHECK_EQ(send_ctl(s, &a6, al, IPPROTO_IPV6, IPV6_HOPLIMIT, sizeof(int), -1), 1);
+	CHECK_EQ(recv_ds(r, 256, IPPROTO_IPV6, IPV6_HOPLIMIT, sizeof(int), &flags, NULL), 20);
+	CHECK_ERR(send_ctl(s, &a6, al, IPPROTO_IPV6, IPV6_HOPLIMIT, sizeof(int), 256), EINVAL);
+	CHECK_ERR(send_ctl(s, &a6, al, IPPROTO_IPV6, IPV6_HOPLIMIT, sizeof(int), -2), EINVAL);
+	CHECK_ERR(send_ctl(s, &a6, al, IPPROTO_IPV6, IPV6_HOPLIMIT, 1, 5), EINVAL);
+	close(s);
+	close(r);
+}

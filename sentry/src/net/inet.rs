@@ -512,16 +512,16 @@ impl InetSock {
             return Err(EOPNOTSUPP);
         }
         let timeo = self.opts.lock().sndtimeo;
-        let tos = || self.send_tos(t, to, ctl);
+        let opts = || self.send_opts(t, to, ctl);
         match &self.proto {
             Proto::Udp(s) => {
-                let tos = tos()?;
-                self.wait(t, nonblock, timeo, || s.send_to_tos(data, to, tos))
+                let o = opts()?;
+                self.wait(t, nonblock, timeo, || s.send_to_opts(data, to, o))
             }
             Proto::Ping(s) => {
-                let tos = tos()?;
+                let o = opts()?;
                 self.wait(t, nonblock, timeo, || {
-                    s.send_to_tos(data, to.map(|a| a.ip()), tos)
+                    s.send_to_opts(data, to.map(|a| a.ip()), o)
                 })
             }
             Proto::Raw(s) => {
@@ -531,9 +531,9 @@ impl InetSock {
                 {
                     return Err(EINVAL);
                 }
-                let tos = tos()?;
+                let o = opts()?;
                 self.wait(t, nonblock, timeo, || {
-                    s.send_to_tos(data, to.map(|a| a.ip()), tos)
+                    s.send_to_opts(data, to.map(|a| a.ip()), o)
                 })
             }
             Proto::Tcp(_) => {
@@ -546,17 +546,26 @@ impl InetSock {
         }
     }
 
-    /// The DS fields of a datagram to `to` (None: the peer): the socket's IP_TOS and
-    /// IPV6_TCLASS, or the control message's for the destination's family.
-    fn send_tos(&self, t: &Task, to: Option<SocketAddr>, ctl: &[u8]) -> KResult<netstack::Tos> {
+    /// How a datagram to `to` (None: the peer) is sent: the socket's IP_TOS and
+    /// IPV6_TCLASS, or the control messages' DS field and hop limit for the destination's
+    /// family.
+    fn send_opts(
+        &self,
+        t: &Task,
+        to: Option<SocketAddr>,
+        ctl: &[u8],
+    ) -> KResult<netstack::SendOpts> {
         let (v4, v6) = {
             let o = self.opts.lock();
             let get = |k| *o.misc.get(&k).unwrap_or(&0) as u8;
             (get((IPPROTO_IP, IP_TOS)), get((IPPROTO_IPV6, IPV6_TCLASS)))
         };
-        let mut tos = netstack::Tos { v4, v6 };
+        let mut o = netstack::SendOpts {
+            tos: netstack::Tos { v4, v6 },
+            hop_limit: None,
+        };
         if ctl.is_empty() {
-            return Ok(tos);
+            return Ok(o);
         }
         let peer = match &self.proto {
             Proto::Udp(s) => s.peer_addr().ok(),
@@ -570,9 +579,10 @@ impl InetSock {
             None => !self.v6(),
         };
         let c = ds::parse_send(&t.kernel, ctl, dst_v4)?;
-        tos.v4 = c.tos.unwrap_or(tos.v4);
-        tos.v6 = c.tclass.unwrap_or(tos.v6);
-        Ok(tos)
+        o.tos.v4 = c.tos.unwrap_or(v4);
+        o.tos.v6 = c.tclass.unwrap_or(v6);
+        o.hop_limit = c.hop_limit;
+        Ok(o)
     }
 
     /// A TCP send of `len` bytes, copied into the stack's send buffer by `fill(at, dst)`

@@ -1,11 +1,14 @@
 //! IP_TOS and IPV6_TCLASS on inet sockets: the option values as Linux checks them, and
-//! the per-datagram IP_TOS / IPV6_TCLASS control messages of sendmsg (Linux's
-//! ip_cmsg_send for IPv4 destinations, ip6_datagram_send_ctl for IPv6 ones).
+//! the per-datagram control messages of sendmsg (IP_TOS / IPV6_TCLASS, IP_TTL /
+//! IPV6_HOPLIMIT) as Linux's ip_cmsg_send (IPv4 destinations) and ip6_datagram_send_ctl
+//! (IPv6 ones) take them.
 
 use crate::errno::*;
 use crate::kernel::Kernel;
 
 pub const IP_TOS: i32 = 1;
+const IP_TTL: i32 = 2;
+const IPV6_HOPLIMIT: i32 = 52;
 pub const IP_RECVTOS: i32 = 13;
 pub const IPV6_RECVTCLASS: i32 = 66;
 pub const IPV6_TCLASS: i32 = 67;
@@ -37,11 +40,12 @@ pub fn masked(stream: bool, old: i32, v: i32) -> i32 {
     }
 }
 
-/// The DS field one datagram asked for in its control messages.
+/// What one datagram asked for in its control messages.
 #[derive(Default, Debug, PartialEq, Eq)]
 pub struct SendCtl {
     pub tos: Option<u8>,
     pub tclass: Option<u8>,
+    pub hop_limit: Option<u8>,
 }
 
 /// Parse sendmsg's control data for a datagram to an IPv4 (`v4`) or IPv6 destination.
@@ -83,6 +87,26 @@ pub fn parse_send(k: &Kernel, ctl: &[u8], v4: bool) -> KResult<SendCtl> {
                 }
                 // Linux 6.x sends a -1 as it is: 0xff (not the socket's class).
                 out.tclass = Some(v as u8);
+            }
+            (true, SOL_IP, IP_TTL) => {
+                let v = int().filter(|_| data.len() == 4).ok_or(EINVAL)?;
+                if !(1..=255).contains(&v) {
+                    return Err(EINVAL);
+                }
+                out.hop_limit = Some(v as u8);
+            }
+            (false, SOL_IPV6, IPV6_HOPLIMIT) => {
+                let v = int().filter(|_| data.len() == 4).ok_or(EINVAL)?;
+                if !(-1..=255).contains(&v) {
+                    return Err(EINVAL);
+                }
+                if v == 0 {
+                    // smoltcp cannot send a packet with hop limit 0.
+                    super::inet::unsupported(k, "a hop limit of 0".into());
+                    return Err(EINVAL);
+                }
+                // -1: the socket's.
+                out.hop_limit = (v != -1).then_some(v as u8);
             }
             // Linux looks only at its own level's messages (and SOL_SOCKET's).
             (true, SOL_IP, _) | (false, SOL_IPV6, _) | (_, SOL_SOCKET, _) => {
