@@ -280,6 +280,25 @@ mod tests {
     }
 
     #[test]
+    fn echo_reply_has_the_request_ds_field() {
+        let st = Stack::new(StackConfig::default());
+        for (v6, lo, ty) in [
+            (false, IpAddr::V4(Ipv4Addr::LOCALHOST), 8),
+            (true, IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+        ] {
+            let s = st.ping(v6);
+            let o = SendOpts {
+                tos: Tos { v4: 0x28, v6: 0x48 },
+                hop_limit: None,
+            };
+            s.send_to_opts(&request(ty, 1, b"x"), Some(lo), o).unwrap();
+            let mut buf = [0u8; 64];
+            let d = wait(|| s.recv_from(&mut buf, false)).unwrap();
+            assert_eq!(d.tos, if v6 { 0x48 } else { 0x28 });
+        }
+    }
+
+    #[test]
     fn echo_on_loopback() {
         let st = Stack::new(StackConfig::default());
         let s = st.ping(false);

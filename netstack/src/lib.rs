@@ -265,6 +265,12 @@ pub(crate) struct Dev {
     /// metadata), by (IPv6, port); and of the IPv4 fragments being sent.
     pub(crate) udp_tos: HashMap<(bool, u16), u8>,
     frag_tos: u8,
+    /// ICMP messages queued on a tap with a DS field (smoltcp re-emits their IP header):
+    /// (destination, the message's first 8 bytes, DS field).
+    pub(crate) tap_tos: VecDeque<(IpAddr, [u8; 8], u8)>,
+    /// The same for ICMP messages received with a DS field (smoltcp hands taps a header
+    /// of its own making): (source, the message's first 8 bytes, DS field).
+    pub(crate) tap_rx_tos: VecDeque<(IpAddr, [u8; 8], u8)>,
 }
 
 fn is_loopback(a: IpAddr) -> bool {
@@ -416,9 +422,10 @@ impl Dev {
 /// A received packet and its IP hop limit (TTL) and DS field, handed to smoltcp as the
 /// packet's metadata id so that UDP sockets learn them (IP_RECVTTL, IP_RECVTOS, ...).
 struct RxTok(Vec<u8>, u8, u8);
-/// The device, the segment size smoltcp asked for (segmentation offload) and the DS
-/// field the packet's sender gave (see `tos`).
-struct TxTok<'a>(&'a mut Dev, Option<u16>, Option<u8>);
+/// The device, the segment size smoltcp asked for (segmentation offload), the DS field
+/// the packet's sender gave (see `tos`), and for an answer to a received packet, that
+/// packet's DS field (echo replies carry the request's, as on Linux).
+struct TxTok<'a>(&'a mut Dev, Option<u16>, Option<u8>, Option<u8>);
 
 impl smoltcp::phy::RxToken for RxTok {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
@@ -442,7 +449,7 @@ impl smoltcp::phy::TxToken for TxTok<'_> {
             Some(0)
         };
         if let Some(at) = ip {
-            self.0.put_tos(&mut buf[at..], self.2);
+            self.0.put_tos(&mut buf[at..], self.2, self.3);
         }
         self.0.output(buf, self.1);
         r
@@ -487,14 +494,17 @@ impl Device for Dev {
         }
         let hops = ip.map_or(0, hop_limit);
         let ds = ip.map_or(0, tos::ds_field);
-        Some((RxTok(pkt, hops, ds), TxTok(self, None, None)))
+        if let Some(ip) = ip.filter(|_| ds != 0) {
+            tos::note_icmp(&mut self.tap_rx_tos, ip, ds);
+        }
+        Some((RxTok(pkt, hops, ds), TxTok(self, None, None, Some(ds))))
     }
 
     fn transmit(&mut self, _ts: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
         if self.lo.len() >= LOOPBACK_QUEUE {
             return None;
         }
-        Some(TxTok(self, None, None))
+        Some(TxTok(self, None, None, None))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -748,6 +758,8 @@ impl Stack {
             tcp_tos_on: false,
             udp_tos: HashMap::new(),
             frag_tos: 0,
+            tap_tos: VecDeque::new(),
+            tap_rx_tos: VecDeque::new(),
             checksums: false,
             links: vec![],
             own: vec![],

@@ -223,7 +223,12 @@ impl Inner {
             return Err(Error::Invalid);
         }
         let ipid = self.ip_id();
-        self.tap_send(&ip_packet(src, to, hops, ipid, msg, csum6))
+        let pkt = ip_packet(src, to, hops, ipid, msg, csum6);
+        self.tap_send(&pkt)?;
+        // smoltcp writes the IP header again, without the DS field: the device puts it back.
+        let off = if to.is_ipv4() { V4_HDR } else { V6_HDR };
+        self.dev.note_tap_tos(to, &pkt[off..], hops.1);
+        Ok(())
     }
 
     /// A fresh IPv4 identification.
@@ -239,9 +244,12 @@ impl Inner {
                 continue;
             };
             while let Ok(p) = self.sockets.get_mut::<raw::Socket>(h).recv() {
-                let Some(rx) = parse(p.to_vec()) else {
+                let Some(mut rx) = parse(p.to_vec()) else {
                     continue;
                 };
+                if rx.tos == 0 {
+                    rx.tos = self.dev.tap_rx_tos(rx.src, rx.msg());
+                }
                 self.raw_deliver(v6, &rx);
                 self.ping_deliver(v6, &rx);
             }

@@ -126,8 +126,9 @@ pub(crate) fn tcp_flow_tos(flows: &[Flow], ip: &[u8]) -> Option<u8> {
 
 impl Dev {
     /// Write the DS field of an outgoing IP packet: `given` (a UDP datagram's metadata),
-    /// else its TCP flow's or UDP port's, or its IPv4 datagram's first fragment's.
-    pub(crate) fn put_tos(&mut self, ip: &mut [u8], given: Option<u8>) {
+    /// else its TCP flow's or UDP port's, or its IPv4 datagram's first fragment's; an
+    /// echo reply smoltcp sends has the request's (`answering`).
+    pub(crate) fn put_tos(&mut self, ip: &mut [u8], given: Option<u8>, answering: Option<u8>) {
         let v4 = ip.len() >= 20 && ip[0] >> 4 == 4;
         let frag = if v4 {
             u16::from_be_bytes([ip[6], ip[7]])
@@ -137,13 +138,52 @@ impl Dev {
         let tos = match given {
             Some(v) => v,
             None if frag & 0x1fff != 0 => self.frag_tos,
-            None => self.flow_tos(ip).unwrap_or(0),
+            None if answering.is_some() && is_echo_reply(ip) => answering.unwrap_or(0),
+            None => self.flow_tos(ip).or_else(|| self.tap_tos(ip)).unwrap_or(0),
         };
         if frag & 0x2000 != 0 {
             self.frag_tos = tos;
         }
         if tos != 0 {
             set_ds_field(ip, tos);
+        }
+    }
+
+    /// Note the DS field of an ICMP message `msg` to `to` queued on a tap.
+    pub(crate) fn note_tap_tos(&mut self, to: IpAddr, msg: &[u8], tos: u8) {
+        if tos == 0 {
+            return;
+        }
+        if self.tap_tos.len() >= 1024 {
+            self.tap_tos.pop_front();
+        }
+        self.tap_tos.push_back((to, head8(msg), tos));
+    }
+
+    /// The DS field of an ICMP message a tap sends, as noted.
+    fn tap_tos(&mut self, ip: &[u8]) -> Option<u8> {
+        if self.tap_tos.is_empty() {
+            return None;
+        }
+        let (_, dst, msg) = icmp_of(ip)?;
+        let key = head8(msg);
+        let i = self.tap_tos.iter().position(|e| e.0 == dst && e.1 == key)?;
+        self.tap_tos.remove(i).map(|e| e.2)
+    }
+
+    /// The DS field a received ICMP message from `src` came with, as noted on receipt.
+    pub(crate) fn tap_rx_tos(&mut self, src: IpAddr, msg: &[u8]) -> u8 {
+        if self.tap_rx_tos.is_empty() {
+            return 0;
+        }
+        let key = head8(msg);
+        match self
+            .tap_rx_tos
+            .iter()
+            .position(|e| e.0 == src && e.1 == key)
+        {
+            Some(i) => self.tap_rx_tos.remove(i).map_or(0, |e| e.2),
+            None => 0,
         }
     }
 
@@ -163,6 +203,54 @@ impl Dev {
             }
             _ => None,
         }
+    }
+}
+
+/// An ICMP/ICMPv6 packet's source, destination and message.
+fn icmp_of(ip: &[u8]) -> Option<(IpAddr, IpAddr, &[u8])> {
+    let (off, src) = match ip.first().map(|b| b >> 4) {
+        Some(4) if ip.len() >= 20 && ip[9] == 1 => (
+            ((ip[0] & 0xf) as usize) * 4,
+            IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])),
+        ),
+        Some(6) if ip.len() >= 40 && ip[6] == 58 => {
+            let b: [u8; 16] = ip[8..24].try_into().expect("16 bytes");
+            (40, IpAddr::V6(Ipv6Addr::from(b)))
+        }
+        _ => return None,
+    };
+    Some((src, dst_of(ip)?, ip.get(off..)?))
+}
+
+/// Note a received ICMP packet's DS field for its tap (see `Dev::tap_rx_tos`).
+pub(crate) fn note_icmp(q: &mut VecDeque<(IpAddr, [u8; 8], u8)>, ip: &[u8], ds: u8) {
+    if let Some((src, _, msg)) = icmp_of(ip) {
+        if q.len() >= 1024 {
+            q.pop_front();
+        }
+        q.push_back((src, head8(msg), ds));
+    }
+}
+
+/// The first 8 bytes of an ICMP message (zero-padded), its checksum left out (which
+/// the loopback may leave to be filled).
+fn head8(msg: &[u8]) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    let n = msg.len().min(8);
+    b[..n].copy_from_slice(&msg[..n]);
+    b[2..4].fill(0);
+    b
+}
+
+/// Whether an IP packet is an ICMP or ICMPv6 echo reply.
+fn is_echo_reply(ip: &[u8]) -> bool {
+    match ip.first().map(|b| b >> 4) {
+        Some(4) if ip.len() >= 20 => {
+            let ihl = ((ip[0] & 0xf) as usize) * 4;
+            ip[9] == 1 && ip.get(ihl) == Some(&0)
+        }
+        Some(6) if ip.len() > 40 => ip[6] == 58 && ip[40] == 129,
+        _ => false,
     }
 }
 

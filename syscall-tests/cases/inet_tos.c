@@ -4,7 +4,10 @@
  * one a datagram arrives with, as IP_RECVTOS (one byte) / IPV6_RECVTCLASS (an int)
  * report it on loopback. */
 #include "harness.h"
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 static int get_int(int s, int level, int name)
@@ -354,4 +357,72 @@ CASE(udp_hop_limit_messages)
 	CHECK_ERR(send_ctl(s, &a6, al, IPPROTO_IPV6, IPV6_HOPLIMIT, 1, 5), EINVAL);
 	close(s);
 	close(r);
+}
+
+/* Ping sockets send their IP_TOS / IPV6_TCLASS (or the message's); the echo reply comes
+ * back with the request's, as IP_RECVTOS / IPV6_RECVTCLASS show. In a network namespace
+ * of the case's own (natively root only), whose ping_group_range allows the caller. */
+CASE(ping_echo_reply_has_the_request_tos)
+{
+	if (!st_own_netns())
+		return;
+	char t[64];
+	snprintf(t, sizeof t, "%u %u", getegid(), getegid());
+	int fd = CHECK_OK(open("/proc/sys/net/ipv4/ping_group_range", O_WRONLY));
+	CHECK_EQ(write(fd, t, strlen(t)), (ssize_t)strlen(t));
+	close(fd);
+	int flags;
+	/* An echo request: type, code, checksum (the stack's), identifier, sequence. */
+	unsigned char req4[8] = { 8, 0, 0, 0, 0, 0, 0, 1 };
+	unsigned char req6[8] = { 128, 0, 0, 0, 0, 0, 0, 1 };
+	int p = CHECK_OK(socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP));
+	struct sockaddr_in lo = { .sin_family = AF_INET };
+	lo.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK_OK(set_int(p, IPPROTO_IP, IP_RECVTOS, 1));
+	CHECK_OK(set_int(p, IPPROTO_IP, IP_TOS, 0x28));
+	CHECK_EQ(sendto(p, req4, 8, 0, (struct sockaddr *)&lo, sizeof lo), 8);
+	char data[64];
+	struct iovec iov = { data, sizeof data };
+	union {
+		char buf[256];
+		struct cmsghdr align;
+	} u;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = sizeof u.buf };
+	CHECK_EQ(recvmsg(p, &m, 0), 8);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	CHECK(c != NULL);
+	CHECK_EQ(c->cmsg_level, IPPROTO_IP);
+	CHECK_EQ(c->cmsg_type, IP_TOS);
+	CHECK_EQ(c->cmsg_len, CMSG_LEN(1));
+	CHECK_EQ(*(unsigned char *)CMSG_DATA(c), 0x28);
+	close(p);
+
+	int p6 = CHECK_OK(socket(AF_INET6, SOCK_DGRAM, IPPROTO_ICMPV6));
+	struct sockaddr_in6 lo6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	CHECK_OK(set_int(p6, IPPROTO_IPV6, IPV6_RECVTCLASS, 1));
+	/* The class from a control message. */
+	struct iovec siov = { req6, 8 };
+	memset(&u, 0, sizeof u);
+	struct msghdr sm = { .msg_name = &lo6, .msg_namelen = sizeof lo6, .msg_iov = &siov,
+			     .msg_iovlen = 1, .msg_control = u.buf,
+			     .msg_controllen = CMSG_SPACE(sizeof(int)) };
+	c = CMSG_FIRSTHDR(&sm);
+	c->cmsg_level = IPPROTO_IPV6;
+	c->cmsg_type = IPV6_TCLASS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	int tc = 0x48;
+	memcpy(CMSG_DATA(c), &tc, sizeof tc);
+	CHECK_EQ(sendmsg(p6, &sm, 0), 8);
+	memset(&u, 0, sizeof u);
+	m.msg_controllen = sizeof u.buf;
+	CHECK_EQ(recvmsg(p6, &m, 0), 8);
+	c = CMSG_FIRSTHDR(&m);
+	CHECK(c != NULL);
+	CHECK_EQ(c->cmsg_level, IPPROTO_IPV6);
+	CHECK_EQ(c->cmsg_type, IPV6_TCLASS);
+	CHECK_EQ(c->cmsg_len, CMSG_LEN(sizeof(int)));
+	memcpy(&tc, CMSG_DATA(c), sizeof tc);
+	CHECK_EQ(tc, 0x48);
+	close(p6);
 }
