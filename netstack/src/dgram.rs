@@ -7,8 +7,8 @@ pub(crate) struct Dgram {
     pub v6: bool,
     pub addr: IpAddr,
     pub peer: Option<IpAddr>,
-    /// Received: the message, its sender and its hop limit.
-    pub rx: VecDeque<(Vec<u8>, IpAddr, u8)>,
+    /// Received: the message, its sender, its hop limit and DS field.
+    pub rx: VecDeque<(Vec<u8>, IpAddr, u8, u8)>,
     pub ttl: Option<u8>,
     pub shut: u8,
     pub waker: Option<Waker>,
@@ -50,9 +50,9 @@ impl Dgram {
     }
 
     /// Queue a received message unless `cap` are queued or reading is shut down.
-    pub fn push(&mut self, cap: usize, msg: &[u8], from: IpAddr, ttl: u8) {
+    pub fn push(&mut self, cap: usize, msg: &[u8], from: IpAddr, (ttl, tos): (u8, u8)) {
         if self.rx.len() < cap && self.shut & SHUT_RD == 0 {
-            self.rx.push_back((msg.to_vec(), from, ttl));
+            self.rx.push_back((msg.to_vec(), from, ttl, tos));
         }
     }
 
@@ -66,7 +66,7 @@ impl Dgram {
 
     /// Receive (or with `peek`, copy) the next message.
     pub fn recv(&mut self, buf: &mut [u8], peek: bool) -> Result<Datagram> {
-        let Some((d, from, ttl)) = (if peek {
+        let Some((d, from, ttl, tos)) = (if peek {
             self.rx.front().cloned()
         } else {
             self.rx.pop_front()
@@ -77,6 +77,7 @@ impl Dgram {
                     full: 0,
                     from: unspecified(self.v6),
                     ttl: 0,
+                    tos: 0,
                 });
             }
             return Err(Error::WouldBlock);
@@ -88,6 +89,7 @@ impl Dgram {
             full: d.len(),
             from: SocketAddr::new(from, 0),
             ttl,
+            tos,
         })
     }
 

@@ -26,6 +26,11 @@ pub(crate) fn ip_of(f: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// Where the IP packet of a frame starts, if it carries one.
+pub(crate) fn ip_offset(f: &[u8]) -> Option<usize> {
+    ip_of(f).map(|_| HEADER)
+}
+
 /// The address a frame is about: the target of an ARP packet or of a neighbor
 /// solicitation, else the IP destination. None for anything else.
 pub(crate) fn target(f: &[u8]) -> Option<IpAddr> {

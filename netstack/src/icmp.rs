@@ -50,7 +50,7 @@ impl Inner {
             })
             .max_by_key(|e| e.bound_at);
         if let Some(e) = taker {
-            e.d.push(PACKETS, m, rx.src, rx.ttl);
+            e.d.push(PACKETS, m, rx.src, (rx.ttl, rx.tos));
         }
     }
 
@@ -165,6 +165,11 @@ impl PingSocket {
     /// Send one echo request (`msg` starts with the ICMP header) to `to` (None: the
     /// connected peer). The identifier and checksum are the stack's.
     pub fn send_to(&self, msg: &[u8], to: Option<IpAddr>) -> Result<usize> {
+        self.send_to_opts(msg, to, SendOpts::default())
+    }
+
+    /// [`PingSocket::send_to`] with a DS field and maybe a hop limit of its own.
+    pub fn send_to_opts(&self, msg: &[u8], to: Option<IpAddr>, o: SendOpts) -> Result<usize> {
         let to = to.map(|a| family(self.v6, a)).transpose()?;
         let request = if self.v6 {
             ECHO_REQUEST_V6
@@ -195,7 +200,13 @@ impl PingSocket {
             if !v6 {
                 Icmpv4Packet::new_unchecked(&mut m[..]).fill_checksum();
             }
-            i.icmp_send(bound, to, hops, &m, v6.then_some(2))?;
+            i.icmp_send(
+                bound,
+                to,
+                (o.hop_limit.unwrap_or(hops), o.tos.for_dst(to)),
+                &m,
+                v6.then_some(2),
+            )?;
             Ok(msg.len())
         })
     }
@@ -266,6 +277,25 @@ mod tests {
             sum = (sum & 0xffff) + (sum >> 16);
         }
         sum == 0xffff
+    }
+
+    #[test]
+    fn echo_reply_has_the_request_ds_field() {
+        let st = Stack::new(StackConfig::default());
+        for (v6, lo, ty) in [
+            (false, IpAddr::V4(Ipv4Addr::LOCALHOST), 8),
+            (true, IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+        ] {
+            let s = st.ping(v6);
+            let o = SendOpts {
+                tos: Tos { v4: 0x28, v6: 0x48 },
+                hop_limit: None,
+            };
+            s.send_to_opts(&request(ty, 1, b"x"), Some(lo), o).unwrap();
+            let mut buf = [0u8; 64];
+            let d = wait(|| s.recv_from(&mut buf, false)).unwrap();
+            assert_eq!(d.tos, if v6 { 0x48 } else { 0x28 });
+        }
     }
 
     #[test]

@@ -47,6 +47,7 @@ mod raw;
 mod tcp;
 #[cfg(test)]
 mod tests;
+mod tos;
 mod udp;
 
 pub use eth::EthernetInfo;
@@ -56,6 +57,7 @@ pub use link::{Link, LinkNotify, MemLink};
 pub use packet::PacketLink;
 pub use raw::RawSocket;
 pub use tcp::{TcpOpts, TcpSocket};
+pub use tos::{SendOpts, Tos};
 pub use udp::{Datagram, UdpOpts, UdpSocket, MAX_PAYLOAD as UDP_MAX_PAYLOAD};
 
 use parking_lot::{Condvar, Mutex};
@@ -255,6 +257,20 @@ pub(crate) struct Dev {
     mac: Option<[u8; 6]>,
     /// The Ethernet link cuts long TCP segments and fills TCP checksums (`Link::tso`).
     tso: bool,
+    /// TCP flows that send a DS field (see `tos`).
+    pub(crate) tcp_tos: Vec<tos::Flow>,
+    /// Some TCP socket has set a DS field: `tcp_tos` is kept up to date.
+    pub(crate) tcp_tos_on: bool,
+    /// The DS field of UDP datagrams from a local port (IPv6, or IPv4 sent without
+    /// metadata), by (IPv6, port); and of the IPv4 fragments being sent.
+    pub(crate) udp_tos: HashMap<(bool, u16), u8>,
+    frag_tos: u8,
+    /// ICMP messages queued on a tap with a DS field (smoltcp re-emits their IP header):
+    /// (destination, the message's first 8 bytes, DS field).
+    pub(crate) tap_tos: VecDeque<(IpAddr, [u8; 8], u8)>,
+    /// The same for ICMP messages received with a DS field (smoltcp hands taps a header
+    /// of its own making): (source, the message's first 8 bytes, DS field).
+    pub(crate) tap_rx_tos: VecDeque<(IpAddr, [u8; 8], u8)>,
 }
 
 fn is_loopback(a: IpAddr) -> bool {
@@ -403,11 +419,13 @@ impl Dev {
     }
 }
 
-/// A received packet and its IP hop limit (TTL), handed to smoltcp as the packet's
-/// metadata id so that UDP sockets learn it (IP_RECVTTL, IPV6_RECVHOPLIMIT).
-struct RxTok(Vec<u8>, u8);
-/// The device, and the segment size smoltcp asked for (segmentation offload).
-struct TxTok<'a>(&'a mut Dev, Option<u16>);
+/// A received packet and its IP hop limit (TTL) and DS field, handed to smoltcp as the
+/// packet's metadata id so that UDP sockets learn them (IP_RECVTTL, IP_RECVTOS, ...).
+struct RxTok(Vec<u8>, u8, u8);
+/// The device, the segment size smoltcp asked for (segmentation offload), the DS field
+/// the packet's sender gave (see `tos`), and for an answer to a received packet, that
+/// packet's DS field (echo replies carry the request's, as on Linux).
+struct TxTok<'a>(&'a mut Dev, Option<u16>, Option<u8>, Option<u8>);
 
 impl smoltcp::phy::RxToken for RxTok {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
@@ -416,7 +434,7 @@ impl smoltcp::phy::RxToken for RxTok {
 
     fn meta(&self) -> smoltcp::phy::PacketMeta {
         let mut m = smoltcp::phy::PacketMeta::default();
-        m.id = self.1 as u32;
+        m.id = self.1 as u32 | (self.2 as u32) << 8;
         m
     }
 }
@@ -425,12 +443,21 @@ impl smoltcp::phy::TxToken for TxTok<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut buf = vec![0u8; len];
         let r = f(&mut buf);
+        let ip = if self.0.mac.is_some() {
+            eth::ip_offset(&buf)
+        } else {
+            Some(0)
+        };
+        if let Some(at) = ip {
+            self.0.put_tos(&mut buf[at..], self.2, self.3);
+        }
         self.0.output(buf, self.1);
         r
     }
 
     fn set_meta(&mut self, meta: smoltcp::phy::PacketMeta) {
         self.1 = meta.segmentation_offload_size.map(|n| n.get());
+        self.2 = (meta.id & tos::TX_MARK != 0).then_some(meta.id as u8);
     }
 }
 
@@ -466,14 +493,18 @@ impl Device for Dev {
             self.udp_unreachable.push(e);
         }
         let hops = ip.map_or(0, hop_limit);
-        Some((RxTok(pkt, hops), TxTok(self, None)))
+        let ds = ip.map_or(0, tos::ds_field);
+        if let Some(ip) = ip.filter(|_| ds != 0) {
+            tos::note_icmp(&mut self.tap_rx_tos, ip, ds);
+        }
+        Some((RxTok(pkt, hops, ds), TxTok(self, None, None, Some(ds))))
     }
 
     fn transmit(&mut self, _ts: smoltcp::time::Instant) -> Option<Self::TxToken<'_>> {
         if self.lo.len() >= LOOPBACK_QUEUE {
             return None;
         }
-        Some(TxTok(self, None))
+        Some(TxTok(self, None, None, None))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -567,6 +598,7 @@ impl Inner {
     /// settled, then collect the wakers of sockets whose readiness changed.
     fn pump(&mut self) {
         for _ in 0..64 {
+            self.tcp_tos_refresh();
             for _ in 0..4096 {
                 let now = self.now();
                 self.iface.poll(now, &mut self.dev, &mut self.sockets);
@@ -722,6 +754,12 @@ impl Stack {
             lo: VecDeque::new(),
             lo_stats: Counters::default(),
             udp_unreachable: vec![],
+            tcp_tos: vec![],
+            tcp_tos_on: false,
+            udp_tos: HashMap::new(),
+            frag_tos: 0,
+            tap_tos: VecDeque::new(),
+            tap_rx_tos: VecDeque::new(),
             checksums: false,
             links: vec![],
             own: vec![],

@@ -29,6 +29,8 @@ pub(crate) struct Rx {
     pub src: IpAddr,
     pub dst: IpAddr,
     pub ttl: u8,
+    /// The DS field (TOS / traffic class).
+    pub tos: u8,
     /// The whole IP packet; the ICMP message starts at `off`.
     pub pkt: Vec<u8>,
     pub off: usize,
@@ -88,6 +90,7 @@ fn parse(mut pkt: Vec<u8>) -> Option<Rx> {
                 src: a(12),
                 dst: a(16),
                 ttl: pkt[8],
+                tos: pkt[1],
                 off: ihl,
                 pkt,
             })
@@ -109,6 +112,7 @@ fn parse(mut pkt: Vec<u8>) -> Option<Rx> {
                 src: IpAddr::V6(src),
                 dst: IpAddr::V6(dst),
                 ttl: pkt[7],
+                tos: crate::tos::ds_field(&pkt),
                 off: V6_HDR,
                 pkt,
             })
@@ -121,7 +125,7 @@ fn parse(mut pkt: Vec<u8>) -> Option<Rx> {
 fn ip_packet(
     src: IpAddr,
     dst: IpAddr,
-    hops: u8,
+    (hops, tos): (u8, u8),
     id: u16,
     msg: &[u8],
     csum6: Option<usize>,
@@ -129,7 +133,7 @@ fn ip_packet(
     match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             let len = (V4_HDR + msg.len()) as u16;
-            let mut p = vec![0x45, 0];
+            let mut p = vec![0x45, tos];
             p.extend_from_slice(&len.to_be_bytes());
             p.extend_from_slice(&id.to_be_bytes());
             p.extend_from_slice(&[0x40, 0, hops, 1, 0, 0]);
@@ -140,7 +144,7 @@ fn ip_packet(
             p
         }
         (IpAddr::V6(s), IpAddr::V6(d)) => {
-            let mut p = vec![0x60, 0, 0, 0];
+            let mut p = vec![0x60 | tos >> 4, tos << 4, 0, 0];
             p.extend_from_slice(&(msg.len() as u16).to_be_bytes());
             p.extend_from_slice(&[58, hops]);
             p.extend_from_slice(&s.octets());
@@ -200,12 +204,13 @@ impl Inner {
     }
 
     /// Send the ICMP/ICMPv6 message `msg` from `bound` (the wildcard: the route's source)
-    /// to `to` through its family's tap, the ICMPv6 checksum filled at `csum6`.
+    /// to `to` through its family's tap with `hops` (hop limit, DS field), the ICMPv6
+    /// checksum filled at `csum6`.
     pub(crate) fn icmp_send(
         &mut self,
         bound: IpAddr,
         to: IpAddr,
-        hops: u8,
+        hops: (u8, u8),
         msg: &[u8],
         csum6: Option<usize>,
     ) -> Result<()> {
@@ -218,7 +223,12 @@ impl Inner {
             return Err(Error::Invalid);
         }
         let ipid = self.ip_id();
-        self.tap_send(&ip_packet(src, to, hops, ipid, msg, csum6))
+        let pkt = ip_packet(src, to, hops, ipid, msg, csum6);
+        self.tap_send(&pkt)?;
+        // smoltcp writes the IP header again, without the DS field: the device puts it back.
+        let off = if to.is_ipv4() { V4_HDR } else { V6_HDR };
+        self.dev.note_tap_tos(to, &pkt[off..], hops.1);
+        Ok(())
     }
 
     /// A fresh IPv4 identification.
@@ -234,9 +244,12 @@ impl Inner {
                 continue;
             };
             while let Ok(p) = self.sockets.get_mut::<raw::Socket>(h).recv() {
-                let Some(rx) = parse(p.to_vec()) else {
+                let Some(mut rx) = parse(p.to_vec()) else {
                     continue;
                 };
+                if rx.tos == 0 {
+                    rx.tos = self.dev.tap_rx_tos(rx.src, rx.msg());
+                }
                 self.raw_deliver(v6, &rx);
                 self.ping_deliver(v6, &rx);
             }
@@ -255,7 +268,7 @@ impl Inner {
                 continue;
             }
             let data = if v6 { rx.msg() } else { &rx.pkt[..] };
-            d.push(PACKETS, data, rx.src, rx.ttl);
+            d.push(PACKETS, data, rx.src, (rx.ttl, rx.tos));
         }
     }
 
@@ -333,6 +346,11 @@ impl RawSocket {
     /// Send the ICMP/ICMPv6 message `msg` to `to` (None: the connected peer). The stack
     /// adds the IP header (and for ICMPv6 the checksum, see [`RawSocket::set_checksum`]).
     pub fn send_to(&self, msg: &[u8], to: Option<IpAddr>) -> Result<usize> {
+        self.send_to_opts(msg, to, SendOpts::default())
+    }
+
+    /// [`RawSocket::send_to`] with a DS field and maybe a hop limit of its own.
+    pub fn send_to_opts(&self, msg: &[u8], to: Option<IpAddr>, o: SendOpts) -> Result<usize> {
         let to = to.map(|a| family(self.v6, a)).transpose()?;
         let hdr = if self.v6 { V6_HDR } else { V4_HDR };
         if msg.len() + hdr > IP_MAX {
@@ -346,7 +364,13 @@ impl RawSocket {
             if !i.routable(to) {
                 return Err(Error::NetUnreach);
             }
-            i.icmp_send(bound, to, hops, msg, csum)?;
+            i.icmp_send(
+                bound,
+                to,
+                (o.hop_limit.unwrap_or(hops), o.tos.for_dst(to)),
+                msg,
+                csum,
+            )?;
             Ok(msg.len())
         })
     }

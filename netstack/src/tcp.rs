@@ -43,6 +43,8 @@ pub struct TcpOpts {
     pub linger0: bool,
     /// Hop limits (by the peer's family once there is one).
     pub hops: Hops,
+    /// IP_TOS / IPV6_TCLASS of every segment (see `tos`).
+    pub tos: Tos,
 }
 
 impl Default for TcpOpts {
@@ -60,6 +62,7 @@ impl Default for TcpOpts {
             sndbuf: 1 << 20,
             linger0: false,
             hops: Hops::default(),
+            tos: Tos::default(),
         }
     }
 }
@@ -216,6 +219,43 @@ fn events(e: &Ent, set: &SocketSet<'static>) -> (u32, usize, usize) {
 impl Inner {
     /// Bring the sockets' bookkeeping up to date with smoltcp. True if something changed
     /// that needs another poll (packets to send).
+    /// The flows whose segments carry a DS field, for the device (see `tos`): every
+    /// connection, listener and pooled socket of a TCP socket with IP_TOS/IPV6_TCLASS.
+    pub(crate) fn tcp_tos_refresh(&mut self) {
+        if !self.dev.tcp_tos_on {
+            return;
+        }
+        let mut flows = vec![];
+        let add = |flows: &mut Vec<tos::Flow>, s: &tcp::Socket, tos: Tos| {
+            if let (Some(l), r) = (s.local_endpoint(), s.remote_endpoint()) {
+                flows.push(tos::Flow {
+                    local: ep(l),
+                    remote: r.map(ep),
+                    tos,
+                });
+            }
+        };
+        for e in self.tcp.values().filter(|e| !e.opts.tos.is_zero()) {
+            match &e.st {
+                St::Conn(h) => add(&mut flows, self.sockets.get::<tcp::Socket>(*h), e.opts.tos),
+                St::Listen(l) => {
+                    for h in l.pool.iter().map(|p| &p.0).chain(l.ready.iter()) {
+                        add(&mut flows, self.sockets.get::<tcp::Socket>(*h), e.opts.tos);
+                    }
+                    if let Some(p) = e.port {
+                        flows.push(tos::Flow {
+                            local: SocketAddr::new(e.addr, p),
+                            remote: None,
+                            tos: e.opts.tos,
+                        });
+                    }
+                }
+                St::Init => {}
+            }
+        }
+        self.dev.tcp_tos = flows;
+    }
+
     pub(crate) fn tcp_maintain(&mut self) -> bool {
         let mut again = false;
         let now = Instant::now();
@@ -590,6 +630,7 @@ impl TcpSocket {
             let e = i.tcp.get_mut(&id).expect("live tcp socket");
             let old = e.opts;
             e.opts = o;
+            i.dev.tcp_tos_on |= !o.tos.is_zero();
             if old.reuse() != o.reuse() {
                 if let Some(p) = e.port {
                     i.ports.set_reuse(TCP, p, id, o.reuse());

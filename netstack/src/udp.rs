@@ -41,6 +41,13 @@ pub(crate) struct Ent {
     sig: (u32, usize, usize),
 }
 
+/// The metadata of a datagram sent with DS field `tos` (see `tos`).
+fn tx_meta(tos: u8) -> smoltcp::phy::PacketMeta {
+    let mut m = smoltcp::phy::PacketMeta::default();
+    m.id = crate::tos::TX_MARK | tos as u32;
+    m
+}
+
 fn ep(e: IpEndpoint) -> SocketAddr {
     SocketAddr::new(IpAddr::from(e.addr), e.port)
 }
@@ -249,6 +256,8 @@ pub struct Datagram {
     pub from: SocketAddr,
     /// The IP packet's TTL / hop limit as received.
     pub ttl: u8,
+    /// The IP packet's DS field (TOS / traffic class) as received.
+    pub tos: u8,
 }
 
 impl UdpSocket {
@@ -394,6 +403,11 @@ impl UdpSocket {
 
     /// Queue one datagram to `to` (None: the connected peer).
     pub fn send_to(&self, data: &[u8], to: Option<SocketAddr>) -> Result<usize> {
+        self.send_to_opts(data, to, SendOpts::default())
+    }
+
+    /// [`UdpSocket::send_to`] with a DS field and maybe a hop limit of its own.
+    pub fn send_to_opts(&self, data: &[u8], to: Option<SocketAddr>, o: SendOpts) -> Result<usize> {
         let id = self.id;
         let v6 = self.v6;
         let to = match to {
@@ -451,7 +465,8 @@ impl UdpSocket {
             }
             let (h, hops) = {
                 let e = i.uent(id);
-                (e.h.expect("bound"), e.hops.for_dst(to.ip()))
+                let hops = o.hop_limit.unwrap_or_else(|| e.hops.for_dst(to.ip()));
+                (e.h.expect("bound"), hops)
             };
             // smoltcp has one hop limit per socket, used when a datagram leaves: send what
             // is queued before changing it.
@@ -464,6 +479,19 @@ impl UdpSocket {
                     .get_mut::<udp::Socket>(h)
                     .set_hop_limit(Some(hops));
             }
+            // smoltcp sends IPv6 datagrams and IPv4 fragments without their metadata: the
+            // device takes their DS field by local port (see `tos`), set as hop limits are.
+            let ds = o.tos.for_dst(to.ip());
+            let key = (to.is_ipv6(), i.uent(id).port.expect("bound"));
+            if i.dev.udp_tos.get(&key).copied().unwrap_or(0) != ds {
+                if i.sockets.get::<udp::Socket>(h).send_queue() > 0 {
+                    i.pump();
+                }
+                match ds {
+                    0 => i.dev.udp_tos.remove(&key),
+                    _ => i.dev.udp_tos.insert(key, ds),
+                };
+            }
             let s = i.sockets.get_mut::<udp::Socket>(h);
             if data.len() > s.payload_send_capacity() {
                 return Err(Error::MsgSize);
@@ -471,7 +499,7 @@ impl UdpSocket {
             let meta = udp::UdpMetadata {
                 endpoint: IpEndpoint::new(IpAddress::from(to.ip()), to.port()),
                 local_address: local.map(IpAddress::from),
-                meta: Default::default(),
+                meta: tx_meta(ds),
             };
             match s.send_slice(data, meta) {
                 Ok(()) => Ok(data.len()),
@@ -499,6 +527,7 @@ impl UdpSocket {
                     full: d.len(),
                     from: map_for(v6, ep(m.endpoint)),
                     ttl: m.meta.id as u8,
+                    tos: (m.meta.id >> 8) as u8,
                 };
                 if !peek {
                     e.rxq_bytes -= d.len();
@@ -526,6 +555,7 @@ impl UdpSocket {
                         full: d.len(),
                         from: map_for(v6, ep(m.endpoint)),
                         ttl: m.meta.id as u8,
+                        tos: (m.meta.id >> 8) as u8,
                     })
                 }
                 Err(_) if shut & SHUT_RD != 0 => Ok(Datagram {
@@ -533,6 +563,7 @@ impl UdpSocket {
                     full: 0,
                     from: unspecified(v6),
                     ttl: 0,
+                    tos: 0,
                 }),
                 Err(_) => Err(Error::WouldBlock),
             }

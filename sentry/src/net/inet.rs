@@ -10,6 +10,7 @@
 //!
 //! There is one stack per sandbox, with the loopback interface (127.0.0.1/8, ::1).
 
+use super::tos::{self as ds, IPV6_RECVTCLASS, IPV6_TCLASS, IP_RECVTOS, IP_TOS};
 use super::*;
 use crate::kernel::{klog, Kernel};
 use crate::waitq::WaitQueue;
@@ -40,7 +41,6 @@ const TCP_INFO: i32 = 11;
 const TCP_QUICKACK: i32 = 12;
 const TCP_USER_TIMEOUT: i32 = 18;
 
-const IP_TOS: i32 = 1;
 const IP_TTL: i32 = 2;
 const IP_RECVERR: i32 = 11;
 const IP_RECVTTL: i32 = 12;
@@ -52,7 +52,6 @@ const IPV6_MULTICAST_HOPS: i32 = 18;
 const IPV6_RECVHOPLIMIT: i32 = 51;
 const IPV6_HOPLIMIT: i32 = 52;
 const IPV6_V6ONLY: i32 = 26;
-const IPV6_TCLASS: i32 = 67;
 
 /// sizeof(struct sockaddr_in), sizeof(struct sockaddr_in6), SIN6_LEN_RFC2133.
 const SIN_LEN: usize = 16;
@@ -495,14 +494,36 @@ impl InetSock {
         to: Option<SocketAddr>,
         flags: u32,
     ) -> KResult<usize> {
+        self.send_ctl(t, nonblock, data, to, flags, &[])
+    }
+
+    /// sendmsg(2) with its control data `ctl` (IP_TOS, IPV6_TCLASS on datagrams).
+    pub fn send_ctl(
+        &self,
+        t: &Task,
+        nonblock: bool,
+        data: &[u8],
+        to: Option<SocketAddr>,
+        flags: u32,
+        ctl: &[u8],
+    ) -> KResult<usize> {
         if flags & MSG_OOB != 0 {
             unsupported(&t.kernel, "MSG_OOB on inet sockets".into());
             return Err(EOPNOTSUPP);
         }
         let timeo = self.opts.lock().sndtimeo;
+        let opts = || self.send_opts(t, to, ctl);
         match &self.proto {
-            Proto::Udp(s) => self.wait(t, nonblock, timeo, || s.send_to(data, to)),
-            Proto::Ping(s) => self.wait(t, nonblock, timeo, || s.send_to(data, to.map(|a| a.ip()))),
+            Proto::Udp(s) => {
+                let o = opts()?;
+                self.wait(t, nonblock, timeo, || s.send_to_opts(data, to, o))
+            }
+            Proto::Ping(s) => {
+                let o = opts()?;
+                self.wait(t, nonblock, timeo, || {
+                    s.send_to_opts(data, to.map(|a| a.ip()), o)
+                })
+            }
             Proto::Raw(s) => {
                 // An IPv6 raw socket's port, if given, must be its protocol.
                 if self.v6()
@@ -510,7 +531,10 @@ impl InetSock {
                 {
                     return Err(EINVAL);
                 }
-                self.wait(t, nonblock, timeo, || s.send_to(data, to.map(|a| a.ip())))
+                let o = opts()?;
+                self.wait(t, nonblock, timeo, || {
+                    s.send_to_opts(data, to.map(|a| a.ip()), o)
+                })
             }
             Proto::Tcp(_) => {
                 // A destination address is ignored on TCP, as Linux does.
@@ -520,6 +544,45 @@ impl InetSock {
                 })
             }
         }
+    }
+
+    /// How a datagram to `to` (None: the peer) is sent: the socket's IP_TOS and
+    /// IPV6_TCLASS, or the control messages' DS field and hop limit for the destination's
+    /// family.
+    fn send_opts(
+        &self,
+        t: &Task,
+        to: Option<SocketAddr>,
+        ctl: &[u8],
+    ) -> KResult<netstack::SendOpts> {
+        let (v4, v6) = {
+            let o = self.opts.lock();
+            let get = |k| *o.misc.get(&k).unwrap_or(&0) as u8;
+            (get((IPPROTO_IP, IP_TOS)), get((IPPROTO_IPV6, IPV6_TCLASS)))
+        };
+        let mut o = netstack::SendOpts {
+            tos: netstack::Tos { v4, v6 },
+            hop_limit: None,
+        };
+        if ctl.is_empty() {
+            return Ok(o);
+        }
+        let peer = match &self.proto {
+            Proto::Udp(s) => s.peer_addr().ok(),
+            Proto::Ping(s) => s.peer_addr().ok(),
+            Proto::Raw(s) => s.peer_addr().ok(),
+            Proto::Tcp(_) => None,
+        };
+        let dst_v4 = match to.or(peer) {
+            Some(SocketAddr::V4(_)) => true,
+            Some(SocketAddr::V6(a)) => a.ip().to_ipv4_mapped().is_some(),
+            None => !self.v6(),
+        };
+        let c = ds::parse_send(&t.kernel, ctl, dst_v4)?;
+        o.tos.v4 = c.tos.unwrap_or(v4);
+        o.tos.v6 = c.tclass.unwrap_or(v6);
+        o.hop_limit = c.hop_limit;
+        Ok(o)
     }
 
     /// A TCP send of `len` bytes, copied into the stack's send buffer by `fill(at, dst)`
@@ -574,7 +637,7 @@ impl InetSock {
                     Proto::Tcp(_) => Err(NErr::Invalid),
                 })?;
                 buf.truncate(d.len);
-                let cmsgs = self.recv_cmsgs(d.from, d.ttl);
+                let cmsgs = self.recv_cmsgs(d.from, d.ttl, d.tos);
                 Ok(InetRecv {
                     data: buf,
                     ret: if flags & MSG_TRUNC != 0 {
@@ -643,9 +706,10 @@ impl InetSock {
         Ok(have)
     }
 
-    /// The control messages a datagram from `from` with hop limit `ttl` gets: IP_TTL
-    /// (IPv4 packets, IP_RECVTTL), IPV6_HOPLIMIT and its RFC 2292 twin (IPv6 packets).
-    fn recv_cmsgs(&self, from: SocketAddr, ttl: u8) -> Vec<(i32, i32, Vec<u8>)> {
+    /// The control messages a datagram from `from` with hop limit `ttl` and DS field
+    /// `tos` gets, in Linux's order: IP_TTL, IP_TOS (one byte) for IPv4 packets;
+    /// IPV6_HOPLIMIT, IPV6_TCLASS (an int), IPV6_2292HOPLIMIT for IPv6 ones.
+    fn recv_cmsgs(&self, from: SocketAddr, ttl: u8, tos: u8) -> Vec<(i32, i32, Vec<u8>)> {
         let o = self.opts.lock();
         let on = |level, name| o.misc.get(&(level, name)).is_some_and(|v| *v != 0);
         let v4 = match from {
@@ -657,8 +721,14 @@ impl InetSock {
         if v4 && on(IPPROTO_IP, IP_RECVTTL) {
             out.push((IPPROTO_IP, IP_TTL, ttl.clone()));
         }
+        if v4 && on(IPPROTO_IP, IP_RECVTOS) {
+            out.push((IPPROTO_IP, IP_TOS, vec![tos]));
+        }
         if !v4 && on(IPPROTO_IPV6, IPV6_RECVHOPLIMIT) {
             out.push((IPPROTO_IPV6, IPV6_HOPLIMIT, ttl.clone()));
+        }
+        if !v4 && on(IPPROTO_IPV6, IPV6_RECVTCLASS) {
+            out.push((IPPROTO_IPV6, IPV6_TCLASS, int_bytes(tos as i32)));
         }
         if !v4 && on(IPPROTO_IPV6, IPV6_2292HOPLIMIT) {
             out.push((IPPROTO_IPV6, IPV6_2292HOPLIMIT, ttl));
@@ -785,8 +855,8 @@ impl InetSock {
                 int_bytes(o.hops.mcast6.unwrap_or(1) as i32)
             }
             (IPPROTO_IPV6, IPV6_RECVHOPLIMIT | IPV6_2292HOPLIMIT) if self.v6() => misc(0),
-            (IPPROTO_IPV6, IPV6_TCLASS) if self.v6() => misc(0),
-            (IPPROTO_IP, IP_TOS) => misc(0),
+            (IPPROTO_IPV6, IPV6_TCLASS | IPV6_RECVTCLASS) if self.v6() => misc(0),
+            (IPPROTO_IP, IP_TOS | IP_RECVTOS) => misc(0),
             (IPPROTO_IP, IP_TTL) => int_bytes(o.hops.ttl.unwrap_or(64) as i32),
             (IPPROTO_IP, IP_MULTICAST_TTL) => int_bytes(o.hops.mcast_ttl.unwrap_or(1) as i32),
             (IPPROTO_IP, IP_RECVTTL) => misc(0),
@@ -794,6 +864,10 @@ impl InetSock {
             (IPPROTO_IPV6, IPV6_RECVERR) if self.v6() => misc(0),
             _ => return Err(self.unknown_opt(t, "getsockopt", level, name)),
         };
+        // An IP-level value of 0..=255 asked for in fewer bytes than an int is one byte.
+        if level == IPPROTO_IP && (1..4).contains(&len) && v.len() == 4 && v[1..] == [0, 0, 0] {
+            v.truncate(1);
+        }
         v.truncate(len);
         Ok(v)
     }
@@ -980,11 +1054,25 @@ impl InetSock {
                 if !(-1..=255).contains(&v) {
                     return Err(EINVAL);
                 }
-                o.misc.insert((level, name), v.max(0));
+                // -1 is the default, 0 (RFC 3542).
+                let old = *o.misc.get(&(level, name)).unwrap_or(&0);
+                let v = ds::masked(tcp.is_some(), old, v.max(0));
+                o.misc.insert((level, name), v);
+                set_tcp(&|t| t.tos.v6 = v as u8);
+            }
+            (IPPROTO_IPV6, IPV6_RECVTCLASS) if self.v6() => {
+                let v = int()?;
+                o.misc.insert((level, name), (v != 0) as i32);
             }
             (IPPROTO_IP, IP_TOS) => {
-                let v = int()?;
-                o.misc.insert((level, name), v & 0xff);
+                let old = *o.misc.get(&(level, name)).unwrap_or(&0);
+                let v = ds::masked(tcp.is_some(), old, ds::ip_int_or_byte(val)) & 0xff;
+                o.misc.insert((level, name), v);
+                set_tcp(&|t| t.tos.v4 = v as u8);
+            }
+            (IPPROTO_IP, IP_RECVTOS) => {
+                let v = ds::ip_int_or_byte(val);
+                o.misc.insert((level, name), (v != 0) as i32);
             }
             (IPPROTO_IP, IP_TTL) => {
                 let v = int()?;

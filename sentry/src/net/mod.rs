@@ -15,6 +15,7 @@ pub mod raw;
 mod rtnetlink;
 mod sock_diag;
 pub mod sockinfo;
+pub mod tos;
 pub mod unix;
 
 use crate::errno::*;

@@ -706,7 +706,7 @@ fn sendto(c: &Ctx, fd: u64, buf: u64, len: u64, flags: u32, addr: u64, alen: u32
     }
     if let Some(s) = inet_sock(&f) {
         let data = read_buf(c, buf, len)?;
-        return Ok(inet_send(c, &f, &s, &data, addr, alen, flags)? as u64);
+        return Ok(inet_send(c, &f, &s, &data, (addr, alen), flags, &[])? as u64);
     }
     let (f, s) = sock_of(c, fd)?;
     let data = read_buf(c, buf, len)?;
@@ -1027,9 +1027,9 @@ fn inet_send(
     f: &OpenFile,
     s: &InetSock,
     data: &[u8],
-    addr: u64,
-    alen: u32,
+    (addr, alen): (u64, u32),
     flags: u32,
+    ctl: &[u8],
 ) -> KResult<usize> {
     let to = if addr != 0 && s.ty != SOCK_STREAM {
         match read_inet_addr(c, s, addr, alen)? {
@@ -1040,7 +1040,7 @@ fn inet_send(
         None
     };
     let nonblock = f.nonblock() || flags & MSG_DONTWAIT != 0;
-    let r = s.send(c.t, nonblock, data, to, flags);
+    let r = s.send_ctl(c.t, nonblock, data, to, flags, ctl);
     if r == Err(EPIPE) && s.ty == SOCK_STREAM && flags & MSG_NOSIGNAL == 0 {
         c.t.send_signal(SigInfo::user(
             signal::SIGPIPE,
@@ -1055,19 +1055,22 @@ fn inet_send(
 fn inet_sendmsg_one(c: &Ctx, f: &OpenFile, s: &InetSock, p: u64, flags: u32) -> KResult<usize> {
     let h = read_msghdr(c, p)?;
     let iov = iovecs(c, h.iov, h.iovlen)?;
-    if h.controllen > 0 && h.control != 0 {
-        inet::unsupported(
-            &c.t.kernel,
-            "control messages in sendmsg on inet sockets".into(),
-        );
-    }
+    // TCP looks at no IP-level control messages (Linux's tcp_sendmsg).
+    let ctl = if h.controllen > 0 && s.ty != SOCK_STREAM {
+        if h.controllen > i32::MAX as u64 || h.controllen > OPTMEM_MAX {
+            return Err(ENOBUFS);
+        }
+        c.t.mm().read_vec(h.control, h.controllen as usize)?
+    } else {
+        vec![]
+    };
     let data = gather(c, &iov)?;
     let (name, namelen) = if h.name != 0 && h.namelen != 0 {
         (h.name, h.namelen)
     } else {
         (0, 0)
     };
-    inet_send(c, f, s, &data, name, namelen, flags)
+    inet_send(c, f, s, &data, (name, namelen), flags, &ctl)
 }
 
 fn inet_recvmsg_one(c: &Ctx, f: &OpenFile, s: &InetSock, p: u64, flags: u32) -> KResult<usize> {
