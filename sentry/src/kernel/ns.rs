@@ -207,6 +207,8 @@ pub struct IpcNs {
     pub user: Arc<UserNs>,
     /// This namespace's POSIX message queues and their hidden mount (made on first use).
     pub mqueue: std::sync::OnceLock<(Arc<crate::vfs::mqueue::MqFs>, Arc<crate::vfs::Mount>)>,
+    /// System V shared memory segments.
+    pub shm: Arc<crate::ipc::shm::ShmNs>,
 }
 
 impl IpcNs {
@@ -215,6 +217,7 @@ impl IpcNs {
             ino,
             user,
             mqueue: std::sync::OnceLock::new(),
+            shm: Default::default(),
         })
     }
 
