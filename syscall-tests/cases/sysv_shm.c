@@ -358,3 +358,100 @@ CASE(info_and_shm_stat)
 	CHECK_OK(shmctl(id, SHM_UNLOCK, NULL));
 	CHECK_EQ(stat_of(id).shm_perm.mode, 0600);
 }
+
+CASE(proc_sysvipc_shm)
+{
+	key_t k = key_for(4);
+	int id = CHECK_OK(get(k, 5000, IPC_CREAT | IPC_EXCL | 0640));
+	char *p = shmat(id, NULL, 0);
+	CHECK_NE(p, (void *)-1);
+	p[0] = 1;
+	FILE *f = fopen("/proc/sysvipc/shm", "r");
+	CHECK_PTR(f);
+	char line[512];
+	CHECK_PTR(fgets(line, sizeof line, f));
+	CHECK_STREQ(line, "       key      shmid perms                  size  cpid  lpid nattch   uid   gid  cuid  cgid      atime      dtime      ctime                   rss                  swap\n");
+	int found = 0;
+	while (fgets(line, sizeof line, f)) {
+		int key, sid, cpid, lpid;
+		unsigned mode, uid, gid, cuid, cgid;
+		unsigned long size, nattch, rss, swap;
+		long at, dt, ct;
+		CHECK_EQ(sscanf(line, "%d %d %o %lu %d %d %lu %u %u %u %u %ld %ld %ld %lu %lu", &key,
+				&sid, &mode, &size, &cpid, &lpid, &nattch, &uid, &gid, &cuid, &cgid,
+				&at, &dt, &ct, &rss, &swap),
+			 16);
+		if (sid != id)
+			continue;
+		found = 1;
+		CHECK_EQ(key, k);
+		CHECK_EQ(mode, 0640);
+		CHECK_EQ(size, 5000);
+		CHECK_EQ(cpid, getpid());
+		CHECK_EQ(lpid, getpid());
+		CHECK_EQ(nattch, 1);
+		CHECK_EQ(uid, geteuid());
+		CHECK_EQ(rss, 4096);
+		CHECK_EQ(dt, 0);
+		/* Linux's column widths. */
+		char want[64];
+		snprintf(want, sizeof want, "%10d %10d  %4o %21lu", k, id, 0640, 5000UL);
+		CHECK_EQ(strncmp(line, want, strlen(want)), 0);
+	}
+	fclose(f);
+	CHECK_EQ(found, 1);
+	CHECK_OK(shmdt(p));
+}
+
+static void write_sysctl(const char *path, const char *v)
+{
+	int fd = open(path, O_WRONLY);
+	if (fd < 0 || write(fd, v, strlen(v)) != (ssize_t)strlen(v))
+		FAIL("write %s: %s", path, st_errname(errno));
+	close(fd);
+}
+
+CASE(limits_per_ipc_namespace)
+{
+	if (!st_is_root()) {
+		fprintf(stderr, "SKIP: CLONE_NEWIPC needs CAP_SYS_ADMIN\n");
+		return;
+	}
+	key_t k = key_for(5);
+	CHECK_OK(get(k, 4096, IPC_CREAT | IPC_EXCL | 0600));
+	IN_CHILD({
+		CHECK_OK(unshare(CLONE_NEWIPC));
+		/* A fresh namespace: none of the parent's segments, default limits. */
+		CHECK_ERR(shmget(k, 0, 0), ENOENT);
+		struct shm_info in;
+		CHECK_EQ(shmctl(0, SHM_INFO, (struct shmid_ds *)&in), 0);
+		CHECK_EQ(in.used_ids, 0);
+		CHECK_EQ(read_ulong("/proc/sys/kernel/shmmni"), 4096);
+		FILE *f = fopen("/proc/sysvipc/shm", "r");
+		CHECK_PTR(f);
+		char line[512];
+		CHECK_PTR(fgets(line, sizeof line, f));
+		CHECK_EQ(fgets(line, sizeof line, f), NULL);
+		fclose(f);
+		write_sysctl("/proc/sys/kernel/shmmax", "100");
+		CHECK_ERR(shmget(IPC_PRIVATE, 101, 0600), EINVAL);
+		int a = CHECK_OK(shmget(IPC_PRIVATE, 100, 0600));
+		write_sysctl("/proc/sys/kernel/shmmax", "100000");
+		write_sysctl("/proc/sys/kernel/shmall", "3");
+		CHECK_ERR(shmget(IPC_PRIVATE, 3 * 4096, 0600), ENOSPC);
+		int b = CHECK_OK(shmget(IPC_PRIVATE, 2 * 4096, 0600));
+		write_sysctl("/proc/sys/kernel/shmall", "100");
+		write_sysctl("/proc/sys/kernel/shmmni", "2");
+		CHECK_ERR(shmget(IPC_PRIVATE, 4096, 0600), ENOSPC);
+		struct shminfo si;
+		CHECK_EQ(shmctl(0, IPC_INFO, (struct shmid_ds *)&si), 1);
+		CHECK_EQ(si.shmmni, 2);
+		CHECK_EQ(si.shmmax, 100000);
+		CHECK_EQ(si.shmall, 100);
+		CHECK_OK(shmctl(a, IPC_RMID, NULL));
+		CHECK_OK(shmctl(b, IPC_RMID, NULL));
+	});
+	/* The parent's namespace is as it was. */
+	CHECK_GE(read_ulong("/proc/sys/kernel/shmmni"), 2);
+	CHECK_OK(shmget(k, 0, 0));
+}

@@ -122,6 +122,10 @@ const SYS_TREE: &[(&str, &str, Gen)] = &[
     ("sys/kernel", "pid_max", Gen::Sys("pid_max")),
     ("sys/kernel", "ngroups_max", Gen::Sys("ngroups_max")),
     ("sys/kernel", "cap_last_cap", Gen::Sys("cap_last_cap")),
+    ("sys/kernel", "shmmax", Gen::Sys("shmmax")),
+    ("sys/kernel", "shmall", Gen::Sys("shmall")),
+    ("sys/kernel", "shmmni", Gen::Sys("shmmni")),
+    ("sysvipc", "shm", Gen::Sys("sysvipc/shm")),
     ("sys/kernel", "dmesg_restrict", Gen::Sys("dmesg_restrict")),
     ("sys/kernel", "random", Gen::Sys("")),
     ("sys/kernel/random", "boot_id", Gen::Sys("boot_id")),
@@ -299,6 +303,7 @@ impl PNode {
                     (b"mounts".to_vec(), Kind::Symlink("self/mounts")),
                     (b"net".to_vec(), Kind::Symlink("self/net")),
                     (b"sys".to_vec(), Kind::Static("sys")),
+                    (b"sysvipc".to_vec(), Kind::Static("sysvipc")),
                 ];
                 let mut pids: Vec<i32> = self.k.table.lock().procs.keys().copied().collect();
                 pids.sort();
@@ -517,6 +522,9 @@ impl Inode for PNode {
                         | "dmesg_restrict"
                         | "ping_group_range"
                         | "max_user_namespaces"
+                        | "shmmax"
+                        | "shmall"
+                        | "shmmni"
                 ) || super::mqueue::SYSCTL_NAMES.contains(n) =>
             {
                 (S_IFREG | 0o644, 1)
@@ -670,6 +678,9 @@ impl Inode for PNode {
                             | "dmesg_restrict"
                             | "ping_group_range"
                             | "max_user_namespaces"
+                            | "shmmax"
+                            | "shmall"
+                            | "shmmni"
                     ) || super::mqueue::SYSCTL_NAMES.contains(name)) =>
             {
                 if current().map(|t| t.creds().euid) != Some(0) {
@@ -823,6 +834,21 @@ impl PNode {
                 }
                 "ping_group_range" => crate::net::ping::range_text(k),
                 "overcommit_memory" => "0\n".into(),
+                "shmmax" | "shmall" | "shmmni" => {
+                    let shm = cur_ns(k).ipc.shm.clone();
+                    let v = match name {
+                        "shmmax" => shm.shmmax.load(Ordering::Relaxed),
+                        "shmall" => shm.shmall.load(Ordering::Relaxed),
+                        _ => shm.shmmni.load(Ordering::Relaxed) as u64,
+                    };
+                    format!("{v}\n")
+                }
+                "sysvipc/shm" => {
+                    let user = current().map_or_else(crate::kernel::ns::UserNs::init, |t| {
+                        t.creds().user_ns()
+                    });
+                    cur_ns(k).ipc.shm.proc_text(&user)
+                }
                 "max_map_count" => "65530\n".into(),
                 "file-max" => "9223372036854775807\n".into(),
                 "nr_open" => "1048576\n".into(),
@@ -1211,7 +1237,10 @@ impl FileOps for CommFile {
 }
 
 /// The /proc/sys files a sandbox can change, by their OCI (sysctl(8)) names.
-const SYSCTLS: [(&str, &str); 9] = [
+const SYSCTLS: [(&str, &str); 12] = [
+    ("kernel.shmmax", "shmmax"),
+    ("kernel.shmall", "shmall"),
+    ("kernel.shmmni", "shmmni"),
     ("kernel.hostname", "hostname"),
     ("kernel.domainname", "domainname"),
     ("kernel.dmesg_restrict", "dmesg_restrict"),
@@ -1256,6 +1285,25 @@ fn write_sysctl(k: &Arc<Kernel>, name: &str, buf: &[u8]) -> KResult<()> {
             .lock() = v;
         }
         "ping_group_range" => crate::net::ping::set_range(k, buf)?,
+        "shmmax" | "shmall" | "shmmni" => {
+            let s = std::str::from_utf8(&v).map_err(|_| EINVAL)?.trim();
+            let shm = cur_ns(k).ipc.shm.clone();
+            if name == "shmmni" {
+                let n: u32 = s
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= crate::ipc::IPCMNI)
+                    .ok_or(EINVAL)?;
+                shm.shmmni.store(n, Ordering::Relaxed);
+            } else {
+                let n: u64 = s.parse().map_err(|_| EINVAL)?;
+                if name == "shmmax" {
+                    shm.shmmax.store(n, Ordering::Relaxed);
+                } else {
+                    shm.shmall.store(n, Ordering::Relaxed);
+                }
+            }
+        }
         "max_user_namespaces" => {
             let n: i32 = std::str::from_utf8(&v)
                 .ok()
