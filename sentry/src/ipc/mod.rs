@@ -170,3 +170,33 @@ pub fn make_id(idx: u32, seq: u32) -> i32 {
 pub fn now_secs() -> i64 {
     crate::vfs::now().0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_cyclic_and_the_sequence_grows_on_wrap() {
+        let mut ids: Ids<u32> = Ids::default();
+        let (a, s) = ids.alloc(3).unwrap();
+        assert_eq!((a, s), (0, 0));
+        ids.objs.insert(a, s);
+        let (b, s) = ids.alloc(3).unwrap();
+        assert_eq!((b, s), (1, 0));
+        ids.objs.insert(b, s);
+        // A freed index is not reused before the others.
+        ids.objs.remove(&0);
+        let (c, s) = ids.alloc(3).unwrap();
+        assert_eq!((c, s), (2, 0));
+        ids.objs.insert(c, s);
+        // Wrapping around: index 0 again, with a new sequence number, so the old id
+        // no longer names it.
+        let (d, s) = ids.alloc(3).unwrap();
+        assert_eq!((d, s), (0, 1));
+        ids.objs.insert(d, s);
+        assert_eq!(ids.alloc(3), None);
+        assert!(ids.by_id(make_id(0, 0), |s| *s).is_err());
+        assert_eq!(ids.by_id(make_id(0, 1), |s| *s), Ok(&1));
+        assert_eq!(ids.max_idx(), 2);
+    }
+}
