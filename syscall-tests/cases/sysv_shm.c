@@ -455,3 +455,34 @@ CASE(limits_per_ipc_namespace)
 	CHECK_GE(read_ulong("/proc/sys/kernel/shmmni"), 2);
 	CHECK_OK(shmget(k, 0, 0));
 }
+
+CASE(exit_detaches)
+{
+	int id = CHECK_OK(get(IPC_PRIVATE, 4096, 0600));
+	pid_t pid = CHECK_OK(fork());
+	if (pid == 0) {
+		char *p = shmat(id, NULL, 0);
+		if (p == (void *)-1)
+			_exit(4);
+		p[0] = 'c';
+		_exit(0);
+	}
+	CHECK_EXITED(st_wait(pid), 0);
+	/* Detached before the parent heard of the exit; the child was the last op. */
+	struct shmid_ds d = stat_of(id);
+	CHECK_EQ(d.shm_nattch, 0);
+	CHECK_EQ(d.shm_lpid, pid);
+	CHECK_NE(d.shm_dtime, 0);
+	/* A vfork child's exit leaves its parent's attachments alone. */
+	char *p = shmat(id, NULL, 0);
+	CHECK_NE(p, (void *)-1);
+	CHECK_EQ(p[0], 'c');
+	pid = vfork();
+	if (pid == 0)
+		_exit(0);
+	CHECK_GT(pid, 0);
+	CHECK_EXITED(st_wait(pid), 0);
+	CHECK_EQ(stat_of(id).shm_nattch, 1);
+	CHECK_EQ(p[0], 'c');
+	CHECK_OK(shmdt(p));
+}

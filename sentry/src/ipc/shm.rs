@@ -295,3 +295,27 @@ impl ShmNs {
         out
     }
 }
+
+fn is_attachment(v: &crate::mm::Vma) -> bool {
+    v.dev_ino.0 == SHM_DEV && v.shared && v.name.starts_with("/SYSV")
+}
+
+/// Whether `mm` has a segment attached.
+pub fn has_attachments(mm: &crate::mm::Mm) -> bool {
+    mm.inner.lock().vmas.values().any(is_attachment)
+}
+
+/// Detach every segment attached in `mm` (Linux's exit_mm for a dying process whose
+/// memory no other process shares), so its parent sees shm_nattch already down.
+pub fn detach_all(mm: &crate::mm::Mm) {
+    let mut inner = mm.inner.lock();
+    let ranges: Vec<(u64, u64)> = inner
+        .vmas
+        .iter()
+        .filter(|(_, v)| is_attachment(v))
+        .map(|(s, v)| (*s, v.end))
+        .collect();
+    for (s, e) in ranges {
+        mm.unmap_locked(&mut inner, s, e);
+    }
+}
