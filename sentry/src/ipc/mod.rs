@@ -1,6 +1,7 @@
 //! System V IPC objects (shared memory; semaphores and message queues to come), each
 //! kind in a registry of its IPC namespace, with Linux's ids, keys and permissions.
 
+pub mod sem;
 pub mod shm;
 
 use crate::errno::*;

@@ -209,6 +209,8 @@ pub struct IpcNs {
     pub mqueue: std::sync::OnceLock<(Arc<crate::vfs::mqueue::MqFs>, Arc<crate::vfs::Mount>)>,
     /// System V shared memory segments.
     pub shm: Arc<crate::ipc::shm::ShmNs>,
+    /// System V semaphore sets.
+    pub sem: Arc<crate::ipc::sem::SemNs>,
 }
 
 impl IpcNs {
@@ -218,6 +220,7 @@ impl IpcNs {
             user,
             mqueue: std::sync::OnceLock::new(),
             shm: Default::default(),
+            sem: Default::default(),
         })
     }
 

@@ -383,9 +383,11 @@ pub fn continue_group(k: &Kernel, tg: &Arc<ThreadGroup>) {
     notify_parent(k, tg.tgid, signal::CLD_CONTINUED, signal::SIGCONT);
 }
 
-/// A dead process's System V IPC state: its shared memory attachments, unless another
-/// process shares its memory (a vfork parent).
+/// A dead process's System V IPC state: its semaphore undo adjustments are applied; its
+/// shared memory attachments go, unless another process shares its memory (a vfork
+/// parent).
 fn release_sysv(k: &Kernel, task: &Arc<Task>, tgid: i32) {
+    task.ns().ipc.sem.exit(tgid);
     let mm = task.mm();
     if !crate::ipc::shm::has_attachments(&mm) {
         return;

@@ -1,4 +1,4 @@
-//! System V IPC system calls: shmget, shmat, shmdt, shmctl.
+//! System V IPC system calls: shmget, shmat, shmdt, shmctl (semaphores: sys_sysv_sem).
 
 use super::*;
 use crate::ipc::shm::{Seg, ShmNs, SHM_DEV, SHM_LOCKED};
@@ -28,6 +28,10 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         30 => shmat(c, a0 as i32, a1, a2),
         31 => shmctl(c, a0 as i32, a1 as i32, a2),
         67 => shmdt(c, a0),
+        64 => super::sys_sysv_sem::semget(c, a0 as i32, a1 as i32, a2 as u32),
+        65 => super::sys_sysv_sem::semtimedop(c, a0 as i32, a1, a2 as i64, 0),
+        66 => super::sys_sysv_sem::semctl(c, a0 as i32, a1 as i32, a2 as i32, c.arg(3)),
+        220 => super::sys_sysv_sem::semtimedop(c, a0 as i32, a1, a2 as i64, c.arg(3)),
         _ => return None,
     })
 }

@@ -125,6 +125,8 @@ const SYS_TREE: &[(&str, &str, Gen)] = &[
     ("sys/kernel", "shmmax", Gen::Sys("shmmax")),
     ("sys/kernel", "shmall", Gen::Sys("shmall")),
     ("sys/kernel", "shmmni", Gen::Sys("shmmni")),
+    ("sys/kernel", "sem", Gen::Sys("sem")),
+    ("sysvipc", "sem", Gen::Sys("sysvipc/sem")),
     ("sysvipc", "shm", Gen::Sys("sysvipc/shm")),
     ("sys/kernel", "dmesg_restrict", Gen::Sys("dmesg_restrict")),
     ("sys/kernel", "random", Gen::Sys("")),
@@ -525,6 +527,7 @@ impl Inode for PNode {
                         | "shmmax"
                         | "shmall"
                         | "shmmni"
+                        | "sem"
                 ) || super::mqueue::SYSCTL_NAMES.contains(n) =>
             {
                 (S_IFREG | 0o644, 1)
@@ -681,6 +684,7 @@ impl Inode for PNode {
                             | "shmmax"
                             | "shmall"
                             | "shmmni"
+                            | "sem"
                     ) || super::mqueue::SYSCTL_NAMES.contains(name)) =>
             {
                 if current().map(|t| t.creds().euid) != Some(0) {
@@ -842,6 +846,16 @@ impl PNode {
                         _ => shm.shmmni.load(Ordering::Relaxed) as u64,
                     };
                     format!("{v}\n")
+                }
+                "sem" => {
+                    let l = *cur_ns(k).ipc.sem.limits.lock();
+                    format!("{}\t{}\t{}\t{}\n", l[0], l[1], l[2], l[3])
+                }
+                "sysvipc/sem" => {
+                    let user = current().map_or_else(crate::kernel::ns::UserNs::init, |t| {
+                        t.creds().user_ns()
+                    });
+                    cur_ns(k).ipc.sem.proc_text(&user)
                 }
                 "sysvipc/shm" => {
                     let user = current().map_or_else(crate::kernel::ns::UserNs::init, |t| {
@@ -1237,7 +1251,8 @@ impl FileOps for CommFile {
 }
 
 /// The /proc/sys files a sandbox can change, by their OCI (sysctl(8)) names.
-const SYSCTLS: [(&str, &str); 12] = [
+const SYSCTLS: [(&str, &str); 13] = [
+    ("kernel.sem", "sem"),
     ("kernel.shmmax", "shmmax"),
     ("kernel.shmall", "shmall"),
     ("kernel.shmmni", "shmmni"),
@@ -1285,6 +1300,19 @@ fn write_sysctl(k: &Arc<Kernel>, name: &str, buf: &[u8]) -> KResult<()> {
             .lock() = v;
         }
         "ping_group_range" => crate::net::ping::set_range(k, buf)?,
+        "sem" => {
+            // Four numbers (Linux's proc_ipc_sem_dointvec; semmni at most IPCMNI).
+            let l: Vec<i32> = std::str::from_utf8(&v)
+                .map_err(|_| EINVAL)?
+                .split_whitespace()
+                .map(|x| x.parse().map_err(|_| EINVAL))
+                .collect::<KResult<_>>()?;
+            let l: [i32; 4] = l.try_into().map_err(|_| EINVAL)?;
+            if !(0..=crate::ipc::IPCMNI as i32).contains(&l[3]) {
+                return Err(EINVAL);
+            }
+            *cur_ns(k).ipc.sem.limits.lock() = l;
+        }
         "shmmax" | "shmall" | "shmmni" => {
             let s = std::str::from_utf8(&v).map_err(|_| EINVAL)?.trim();
             let shm = cur_ns(k).ipc.shm.clone();
