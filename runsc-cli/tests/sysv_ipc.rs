@@ -30,3 +30,22 @@ fn ipcs_shows_shared_memory_as_natively() {
         s.describe()
     );
 }
+
+#[test]
+fn ipcs_shows_semaphores_as_natively() {
+    if native(&["id", "-u"]).stdout.trim() != "0" {
+        eprintln!("SKIP: unshare -i needs root");
+        return;
+    }
+    let script = "ipcmk -S 3 -p 0640; ipcmk -S 1; ipcs -s; ipcs -s -i 0 | grep -v time; \
+                  ipcs -s -l; ipcs -s -u; ipcs -s -c; ipcrm -s 0; ipcs -s; ipcrm -s 0; echo $?";
+    let (_, s) = compare(&[
+        "unshare",
+        "-i",
+        "sh",
+        "-c",
+        &format!("({script}) 2>&1 | sed -e 's/^0x[0-9a-f]\\{{8\\}}/KEY/'"),
+    ]);
+    assert!(s.stdout.contains("Semaphore id: 1"), "{}", s.describe());
+    assert!(s.stdout.contains("used arrays = 2"), "{}", s.describe());
+}
