@@ -1,6 +1,7 @@
-//! System V IPC objects (shared memory; semaphores and message queues to come), each
+//! System V IPC objects (shared memory, semaphores, message queues), each
 //! kind in a registry of its IPC namespace, with Linux's ids, keys and permissions.
 
+pub mod msg;
 pub mod sem;
 pub mod shm;
 

@@ -211,6 +211,8 @@ pub struct IpcNs {
     pub shm: Arc<crate::ipc::shm::ShmNs>,
     /// System V semaphore sets.
     pub sem: Arc<crate::ipc::sem::SemNs>,
+    /// System V message queues.
+    pub msg: Arc<crate::ipc::msg::MsgNs>,
 }
 
 impl IpcNs {
@@ -221,6 +223,7 @@ impl IpcNs {
             mqueue: std::sync::OnceLock::new(),
             shm: Default::default(),
             sem: Default::default(),
+            msg: Default::default(),
         })
     }
 

@@ -14,6 +14,7 @@ mod sys_sched;
 mod sys_signal;
 mod sys_socket;
 mod sys_sysv;
+mod sys_sysv_msg;
 mod sys_sysv_sem;
 mod sys_task;
 mod sys_timer;

@@ -1,4 +1,4 @@
-//! System V IPC system calls: shmget, shmat, shmdt, shmctl (semaphores: sys_sysv_sem).
+//! System V IPC system calls: shmget, shmat, shmdt, shmctl (semaphores: sys_sysv_sem; message queues: sys_sysv_msg).
 
 use super::*;
 use crate::ipc::shm::{Seg, ShmNs, SHM_DEV, SHM_LOCKED};
@@ -31,6 +31,10 @@ pub fn call(c: &mut Ctx, nr: u64) -> Option<SysResult> {
         64 => super::sys_sysv_sem::semget(c, a0 as i32, a1 as i32, a2 as u32),
         65 => super::sys_sysv_sem::semtimedop(c, a0 as i32, a1, a2 as i64, 0),
         66 => super::sys_sysv_sem::semctl(c, a0 as i32, a1 as i32, a2 as i32, c.arg(3)),
+        68 => super::sys_sysv_msg::msgget(c, a0 as i32, a1 as u32),
+        69 => super::sys_sysv_msg::msgsnd(c, a0 as i32, a1, a2, c.arg(3)),
+        70 => super::sys_sysv_msg::msgrcv(c, a0 as i32, a1, a2, c.arg(3) as i64, c.arg(4)),
+        71 => super::sys_sysv_msg::msgctl(c, a0 as i32, a1 as i32, a2),
         220 => super::sys_sysv_sem::semtimedop(c, a0 as i32, a1, a2 as i64, c.arg(3)),
         _ => return None,
     })

@@ -126,6 +126,10 @@ const SYS_TREE: &[(&str, &str, Gen)] = &[
     ("sys/kernel", "shmall", Gen::Sys("shmall")),
     ("sys/kernel", "shmmni", Gen::Sys("shmmni")),
     ("sys/kernel", "sem", Gen::Sys("sem")),
+    ("sys/kernel", "msgmax", Gen::Sys("msgmax")),
+    ("sys/kernel", "msgmnb", Gen::Sys("msgmnb")),
+    ("sys/kernel", "msgmni", Gen::Sys("msgmni")),
+    ("sysvipc", "msg", Gen::Sys("sysvipc/msg")),
     ("sysvipc", "sem", Gen::Sys("sysvipc/sem")),
     ("sysvipc", "shm", Gen::Sys("sysvipc/shm")),
     ("sys/kernel", "dmesg_restrict", Gen::Sys("dmesg_restrict")),
@@ -528,6 +532,9 @@ impl Inode for PNode {
                         | "shmall"
                         | "shmmni"
                         | "sem"
+                        | "msgmax"
+                        | "msgmnb"
+                        | "msgmni"
                 ) || super::mqueue::SYSCTL_NAMES.contains(n) =>
             {
                 (S_IFREG | 0o644, 1)
@@ -685,6 +692,9 @@ impl Inode for PNode {
                             | "shmall"
                             | "shmmni"
                             | "sem"
+                            | "msgmax"
+                            | "msgmnb"
+                            | "msgmni"
                     ) || super::mqueue::SYSCTL_NAMES.contains(name)) =>
             {
                 if current().map(|t| t.creds().euid) != Some(0) {
@@ -850,6 +860,21 @@ impl PNode {
                 "sem" => {
                     let l = *cur_ns(k).ipc.sem.limits.lock();
                     format!("{}\t{}\t{}\t{}\n", l[0], l[1], l[2], l[3])
+                }
+                "msgmax" | "msgmnb" | "msgmni" => {
+                    let m = cur_ns(k).ipc.msg.clone();
+                    let v = match name {
+                        "msgmax" => &m.msgmax,
+                        "msgmnb" => &m.msgmnb,
+                        _ => &m.msgmni,
+                    };
+                    format!("{}\n", v.load(Ordering::Relaxed))
+                }
+                "sysvipc/msg" => {
+                    let user = current().map_or_else(crate::kernel::ns::UserNs::init, |t| {
+                        t.creds().user_ns()
+                    });
+                    cur_ns(k).ipc.msg.proc_text(&user)
                 }
                 "sysvipc/sem" => {
                     let user = current().map_or_else(crate::kernel::ns::UserNs::init, |t| {
@@ -1251,7 +1276,10 @@ impl FileOps for CommFile {
 }
 
 /// The /proc/sys files a sandbox can change, by their OCI (sysctl(8)) names.
-const SYSCTLS: [(&str, &str); 13] = [
+const SYSCTLS: [(&str, &str); 16] = [
+    ("kernel.msgmax", "msgmax"),
+    ("kernel.msgmnb", "msgmnb"),
+    ("kernel.msgmni", "msgmni"),
     ("kernel.sem", "sem"),
     ("kernel.shmmax", "shmmax"),
     ("kernel.shmall", "shmall"),
@@ -1300,6 +1328,21 @@ fn write_sysctl(k: &Arc<Kernel>, name: &str, buf: &[u8]) -> KResult<()> {
             .lock() = v;
         }
         "ping_group_range" => crate::net::ping::set_range(k, buf)?,
+        "msgmax" | "msgmnb" | "msgmni" => {
+            // Non-negative ints (msgmni at most IPCMNI).
+            let n: i32 = std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .filter(|n| *n >= 0 && (name != "msgmni" || *n <= crate::ipc::IPCMNI as i32))
+                .ok_or(EINVAL)?;
+            let m = cur_ns(k).ipc.msg.clone();
+            match name {
+                "msgmax" => &m.msgmax,
+                "msgmnb" => &m.msgmnb,
+                _ => &m.msgmni,
+            }
+            .store(n as u32, Ordering::Relaxed);
+        }
         "sem" => {
             // Four numbers (Linux's proc_ipc_sem_dointvec; semmni at most IPCMNI).
             let l: Vec<i32> = std::str::from_utf8(&v)
