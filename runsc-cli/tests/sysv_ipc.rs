@@ -49,3 +49,26 @@ fn ipcs_shows_semaphores_as_natively() {
     assert!(s.stdout.contains("Semaphore id: 1"), "{}", s.describe());
     assert!(s.stdout.contains("used arrays = 2"), "{}", s.describe());
 }
+
+#[test]
+fn ipcs_shows_message_queues_as_natively() {
+    if native(&["id", "-u"]).stdout.trim() != "0" {
+        eprintln!("SKIP: unshare -i needs root");
+        return;
+    }
+    let script = "ipcmk -Q -p 0640; ipcmk -Q; ipcs -q; ipcs -q -i 0 | grep -v time; \
+                  ipcs -q -l; ipcs -q -u; ipcs -q -c; ipcs -q -p; ipcrm -q 0; ipcs -q; ipcrm -q 0; echo $?";
+    let (_, s) = compare(&[
+        "unshare",
+        "-i",
+        "sh",
+        "-c",
+        &format!("({script}) 2>&1 | sed -e 's/^0x[0-9a-f]\\{{8\\}}/KEY/'"),
+    ]);
+    assert!(s.stdout.contains("Message queue id: 1"), "{}", s.describe());
+    assert!(
+        s.stdout.contains("allocated queues = 2"),
+        "{}",
+        s.describe()
+    );
+}

@@ -144,6 +144,32 @@ CASE(types_and_sizes)
 	CHECK_ERR(msend(id + 1000000, 1, "x", 0), EINVAL);
 }
 
+#ifndef MSG_COPY
+#define MSG_COPY 040000
+#endif
+
+CASE(msg_copy)
+{
+	int id = CHECK_OK(get(IPC_PRIVATE, 0600));
+	CHECK_OK(msend(id, 5, "first", 0));
+	CHECK_OK(msend(id, 6, "second", 0));
+	struct m r;
+	memset(&r, 0, sizeof r);
+	CHECK_ERR(msgrcv(id, &r, sizeof r.text, 0, MSG_COPY), EINVAL);
+	CHECK_ERR(msgrcv(id, &r, sizeof r.text, 0, MSG_COPY | IPC_NOWAIT | MSG_EXCEPT), EINVAL);
+	/* By position, and left in the queue. */
+	CHECK_EQ(msgrcv(id, &r, sizeof r.text, 1, MSG_COPY | IPC_NOWAIT), 6);
+	CHECK_EQ(r.type, 6);
+	CHECK_MEMEQ(r.text, "second", 6);
+	CHECK_EQ(msgrcv(id, &r, sizeof r.text, 0, MSG_COPY | IPC_NOWAIT), 5);
+	CHECK_EQ(r.type, 5);
+	CHECK_ERR(msgrcv(id, &r, sizeof r.text, 2, MSG_COPY | IPC_NOWAIT), ENOMSG);
+	CHECK_ERR(msgrcv(id, &r, 2, 0, MSG_COPY | IPC_NOWAIT), E2BIG);
+	struct msqid_ds d = stat_of(id);
+	CHECK_EQ(d.msg_qnum, 2);
+	CHECK_EQ(d.msg_lrpid, 0);
+}
+
 CASE(full_queue_blocks_sender)
 {
 	int id = CHECK_OK(get(IPC_PRIVATE, 0600));

@@ -87,11 +87,12 @@ pub fn msgrcv(c: &Ctx, id: i32, msgp: u64, size: u64, typ: i64, flg: u64) -> Sys
     if (size as i64) < 0 || id < 0 {
         return Err(EINVAL);
     }
-    if flg & MSG_COPY != 0 {
-        // As a kernel built without CONFIG_CHECKPOINT_RESTORE.
-        return Err(ENOSYS);
+    let copy = flg & MSG_COPY != 0;
+    if copy && (flg & MSG_EXCEPT != 0 || flg & IPC_NOWAIT as u64 == 0) {
+        return Err(EINVAL);
     }
     let (msg, user) = msg_ns(c);
+    let msgmax = msg.msgmax.load(Ordering::Relaxed) as u64;
     let pid = c.t.tgid();
     let wq = {
         let g = msg.inner.lock();
@@ -104,7 +105,13 @@ pub fn msgrcv(c: &Ctx, id: i32, msgp: u64, size: u64, typ: i64, flg: u64) -> Sys
         let Ok(q) = g.queue_mut(id) else {
             return Some(Err(EIDRM));
         };
-        let Some(i) = q.select(typ, flg & MSG_EXCEPT != 0) else {
+        // MSG_COPY: message number `typ` (from 0), left in the queue.
+        let found = if copy {
+            usize::try_from(typ).ok().filter(|i| *i < q.msgs.len())
+        } else {
+            q.select(typ, flg & MSG_EXCEPT != 0)
+        };
+        let Some(i) = found else {
             return if flg & IPC_NOWAIT as u64 != 0 {
                 Some(Err(ENOMSG))
             } else {
@@ -113,6 +120,12 @@ pub fn msgrcv(c: &Ctx, id: i32, msgp: u64, size: u64, typ: i64, flg: u64) -> Sys
         };
         if q.msgs[i].1.len() as u64 > size && flg & MSG_NOERROR == 0 {
             return Some(Err(E2BIG));
+        }
+        if copy {
+            if q.msgs[i].1.len() as u64 > size.min(msgmax) {
+                return Some(Err(EINVAL));
+            }
+            return Some(Ok(q.msgs[i].clone()));
         }
         let m = q.msgs.remove(i).expect("message");
         q.cbytes -= m.1.len() as u64;
