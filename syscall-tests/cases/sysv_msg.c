@@ -309,3 +309,37 @@ CASE(permissions)
 		CHECK_OK(msgctl(id, IPC_RMID, NULL));
 	});
 }
+
+static void write_file(const char *path, const char *v)
+{
+	int fd = open(path, O_WRONLY);
+	if (fd < 0 || write(fd, v, strlen(v)) != (ssize_t)strlen(v))
+		FAIL("write %s: %s", path, st_errname(errno));
+	close(fd);
+}
+
+CASE(limits_per_ipc_namespace)
+{
+	if (!st_is_root()) {
+		fprintf(stderr, "SKIP: CLONE_NEWIPC needs CAP_SYS_ADMIN\n");
+		return;
+	}
+	key_t k = key_for(3);
+	CHECK_OK(get(k, IPC_CREAT | IPC_EXCL | 0600));
+	IN_CHILD({
+		CHECK_OK(unshare(CLONE_NEWIPC));
+		CHECK_ERR(msgget(k, 0), ENOENT);
+		CHECK_EQ(read_long("/proc/sys/kernel/msgmax"), 8192);
+		write_file("/proc/sys/kernel/msgmni", "1");
+		write_file("/proc/sys/kernel/msgmax", "4");
+		write_file("/proc/sys/kernel/msgmnb", "6");
+		int a = CHECK_OK(msgget(IPC_PRIVATE, 0600));
+		CHECK_ERR(msgget(IPC_PRIVATE, 0600), ENOSPC);
+		CHECK_EQ(stat_of(a).msg_qbytes, 6);
+		CHECK_ERR(msend(a, 1, "12345", 0), EINVAL);
+		CHECK_OK(msend(a, 1, "1234", 0));
+		CHECK_ERR(msend(a, 1, "123", IPC_NOWAIT), EAGAIN);
+		CHECK_OK(msgctl(a, IPC_RMID, NULL));
+	});
+	CHECK_OK(msgget(k, 0));
+}

@@ -321,3 +321,40 @@ CASE(permissions)
 		CHECK_ERR(semctl(id, 0, IPC_STAT, (union semun){ .buf = &e }), EACCES);
 	});
 }
+
+static void write_file(const char *path, const char *v)
+{
+	int fd = open(path, O_WRONLY);
+	if (fd < 0 || write(fd, v, strlen(v)) != (ssize_t)strlen(v))
+		FAIL("write %s: %s", path, st_errname(errno));
+	close(fd);
+}
+
+CASE(limits_per_ipc_namespace)
+{
+	if (!st_is_root()) {
+		fprintf(stderr, "SKIP: CLONE_NEWIPC needs CAP_SYS_ADMIN\n");
+		return;
+	}
+	key_t k = key_for(3);
+	CHECK_OK(get(k, 1, IPC_CREAT | IPC_EXCL | 0600));
+	IN_CHILD({
+		CHECK_OK(unshare(CLONE_NEWIPC));
+		CHECK_ERR(semget(k, 0, 0), ENOENT);
+		CHECK_EQ(read_field("/proc/sys/kernel/sem", 0), 32000);
+		write_file("/proc/sys/kernel/sem", "4 6 2 2\n");
+		CHECK_EQ(read_field("/proc/sys/kernel/sem", 2), 2);
+		CHECK_ERR(semget(IPC_PRIVATE, 5, 0600), EINVAL);
+		int a = CHECK_OK(semget(IPC_PRIVATE, 4, 0600));
+		CHECK_ERR(semget(IPC_PRIVATE, 3, 0600), ENOSPC);
+		int b = CHECK_OK(semget(IPC_PRIVATE, 2, 0600));
+		write_file("/proc/sys/kernel/sem", "4 100 2 2\n");
+		CHECK_ERR(semget(IPC_PRIVATE, 1, 0600), ENOSPC);
+		struct sembuf ops[3] = { { 0, 1, 0 }, { 1, 1, 0 }, { 2, 1, 0 } };
+		CHECK_ERR(semop(a, ops, 3), E2BIG);
+		CHECK_OK(semop(a, ops, 2));
+		CHECK_OK(semctl(a, 0, IPC_RMID));
+		CHECK_OK(semctl(b, 0, IPC_RMID));
+	});
+	CHECK_OK(semget(k, 0, 0));
+}
