@@ -484,5 +484,13 @@ CASE(exit_detaches)
 	CHECK_EXITED(st_wait(pid), 0);
 	CHECK_EQ(stat_of(id).shm_nattch, 1);
 	CHECK_EQ(p[0], 'c');
+	/* A child's exit is a detach even when it is not the last. */
+	pid = CHECK_OK(fork());
+	if (pid == 0)
+		_exit(0);
+	CHECK_EXITED(st_wait(pid), 0);
+	d = stat_of(id);
+	CHECK_EQ(d.shm_nattch, 1);
+	CHECK_EQ(d.shm_lpid, pid);
 	CHECK_OK(shmdt(p));
 }

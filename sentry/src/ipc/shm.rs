@@ -307,15 +307,22 @@ pub fn has_attachments(mm: &crate::mm::Mm) -> bool {
 
 /// Detach every segment attached in `mm` (Linux's exit_mm for a dying process whose
 /// memory no other process shares), so its parent sees shm_nattch already down.
-pub fn detach_all(mm: &crate::mm::Mm) {
+/// Each segment detached gets the process as its last user (shm_lpid, shm_dtime).
+pub fn detach_all(mm: &crate::mm::Mm, ns: &ShmNs, pid: i32) {
     let mut inner = mm.inner.lock();
-    let ranges: Vec<(u64, u64)> = inner
+    let ranges: Vec<(u64, u64, i32)> = inner
         .vmas
         .iter()
         .filter(|(_, v)| is_attachment(v))
-        .map(|(s, v)| (*s, v.end))
+        .map(|(s, v)| (*s, v.end, v.dev_ino.1 as i32))
         .collect();
-    for (s, e) in ranges {
-        mm.unmap_locked(&mut inner, s, e);
+    for (s, e, _) in &ranges {
+        mm.unmap_locked(&mut inner, *s, *e);
+    }
+    drop(inner);
+    let mut ids: Vec<i32> = ranges.iter().map(|r| r.2).collect();
+    ids.dedup();
+    for id in ids {
+        ns.detached(id, pid);
     }
 }

@@ -401,7 +401,7 @@ fn release_sysv(k: &Kernel, task: &Arc<Task>, tgid: i32) {
         .cloned()
         .collect();
     if !others.iter().any(|x| Arc::ptr_eq(&x.mm(), &mm)) {
-        crate::ipc::shm::detach_all(&mm);
+        crate::ipc::shm::detach_all(&mm, &task.ns().ipc.shm, tgid);
     }
 }
 
