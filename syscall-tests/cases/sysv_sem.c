@@ -338,6 +338,30 @@ CASE(limits_per_ipc_namespace)
 	}
 	key_t k = key_for(3);
 	CHECK_OK(get(k, 1, IPC_CREAT | IPC_EXCL | 0600));
+	int id = CHECK_OK(semget(k, 0, 0));
+	/* Leaving the namespace applies the SEM_UNDO adjustments made there (before the
+	 * process exits). */
+	int pfd[2], qfd[2];
+	CHECK_OK(pipe(pfd));
+	CHECK_OK(pipe(qfd));
+	pid_t pid = CHECK_OK(fork());
+	if (pid == 0) {
+		char c;
+		if (op(id, 0, 3, SEM_UNDO) != 0 || semctl(id, 0, GETVAL) != 3 ||
+		    unshare(CLONE_NEWIPC) != 0 || write(pfd[1], "x", 1) != 1 ||
+		    read(qfd[0], &c, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	char c;
+	CHECK_EQ(read(pfd[0], &c, 1), 1);
+	CHECK_EQ(semctl(id, 0, GETVAL), 0);
+	CHECK_EQ(write(qfd[1], "x", 1), 1);
+	CHECK_EXITED(st_wait(pid), 0);
+	close(pfd[0]);
+	close(pfd[1]);
+	close(qfd[0]);
+	close(qfd[1]);
 	IN_CHILD({
 		CHECK_OK(unshare(CLONE_NEWIPC));
 		CHECK_ERR(semget(k, 0, 0), ENOENT);
@@ -356,5 +380,5 @@ CASE(limits_per_ipc_namespace)
 		CHECK_OK(semctl(a, 0, IPC_RMID));
 		CHECK_OK(semctl(b, 0, IPC_RMID));
 	});
-	CHECK_OK(semget(k, 0, 0));
+	CHECK_EQ(semctl(id, 0, GETVAL), 0);
 }
