@@ -3,6 +3,7 @@
 
 pub mod control;
 pub mod errno;
+pub mod ipc;
 pub mod kernel;
 pub mod loader;
 pub mod memfile;

@@ -283,8 +283,13 @@ static int st_rm_cb(const char *path, const struct stat *sb, int flag, struct FT
 	return 0;
 }
 
+/* A family's own clean-up (e.g. removing SysV IPC objects), run with st_cleanup. */
+static void (*st_at_cleanup)(void);
+
 static void st_cleanup(void)
 {
+	if (st_at_cleanup && getpid() == st_main_pid)
+		st_at_cleanup();
 	if (st_tmpdir_buf[0] && getpid() == st_main_pid) {
 		if (chdir("/") != 0) {
 		}

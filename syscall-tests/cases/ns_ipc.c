@@ -1,6 +1,6 @@
 /* IPC namespaces: CLONE_NEWIPC in unshare and clone gives a set of POSIX message queues
  * (and mqueue sysctls) of its own; an mqueue mount shows its mounter's; setns back.
- * (SysV IPC is not in rvisor at all yet, so its objects are not tested here.) */
+ * (System V IPC objects per namespace: sysv_shm/limits_per_ipc_namespace.) */
 #include "harness.h"
 #include <mqueue.h>
 #include <sched.h>

@@ -207,6 +207,12 @@ pub struct IpcNs {
     pub user: Arc<UserNs>,
     /// This namespace's POSIX message queues and their hidden mount (made on first use).
     pub mqueue: std::sync::OnceLock<(Arc<crate::vfs::mqueue::MqFs>, Arc<crate::vfs::Mount>)>,
+    /// System V shared memory segments.
+    pub shm: Arc<crate::ipc::shm::ShmNs>,
+    /// System V semaphore sets.
+    pub sem: Arc<crate::ipc::sem::SemNs>,
+    /// System V message queues.
+    pub msg: Arc<crate::ipc::msg::MsgNs>,
 }
 
 impl IpcNs {
@@ -215,6 +221,9 @@ impl IpcNs {
             ino,
             user,
             mqueue: std::sync::OnceLock::new(),
+            shm: Default::default(),
+            sem: Default::default(),
+            msg: Default::default(),
         })
     }
 

@@ -447,6 +447,28 @@ pub fn continue_group(k: &Kernel, tg: &Arc<ThreadGroup>) {
     notify_parent(k, tg.tgid, signal::CLD_CONTINUED, signal::SIGCONT);
 }
 
+/// A dead process's System V IPC state: its semaphore undo adjustments are applied; its
+/// shared memory attachments go, unless another process shares its memory (a vfork
+/// parent).
+fn release_sysv(k: &Kernel, task: &Arc<Task>, tgid: i32) {
+    task.ns().ipc.sem.exit(tgid);
+    let mm = task.mm();
+    if !crate::ipc::shm::has_attachments(&mm) {
+        return;
+    }
+    let others: Vec<Arc<Task>> = k
+        .table
+        .lock()
+        .tasks
+        .values()
+        .filter(|x| x.tgid() != tgid)
+        .cloned()
+        .collect();
+    if !others.iter().any(|x| Arc::ptr_eq(&x.mm(), &mm)) {
+        crate::ipc::shm::detach_all(&mm, &task.ns().ipc.shm, tgid);
+    }
+}
+
 /// A thread is done: clear_child_tid, vfork completion, and if it was the last thread
 /// of its group, the process dies (zombie, reparenting, SIGCHLD).
 pub fn exit_thread(task: &Arc<Task>, code: i32) {
@@ -515,6 +537,7 @@ pub fn exit_thread(task: &Arc<Task>, code: i32) {
     // The process is dead: release its resources before telling the parent.
     task.files().clear();
     k.locks.release_all(tgid);
+    release_sysv(&k, task, tgid);
     *task.tg.itimer_real.lock() = None;
     let creds = task.creds();
     let uid = creds.uid;

@@ -13,6 +13,9 @@ mod sys_prctl;
 mod sys_sched;
 mod sys_signal;
 mod sys_socket;
+mod sys_sysv;
+mod sys_sysv_msg;
+mod sys_sysv_sem;
 mod sys_task;
 mod sys_timer;
 mod sys_xattr;
@@ -216,6 +219,9 @@ fn call(c: &mut Ctx, nr: u64) -> SysResult {
         return r;
     }
     if let Some(r) = sys_ns::call(c, nr) {
+        return r;
+    }
+    if let Some(r) = sys_sysv::call(c, nr) {
         return r;
     }
     c.t.kernel

@@ -948,7 +948,11 @@ fn unshare(c: &Ctx, flags: u64) -> SysResult {
     if ns_flags != 0 {
         let (creds, set) = crate::kernel::ns::for_new(&c.t.creds(), &c.t.ns(), ns_flags)?;
         *c.t.creds.lock() = creds;
-        *c.t.misc.ns.lock() = set;
+        let old = std::mem::replace(&mut *c.t.misc.ns.lock(), set);
+        // Leaving an IPC namespace applies the SEM_UNDO adjustments made in it (exit_sem).
+        if !Arc::ptr_eq(&old.ipc, &c.t.ns().ipc) {
+            old.ipc.sem.exit(c.t.tgid());
+        }
     }
     if flags & CLONE_FILES != 0 {
         let copy = Arc::new(c.t.files().fork());

@@ -133,7 +133,11 @@ fn apply(t: &Task, target: NsRef) {
             let mut set = (*t.ns()).clone();
             match target {
                 NsRef::Uts(n) => set.uts = n,
-                NsRef::Ipc(n) => set.ipc = n,
+                NsRef::Ipc(n) => {
+                    // Leaving an IPC namespace applies its SEM_UNDO adjustments.
+                    set.ipc.sem.exit(t.tgid());
+                    set.ipc = n
+                }
                 _ => unreachable!("matched above"),
             }
             *t.misc.ns.lock() = Arc::new(set);

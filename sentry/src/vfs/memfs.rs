@@ -518,6 +518,14 @@ fn host_seek(fd: &OwnedFd, off: u64, whence: i32) -> KResult<Option<u64>> {
     }
 }
 
+impl FileData {
+    /// Pages that hold memory (SysV shm's rss).
+    pub fn resident_pages(&self) -> u64 {
+        let inner = self.inner.lock();
+        inner.pages.values().filter(|f| f.resident()).count() as u64
+    }
+}
+
 impl crate::mm::MapSource for FileData {
     fn write_sealed(&self) -> bool {
         self.seals.load(Ordering::Acquire) & (F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) != 0

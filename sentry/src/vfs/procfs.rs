@@ -122,6 +122,16 @@ const SYS_TREE: &[(&str, &str, Gen)] = &[
     ("sys/kernel", "pid_max", Gen::Sys("pid_max")),
     ("sys/kernel", "ngroups_max", Gen::Sys("ngroups_max")),
     ("sys/kernel", "cap_last_cap", Gen::Sys("cap_last_cap")),
+    ("sys/kernel", "shmmax", Gen::Sys("shmmax")),
+    ("sys/kernel", "shmall", Gen::Sys("shmall")),
+    ("sys/kernel", "shmmni", Gen::Sys("shmmni")),
+    ("sys/kernel", "sem", Gen::Sys("sem")),
+    ("sys/kernel", "msgmax", Gen::Sys("msgmax")),
+    ("sys/kernel", "msgmnb", Gen::Sys("msgmnb")),
+    ("sys/kernel", "msgmni", Gen::Sys("msgmni")),
+    ("sysvipc", "msg", Gen::Sys("sysvipc/msg")),
+    ("sysvipc", "sem", Gen::Sys("sysvipc/sem")),
+    ("sysvipc", "shm", Gen::Sys("sysvipc/shm")),
     ("sys/kernel", "dmesg_restrict", Gen::Sys("dmesg_restrict")),
     ("sys/kernel", "random", Gen::Sys("")),
     ("sys/kernel/random", "boot_id", Gen::Sys("boot_id")),
@@ -299,6 +309,7 @@ impl PNode {
                     (b"mounts".to_vec(), Kind::Symlink("self/mounts")),
                     (b"net".to_vec(), Kind::Symlink("self/net")),
                     (b"sys".to_vec(), Kind::Static("sys")),
+                    (b"sysvipc".to_vec(), Kind::Static("sysvipc")),
                 ];
                 let mut pids: Vec<i32> = self.k.table.lock().procs.keys().copied().collect();
                 pids.sort();
@@ -517,6 +528,13 @@ impl Inode for PNode {
                         | "dmesg_restrict"
                         | "ping_group_range"
                         | "max_user_namespaces"
+                        | "shmmax"
+                        | "shmall"
+                        | "shmmni"
+                        | "sem"
+                        | "msgmax"
+                        | "msgmnb"
+                        | "msgmni"
                 ) || super::mqueue::SYSCTL_NAMES.contains(n) =>
             {
                 (S_IFREG | 0o644, 1)
@@ -670,6 +688,13 @@ impl Inode for PNode {
                             | "dmesg_restrict"
                             | "ping_group_range"
                             | "max_user_namespaces"
+                            | "shmmax"
+                            | "shmall"
+                            | "shmmni"
+                            | "sem"
+                            | "msgmax"
+                            | "msgmnb"
+                            | "msgmni"
                     ) || super::mqueue::SYSCTL_NAMES.contains(name)) =>
             {
                 if current().map(|t| t.creds().euid) != Some(0) {
@@ -823,6 +848,46 @@ impl PNode {
                 }
                 "ping_group_range" => crate::net::ping::range_text(k),
                 "overcommit_memory" => "0\n".into(),
+                "shmmax" | "shmall" | "shmmni" => {
+                    let shm = cur_ns(k).ipc.shm.clone();
+                    let v = match name {
+                        "shmmax" => shm.shmmax.load(Ordering::Relaxed),
+                        "shmall" => shm.shmall.load(Ordering::Relaxed),
+                        _ => shm.shmmni.load(Ordering::Relaxed) as u64,
+                    };
+                    format!("{v}\n")
+                }
+                "sem" => {
+                    let l = *cur_ns(k).ipc.sem.limits.lock();
+                    format!("{}\t{}\t{}\t{}\n", l[0], l[1], l[2], l[3])
+                }
+                "msgmax" | "msgmnb" | "msgmni" => {
+                    let m = cur_ns(k).ipc.msg.clone();
+                    let v = match name {
+                        "msgmax" => &m.msgmax,
+                        "msgmnb" => &m.msgmnb,
+                        _ => &m.msgmni,
+                    };
+                    format!("{}\n", v.load(Ordering::Relaxed))
+                }
+                "sysvipc/msg" => {
+                    let user = current().map_or_else(crate::kernel::ns::UserNs::init, |t| {
+                        t.creds().user_ns()
+                    });
+                    cur_ns(k).ipc.msg.proc_text(&user)
+                }
+                "sysvipc/sem" => {
+                    let user = current().map_or_else(crate::kernel::ns::UserNs::init, |t| {
+                        t.creds().user_ns()
+                    });
+                    cur_ns(k).ipc.sem.proc_text(&user)
+                }
+                "sysvipc/shm" => {
+                    let user = current().map_or_else(crate::kernel::ns::UserNs::init, |t| {
+                        t.creds().user_ns()
+                    });
+                    cur_ns(k).ipc.shm.proc_text(&user)
+                }
                 "max_map_count" => "65530\n".into(),
                 "file-max" => "9223372036854775807\n".into(),
                 "nr_open" => "1048576\n".into(),
@@ -1211,7 +1276,14 @@ impl FileOps for CommFile {
 }
 
 /// The /proc/sys files a sandbox can change, by their OCI (sysctl(8)) names.
-const SYSCTLS: [(&str, &str); 9] = [
+const SYSCTLS: [(&str, &str); 16] = [
+    ("kernel.msgmax", "msgmax"),
+    ("kernel.msgmnb", "msgmnb"),
+    ("kernel.msgmni", "msgmni"),
+    ("kernel.sem", "sem"),
+    ("kernel.shmmax", "shmmax"),
+    ("kernel.shmall", "shmall"),
+    ("kernel.shmmni", "shmmni"),
     ("kernel.hostname", "hostname"),
     ("kernel.domainname", "domainname"),
     ("kernel.dmesg_restrict", "dmesg_restrict"),
@@ -1256,6 +1328,53 @@ fn write_sysctl(k: &Arc<Kernel>, name: &str, buf: &[u8]) -> KResult<()> {
             .lock() = v;
         }
         "ping_group_range" => crate::net::ping::set_range(k, buf)?,
+        "msgmax" | "msgmnb" | "msgmni" => {
+            // Non-negative ints (msgmni at most IPCMNI).
+            let n: i32 = std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .filter(|n| *n >= 0 && (name != "msgmni" || *n <= crate::ipc::IPCMNI as i32))
+                .ok_or(EINVAL)?;
+            let m = cur_ns(k).ipc.msg.clone();
+            match name {
+                "msgmax" => &m.msgmax,
+                "msgmnb" => &m.msgmnb,
+                _ => &m.msgmni,
+            }
+            .store(n as u32, Ordering::Relaxed);
+        }
+        "sem" => {
+            // Four numbers (Linux's proc_ipc_sem_dointvec; semmni at most IPCMNI).
+            let l: Vec<i32> = std::str::from_utf8(&v)
+                .map_err(|_| EINVAL)?
+                .split_whitespace()
+                .map(|x| x.parse().map_err(|_| EINVAL))
+                .collect::<KResult<_>>()?;
+            let l: [i32; 4] = l.try_into().map_err(|_| EINVAL)?;
+            if !(0..=crate::ipc::IPCMNI as i32).contains(&l[3]) {
+                return Err(EINVAL);
+            }
+            *cur_ns(k).ipc.sem.limits.lock() = l;
+        }
+        "shmmax" | "shmall" | "shmmni" => {
+            let s = std::str::from_utf8(&v).map_err(|_| EINVAL)?.trim();
+            let shm = cur_ns(k).ipc.shm.clone();
+            if name == "shmmni" {
+                let n: u32 = s
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= crate::ipc::IPCMNI)
+                    .ok_or(EINVAL)?;
+                shm.shmmni.store(n, Ordering::Relaxed);
+            } else {
+                let n: u64 = s.parse().map_err(|_| EINVAL)?;
+                if name == "shmmax" {
+                    shm.shmmax.store(n, Ordering::Relaxed);
+                } else {
+                    shm.shmall.store(n, Ordering::Relaxed);
+                }
+            }
+        }
         "max_user_namespaces" => {
             let n: i32 = std::str::from_utf8(&v)
                 .ok()
