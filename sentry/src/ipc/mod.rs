@@ -158,6 +158,21 @@ impl<T> Ids<T> {
             .ok_or(EINVAL)
     }
 
+    /// What IPC_STAT (`by_index` false: `id` is an id) or a *_STAT / *_STAT_ANY command
+    /// (`id` is an index) names, and the call's result: 0, or the object's full id.
+    pub fn for_stat(
+        &self,
+        id: i32,
+        by_index: bool,
+        seq_of: impl Fn(&T) -> u32,
+    ) -> KResult<(&T, u64)> {
+        if !by_index {
+            return Ok((self.by_id(id, seq_of)?, 0));
+        }
+        let o = self.objs.get(&(id as u32)).ok_or(EINVAL)?;
+        Ok((o, make_id(id as u32, seq_of(o)) as u64))
+    }
+
     /// The highest index in use (IPC_INFO's result; 0 when there is none).
     pub fn max_idx(&self) -> u64 {
         self.objs.keys().next_back().map_or(0, |i| *i as u64)

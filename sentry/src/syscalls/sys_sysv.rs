@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::ipc::shm::{Seg, ShmNs, SHM_DEV, SHM_LOCKED};
-use crate::ipc::{make_id, Ipc64Perm, IPCMNI, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT};
+use crate::ipc::{Ipc64Perm, IPCMNI, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT};
 use crate::kernel::ns::{make_kgid, make_kuid, ns_capable, INVALID_ID};
 use crate::memfile::PAGE;
 use crate::mm::{page_up, Backing, Mm, Vma, PROT_EXEC, PROT_READ, PROT_WRITE};
@@ -250,12 +250,7 @@ fn shmctl(c: &Ctx, id: i32, cmd: i32, buf: u64) -> SysResult {
         }
         IPC_STAT | SHM_STAT | SHM_STAT_ANY => {
             let g = shm.inner.lock();
-            let (s, r) = if cmd == IPC_STAT {
-                (g.ids.by_id(id, |s| s.perm.seq)?, 0)
-            } else {
-                let s = g.ids.objs.get(&(id as u32)).ok_or(EINVAL)?;
-                (s, make_id(id as u32, s.perm.seq) as u64)
-            };
+            let (s, r) = g.ids.for_stat(id, cmd != IPC_STAT, |s| s.perm.seq)?;
             if cmd != SHM_STAT_ANY {
                 s.perm.check(&creds, &user, 0o444)?;
             }

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::ipc::msg::{MsgNs, Queue};
-use crate::ipc::{make_id, Ipc64Perm, IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_SET, IPC_STAT};
+use crate::ipc::{Ipc64Perm, IPC_INFO, IPC_NOWAIT, IPC_RMID, IPC_SET, IPC_STAT};
 use crate::kernel::ns::{make_kgid, make_kuid, ns_capable, UserNs, INVALID_ID};
 use std::sync::atomic::Ordering;
 
@@ -220,12 +220,7 @@ pub fn msgctl(c: &Ctx, id: i32, cmd: i32, buf: u64) -> SysResult {
         }
         IPC_STAT | MSG_STAT | MSG_STAT_ANY => {
             let g = msg.inner.lock();
-            let (q, r) = if cmd == IPC_STAT {
-                (g.queue(id)?, 0)
-            } else {
-                let q = g.ids.objs.get(&(id as u32)).ok_or(EINVAL)?;
-                (q, make_id(id as u32, q.perm.seq) as u64)
-            };
+            let (q, r) = g.ids.for_stat(id, cmd != IPC_STAT, |q| q.perm.seq)?;
             if cmd != MSG_STAT_ANY {
                 q.perm.check(&creds, &user, 0o444)?;
             }

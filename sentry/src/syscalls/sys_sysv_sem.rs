@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::ipc::sem::{SemBuf, SemNs, SemSet, Try, SEMVMX};
-use crate::ipc::{make_id, Ipc64Perm, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT};
+use crate::ipc::{Ipc64Perm, IPC_INFO, IPC_RMID, IPC_SET, IPC_STAT};
 use crate::kernel::ns::{make_kgid, make_kuid, UserNs, INVALID_ID};
 use std::time::{Duration, Instant};
 
@@ -161,12 +161,7 @@ pub fn semctl(c: &Ctx, id: i32, num: i32, cmd: i32, arg: u64) -> SysResult {
         }
         IPC_STAT | SEM_STAT | SEM_STAT_ANY => {
             let g = sem.inner.lock();
-            let (s, r) = if cmd == IPC_STAT {
-                (g.set(id)?, 0)
-            } else {
-                let s = g.ids.objs.get(&(id as u32)).ok_or(EINVAL)?;
-                (s, make_id(id as u32, s.perm.seq) as u64)
-            };
+            let (s, r) = g.ids.for_stat(id, cmd != IPC_STAT, |s| s.perm.seq)?;
             if cmd != SEM_STAT_ANY {
                 s.perm.check(&creds, &user, 0o444)?;
             }
