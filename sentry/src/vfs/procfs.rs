@@ -520,25 +520,7 @@ impl Inode for PNode {
             | Kind::Fds(_)
             | Kind::FdInfos(_) => (S_IFDIR | 0o555, 2),
             Kind::NsDir(_) => (S_IFDIR | 0o511, 2),
-            Kind::File(Gen::Sys(n), ..)
-                if matches!(
-                    *n,
-                    "hostname"
-                        | "domainname"
-                        | "dmesg_restrict"
-                        | "ping_group_range"
-                        | "max_user_namespaces"
-                        | "shmmax"
-                        | "shmall"
-                        | "shmmni"
-                        | "sem"
-                        | "msgmax"
-                        | "msgmnb"
-                        | "msgmni"
-                ) || super::mqueue::SYSCTL_NAMES.contains(n) =>
-            {
-                (S_IFREG | 0o644, 1)
-            }
+            Kind::File(Gen::Sys(n), ..) if writable_sysctl(n) => (S_IFREG | 0o644, 1),
             Kind::File(Gen::Kmsg, ..) => (S_IFREG | 0o400, 1),
             // Linux's modes; writing them is refused (the mount is read-only).
             Kind::File(Gen::Cgroup("cgroup.procs" | "cgroup.threads" | "memory.max"), ..) => {
@@ -679,24 +661,7 @@ impl Inode for PNode {
                     log: self.k.klog.clone(),
                 }))
             }
-            Kind::File(Gen::Sys(name), ..)
-                if flags & O_ACCMODE != 0
-                    && (matches!(
-                        *name,
-                        "hostname"
-                            | "domainname"
-                            | "dmesg_restrict"
-                            | "ping_group_range"
-                            | "max_user_namespaces"
-                            | "shmmax"
-                            | "shmall"
-                            | "shmmni"
-                            | "sem"
-                            | "msgmax"
-                            | "msgmnb"
-                            | "msgmni"
-                    ) || super::mqueue::SYSCTL_NAMES.contains(name)) =>
-            {
+            Kind::File(Gen::Sys(name), ..) if flags & O_ACCMODE != 0 && writable_sysctl(name) => {
                 if current().map(|t| t.creds().euid) != Some(0) {
                     return Err(EACCES);
                 }
@@ -1424,4 +1389,23 @@ impl FileOps for SysctlFile {
     fn as_any(&self) -> &dyn Any {
         self
     }
+}
+
+/// The /proc/sys files a writer may change (mode 0644).
+fn writable_sysctl(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "hostname",
+        "domainname",
+        "dmesg_restrict",
+        "ping_group_range",
+        "max_user_namespaces",
+        "shmmax",
+        "shmall",
+        "shmmni",
+        "sem",
+        "msgmax",
+        "msgmnb",
+        "msgmni",
+    ];
+    NAMES.contains(&name) || super::mqueue::SYSCTL_NAMES.contains(&name)
 }
